@@ -1,0 +1,14 @@
+"""The one entry point: `python run.py [-m] [group=option] [key=value ...]` (see README)."""
+import hydra
+from omegaconf import DictConfig
+
+from sweeper import run_job
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> float:
+    return run_job(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""`python -m sweeper COMMAND DIR`: work on a sweep directory after (or while) it runs."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _directory(text: str) -> Path:
+    path = Path(text)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a directory: give a sweep directory such as outputs/multirun/<date>")
+    return path
+
+
+def _collate(args: argparse.Namespace) -> int:
+    from sweeper.collate import collate, write_tables
+
+    table = collate(args.dir)
+    if table.empty:
+        print(f"error: no job directories under {args.dir}: give the sweep directory (hydra.sweep.dir)", file=sys.stderr)
+        return 2
+    print(write_tables(args.dir, table))
+    print(f"\n{len(table)} jobs; wrote {args.dir / 'results.csv'} and {args.dir / 'results.md'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sweeper", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    collate = commands.add_parser("collate", help="one table of every job record under DIR")
+    collate.add_argument("dir", type=_directory, help="a sweep directory, or a folder of sweeps")
+    collate.set_defaults(func=_collate)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,13 @@
+"""What a task function returns to the framework."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+
+@dataclasses.dataclass
+class Outcome:
+    status: str                       # ok | diverged
+    metrics: dict[str, Any]           # final figures (final_loss, test_accuracy, ...)
+    history: dict[str, list]          # curves (loss per step, per-epoch metrics, ...)
+    train_time_s: float               # training alone, excluding imports and set-up

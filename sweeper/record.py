@@ -1,0 +1,82 @@
+"""The per-job result record: one `result.json` in each job's directory, written atomically."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+RECORD_NAME = "result.json"
+STATUSES = ("ok", "diverged", "failed", "interrupted")
+
+
+@dataclasses.dataclass
+class Record:
+    """What one job leaves behind. The README's "Result record" section documents each field."""
+
+    status: str                                  # ok | diverged | failed | interrupted
+    task: str                                    # task name (conf/task/<task>.yaml)
+    optimizer: str                               # optimizer name (conf/optimizer/<optimizer>.yaml)
+    hparams: dict[str, Any]                      # the hyperparameters that apply to this job
+    metrics: dict[str, Any]                      # final figures: final_loss, W, b, test_accuracy, ...
+    history: dict[str, list]                     # curves: loss per step, per-epoch metrics, ...
+    train_time_s: float | None                   # training alone: no imports, no start-up
+    started: str                                 # ISO 8601 times, UTC
+    finished: str
+    overrides: list[str]                         # the command-line overrides that made this job
+    versions: dict[str, str]                     # python, tensorflow, keras
+    git_commit: str | None
+    host: str
+    error: str | None = None                     # the exception's message when status is failed
+    objective: str | None = None                 # the metric returned to the sweeper
+
+
+def _finite_or_none(value: Any) -> Any:
+    """JSON has no NaN/Infinity: a diverged job's non-finite numbers become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(v) for v in value]
+    return value
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` so that readers see the old file or the new one, never half of one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_record(job_dir: Path, record: Record) -> Path:
+    path = Path(job_dir) / RECORD_NAME
+    data = _finite_or_none(dataclasses.asdict(record))
+    write_atomic(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
+    return path
+
+
+def read_record(path: Path) -> Record:
+    """Parse one record; raises ValueError naming the file when it is not a valid record."""
+    try:
+        data = json.loads(Path(path).read_text())
+        return Record(**data)
+    except (OSError, ValueError, TypeError) as e:
+        raise ValueError(f"{path}: not a valid result record ({e})") from None

@@ -1,0 +1,5 @@
+"""Tasks: one module per task, each with `run(*, optimizer, job_dir, ...) -> Outcome`.
+
+The keyword arguments besides `optimizer` (the Keras optimizer's config) and `job_dir` are the
+task node of conf/task/<name>.yaml, resolved.
+"""

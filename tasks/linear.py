@@ -1,0 +1,98 @@
+"""Exercise 1: fit y = W x + b to four points by full-batch gradient descent.
+
+The whole loop runs in one tf.function, traced once per optimizer and reused by every job of an
+in-process sweep: the hyperparameters live in variables, not in the trace.
+"""
+from __future__ import annotations
+
+import functools
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra.utils
+import tensorflow as tf
+
+from sweeper.outcome import Outcome
+
+X = [1.0, 2.0, 3.0, 4.0]
+Y = [0.0, -1.0, -2.0, -3.0]
+W0, B0 = 0.3, -0.3
+
+
+class _NonZero:
+    """SGD's momentum held in a variable. Keras asks `momentum != 0` in Python, inside the trace;
+    the SGD cached here was built with momentum slots, so the answer is always yes."""
+
+    def __init__(self, variable: tf.Variable):
+        self.variable = variable
+
+    def __ne__(self, other: object) -> bool:
+        return True
+
+    def __tf_tensor__(self, dtype=None, name=None) -> tf.Tensor:
+        return tf.convert_to_tensor(self.variable, dtype=dtype, name=name)
+
+
+@functools.cache
+def _params() -> tuple[tf.Variable, tf.Variable]:
+    return tf.Variable(W0, name="W"), tf.Variable(B0, name="b")
+
+
+def _loss(w: tf.Variable, b: tf.Variable) -> tf.Tensor:
+    return tf.reduce_sum(tf.square(w * tf.constant(X) + b - tf.constant(Y)))
+
+
+@functools.cache
+def _trainer(optimizer_target: str, hyper_names: tuple[str, ...]):
+    """One optimizer and one compiled training loop per optimizer type, for the whole process."""
+    w, b = _params()
+    optimizer = hydra.utils.get_class(optimizer_target)()
+    for name in hyper_names:
+        setattr(optimizer, name, 0.5)  # non-zero at build time: SGD then keeps momentum slots
+    optimizer.build([w, b])
+    hypers = {name: tf.Variable(0.5, trainable=False, name=name) for name in hyper_names}
+    for name, variable in hypers.items():
+        setattr(optimizer, name, _NonZero(variable) if name == "momentum" else variable)
+    initial_state = [v.numpy() for v in optimizer.variables]
+
+    @tf.function
+    def train(steps: tf.Tensor) -> tf.Tensor:
+        losses = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
+        for step in tf.range(steps):
+            with tf.GradientTape() as tape:
+                loss = _loss(w, b)
+            if not tf.math.is_finite(loss):
+                break  # diverged: the curve keeps every finite loss before this step
+            losses = losses.write(step, loss)
+            optimizer.apply_gradients(zip(tape.gradient(loss, [w, b]), [w, b]))
+        return losses.stack()
+
+    return optimizer, hypers, initial_state, train
+
+
+def run(*, optimizer: dict[str, Any], steps: int, job_dir: Path | None = None) -> Outcome:
+    """Train from W = 0.3, b = -0.3 for `steps` full-batch steps; the loss is the sum of squares."""
+    settings = {k: v for k, v in optimizer.items() if k not in ("_target_", "name", "learning_rate")}
+    keras_optimizer, hypers, initial_state, train = _trainer(optimizer["_target_"], tuple(sorted(settings)))
+    for variable, value in zip(keras_optimizer.variables, initial_state):
+        variable.assign(value)
+    keras_optimizer.learning_rate = optimizer["learning_rate"]
+    for name, value in settings.items():
+        hypers[name].assign(value)
+    w, b = _params()
+    w.assign(W0)
+    b.assign(B0)
+
+    start = time.perf_counter()
+    curve = train(tf.constant(steps)).numpy()
+    final_loss = float(_loss(w, b))
+    elapsed = time.perf_counter() - start
+
+    finite = bool(tf.math.is_finite(final_loss)) and len(curve) == steps
+    return Outcome(
+        status="ok" if finite else "diverged",
+        metrics={"final_loss": final_loss, "W": float(w.numpy()), "b": float(b.numpy())},
+        history={"loss": [float(v) for v in curve]},
+        train_time_s=elapsed,
+    )

@@ -1,0 +1,96 @@
+"""Composition of the config groups, and the one-line errors for bad input."""
+from __future__ import annotations
+
+import math
+
+import pytest
+from omegaconf import OmegaConf
+
+from sweeper.config import ConfigError, applicable_hparams, validate
+from tests.conftest import run_cli
+
+
+def test_defaults_are_exercise_1_gradient_descent(compose_cfg):
+    cfg = compose_cfg()
+    assert cfg.task.name == "linear" and cfg.optimizer.name == "gd"
+    assert cfg.lr == 0.01 and cfg.steps == 1000
+    assert applicable_hparams(cfg) == {"lr": 0.01, "steps": 1000}
+
+
+def test_optimizer_reads_top_level_keys(compose_cfg):
+    cfg = compose_cfg("optimizer=adam", "lr=0.1", "beta1=0.8")
+    resolved = OmegaConf.to_container(cfg.optimizer, resolve=True)
+    assert resolved == {"_target_": "keras.optimizers.Adam", "name": "adam", "learning_rate": 0.1,
+                        "beta_1": 0.8, "beta_2": 0.999, "epsilon": 1e-7}
+    assert list(applicable_hparams(cfg)) == ["lr", "beta1", "beta2", "epsilon", "steps"]
+
+
+def test_momentum_default_and_applicable(compose_cfg):
+    cfg = compose_cfg("optimizer=momentum")
+    assert applicable_hparams(cfg) == {"lr": 0.01, "momentum": 0.9, "steps": 1000}
+
+
+@pytest.mark.parametrize("name,jobs", [("ex1_gd", 4), ("ex1_momentum", 16), ("ex1_adagrad", 4), ("ex1_adam", 64)])
+def test_experiment_presets_define_the_course_grids(compose_cfg, name, jobs):
+    cfg = compose_cfg(f"experiment={name}")
+    assert cfg.task.name == "linear" and cfg.optimizer.name == name.removeprefix("ex1_")
+    params = cfg.hydra.sweeper.params
+    assert params.lr == "0.1,0.01,0.001,0.0001"
+    assert math.prod(len(values.split(",")) for values in params.values()) == jobs
+    assert set(params) <= set(applicable_hparams(cfg))
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("lr=0", "lr=0 is invalid: lr must be a number > 0"),
+        ("lr=-1", "lr=-1 is invalid: lr must be a number > 0"),
+        ("lr=abc", "lr='abc' is invalid: lr must be a number > 0"),
+        ("epsilon=0", "epsilon=0 is invalid"),
+        ("steps=0", "steps=0 is invalid: steps must be an integer > 0"),
+        ("steps=2.5", "steps=2.5 is invalid"),
+        ("epochs=-3", "epochs=-3 is invalid"),
+        ("batch_size=0", "batch_size=0 is invalid"),
+        ("momentum=1", "momentum=1 is invalid: momentum must be a number in [0, 1)"),
+        ("beta1=-0.1", "beta1=-0.1 is invalid"),
+        ("beta2=1.5", "beta2=1.5 is invalid"),
+        ("gpus=-1", "gpus=-1 is invalid: gpus must be an integer >= 0"),
+    ],
+)
+def test_bad_values_are_rejected_with_one_line(compose_cfg, override, message):
+    with pytest.raises(ConfigError, match=None) as error:
+        validate(compose_cfg(override))
+    assert str(error.value).startswith(message)
+    assert "\n" not in str(error.value)
+
+
+def test_bad_value_on_the_command_line(tmp_path):
+    result = run_cli("run.py", "lr=-1", f"hydra.run.dir={tmp_path}/run")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: lr=-1 is invalid: lr must be a number > 0 (e.g. lr=0.01)"
+    assert "Traceback" not in result.stderr
+    assert not list(tmp_path.rglob("result.json"))
+
+
+def test_multirun_checks_every_job_before_the_first_runs(tmp_path):
+    result = run_cli("run.py", "-m", "lr=0.1,0.01,abc", f"hydra.sweep.dir={tmp_path}/sweep")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == "error: lr='abc' is invalid: lr must be a number > 0 (e.g. lr=0.01)"
+    assert not list(tmp_path.rglob("result.json"))
+
+
+def test_unknown_group_option_lists_the_choices(tmp_path):
+    result = run_cli("run.py", "optimizer=rmsprop", f"hydra.run.dir={tmp_path}/run")
+    assert result.returncode == 1
+    assert "Could not find 'optimizer/rmsprop'" in result.stderr
+    for choice in ("adagrad", "adam", "gd", "momentum"):
+        assert choice in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list(tmp_path.rglob("result.json"))
+
+
+def test_help_lists_the_config_groups():
+    result = run_cli("run.py", "--help")
+    assert result.returncode == 0
+    for text in ("task: linear", "optimizer: adagrad, adam, gd, momentum", "experiment: ex1_adagrad"):
+        assert text in result.stdout

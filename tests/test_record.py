@@ -1,0 +1,57 @@
+"""The result record: atomic writes, JSON without NaN, clear errors for broken files."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from sweeper.record import Record, read_record, write_atomic, write_record
+
+
+def make_record(**changes) -> Record:
+    fields = dict(status="diverged", task="linear", optimizer="gd", hparams={"lr": 0.1, "steps": 10},
+                  metrics={"final_loss": float("inf"), "W": float("nan"), "b": 1.0},
+                  history={"loss": [1.0, 2.0]}, train_time_s=0.5, started="2026-01-01T00:00:00+00:00",
+                  finished="2026-01-01T00:00:01+00:00", overrides=["lr=0.1"], versions={"python": "3.11"},
+                  git_commit=None, host="here")
+    return Record(**{**fields, **changes})
+
+
+def test_record_round_trips_with_non_finite_numbers_as_null(tmp_path):
+    path = write_record(tmp_path, make_record())
+    data = json.loads(path.read_text())  # strict JSON: no NaN or Infinity tokens
+    assert data["metrics"] == {"final_loss": None, "W": None, "b": 1.0}
+    assert read_record(path) == make_record(metrics={"final_loss": None, "W": None, "b": 1.0})
+    assert oct(os.stat(path).st_mode & 0o777) == oct(0o666 & ~_umask())
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_atomic_write_replaces_whole_files_and_leaves_no_temporaries(tmp_path):
+    target = tmp_path / "result.json"
+    target.write_text("old")
+    write_atomic(target, "new")
+    assert target.read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
+
+
+def test_failed_write_keeps_the_old_file(tmp_path):
+    target = tmp_path / "result.json"
+    target.write_text("old")
+    with pytest.raises(TypeError):
+        write_atomic(target, None)  # type: ignore[arg-type]
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
+
+
+@pytest.mark.parametrize("content", ['{"status": "ok"', "[]", '{"status": "ok"}', ""])
+def test_broken_records_raise_naming_the_file(tmp_path, content):
+    path = tmp_path / "result.json"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=f"{path}: not a valid result record"):
+        read_record(path)

@@ -1,0 +1,85 @@
+"""Real multiruns of the entry point, their records, and their collation."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+from sweeper.collate import collate
+from sweeper.record import read_record
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def adam_sweep(tmp_path_factory):
+    """The design's own example, exactly as a user types it, into a temporary sweep directory."""
+    sweep = tmp_path_factory.mktemp("adam") / "sweep"
+    result = run_cli("run.py", "-m", "optimizer=adam", "lr=0.1,0.01", "beta1=0.8,0.9", f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stderr
+    return sweep, result
+
+
+def test_multirun_writes_one_record_per_job(adam_sweep):
+    sweep, result = adam_sweep
+    records = [read_record(sweep / str(n) / "result.json") for n in range(4)]
+    assert [(r.hparams["lr"], r.hparams["beta1"]) for r in records] == [(0.1, 0.8), (0.1, 0.9), (0.01, 0.8), (0.01, 0.9)]
+    for record in records:
+        assert record.status == "ok" and record.task == "linear" and record.optimizer == "adam"
+        assert record.hparams["beta2"] == 0.999 and record.hparams["steps"] == 1000
+        assert len(record.history["loss"]) == 1000
+        assert set(record.metrics) == {"final_loss", "W", "b"}
+        assert record.train_time_s > 0 and record.started < record.finished
+        assert {"python", "tensorflow", "keras"} <= set(record.versions)
+        assert "optimizer=adam" in record.overrides and record.objective == "final_loss"
+    assert result.stdout.count("-> ok") == 4
+    assert not list(sweep.rglob("*.tmp"))
+
+
+def test_collate_command_prints_and_writes_the_table(adam_sweep, tmp_path):
+    sweep = shutil.copytree(adam_sweep[0], tmp_path / "sweep")
+    result = run_cli("-m", "sweeper", "collate", str(sweep))
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(sweep / "results.csv")
+    assert list(table.columns) == ["job", "task", "optimizer", "lr", "beta1", "beta2", "epsilon", "steps",
+                                   "status", "final_loss", "W", "b", "train_time_s"]
+    assert list(zip(table.lr, table.beta1)) == [(0.01, 0.8), (0.01, 0.9), (0.1, 0.8), (0.1, 0.9)]
+    assert (table.status == "ok").all()
+    markdown = (sweep / "results.md").read_text()
+    assert markdown.startswith("|") and markdown.strip() in result.stdout
+
+
+def test_collation_of_a_partial_sweep_with_a_corrupt_record(adam_sweep, tmp_path):
+    sweep = shutil.copytree(adam_sweep[0], tmp_path / "sweep")
+    (sweep / "1" / "result.json").unlink()                        # job 1 never finished
+    (sweep / "2" / "result.json").write_text('{"status": "ok", ')  # job 2's record is cut short
+    result = run_cli("-m", "sweeper", "collate", str(sweep))
+    assert result.returncode == 0
+    assert f"warning: {sweep / '2' / 'result.json'}: not a valid result record" in result.stderr
+    table = collate(sweep).set_index("job")
+    assert table.loc["0", "status"] == "ok" and table.loc["3", "status"] == "ok"
+    assert table.loc["1", "status"] == "missing"
+    assert table.loc["2", "status"] == "corrupt"
+
+
+def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path):
+    # The course's exercise 1 has no failing configuration; an unknown optimizer class is one.
+    sweep = tmp_path / "sweep"
+    result = run_cli("run.py", "-m", "steps=5,10", "optimizer._target_=keras.optimizers.NoSuch",
+                     f"hydra.sweep.dir={sweep}")
+    records = [json.loads((sweep / str(n) / "result.json").read_text()) for n in range(2)]
+    assert [r["status"] for r in records] == ["failed", "failed"]
+    assert "NoSuch" in records[0]["error"] and "\n" not in records[0]["error"]
+    assert "Traceback" in (sweep / "0" / "error.txt").read_text()
+    assert result.stdout.count("-> failed") == 2
+
+
+def test_collate_refuses_what_is_not_a_sweep(tmp_path):
+    result = run_cli("-m", "sweeper", "collate", str(tmp_path / "nowhere"))
+    assert result.returncode == 2
+    assert "is not a directory" in result.stderr and "Traceback" not in result.stderr
+    result = run_cli("-m", "sweeper", "collate", str(tmp_path))
+    assert result.returncode == 2 and "no job directories" in result.stderr
