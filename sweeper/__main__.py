@@ -25,12 +25,26 @@ def _collate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _resume(args: argparse.Namespace) -> int:
+    from sweeper.resume import resume
+
+    try:
+        return resume(args.dir, args.overrides)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sweeper", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     collate = commands.add_parser("collate", help="one table of every job record under DIR")
     collate.add_argument("dir", type=_directory, help="a sweep directory, or a folder of sweeps")
     collate.set_defaults(func=_collate)
+    again = commands.add_parser("resume", help="run the sweep stored in DIR again: only unfinished jobs run")
+    again.add_argument("dir", type=_directory, help="the sweep directory (it holds multirun.yaml)")
+    again.add_argument("overrides", nargs="*", help="launcher settings only, e.g. hydra/launcher=slurm")
+    again.set_defaults(func=_resume)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -8,6 +8,7 @@ import math
 import platform
 import socket
 import subprocess
+import sys
 import traceback
 from importlib import metadata
 from pathlib import Path
@@ -17,9 +18,11 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from sweeper import progress
 from sweeper.config import applicable_hparams, check_or_exit
 from sweeper.outcome import Outcome
 from sweeper.record import Record, write_record
+from sweeper.resume import MismatchError, finished_record, fingerprint
 
 # Keys of the task node that describe the task rather than being its arguments.
 _TASK_META = ("name", "objective", "direction")
@@ -57,48 +60,86 @@ def _call_task(cfg: DictConfig, job_dir: Path) -> Outcome:
     return module.run(optimizer=optimizer, job_dir=job_dir, **task_args)
 
 
-def _summary(record: Record) -> str:
-    hparams = " ".join(f"{k}={v}" for k, v in record.hparams.items())
-    metrics = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.metrics.items())
-    detail = record.error if record.status == "failed" else metrics
+def _format(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _summary(record: Record, every_metric: bool) -> str:
+    """`<overrides> -> <status> <metric> (<seconds>)`: one line per job."""
+    if record.status == "failed" or record.status == "interrupted":
+        detail = record.error or ""
+    elif every_metric:
+        detail = " ".join(f"{k}={_format(v)}" for k, v in record.metrics.items())
+    else:
+        detail = f"{record.objective}={_format(record.metrics.get(record.objective))}"
     seconds = f" ({record.train_time_s:.2f} s)" if record.train_time_s is not None else ""
-    return f"{record.task} {record.optimizer} {hparams} -> {record.status} {detail}{seconds}"
+    prefix = progress.current.prefix() if progress.current else ""
+    setting = " ".join(record.overrides) or f"task={record.task} optimizer={record.optimizer}"
+    return f"{prefix}{setting} -> {record.status} {detail}{seconds}"
+
+
+def _skip_if_done(job_dir: Path, expected: str, overrides: list[str]) -> Record | None:
+    """A finished record of this configuration is kept, not redone; another configuration's is an error."""
+    try:
+        record = finished_record(job_dir, expected, overrides)
+    except MismatchError as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+    if record:
+        prefix = progress.current.prefix() if progress.current else ""
+        print(f"{prefix}{' '.join(record.overrides)} -> skipped: done ({job_dir})", flush=True)
+    return record
+
+
+def _objective(record: Record) -> float:
+    value = record.metrics.get(record.objective)
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else math.nan
 
 
 def run_job(cfg: DictConfig) -> float:
     """Run the job `cfg` describes in Hydra's job directory; return its objective (NaN if failed)."""
     check_or_exit(cfg)
     hydra_cfg = HydraConfig.get()
+    single_run = hydra_cfg.mode == RunMode.RUN
     job_dir = Path(hydra_cfg.runtime.output_dir)
+    config_hash = fingerprint(cfg)
+    done = _skip_if_done(job_dir, config_hash, list(hydra_cfg.overrides.task))
+    if done:
+        return _objective(done)
     started = _now()
     outcome: Outcome | None = None
-    error = None
+    status, error = "failed", None
     try:
         outcome = _call_task(cfg, job_dir)
+        status = outcome.status
+    except KeyboardInterrupt:
+        status, error = "interrupted", "KeyboardInterrupt: stopped by Ctrl-C"
+        raise
     except Exception as e:  # a failing job is a result; the sweep goes on
         lines = [line.strip() for line in str(e).splitlines() if line.strip()]
         error = f"{type(e).__name__}: {lines[-1] if lines else ''}"  # TF puts the cause last
         (job_dir / "error.txt").write_text(traceback.format_exc())
-    record = Record(
-        status=outcome.status if outcome else "failed",
-        task=cfg.task.name,
-        optimizer=cfg.optimizer.name,
-        hparams=applicable_hparams(cfg),
-        metrics=outcome.metrics if outcome else {},
-        history=outcome.history if outcome else {},
-        train_time_s=outcome.train_time_s if outcome else None,
-        started=started,
-        finished=_now(),
-        overrides=list(hydra_cfg.overrides.task),
-        versions=_versions(),
-        git_commit=_git_commit(),
-        host=socket.gethostname(),
-        error=error,
-        objective=cfg.task.objective,
-    )
-    write_record(job_dir, record)
-    print(_summary(record), flush=True)
-    if record.status == "failed" and hydra_cfg.mode == RunMode.RUN:
+    finally:
+        record = Record(
+            status=status,
+            task=cfg.task.name,
+            optimizer=cfg.optimizer.name,
+            hparams=applicable_hparams(cfg),
+            metrics=outcome.metrics if outcome else {},
+            history=outcome.history if outcome else {},
+            train_time_s=outcome.train_time_s if outcome else None,
+            started=started,
+            finished=_now(),
+            overrides=list(hydra_cfg.overrides.task),
+            versions=_versions(),
+            git_commit=_git_commit(),
+            host=socket.gethostname(),
+            error=error,
+            objective=cfg.task.objective,
+            fingerprint=config_hash,
+        )
+        write_record(job_dir, record)
+        print(_summary(record, every_metric=single_run), flush=True)
+    if record.status == "failed" and single_run:
         raise SystemExit(1)
-    value = record.metrics.get(cfg.task.objective)
-    return float(value) if value is not None and math.isfinite(value) else math.nan
+    return _objective(record)

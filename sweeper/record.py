@@ -32,6 +32,7 @@ class Record:
     host: str
     error: str | None = None                     # the exception's message when status is failed
     objective: str | None = None                 # the metric returned to the sweeper
+    fingerprint: str | None = None               # hash of the resolved job config (resume)
 
 
 def _finite_or_none(value: Any) -> Any:

@@ -1,15 +1,24 @@
-"""Hydra's grid sweeper, checking every job's config before the first job runs.
+"""Hydra's grid sweeper, made for long sweeps that break.
 
-Selected in conf/config.yaml with `override hydra/sweeper: checked`; takes the same settings as
-Hydra's basic sweeper (`hydra.sweeper.params`, `max_batch_size`).
+Before the first job runs it checks every job's config and skips the jobs already done in the
+sweep directory (same configuration, finished record). It prints `[k/N]` progress, a summary at the
+end, and exits non-zero when a job failed. Selected in conf/config.yaml with
+`override hydra/sweeper: checked`; takes the settings of Hydra's basic sweeper
+(`hydra.sweeper.params`, `max_batch_size`).
 """
+import sys
+import time
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Sequence
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import OverrideType
+from hydra.core.utils import JobReturn
+from hydra.plugins.launcher import Launcher
+from omegaconf import open_dict
 
 
 @dataclass
@@ -22,13 +31,84 @@ class CheckedSweeperConf:
 ConfigStore.instance().store(group="hydra/sweeper", name="checked", node=CheckedSweeperConf, provider="hpc-sweeper")
 
 
+class _SkipDone(Launcher):
+    """Hands the launcher only the jobs still to run, keeping each job's index (its directory)."""
+
+    def __init__(self, launcher: Launcher, done: Dict[int, Path]):
+        self.launcher = launcher
+        self.done = done
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        results: List[JobReturn] = []
+        start = None
+        for offset in range(len(job_overrides) + 1):
+            idx = initial_job_idx + offset
+            pending = offset < len(job_overrides) and idx not in self.done
+            if pending and start is None:
+                start = offset
+            elif not pending and start is not None:
+                results += self.launcher.launch(job_overrides[start:offset], initial_job_idx + start)
+                start = None
+        return results
+
+    def setup(self, **kwargs: Any) -> None:
+        self.launcher.setup(**kwargs)
+
+
+def _restore(path: Path, content: Optional[bytes]) -> None:
+    if content is not None:
+        path.write_bytes(content)
+        return
+    path.unlink(missing_ok=True)
+    try:
+        path.parent.rmdir()  # only if the refused sweep left it empty
+    except OSError:
+        pass
+
+
 class CheckedSweeper(BasicSweeper):
+    def sweep(self, arguments: List[str]) -> Any:
+        from sweeper import progress
+
+        self.done: Dict[int, Path] = {}
+        self.launcher = _SkipDone(self.launcher, self.done)
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        stored = sweep_dir / "multirun.yaml"
+        previous = stored.read_bytes() if stored.exists() else None
+        start = time.perf_counter()
+        try:
+            returns = super().sweep(arguments)
+        except SystemExit as e:
+            if e.code == 2:  # refused before any job ran: leave the directory as it was
+                _restore(stored, previous)
+            raise
+        except KeyboardInterrupt:
+            print(f"\ninterrupted; finish the sweep with: python -m sweeper resume {sweep_dir}", flush=True)
+            raise SystemExit(130) from None
+        ran = [Path(r.hydra_cfg.hydra.runtime.output_dir) for batch in returns for r in batch]
+        statuses = progress.job_statuses(ran)
+        print(progress.summary_line(statuses, len(self.done), time.perf_counter() - start, sweep_dir), flush=True)
+        failed = [str(d) for d, status in statuses.items() if status not in ("ok", "diverged")]
+        if failed:
+            print(f"error: {len(failed)} job(s) did not finish: {' '.join(failed)}", flush=True)
+            raise SystemExit(1)
+        return returns
+
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
         # Called before each batch runs; the first call checks the jobs of every batch.
-        if self.batch_index == 1:
-            self._check_every_job()
+        if self.batch_index != 1:
+            return
+        from sweeper import progress
 
-    def _check_every_job(self) -> None:
+        jobs = [list(overrides) for job_batch in self.overrides for overrides in job_batch]
+        self._check_every_job(jobs)
+        if any(Path(str(self.config.hydra.sweep.dir)).glob("**/result.json")):
+            self._find_done_jobs(jobs)
+        progress.current = progress.Progress(len(jobs))
+        for idx, job_dir in self.done.items():
+            print(f"{progress.current.prefix()}{' '.join(jobs[idx])} -> skipped: done ({job_dir})", flush=True)
+
+    def _check_every_job(self, jobs: List[List[str]]) -> None:
         """Compose each job's config (as Hydra's own check does) and validate it.
 
         A grid mostly varies top-level hyperparameters (lr=0.1,0.01): those are set on a config
@@ -40,13 +120,30 @@ class CheckedSweeper(BasicSweeper):
         loader = self.hydra_context.config_loader
         parser = OverridesParser.create(config_loader=loader)
         composed: Dict[tuple, Dict[str, Any]] = {}
-        for job_batch in self.overrides:
-            for overrides in job_batch:
-                parsed = parser.parse_overrides(list(overrides))
-                values = {o.key_or_group: o.value() for o in parsed
-                          if o.type == OverrideType.CHANGE and o.package is None and o.key_or_group in HPARAMS}
-                rest = tuple(o.input_line for o in parsed if o.key_or_group not in values)
-                if rest not in composed:
-                    cfg = loader.load_sweep_config(master_config=self.config, sweep_overrides=list(rest))
-                    composed[rest] = {key: cfg.get(key) for key in HPARAMS}
-                check_or_exit({**composed[rest], **values})
+        for overrides in jobs:
+            parsed = parser.parse_overrides(overrides)
+            values = {o.key_or_group: o.value() for o in parsed
+                      if o.type == OverrideType.CHANGE and o.package is None and o.key_or_group in HPARAMS}
+            rest = tuple(o.input_line for o in parsed if o.key_or_group not in values)
+            if rest not in composed:
+                cfg = loader.load_sweep_config(master_config=self.config, sweep_overrides=list(rest))
+                composed[rest] = {key: cfg.get(key) for key in HPARAMS}
+            check_or_exit({**composed[rest], **values})
+
+    def _find_done_jobs(self, jobs: List[List[str]]) -> None:
+        """Resuming: the jobs whose directory holds a finished record of the same configuration."""
+        from sweeper.resume import MismatchError, finished_record, fingerprint, job_dir_of
+
+        loader = self.hydra_context.config_loader
+        for idx, overrides in enumerate(jobs):
+            cfg = loader.load_sweep_config(master_config=self.config, sweep_overrides=overrides)
+            with open_dict(cfg):
+                cfg.hydra.job.id = idx
+                cfg.hydra.job.num = idx
+            job_dir = job_dir_of(cfg)
+            try:
+                if finished_record(job_dir, fingerprint(cfg), overrides):
+                    self.done[idx] = job_dir
+            except MismatchError as e:
+                print(f"error: {e}", file=sys.stderr, flush=True)
+                raise SystemExit(2) from None
