@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from sweeper import progress
 from sweeper.config import applicable_hparams, check_or_exit
 from sweeper.outcome import Outcome
-from sweeper.record import Record, write_record
+from sweeper.record import Record, write_atomic, write_record
 from sweeper.resume import MismatchError, finished_record, fingerprint
 
 # Keys of the task node that describe the task rather than being its arguments.
@@ -96,6 +96,17 @@ def _objective(record: Record) -> float:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else math.nan
 
 
+def _count_attempt(job_dir: Path) -> int:
+    """Count this start in the job directory: a requeued or resumed job starts there again."""
+    path = job_dir / ".attempts"
+    try:
+        attempts = int(path.read_text()) + 1
+    except (OSError, ValueError):
+        attempts = 1
+    write_atomic(path, f"{attempts}\n")
+    return attempts
+
+
 def run_job(cfg: DictConfig) -> float:
     """Run the job `cfg` describes in Hydra's job directory; return its objective (NaN if failed)."""
     check_or_exit(cfg)
@@ -106,6 +117,7 @@ def run_job(cfg: DictConfig) -> float:
     done = _skip_if_done(job_dir, config_hash, list(hydra_cfg.overrides.task))
     if done:
         return _objective(done)
+    attempts = _count_attempt(job_dir)
     started = _now()
     outcome: Outcome | None = None
     status, error = "failed", None
@@ -137,6 +149,7 @@ def run_job(cfg: DictConfig) -> float:
             error=error,
             objective=cfg.task.objective,
             fingerprint=config_hash,
+            attempts=attempts,
         )
         write_record(job_dir, record)
         print(_summary(record, every_metric=single_run), flush=True)

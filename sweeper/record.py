@@ -33,6 +33,7 @@ class Record:
     error: str | None = None                     # the exception's message when status is failed
     objective: str | None = None                 # the metric returned to the sweeper
     fingerprint: str | None = None               # hash of the resolved job config (resume)
+    attempts: int = 1                            # how many times the job started (requeue, resume)
 
 
 def _finite_or_none(value: Any) -> Any:

@@ -61,6 +61,7 @@ def test_resume_runs_only_missing_and_unfinished_jobs(small_sweep):
     after = finished_jobs(sweep)
     assert after["0"] == before["0"] and after["3"] == before["3"]  # not run again
     assert after["1"] != before["1"] and after["2"] != before["2"]
+    assert [read_record(sweep / job / "result.json").attempts for job in "0123"] == [1, 2, 2, 1]
     assert (collate(sweep).status == "ok").all()
 
 
