@@ -70,22 +70,26 @@ def _not_started(root: Path, plan: Plan, found: set[Path]) -> list[Job]:
             for job in plan.jobs if job.directory is not None and job.directory not in found]
 
 
-def read_jobs(root: Path) -> list[Job]:
-    """Every job under root, with its record; with the jobs of its sweeps not started yet."""
+def read_sweep(root: Path) -> tuple[list[Job], list[Plan]]:
+    """Every job under root, with its record, and the jobs its sweeps have not started yet;
+    the plans of those sweeps (their multirun.yaml)."""
     root = Path(root)
     directories, sweeps = _walk(root)
     jobs = [_read_job(root, job) for job in directories]
     found = {job.path: job for job in jobs}
-    for sweep in sweeps:
-        plan = read_plan(sweep)
-        if plan is None:
-            continue
+    plans = [plan for plan in map(read_plan, sweeps) if plan is not None]
+    for plan in plans:
         for planned in plan.jobs:  # what a job without a record was to run
             job = found.get(planned.directory)
             if job is not None and job.record is None:
                 job.settings = planned.settings
         jobs.extend(_not_started(root, plan, set(found)))
-    return jobs
+    return jobs, plans
+
+
+def read_jobs(root: Path) -> list[Job]:
+    """Every job under root, with its record; with the jobs of its sweeps not started yet."""
+    return read_sweep(root)[0]
 
 
 def _row(job: Job) -> dict:

@@ -67,13 +67,17 @@ def _grid(cfg: DictConfig) -> list[dict[str, Any]] | None:
     return [{line.split("=", 1)[0]: value_of[line] for line in job} for job in jobs]
 
 
-def _settings(cfg: DictConfig, values: dict[str, Any] | None) -> dict[str, Any]:
-    """Task, optimizer and hyperparameters of a job from the sweep's config and its overrides."""
-    settings = {"task": cfg.task.get("name"), "optimizer": cfg.optimizer.get("name")}
+def _settings(base: dict[str, Any], hparams: dict[str, Any], values: dict[str, Any] | None) -> dict[str, Any]:
+    """Task, optimizer and hyperparameters of a job from the sweep's config and its overrides.
+
+    base: the sweep's task and optimizer; hparams: the hyperparameters those read, with the
+    sweep's values.
+    """
+    settings = dict(base)
     if values is None:
         return settings
-    if all(values.get(key, settings[key]) == settings[key] for key in ("task", "optimizer")):
-        settings.update(applicable_hparams(cfg))  # another task or optimizer may read others
+    if all(values.get(key, base[key]) == base[key] for key in base):
+        settings.update(hparams)  # another task or optimizer may read others
     settings.update({k: v for k, v in values.items() if k in ("task", "optimizer", *HPARAMS)})
     return settings
 
@@ -97,8 +101,10 @@ def read_plan(sweep_dir: Path) -> Plan | None:
         direction = cfg.task.get("direction") if "task" in cfg else None
         if planned is None:
             return None
-        jobs = [PlannedJob(number, Path(sweep_dir) / str(number) if numbered else None, _settings(cfg, values))
-                for number, values in enumerate(planned)]
+        base = {"task": cfg.task.get("name"), "optimizer": cfg.optimizer.get("name")}
+        hparams = applicable_hparams(cfg)
+        jobs = [PlannedJob(number, Path(sweep_dir) / str(number) if numbered else None,
+                           _settings(base, hparams, values)) for number, values in enumerate(planned)]
     except Exception as e:  # a broken multirun.yaml must not stop the collation of the records
         print(f"warning: {path}: cannot read the sweep's jobs from it ({type(e).__name__}: {e})", file=sys.stderr)
         return None

@@ -17,9 +17,9 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from sweeper.collate import Job, collate, read_jobs, write_tables
+from sweeper.collate import Job, collate, read_sweep, write_tables
 from sweeper.config import HPARAMS
-from sweeper.plan import MULTIRUN_NAME, Plan, read_plan
+from sweeper.plan import Plan
 from sweeper.record import write_atomic
 
 REPORT_DIR = "report"
@@ -61,9 +61,12 @@ class Group:
         ok = self.rows[(self.rows.status == "ok") & np.isfinite(pd.to_numeric(self.rows.get(self.objective), errors="coerce"))]
         return ok.sort_values(self.objective, ascending=self.direction != "maximize", kind="stable")
 
-    def label(self, row: pd.Series) -> str:
-        """The varied hyperparameters of a row, short: `lr=0.1 beta1=0.9`."""
-        return " ".join(f"{k}={_number(row[k])}" for k in self.varied) or f"job {row['job']}"
+    def label(self, row: pd.Series, per_line: int = 0) -> str:
+        """The varied hyperparameters of a row, short: `lr=0.1 beta1=0.9`; per_line: wrapped."""
+        parts = [f"{k}={_number(row[k])}" for k in self.varied] or [f"job {row['job']}"]
+        if not per_line:
+            return " ".join(parts)
+        return "\n".join(" ".join(parts[i:i + per_line]) for i in range(0, len(parts), per_line))
 
 
 # ---------------------------------------------------------------- formatting
@@ -92,12 +95,6 @@ def _direction(objective: str, plan_direction: str | None) -> str:
 
 
 # ---------------------------------------------------------------- reading
-
-def _plans(root: Path, jobs: list[Job]) -> list[Plan]:
-    candidates = {root, *(job.path.parent for job in jobs)}
-    plans = (read_plan(d) for d in sorted(candidates) if (d / MULTIRUN_NAME).exists())
-    return [plan for plan in plans if plan is not None]
-
 
 def _groups(table: pd.DataFrame, jobs: list[Job], plans: list[Plan]) -> list[Group]:
     by_name = {job.name: job for job in jobs}
@@ -175,7 +172,8 @@ def _problems(table: pd.DataFrame, jobs: list[Job]) -> pd.DataFrame:
     """The first MAX_LISTED jobs that did not finish well, with the reason."""
     by_name = {job.name: job for job in jobs}
     bad = table[table.status.isin(PROBLEMS)].head(MAX_LISTED)
-    hparams = [k for k in HPARAMS if k in bad.columns and bad[k].notna().any()]
+    hparams = [k for k in HPARAMS if k in table.columns and table[k].nunique() > 1] or \
+        [k for k in HPARAMS if k in bad.columns and bad[k].notna().any()]  # what tells these jobs apart
     rows = [{"job": row.job, "task": row.get("task"), "optimizer": row.get("optimizer"),
              "hyperparameters": " ".join(f"{k}={_number(row[k])}" for k in hparams if pd.notna(row[k])),
              "status": row.status, "reason": _reason(row, by_name.get(row.job))}
@@ -240,8 +238,10 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: Path) -> Path:
-    fig.savefig(path, bbox_inches="tight")
+def _save(fig, path: Path, tight: bool = False) -> Path:
+    # "tight" makes room for what sticks out (a legend beside the axes, colorbar labels), at the
+    # price of a second drawing pass: seconds for a grid of small multiples.
+    fig.savefig(path, bbox_inches="tight" if tight else None)
     import matplotlib.pyplot as plt
 
     plt.close(fig)
@@ -325,7 +325,7 @@ def _loss_figure(plt, group: Group, path: Path) -> Path | None:
     ax.set_title(f"{group.title}: training loss per step ({count}"
                  f"{f', {len(diverged)} diverged' if len(diverged) else ''})")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
-    return _save(fig, path)
+    return _save(fig, path, tight=True)
 
 
 _EPOCH_KEYS = ("train_accuracy", "test_accuracy", "train_loss", "test_loss")
@@ -369,15 +369,16 @@ def _epoch_few(plt, group: Group, runs, path: Path) -> Path:
         ax.set_title(f"{kind} per epoch (solid: train, dashed: test)")
         ax.xaxis.get_major_locator().set_params(integer=True)
     axes[1].legend(loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
-    fig.suptitle(f"{group.title}: training and test {('accuracy and loss')} per epoch, {len(runs)} runs")
-    return _save(fig, path)
+    fig.suptitle(f"{group.title}: training and test accuracy and loss per epoch, {len(runs)} runs")
+    return _save(fig, path, tight=True)
 
 
 def _epoch_multiples(plt, group: Group, runs, kind: str, total: int, path: Path) -> Path:
     columns = min(6, len(runs))
     lines = math.ceil(len(runs) / columns)
-    fig, axes = plt.subplots(lines, columns, figsize=(2.6 * columns, 2.1 * lines + 0.8), sharex=True,
-                             sharey=True, squeeze=False)
+    title_lines = math.ceil(max(len(group.varied), 1) / 2) + 1
+    fig, axes = plt.subplots(lines, columns, figsize=(2.7 * columns, (1.7 + 0.16 * title_lines) * lines + 0.8),
+                             sharex=True, sharey=True, squeeze=False)
     for ax, (row, e) in zip(axes.flat, runs):
         for split, style, color in (("train", "-", "#1f77b4"), ("test", "--", "#ff7f0e")):
             if f"{split}_{kind}" in e:
@@ -387,7 +388,7 @@ def _epoch_multiples(plt, group: Group, runs, kind: str, total: int, path: Path)
         final = row.get(group.objective)
         status = "" if row.status == "ok" else f" [{row.status}]"
         score = f"\n{group.objective} {_metric_text(group.objective, float(final))}" if pd.notna(final) else ""
-        ax.set_title(f"{group.label(row)}{status}{score}", fontsize=8)
+        ax.set_title(f"{group.label(row, per_line=2)}{status}{score}", fontsize=7.5)
         ax.tick_params(labelsize=7)
         ax.xaxis.get_major_locator().set_params(integer=True)
     for ax in axes.flat[len(runs):]:
@@ -401,7 +402,10 @@ def _epoch_multiples(plt, group: Group, runs, kind: str, total: int, path: Path)
     axes[0, 0].legend(fontsize=7)
     chosen = f"{len(runs)} of {total} runs, best to worst" if total > len(runs) else f"{total} runs"
     fig.suptitle(f"{group.title}: {kind} per epoch, train (solid) and test (dashed); {chosen}")
-    fig.tight_layout()
+    # Fixed spacing: tight_layout measures every tick label, seconds for a grid of panels.
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.6 / fig.get_figheight(),
+                        top=1 - (0.5 + 0.16 * title_lines) / fig.get_figheight(), wspace=0.12,
+                        hspace=0.2 + 0.12 * title_lines)
     return _save(fig, path)
 
 
@@ -416,41 +420,62 @@ def _epoch_figures(plt, group: Group, out: Path) -> list[Path]:
             for kind in ("accuracy", "loss")]
 
 
+def _heat_text(objective: str, value: float, text: str, crowded: bool) -> str:
+    if not math.isfinite(value):
+        return text[:4] + "." if crowded and len(text) > 5 else text  # diverged -> dive.
+    if "accuracy" in objective:
+        return f"{value:.3f}" if crowded else f"{value:.4f}"
+    return f"{value:.2g}" if crowded else f"{value:.3g}"
+
+
 def _heatmap_figure(plt, group: Group, grids: list, path: Path) -> Path:
+    """One heatmap per pair of grid axes, two or three to a row, sized by the number of cells."""
     from matplotlib.colors import LogNorm, Normalize
 
-    fig, axes = plt.subplots(1, len(grids), figsize=(5.4 * len(grids), 4.6), squeeze=False)
-    for ax, (a, b, rows_values, cols_values, values, texts) in zip(axes[0], grids):
+    widest = max(len(g[3]) for g in grids)
+    tallest = max(len(g[2]) for g in grids)
+    per_row = 2 if widest > 6 else 3
+    columns, lines = min(per_row, len(grids)), math.ceil(len(grids) / per_row)
+    cell_w, cell_h = max(4.2, 0.62 * widest + 2.2), max(3.4, 0.42 * tallest + 1.6)
+    fig, axes = plt.subplots(lines, columns, figsize=(cell_w * columns, cell_h * lines + 0.6), squeeze=False)
+    for ax, (a, b, rows_values, cols_values, values, texts) in zip(axes.flat, grids):
         finite = values[np.isfinite(values)]
-        log = "accuracy" not in group.objective and finite.size and finite.min() > 0 and finite.max() / finite.min() > 100
-        low, high = (finite.min(), finite.max()) if finite.size else (0, 1)
-        if not log and high - low < 1e-3 * max(abs(high), 1e-12):  # all alike: a readable scale
+        low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        log = "accuracy" not in group.objective and low > 0  # losses span decades
+        if log and high / low < 10:
+            low, high = low / 3, high * 3
+        elif not log and high - low < 1e-3 * max(abs(high), 1e-12):  # all alike: a readable scale
             low, high = low - 0.005 * max(abs(low), 1), high + 0.005 * max(abs(high), 1)
         norm = LogNorm(low, high) if log else Normalize(low, high)
         cmap = plt.get_cmap("viridis" if group.direction == "maximize" else "viridis_r").copy()
         cmap.set_bad("#eeeeee")
         image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, norm=norm, aspect="auto")
+        crowded = len(cols_values) > 6
         for i in range(len(rows_values)):
             for j in range(len(cols_values)):
-                text = texts[i][j]
-                dark = np.isfinite(values[i, j]) and image.norm(values[i, j]) > 0.5 if group.direction != "maximize" \
-                    else np.isfinite(values[i, j]) and image.norm(values[i, j]) < 0.5
-                color = "white" if dark else _STATUS_TEXT.get(text, "black")
-                ax.text(j, i, text, ha="center", va="center", fontsize=8 if len(cols_values) <= 6 else 6, color=color)
-        ax.set_xticks(range(len(cols_values)), [_number(v) for v in cols_values])
+                value = values[i, j]
+                shade = image.norm(value) if np.isfinite(value) else None
+                dark = shade is not None and (shade < 0.5 if group.direction == "maximize" else shade > 0.5)
+                color = "white" if dark else _STATUS_TEXT.get(texts[i][j], "black")
+                ax.text(j, i, _heat_text(group.objective, value, texts[i][j], crowded), ha="center", va="center",
+                        fontsize=7 if crowded else 8.5, color=color)
+        ax.set_xticks(range(len(cols_values)), [_number(v) for v in cols_values], rotation=45 if crowded else 0)
         ax.set_yticks(range(len(rows_values)), [_number(v) for v in rows_values])
         ax.set_xlabel(b)
         ax.set_ylabel(a)
         ax.grid(False)
         others = [k for k in group.varied if k not in (a, b)]
-        ax.set_title(f"{group.objective}: {a} x {b}" + (f"\n(best over {', '.join(others)})" if others else ""))
-        bar = fig.colorbar(image, ax=ax, label=group.objective + (" (log scale)" if log else ""), shrink=0.85)
+        ax.set_title(f"{a} x {b}" + (f" (best over {', '.join(others)})" if others else ""), fontsize=10)
+        bar = fig.colorbar(image, ax=ax, label=group.objective + (" (log scale)" if log else ""), shrink=0.9)
         if not log:
             bar.formatter.set_useOffset(False)
+    for ax in axes.flat[len(grids):]:
+        ax.set_visible(False)
     better = "higher" if group.direction == "maximize" else "lower"
     fig.suptitle(f"{group.title}: {group.objective} over the grid ({better} is better)")
-    fig.tight_layout()
-    return _save(fig, path)
+    fig.subplots_adjust(left=0.6 / fig.get_figwidth() * columns, right=0.98, bottom=0.9 / fig.get_figheight(),
+                        top=1 - 0.75 / fig.get_figheight(), wspace=0.35, hspace=0.5)
+    return _save(fig, path, tight=True)
 
 
 # ---------------------------------------------------------------- GPU scaling
@@ -578,10 +603,9 @@ def _group_sections(plt, group: Group, out: Path, search: bool) -> tuple[list[st
 def report(root: Path) -> tuple[Path, list[Path]]:
     """Collate root, write root/report/report.md and its figures; return report.md and the figures."""
     root = Path(root)
-    jobs = read_jobs(root)
+    jobs, plans = read_sweep(root)
     table = collate(root, jobs)
     full = write_tables(root, table)
-    plans = _plans(root, jobs)
     groups = _groups(table, jobs, plans)
     out = root / REPORT_DIR
     out.mkdir(exist_ok=True)
