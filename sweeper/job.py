@@ -8,6 +8,7 @@ import math
 import platform
 import socket
 import subprocess
+import sys
 import traceback
 from importlib import metadata
 from pathlib import Path
@@ -65,6 +66,15 @@ def _summary(record: Record) -> str:
     return f"{record.task} {record.optimizer} {hparams} -> {record.status} {detail}{seconds}"
 
 
+def _tensorboard(job_dir: Path, record: Record) -> None:
+    from sweeper.tensorboard import write_summary
+
+    try:
+        write_summary(job_dir, record)
+    except Exception as e:  # the record is written: logs that fail to follow do not fail the job
+        print(f"warning: no TensorBoard logs in {job_dir} ({type(e).__name__}: {e})", file=sys.stderr)
+
+
 def run_job(cfg: DictConfig) -> float:
     """Run the job `cfg` describes in Hydra's job directory; return its objective (NaN if failed)."""
     check_or_exit(cfg)
@@ -97,6 +107,8 @@ def run_job(cfg: DictConfig) -> float:
         objective=cfg.task.objective,
     )
     write_record(job_dir, record)
+    if OmegaConf.select(cfg, "logging.tensorboard", default=False):
+        _tensorboard(job_dir, record)
     print(_summary(record), flush=True)
     if record.status == "failed" and hydra_cfg.mode == RunMode.RUN:
         raise SystemExit(1)
