@@ -77,7 +77,8 @@ def read_sweep(root: Path) -> tuple[list[Job], list[Plan]]:
     directories, sweeps = _walk(root)
     jobs = [_read_job(root, job) for job in directories]
     found = {job.path: job for job in jobs}
-    plans = [plan for plan in map(read_plan, sweeps) if plan is not None]
+    searches = {job.parent for job in directories} - set(sweeps)  # a search writes no multirun.yaml
+    plans = [plan for plan in map(read_plan, sorted({*sweeps, *searches})) if plan is not None]
     for plan in plans:
         for planned in plan.jobs:  # what a job without a record was to run
             job = found.get(planned.directory)

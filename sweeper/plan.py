@@ -82,13 +82,33 @@ def _settings(base: dict[str, Any], hparams: dict[str, Any], values: dict[str, A
     return settings
 
 
+def _search_config(sweep_dir: Path) -> tuple[Path, DictConfig] | None:
+    """The sweep's config as one of its jobs saved it (`.hydra/`), when a search sweeper ran it.
+
+    The Optuna sweeper writes no multirun.yaml; each job's `.hydra/hydra.yaml` still says which
+    sweeper ran it and how many trials it has.
+    """
+    for job in sorted(Path(sweep_dir).glob("*/.hydra/hydra.yaml")):
+        hydra = OmegaConf.load(job)
+        if "n_trials" not in hydra.hydra.get("sweeper", {}):
+            return None
+        config = job.parent / "config.yaml"
+        return job, OmegaConf.merge(OmegaConf.load(config) if config.exists() else {}, hydra)
+    return None
+
+
 def read_plan(sweep_dir: Path) -> Plan | None:
-    """The jobs `sweep_dir/multirun.yaml` asks for; None without it or when it cannot be expanded."""
+    """The jobs the sweep in `sweep_dir` runs, from its multirun.yaml (or, for a search, from
+    one of its jobs); None when it has neither or they cannot be expanded."""
     path = Path(sweep_dir) / MULTIRUN_NAME
-    if not path.exists():
-        return None
     try:
-        cfg = OmegaConf.load(path)
+        if path.exists():
+            cfg = OmegaConf.load(path)
+        else:
+            found = _search_config(Path(sweep_dir))
+            if found is None:
+                return None
+            path, cfg = found
         sweeper = cfg.hydra.sweeper
         target = str(sweeper.get("_target_"))
         numbered = OmegaConf.to_container(cfg.hydra.sweep, resolve=False).get("subdir") == _NUMBERED_SUBDIR
@@ -98,7 +118,7 @@ def read_plan(sweep_dir: Path) -> Plan | None:
             planned = _grid(cfg)
         else:
             planned = None
-        direction = cfg.task.get("direction") if "task" in cfg else None
+        direction = OmegaConf.select(cfg, "task.direction", default=None)
         if planned is None:
             return None
         base = {"task": cfg.task.get("name"), "optimizer": cfg.optimizer.get("name")}

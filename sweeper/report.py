@@ -537,6 +537,9 @@ def _search_figure(plt, group: Group, path: Path) -> Path | None:
     ax.plot(ok.trial, ok[group.objective], "o", color="#1f77b4", label="trial")
     best = ok[group.objective].cummax() if group.direction == "maximize" else ok[group.objective].cummin()
     ax.step(ok.trial, best, where="post", color="#2ca02c", label="best so far")
+    top = group.ranked().iloc[0]
+    ax.plot([_trial(top.job)], [top[group.objective]], "*", color="#ff7f0e", markersize=16,
+            label=f"best: trial {_trial(top.job)}", zorder=3)
     bad = rows[rows.status.isin(["diverged", "failed"])]
     if len(bad):
         low = ok[group.objective].min() if group.direction == "maximize" else ok[group.objective].max()
@@ -546,7 +549,8 @@ def _search_figure(plt, group: Group, path: Path) -> Path | None:
         ax.set_yscale("log")
     ax.set_xlabel("trial number")
     ax.set_ylabel(group.objective)
-    ax.set_title(f"{group.title}: {group.objective} by trial ({group.direction})")
+    better = "higher" if group.direction == "maximize" else "lower"
+    ax.set_title(f"{group.title}: {group.objective} by trial ({better} is better)")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.legend()
     return _save(fig, path)
