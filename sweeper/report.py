@@ -441,7 +441,11 @@ def _heatmap_figure(plt, group: Group, grids: list, path: Path) -> Path:
     for ax, (a, b, rows_values, cols_values, values, texts) in zip(axes.flat, grids):
         finite = values[np.isfinite(values)]
         low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-        log = "accuracy" not in group.objective and low > 0  # losses span decades
+        log = "accuracy" not in group.objective and high > 0  # losses span decades
+        colours = values
+        if log and low <= 0:  # an exact fit: coloured as a decade below the smallest loss > 0
+            low = float(finite[finite > 0].min()) / 10
+            colours = np.where(values <= 0, low, values)
         if log and high / low < 10:
             low, high = low / 3, high * 3
         elif not log and high - low < 1e-3 * max(abs(high), 1e-12):  # all alike: a readable scale
@@ -449,12 +453,12 @@ def _heatmap_figure(plt, group: Group, grids: list, path: Path) -> Path:
         norm = LogNorm(low, high) if log else Normalize(low, high)
         cmap = plt.get_cmap("viridis" if group.direction == "maximize" else "viridis_r").copy()
         cmap.set_bad("#eeeeee")
-        image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, norm=norm, aspect="auto")
+        image = ax.imshow(np.ma.masked_invalid(colours), cmap=cmap, norm=norm, aspect="auto")
         crowded = len(cols_values) > 6
         for i in range(len(rows_values)):
             for j in range(len(cols_values)):
                 value = values[i, j]
-                shade = image.norm(value) if np.isfinite(value) else None
+                shade = image.norm(colours[i, j]) if np.isfinite(value) else None
                 dark = shade is not None and (shade < 0.5 if group.direction == "maximize" else shade > 0.5)
                 color = "white" if dark else _STATUS_TEXT.get(texts[i][j], "black")
                 ax.text(j, i, _heat_text(group.objective, value, texts[i][j], crowded), ha="center", va="center",

@@ -44,20 +44,17 @@ def keras_callbacks(job_dir: Path | None, enabled: bool = True) -> list:
                                         write_graph=False, profile_batch=0)]
 
 
-def _scalar(tag: str, value: float, step: int, wall_time: float):
-    from tensorboard.compat.proto.event_pb2 import Event
-    from tensorboard.compat.proto.summary_pb2 import Summary
-
-    return Event(wall_time=wall_time, step=step, summary=Summary(value=[Summary.Value(tag=tag, simple_value=value)]))
-
-
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
 
 
 def _events(job_dir: Path, record: Record, wall_time: float) -> list:
     from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.compat.proto.summary_pb2 import Summary
     from tensorboard.plugins.hparams import summary_v2 as hparams_summary
+
+    def scalar(tag: str, value: float, step: int) -> Event:
+        return Event(wall_time=wall_time, step=step, summary=Summary(value=[Summary.Value(tag=tag, simple_value=value)]))
 
     hparams = {**record.hparams, "optimizer": record.optimizer, "task": record.task}
     trial = f"{job_dir.parent.name}/{job_dir.name}"  # unique across the sweeps under one logdir
@@ -65,10 +62,10 @@ def _events(job_dir: Path, record: Record, wall_time: float) -> list:
               Event(wall_time=wall_time, step=0, summary=hparams_summary.hparams_pb(hparams, trial_id=trial))]
     loss = record.history.get("loss") or []
     steps = record.history.get("loss_steps") or range(1, len(loss) + 1)
-    events += [_scalar("loss", value, int(step), wall_time) for step, value in zip(steps, loss) if _number(value)]
+    events += [scalar("loss", value, step) for step, value in zip(steps, loss) if _number(value)]
     last = int(steps[-1]) if len(loss) else 0
     finals = {**record.metrics, "train_time_s": record.train_time_s}
-    events += [_scalar(name, value, last, wall_time) for name, value in finals.items() if _number(value)]
+    events += [scalar(name, value, last) for name, value in finals.items() if _number(value)]
     return events
 
 
