@@ -428,10 +428,26 @@ def _heat_text(objective: str, value: float, text: str, crowded: bool) -> str:
     return f"{value:.2g}" if crowded else f"{value:.3g}"
 
 
-def _heatmap_figure(plt, group: Group, grids: list, path: Path) -> Path:
-    """One heatmap per pair of grid axes, two or three to a row, sized by the number of cells."""
+def _heat_scale(objective: str, values: np.ndarray):
+    """The values to colour, the colour scale, and whether it is logarithmic (for losses)."""
     from matplotlib.colors import LogNorm, Normalize
 
+    finite = values[np.isfinite(values)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    log = "accuracy" not in objective and high > 0  # losses span decades
+    colours = values
+    if log and low <= 0:  # an exact fit: coloured as a decade below the smallest loss > 0
+        low = float(finite[finite > 0].min()) / 10
+        colours = np.where(values <= 0, low, values)
+    if log and high / low < 10:
+        low, high = low / 3, high * 3
+    elif not log and high - low < 1e-3 * max(abs(high), 1e-12):  # all alike: a readable scale
+        low, high = low - 0.005 * max(abs(low), 1), high + 0.005 * max(abs(high), 1)
+    return colours, (LogNorm(low, high) if log else Normalize(low, high)), log
+
+
+def _heatmap_figure(plt, group: Group, grids: list, path: Path) -> Path:
+    """One heatmap per pair of grid axes, two or three to a row, sized by the number of cells."""
     widest = max(len(g[3]) for g in grids)
     tallest = max(len(g[2]) for g in grids)
     per_row = 2 if widest > 6 else 3
@@ -439,18 +455,7 @@ def _heatmap_figure(plt, group: Group, grids: list, path: Path) -> Path:
     cell_w, cell_h = max(4.2, 0.62 * widest + 2.2), max(3.4, 0.42 * tallest + 1.6)
     fig, axes = plt.subplots(lines, columns, figsize=(cell_w * columns, cell_h * lines + 0.6), squeeze=False)
     for ax, (a, b, rows_values, cols_values, values, texts) in zip(axes.flat, grids):
-        finite = values[np.isfinite(values)]
-        low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-        log = "accuracy" not in group.objective and high > 0  # losses span decades
-        colours = values
-        if log and low <= 0:  # an exact fit: coloured as a decade below the smallest loss > 0
-            low = float(finite[finite > 0].min()) / 10
-            colours = np.where(values <= 0, low, values)
-        if log and high / low < 10:
-            low, high = low / 3, high * 3
-        elif not log and high - low < 1e-3 * max(abs(high), 1e-12):  # all alike: a readable scale
-            low, high = low - 0.005 * max(abs(low), 1), high + 0.005 * max(abs(high), 1)
-        norm = LogNorm(low, high) if log else Normalize(low, high)
+        colours, norm, log = _heat_scale(group.objective, values)
         cmap = plt.get_cmap("viridis" if group.direction == "maximize" else "viridis_r").copy()
         cmap.set_bad("#eeeeee")
         image = ax.imshow(np.ma.masked_invalid(colours), cmap=cmap, norm=norm, aspect="auto")
@@ -485,10 +490,10 @@ def _heatmap_figure(plt, group: Group, grids: list, path: Path) -> Path:
 # ---------------------------------------------------------------- GPU scaling
 
 def _scaling_table(group: Group) -> pd.DataFrame | None:
-    rows = group.rows[(group.rows.status == "ok") & group.rows.get("train_time_s", pd.Series(dtype=float)).notna()]
-    if "gpus" not in group.varied or "train_time_s" not in rows.columns:
+    if "gpus" not in group.varied or "train_time_s" not in group.rows.columns:
         return None
-    rows = rows[rows.gpus > 0]  # gpus=0 is the CPU: no point on a GPU scaling line
+    rows = group.rows
+    rows = rows[(rows.status == "ok") & rows.train_time_s.notna() & (rows.gpus > 0)]  # gpus=0: the CPU
     if rows.gpus.nunique() < 2:
         return None
     columns = {"train_time_s": "median"} | ({"replicas": "max"} if "replicas" in rows.columns else {}) \
