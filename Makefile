@@ -1,5 +1,5 @@
 # `make run`: create .venv, install, run the exercise-1 gradient-descent grid and print its table.
-# `make test`: create .venv if needed, install the test extra, run the tests.
+# `make test`: create .venv if needed, install the test and optuna extras, run the tests.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -10,7 +10,7 @@ SWEEP := outputs/make-run/$(shell date +%Y-%m-%d_%H-%M-%S)
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,optuna]'
 	touch $@
 
 run: $(VENV)/.installed

@@ -35,6 +35,20 @@ def _resume(args: argparse.Namespace) -> int:
         return 2
 
 
+def _report(args: argparse.Namespace) -> int:
+    from sweeper.collate import job_dirs
+    from sweeper.report import report
+
+    if not any(job_dirs(args.dir)):
+        print(f"error: no job directories under {args.dir}: give the sweep directory (hydra.sweep.dir)", file=sys.stderr)
+        return 2
+    path, figures = report(args.dir)
+    print(f"wrote {path}")
+    for figure in figures:
+        print(f"wrote {figure}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sweeper", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -45,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     again.add_argument("dir", type=_directory, help="the sweep directory (it holds multirun.yaml)")
     again.add_argument("overrides", nargs="*", help="launcher settings only, e.g. hydra/launcher=slurm")
     again.set_defaults(func=_resume)
+    report = commands.add_parser("report", help="tables and figures of DIR in DIR/report/ (report.md, PNGs)")
+    report.add_argument("dir", type=_directory, help="a sweep directory, or a folder of sweeps")
+    report.set_defaults(func=_report)
     args = parser.parse_args(argv)
     return args.func(args)
 

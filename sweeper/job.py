@@ -107,6 +107,15 @@ def _count_attempt(job_dir: Path) -> int:
     return attempts
 
 
+def _tensorboard(job_dir: Path, record: Record) -> None:
+    from sweeper.tensorboard import write_summary
+
+    try:
+        write_summary(job_dir, record)
+    except Exception as e:  # the record is written: logs that fail to follow do not fail the job
+        print(f"warning: no TensorBoard logs in {job_dir} ({type(e).__name__}: {e})", file=sys.stderr)
+
+
 def run_job(cfg: DictConfig) -> float:
     """Run the job `cfg` describes in Hydra's job directory; return its objective (NaN if failed)."""
     check_or_exit(cfg)
@@ -152,6 +161,8 @@ def run_job(cfg: DictConfig) -> float:
             attempts=attempts,
         )
         write_record(job_dir, record)
+        if OmegaConf.select(cfg, "logging.tensorboard", default=False):
+            _tensorboard(job_dir, record)
         print(_summary(record, every_metric=single_run), flush=True)
     if record.status == "failed" and single_run:
         raise SystemExit(1)

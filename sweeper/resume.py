@@ -18,11 +18,15 @@ class MismatchError(Exception):
     """A job directory holds the record of a different configuration."""
 
 
+# Keys that do not change what a job computes: Hydra's own, and where logs go.
+_NOT_FINGERPRINTED = ("hydra", "logging")
+
+
 def fingerprint(cfg: DictConfig) -> str:
-    """A hash of the resolved job config, without Hydra's own (runtime) keys."""
+    """A hash of the resolved job config, without Hydra's own (runtime) keys and logging switches."""
     content = {}
     for key in cfg:
-        if key != "hydra":
+        if key not in _NOT_FINGERPRINTED:
             node = cfg[key]
             content[key] = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
     return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -1,0 +1,186 @@
+"""Sweep directories built from result records directly, without training (tests, benchmarks).
+
+The records follow the agreed format (sweeper/record.py, notes of the MNIST tasks): linear jobs
+record the loss per step; classification jobs the loss every few steps with `loss_steps`, and the
+per-epoch train/test accuracy and loss. Each sweep has the `multirun.yaml` Hydra would have saved,
+cut down to what the collation reads (the sweeper, its params, the task overrides, the config).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+from typing import Any, Iterable
+
+from omegaconf import OmegaConf
+
+from sweeper.record import Record, write_record
+
+CHECKED = "hydra_plugins.sweeper_plugins.checked_sweeper.CheckedSweeper"
+OPTUNA = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+OPTIMIZERS = {
+    "gd": {"_target_": "keras.optimizers.SGD", "learning_rate": "${lr}"},
+    "momentum": {"_target_": "keras.optimizers.SGD", "learning_rate": "${lr}", "momentum": "${momentum}"},
+    "adam": {"_target_": "keras.optimizers.Adam", "learning_rate": "${lr}", "beta_1": "${beta1}",
+             "beta_2": "${beta2}", "epsilon": "${epsilon}"},
+}
+TASKS = {
+    "linear": {"objective": "final_loss", "direction": "minimize", "steps": "${steps}"},
+    "softmax": {"objective": "test_accuracy", "direction": "maximize", "epochs": "${epochs}",
+                "batch_size": "${batch_size}"},
+    "cnn": {"objective": "test_accuracy", "direction": "maximize", "epochs": "${epochs}",
+            "batch_size": "${batch_size}", "gpus": "${gpus}"},
+}
+DEFAULTS = {"lr": 0.01, "momentum": 0.9, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-7, "batch_size": 32,
+            "epochs": 1, "steps": 1000, "gpus": 0, "seed": 0}
+
+
+def write_multirun(sweep: Path, task: str, optimizer: str, overrides: Iterable[str] = (),
+                   params: dict[str, str] | None = None, n_trials: int | None = None, **defaults: Any) -> None:
+    """The sweep's multirun.yaml: a grid (params, overrides) or, with n_trials, an Optuna search."""
+    sweeper: dict[str, Any] = {"_target_": OPTUNA if n_trials else CHECKED, "params": params}
+    if n_trials:
+        sweeper.update(n_trials=n_trials, direction=TASKS[task]["direction"])
+    cfg = {"hydra": {"sweep": {"dir": str(sweep), "subdir": "${hydra.job.num}"}, "sweeper": sweeper,
+                     "overrides": {"hydra": [f"hydra.sweep.dir={sweep}"], "task": list(overrides)}},
+           **DEFAULTS, **defaults,
+           "optimizer": {**OPTIMIZERS[optimizer], "name": optimizer},
+           "task": {"name": task, **TASKS[task]}}
+    sweep.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(OmegaConf.create(cfg), sweep / "multirun.yaml")
+
+
+def write_job(job_dir: Path, task: str, optimizer: str, hparams: dict[str, Any], metrics: dict[str, Any],
+              history: dict[str, list], status: str = "ok", train_time_s: float | None = 1.0,
+              error: str | None = None, overrides: list[str] | None = None) -> None:
+    """A job directory as a job leaves it: `.hydra/overrides.yaml` and `result.json`."""
+    overrides = overrides if overrides is not None else [f"{k}={v}" for k, v in hparams.items()]
+    (job_dir / ".hydra").mkdir(parents=True, exist_ok=True)
+    (job_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    record = Record(status=status, task=task, optimizer=optimizer, hparams=hparams, metrics=metrics,
+                    history=history, train_time_s=train_time_s, started="2026-01-01T00:00:00.000+00:00",
+                    finished="2026-01-01T00:00:10.000+00:00", overrides=overrides,
+                    versions={"python": "3.11"}, git_commit=None, host="synthetic", error=error,
+                    objective=TASKS[task]["objective"])
+    write_record(job_dir, record)
+
+
+def linear_curve(lr: float, beta1: float = 0.9, beta2: float = 0.999, steps: int = 1000,
+                 diverge_at: int | None = None) -> list[float]:
+    """A loss per step that falls faster with a larger lr, or grows until it stops being finite."""
+    if diverge_at is not None:
+        return [23.66 * 1.9 ** t for t in range(diverge_at)]
+    rate = lr * (1.5 - beta1) * (2 - beta2) * 0.5
+    return [23.66 * math.exp(-rate * t) + 1e-9 * lr for t in range(steps)]
+
+
+def linear_job(job_dir: Path, optimizer: str, diverge_at: int | None = None, **hparams: Any) -> None:
+    hparams = {"steps": 1000, **hparams}
+    curve = linear_curve(hparams["lr"], hparams.get("beta1", 0.9), hparams.get("beta2", 0.999),
+                         hparams["steps"], diverge_at)
+    diverged = diverge_at is not None
+    metrics = {"final_loss": None if diverged else curve[-1], "W": None if diverged else -1.0,
+               "b": None if diverged else 1.0}
+    write_job(job_dir, "linear", optimizer, hparams, metrics, {"loss": curve},
+              status="diverged" if diverged else "ok", train_time_s=0.03)
+
+
+def mnist_history(lr: float, batch_size: int, epochs: int, train_size: int = 60000,
+                  every: int = 50) -> dict[str, list]:
+    """Per-epoch accuracy/loss that improve with lr up to a point, and the loss every few steps."""
+    skill = min(lr, 0.5) * 20 / (1 + batch_size / 256)
+    train_acc = [0.92 - 0.5 * math.exp(-skill * e) for e in range(1, epochs + 1)]
+    test_acc = [a - 0.01 for a in train_acc]
+    steps_per_epoch = math.ceil(train_size / batch_size)
+    loss_steps = list(range(every, steps_per_epoch * epochs + 1, every))
+    loss = [2.3 * math.exp(-skill * s / steps_per_epoch) + 0.25 for s in loss_steps]
+    return {"loss": loss, "loss_steps": loss_steps,
+            "train_accuracy": train_acc, "test_accuracy": test_acc,
+            "train_loss": [1.5 * (1 - a) + 0.1 for a in train_acc], "test_loss": [1.5 * (1 - a) + 0.12 for a in test_acc]}
+
+
+def mnist_job(job_dir: Path, task: str, optimizer: str, status: str = "ok", train_time_s: float = 20.0,
+              replicas: int | None = None, error: str | None = None, **hparams: Any) -> None:
+    hparams = {"epochs": 5, "batch_size": 32, **hparams}
+    history = mnist_history(hparams["lr"], hparams["batch_size"], hparams["epochs"]) if status != "failed" else {}
+    metrics: dict[str, Any] = {}
+    if status == "ok":
+        metrics = {"test_accuracy": history["test_accuracy"][-1], "test_loss": history["test_loss"][-1],
+                   "train_loss": history["train_loss"][-1], "samples_per_s": 60000 * hparams["epochs"] / train_time_s,
+                   "params": 7850}
+        if replicas is not None:
+            metrics.update(replicas=replicas, devices=[f"/gpu:{i}" for i in range(replicas)])
+    elif status == "diverged":
+        history = {"loss": history["loss"][:7] + [1e30], "loss_steps": history["loss_steps"][:8],
+                   "train_accuracy": [0.1], "test_accuracy": [0.098], "train_loss": [None], "test_loss": [None]}
+        metrics = {"test_accuracy": 0.098, "test_loss": None}
+    write_job(job_dir, task, optimizer, hparams, metrics, history, status=status,
+              train_time_s=train_time_s if status != "failed" else None, error=error)
+
+
+# ------------------------------------------------------------------ the sweeps the tests report on
+
+ADAM_GRID = {"lr": [0.1, 0.01, 0.001, 0.0001], "beta1": [0.8, 0.9, 0.95, 0.99], "beta2": [0.8, 0.9, 0.95, 0.99]}
+
+
+def _grid(values: dict[str, list]) -> list[dict[str, Any]]:
+    return [dict(zip(values, combination)) for combination in itertools.product(*values.values())]
+
+
+def adam_grid_sweep(sweep: Path) -> list[dict[str, Any]]:
+    """The ex1_adam grid, complete: 64 linear jobs; lr=0.1 with beta2=0.8 diverges."""
+    write_multirun(sweep, "linear", "adam", ["experiment=ex1_adam"],
+                   params={k: ",".join(map(str, v)) for k, v in ADAM_GRID.items()})
+    jobs = _grid(ADAM_GRID)
+    for number, hparams in enumerate(jobs):
+        diverge = 40 + number if hparams["lr"] == 0.1 and hparams["beta2"] == 0.8 else None
+        linear_job(sweep / str(number), "adam", diverge_at=diverge, **hparams, epsilon=1e-7)
+    return jobs
+
+
+SOFTMAX_GRID = {"lr": [0.5, 0.1, 0.01], "batch_size": [32, 64, 128, 256]}
+
+
+def softmax_grid_sweep(sweep: Path, *, partial: bool = False) -> list[dict[str, Any]]:
+    """lr x batch_size of the softmax task, 12 jobs of 5 epochs. partial: jobs 8-11 not started,
+    job 7 without a record, job 5 failed, job 0 diverged, job 6's record cut short."""
+    write_multirun(sweep, "softmax", "gd", ["task=softmax", "epochs=5", "lr=0.5,0.1,0.01",
+                                           "batch_size=32,64,128,256"], epochs=5)
+    jobs = _grid(SOFTMAX_GRID)
+    for number, hparams in enumerate(jobs):
+        job_dir = sweep / str(number)
+        if partial and number >= 8:
+            continue
+        if partial and number == 7:
+            (job_dir / ".hydra").mkdir(parents=True)
+            continue
+        status = "ok"
+        error = None
+        if partial and number == 5:
+            status, error = "failed", "ResourceExhaustedError: OOM when allocating tensor with shape[64,784]"
+        if partial and number == 0:
+            status = "diverged"
+        mnist_job(job_dir, "softmax", "gd", status=status, error=error, train_time_s=60000 / hparams["batch_size"] / 50,
+                  **hparams, epochs=5)
+        if partial and number == 6:
+            (job_dir / "result.json").write_text('{"status": "ok", "task"')
+    return jobs
+
+
+GPU_TIMES = {1: 120.0, 2: 64.0, 4: 36.0}
+
+
+def gpu_sweep(sweep: Path) -> None:
+    """cnn with gpus=1,2,4 (batch size 256): training times that scale less than linearly."""
+    write_multirun(sweep, "cnn", "adam", ["task=cnn", "gpus=1,2,4", "batch_size=256"], batch_size=256)
+    for number, gpus in enumerate(GPU_TIMES):
+        mnist_job(sweep / str(number), "cnn", "adam", train_time_s=GPU_TIMES[gpus], replicas=gpus,
+                  lr=0.001, beta1=0.9, beta2=0.999, epsilon=1e-7, batch_size=256, epochs=3, gpus=gpus)
+
+
+def optuna_sweep(sweep: Path, trials: list[dict[str, Any]], n_trials: int) -> None:
+    """An Optuna search over the softmax task: the trials given have run, of n_trials."""
+    write_multirun(sweep, "softmax", "momentum", ["hparams_search=ex2_optuna"], n_trials=n_trials,
+                   params={"lr": "tag(log, interval(0.0001, 1.0))", "momentum": "interval(0.5, 0.99)"})
+    for number, hparams in enumerate(trials):
+        mnist_job(sweep / str(number), "softmax", "momentum", **hparams)

@@ -1,0 +1,199 @@
+"""`python -m sweeper report DIR` on sweeps built from records directly (tests/synthetic.py)."""
+from __future__ import annotations
+
+import re
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from sweeper.collate import collate
+from sweeper.plan import read_plan
+from tests import synthetic
+from tests.conftest import run_cli
+
+
+def report_of(sweep) -> tuple[str, str]:
+    """Run the command as a user does; return report.md and what it printed."""
+    result = run_cli("-m", "sweeper", "report", str(sweep))
+    assert result.returncode == 0, result.stderr
+    return (sweep / "report" / "report.md").read_text(), result.stdout + result.stderr
+
+
+def assert_images(sweep, *names: str) -> None:
+    made = sorted(p.name for p in (sweep / "report").glob("*.png"))
+    assert made == sorted(names)
+    for name in names:
+        path = sweep / "report" / name
+        with Image.open(path) as image:
+            image.verify()
+        with Image.open(path) as image:
+            width, height = image.size
+            assert image.format == "PNG"
+            assert 400 <= width <= 4000 and 300 <= height <= 4000, (name, image.size)
+            assert len(np.unique(np.asarray(image.convert("L")))) > 20, f"{name} is nearly blank"
+        assert f"]({name})" in (sweep / "report" / "report.md").read_text()
+
+
+def section(markdown: str, title: str) -> str:
+    """The text under a heading, up to the next heading of any level."""
+    start = markdown.index(title)
+    rest = markdown[start + len(title):]
+    end = re.search(r"^#", rest, flags=re.M)
+    return rest[:end.start()] if end else rest
+
+
+def table_rows(markdown: str) -> list[list[str]]:
+    lines = [line for line in markdown.splitlines() if line.startswith("|")][2:]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+
+
+def test_complete_adam_grid(tmp_path):
+    sweep = tmp_path / "adam"
+    jobs = synthetic.adam_grid_sweep(sweep)
+    markdown, printed = report_of(sweep)
+
+    assert "Covers **64 of 64 jobs** (60 ok, 4 diverged)." in markdown
+    assert f"wrote {sweep / 'report' / 'report.md'}" in printed
+    # The best run is the one with the lowest final loss among those that finished.
+    table = collate(sweep)
+    best = table[table.status == "ok"].sort_values("final_loss").iloc[0]
+    best_row = table_rows(section(markdown, "## Best per optimizer"))[0]
+    assert best_row[:3] == ["linear", "adam", best.job]
+    assert best_row[3] == f"final_loss = {best.final_loss:.3g}"
+    assert best_row[4:7] == [str(best.lr), str(best.beta1), str(best.beta2)]
+    # lr x beta2: the best final loss over beta1 in each cell; lr=0.1 with beta2=0.8 diverged.
+    pivot = table_rows(section(markdown, "### lr x beta2 -> final_loss (best over beta1)"))
+    assert [row[0] for row in pivot] == ["0.0001", "0.001", "0.01", "0.1"]
+    assert pivot[3][1] == "diverged"
+    cell = table[(table.lr == 0.01) & (table.beta2 == 0.9)].final_loss.min()
+    assert pivot[2][2] == f"{cell:.3g}"
+    assert "### lr x beta1 -> final_loss (best over beta2)" in markdown
+    assert "### beta1 x beta2 -> final_loss (best over lr)" in markdown
+    # The 4 diverged runs are listed with the step where they stopped.
+    problems = table_rows(section(markdown, "## Jobs missing, failed or diverged"))
+    assert len(problems) == 4 and {row[4] for row in problems} == {"diverged"}
+    assert problems[0][5] == "loss not finite after step 40"
+    # The full table is collate's, and collate's files are written too.
+    assert (sweep / "results.md").read_text().strip() in markdown
+    assert len(pd.read_csv(sweep / "results.csv")) == len(jobs)
+    assert_images(sweep, "heatmap_linear_adam.png", "loss_linear_adam.png")
+
+
+def test_mnist_grid_has_heatmap_and_small_multiples(tmp_path):
+    sweep = tmp_path / "softmax"
+    synthetic.softmax_grid_sweep(sweep)
+    markdown, _ = report_of(sweep)
+    assert "Covers **12 of 12 jobs** (12 ok)" in markdown
+    best = table_rows(section(markdown, "## Best per optimizer"))[0]
+    table = collate(sweep)
+    top = table.sort_values("test_accuracy", ascending=False).iloc[0]
+    assert best[3] == f"test_accuracy = {top.test_accuracy:.4f}" and best[2] == top.job
+    pivot = table_rows(section(markdown, "### lr x batch_size -> test_accuracy"))
+    assert [row[0] for row in pivot] == ["0.01", "0.1", "0.5"]
+    cell = table[(table.lr == 0.01) & (table.batch_size == 256)].test_accuracy.item()
+    assert pivot[0][4] == f"{cell:.4f}"
+    assert_images(sweep, "heatmap_softmax_gd.png", "loss_softmax_gd.png",
+                  "epochs_accuracy_softmax_gd.png", "epochs_loss_softmax_gd.png")
+
+
+def test_partial_sweep_says_what_is_missing_and_why(tmp_path):
+    sweep = tmp_path / "partial"
+    synthetic.softmax_grid_sweep(sweep, partial=True)
+    markdown, printed = report_of(sweep)
+    assert f"warning: {sweep / '6' / 'result.json'}: not a valid result record" in printed
+    assert "Covers **6 of 12 jobs** (4 ok, 1 diverged, 1 failed)" in markdown
+    assert "4 not started; 1 without a record" in markdown and "1 with a corrupt record" in markdown
+    problems = {row[0]: row for row in table_rows(section(markdown, "## Jobs missing, failed or diverged"))}
+    assert sorted(problems, key=int) == ["0", "5", "6", "7", "8", "9", "10", "11"]
+    assert problems["0"][4:] == ["diverged", "loss not finite after step 8"]
+    assert problems["5"][4:] == ["failed", "ResourceExhaustedError: OOM when allocating tensor with shape[64,784]"]
+    assert problems["6"][4] == "corrupt" and "not a valid result record" in problems["6"][5]
+    assert problems["7"][4:] == ["missing", "no result.json: still running, or stopped before it finished"]
+    assert problems["11"][3] == "lr=0.01 batch_size=256"  # known from multirun.yaml
+    assert problems["11"][4:] == ["missing", "not started: no job directory yet"]
+    pivot = table_rows(section(markdown, "### lr x batch_size -> test_accuracy"))
+    assert pivot[0][1:] == ["missing"] * 4                      # lr=0.01: not started
+    assert pivot[1][2:] == ["failed", "corrupt", "missing"]     # lr=0.1
+    assert pivot[2][1] == "diverged"                            # lr=0.5, batch_size=32
+    assert_images(sweep, "heatmap_softmax_gd.png", "loss_softmax_gd.png", "epochs_softmax_gd.png")
+
+
+def test_gpu_scaling_table_and_figure(tmp_path):
+    sweep = tmp_path / "gpu"
+    synthetic.gpu_sweep(sweep)
+    markdown, _ = report_of(sweep)
+    rows = table_rows(section(markdown, "### GPU scaling"))
+    header = [c.strip() for c in section(markdown, "### GPU scaling").split("\n")[2].strip("|").split("|")]
+    assert header == ["gpus", "runs", "train_time_s", "replicas", "samples_per_s", "speedup", "ideal_speedup",
+                      "efficiency"]
+    by_gpus = {int(row[0]): [float(v) for v in row[1:]] for row in rows}
+    times = synthetic.GPU_TIMES
+    for gpus, (runs, seconds, replicas, _, speedup, ideal, efficiency) in by_gpus.items():
+        assert (runs, seconds, replicas, ideal) == (1, times[gpus], gpus, gpus)
+        assert speedup == pytest.approx(times[1] / times[gpus], rel=1e-3)
+        assert efficiency == pytest.approx(times[1] / times[gpus] / gpus, rel=1e-3)
+    assert_images(sweep, "gpu_scaling_cnn_adam.png", "loss_cnn_adam.png", "epochs_cnn_adam.png")
+
+
+def test_search_report_shows_best_trial_and_objective_by_trial(tmp_path):
+    sweep = tmp_path / "optuna"
+    trials = [dict(lr=lr, momentum=m) for lr, m in [(0.001, 0.9), (0.3, 0.6), (0.05, 0.95), (0.02, 0.7)]]
+    synthetic.optuna_sweep(sweep, trials, n_trials=6)
+    markdown, _ = report_of(sweep)
+    assert "Covers **4 of 6 jobs**" in markdown and "2 not started" in markdown
+    table = collate(sweep)
+    best = table[table.status == "ok"].sort_values("test_accuracy", ascending=False).iloc[0]
+    assert f"Best trial: **{best.job}** (job `{best.job}`), test_accuracy = {best.test_accuracy:.4f}" in markdown
+    assert "### lr x momentum" not in markdown  # a search is no grid
+    assert_images(sweep, "search_softmax_momentum.png", "loss_softmax_momentum.png", "epochs_softmax_momentum.png")
+
+
+def test_plan_expands_a_grid_as_hydra_does(tmp_path):
+    sweep = tmp_path / "s"
+    synthetic.write_multirun(sweep, "linear", "momentum", ["momentum=0.8,0.9", "steps=50"],
+                             params={"lr": "0.1,0.01", "momentum": "0.5"})
+    plan = read_plan(sweep)
+    # params first, then the command line; the command line's momentum replaces the preset's
+    assert [(j.settings["lr"], j.settings["momentum"], j.settings["steps"]) for j in plan.jobs] == \
+        [(0.1, 0.8, 50), (0.1, 0.9, 50), (0.01, 0.8, 50), (0.01, 0.9, 50)]
+    assert plan.jobs[3].directory == sweep / "3" and plan.sweeper == "CheckedSweeper" and not plan.search
+    assert plan.direction == "minimize"
+
+
+def test_collate_lists_jobs_not_started(tmp_path):
+    sweep = tmp_path / "s"
+    synthetic.write_multirun(sweep, "linear", "gd", ["lr=0.1,0.01,0.001"])
+    synthetic.linear_job(sweep / "0", "gd", lr=0.1)
+    table = collate(sweep).set_index("job")
+    assert list(table.status) == ["missing", "missing", "ok"]  # sorted by lr
+    assert table.loc["2", "error"] == "not started" and table.loc["2", "lr"] == 0.001
+    assert pd.isna(table.loc["0", "error"])
+
+
+def test_report_never_imports_tensorflow(tmp_path):
+    sweep = tmp_path / "adam"
+    synthetic.adam_grid_sweep(sweep)
+    code = ("import sys; from sweeper.__main__ import main; rc = main(['report', sys.argv[1]]); "
+            "assert 'tensorflow' not in sys.modules, 'imported tensorflow'; sys.exit(rc)")
+    result = run_cli("-c", code, str(sweep))
+    assert result.returncode == 0, result.stderr
+
+
+def test_report_refuses_what_is_not_a_sweep(tmp_path):
+    result = run_cli("-m", "sweeper", "report", str(tmp_path / "nowhere"))
+    assert result.returncode == 2 and "is not a directory" in result.stderr and "Traceback" not in result.stderr
+    result = run_cli("-m", "sweeper", "report", str(tmp_path))
+    assert result.returncode == 2 and "no job directories" in result.stderr
+    assert not (tmp_path / "report").exists()
+
+
+def test_report_of_a_folder_of_sweeps(tmp_path):
+    synthetic.gpu_sweep(tmp_path / "gpu")
+    synthetic.softmax_grid_sweep(tmp_path / "softmax")
+    shutil.rmtree(tmp_path / "softmax" / "11")
+    markdown, _ = report_of(tmp_path)
+    assert "Covers **14 of 15 jobs** (14 ok)" in markdown and "1 not started" in markdown
+    assert "## cnn, adam" in markdown and "## softmax, gd" in markdown
