@@ -109,6 +109,26 @@ def test_two_replicas_on_logical_cpus_from_the_command_line(tiny, tmp_path):
 
 
 @pytest.mark.slow
+def test_one_process_sweep_over_cpu_replicas_reuses_the_logical_cpus(tiny, tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_cli("run.py", "-m", "task=cnn", "devices=cpu", "gpus=1,2", "batch_size=16", f"data.dir={tiny}",
+                     "data.train_samples=64", "data.test_samples=32", f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    records = [json.loads((sweep / str(n) / "result.json").read_text()) for n in range(2)]
+    assert [r["metrics"]["replicas"] for r in records] == [1, 2]
+    assert records[1]["metrics"]["devices"] == ["/device:CPU:0", "/device:CPU:1"]
+
+
+def test_cpu_replicas_after_tensorflow_started_is_one_clear_line():
+    code = ("import tensorflow as tf; tf.config.list_logical_devices()\n"
+            "from tasks import cnn\n"
+            "try:\n    cnn.strategy(2, 'cpu')\nexcept cnn.DeviceError as e:\n    print(e)")
+    result = run_cli("-c", code)
+    assert result.stdout.strip() == ("gpus=2 devices=cpu needs 2 logical CPU devices but TensorFlow started in this "
+                                     "process with 1: run it in a process of its own")
+
+
+@pytest.mark.slow
 def test_softmax_sweep_and_its_table(tiny, tmp_path):
     sweep = tmp_path / "sweep"
     result = run_cli("run.py", "-m", "task=softmax", "lr=0.5,0.01", f"data.dir={tiny}", f"hydra.sweep.dir={sweep}")
