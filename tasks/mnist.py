@@ -11,6 +11,7 @@ import math
 import time
 import zlib
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Sequence
 
 import numpy as np
@@ -30,7 +31,7 @@ FILES = {
 FIX = "set data.dir=DIR or MNIST_DIR to a directory holding the four MNIST IDX files (raw or .gz)"
 IMAGE_SHAPE = (28, 28)
 CLASSES = 10
-TEST_BATCH = 500              # per replica; evaluation only, so larger than any training batch
+TEST_BATCH = 500              # test images per replica per evaluation step
 LOSS_POINTS_PER_EPOCH = 100   # history["loss"]: about this many points per epoch
 
 
@@ -108,7 +109,8 @@ def _pair(directory: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
 @functools.cache
 def _load_directory(directory: Path) -> Splits:
     if not directory.is_dir():
-        raise DataError(f"{directory}: no such directory: {FIX}")
+        problem = "not a directory" if directory.exists() else "no such directory"
+        raise DataError(f"{directory}: {problem}: {FIX}")
     return Splits(*_pair(directory, "train"), *_pair(directory, "test"))
 
 
@@ -147,7 +149,7 @@ def load(dir: str | None = None, train_samples: int | None = None, test_samples:
     return Splits(*train, *test)
 
 
-def tensorflow():
+def tensorflow() -> ModuleType:
     """TensorFlow, its own logger set to errors only: it would print INFO lines for each all-reduce
     under MirroredStrategy and, in an in-process sweep, a retracing warning for each new model."""
     import tensorflow as tf

@@ -104,9 +104,12 @@ def test_broken_files_raise_one_line_naming_the_file_and_the_fix(mnist_dir, name
     assert "\n" not in str(error.value)
 
 
-def test_missing_directory(tmp_path):
+def test_missing_directory_or_a_file_instead(tmp_path):
     with pytest.raises(DataError, match=f"{tmp_path / 'nowhere'}: no such directory: {FIX}"):
         mnist.load(str(tmp_path / "nowhere"))
+    (tmp_path / "file").write_text("")
+    with pytest.raises(DataError, match=f"{tmp_path / 'file'}: not a directory: {FIX}"):
+        mnist.load(str(tmp_path / "file"))
 
 
 def test_bad_data_dir_on_the_command_line_is_one_line(tmp_path):
