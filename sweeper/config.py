@@ -35,13 +35,28 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str, str]] = {
     "batch_size": (lambda v: _integer(v) and v > 0, "an integer > 0", "batch_size=32"),
     "gpus": (lambda v: _integer(v) and v >= 0, "an integer >= 0", "gpus=2"),
     "seed": (_integer, "an integer", "seed=0"),
+    "devices": (lambda v: v in ("gpu", "cpu"), "gpu or cpu", "devices=cpu"),
+    "data.train_samples": (lambda v: v is None or (_integer(v) and v > 0), "an integer > 0 or null (all)",
+                           "data.train_samples=1000"),
+    "data.test_samples": (lambda v: v is None or (_integer(v) and v > 0), "an integer > 0 or null (all)",
+                          "data.test_samples=1000"),
 }
+
+# The top-level keys validate() reads (the sweeper's early check hands it just these).
+CHECKED_KEYS = tuple(dict.fromkeys(key.split(".")[0] for key in _RULES))
+
+
+def _get(cfg: Any, dotted: str) -> Any:
+    """cfg["a"]["b"] for "a.b", None where a key is missing; cfg is a DictConfig or a dict."""
+    for key in dotted.split("."):
+        cfg = cfg.get(key) if cfg is not None else None
+    return cfg
 
 
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError (one line: key, value, what is allowed) for the first bad value."""
     for key, (ok, allowed, example) in _RULES.items():
-        value = cfg.get(key)
+        value = _get(cfg, key)
         if not ok(value):
             raise ConfigError(f"{key}={value!r} is invalid: {key} must be {allowed} (e.g. {example})")
 

@@ -161,7 +161,7 @@ def run_job(cfg: DictConfig) -> float:
             attempts=attempts,
         )
         write_record(job_dir, record)
-        if OmegaConf.select(cfg, "logging.tensorboard", default=False):
+        if status in ("ok", "diverged") and OmegaConf.select(cfg, "logging.tensorboard", default=False):
             _tensorboard(job_dir, record)
         print(_summary(record, every_metric=single_run), flush=True)
     if record.status == "failed" and single_run:

@@ -115,7 +115,7 @@ class CheckedSweeper(BasicSweeper):
         composed once per combination of the other overrides, since a full composition per job
         (about 40 ms) would cost more than training a job of exercise 1.
         """
-        from sweeper.config import HPARAMS, check_or_exit
+        from sweeper.config import CHECKED_KEYS, HPARAMS, check_or_exit
 
         loader = self.hydra_context.config_loader
         parser = OverridesParser.create(config_loader=loader)
@@ -127,7 +127,7 @@ class CheckedSweeper(BasicSweeper):
             rest = tuple(o.input_line for o in parsed if o.key_or_group not in values)
             if rest not in composed:
                 cfg = loader.load_sweep_config(master_config=self.config, sweep_overrides=list(rest))
-                composed[rest] = {key: cfg.get(key) for key in HPARAMS}
+                composed[rest] = {key: cfg.get(key) for key in CHECKED_KEYS}
             check_or_exit({**composed[rest], **values})
 
     def _find_done_jobs(self, jobs: List[List[str]]) -> None:

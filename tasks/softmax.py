@@ -1,0 +1,32 @@
+"""Exercise 2: softmax regression on MNIST, one dense layer 784 -> 10 starting at zero."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sweeper.outcome import Outcome
+from tasks import mnist
+
+if TYPE_CHECKING:
+    import keras
+
+INPUT_SHAPE = (784,)  # the course's flat images
+
+
+def make_model() -> keras.Model:
+    """y = softmax(x W + b), W and b zero to start, as in the course."""
+    import keras  # here, so that a data error is reported before TensorFlow starts
+
+    return keras.Sequential([
+        keras.Input(INPUT_SHAPE),
+        keras.layers.Dense(10, activation="softmax", kernel_initializer="zeros", bias_initializer="zeros"),
+    ])
+
+
+def run(*, optimizer: dict[str, Any], data: dict[str, Any], batch_size: int, epochs: int, seed: int,
+        job_dir: Path | None = None) -> Outcome:
+    """Train on MNIST (the `data` node: dir, train_samples, test_samples) with cross-entropy."""
+    splits = mnist.load(**data)
+    outcome, _ = mnist.train(make_model, splits, optimizer=optimizer, batch_size=batch_size, epochs=epochs,
+                             seed=seed, input_shape=INPUT_SHAPE, job_dir=job_dir)
+    return outcome
