@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from sweeper import progress
+from sweeper import checkpoint, progress
 from sweeper.config import applicable_hparams, check_or_exit
 from sweeper.outcome import Outcome
 from sweeper.record import Record, write_atomic, write_record
@@ -161,8 +161,11 @@ def run_job(cfg: DictConfig) -> float:
             attempts=attempts,
         )
         write_record(job_dir, record)
-        if status in ("ok", "diverged") and OmegaConf.select(cfg, "logging.tensorboard", default=False):
-            _tensorboard(job_dir, record)
+        if status in ("ok", "diverged"):
+            if OmegaConf.select(cfg, "logging.tensorboard", default=False):
+                _tensorboard(job_dir, record)
+            if not OmegaConf.select(cfg, "logging.keep_state", default=False):
+                checkpoint.discard(job_dir)  # the record has it all now
         print(_summary(record, every_metric=single_run), flush=True)
     if record.status == "failed" and single_run:
         raise SystemExit(1)

@@ -29,6 +29,8 @@ def fingerprint(cfg: DictConfig) -> str:
         if key not in _NOT_FINGERPRINTED:
             node = cfg[key]
             content[key] = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+    if isinstance(content.get("task"), dict):
+        content["task"].pop("logging", None)  # a task may take the logging switches too
     return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -44,7 +46,7 @@ def finished_record(job_dir: Path, expected: str, overrides: list[str]) -> Recor
         record = read_record(path)
     except ValueError:
         return None  # unreadable: run again, the new record replaces it
-    if record.fingerprint not in (None, expected):
+    if record.fingerprint != expected:
         raise MismatchError(
             f"{job_dir} holds the record of another configuration: {' '.join(record.overrides) or 'defaults'} "
             f"(fingerprint {record.fingerprint}), not {' '.join(overrides) or 'defaults'} ({expected}): "

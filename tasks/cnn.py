@@ -97,11 +97,13 @@ def device_names(strategy: tf.distribute.Strategy) -> list[str]:
 
 
 def run(*, optimizer: dict[str, Any], data: dict[str, Any], batch_size: int, epochs: int, seed: int,
-        gpus: int = 0, devices: str = "gpu", job_dir: Path | None = None) -> Outcome:
+        gpus: int = 0, devices: str = "gpu", logging: dict[str, Any] | None = None,
+        job_dir: Path | None = None) -> Outcome:
     """Train on MNIST (the `data` node) with `batch_size` images per replica on `gpus` devices."""
     splits = mnist.load(**data)
     replicas = strategy(gpus, devices)
     outcome, _ = mnist.train(make_model, splits, optimizer=optimizer, batch_size=batch_size, epochs=epochs,
-                             seed=seed, input_shape=INPUT_SHAPE, strategy=replicas, job_dir=job_dir)
+                             seed=seed, input_shape=INPUT_SHAPE, strategy=replicas, job_dir=job_dir,
+                             logging=logging)
     outcome.metrics.update(replicas=replicas.num_replicas_in_sync, devices=device_names(replicas))
     return outcome

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import gzip
 import math
+import sys
 import time
 import zlib
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
+from sweeper import checkpoint
 from sweeper.outcome import Outcome
 
 if TYPE_CHECKING:
@@ -151,10 +153,14 @@ def load(dir: str | None = None, train_samples: int | None = None, test_samples:
 
 def tensorflow() -> ModuleType:
     """TensorFlow, its own logger set to errors only: it would print INFO lines for each all-reduce
-    under MirroredStrategy and, in an in-process sweep, a retracing warning for each new model."""
+    under MirroredStrategy and, in an in-process sweep, a retracing warning for each new model;
+    absl's too (an INFO line for each checkpoint of mirrored variables)."""
+    import logging
+
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")
+    logging.getLogger("absl").setLevel(logging.WARNING)
     return tf
 
 
@@ -185,27 +191,34 @@ def dataset(images: np.ndarray, labels: np.ndarray, *, batch_size: int, input_sh
 
 # ---- Training --------------------------------------------------------------------------------
 
-def _recorder(steps_per_epoch: int, batch_size: int, samples: int) -> keras.callbacks.Callback:
+_CURVES = ("loss", "loss_steps", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "epoch_time_s")
+
+
+def _recorder(steps_per_epoch: int, batch_size: int, samples: int,
+              saved: dict[str, Any] | None) -> keras.callbacks.Callback:
     import keras
 
     every = max(1, steps_per_epoch // LOSS_POINTS_PER_EPOCH)
 
     class Recorder(keras.callbacks.Callback):
-        """Keeps the record's curves and timings.
+        """Keeps the record's curves and timings in `counters`, which a restarted job takes back.
 
         loss: the mean training loss over each stretch of `every` steps, from Keras's running
         mean (reset every epoch), at the steps in loss_steps (1-based, counted across epochs).
         A non-finite loss stops training there (the job is then `diverged`).
         epoch_time_s: training alone; the test evaluation inside each epoch is timed apart.
+        fit_time_s: the time in `fit` up to the last finished epoch, over every attempt.
         """
 
         def __init__(self) -> None:
             super().__init__()
-            self.loss: list[float] = []
-            self.loss_steps: list[int] = []
-            self.epoch_time_s: list[float] = []
-            self.test_time_s = 0.0
-            self.samples_seen = 0
+            fresh = {**{name: [] for name in _CURVES}, "test_time_s": 0.0, "samples_seen": 0, "fit_time_s": 0.0}
+            self.counters: dict[str, Any] = saved or fresh
+            self.history = self.counters  # the curves, by name
+
+        def on_train_begin(self, logs: dict | None = None) -> None:
+            self.fit_start = time.perf_counter()
+            self.fit_time_before = self.counters["fit_time_s"]
 
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
             self.epoch = epoch
@@ -221,10 +234,10 @@ def _recorder(steps_per_epoch: int, batch_size: int, samples: int) -> keras.call
             if step % every and step != steps_per_epoch and not self.model.stop_training:
                 return
             total = logs["loss"] * seen  # Keras's loss is the running mean, weighted by batch size
-            self.loss.append((total - self.mark[1]) / (seen - self.mark[0]))
-            self.loss_steps.append(self.epoch * steps_per_epoch + step)
+            self.history["loss"].append((total - self.mark[1]) / (seen - self.mark[0]))
+            self.history["loss_steps"].append(self.epoch * steps_per_epoch + step)
             self.mark = (seen, total)
-            self.samples_seen = self.epoch * samples + seen
+            self.counters["samples_seen"] = self.epoch * samples + seen
 
         def on_test_begin(self, logs: dict | None = None) -> None:
             self.test_start = time.perf_counter()
@@ -233,22 +246,40 @@ def _recorder(steps_per_epoch: int, batch_size: int, samples: int) -> keras.call
             self.epoch_test_s += time.perf_counter() - self.test_start
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            self.epoch_time_s.append(time.perf_counter() - self.epoch_start - self.epoch_test_s)
-            self.test_time_s += self.epoch_test_s
+            self.history["epoch_time_s"].append(time.perf_counter() - self.epoch_start - self.epoch_test_s)
+            for name, key in (("train_loss", "loss"), ("train_accuracy", "accuracy"),
+                              ("test_loss", "val_loss"), ("test_accuracy", "val_accuracy")):
+                self.history[name].append(float(logs[key]))
+            self.counters["test_time_s"] += self.epoch_test_s
+            self.counters["fit_time_s"] = self.fit_time_before + time.perf_counter() - self.fit_start
 
     return Recorder()
 
 
-def job_callbacks(job_dir: Path | None) -> list[keras.callbacks.Callback]:
-    """The Keras callbacks every MNIST job gets besides the record's own: add new ones here
-    (TensorBoard logs, checkpoints in job_dir)."""
-    return []
+def job_callbacks(job_dir: Path | None, model: keras.Model, recorder: Any,
+                  logging: dict[str, Any]) -> list[keras.callbacks.Callback]:
+    """The Keras callbacks every MNIST job gets besides the record's own: per-epoch TensorBoard
+    scalars and the training state saved at every epoch end (after the recorder's counters)."""
+    from sweeper import checkpoint
+    from sweeper.tensorboard import keras_callbacks
+
+    callbacks = keras_callbacks(job_dir, logging.get("tensorboard", False))
+    if job_dir is not None:
+        callbacks.append(checkpoint.saver(job_dir, model, lambda: recorder.counters))
+    return callbacks
+
+
+def _verbosity() -> int:
+    """Keras' progress bar on a terminal; one line per epoch in a log file (Slurm)."""
+    return 1 if sys.stdout.isatty() else 2
 
 
 def train(make_model: Callable[[], keras.Model], splits: Splits, *, optimizer: dict[str, Any], batch_size: int,
           epochs: int, seed: int, input_shape: Sequence[int], strategy: tf.distribute.Strategy | None = None,
-          job_dir: Path | None = None) -> tuple[Outcome, keras.Model]:
+          job_dir: Path | None = None, logging: dict[str, Any] | None = None) -> tuple[Outcome, keras.Model]:
     """Train `make_model()` with Keras `fit`, evaluating on the test set after every epoch.
+
+    A job that finds training state in `job_dir` (sweeper.checkpoint) continues from there.
 
     Under `strategy` (default: TensorFlow's default strategy) the model is built and compiled in
     its scope and each step takes `batch_size` images per replica. Returns the record's outcome
@@ -268,50 +299,44 @@ def train(make_model: Callable[[], keras.Model], splits: Splits, *, optimizer: d
         settings = {k: v for k, v in optimizer.items() if k not in ("_target_", "name")}
         model.compile(optimizer=hydra.utils.get_class(optimizer["_target_"])(**settings),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        done_epochs, saved = checkpoint.restore(job_dir, model)
 
     train_count, test_count = len(splits.train_labels), len(splits.test_labels)
     steps = math.ceil(train_count / global_batch)
     test_batch = TEST_BATCH * replicas
-    recorder = _recorder(steps, global_batch, train_count)
+    recorder = _recorder(steps, global_batch, train_count, saved)
     start = time.perf_counter()
-    fitted = model.fit(
+    model.fit(
         dataset(splits.train_images, splits.train_labels, batch_size=global_batch, input_shape=input_shape,
                 shuffle_seed=seed),
         epochs=epochs,
+        initial_epoch=done_epochs,
         steps_per_epoch=steps,
         validation_data=dataset(splits.test_images, splits.test_labels, batch_size=test_batch,
                                 input_shape=input_shape),
         validation_steps=math.ceil(test_count / test_batch),
-        callbacks=[recorder, *job_callbacks(job_dir)],
+        callbacks=[recorder, *job_callbacks(job_dir, model, recorder, logging or {})],
         shuffle=False,  # the dataset shuffles itself
-        verbose=0,
+        verbose=_verbosity(),
     )
     elapsed = time.perf_counter() - start
-    return _outcome(fitted.history, recorder, model, elapsed, train_count, test_count), model
+    fit_time = (saved or {}).get("fit_time_s", 0.0) + elapsed  # every attempt's training
+    return _outcome(recorder, model, fit_time, train_count, test_count), model
 
 
-def _outcome(logs: dict[str, list], recorder: Any, model: keras.Model, elapsed: float,
-             train_count: int, test_count: int) -> Outcome:
-    history = {
-        "loss": recorder.loss,
-        "loss_steps": recorder.loss_steps,
-        "train_loss": logs["loss"],
-        "train_accuracy": logs["accuracy"],
-        "test_loss": logs["val_loss"],
-        "test_accuracy": logs["val_accuracy"],
-        "epoch_time_s": recorder.epoch_time_s,
-    }
-    history = {k: [float(v) for v in values] for k, values in history.items()}
+def _outcome(recorder: Any, model: keras.Model, elapsed: float, train_count: int, test_count: int) -> Outcome:
+    history = {name: [float(v) for v in recorder.history[name]] for name in _CURVES}
     history["loss_steps"] = [int(v) for v in history["loss_steps"]]
     finite = all(math.isfinite(v) for v in history["loss"] + history["train_loss"])
+    counters = recorder.counters
     metrics = {
         "test_accuracy": history["test_accuracy"][-1],
         "test_loss": history["test_loss"][-1],
         "train_loss": history["train_loss"][-1],
-        "samples_per_s": recorder.samples_seen / sum(recorder.epoch_time_s),
+        "samples_per_s": counters["samples_seen"] / sum(history["epoch_time_s"]),
         "params": int(model.count_params()),
         "train_samples": train_count,
         "test_samples": test_count,
-        "test_time_s": recorder.test_time_s,
+        "test_time_s": counters["test_time_s"],
     }
     return Outcome(status="ok" if finite else "diverged", metrics=metrics, history=history, train_time_s=elapsed)

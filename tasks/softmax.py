@@ -24,9 +24,9 @@ def make_model() -> keras.Model:
 
 
 def run(*, optimizer: dict[str, Any], data: dict[str, Any], batch_size: int, epochs: int, seed: int,
-        job_dir: Path | None = None) -> Outcome:
+        logging: dict[str, Any] | None = None, job_dir: Path | None = None) -> Outcome:
     """Train on MNIST (the `data` node: dir, train_samples, test_samples) with cross-entropy."""
     splits = mnist.load(**data)
     outcome, _ = mnist.train(make_model, splits, optimizer=optimizer, batch_size=batch_size, epochs=epochs,
-                             seed=seed, input_shape=INPUT_SHAPE, job_dir=job_dir)
+                             seed=seed, input_shape=INPUT_SHAPE, job_dir=job_dir, logging=logging)
     return outcome

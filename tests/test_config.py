@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
 from sweeper.config import ConfigError, applicable_hparams, validate
 from tests.conftest import run_cli
@@ -94,3 +94,18 @@ def test_help_lists_the_config_groups():
     assert result.returncode == 0
     for text in ("task: cnn, linear, softmax", "optimizer: adagrad, adam, gd, momentum", "experiment: ex1_adagrad"):
         assert text in result.stdout
+
+
+def test_fingerprint_follows_the_job_not_the_logging(compose_cfg):
+    from sweeper.resume import fingerprint
+
+    def of(*overrides: str) -> str:
+        cfg = compose_cfg(*overrides)
+        with open_dict(cfg):
+            del cfg["hydra"]  # as the job sees its config
+        return fingerprint(cfg)
+
+    base = of("task=softmax")
+    assert isinstance(base, str) and len(base) == 16
+    assert of("task=softmax", "lr=0.1") != base and of("task=cnn") != base
+    assert of("task=softmax", "logging.tensorboard=false", "logging.keep_state=true") == base

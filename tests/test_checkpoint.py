@@ -1,0 +1,75 @@
+"""Interrupted training continues: the state saved at every epoch end comes back whole."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from sweeper import checkpoint
+from sweeper.record import read_record
+from tasks import mnist, softmax
+from tests.conftest import ROOT
+from tests.mnist_files import write_mnist
+
+ADAM = {"_target_": "keras.optimizers.Adam", "name": "adam", "learning_rate": 1e-3}
+
+
+def test_optimizer_state_and_epoch_come_back(tmp_path):
+    splits = mnist.load(str(write_mnist(tmp_path / "mnist", train=200, test=50)))
+    _, trained = mnist.train(softmax.make_model, splits, optimizer=ADAM, batch_size=50, epochs=2, seed=0,
+                             input_shape=softmax.INPUT_SHAPE, job_dir=tmp_path)
+    progress = json.loads((tmp_path / "state" / "progress.json").read_text())
+    assert progress["epoch"] == 2 and len(progress["counters"]["train_loss"]) == 2
+
+    fresh = softmax.make_model()
+    fresh.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    epoch, counters = checkpoint.restore(tmp_path, fresh)
+    assert epoch == 2 and counters == progress["counters"]
+    assert int(fresh.optimizer.iterations.numpy()) == 8 == int(trained.optimizer.iterations.numpy())
+    trained_slots, fresh_slots = trained.optimizer.variables, fresh.optimizer.variables
+    assert len(trained_slots) == len(fresh_slots) == 6  # iteration, lr, m and v of kernel and bias
+    for ours, theirs in zip(trained_slots, fresh_slots):
+        assert ours.name.split("_")[-1] == theirs.name.split("_")[-1]  # iteration, momentum, velocity
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    for ours, theirs in zip(trained.weights, fresh.weights):
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+@pytest.mark.slow
+def test_ctrl_c_mid_training_then_the_job_continues_at_its_epoch(tmp_path):
+    data = write_mnist(tmp_path / "mnist", train=512, test=64)
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "run.py", "task=cnn", "epochs=4", "batch_size=16", f"data.dir={data}",
+               f"hydra.run.dir={run_dir}"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    epochs_seen = 0
+    for line in process.stdout:  # not a terminal: Keras prints one line per epoch
+        epochs_seen += " - loss: " in line
+        if epochs_seen == 2:
+            break
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=120)
+    interrupted = read_record(run_dir / "result.json")
+    assert interrupted.status == "interrupted"
+    saved = json.loads((run_dir / "state" / "progress.json").read_text())
+    assert saved["epoch"] in (2, 3)
+
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert f"Epoch {saved['epoch'] + 1}/4" in result.stdout and "Epoch 1/4" not in result.stdout
+    record = read_record(run_dir / "result.json")
+    assert record.status == "ok" and record.attempts == 2
+    history = record.history
+    assert all(len(history[k]) == 4 for k in ("train_loss", "test_accuracy", "epoch_time_s"))
+    assert history["train_loss"][:saved["epoch"]] == saved["counters"]["train_loss"]
+    steps = history["loss_steps"]
+    assert steps == sorted(set(steps)) and steps[-1] == 4 * 32  # continuous, 32 steps an epoch
+    assert record.train_time_s > saved["counters"]["fit_time_s"]
+    assert not (run_dir / "state").exists()  # removed once the record is written
+    print(f"\nresumed at epoch {saved['epoch']} of 4: {saved['counters']['fit_time_s']:.1f} s of training "
+          "not redone")
