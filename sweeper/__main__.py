@@ -25,12 +25,34 @@ def _collate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _status(args: argparse.Namespace) -> int:
+    from sweeper.slurm import QUERY_TIMEOUT_S
+    from sweeper.status import summary, sweep_status
+
+    try:
+        table, answered = sweep_status(args.dir)
+    except ValueError as e:  # a damaged list of Slurm jobs
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if table.empty:
+        print(f"error: no jobs under {args.dir}: give the sweep directory (hydra.sweep.dir)", file=sys.stderr)
+        return 2
+    print(table.to_string(index=False))
+    if not answered:
+        print(f"warning: Slurm did not answer within {QUERY_TIMEOUT_S:g} s: Slurm states unknown", file=sys.stderr)
+    print(f"\n{summary(table)} ({args.dir})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sweeper", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     collate = commands.add_parser("collate", help="one table of every job record under DIR")
     collate.add_argument("dir", type=_directory, help="a sweep directory, or a folder of sweeps")
     collate.set_defaults(func=_collate)
+    status = commands.add_parser("status", help="each job's state: from Slurm, then from its record")
+    status.add_argument("dir", type=_directory, help="a sweep directory")
+    status.set_defaults(func=_status)
     args = parser.parse_args(argv)
     return args.func(args)
 

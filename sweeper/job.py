@@ -5,6 +5,7 @@ import datetime
 import functools
 import importlib
 import math
+import os
 import platform
 import socket
 import subprocess
@@ -23,6 +24,10 @@ from sweeper.record import Record, write_record
 
 # Keys of the task node that describe the task rather than being its arguments.
 _TASK_META = ("name", "objective", "direction")
+
+# Where the job ran on a cluster: recorded when set (Slurm sets them, and CUDA_VISIBLE_DEVICES).
+ENVIRONMENT = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_CPUS_PER_TASK",
+               "SLURM_GPUS_ON_NODE", "CUDA_VISIBLE_DEVICES")
 
 
 def _now() -> str:
@@ -95,6 +100,7 @@ def run_job(cfg: DictConfig) -> float:
         host=socket.gethostname(),
         error=error,
         objective=cfg.task.objective,
+        environment={key: os.environ[key] for key in ENVIRONMENT if key in os.environ},
     )
     write_record(job_dir, record)
     print(_summary(record), flush=True)

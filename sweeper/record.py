@@ -32,6 +32,7 @@ class Record:
     host: str
     error: str | None = None                     # the exception's message when status is failed
     objective: str | None = None                 # the metric returned to the sweeper
+    environment: dict[str, str] = dataclasses.field(default_factory=dict)  # SLURM_JOB_ID, ... when set
 
 
 def _finite_or_none(value: Any) -> Any:
