@@ -26,7 +26,7 @@ def _collate(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from sweeper.slurm import QUERY_TIMEOUT_S
+    from sweeper.slurm import query_timeout
     from sweeper.status import summary, sweep_status
 
     try:
@@ -39,7 +39,7 @@ def _status(args: argparse.Namespace) -> int:
         return 2
     print(table.to_string(index=False))
     if not answered:
-        print(f"warning: Slurm did not answer within {QUERY_TIMEOUT_S:g} s: Slurm states unknown", file=sys.stderr)
+        print(f"warning: Slurm did not answer within {query_timeout():g} s: Slurm states unknown", file=sys.stderr)
     print(f"\n{summary(table)} ({args.dir})")
     return 0
 

@@ -111,13 +111,13 @@ def _safe_for_sbatch(params: dict[str, Any]) -> dict[str, Any]:
     return safe
 
 
-def _with_app_path(params: dict[str, Any]) -> dict[str, Any]:
-    """The job runs the submitting Python (submitit's default, sys.executable) in the submitting
-    directory; it also needs the app's directory on its path, as the submitting Python has it
-    (sys.path[0]), so that `run.py`'s own modules import from anywhere."""
+def _python() -> str:
+    """The command that runs a job: the submitting Python (sys.executable, as submitit does), with
+    the app's directory first on its path as the submitting Python has it (sys.path[0]), so that
+    `run.py`'s own modules import wherever the job runs. It runs in the submitting directory."""
     app_dir = os.path.abspath(sys.path[0] or os.getcwd())
-    line = f"export PYTHONPATH={shlex.quote(app_dir)}${{PYTHONPATH:+:$PYTHONPATH}}"
-    return {**params, "setup": [line, *(params.get("setup") or [])]}
+    path = os.pathsep.join([app_dir, *filter(None, [os.environ.get("PYTHONPATH")])])
+    return f"env PYTHONPATH={shlex.quote(path)} {shlex.quote(sys.executable)}"
 
 
 def _executor(cluster: str, params: dict[str, Any]) -> Any:
@@ -125,7 +125,8 @@ def _executor(cluster: str, params: dict[str, Any]) -> Any:
     import submitit
 
     init = {f"{cluster}_{key}": params[key] for key in _EXECUTOR_INIT if key in params and key != "submitit_folder"}
-    executor = submitit.AutoExecutor(cluster=cluster, folder=params["submitit_folder"], **init)
+    executor = submitit.AutoExecutor(cluster=cluster, folder=params["submitit_folder"], **init,
+                                     **{f"{cluster}_python": _python()})
     executor.update_parameters(**{key if key in _GENERIC else f"{cluster}_{key}": value
                                   for key, value in params.items() if key not in _EXECUTOR_INIT})
     return executor
@@ -182,7 +183,7 @@ def launch_slurm(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_
     jobs: list[Any] = [None] * len(planned)
     arrays = []
     for positions in _groups(planned).values():
-        params = _safe_for_sbatch(_with_app_path(planned[positions[0]].params))
+        params = _safe_for_sbatch(planned[positions[0]].params)
         executor = _executor("slurm", params)
         for start in range(0, len(positions), chunk):
             part = positions[start:start + chunk]
@@ -291,6 +292,6 @@ def launch_local(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_
             time.sleep(0.1)
         key = json.dumps(job.params, sort_keys=True, default=str)
         if key not in executors:
-            executors[key] = _executor("local", _with_app_path(job.params))
+            executors[key] = _executor("local", job.params)
         jobs.append(executors[key].submit(launcher, *_job_args(job, singletons)))
     return [_result(job) for job in jobs]

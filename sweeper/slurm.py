@@ -5,6 +5,7 @@ Every query has a time limit, so that nothing here hangs on a cluster that does 
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -18,7 +19,11 @@ JOBS_FILE = "slurm_jobs.json"  # in the sweep directory: job number -> its Slurm
 ENDED = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY",
                    "BOOT_FAIL", "DEADLINE", "PREEMPTED", "SPECIAL_EXIT", "REVOKED"})
 
-QUERY_TIMEOUT_S = 10.0
+
+
+def query_timeout() -> float:
+    """Seconds each Slurm command may take: 10, or SWEEPER_SLURM_TIMEOUT_S."""
+    return float(os.environ.get("SWEEPER_SLURM_TIMEOUT_S", "10"))
 
 
 def _run(command: list[str], timeout: float) -> subprocess.CompletedProcess | None:
@@ -69,7 +74,7 @@ def _squeue(array_ids: list[str], timeout: float) -> dict[str, str] | None:
     return _parse(done.stdout)
 
 
-def job_states(job_ids: Iterable[str], timeout: float = QUERY_TIMEOUT_S) -> dict[str, str] | None:
+def job_states(job_ids: Iterable[str], timeout: float | None = None) -> dict[str, str] | None:
     """Slurm's state (PENDING, RUNNING, COMPLETED, CANCELLED, TIMEOUT, ...) of each job id
     (`123`, or `123_4` for an array task), from sacct; the jobs sacct does not know, or all of them
     on a cluster without accounting, from squeue. A job no source knows is left out; None when
@@ -78,6 +83,7 @@ def job_states(job_ids: Iterable[str], timeout: float = QUERY_TIMEOUT_S) -> dict
     if not wanted:
         return {}
     array_ids = sorted({job_id.split("_")[0] for job_id in wanted})
+    timeout = timeout or query_timeout()
     states = _sacct(array_ids, timeout)
     if states is None or not wanted <= states.keys():
         queued = _squeue(array_ids, timeout)
@@ -87,9 +93,9 @@ def job_states(job_ids: Iterable[str], timeout: float = QUERY_TIMEOUT_S) -> dict
     return {job_id: state for job_id, state in states.items() if job_id in wanted}
 
 
-def max_array_size(timeout: float = QUERY_TIMEOUT_S) -> int | None:
+def max_array_size() -> int | None:
     """The cluster's MaxArraySize: an array may have indices 0 to MaxArraySize - 1."""
-    done = _run(["scontrol", "show", "config"], timeout)
+    done = _run(["scontrol", "show", "config"], query_timeout())
     match = re.search(r"^MaxArraySize\s*=\s*(\d+)", done.stdout if done else "", re.MULTILINE)
     return int(match.group(1)) if match else None
 
