@@ -187,7 +187,7 @@ def launch_slurm(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_
         executor = _executor("slurm", params)
         for start in range(0, len(positions), chunk):
             part = positions[start:start + chunk]
-            submitted = executor.map_array(launcher, *zip(*(_job_args(planned[i], singletons) for i in part)))
+            submitted = _submit(executor, launcher, [planned[i] for i in part], singletons, sweep_dir)
             for i, job in zip(part, submitted):
                 jobs[i] = job
             write_job_ids(sweep_dir, {planned[i].num: {"slurm_job_id": jobs[i].job_id, "dir": planned[i].dir,
@@ -196,6 +196,20 @@ def launch_slurm(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_
     if not launcher.params.get("wait", True):
         return _report_submitted(planned, jobs, arrays, sweep_dir)
     return collect(planned, jobs)
+
+
+def _submit(executor: Any, launcher: Any, part: list[Planned], singletons: dict, sweep_dir: Path) -> list[Any]:
+    """Submit these jobs as one array (or one job); sbatch's refusal becomes one clear line."""
+    from submitit.core.utils import FailedJobError
+
+    try:
+        return executor.map_array(launcher, *zip(*(_job_args(job, singletons) for job in part)))
+    except (FailedJobError, OSError) as e:
+        reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        nums = f"{part[0].num}-{part[-1].num}" if len(part) > 1 else f"{part[0].num}"
+        raise CompactHydraException(
+            f"Slurm refused jobs {nums} ({' '.join(part[0].overrides)}{', ...' if len(part) > 1 else ''}): {reason}; "
+            f"the jobs submitted before them are listed in {sweep_dir / 'slurm_jobs.json'}") from None
 
 
 def _describe(planned: list[Planned], jobs: list[Any], part: list[int], params: dict[str, Any]) -> str:
@@ -281,7 +295,8 @@ def launch_local(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_
     sweep_dir = _sweep_dir(launcher)
     log.info(f"Local sweep output dir : {sweep_dir}")
     _log_jobs(planned)
-    limit = launcher.params.get("max_parallel") or _cpu_count()
+    limit = launcher.params.get("max_parallel")
+    limit = _cpu_count() if limit is None else limit
     if limit < 1:
         raise CompactHydraException(f"hydra.launcher.max_parallel={limit} is invalid: it must be >= 1")
     executors: dict[str, Any] = {}

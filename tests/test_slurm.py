@@ -116,6 +116,17 @@ def test_nonblocking_submission_then_status_until_done(tmp_path):
     assert "NoSuch" in read_record(sweep / "1" / "result.json").error
 
 
+def test_jobs_slurm_refuses_are_one_clear_line(tmp_path):
+    sweep = tmp_path / "refused"
+    result = slurm_multirun(sweep, "gpus=1,5", "steps=5", "hydra.launcher.cpus_per_gpu=0")  # the node has 4
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert ("Slurm refused jobs 1 (gpus=5 steps=5): sbatch: error: Batch job submission failed: "
+            "Requested node configuration is not available") in result.stderr
+    submitted = read_job_ids(sweep)  # the job submitted before is running, and listed
+    assert list(submitted) == [0]
+    subprocess.run(["scancel", submitted[0]["slurm_job_id"]], check=True, timeout=10)
+
+
 def _no_accounting_conf(tmp_path: Path) -> Path:
     """This cluster's slurm.conf without accounting, for the client commands: sacct then fails as
     on a cluster without accounting, and squeue still asks the same controller."""
@@ -173,6 +184,13 @@ def test_status_does_not_wait_for_jobs_slurm_does_not_know(tmp_path, monkeypatch
 def _our_cluster() -> None:
     if "Written by hpc-sweeper scripts/slurm-up.sh" not in Path("/etc/slurm/slurm.conf").read_text():
         skip_or_fail("the Slurm cluster here is not the one `make slurm-up` made: its MaxArraySize is not ours to change")
+
+
+def test_slurm_up_again_finds_everything_running():
+    _our_cluster()
+    result = subprocess.run(["bash", str(ROOT / "scripts" / "slurm-up.sh")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "started" not in result.stdout and " is up: debug" in result.stdout
 
 
 @pytest.fixture
