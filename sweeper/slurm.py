@@ -20,7 +20,6 @@ ENDED = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "
                    "BOOT_FAIL", "DEADLINE", "PREEMPTED", "SPECIAL_EXIT", "REVOKED"})
 
 
-
 def query_timeout() -> float:
     """Seconds each Slurm command may take: 10, or SWEEPER_SLURM_TIMEOUT_S."""
     return float(os.environ.get("SWEEPER_SLURM_TIMEOUT_S", "10"))

@@ -124,7 +124,7 @@ def test_jobs_slurm_refuses_are_one_clear_line(tmp_path):
             "Requested node configuration is not available") in result.stderr
     submitted = read_job_ids(sweep)  # the job submitted before is running, and listed
     assert list(submitted) == [0]
-    subprocess.run(["scancel", submitted[0]["slurm_job_id"]], check=True, timeout=10)
+    subprocess.run(["scancel", submitted[0]["slurm_job_id"]], timeout=10)  # (unless it already ended)
 
 
 def _no_accounting_conf(tmp_path: Path) -> Path:
