@@ -54,7 +54,8 @@ def job_resources(cfg: DictConfig) -> dict[str, Any]:
 
     The launcher settings (`hydra.launcher`) are resolved in the job's config, so they may depend on
     it. GPUs per node: `hydra.launcher.gpus_per_node` when set, else the job's `gpus`. CPUs:
-    `cpus_per_task`, or `cpus_per_gpu` for each GPU when that is more.
+    `cpus_per_task`, or `cpus_per_gpu` for each GPU when that is more. The timeout signal: at
+    most half the time limit before its end.
     """
     params = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
     gpus = params.get("gpus_per_node")
@@ -63,6 +64,10 @@ def job_resources(cfg: DictConfig) -> dict[str, Any]:
     params["gpus_per_node"] = gpus or None  # None: no GPU option at all, for clusters without GPUs
     cpus = params.get("cpus_per_task") or 1
     params["cpus_per_task"] = max(cpus, gpus * (params.get("cpus_per_gpu") or 0))
+    # Slurm signals a job signal_delay_s (120) before its time limit, so that it can requeue; with
+    # a short limit that would be at its start, before submitit handles the signal: the job dies.
+    if params.get("signal_delay_s") and params.get("timeout_min"):
+        params["signal_delay_s"] = min(params["signal_delay_s"], int(params["timeout_min"] * 60) // 2)
     for key in _LAUNCHER_ONLY:
         params.pop(key, None)
     return params

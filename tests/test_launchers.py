@@ -66,6 +66,13 @@ def test_each_job_gets_the_resources_of_its_own_config(sweep_of, monkeypatch):
     assert {p["partition"] for p in params} == {None}
     assert {p["max_num_timeout"] for p in params} == {3}
     assert not {"wait", "max_array_size", "cpus_per_gpu", "_target_"} & params[0].keys()
+    assert {(p["timeout_min"], p["signal_delay_s"]) for p in params} == {(120, 120)}
+
+
+def test_a_short_time_limit_gets_its_timeout_signal_before_its_end(sweep_of):
+    # 120 s before a 2-minute limit would be at the start: the job would die of the signal.
+    _, _, configs = sweep_of(["gpus=0"], master=["hydra/launcher=slurm", "hydra.launcher.timeout_min=2"])
+    assert [job_resources(cfg)["signal_delay_s"] for cfg in configs] == [60]
 
 
 def test_command_line_launcher_settings_win(sweep_of, monkeypatch):
