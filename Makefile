@@ -1,11 +1,12 @@
 # `make run`: create .venv, install, run the exercise-1 gradient-descent grid and print its table.
 # `make test`: create .venv if needed, install the test and optuna extras, run the tests.
+# `make slurm-up` / `make slurm-down`: a single-node Slurm cluster on this machine (root, Debian).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 SWEEP := outputs/make-run/$(shell date +%Y-%m-%d_%H-%M-%S)
 
-.PHONY: run test bench clean-venv
+.PHONY: run test bench clean-venv slurm-up slurm-down
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +23,12 @@ test: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/ex1_grid.py
+
+slurm-up:
+	bash scripts/slurm-up.sh
+
+slurm-down:
+	bash scripts/slurm-down.sh
 
 clean-venv:
 	rm -rf $(VENV)

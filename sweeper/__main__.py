@@ -49,6 +49,25 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _status(args: argparse.Namespace) -> int:
+    from sweeper.slurm import query_timeout
+    from sweeper.status import summary, sweep_status
+
+    try:
+        table, answered = sweep_status(args.dir)
+    except ValueError as e:  # a damaged list of Slurm jobs
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if table.empty:
+        print(f"error: no jobs under {args.dir}: give the sweep directory (hydra.sweep.dir)", file=sys.stderr)
+        return 2
+    print(table.to_string(index=False))
+    if not answered:
+        print(f"warning: Slurm did not answer within {query_timeout():g} s: Slurm states unknown", file=sys.stderr)
+    print(f"\n{summary(table)} ({args.dir})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sweeper", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -62,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     report = commands.add_parser("report", help="tables and figures of DIR in DIR/report/ (report.md, PNGs)")
     report.add_argument("dir", type=_directory, help="a sweep directory, or a folder of sweeps")
     report.set_defaults(func=_report)
+    status = commands.add_parser("status", help="each job's state: from Slurm, then from its record")
+    status.add_argument("dir", type=_directory, help="a sweep directory")
+    status.set_defaults(func=_status)
     args = parser.parse_args(argv)
     return args.func(args)
 

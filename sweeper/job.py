@@ -5,6 +5,7 @@ import datetime
 import functools
 import importlib
 import math
+import os
 import platform
 import socket
 import subprocess
@@ -26,6 +27,10 @@ from sweeper.resume import MismatchError, finished_record, fingerprint
 
 # Keys of the task node that describe the task rather than being its arguments.
 _TASK_META = ("name", "objective", "direction")
+
+# Where the job ran on a cluster: recorded when set (Slurm sets them, and CUDA_VISIBLE_DEVICES).
+ENVIRONMENT = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_CPUS_PER_TASK",
+               "SLURM_GPUS_ON_NODE", "CUDA_VISIBLE_DEVICES")
 
 
 def _now() -> str:
@@ -159,6 +164,7 @@ def run_job(cfg: DictConfig) -> float:
             objective=cfg.task.objective,
             fingerprint=config_hash,
             attempts=attempts,
+            environment={key: os.environ[key] for key in ENVIRONMENT if key in os.environ},
         )
         write_record(job_dir, record)
         if status in ("ok", "diverged"):

@@ -34,6 +34,7 @@ class Record:
     objective: str | None = None                 # the metric returned to the sweeper
     fingerprint: str | None = None               # hash of the resolved job config (resume)
     attempts: int = 1                            # how many times the job started (requeue, resume)
+    environment: dict[str, str] = dataclasses.field(default_factory=dict)  # SLURM_JOB_ID, ... when set
 
 
 def _finite_or_none(value: Any) -> Any:

@@ -14,11 +14,9 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import OverrideType
 from hydra.core.utils import JobReturn
 from hydra.plugins.launcher import Launcher
-from omegaconf import open_dict
+from omegaconf import OmegaConf
 
 
 @dataclass
@@ -70,7 +68,8 @@ class CheckedSweeper(BasicSweeper):
     def sweep(self, arguments: List[str]) -> Any:
         from sweeper import progress
 
-        self.done: Dict[int, Path] = {}
+        self.done: Dict[int, Path] = {}       # jobs finished before, by index
+        self.job_dirs: Dict[int, Path] = {}   # every job's directory, by index
         self.launcher = _SkipDone(self.launcher, self.done)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         stored = sweep_dir / "multirun.yaml"
@@ -85,7 +84,9 @@ class CheckedSweeper(BasicSweeper):
         except KeyboardInterrupt:
             print(f"\ninterrupted; finish the sweep with: python -m sweeper resume {sweep_dir}", flush=True)
             raise SystemExit(130) from None
-        ran = [Path(r.hydra_cfg.hydra.runtime.output_dir) for batch in returns for r in batch]
+        if not OmegaConf.select(self.config, "hydra.launcher.wait", default=True):
+            return returns  # submitted only: `python -m sweeper status` follows the jobs
+        ran = [job_dir for idx, job_dir in self.job_dirs.items() if idx not in self.done]
         statuses = progress.job_statuses(ran)
         print(progress.summary_line(statuses, len(self.done), time.perf_counter() - start, sweep_dir), flush=True)
         failed = [str(d) for d, status in statuses.items() if status not in ("ok", "diverged")]
@@ -102,47 +103,26 @@ class CheckedSweeper(BasicSweeper):
 
         jobs = [list(overrides) for job_batch in self.overrides for overrides in job_batch]
         self._check_every_job(jobs)
-        if any(Path(str(self.config.hydra.sweep.dir)).glob("**/result.json")):
-            self._find_done_jobs(jobs)
         progress.current = progress.Progress(len(jobs))
         for idx, job_dir in self.done.items():
             print(f"{progress.current.prefix()}{' '.join(jobs[idx])} -> skipped: done ({job_dir})", flush=True)
 
     def _check_every_job(self, jobs: List[List[str]]) -> None:
-        """Compose each job's config (as Hydra's own check does) and validate it.
-
-        A grid mostly varies top-level hyperparameters (lr=0.1,0.01): those are set on a config
-        composed once per combination of the other overrides, since a full composition per job
-        (about 40 ms) would cost more than training a job of exercise 1.
-        """
-        from sweeper.config import CHECKED_KEYS, HPARAMS, check_or_exit
-
-        loader = self.hydra_context.config_loader
-        parser = OverridesParser.create(config_loader=loader)
-        composed: Dict[tuple, Dict[str, Any]] = {}
-        for overrides in jobs:
-            parsed = parser.parse_overrides(overrides)
-            values = {o.key_or_group: o.value() for o in parsed
-                      if o.type == OverrideType.CHANGE and o.package is None and o.key_or_group in HPARAMS}
-            rest = tuple(o.input_line for o in parsed if o.key_or_group not in values)
-            if rest not in composed:
-                cfg = loader.load_sweep_config(master_config=self.config, sweep_overrides=list(rest))
-                composed[rest] = {key: cfg.get(key) for key in CHECKED_KEYS}
-            check_or_exit({**composed[rest], **values})
-
-    def _find_done_jobs(self, jobs: List[List[str]]) -> None:
-        """Resuming: the jobs whose directory holds a finished record of the same configuration."""
+        """Compose each job's config (as Hydra's own check does, but composing once per
+        combination of group options: sweeper/compose.py) and validate it; when the sweep
+        directory has records already, note the jobs done there (same configuration, finished)."""
+        from sweeper.compose import job_configs
+        from sweeper.config import check_or_exit
         from sweeper.resume import MismatchError, finished_record, fingerprint, job_dir_of
 
-        loader = self.hydra_context.config_loader
-        for idx, overrides in enumerate(jobs):
-            cfg = loader.load_sweep_config(master_config=self.config, sweep_overrides=overrides)
-            with open_dict(cfg):
-                cfg.hydra.job.id = idx
-                cfg.hydra.job.num = idx
-            job_dir = job_dir_of(cfg)
+        resuming = any(Path(str(self.config.hydra.sweep.dir)).glob("**/result.json"))
+        for idx, cfg in enumerate(job_configs(self.hydra_context.config_loader, self.config, jobs)):
+            check_or_exit(cfg)
+            job_dir = self.job_dirs[idx] = job_dir_of(cfg)
+            if not resuming:
+                continue
             try:
-                if finished_record(job_dir, fingerprint(cfg), overrides):
+                if finished_record(job_dir, fingerprint(cfg), jobs[idx]):
                     self.done[idx] = job_dir
             except MismatchError as e:
                 print(f"error: {e}", file=sys.stderr, flush=True)

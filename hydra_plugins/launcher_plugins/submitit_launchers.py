@@ -1,0 +1,59 @@
+"""`hydra/launcher=slurm` and `hydra/launcher=local`: the stock submitit launchers, with each job's
+resources taken from its own config (`gpus=1,2,4` gives three jobs with 1, 2 and 4 GPUs).
+
+The classes reuse the stock plugin's job side (`__call__`, `checkpoint`); their `launch` is in
+sweeper/launch.py. Settings: `python run.py -m hydra/launcher=slurm hydra.launcher.partition=gpu`;
+`python run.py hydra/launcher=slurm --cfg hydra -p hydra.launcher` shows them all.
+"""
+from dataclasses import dataclass, field
+from typing import Any, List, Optional, Sequence
+
+from hydra.core.config_store import ConfigStore
+from hydra.core.utils import JobReturn
+from hydra_plugins.hydra_submitit_launcher import submitit_launcher
+from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf, SlurmQueueConf
+
+
+@dataclass
+class SlurmConf(SlurmQueueConf):
+    _target_: str = "hydra_plugins.launcher_plugins.submitit_launchers.SlurmLauncher"
+    timeout_min: int = 120                   # each job's time limit
+    gpus_per_node: Optional[int] = None      # None: the job's own `gpus`
+    cpus_per_task: int = 1                   # CPUs of a job without GPUs
+    cpus_per_gpu: int = 4                    # a job with N GPUs gets max(cpus_per_task, N x cpus_per_gpu)
+    mem_gb: int = 8                          # memory of each job
+    # Empty unless set here or in the environment (sbatch's own variables).
+    partition: Optional[str] = "${oc.env:SBATCH_PARTITION,null}"
+    account: Optional[str] = "${oc.env:SBATCH_ACCOUNT,null}"
+    qos: Optional[str] = "${oc.env:SBATCH_QOS,null}"
+    constraint: Optional[str] = "${oc.env:SBATCH_CONSTRAINT,null}"
+    setup: List[str] = field(default_factory=list)   # shell lines run first, e.g. "module load cuda"
+    max_num_timeout: int = 3                 # requeues of a job after a time limit or preemption
+    max_array_size: Optional[int] = None     # jobs per array; None: the cluster's MaxArraySize
+    wait: bool = True                        # false: submit, print the Slurm job ids, return at once
+
+
+@dataclass
+class LocalConf(LocalQueueConf):
+    _target_: str = "hydra_plugins.launcher_plugins.submitit_launchers.LocalLauncher"
+    timeout_min: int = 1440                  # each job's time limit
+    gpus_per_node: Optional[int] = None      # None: the job's own `gpus` (CUDA_VISIBLE_DEVICES=0,...)
+    max_parallel: Optional[int] = None       # jobs running at once; None: the number of CPUs
+
+
+ConfigStore.instance().store(group="hydra/launcher", name="slurm", node=SlurmConf, provider="hpc-sweeper")
+ConfigStore.instance().store(group="hydra/launcher", name="local", node=LocalConf, provider="hpc-sweeper")
+
+
+class SlurmLauncher(submitit_launcher.SlurmLauncher):
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        from sweeper.launch import launch_slurm
+
+        return launch_slurm(self, job_overrides, initial_job_idx)
+
+
+class LocalLauncher(submitit_launcher.LocalLauncher):
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        from sweeper.launch import launch_local
+
+        return launch_local(self, job_overrides, initial_job_idx)

@@ -1,0 +1,118 @@
+"""What Slurm says about a sweep's jobs, and which Slurm job runs which job of a sweep.
+
+Every query has a time limit, so that nothing here hangs on a cluster that does not answer.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Iterable
+
+from sweeper.record import write_atomic
+
+JOBS_FILE = "slurm_jobs.json"  # in the sweep directory: job number -> its Slurm job id and directory
+
+# Slurm states after which a job will not run again (a requeued job goes back to PENDING).
+ENDED = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY",
+                   "BOOT_FAIL", "DEADLINE", "PREEMPTED", "SPECIAL_EXIT", "REVOKED"})
+
+
+def query_timeout() -> float:
+    """Seconds each Slurm command may take: 10, or SWEEPER_SLURM_TIMEOUT_S."""
+    return float(os.environ.get("SWEEPER_SLURM_TIMEOUT_S", "10"))
+
+
+def _run(command: list[str], timeout: float) -> subprocess.CompletedProcess | None:
+    """The finished command, or None when it is not installed or did not finish in time."""
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def _expand(job_id: str) -> list[str]:
+    """`123_[4-6%2]` (pending array tasks, as sacct and squeue print them) -> 123_4, 123_5, 123_6."""
+    match = re.fullmatch(r"(\d+)_\[([\d,\-]+)(%\d+)?\]", job_id)
+    if not match:
+        return [job_id]
+    ids = []
+    for part in match.group(2).split(","):
+        first, _, last = part.partition("-")
+        ids += [f"{match.group(1)}_{n}" for n in range(int(first), int(last or first) + 1)]
+    return ids
+
+
+def _parse(lines: str) -> dict[str, str]:
+    """`JOBID|STATE` lines -> {job id: state}; "CANCELLED by 0" is CANCELLED."""
+    states = {}
+    for line in lines.splitlines():
+        job_id, _, state = line.partition("|")
+        if state:
+            for one in _expand(job_id.strip()):
+                states[one] = state.split()[0]
+    return states
+
+
+def _sacct(array_ids: list[str], timeout: float) -> dict[str, str] | None:
+    """States from accounting; None when the cluster has no accounting (or it does not answer)."""
+    done = _run(["sacct", "-X", "-n", "-P", "-o", "JobID,State", "-j", ",".join(array_ids)], timeout)
+    return _parse(done.stdout) if done is not None and done.returncode == 0 else None
+
+
+def _squeue(array_ids: list[str], timeout: float) -> dict[str, str] | None:
+    """States from the controller: queued and running jobs, and those that ended in the last
+    MinJobAge seconds (300 by default). None when the controller does not answer."""
+    done = _run(["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T", "-j", ",".join(array_ids)], timeout)
+    if done is None:
+        return None
+    if done.returncode != 0:
+        return {} if "Invalid job id" in done.stderr else None
+    return _parse(done.stdout)
+
+
+def job_states(job_ids: Iterable[str], timeout: float | None = None) -> dict[str, str] | None:
+    """Slurm's state (PENDING, RUNNING, COMPLETED, CANCELLED, TIMEOUT, ...) of each job id
+    (`123`, or `123_4` for an array task), from sacct; the jobs sacct does not know, or all of them
+    on a cluster without accounting, from squeue. A job no source knows is left out; None when
+    Slurm did not answer at all."""
+    wanted = set(job_ids)
+    if not wanted:
+        return {}
+    array_ids = sorted({job_id.split("_")[0] for job_id in wanted})
+    timeout = timeout or query_timeout()
+    states = _sacct(array_ids, timeout)
+    if states is None or not wanted <= states.keys():
+        queued = _squeue(array_ids, timeout)
+        if states is None and queued is None:
+            return None
+        states = {**(states or {}), **(queued or {})}
+    return {job_id: state for job_id, state in states.items() if job_id in wanted}
+
+
+def max_array_size() -> int | None:
+    """The cluster's MaxArraySize: an array may have indices 0 to MaxArraySize - 1."""
+    done = _run(["scontrol", "show", "config"], query_timeout())
+    match = re.search(r"^MaxArraySize\s*=\s*(\d+)", done.stdout if done else "", re.MULTILINE)
+    return int(match.group(1)) if match else None
+
+
+def read_job_ids(sweep_dir: Path) -> dict[int, dict]:
+    """Job number -> {"slurm_job_id", "dir" (relative to the sweep directory), "overrides"}."""
+    path = Path(sweep_dir) / JOBS_FILE
+    try:
+        return {int(num): entry for num, entry in json.loads(path.read_text()).items()}
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, AttributeError) as e:
+        raise ValueError(f"{path}: not a valid list of Slurm jobs ({e})") from None
+
+
+def write_job_ids(sweep_dir: Path, entries: dict[int, dict]) -> None:
+    """Add (or replace) these jobs' entries in the sweep's jobs file, atomically."""
+    jobs = read_job_ids(sweep_dir)
+    jobs.update(entries)
+    text = json.dumps({str(num): jobs[num] for num in sorted(jobs)}, indent=1)
+    write_atomic(Path(sweep_dir) / JOBS_FILE, text + "\n")

@@ -1,0 +1,149 @@
+"""The `local` and `slurm` launchers: per-job resources, Hydra's own launcher test suites, the
+local launcher's cap on jobs running at once."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from hydra import initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.plugins import Plugins
+from hydra.plugins.launcher import Launcher
+from hydra.test_utils.launcher_common_tests import IntegrationTestSuite, LauncherTestSuite
+from hydra.types import RunMode
+from hydra.version import VersionBase
+from hydra.core.singleton import Singleton
+from omegaconf import OmegaConf, open_dict
+
+from hydra_plugins.launcher_plugins.submitit_launchers import LocalLauncher, SlurmLauncher
+from sweeper.compose import job_configs
+from sweeper.launch import job_resources
+from tests.conftest import ROOT, run_cli
+
+
+@pytest.fixture(autouse=True)
+def _jobs_import_this_checkout(monkeypatch):
+    # Job processes (and the apps of Hydra's integration tests, run from a temporary directory)
+    # must find this checkout's hydra_plugins and sweeper, not those of another install.
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+
+
+@pytest.fixture(autouse=True)
+def _no_version_base_yet() -> None:
+    # Hydra's suites expect a process where no app has set a version_base yet; the compose API
+    # used by earlier tests leaves its version_base=1.3 behind (which turns off chdir to job dirs).
+    Singleton._instances.pop(VersionBase, None)  # the next use makes a fresh one
+
+
+@pytest.fixture
+def sweep_of():
+    """sweep_of(["gpus=1"], ["gpus=2"], master=[...]) -> each job's config, as the launcher sees it."""
+
+    def _configs(*job_overrides, master=()):
+        loader = GlobalHydra.instance().config_loader()
+        primary = loader.load_configuration("config", overrides=list(master), run_mode=RunMode.MULTIRUN)
+        str(primary.hydra.sweep.dir)  # resolved (the time in it fixed) first, as Hydra's sweeper does
+        return loader, primary, job_configs(loader, primary, [list(o) for o in job_overrides])
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        yield _configs
+    GlobalHydra.instance().clear()
+
+
+@pytest.mark.parametrize("cls", [LocalLauncher, SlurmLauncher])
+def test_discovery(cls):
+    assert cls.__name__ in [x.__name__ for x in Plugins.instance().discover(Launcher)]
+
+
+def test_each_job_gets_the_resources_of_its_own_config(sweep_of, monkeypatch):
+    monkeypatch.setenv("SBATCH_ACCOUNT", "course42")
+    _, _, configs = sweep_of(["gpus=0"], ["gpus=1"], ["gpus=2"], ["gpus=4"], master=["hydra/launcher=slurm"])
+    params = [job_resources(cfg) for cfg in configs]
+    assert [p["gpus_per_node"] for p in params] == [None, 1, 2, 4]
+    assert [p["cpus_per_task"] for p in params] == [1, 4, 8, 16]       # 4 CPUs per GPU by default
+    assert {p["account"] for p in params} == {"course42"}                # from sbatch's own variable
+    assert {p["partition"] for p in params} == {None}
+    assert {p["max_num_timeout"] for p in params} == {3}
+    assert not {"wait", "max_array_size", "cpus_per_gpu", "_target_"} & params[0].keys()
+    assert {(p["timeout_min"], p["signal_delay_s"]) for p in params} == {(120, 120)}
+
+
+def test_a_short_time_limit_gets_its_timeout_signal_before_its_end(sweep_of):
+    # 120 s before a 2-minute limit would be at the start: the job would die of the signal.
+    _, _, configs = sweep_of(["gpus=0"], master=["hydra/launcher=slurm", "hydra.launcher.timeout_min=2"])
+    assert [job_resources(cfg)["signal_delay_s"] for cfg in configs] == [60]
+
+
+def test_command_line_launcher_settings_win(sweep_of, monkeypatch):
+    monkeypatch.setenv("SBATCH_PARTITION", "gpu")
+    master = ["hydra/launcher=slurm", "hydra.launcher.partition=a100", "hydra.launcher.cpus_per_gpu=2",
+              "hydra.launcher.cpus_per_task=6"]
+    _, _, configs = sweep_of(["gpus=1"], ["gpus=4"], master=master)
+    params = [job_resources(cfg) for cfg in configs]
+    assert [p["partition"] for p in params] == ["a100", "a100"]
+    assert [p["cpus_per_task"] for p in params] == [6, 8]              # max(cpus_per_task, gpus x cpus_per_gpu)
+
+
+def _resolved(cfg) -> dict:
+    """The job's own config and the Hydra settings a launcher reads, resolved (in place: their
+    interpolations refer to the whole config)."""
+    def value(node, key):
+        return OmegaConf.to_container(node[key], resolve=True) if OmegaConf.is_config(node[key]) else node[key]
+
+    return {**{key: value(cfg, key) for key in cfg if key != "hydra"},
+            **{f"hydra.{key}": value(cfg.hydra, key) for key in ("job", "overrides", "sweep", "launcher")}}
+
+
+def test_job_configs_are_what_hydra_composes(sweep_of):
+    jobs = [["lr=0.1", "optimizer=adam"], ["lr=0.01", "beta1=0.8", "optimizer=adam"], ["optimizer=gd", "lr=0.5"],
+            ["gpus=2", "optimizer=adam"], ["lr=0.1", "optimizer=adam"]]
+    master = ["hydra/launcher=slurm", "hydra.sweep.subdir=${hydra.job.override_dirname}"]
+    loader, primary, configs = sweep_of(*jobs, master=master)
+    for num, (overrides, fast) in enumerate(zip(jobs, configs)):
+        composed = loader.load_sweep_config(primary, overrides)
+        with open_dict(composed.hydra.job):
+            composed.hydra.job.num = num
+        assert _resolved(fast) == _resolved(composed)
+        assert fast.hydra.sweep.subdir == ",".join(sorted(overrides))
+
+
+LAUNCHERS = [pytest.param("local", ["hydra.launcher.timeout_min=2"], id="local"),
+             pytest.param("slurm", ["hydra.launcher.timeout_min=2"], id="slurm", marks=pytest.mark.slurm)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher_name, overrides", LAUNCHERS)
+class TestLauncher(LauncherTestSuite):
+    """Hydra's own launcher tests, as the stock submitit plugin runs them for its launchers."""
+
+
+def _integration_flags(launcher: str) -> list[str]:
+    return ["-m", "hydra/hydra_logging=disabled", "hydra/job_logging=disabled", f"hydra/launcher={launcher}",
+            "hydra.launcher.timeout_min=1"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task_launcher_cfg, extra_flags", [
+    pytest.param({}, _integration_flags("local"), id="local"),
+    pytest.param({}, _integration_flags("slurm"), id="slurm", marks=pytest.mark.slurm),
+])
+class TestLauncherIntegration(IntegrationTestSuite):
+    """Hydra's own integration tests of a launcher: apps run as a user runs them."""
+
+
+def _lifetime(log: Path) -> tuple[str, str]:
+    """When a submitit job process started and exited, from its log."""
+    times = re.findall(r"submitit INFO \((.+?)\) - (Starting with|Exiting after)", log.read_text())
+    return times[0][0], times[-1][0]
+
+
+@pytest.mark.slow
+def test_local_launcher_runs_at_most_max_parallel_jobs(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_cli("run.py", "-m", "steps=5,10", "hydra/launcher=local", "hydra.launcher.max_parallel=1",
+                     f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stderr
+    first, second = sorted(_lifetime(log) for log in sweep.glob(".submitit/*/*_log.out"))
+    assert first[1] <= second[0], "the second job started before the first one ended"
+    assert all((sweep / str(n) / "result.json").exists() for n in range(2))

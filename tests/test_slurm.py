@@ -1,0 +1,258 @@
+"""Sweeps on the real Slurm cluster of this machine (`make slurm-up`), as a user runs them."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sweeper.collate import collate
+from sweeper.record import read_record
+from sweeper.slurm import ENDED, job_states, read_job_ids
+from tests.conftest import ROOT, run_cli, skip_or_fail
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+
+def slurm_multirun(sweep: Path, *overrides: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return run_cli(str(ROOT / "run.py"), "-m", "hydra/launcher=slurm", f"hydra.sweep.dir={sweep}", *overrides, cwd=cwd)
+
+
+def sacct(job_id: str, field: str) -> str:
+    out = subprocess.run(["sacct", "-X", "-n", "-P", "-o", field, "-j", job_id], capture_output=True, text=True,
+                         timeout=10)
+    return out.stdout.strip()
+
+
+def final_state(job_id: str) -> str:
+    """Slurm's state of a job once it ended (a job has its result a moment before it ends)."""
+    deadline = time.monotonic() + 30
+    while (state := sacct(job_id, "State")) not in ENDED and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return state
+
+
+def status(sweep: Path) -> subprocess.CompletedProcess:
+    result = run_cli("-m", "sweeper", "status", str(sweep), timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def status_rows(output: str) -> dict[str, list[str]]:
+    """job -> [slurm_job_id, slurm, status, overrides...] from the status table."""
+    lines = output.split("\n\n")[0].splitlines()[1:]
+    return {line.split()[0]: line.split()[1:] for line in lines}
+
+
+def states(output: str) -> dict[str, list[str]]:
+    """job -> [Slurm's state, status] from the status table."""
+    return {job: row[1:3] for job, row in status_rows(output).items()}
+
+
+def test_ex1_gd_grid_runs_on_slurm_and_collates(tmp_path):
+    sweep = tmp_path / "gd"
+    result = slurm_multirun(sweep, "experiment=ex1_gd")
+    assert result.returncode == 0, result.stderr
+    jobs = read_job_ids(sweep)
+    assert sorted(jobs) == [0, 1, 2, 3]
+    assert len({entry["slurm_job_id"].split("_")[0] for entry in jobs.values()}) == 1  # one array
+    for num, entry in jobs.items():
+        record = read_record(sweep / entry["dir"] / "result.json")
+        array_id, task_id = entry["slurm_job_id"].split("_")
+        assert record.environment["SLURM_ARRAY_JOB_ID"] == array_id
+        assert record.environment["SLURM_ARRAY_TASK_ID"] == task_id
+        assert final_state(entry["slurm_job_id"]) == "COMPLETED"
+    table = collate(sweep)
+    assert dict(zip(table.lr, table.status)) == {0.1: "diverged", 0.01: "ok", 0.001: "ok", 0.0001: "ok"}
+    assert run_cli("-m", "sweeper", "collate", str(sweep)).returncode == 0
+    assert (sweep / "results.csv").exists()
+    assert status(sweep).stdout.strip().endswith(f"4 jobs: 1 diverged, 3 ok ({sweep})")
+
+
+def test_each_job_requests_its_own_gpus(tmp_path):
+    # Two CPUs here: a job with 4 GPUs cannot also have 4 CPUs per GPU (the default, checked in
+    # test_launchers.py), so this sweep asks for no CPUs per GPU.
+    sweep = tmp_path / "gpus"
+    result = slurm_multirun(sweep, "gpus=1,2,4", "steps=10", "hydra.launcher.cpus_per_gpu=0")
+    assert result.returncode == 0, result.stderr
+    jobs = read_job_ids(sweep)
+    assert len({entry["slurm_job_id"] for entry in jobs.values()}) == 3
+    for entry, gpus in zip(jobs.values(), (1, 2, 4)):
+        record = read_record(sweep / entry["dir"] / "result.json")
+        assert record.hparams == {"lr": 0.01, "steps": 10}
+        assert record.environment["SLURM_GPUS_ON_NODE"] == str(gpus)
+        devices = record.environment["CUDA_VISIBLE_DEVICES"].split(",")  # which ones: what was free
+        assert len(set(devices)) == gpus and set(devices) <= {"0", "1", "2", "3"}
+        assert final_state(entry["slurm_job_id"]) == "COMPLETED"
+        assert f"gres/gpu={gpus}" in sacct(entry["slurm_job_id"], "AllocTRES")
+        submitted = entry["slurm_job_id"].split("_")[0]  # a group of one job is a plain job, not an array
+        script = sweep / ".submitit" / submitted / f"{submitted}_submission.sh"
+        assert f"#SBATCH --gpus-per-node={gpus}\n" in script.read_text()
+
+
+def test_nonblocking_submission_then_status_until_done(tmp_path):
+    # Two jobs: Keras SGD, and an optimizer class that does not exist, so that job raises.
+    sweep = tmp_path / "nonblocking"
+    result = slurm_multirun(sweep, "optimizer._target_=keras.optimizers.SGD,keras.optimizers.NoSuch", "steps=10",
+                            "hydra.launcher.wait=false")
+    assert result.returncode == 0, result.stderr
+    ids = [entry["slurm_job_id"] for entry in read_job_ids(sweep).values()]
+    assert f"Slurm job ids: {ids[0].split('_')[0]} (jobs 0-1" in result.stdout
+    assert f"Sweep directory: {sweep}" in result.stdout
+    first = status(sweep).stdout  # each job imports TensorFlow for seconds: none has finished yet
+    assert re.search(r"2 jobs: (\d (pending|running)(, )?)+ \(", first), first
+
+    done = {"0": ["completed", "ok"], "1": ["completed", "failed"]}  # Slurm's COMPLETED; the record's failed
+    deadline = time.monotonic() + 180
+    while states(last := status(sweep).stdout) != done:
+        assert time.monotonic() < deadline, last
+        time.sleep(1)
+    assert last.strip().endswith(f"2 jobs: 1 failed, 1 ok ({sweep})")
+    assert "NoSuch" in read_record(sweep / "1" / "result.json").error
+
+
+def test_jobs_slurm_refuses_are_one_clear_line(tmp_path):
+    sweep = tmp_path / "refused"
+    result = slurm_multirun(sweep, "gpus=1,5", "steps=5", "hydra.launcher.cpus_per_gpu=0")  # the node has 4
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert ("Slurm refused jobs 1 (gpus=5 steps=5): sbatch: error: Batch job submission failed: "
+            "Requested node configuration is not available") in result.stderr
+    submitted = read_job_ids(sweep)  # the job submitted before is running, and listed
+    assert list(submitted) == [0]
+    subprocess.run(["scancel", submitted[0]["slurm_job_id"]], timeout=10)  # (unless it already ended)
+
+
+def _no_accounting_conf(tmp_path: Path) -> Path:
+    """This cluster's slurm.conf without accounting, for the client commands: sacct then fails as
+    on a cluster without accounting, and squeue still asks the same controller."""
+    conf = Path("/etc/slurm/slurm.conf").read_text()
+    path = tmp_path / "no-accounting" / "slurm.conf"
+    path.parent.mkdir()
+    path.write_text(re.sub(r"(?m)^AccountingStorage\w*=.*$", "", conf) + "AccountingStorageType=accounting_storage/none\n")
+    return path
+
+
+def test_cancelled_job_is_shown_cancelled_and_the_others_are_collected(tmp_path, monkeypatch):
+    sweep = tmp_path / "cancel"
+    # Job 1 waits in its setup line until it is cancelled; job 0 runs.
+    command = [sys.executable, str(ROOT / "run.py"), "-m", "hydra/launcher=slurm", f"hydra.sweep.dir={sweep}",
+               "steps=5,10", "hydra.launcher.setup=['test \"$SLURM_ARRAY_TASK_ID\" != 1 || sleep 300']"]
+    sweep_run = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len(jobs := read_job_ids(sweep)) < 2 or job_states([jobs[1]["slurm_job_id"]]) != {
+                jobs[1]["slurm_job_id"]: "RUNNING"}:
+            assert time.monotonic() < deadline, "job 1 did not start"
+            time.sleep(0.5)
+        subprocess.run(["scancel", jobs[1]["slurm_job_id"]], check=True, timeout=10)
+        stdout, stderr = sweep_run.communicate(timeout=120)
+    finally:
+        sweep_run.kill()
+    assert sweep_run.returncode != 0  # Hydra's sweeper reports the job that has no result
+    assert f"Slurm job {jobs[1]['slurm_job_id']} ended CANCELLED without a result" in stderr
+    assert read_record(sweep / "0" / "result.json").status == "ok"
+
+    final_state(jobs[0]["slurm_job_id"])
+    cancelled = {"0": ["completed", "ok"], "1": ["cancelled", "cancelled"]}
+    assert states(status(sweep).stdout) == cancelled
+    # Without accounting, the state comes from the controller (squeue) instead.
+    monkeypatch.setenv("SLURM_CONF", str(_no_accounting_conf(tmp_path)))
+    assert "accounting storage is disabled" in subprocess.run(["sacct"], capture_output=True, text=True).stderr
+    assert states(status(sweep).stdout) == cancelled
+
+
+def test_status_does_not_wait_for_jobs_slurm_does_not_know(tmp_path, monkeypatch):
+    sweep = tmp_path / "gone"
+    (sweep / "0").mkdir(parents=True)
+    (sweep / "slurm_jobs.json").write_text(json.dumps({
+        "0": {"slurm_job_id": "999999_0", "dir": "0", "overrides": ["lr=0.1"]},
+        "1": {"slurm_job_id": "999999_1", "dir": "1", "overrides": ["lr=0.2"]}}))
+    rows = status_rows(status(sweep).stdout)
+    assert rows == {"0": ["999999_0", "-", "missing", "lr=0.1"], "1": ["999999_1", "-", "missing", "lr=0.2"]}
+    # A cluster that does not answer at all (its commands look for it for a minute): said, not waited for.
+    monkeypatch.setenv("SLURM_CONF", str(tmp_path / "nowhere.conf"))
+    monkeypatch.setenv("SWEEPER_SLURM_TIMEOUT_S", "2")
+    result = status(sweep)
+    assert "Slurm did not answer" in result.stderr and "2 jobs: 2 missing" in result.stdout
+
+
+def _our_cluster() -> None:
+    if "Written by hpc-sweeper scripts/slurm-up.sh" not in Path("/etc/slurm/slurm.conf").read_text():
+        skip_or_fail("the Slurm cluster here is not the one `make slurm-up` made: its MaxArraySize is not ours to change")
+
+
+def test_slurm_up_again_finds_everything_running():
+    _our_cluster()
+    result = subprocess.run(["bash", str(ROOT / "scripts" / "slurm-up.sh")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "started" not in result.stdout and " is up: debug" in result.stdout
+
+
+@pytest.fixture
+def max_array_size_2():
+    """The test cluster with MaxArraySize=2 (array indices 0 and 1), restored afterwards."""
+    _our_cluster()
+    up = ["bash", str(ROOT / "scripts" / "slurm-up.sh")]
+    subprocess.run(up, check=True, env={**os.environ, "MAX_ARRAY_SIZE": "2"}, capture_output=True, timeout=120)
+    try:
+        yield
+    finally:
+        subprocess.run(up, check=True, capture_output=True, timeout=120)
+
+
+def test_a_sweep_larger_than_max_array_size_is_split(tmp_path, max_array_size_2):
+    refused = subprocess.run(["sbatch", "--array=0-2", "--wrap=true"], capture_output=True, text=True, timeout=30)
+    assert refused.returncode != 0 and "Invalid job array specification" in refused.stderr
+    sweep = tmp_path / "split"
+    result = slurm_multirun(sweep, "steps=5,10,15")
+    assert result.returncode == 0, result.stderr
+    ids = [entry["slurm_job_id"] for entry in read_job_ids(sweep).values()]
+    assert ids[0].split("_")[0] == ids[1].split("_")[0] != ids[2].split("_")[0]   # arrays of 2 and 1
+    assert [read_record(sweep / str(n) / "result.json").status for n in range(3)] == ["ok"] * 3
+
+
+def sbatch_directives(script: str) -> list[str]:
+    """The `#SBATCH` lines sbatch reads: those before the first command."""
+    lines = script.splitlines()[1:]
+    first_command = next(n for n, line in enumerate(lines) if line.strip() and not line.startswith("#"))
+    return [line for line in lines[:first_command] if line.startswith("#SBATCH")]
+
+
+WEIRD_LAUNCHER = """\
+defaults:
+  - slurm
+  - _self_
+name: "it's a \\"job\\"\\n#SBATCH --partition=nowhere"
+setup:
+  - "#SBATCH --qos=nowhere"
+  - export GREETING="it's \\"quoted\\" and spaced"
+  - printf '%s\\n' "$GREETING" > greeting.txt
+  - "echo one > one.txt\\necho two > two.txt"
+"""
+
+
+def test_weird_launcher_settings_neither_break_the_script_nor_add_directives(tmp_path):
+    (tmp_path / "conf" / "hydra" / "launcher").mkdir(parents=True)
+    (tmp_path / "conf" / "hydra" / "launcher" / "weird.yaml").write_text(WEIRD_LAUNCHER)
+    sweep = tmp_path / "we ird 'sweep' \"dir\""
+    work = tmp_path / "work"
+    work.mkdir()
+    quoted = str(sweep).replace("\\", "\\\\").replace("'", "\\'")  # Hydra's quoting
+    result = run_cli(str(ROOT / "run.py"), "-m", f"--config-dir={tmp_path / 'conf'}", "hydra/launcher=weird",
+                     f"hydra.sweep.dir='{quoted}'", "steps=5", cwd=work)
+    assert result.returncode == 0, result.stderr
+    slurm_id = read_job_ids(sweep)[0]["slurm_job_id"]
+    assert read_record(sweep / "0" / "result.json").status == "ok"
+    assert final_state(slurm_id) == "COMPLETED"
+    assert sacct(slurm_id, "Partition") == "debug" and sacct(slurm_id, "QOS") == "normal"
+    assert sacct(slurm_id, "JobName") == "it's a `job` #SBATCH --partition=nowhere"  # sacct shows " as `
+    script = next(sweep.glob(".submitit/*/*submission.sh")).read_text()
+    directives = sbatch_directives(script)
+    assert not [line for line in directives if "nowhere" in line and not line.startswith("#SBATCH --job-name=")]
+    assert (work / "greeting.txt").read_text() == "it's \"quoted\" and spaced\n"
+    assert (work / "one.txt").read_text() == "one\n" and (work / "two.txt").read_text() == "two\n"
