@@ -141,6 +141,9 @@ def run_job(cfg: DictConfig) -> float:
     except KeyboardInterrupt:
         status, error = "interrupted", "KeyboardInterrupt: stopped by Ctrl-C"
         raise
+    except SystemExit:  # submitit exits so after requeueing the job (time limit, preemption)
+        status, error = "interrupted", "SystemExit: stopped by a signal; a requeued job continues from its state"
+        raise
     except Exception as e:  # a failing job is a result; the sweep goes on
         lines = [line.strip() for line in str(e).splitlines() if line.strip()]
         error = f"{type(e).__name__}: {lines[-1] if lines else ''}"  # TF puts the cause last

@@ -15,6 +15,7 @@ from sweeper.collate import collate
 from sweeper.record import read_record
 from sweeper.slurm import ENDED, job_states, read_job_ids
 from tests.conftest import ROOT, run_cli, skip_or_fail
+from tests.mnist_files import write_mnist
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -256,3 +257,54 @@ def test_weird_launcher_settings_neither_break_the_script_nor_add_directives(tmp
     assert not [line for line in directives if "nowhere" in line and not line.startswith("#SBATCH --job-name=")]
     assert (work / "greeting.txt").read_text() == "it's \"quoted\" and spaced\n"
     assert (work / "one.txt").read_text() == "one\n" and (work / "two.txt").read_text() == "two\n"
+
+
+def test_ex4_gpus_preset_gives_each_job_its_replicas(tmp_path):
+    """Exercise 4 as a user starts it, on CPU replicas: each job gets its GPUs and trains on as many."""
+    data = write_mnist(tmp_path / "mnist", train=256, test=64)
+    sweep = tmp_path / "ex4"
+    result = run_cli("run.py", "-m", "experiment=ex4_gpus", "devices=cpu", "epochs=1", f"data.dir={data}",
+                     "hydra.launcher.cpus_per_gpu=0", f"hydra.sweep.dir={sweep}", timeout=600)
+    assert result.returncode == 0, result.stderr
+    for entry, gpus in zip(read_job_ids(sweep).values(), (1, 2, 4)):
+        record = read_record(sweep / entry["dir"] / "result.json")
+        assert record.status == "ok" and record.task == "cnn" and record.hparams["gpus"] == gpus
+        assert record.environment["SLURM_GPUS_ON_NODE"] == str(gpus)
+        assert record.metrics["replicas"] == gpus and len(record.metrics["devices"]) == gpus
+        assert record.metrics["samples_per_s"] > 0 and record.train_time_s > 0
+    table = collate(sweep)
+    assert list(table.replicas) == [1, 2, 4]
+
+
+def test_a_signalled_job_is_requeued_and_continues_at_its_epoch(tmp_path):
+    """Slurm warns a job with SIGUSR2 before its time limit (or on preemption): submitit requeues it,
+    and the requeued job continues from its last saved epoch."""
+    data = write_mnist(tmp_path / "mnist", train=512, test=64)
+    sweep = tmp_path / "requeue"
+    result = slurm_multirun(sweep, "task=cnn", "epochs=5", "batch_size=16", f"data.dir={data}",
+                            "hydra.launcher.wait=false")
+    assert result.returncode == 0, result.stderr
+    job_id = read_job_ids(sweep)[0]["slurm_job_id"]
+    progress = sweep / "0" / "state" / "progress.json"
+    deadline = time.monotonic() + 180
+    while not progress.exists():  # the first epoch is saved
+        assert time.monotonic() < deadline, "the job saved no epoch"
+        time.sleep(0.2)
+    subprocess.run(["scancel", "--signal=USR2", job_id], check=True, timeout=10)
+    record_path = sweep / "0" / "result.json"
+    deadline = time.monotonic() + 300
+    while not (record_path.exists() and read_record(record_path).status != "interrupted"):
+        assert time.monotonic() < deadline, "the requeued job did not finish"
+        time.sleep(1)
+    record = read_record(record_path)
+    assert record.status == "ok" and record.attempts == 2, record.error
+    history = record.history
+    assert all(len(history[k]) == 5 for k in ("train_loss", "test_accuracy", "epoch_time_s"))
+    steps = history["loss_steps"]
+    assert steps == sorted(set(steps)) and steps[-1] == 5 * 32  # continuous, 32 steps an epoch
+    final_state(job_id)  # the job has its record a moment before Slurm sees it end
+    runs = subprocess.run(["sacct", "-D", "-X", "-n", "-P", "-o", "State", "-j", job_id], capture_output=True,
+                          text=True, timeout=10).stdout.split()
+    assert runs[0] == "REQUEUED" and runs[-1] == "COMPLETED", runs  # one Slurm job, run twice
+    print(f"\nrequeue: {record.attempts} attempts (Slurm: {' then '.join(runs)}), 5 epochs with a continuous "
+          f"history, {record.train_time_s:.1f} s of training in all")
