@@ -50,7 +50,8 @@ def job_dirs(root: Path) -> Iterator[Path]:
     yield from _walk(Path(root))[0]
 
 
-def _read_job(root: Path, job: Path) -> Job:
+def read_job(root: Path, job: Path) -> Job:
+    """The job in directory `job` (named relative to root): its record, or why it has none."""
     name = job.relative_to(root).as_posix() or "."
     path = job / RECORD_NAME
     if not path.exists():
@@ -75,7 +76,7 @@ def read_sweep(root: Path) -> tuple[list[Job], list[Plan]]:
     the plans of those sweeps (their multirun.yaml)."""
     root = Path(root)
     directories, sweeps = _walk(root)
-    jobs = [_read_job(root, job) for job in directories]
+    jobs = [read_job(root, job) for job in directories]
     found = {job.path: job for job in jobs}
     searches = {job.parent for job in directories} - set(sweeps)  # a search writes no multirun.yaml
     plans = [plan for plan in map(read_plan, sorted({*sweeps, *searches})) if plan is not None]

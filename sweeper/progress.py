@@ -5,8 +5,6 @@ import collections
 from pathlib import Path
 from typing import Iterable
 
-from sweeper.record import RECORD_NAME, read_record
-
 
 class Progress:
     """Counts finished jobs: `[k/N]` in front of each job's line."""
@@ -24,19 +22,11 @@ class Progress:
 current: Progress | None = None
 
 
-def job_statuses(job_dirs: Iterable[Path]) -> dict[Path, str]:
-    """Each job's status from its record: missing when it has none, corrupt when unreadable."""
-    statuses = {}
-    for job_dir in job_dirs:
-        path = job_dir / RECORD_NAME
-        if not path.exists():
-            statuses[job_dir] = "missing"
-            continue
-        try:
-            statuses[job_dir] = read_record(path).status
-        except ValueError:
-            statuses[job_dir] = "corrupt"
-    return statuses
+def job_statuses(sweep_dir: Path, job_dirs: Iterable[Path]) -> dict[Path, str]:
+    """Each job's status as collation sees it: its record's, else missing or corrupt."""
+    from sweeper.collate import read_job  # pandas: not for every job's start
+
+    return {job_dir: read_job(sweep_dir, job_dir).status for job_dir in job_dirs}
 
 
 def summary_line(statuses: dict[Path, str], skipped: int, seconds: float, sweep_dir: Path) -> str:

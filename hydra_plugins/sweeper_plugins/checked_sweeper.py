@@ -87,7 +87,7 @@ class CheckedSweeper(BasicSweeper):
         if not OmegaConf.select(self.config, "hydra.launcher.wait", default=True):
             return returns  # submitted only: `python -m sweeper status` follows the jobs
         ran = [job_dir for idx, job_dir in self.job_dirs.items() if idx not in self.done]
-        statuses = progress.job_statuses(ran)
+        statuses = progress.job_statuses(sweep_dir, ran)
         print(progress.summary_line(statuses, len(self.done), time.perf_counter() - start, sweep_dir), flush=True)
         failed = [str(d) for d, status in statuses.items() if status not in ("ok", "diverged")]
         if failed:
