@@ -35,8 +35,10 @@ def restore(job_dir: Path | None, model: keras.Model) -> tuple[int, dict[str, An
 
     Returns (epochs already done, the counters saved with them), or (0, None) for a fresh start.
     """
-    path = Path(job_dir or "") / STATE_DIR / _PROGRESS
-    if job_dir is None or not path.exists():
+    if job_dir is None:
+        return 0, None
+    path = Path(job_dir) / STATE_DIR / _PROGRESS
+    if not path.exists():
         return 0, None
     progress = json.loads(path.read_text())
     model.optimizer.build(model.trainable_variables)  # its slots must exist to take saved values

@@ -214,7 +214,6 @@ def _recorder(steps_per_epoch: int, batch_size: int, samples: int,
             super().__init__()
             fresh = {**{name: [] for name in _CURVES}, "test_time_s": 0.0, "samples_seen": 0, "fit_time_s": 0.0}
             self.counters: dict[str, Any] = saved or fresh
-            self.history = self.counters  # the curves, by name
 
         def on_train_begin(self, logs: dict | None = None) -> None:
             self.fit_start = time.perf_counter()
@@ -234,8 +233,8 @@ def _recorder(steps_per_epoch: int, batch_size: int, samples: int,
             if step % every and step != steps_per_epoch and not self.model.stop_training:
                 return
             total = logs["loss"] * seen  # Keras's loss is the running mean, weighted by batch size
-            self.history["loss"].append((total - self.mark[1]) / (seen - self.mark[0]))
-            self.history["loss_steps"].append(self.epoch * steps_per_epoch + step)
+            self.counters["loss"].append((total - self.mark[1]) / (seen - self.mark[0]))
+            self.counters["loss_steps"].append(self.epoch * steps_per_epoch + step)
             self.mark = (seen, total)
             self.counters["samples_seen"] = self.epoch * samples + seen
 
@@ -246,10 +245,10 @@ def _recorder(steps_per_epoch: int, batch_size: int, samples: int,
             self.epoch_test_s += time.perf_counter() - self.test_start
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            self.history["epoch_time_s"].append(time.perf_counter() - self.epoch_start - self.epoch_test_s)
+            self.counters["epoch_time_s"].append(time.perf_counter() - self.epoch_start - self.epoch_test_s)
             for name, key in (("train_loss", "loss"), ("train_accuracy", "accuracy"),
                               ("test_loss", "val_loss"), ("test_accuracy", "val_accuracy")):
-                self.history[name].append(float(logs[key]))
+                self.counters[name].append(float(logs[key]))
             self.counters["test_time_s"] += self.epoch_test_s
             self.counters["fit_time_s"] = self.fit_time_before + time.perf_counter() - self.fit_start
 
@@ -325,7 +324,7 @@ def train(make_model: Callable[[], keras.Model], splits: Splits, *, optimizer: d
 
 
 def _outcome(recorder: Any, model: keras.Model, elapsed: float, train_count: int, test_count: int) -> Outcome:
-    history = {name: [float(v) for v in recorder.history[name]] for name in _CURVES}
+    history = {name: [float(v) for v in recorder.counters[name]] for name in _CURVES}
     history["loss_steps"] = [int(v) for v in history["loss_steps"]]
     finite = all(math.isfinite(v) for v in history["loss"] + history["train_loss"])
     counters = recorder.counters

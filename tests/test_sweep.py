@@ -5,6 +5,7 @@ import json
 import shutil
 
 import pandas as pd
+from omegaconf import OmegaConf
 import pytest
 
 from sweeper.collate import collate
@@ -83,3 +84,13 @@ def test_collate_refuses_what_is_not_a_sweep(tmp_path):
     assert "is not a directory" in result.stderr and "Traceback" not in result.stderr
     result = run_cli("-m", "sweeper", "collate", str(tmp_path))
     assert result.returncode == 2 and "no job directories" in result.stderr
+
+
+def test_each_job_gets_the_config_hydra_composes_for_it(adam_sweep, compose_cfg):
+    # The in-process sweep composes once per combination of group options (sweeper/compose.py).
+    sweep, _ = adam_sweep
+    for job in range(4):
+        overrides = OmegaConf.load(sweep / str(job) / ".hydra" / "overrides.yaml")
+        expected = OmegaConf.to_container(compose_cfg(*overrides))
+        del expected["hydra"]
+        assert OmegaConf.to_container(OmegaConf.load(sweep / str(job) / ".hydra" / "config.yaml")) == expected

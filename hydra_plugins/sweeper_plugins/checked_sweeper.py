@@ -6,16 +6,19 @@ end, and exits non-zero when a job failed. Selected in conf/config.yaml with
 `override hydra/sweeper: checked`; takes the settings of Hydra's basic sweeper
 (`hydra.sweeper.params`, `max_batch_size`).
 """
+import copy
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
 from hydra.core.utils import JobReturn
 from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext
 from omegaconf import OmegaConf
 
 
@@ -64,6 +67,28 @@ def _restore(path: Path, content: Optional[bytes]) -> None:
         pass
 
 
+class _ComposingLoader:
+    """Hydra's config loader for the in-process launcher, answering each job's composition from
+    sweeper/compose.py (one full composition per combination of group options; about 2 ms a job
+    against 40 ms) in the sweep's order; anything else goes to Hydra's loader."""
+
+    def __init__(self, loader: Any, master: Any, jobs: List[List[str]]):
+        from sweeper.compose import job_configs
+
+        self._loader = loader
+        self._jobs = iter(jobs)
+        self._configs = job_configs(loader, master, jobs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)
+
+    def load_sweep_config(self, master_config: Any, sweep_overrides: List[str]) -> Any:
+        for overrides, cfg in zip(self._jobs, self._configs):  # past the jobs done before
+            if list(overrides) == list(sweep_overrides):
+                return copy.deepcopy(cfg)  # job_configs reuses its object for the next job
+        return self._loader.load_sweep_config(master_config=master_config, sweep_overrides=sweep_overrides)
+
+
 class CheckedSweeper(BasicSweeper):
     def sweep(self, arguments: List[str]) -> Any:
         from sweeper import progress
@@ -103,6 +128,10 @@ class CheckedSweeper(BasicSweeper):
 
         jobs = [list(overrides) for job_batch in self.overrides for overrides in job_batch]
         self._check_every_job(jobs)
+        if isinstance(self.launcher.launcher, BasicLauncher):  # in process: compose jobs the quick way
+            context = self.launcher.launcher.hydra_context
+            loader = _ComposingLoader(context.config_loader, self.config, jobs)
+            self.launcher.launcher.hydra_context = HydraContext(config_loader=loader, callbacks=context.callbacks)
         progress.current = progress.Progress(len(jobs))
         for idx, job_dir in self.done.items():
             print(f"{progress.current.prefix()}{' '.join(jobs[idx])} -> skipped: done ({job_dir})", flush=True)
