@@ -3,7 +3,7 @@
 Writes two synthetic sweeps of 5,000 jobs each into a temporary folder (no training): a linear Adam
 grid (lr x beta1 x beta2 x epsilon, 1,000 loss values per job, some diverged) and a softmax grid
 (lr x batch_size x momentum x seed, per-epoch histories and the loss every 50 steps), each with its
-multirun.yaml, 30 jobs of each not started. Then times `collate` and `report` on the folder, and
+job list (jobs.json), 30 jobs of each not started. Then times `collate` and `report` on the folder, and
 prints the figures. Run: python benchmarks/report_10k.py
 """
 from __future__ import annotations
@@ -17,7 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sweeper.collate import collate, read_jobs  # noqa: E402
+from sweeper.sweep.collate import collate
+from sweeper.sweep.jobs import read_jobs  # noqa: E402
 from sweeper.report import report  # noqa: E402
 from tests import synthetic  # noqa: E402
 
@@ -32,20 +33,16 @@ SOFTMAX = {"lr": [0.5, 0.3, 0.1, 0.05, 0.03, 0.01, 0.005, 0.003, 0.001, 0.0005],
 NOT_STARTED = 30  # the last jobs of each sweep
 
 
-def _params(grid: dict[str, list]) -> dict[str, str]:
-    return {k: ",".join(map(str, v)) for k, v in grid.items()}
-
-
 def write_sweeps(root: Path) -> int:
     linear, softmax = root / "linear", root / "softmax"
-    synthetic.write_multirun(linear, "linear", "adam", params=_params(LINEAR))
     jobs = list(itertools.product(*LINEAR.values()))
+    synthetic.write_job_list(linear, "linear", "adam", [dict(zip(LINEAR, values)) for values in jobs])
     for number, values in enumerate(jobs[:-NOT_STARTED]):
         hparams = dict(zip(LINEAR, values))
         diverge = 30 + number % 50 if hparams["lr"] == 0.3 and hparams["beta2"] < 0.9 else None
         synthetic.linear_job(linear / str(number), "adam", diverge_at=diverge, **hparams)
-    synthetic.write_multirun(softmax, "softmax", "momentum", ["task=softmax"], params=_params(SOFTMAX), epochs=5)
     more = list(itertools.product(*SOFTMAX.values()))
+    synthetic.write_job_list(softmax, "softmax", "momentum", [dict(zip(SOFTMAX, values)) for values in more], epochs=5)
     for number, values in enumerate(more[:-NOT_STARTED]):
         synthetic.mnist_job(softmax / str(number), "softmax", "momentum", epochs=5, **dict(zip(SOFTMAX, values)))
     return len(jobs) + len(more)

@@ -27,7 +27,7 @@ def submit(jobs: int, sweep: Path) -> float:
 
 
 def cancel(sweep: Path) -> int:
-    from sweeper.slurm import read_job_ids
+    from sweeper.launching.scheduler import read_job_ids
 
     arrays = sorted({entry["slurm_job_id"].split("_")[0] for entry in read_job_ids(sweep).values()})
     subprocess.run(["scancel", *arrays], check=True)
@@ -40,8 +40,8 @@ def planning(jobs: int) -> tuple[float, float]:
     from hydra.core.global_hydra import GlobalHydra
     from hydra.types import RunMode
 
-    from sweeper.compose import job_configs
-    from sweeper.launch import job_resources
+    from sweeper.launching.compose import job_configs
+    from sweeper.launching.submit import job_resources
 
     overrides = [[f"seed={n}"] for n in range(jobs)]
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):

@@ -14,7 +14,7 @@ def _directory(text: str) -> Path:
 
 
 def _collate(args: argparse.Namespace) -> int:
-    from sweeper.collate import collate, write_tables
+    from sweeper.sweep.collate import collate, write_tables
 
     table = collate(args.dir)
     if table.empty:
@@ -26,7 +26,7 @@ def _collate(args: argparse.Namespace) -> int:
 
 
 def _resume(args: argparse.Namespace) -> int:
-    from sweeper.resume import resume
+    from sweeper.sweep.resume import resume
 
     try:
         return resume(args.dir, args.overrides)
@@ -36,8 +36,8 @@ def _resume(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from sweeper.collate import job_dirs
     from sweeper.report import report
+    from sweeper.sweep.jobs import job_dirs
 
     if not any(job_dirs(args.dir)):
         print(f"error: no job directories under {args.dir}: give the sweep directory (hydra.sweep.dir)", file=sys.stderr)
@@ -50,21 +50,18 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from sweeper.slurm import query_timeout
-    from sweeper.status import summary, sweep_status
+    from sweeper.job.status import summary
+    from sweeper.launching.scheduler import query_timeout
+    from sweeper.sweep.overview import sweep_status
 
-    try:
-        table, answered = sweep_status(args.dir)
-    except ValueError as e:  # a damaged list of Slurm jobs
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    sweep, table = sweep_status(args.dir)
     if table.empty:
         print(f"error: no jobs under {args.dir}: give the sweep directory (hydra.sweep.dir)", file=sys.stderr)
         return 2
     print(table.to_string(index=False))
-    if not answered:
+    if not sweep.slurm_answered:
         print(f"warning: Slurm did not answer within {query_timeout():g} s: Slurm states unknown", file=sys.stderr)
-    print(f"\n{summary(table)} ({args.dir})")
+    print(f"\n{summary(job.status for job in sweep.jobs)} ({args.dir})")
     return 0
 
 

@@ -17,10 +17,11 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from sweeper.collate import Job, collate, read_sweep, write_tables
-from sweeper.config import HPARAMS
-from sweeper.plan import Plan
-from sweeper.record import write_atomic
+from sweeper.hparams import HPARAMS
+from sweeper.job.record import write_atomic
+from sweeper.job.status import PROBLEM, RECORDED, Status, summary
+from sweeper.sweep.collate import collate, write_tables
+from sweeper.sweep.jobs import Job, Sweep, read_sweep
 
 REPORT_DIR = "report"
 MAX_CURVES = 8          # labelled curves per loss panel: best, worst and ranks between
@@ -32,8 +33,8 @@ MAX_LISTED = 200        # problem jobs listed by name in report.md
 BAND_POINTS = 400       # resolution of the band of all runs behind the loss curves
 NOT_AXES = ("seed",)    # repeats, not a grid axis
 
-_STATUS_COLOR = {"diverged": "#d62728", "failed": "#7f7f7f", "missing": "#bbbbbb", "corrupt": "#bbbbbb"}
-_STATUS_TEXT = {"diverged": "#b00000", "failed": "#333333", "missing": "#555555", "corrupt": "#555555"}
+_STATUS_COLOR = {"diverged": "#d62728", "failed": "#7f7f7f"}
+_STATUS_TEXT = {"diverged": "#b00000", "failed": "#333333"}   # other statuses: #555555
 
 
 @dataclass
@@ -88,17 +89,21 @@ def _markdown(frame: pd.DataFrame) -> str:
     return shown.to_markdown(index=False, floatfmt=".4g", missingval="")
 
 
-def _direction(objective: str, plan_direction: str | None) -> str:
-    if plan_direction in ("minimize", "maximize"):
-        return plan_direction
+def _direction(jobs: list[Job], objective: str) -> str:
+    """The task's direction, as its records (or its sweep's job list) say; a guess from the
+    metric's name only for records of schema 1, which did not say."""
+    said = [job.record.direction if job.record and job.record.direction else job.entry.direction if job.entry else None
+            for job in jobs]
+    said = [d for d in said if d in ("minimize", "maximize")]
+    if said:
+        return max(set(said), key=said.count)
     return "maximize" if "accuracy" in objective else "minimize"
 
 
 # ---------------------------------------------------------------- reading
 
-def _groups(table: pd.DataFrame, jobs: list[Job], plans: list[Plan]) -> list[Group]:
+def _groups(table: pd.DataFrame, jobs: list[Job]) -> list[Group]:
     by_name = {job.name: job for job in jobs}
-    direction_of = {plan.sweep_dir: plan.direction for plan in plans}
     if not {"task", "optimizer"} <= set(table.columns):
         return []
     groups = []
@@ -108,7 +113,7 @@ def _groups(table: pd.DataFrame, jobs: list[Job], plans: list[Plan]) -> list[Gro
         if not objectives:
             continue
         objective = max(set(objectives), key=objectives.count)
-        direction = _direction(objective, direction_of.get(records[0].path.parent))
+        direction = _direction([by_name[n] for n in rows.job], objective)
         rows = rows.dropna(axis=1, how="all")
         varied = [k for k in HPARAMS if k in rows.columns and rows[k].nunique() > 1]
         groups.append(Group(task, optimizer, objective, direction, rows, {n: by_name[n] for n in rows.job}, varied))
@@ -117,24 +122,15 @@ def _groups(table: pd.DataFrame, jobs: list[Job], plans: list[Plan]) -> list[Gro
 
 # ---------------------------------------------------------------- tables
 
-def _summary(table: pd.DataFrame, plans: list[Plan]) -> list[str]:
-    counts = table.status.value_counts()
-    done = int(sum(counts.get(s, 0) for s in ("ok", "diverged", "failed", "interrupted")))
-    parts = ", ".join(f"{counts[s]} {s}" for s in ("ok", "diverged", "failed", "interrupted") if s in counts)
-    not_started = int((table.get("error") == "not started").sum()) if "error" in table.columns else 0
-    missing = int(counts.get("missing", 0))
-    lines = [f"Covers **{done} of {len(table)} jobs** ({parts or 'none finished'})."]
-    if missing or counts.get("corrupt", 0):
-        detail = [f"{not_started} not started"] if not_started else []
-        if missing - not_started:
-            detail.append(f"{missing - not_started} without a record (running, or stopped before the end)")
-        if counts.get("corrupt", 0):
-            detail.append(f"{counts['corrupt']} with a corrupt record")
-        lines.append("Not covered: " + "; ".join(detail) + ".")
-    if not plans:
-        lines.append("No multirun.yaml here: the total counts the job directories found, not the jobs planned.")
-    for plan in plans:
-        lines.append(f"Sweep `{plan.sweep_dir.name}`: {plan.sweeper}, {len(plan.jobs)} jobs planned.")
+def _summary(sweep: Sweep) -> list[str]:
+    statuses = [job.status for job in sweep.jobs]
+    covered = sum(status in RECORDED for status in statuses)
+    lines = [f"Covers **{covered} of {len(statuses)} jobs** with a record; {summary(statuses)}."]
+    if not sweep.manifests:
+        lines.append("No job list (jobs.json) here: the total counts the job directories found, not the jobs planned.")
+    for directory, manifest in sweep.manifests.items():
+        kind = f"a search of {manifest.total} trials" if manifest.search else f"{manifest.total} jobs planned"
+        lines.append(f"Sweep `{directory.name}`: {manifest.sweeper}, {kind}.")
     return lines
 
 
@@ -153,25 +149,31 @@ def _best_table(groups: list[Group]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+_REASONS = {
+    Status.NOT_STARTED: "not started: no job directory yet",
+    Status.MISSING: "no result.json and nobody runs it: stopped before it finished",
+    Status.PENDING: "waiting in Slurm's queue",
+    Status.RUNNING: "running: no result.json yet",
+}
+
+
 def _reason(row: pd.Series, job: Job | None) -> str:
-    if row.status == "diverged":
+    status = Status(row.status)
+    if status == Status.DIVERGED:
         loss = job.record.history.get("loss") if job and job.record else None
         return f"loss not finite after step {len(loss)}" if loss else "loss not finite"
-    if row.status == "missing":
-        if row.get("error") == "not started":
-            return "not started: no job directory yet"
-        return "no result.json: still running, or stopped before it finished"
+    if status in _REASONS:
+        return _REASONS[status]
     error = row.get("error")
-    return str(error) if isinstance(error, str) else row.status
-
-
-PROBLEMS = ("missing", "corrupt", "failed", "diverged", "interrupted")
+    if isinstance(error, str):
+        return error
+    return f"Slurm: {status.text}, without a result.json" if job and job.slurm else status.text
 
 
 def _problems(table: pd.DataFrame, jobs: list[Job]) -> pd.DataFrame:
     """The first MAX_LISTED jobs that did not finish well, with the reason."""
     by_name = {job.name: job for job in jobs}
-    bad = table[table.status.isin(PROBLEMS)].head(MAX_LISTED)
+    bad = table[table.status.isin([s.value for s in PROBLEM])].head(MAX_LISTED)
     hparams = [k for k in HPARAMS if k in table.columns and table[k].nunique() > 1] or \
         [k for k in HPARAMS if k in bad.columns and bad[k].notna().any()]  # what tells these jobs apart
     rows = [{"job": row.job, "task": row.get("task"), "optimizer": row.get("optimizer"),
@@ -202,9 +204,9 @@ def _cell(frame: pd.DataFrame, objective: str, direction: str) -> tuple[float, s
     if len(values):
         value = float(values.max() if direction == "maximize" else values.min())
         return value, _metric_text(objective, value)
-    for status in ("diverged", "failed", "interrupted", "corrupt", "missing"):
-        if (frame.status == status).any():
-            return math.nan, status
+    for status in Status:  # the first status, in Status' order, that a job of the cell has
+        if (frame.status == status.value).any():
+            return math.nan, status.text
     return math.nan, ""
 
 
@@ -465,7 +467,7 @@ def _heatmap_figure(plt, group: Group, grids: list, path: Path) -> Path:
                 value = values[i, j]
                 shade = image.norm(colours[i, j]) if np.isfinite(value) else None
                 dark = shade is not None and (shade < 0.5 if group.direction == "maximize" else shade > 0.5)
-                color = "white" if dark else _STATUS_TEXT.get(texts[i][j], "black")
+                color = "white" if dark else _STATUS_TEXT.get(texts[i][j], "#555555" if math.isnan(values[i, j]) else "black")
                 ax.text(j, i, _heat_text(group.objective, value, texts[i][j], crowded), ha="center", va="center",
                         fontsize=7 if crowded else 8.5, color=color)
         ax.set_xticks(range(len(cols_values)), [_number(v) for v in cols_values], rotation=45 if crowded else 0)
@@ -616,23 +618,24 @@ def _group_sections(plt, group: Group, out: Path, search: bool) -> tuple[list[st
 def report(root: Path) -> tuple[Path, list[Path]]:
     """Collate root, write root/report/report.md and its figures; return report.md and the figures."""
     root = Path(root)
-    jobs, plans = read_sweep(root)
+    sweep = read_sweep(root)
+    jobs = sweep.jobs
     table = collate(root, jobs)
     full = write_tables(root, table)
-    groups = _groups(table, jobs, plans)
+    groups = _groups(table, jobs)
     out = root / REPORT_DIR
     out.mkdir(exist_ok=True)
-    search = any(p.search for p in plans)
+    search = any(m.search for m in sweep.manifests.values())
     now = datetime.datetime.now().isoformat(timespec="seconds")
     lines = [f"# Sweep report: {root.resolve().name}", "", f"`{root}`, written {now}.", ""]
-    lines += [" ".join(_summary(table, plans)), ""]
+    lines += [" ".join(_summary(sweep)), ""]
     best = _best_table(groups)
     if len(best):
         lines += ["## Best per optimizer", "", _markdown(best), ""]
     problems = _problems(table, jobs)
     if len(problems):
         lines += ["## Jobs missing, failed or diverged", "", _markdown(problems), ""]
-        total = int(table.status.isin(PROBLEMS).sum())
+        total = int(table.status.isin([s.value for s in PROBLEM]).sum())
         if total > len(problems):
             lines += [f"... and {total - len(problems)} more: see results.csv.", ""]
     plt = _pyplot()

@@ -4,19 +4,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sweeper.outcome import Outcome
+from sweeper.job.outcome import Outcome
+from sweeper.training import devices as replica_devices
+from sweeper.training import fit
 from tasks import mnist
 
 if TYPE_CHECKING:
     import keras
-    import tensorflow as tf
 
 INPUT_SHAPE = (28, 28, 1)
-MIN_CPU_REPLICAS = 4  # devices=cpu: logical CPUs made per process, enough for ex4's gpus=1,2,4
-
-
-class DeviceError(RuntimeError):
-    """The devices a job asks for are not there; the message is one line with the fix."""
 
 
 def make_model() -> keras.Model:
@@ -37,73 +33,14 @@ def make_model() -> keras.Model:
     ])
 
 
-def _cpu_devices(count: int) -> list[str]:
-    """`count` logical CPU devices. TensorFlow can split the CPU only before it starts, so the first
-    job of a process makes max(count, MIN_CPU_REPLICAS) and later jobs reuse them."""
-    import tensorflow as tf
-
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    wanted = max(count, MIN_CPU_REPLICAS)
-    if tf.config.get_logical_device_configuration(cpu) is None:
-        try:
-            tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * wanted)
-        except RuntimeError:
-            pass  # TensorFlow has started already: see what there is below
-    have = tf.config.list_logical_devices("CPU")
-    if len(have) < count:
-        raise DeviceError(f"gpus={count} devices=cpu needs {count} logical CPU devices but TensorFlow started in "
-                          f"this process with {len(have)}: run it in a process of its own")
-    return [device.name for device in have[:count]]
-
-
-def _gpu_devices(count: int) -> list[str]:
-    import os
-
-    import tensorflow as tf
-
-    have = tf.config.list_physical_devices("GPU")
-    if len(have) < count:
-        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "unset")
-        raise DeviceError(f"gpus={count} but {len(have)} GPU(s) visible (CUDA_VISIBLE_DEVICES={visible}): "
-                          f"request {count} GPU(s) from the scheduler, lower gpus, or add devices=cpu to run "
-                          f"{count} replica(s) on the CPU")
-    return [f"/device:GPU:{i}" for i in range(count)]
-
-
-def strategy(gpus: int, devices: str = "gpu") -> tf.distribute.Strategy:
-    """gpus=0: the CPU alone; gpus=N: MirroredStrategy over N GPUs, or N logical CPUs (devices=cpu)."""
-    tf = mnist.tensorflow()
-
-    if gpus == 0:
-        # The default strategy is the fastest on a CPU; where a GPU is visible it would take it.
-        if tf.config.list_physical_devices("GPU"):
-            return tf.distribute.OneDeviceStrategy("/device:CPU:0")
-        return tf.distribute.get_strategy()
-    if devices not in ("gpu", "cpu"):
-        raise ValueError(f"devices={devices!r} is invalid: devices must be gpu or cpu")
-    names = _cpu_devices(gpus) if devices == "cpu" else _gpu_devices(gpus)
-    return tf.distribute.MirroredStrategy(names)
-
-
-def device_names(strategy: tf.distribute.Strategy) -> list[str]:
-    """The devices the replicas run on, e.g. ["/device:GPU:0", "/device:GPU:1"]."""
-    import tensorflow as tf
-
-    try:
-        names = strategy.extended.worker_devices
-    except RuntimeError:  # the default strategy has no list: it is the first CPU
-        names = ["/device:CPU:0"]
-    return [tf.DeviceSpec.from_string(name).replace(job=None, replica=None, task=None).to_string() for name in names]
-
-
 def run(*, optimizer: dict[str, Any], data: dict[str, Any], batch_size: int, epochs: int, seed: int,
         gpus: int = 0, devices: str = "gpu", logging: dict[str, Any] | None = None,
         job_dir: Path | None = None) -> Outcome:
     """Train on MNIST (the `data` node) with `batch_size` images per replica on `gpus` devices."""
     splits = mnist.load(**data)
-    replicas = strategy(gpus, devices)
-    outcome, _ = mnist.train(make_model, splits, optimizer=optimizer, batch_size=batch_size, epochs=epochs,
+    replicas = replica_devices.strategy(gpus, devices)
+    outcome, _ = fit.train(make_model, splits, optimizer=optimizer, batch_size=batch_size, epochs=epochs,
                              seed=seed, input_shape=INPUT_SHAPE, strategy=replicas, job_dir=job_dir,
                              logging=logging)
-    outcome.metrics.update(replicas=replicas.num_replicas_in_sync, devices=device_names(replicas))
+    outcome.metrics.update(replicas=replicas.num_replicas_in_sync, devices=replica_devices.device_names(replicas))
     return outcome

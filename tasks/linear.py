@@ -13,7 +13,7 @@ from typing import Any
 import hydra.utils
 import tensorflow as tf
 
-from sweeper.outcome import Outcome
+from sweeper.job.outcome import Outcome
 
 X = [1.0, 2.0, 3.0, 4.0]
 Y = [0.0, -1.0, -2.0, -3.0]
@@ -43,13 +43,21 @@ def _loss(w: tf.Variable, b: tf.Variable) -> tf.Tensor:
     return tf.reduce_sum(tf.square(w * tf.constant(X) + b - tf.constant(Y)))
 
 
-@functools.cache
+_trainers: dict[tuple[str, tuple[str, ...]], tuple] = {}
+
+
 def _trainer(optimizer_target: str, hyper_names: tuple[str, ...]):
     """One optimizer and one compiled training loop per optimizer type, for the whole process."""
+    key = (optimizer_target, hyper_names)
+    if key not in _trainers:
+        _trainers[key] = _build_trainer(optimizer_target, hyper_names)
+    return _trainers[key]
+
+
+def _build_trainer(optimizer_target: str, hyper_names: tuple[str, ...]):
     w, b = _params()
-    optimizer = hydra.utils.get_class(optimizer_target)()
-    for name in hyper_names:
-        setattr(optimizer, name, 0.5)  # non-zero at build time: SGD then keeps momentum slots
+    # Non-zero at build time: SGD then keeps momentum slots.
+    optimizer = hydra.utils.instantiate({"_target_": optimizer_target, **{name: 0.5 for name in hyper_names}})
     optimizer.build([w, b])
     hypers = {name: tf.Variable(0.5, trainable=False, name=name) for name in hyper_names}
     for name, variable in hypers.items():
@@ -69,6 +77,12 @@ def _trainer(optimizer_target: str, hyper_names: tuple[str, ...]):
         return losses.stack()
 
     return optimizer, hypers, initial_state, train
+
+
+def traces(optimizer_target: str) -> int:
+    """How often this process traced the training loop of this optimizer type (once is the aim)."""
+    return sum(train.experimental_get_tracing_count()
+               for (target, _), (*_, train) in _trainers.items() if target == optimizer_target)
 
 
 def run(*, optimizer: dict[str, Any], steps: int, job_dir: Path | None = None) -> Outcome:

@@ -4,7 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sweeper.outcome import Outcome
+from sweeper.job.outcome import Outcome
+from sweeper.training import fit
 from tasks import mnist
 
 if TYPE_CHECKING:
@@ -27,6 +28,6 @@ def run(*, optimizer: dict[str, Any], data: dict[str, Any], batch_size: int, epo
         logging: dict[str, Any] | None = None, job_dir: Path | None = None) -> Outcome:
     """Train on MNIST (the `data` node: dir, train_samples, test_samples) with cross-entropy."""
     splits = mnist.load(**data)
-    outcome, _ = mnist.train(make_model, splits, optimizer=optimizer, batch_size=batch_size, epochs=epochs,
+    outcome, _ = fit.train(make_model, splits, optimizer=optimizer, batch_size=batch_size, epochs=epochs,
                              seed=seed, input_shape=INPUT_SHAPE, job_dir=job_dir, logging=logging)
     return outcome

@@ -2,8 +2,7 @@
 
 The records follow the agreed format (sweeper/record.py, notes of the MNIST tasks): linear jobs
 record the loss per step; classification jobs the loss every few steps with `loss_steps`, and the
-per-epoch train/test accuracy and loss. Each sweep has the `multirun.yaml` Hydra would have saved,
-cut down to what the collation reads (the sweeper, its params, the task overrides, the config).
+per-epoch train/test accuracy and loss. Each sweep has the job list (`jobs.json`) its sweeper would have written.
 """
 from __future__ import annotations
 
@@ -12,42 +11,27 @@ import math
 from pathlib import Path
 from typing import Any, Iterable
 
-from omegaconf import OmegaConf
+from sweeper.job.record import Record, write_record
+from sweeper.sweep.manifest import JobEntry, Manifest, claim
 
-from sweeper.record import Record, write_record
-
-CHECKED = "hydra_plugins.sweeper_plugins.checked_sweeper.CheckedSweeper"
-OPTUNA = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
-OPTIMIZERS = {
-    "gd": {"_target_": "keras.optimizers.SGD", "learning_rate": "${lr}"},
-    "momentum": {"_target_": "keras.optimizers.SGD", "learning_rate": "${lr}", "momentum": "${momentum}"},
-    "adam": {"_target_": "keras.optimizers.Adam", "learning_rate": "${lr}", "beta_1": "${beta1}",
-             "beta_2": "${beta2}", "epsilon": "${epsilon}"},
-}
 TASKS = {
-    "linear": {"objective": "final_loss", "direction": "minimize", "steps": "${steps}"},
-    "softmax": {"objective": "test_accuracy", "direction": "maximize", "epochs": "${epochs}",
-                "batch_size": "${batch_size}"},
-    "cnn": {"objective": "test_accuracy", "direction": "maximize", "epochs": "${epochs}",
-            "batch_size": "${batch_size}", "gpus": "${gpus}"},
+    "linear": {"objective": "final_loss", "direction": "minimize"},
+    "softmax": {"objective": "test_accuracy", "direction": "maximize"},
+    "cnn": {"objective": "test_accuracy", "direction": "maximize"},
 }
-DEFAULTS = {"lr": 0.01, "momentum": 0.9, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-7, "batch_size": 32,
-            "epochs": 1, "steps": 1000, "gpus": 0, "seed": 0}
 
 
-def write_multirun(sweep: Path, task: str, optimizer: str, overrides: Iterable[str] = (),
-                   params: dict[str, str] | None = None, n_trials: int | None = None, **defaults: Any) -> None:
-    """The sweep's multirun.yaml: a grid (params, overrides) or, with n_trials, an Optuna search."""
-    sweeper: dict[str, Any] = {"_target_": OPTUNA if n_trials else CHECKED, "params": params}
-    if n_trials:
-        sweeper.update(n_trials=n_trials, direction=TASKS[task]["direction"])
-    cfg = {"hydra": {"sweep": {"dir": str(sweep), "subdir": "${hydra.job.num}"}, "sweeper": sweeper,
-                     "overrides": {"hydra": [f"hydra.sweep.dir={sweep}"], "task": list(overrides)}},
-           **DEFAULTS, **defaults,
-           "optimizer": {**OPTIMIZERS[optimizer], "name": optimizer},
-           "task": {"name": task, **TASKS[task]}}
-    sweep.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(OmegaConf.create(cfg), sweep / "multirun.yaml")
+def write_job_list(sweep: Path, task: str, optimizer: str, jobs: list[dict[str, Any]], preset: str | None = None,
+                   n_trials: int | None = None, **fixed: Any) -> None:
+    """The sweep's job list (jobs.json) as the sweeper writes it: one entry per job, each with the
+    hyperparameters it runs with (`fixed` ones added to each); with n_trials, a search that has
+    asked for `jobs` of its n_trials trials so far."""
+    entries = [JobEntry(num=num, dir=str(num), overrides=[f"{k}={v}" for k, v in values.items()],
+                        fingerprint=f"synthetic{num:07d}", task=task, optimizer=optimizer,
+                        hparams={**fixed, **values}, preset=preset, trial=num if n_trials else None, **TASKS[task])
+               for num, values in enumerate(jobs)]
+    sweeper = "OptunaSweeper" if n_trials else "CheckedSweeper"
+    claim(sweep, Manifest(sweeper=sweeper, search=bool(n_trials), total=n_trials or len(jobs), jobs=entries))
 
 
 def write_job(job_dir: Path, task: str, optimizer: str, hparams: dict[str, Any], metrics: dict[str, Any],
@@ -61,7 +45,7 @@ def write_job(job_dir: Path, task: str, optimizer: str, hparams: dict[str, Any],
                     history=history, train_time_s=train_time_s, started="2026-01-01T00:00:00.000+00:00",
                     finished="2026-01-01T00:00:10.000+00:00", overrides=overrides,
                     versions={"python": "3.11"}, git_commit=None, host="synthetic", error=error,
-                    objective=TASKS[task]["objective"])
+                    **TASKS[task])
     write_record(job_dir, record)
 
 
@@ -129,9 +113,8 @@ def _grid(values: dict[str, list]) -> list[dict[str, Any]]:
 
 def adam_grid_sweep(sweep: Path) -> list[dict[str, Any]]:
     """The ex1_adam grid, complete: 64 linear jobs; lr=0.1 with beta2=0.8 diverges."""
-    write_multirun(sweep, "linear", "adam", ["experiment=ex1_adam"],
-                   params={k: ",".join(map(str, v)) for k, v in ADAM_GRID.items()})
     jobs = _grid(ADAM_GRID)
+    write_job_list(sweep, "linear", "adam", jobs, preset="experiment=ex1_adam", epsilon=1e-7, steps=1000)
     for number, hparams in enumerate(jobs):
         diverge = 40 + number if hparams["lr"] == 0.1 and hparams["beta2"] == 0.8 else None
         linear_job(sweep / str(number), "adam", diverge_at=diverge, **hparams, epsilon=1e-7)
@@ -144,9 +127,8 @@ SOFTMAX_GRID = {"lr": [0.5, 0.1, 0.01], "batch_size": [32, 64, 128, 256]}
 def softmax_grid_sweep(sweep: Path, *, partial: bool = False) -> list[dict[str, Any]]:
     """lr x batch_size of the softmax task, 12 jobs of 5 epochs. partial: jobs 8-11 not started,
     job 7 without a record, job 5 failed, job 0 diverged, job 6's record cut short."""
-    write_multirun(sweep, "softmax", "gd", ["task=softmax", "epochs=5", "lr=0.5,0.1,0.01",
-                                           "batch_size=32,64,128,256"], epochs=5)
     jobs = _grid(SOFTMAX_GRID)
+    write_job_list(sweep, "softmax", "gd", jobs, epochs=5)
     for number, hparams in enumerate(jobs):
         job_dir = sweep / str(number)
         if partial and number >= 8:
@@ -172,15 +154,15 @@ GPU_TIMES = {1: 120.0, 2: 64.0, 4: 36.0}
 
 def gpu_sweep(sweep: Path) -> None:
     """cnn with gpus=1,2,4 (batch size 256): training times that scale less than linearly."""
-    write_multirun(sweep, "cnn", "adam", ["task=cnn", "gpus=1,2,4", "batch_size=256"], batch_size=256)
+    hparams = dict(lr=0.001, beta1=0.9, beta2=0.999, epsilon=1e-7, batch_size=256, epochs=3)
+    write_job_list(sweep, "cnn", "adam", [{"gpus": gpus} for gpus in GPU_TIMES], **hparams)
     for number, gpus in enumerate(GPU_TIMES):
         mnist_job(sweep / str(number), "cnn", "adam", train_time_s=GPU_TIMES[gpus], replicas=gpus,
-                  lr=0.001, beta1=0.9, beta2=0.999, epsilon=1e-7, batch_size=256, epochs=3, gpus=gpus)
+                  **hparams, gpus=gpus)
 
 
 def optuna_sweep(sweep: Path, trials: list[dict[str, Any]], n_trials: int) -> None:
     """An Optuna search over the softmax task: the trials given have run, of n_trials."""
-    write_multirun(sweep, "softmax", "momentum", ["hparams_search=ex2_optuna"], n_trials=n_trials,
-                   params={"lr": "tag(log, interval(0.0001, 1.0))", "momentum": "interval(0.5, 0.99)"})
+    write_job_list(sweep, "softmax", "momentum", trials, preset="hparams_search=ex2_optuna", n_trials=n_trials)
     for number, hparams in enumerate(trials):
         mnist_job(sweep / str(number), "softmax", "momentum", **hparams)

@@ -10,8 +10,8 @@ import keras
 import numpy as np
 import pytest
 
-from sweeper import checkpoint
-from sweeper.record import read_record
+from sweeper.training import checkpoint, fit
+from sweeper.job.record import read_record
 from tasks import mnist, softmax
 from tests.conftest import ROOT
 from tests.mnist_files import write_mnist
@@ -21,7 +21,7 @@ ADAM = {"_target_": "keras.optimizers.Adam", "name": "adam", "learning_rate": 1e
 
 def test_optimizer_state_and_epoch_come_back(tmp_path):
     splits = mnist.load(str(write_mnist(tmp_path / "mnist", train=200, test=50)))
-    _, trained = mnist.train(softmax.make_model, splits, optimizer=ADAM, batch_size=50, epochs=2, seed=0,
+    _, trained = fit.train(softmax.make_model, splits, optimizer=ADAM, batch_size=50, epochs=2, seed=0,
                              input_shape=softmax.INPUT_SHAPE, job_dir=tmp_path)
     progress = json.loads((tmp_path / "state" / "progress.json").read_text())
     assert progress["epoch"] == 2 and len(progress["counters"]["train_loss"]) == 2

@@ -6,7 +6,7 @@ import math
 import pytest
 from omegaconf import OmegaConf, open_dict
 
-from sweeper.config import ConfigError, applicable_hparams, validate
+from sweeper.hparams import ConfigError, applicable_hparams, validate
 from tests.conftest import run_cli
 
 
@@ -97,7 +97,7 @@ def test_help_lists_the_config_groups():
 
 
 def test_fingerprint_follows_the_job_not_the_logging(compose_cfg):
-    from sweeper.resume import fingerprint
+    from sweeper.job.fingerprint import fingerprint
 
     def of(*overrides: str) -> str:
         cfg = compose_cfg(*overrides)

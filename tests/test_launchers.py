@@ -13,12 +13,11 @@ from hydra.plugins.launcher import Launcher
 from hydra.test_utils.launcher_common_tests import IntegrationTestSuite, LauncherTestSuite
 from hydra.types import RunMode
 from hydra.version import VersionBase
-from hydra.core.singleton import Singleton
 from omegaconf import OmegaConf, open_dict
 
 from hydra_plugins.launcher_plugins.submitit_launchers import LocalLauncher, SlurmLauncher
-from sweeper.compose import job_configs
-from sweeper.launch import job_resources
+from sweeper.launching.compose import job_configs
+from sweeper.launching.submit import job_resources
 from tests.conftest import ROOT, run_cli
 
 
@@ -33,7 +32,7 @@ def _jobs_import_this_checkout(monkeypatch):
 def _no_version_base_yet() -> None:
     # Hydra's suites expect a process where no app has set a version_base yet; the compose API
     # used by earlier tests leaves its version_base=1.3 behind (which turns off chdir to job dirs).
-    Singleton._instances.pop(VersionBase, None)  # the next use makes a fresh one
+    VersionBase.set_instance(type.__call__(VersionBase))  # a new one (not the singleton): unspecified
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import math
 import pytest
 from omegaconf import OmegaConf
 
-from sweeper.config import ConfigError, applicable_hparams, validate
+from sweeper.hparams import ConfigError, applicable_hparams, validate
 from tests.conftest import run_cli
 
 
@@ -30,13 +30,13 @@ def test_cnn_defaults_are_the_courses(compose_cfg):
 
 def test_data_node_reaches_the_task_and_defaults_to_mnist_dir(compose_cfg, monkeypatch):
     monkeypatch.delenv("MNIST_DIR", raising=False)
-    task = OmegaConf.to_container(compose_cfg("task=cnn", "devices=cpu").task, resolve=True)
+    task = OmegaConf.to_container(compose_cfg("task=cnn", "devices=cpu").task.run, resolve=True)
     assert task["data"] == {"dir": None, "train_samples": None, "test_samples": None}
     assert task["devices"] == "cpu" and task["gpus"] == 0
     monkeypatch.setenv("MNIST_DIR", "/somewhere/mnist")
-    task = OmegaConf.to_container(compose_cfg("task=softmax", "data.train_samples=500").task, resolve=True)
+    task = OmegaConf.to_container(compose_cfg("task=softmax", "data.train_samples=500").task.run, resolve=True)
     assert task["data"] == {"dir": "/somewhere/mnist", "train_samples": 500, "test_samples": None}
-    assert compose_cfg("task=softmax", "data.dir=/here").task.data.dir == "/here"
+    assert compose_cfg("task=softmax", "data.dir=/here").task.run.data.dir == "/here"
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,9 @@ import math
 
 import pytest
 
-from sweeper.collate import collate
+from sweeper.sweep.collate import collate
 from tasks import cnn, softmax
-from tasks.cnn import DeviceError
+from sweeper.training.devices import DeviceError
 from tests.conftest import run_cli
 from tests.mnist_files import real_mnist_dir, write_mnist
 
@@ -121,8 +121,8 @@ def test_one_process_sweep_over_cpu_replicas_reuses_the_logical_cpus(tiny, tmp_p
 
 def test_cpu_replicas_after_tensorflow_started_is_one_clear_line():
     code = ("import tensorflow as tf; tf.config.list_logical_devices()\n"
-            "from tasks import cnn\n"
-            "try:\n    cnn.strategy(2, 'cpu')\nexcept cnn.DeviceError as e:\n    print(e)")
+            "from sweeper.training import devices\n"
+            "try:\n    devices.strategy(2, 'cpu')\nexcept devices.DeviceError as e:\n    print(e)")
     result = run_cli("-c", code)
     assert result.stdout.strip() == ("gpus=2 devices=cpu needs 2 logical CPU devices but TensorFlow started in this "
                                      "process with 1: run it in a process of its own")

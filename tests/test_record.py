@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from sweeper.record import Record, read_record, write_atomic, write_record
+from sweeper.job.record import Record, read_record, write_atomic, write_record
 
 
 def make_record(**changes) -> Record:

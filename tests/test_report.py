@@ -1,6 +1,7 @@
 """`python -m sweeper report DIR` on sweeps built from records directly (tests/synthetic.py)."""
 from __future__ import annotations
 
+import json
 import re
 import shutil
 
@@ -9,8 +10,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from sweeper.collate import collate
-from sweeper.plan import read_plan
+from sweeper.sweep.collate import collate
+from sweeper.job.record import read_record
 from tests import synthetic
 from tests.conftest import run_cli
 
@@ -55,7 +56,7 @@ def test_complete_adam_grid(tmp_path):
     jobs = synthetic.adam_grid_sweep(sweep)
     markdown, printed = report_of(sweep)
 
-    assert "Covers **64 of 64 jobs** (60 ok, 4 diverged)." in markdown
+    assert "Covers **64 of 64 jobs** with a record; 64 jobs: 60 ok, 4 diverged." in markdown
     assert f"wrote {sweep / 'report' / 'report.md'}" in printed
     # The best run is the one with the lowest final loss among those that finished.
     table = collate(sweep)
@@ -86,7 +87,7 @@ def test_mnist_grid_has_heatmap_and_small_multiples(tmp_path):
     sweep = tmp_path / "softmax"
     synthetic.softmax_grid_sweep(sweep)
     markdown, _ = report_of(sweep)
-    assert "Covers **12 of 12 jobs** (12 ok)" in markdown
+    assert "Covers **12 of 12 jobs** with a record; 12 jobs: 12 ok." in markdown
     best = table_rows(section(markdown, "## Best per optimizer"))[0]
     table = collate(sweep)
     top = table.sort_values("test_accuracy", ascending=False).iloc[0]
@@ -104,18 +105,18 @@ def test_partial_sweep_says_what_is_missing_and_why(tmp_path):
     synthetic.softmax_grid_sweep(sweep, partial=True)
     markdown, printed = report_of(sweep)
     assert f"warning: {sweep / '6' / 'result.json'}: not a valid result record" in printed
-    assert "Covers **6 of 12 jobs** (4 ok, 1 diverged, 1 failed)" in markdown
-    assert "4 not started; 1 without a record" in markdown and "1 with a corrupt record" in markdown
+    assert ("Covers **6 of 12 jobs** with a record; 12 jobs: 4 ok, 1 diverged, 1 failed, 1 corrupt, 1 missing, "
+            "4 not started.") in markdown
     problems = {row[0]: row for row in table_rows(section(markdown, "## Jobs missing, failed or diverged"))}
     assert sorted(problems, key=int) == ["0", "5", "6", "7", "8", "9", "10", "11"]
     assert problems["0"][4:] == ["diverged", "loss not finite after step 8"]
     assert problems["5"][4:] == ["failed", "ResourceExhaustedError: OOM when allocating tensor with shape[64,784]"]
     assert problems["6"][4] == "corrupt" and "not a valid result record" in problems["6"][5]
-    assert problems["7"][4:] == ["missing", "no result.json: still running, or stopped before it finished"]
-    assert problems["11"][3] == "lr=0.01 batch_size=256"  # known from multirun.yaml
-    assert problems["11"][4:] == ["missing", "not started: no job directory yet"]
+    assert problems["7"][4:] == ["missing", "no result.json and nobody runs it: stopped before it finished"]
+    assert problems["11"][3] == "lr=0.01 batch_size=256"  # known from the job list
+    assert problems["11"][4:] == ["not_started", "not started: no job directory yet"]
     pivot = table_rows(section(markdown, "### lr x batch_size -> test_accuracy"))
-    assert pivot[0][1:] == ["missing"] * 4                      # lr=0.01: not started
+    assert pivot[0][1:] == ["not started"] * 4                  # lr=0.01
     assert pivot[1][2:] == ["failed", "corrupt", "missing"]     # lr=0.1
     assert pivot[2][1] == "diverged"                            # lr=0.5, batch_size=32
     assert_images(sweep, "heatmap_softmax_gd.png", "loss_softmax_gd.png", "epochs_softmax_gd.png")
@@ -144,6 +145,7 @@ def test_search_report_shows_best_trial_and_objective_by_trial(tmp_path):
     synthetic.optuna_sweep(sweep, trials, n_trials=6)
     markdown, _ = report_of(sweep)
     assert "Covers **4 of 6 jobs**" in markdown and "2 not started" in markdown
+    assert "Sweep `optuna`: OptunaSweeper, a search of 6 trials." in markdown
     table = collate(sweep)
     best = table[table.status == "ok"].sort_values("test_accuracy", ascending=False).iloc[0]
     assert f"Best trial: **{best.job}** (job `{best.job}`), test_accuracy = {best.test_accuracy:.4f}" in markdown
@@ -151,26 +153,37 @@ def test_search_report_shows_best_trial_and_objective_by_trial(tmp_path):
     assert_images(sweep, "search_softmax_momentum.png", "loss_softmax_momentum.png", "epochs_softmax_momentum.png")
 
 
-def test_plan_expands_a_grid_as_hydra_does(tmp_path):
-    sweep = tmp_path / "s"
-    synthetic.write_multirun(sweep, "linear", "momentum", ["momentum=0.8,0.9", "steps=50"],
-                             params={"lr": "0.1,0.01", "momentum": "0.5"})
-    plan = read_plan(sweep)
-    # params first, then the command line; the command line's momentum replaces the preset's
-    assert [(j.settings["lr"], j.settings["momentum"], j.settings["steps"]) for j in plan.jobs] == \
-        [(0.1, 0.8, 50), (0.1, 0.9, 50), (0.01, 0.8, 50), (0.01, 0.9, 50)]
-    assert plan.jobs[3].directory == sweep / "3" and plan.sweeper == "CheckedSweeper" and not plan.search
-    assert plan.direction == "minimize"
-
-
 def test_collate_lists_jobs_not_started(tmp_path):
     sweep = tmp_path / "s"
-    synthetic.write_multirun(sweep, "linear", "gd", ["lr=0.1,0.01,0.001"])
+    synthetic.write_job_list(sweep, "linear", "gd", [{"lr": 0.1}, {"lr": 0.01}, {"lr": 0.001}], steps=1000)
     synthetic.linear_job(sweep / "0", "gd", lr=0.1)
     table = collate(sweep).set_index("job")
-    assert list(table.status) == ["missing", "missing", "ok"]  # sorted by lr
-    assert table.loc["2", "error"] == "not started" and table.loc["2", "lr"] == 0.001
-    assert pd.isna(table.loc["0", "error"])
+    assert list(table.status) == ["not_started", "not_started", "ok"]  # sorted by lr
+    assert table.loc["2", "lr"] == 0.001 and table.loc["2", "steps"] == 1000  # from the job list
+    assert "error" not in table.columns
+
+
+def test_records_of_the_previous_schema_are_read(tmp_path):
+    """A sweep written before job lists and schema 2: its records (no schema_version, direction or
+    preset; an unknown field) are collated and ranked, by a direction guessed from the metric."""
+    sweep = tmp_path / "old"
+    synthetic.softmax_grid_sweep(sweep)
+    (sweep / "jobs.json").unlink()
+    for path in sweep.glob("*/result.json"):
+        data = json.loads(path.read_text())
+        for key in ("schema_version", "direction", "preset"):
+            del data[key]
+        data["a_field_of_the_future"] = 1
+        path.write_text(json.dumps(data))
+    table = collate(sweep)
+    assert len(table) == 12 and set(table.status) == {"ok"}
+    record = read_record(sweep / "0" / "result.json")
+    assert (record.schema_version, record.direction, record.preset) == (1, None, None)
+    markdown, _ = report_of(sweep)
+    best = table_rows(section(markdown, "## Best per optimizer"))[0]
+    top = table.sort_values("test_accuracy", ascending=False).iloc[0]
+    assert best[2] == top.job and "best (max)" in section(markdown, "## Best per optimizer")
+    assert "No job list (jobs.json) here" in markdown
 
 
 def test_report_never_imports_tensorflow(tmp_path):
@@ -195,5 +208,5 @@ def test_report_of_a_folder_of_sweeps(tmp_path):
     synthetic.softmax_grid_sweep(tmp_path / "softmax")
     shutil.rmtree(tmp_path / "softmax" / "11")
     markdown, _ = report_of(tmp_path)
-    assert "Covers **14 of 15 jobs** (14 ok)" in markdown and "1 not started" in markdown
+    assert "Covers **14 of 15 jobs** with a record; 15 jobs: 14 ok, 1 not started." in markdown
     assert "## cnn, adam" in markdown and "## softmax, gd" in markdown

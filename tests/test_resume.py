@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from sweeper.collate import collate
-from sweeper.record import read_record
+from sweeper.sweep.collate import collate
+from sweeper.job.record import read_record
 from tests.conftest import ROOT, run_cli
 
 pytestmark = pytest.mark.slow
@@ -166,7 +166,7 @@ def test_collation_while_records_are_replaced(small_sweep):
     stop = threading.Event()
 
     def rewrite() -> None:
-        from sweeper.record import write_atomic
+        from sweeper.job.record import write_atomic
         while not stop.is_set():
             write_atomic(sweep / "0" / "result.json", record)
 

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from sweeper.collate import collate
-from sweeper.record import read_record
+from sweeper.sweep.collate import collate
+from sweeper.job.record import read_record
 from tests.conftest import ROOT, run_cli
 
 OPTUNA = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
@@ -61,7 +61,7 @@ def test_a_few_optuna_trials_collate_and_report(tmp_path):
     assert report.returncode == 0, report.stderr
     markdown = (sweep / "report" / "report.md").read_text()
     winner = losses.index(min(losses))
-    assert "Covers **4 of 4 jobs** (4 ok). Sweep `search`: OptunaSweeper, 4 jobs planned." in markdown
+    assert "Covers **4 of 4 jobs** with a record; 4 jobs: 4 ok. Sweep `search`: OptunaSweeper, a search of 4 trials." in markdown
     assert f"Best trial: **{winner}** (job `{winner}`), final_loss = {min(losses):.3g}" in markdown
     assert (sweep / "report" / "search_linear_adam.png").stat().st_size > 10_000
     table = collate(sweep)

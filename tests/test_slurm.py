@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from sweeper.collate import collate
-from sweeper.record import read_record
-from sweeper.slurm import ENDED, job_states, read_job_ids
+from sweeper.sweep.collate import collate
+from sweeper.job.record import read_record
+from sweeper.launching.scheduler import ENDED, job_states
+from sweeper.sweep import manifest
+from tests import synthetic
 from tests.conftest import ROOT, run_cli, skip_or_fail
 from tests.mnist_files import write_mnist
 
@@ -36,6 +38,13 @@ def final_state(job_id: str) -> str:
     while (state := sacct(job_id, "State")) not in ENDED and time.monotonic() < deadline:
         time.sleep(0.5)
     return state
+
+
+def read_job_ids(sweep: Path) -> dict[int, dict]:
+    """Job number -> its Slurm job id, directory and overrides, from the sweep's job list."""
+    listed = manifest.read_manifest(sweep)
+    return {job.num: {"slurm_job_id": job.slurm_job_id, "dir": job.dir, "overrides": job.overrides}
+            for job in listed.jobs if job.slurm_job_id} if listed else {}
 
 
 def status(sweep: Path) -> subprocess.CompletedProcess:
@@ -72,7 +81,7 @@ def test_ex1_gd_grid_runs_on_slurm_and_collates(tmp_path):
     assert dict(zip(table.lr, table.status)) == {0.1: "diverged", 0.01: "ok", 0.001: "ok", 0.0001: "ok"}
     assert run_cli("-m", "sweeper", "collate", str(sweep)).returncode == 0
     assert (sweep / "results.csv").exists()
-    assert status(sweep).stdout.strip().endswith(f"4 jobs: 1 diverged, 3 ok ({sweep})")
+    assert status(sweep).stdout.strip().endswith(f"4 jobs: 3 ok, 1 diverged ({sweep})")
 
 
 def test_each_job_requests_its_own_gpus(tmp_path):
@@ -113,7 +122,7 @@ def test_nonblocking_submission_then_status_until_done(tmp_path):
     while states(last := status(sweep).stdout) != done:
         assert time.monotonic() < deadline, last
         time.sleep(1)
-    assert last.strip().endswith(f"2 jobs: 1 failed, 1 ok ({sweep})")
+    assert last.strip().endswith(f"2 jobs: 1 ok, 1 failed ({sweep})")
     assert "NoSuch" in read_record(sweep / "1" / "result.json").error
 
 
@@ -169,17 +178,16 @@ def test_cancelled_job_is_shown_cancelled_and_the_others_are_collected(tmp_path,
 
 def test_status_does_not_wait_for_jobs_slurm_does_not_know(tmp_path, monkeypatch):
     sweep = tmp_path / "gone"
-    (sweep / "0").mkdir(parents=True)
-    (sweep / "slurm_jobs.json").write_text(json.dumps({
-        "0": {"slurm_job_id": "999999_0", "dir": "0", "overrides": ["lr=0.1"]},
-        "1": {"slurm_job_id": "999999_1", "dir": "1", "overrides": ["lr=0.2"]}}))
+    synthetic.write_job_list(sweep, "linear", "gd", [{"lr": 0.1}, {"lr": 0.2}])
+    manifest.update(sweep, {0: {"slurm_job_id": "999999_0"}, 1: {"slurm_job_id": "999999_1"}})
+    (sweep / "0").mkdir()  # started, no record; job 1 has no directory
     rows = status_rows(status(sweep).stdout)
-    assert rows == {"0": ["999999_0", "-", "missing", "lr=0.1"], "1": ["999999_1", "-", "missing", "lr=0.2"]}
+    assert rows == {"0": ["999999_0", "-", "missing", "lr=0.1"], "1": ["999999_1", "-", "not_started", "lr=0.2"]}
     # A cluster that does not answer at all (its commands look for it for a minute): said, not waited for.
     monkeypatch.setenv("SLURM_CONF", str(tmp_path / "nowhere.conf"))
     monkeypatch.setenv("SWEEPER_SLURM_TIMEOUT_S", "2")
     result = status(sweep)
-    assert "Slurm did not answer" in result.stderr and "2 jobs: 2 missing" in result.stdout
+    assert "Slurm did not answer" in result.stderr and "2 jobs: 1 missing, 1 not started" in result.stdout
 
 
 def _our_cluster() -> None:

@@ -8,8 +8,8 @@ import pandas as pd
 from omegaconf import OmegaConf
 import pytest
 
-from sweeper.collate import collate
-from sweeper.record import read_record
+from sweeper.sweep.collate import collate
+from sweeper.job.record import read_record
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sweeper.collate import collate
-from sweeper.record import read_record
-from sweeper.tensorboard import LOG_DIR, keras_callbacks, write_summary
+from sweeper.sweep.collate import collate
+from sweeper.job.record import read_record
+from sweeper.training.tensorboard import LOG_DIR, keras_callbacks, write_summary
 from tests import synthetic
 from tests.conftest import run_cli
 
@@ -134,9 +134,9 @@ def test_report_of_a_real_partial_sweep(momentum_sweep, tmp_path):
     result = run_cli("-m", "sweeper", "report", str(sweep))
     assert result.returncode == 0, result.stderr
     markdown = (sweep / "report" / "report.md").read_text()
-    assert "Covers **3 of 4 jobs** (1 ok, 2 diverged). Not covered: 1 not started." in markdown
+    assert "Covers **3 of 4 jobs** with a record; 4 jobs: 1 ok, 2 diverged, 1 not started." in markdown
     table = collate(sweep).set_index("job")
-    assert (table.loc["3", "lr"], table.loc["3", "momentum"], table.loc["3", "status"]) == (0.01, 0.9, "missing")
+    assert (table.loc["3", "lr"], table.loc["3", "momentum"], table.loc["3", "status"]) == (0.01, 0.9, "not_started")
     assert {p.name for p in (sweep / "report").glob("*.png")} == {"heatmap_linear_momentum.png",
                                                                   "loss_linear_momentum.png"}
 

@@ -47,13 +47,13 @@ ConfigStore.instance().store(group="hydra/launcher", name="local", node=LocalCon
 
 class SlurmLauncher(submitit_launcher.SlurmLauncher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from sweeper.launch import launch_slurm
+        from sweeper.launching.submit import launch_slurm
 
         return launch_slurm(self, job_overrides, initial_job_idx)
 
 
 class LocalLauncher(submitit_launcher.LocalLauncher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from sweeper.launch import launch_local
+        from sweeper.launching.submit import launch_local
 
         return launch_local(self, job_overrides, initial_job_idx)

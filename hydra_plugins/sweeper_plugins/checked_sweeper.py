@@ -1,8 +1,9 @@
 """Hydra's grid sweeper, made for long sweeps that break.
 
-Before the first job runs it checks every job's config and skips the jobs already done in the
-sweep directory (same configuration, finished record). It prints `[k/N]` progress, a summary at the
-end, and exits non-zero when a job failed. Selected in conf/config.yaml with
+Before anything is written it checks every job's config, refuses a sweep directory that holds
+another sweep, and writes the sweep's job list (`jobs.json`, sweeper/sweep/manifest.py); it skips
+the jobs already done there (same configuration, finished record). It prints `[k/N]` progress, a
+summary at the end, and exits non-zero when a job failed. Selected in conf/config.yaml with
 `override hydra/sweeper: checked`; takes the settings of Hydra's basic sweeper
 (`hydra.sweeper.params`, `max_batch_size`).
 """
@@ -56,24 +57,13 @@ class _SkipDone(Launcher):
         self.launcher.setup(**kwargs)
 
 
-def _restore(path: Path, content: Optional[bytes]) -> None:
-    if content is not None:
-        path.write_bytes(content)
-        return
-    path.unlink(missing_ok=True)
-    try:
-        path.parent.rmdir()  # only if the refused sweep left it empty
-    except OSError:
-        pass
-
-
 class _ComposingLoader:
     """Hydra's config loader for the in-process launcher, answering each job's composition from
     sweeper/compose.py (one full composition per combination of group options; about 2 ms a job
     against 40 ms) in the sweep's order; anything else goes to Hydra's loader."""
 
     def __init__(self, loader: Any, master: Any, jobs: List[List[str]]):
-        from sweeper.compose import job_configs
+        from sweeper.launching.compose import job_configs
 
         self._loader = loader
         self._jobs = iter(jobs)
@@ -91,68 +81,84 @@ class _ComposingLoader:
 
 class CheckedSweeper(BasicSweeper):
     def sweep(self, arguments: List[str]) -> Any:
-        from sweeper import progress
+        """Hydra's BasicSweeper.sweep, with every job checked and the sweep's job list claimed
+        before anything is written (multirun.yaml included), and a summary at the end."""
+        from hydra.core.override_parser.overrides_parser import OverridesParser
 
-        self.done: Dict[int, Path] = {}       # jobs finished before, by index
-        self.job_dirs: Dict[int, Path] = {}   # every job's directory, by index
-        self.launcher = _SkipDone(self.launcher, self.done)
+        params = self._parse_config() + list(arguments)
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        self.overrides = self.split_arguments(parser.parse_overrides(params), self.max_batch_size)
+        jobs = [list(overrides) for batch in self.overrides for overrides in batch]
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
-        stored = sweep_dir / "multirun.yaml"
-        previous = stored.read_bytes() if stored.exists() else None
+        self.done = self._check_and_claim(jobs, sweep_dir)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        self._prepare_launcher(jobs)
         start = time.perf_counter()
+        returns: List[Sequence[JobReturn]] = []
+        initial_job_idx = 0
         try:
-            returns = super().sweep(arguments)
-        except SystemExit as e:
-            if e.code == 2:  # refused before any job ran: leave the directory as it was
-                _restore(stored, previous)
-            raise
+            while not self.is_done():
+                batch = self.get_job_batch()
+                results = self.launcher.launch(batch, initial_job_idx=initial_job_idx)
+                for result in results:
+                    _ = result.return_value  # raises what a job raised outside its task
+                initial_job_idx += len(batch)
+                returns.append(results)
         except KeyboardInterrupt:
             print(f"\ninterrupted; finish the sweep with: python -m sweeper resume {sweep_dir}", flush=True)
             raise SystemExit(130) from None
-        if not OmegaConf.select(self.config, "hydra.launcher.wait", default=True):
-            return returns  # submitted only: `python -m sweeper status` follows the jobs
-        ran = [job_dir for idx, job_dir in self.job_dirs.items() if idx not in self.done]
-        statuses = progress.job_statuses(sweep_dir, ran)
-        print(progress.summary_line(statuses, len(self.done), time.perf_counter() - start, sweep_dir), flush=True)
-        failed = [str(d) for d, status in statuses.items() if status not in ("ok", "diverged")]
-        if failed:
-            print(f"error: {len(failed)} job(s) did not finish: {' '.join(failed)}", flush=True)
-            raise SystemExit(1)
-        return returns
+        if OmegaConf.select(self.config, "hydra.launcher.wait", default=True):
+            self._summarize(sweep_dir, time.perf_counter() - start)
+        return returns  # without waiting, `python -m sweeper status` follows the jobs
 
-    def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
-        # Called before each batch runs; the first call checks the jobs of every batch.
-        if self.batch_index != 1:
-            return
-        from sweeper import progress
+    def _check_and_claim(self, jobs: List[List[str]], sweep_dir: Path) -> Dict[int, Path]:
+        """Compose each job's config (once per combination of group options: sweeper/launching/
+        compose.py) and validate it; refuse a directory that holds other work; write the sweep's
+        job list. Returns the jobs done before (same configuration, finished record), by number."""
+        from sweeper.hparams import check_or_exit
+        from sweeper.job.fingerprint import MismatchError, finished_record
+        from sweeper.launching.compose import job_configs
+        from sweeper.sweep import manifest
 
-        jobs = [list(overrides) for job_batch in self.overrides for overrides in job_batch]
-        self._check_every_job(jobs)
-        if isinstance(self.launcher.launcher, BasicLauncher):  # in process: compose jobs the quick way
+        done: Dict[int, Path] = {}
+        entries = []
+        try:
+            for cfg, overrides in zip(job_configs(self.hydra_context.config_loader, self.config, jobs), jobs):
+                check_or_exit(cfg)
+                entry = manifest.entry_of(cfg, overrides)
+                entries.append(entry)
+                if finished_record(sweep_dir / entry.dir, entry.fingerprint, overrides):
+                    done[entry.num] = sweep_dir / entry.dir
+            listed = manifest.Manifest(sweeper=type(self).__name__, search=False, total=len(jobs), jobs=entries)
+            manifest.claim(sweep_dir, listed)
+        except MismatchError as e:
+            print(f"error: {e}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+        return done
+
+    def _prepare_launcher(self, jobs: List[List[str]]) -> None:
+        """Skip the jobs done before; in process, compose jobs the quick way; count progress."""
+        from sweeper.sweep import progress
+
+        self.launcher = _SkipDone(self.launcher, self.done)
+        if isinstance(self.launcher.launcher, BasicLauncher):
             context = self.launcher.launcher.hydra_context
             loader = _ComposingLoader(context.config_loader, self.config, jobs)
             self.launcher.launcher.hydra_context = HydraContext(config_loader=loader, callbacks=context.callbacks)
         progress.current = progress.Progress(len(jobs))
         for idx, job_dir in self.done.items():
-            print(f"{progress.current.prefix()}{' '.join(jobs[idx])} -> skipped: done ({job_dir})", flush=True)
+            print(f"{progress.prefix()}{' '.join(jobs[idx])} -> skipped: done ({job_dir})", flush=True)
 
-    def _check_every_job(self, jobs: List[List[str]]) -> None:
-        """Compose each job's config (as Hydra's own check does, but composing once per
-        combination of group options: sweeper/compose.py) and validate it; when the sweep
-        directory has records already, note the jobs done there (same configuration, finished)."""
-        from sweeper.compose import job_configs
-        from sweeper.config import check_or_exit
-        from sweeper.resume import MismatchError, finished_record, fingerprint, job_dir_of
+    def _summarize(self, sweep_dir: Path, seconds: float) -> None:
+        """`sweep: 4 jobs: 3 ok, 1 failed in 3.1 s; collate: ...`; exit 1 naming the jobs that did not finish."""
+        from sweeper.job.status import FINISHED, summary
+        from sweeper.sweep.jobs import read_sweep
 
-        resuming = any(Path(str(self.config.hydra.sweep.dir)).glob("**/result.json"))
-        for idx, cfg in enumerate(job_configs(self.hydra_context.config_loader, self.config, jobs)):
-            check_or_exit(cfg)
-            job_dir = self.job_dirs[idx] = job_dir_of(cfg)
-            if not resuming:
-                continue
-            try:
-                if finished_record(job_dir, fingerprint(cfg), jobs[idx]):
-                    self.done[idx] = job_dir
-            except MismatchError as e:
-                print(f"error: {e}", file=sys.stderr, flush=True)
-                raise SystemExit(2) from None
+        ran = [job for job in read_sweep(sweep_dir).jobs
+               if job.sweep == sweep_dir and job.entry is not None and job.entry.num not in self.done]
+        print(f"sweep: {summary([job.status for job in ran], skipped=len(self.done))} in {seconds:.1f} s; "
+              f"collate: python -m sweeper collate {sweep_dir}", flush=True)
+        failed = [str(job.path) for job in ran if job.status not in FINISHED]
+        if failed:
+            print(f"error: {len(failed)} job(s) did not finish: {' '.join(failed)}", flush=True)
+            raise SystemExit(1)

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from sweeper.record import write_atomic
+from sweeper.job.record import write_atomic
 
 if TYPE_CHECKING:
     import keras

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sweeper.record import Record
+from sweeper.job.record import Record
 
 LOG_DIR = "tensorboard"
 

@@ -14,7 +14,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from sweeper.config import HPARAMS
+from sweeper.hparams import HPARAMS
 
 
 def _is_hparam(override: Override) -> bool:

@@ -9,15 +9,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from sweeper.job.status import RECORDED, Status
+
 RECORD_NAME = "result.json"
-STATUSES = ("ok", "diverged", "failed", "interrupted")
+SCHEMA_VERSION = 2  # 1: before `schema_version`, `direction` and `preset` were recorded
 
 
 @dataclasses.dataclass
 class Record:
     """What one job leaves behind. The README's "Result record" section documents each field."""
 
-    status: str                                  # ok | diverged | failed | interrupted
+    status: str                                  # ok | diverged | failed | interrupted (job/status.py)
     task: str                                    # task name (conf/task/<task>.yaml)
     optimizer: str                               # optimizer name (conf/optimizer/<optimizer>.yaml)
     hparams: dict[str, Any]                      # the hyperparameters that apply to this job
@@ -35,6 +37,9 @@ class Record:
     fingerprint: str | None = None               # hash of the resolved job config (resume)
     attempts: int = 1                            # how many times the job started (requeue, resume)
     environment: dict[str, str] = dataclasses.field(default_factory=dict)  # SLURM_JOB_ID, ... when set
+    direction: str | None = None                 # minimize | maximize: how the objective ranks jobs
+    preset: str | None = None                    # the experiment or hparams_search it came from
+    schema_version: int = SCHEMA_VERSION
 
 
 def _finite_or_none(value: Any) -> Any:
@@ -54,8 +59,8 @@ def _umask() -> int:
     return mask
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` so that readers see the old file or the new one, never half of one."""
+def _written(path: Path, text: str) -> str:
+    """A temporary file beside `path`, holding `text` on disk."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
@@ -63,10 +68,32 @@ def write_atomic(path: Path, text: str) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` so that readers see the old file or the new one, never half of one."""
+    tmp = _written(path, text)
+    try:
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def create_atomic(path: Path, text: str) -> bool:
+    """Write `text` to `path` whole, only if there is no such file: False when there is one."""
+    tmp = _written(path, text)
+    try:
+        os.link(tmp, path)  # atomic, and fails where the file exists
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def write_record(job_dir: Path, record: Record) -> Path:
@@ -76,10 +103,19 @@ def write_record(job_dir: Path, record: Record) -> Path:
     return path
 
 
+_FIELDS = {field.name for field in dataclasses.fields(Record)}
+
+
 def read_record(path: Path) -> Record:
-    """Parse one record; raises ValueError naming the file when it is not a valid record."""
+    """Parse one record, of this schema or an older one (fields it does not know are ignored);
+    raises ValueError naming the file when it is not a valid record."""
     try:
         data = json.loads(Path(path).read_text())
-        return Record(**data)
-    except (OSError, ValueError, TypeError) as e:
+        known = {key: value for key, value in data.items() if key in _FIELDS}
+        known.setdefault("schema_version", 1)
+        record = Record(**known)
+        if Status(record.status) not in RECORDED:
+            raise ValueError(f"status {record.status!r} is not one a job records")
+        return record
+    except (OSError, ValueError, TypeError, AttributeError) as e:
         raise ValueError(f"{path}: not a valid result record ({e})") from None

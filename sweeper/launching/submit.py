@@ -22,20 +22,29 @@ from typing import Any, Sequence
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from hydra.errors import CompactHydraException
+from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf, LocalQueueConf, SlurmQueueConf
+from hydra_plugins.launcher_plugins.submitit_launchers import LocalConf, SlurmConf
 from omegaconf import DictConfig, OmegaConf
 
-from sweeper.compose import job_configs
+from sweeper.launching.compose import job_configs
+from sweeper.sweep import manifest
 
 log = logging.getLogger(__name__)
 
-# Launcher settings that are not submitit parameters of a job.
-_LAUNCHER_ONLY = ("_target_", "wait", "max_array_size", "max_parallel", "cpus_per_gpu")
-# Settings of the submitit executor itself rather than of its jobs.
+
+def _fields(conf: type) -> set[str]:
+    return {field.name for field in dataclasses.fields(conf)}
+
+
+# Derived as the stock plugin derives them: generic submitit parameter names are the fields of its
+# BaseQueueConf, the others get the executor's prefix (`slurm_partition`); settings this project's
+# launchers add to the stock ones (wait, max_array_size, ...) are not submitit parameters at all.
+_GENERIC = _fields(BaseQueueConf) - {"_target_", "submitit_folder"}
+# cpus_per_gpu is the stock plugin's too, but here it is folded into cpus_per_task (job_resources).
+_LAUNCHER_ONLY = ({"_target_", "cpus_per_gpu"} | (_fields(SlurmConf) - _fields(SlurmQueueConf))
+                  | (_fields(LocalConf) - _fields(LocalQueueConf)))
+# Settings of the submitit executor itself rather than of its jobs (as in the stock plugin).
 _EXECUTOR_INIT = ("submitit_folder", "max_num_timeout")
-# Generic submitit parameter names (hydra-submitit-launcher's BaseQueueConf); the others get the
-# executor's prefix (`slurm_partition`).
-_GENERIC = ("timeout_min", "cpus_per_task", "gpus_per_node", "tasks_per_node", "mem_gb", "nodes", "name",
-            "stderr_to_stdout")
 # Sbatch directive values; a line break in one would start a new `#SBATCH` line of its own.
 _DIRECTIVES = ("name", "partition", "account", "qos", "constraint", "comment", "exclude", "gres",
                "mem_per_gpu", "mem_per_cpu")
@@ -74,19 +83,19 @@ def job_resources(cfg: DictConfig) -> dict[str, Any]:
 
 
 @dataclasses.dataclass
-class Planned:
+class Submission:
     """One job of the sweep, before it is submitted."""
 
     num: int                   # hydra.job.num
     overrides: list[str]
-    dir: str                   # its directory, relative to the sweep directory (hydra.sweep.subdir)
+    dir: str                   # its directory, relative to the sweep directory
     params: dict[str, Any]     # job_resources
 
 
-def plan(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[Planned]:
+def submissions(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[Submission]:
     loader = launcher.hydra_context.config_loader
     configs = job_configs(loader, launcher.config, job_overrides, initial_job_idx)
-    return [Planned(cfg.hydra.job.num, list(overrides), str(cfg.hydra.sweep.subdir), job_resources(cfg))
+    return [Submission(cfg.hydra.job.num, list(overrides), manifest.subdir_of(cfg), job_resources(cfg))
             for overrides, cfg in zip(job_overrides, configs)]
 
 
@@ -137,7 +146,7 @@ def _executor(cluster: str, params: dict[str, Any]) -> Any:
     return executor
 
 
-def _job_args(job: Planned, singletons: dict) -> tuple:
+def _job_args(job: Submission, singletons: dict) -> tuple:
     """The arguments of the stock launcher's `__call__`, which runs one job; `singletons` is
     Hydra's `Singleton.get_state()`, a deep copy of its global state, taken once per sweep."""
     return list(job.overrides), "hydra.sweep.dir", job.num, f"job_id_for_{job.num}", singletons
@@ -151,10 +160,10 @@ def _sweep_dir(launcher: Any) -> Path:
     return sweep_dir
 
 
-def _groups(planned: list[Planned]) -> dict[str, list[int]]:
+def _groups(todo: list[Submission]) -> dict[str, list[int]]:
     """Positions of the jobs with equal parameters, by their parameters, in the sweep's order."""
     groups: dict[str, list[int]] = {}
-    for position, job in enumerate(planned):
+    for position, job in enumerate(todo):
         groups.setdefault(json.dumps(job.params, sort_keys=True, default=str), []).append(position)
     return groups
 
@@ -164,46 +173,43 @@ def _array_size(setting: int | None) -> int:
         if setting < 1:
             raise CompactHydraException(f"hydra.launcher.max_array_size={setting} is invalid: it must be >= 1")
         return setting
-    from sweeper.slurm import max_array_size
+    from sweeper.launching.scheduler import max_array_size
 
     return max_array_size() or 1000
 
 
-def _log_jobs(planned: list[Planned]) -> None:
-    for job in planned:
+def _log_jobs(todo: list[Submission]) -> None:
+    for job in todo:
         log.info(f"\t#{job.num} : {' '.join(filter_overrides(job.overrides))}")
 
 
 def launch_slurm(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
     """Submit the jobs, one array per group of equal resources, in chunks Slurm accepts; then wait
     for their results (or, with `wait=false`, print the Slurm job ids and return)."""
-    from sweeper.slurm import write_job_ids
-
-    planned = plan(launcher, job_overrides, initial_job_idx)
+    todo = submissions(launcher, job_overrides, initial_job_idx)
     sweep_dir = _sweep_dir(launcher)
     log.info(f"Slurm sweep output dir : {sweep_dir}")
-    _log_jobs(planned)
+    _log_jobs(todo)
     chunk = _array_size(launcher.params.get("max_array_size"))
     singletons = Singleton.get_state()
-    jobs: list[Any] = [None] * len(planned)
+    jobs: list[Any] = [None] * len(todo)
     arrays = []
-    for positions in _groups(planned).values():
-        params = _safe_for_sbatch(planned[positions[0]].params)
+    for positions in _groups(todo).values():
+        params = _safe_for_sbatch(todo[positions[0]].params)
         executor = _executor("slurm", params)
         for start in range(0, len(positions), chunk):
             part = positions[start:start + chunk]
-            submitted = _submit(executor, launcher, [planned[i] for i in part], singletons, sweep_dir)
+            submitted = _submit(executor, launcher, [todo[i] for i in part], singletons, sweep_dir)
             for i, job in zip(part, submitted):
                 jobs[i] = job
-            write_job_ids(sweep_dir, {planned[i].num: {"slurm_job_id": jobs[i].job_id, "dir": planned[i].dir,
-                                                       "overrides": planned[i].overrides} for i in part})
-            arrays.append(_describe(planned, jobs, part, params))
+            manifest.update(sweep_dir, {todo[i].num: {"slurm_job_id": jobs[i].job_id} for i in part})
+            arrays.append(_describe(todo, jobs, part, params))
     if not launcher.params.get("wait", True):
-        return _report_submitted(planned, jobs, arrays, sweep_dir)
-    return collect(planned, jobs)
+        return _report_submitted(todo, jobs, arrays, sweep_dir)
+    return collect(todo, jobs)
 
 
-def _submit(executor: Any, launcher: Any, part: list[Planned], singletons: dict, sweep_dir: Path) -> list[Any]:
+def _submit(executor: Any, launcher: Any, part: list[Submission], singletons: dict, sweep_dir: Path) -> list[Any]:
     """Submit these jobs as one array (or one job); sbatch's refusal becomes one clear line."""
     from submitit.core.utils import FailedJobError
 
@@ -214,17 +220,17 @@ def _submit(executor: Any, launcher: Any, part: list[Planned], singletons: dict,
         nums = f"{part[0].num}-{part[-1].num}" if len(part) > 1 else f"{part[0].num}"
         raise CompactHydraException(
             f"Slurm refused jobs {nums} ({' '.join(part[0].overrides)}{', ...' if len(part) > 1 else ''}): {reason}; "
-            f"the jobs submitted before them are listed in {sweep_dir / 'slurm_jobs.json'}") from None
+            f"the Slurm job ids of the jobs submitted before them are in {manifest.path_of(sweep_dir)}") from None
 
 
-def _describe(planned: list[Planned], jobs: list[Any], part: list[int], params: dict[str, Any]) -> str:
+def _describe(todo: list[Submission], jobs: list[Any], part: list[int], params: dict[str, Any]) -> str:
     slurm_id = jobs[part[0]].job_id.split("_")[0]
-    nums = f"{planned[part[0]].num}-{planned[part[-1]].num}" if len(part) > 1 else f"{planned[part[0]].num}"
+    nums = f"{todo[part[0]].num}-{todo[part[-1]].num}" if len(part) > 1 else f"{todo[part[0]].num}"
     gpus = params.get("gpus_per_node") or 0
     return f"{slurm_id} (jobs {nums}: {len(part)} x {gpus} GPU, {params['cpus_per_task']} CPU, {params.get('mem_gb')} GB)"
 
 
-def _report_submitted(planned: list[Planned], jobs: list[Any], arrays: list[str], sweep_dir: Path) -> list[JobReturn]:
+def _report_submitted(todo: list[Submission], jobs: list[Any], arrays: list[str], sweep_dir: Path) -> list[JobReturn]:
     """Non-blocking: say what was submitted and where it will land; the jobs write their records."""
     where = sweep_dir.resolve()
     print(f"Submitted {len(jobs)} jobs to Slurm, without waiting; Slurm job ids: {', '.join(arrays)}", flush=True)
@@ -232,7 +238,7 @@ def _report_submitted(planned: list[Planned], jobs: list[Any], arrays: list[str]
     print(f"Follow it with: python -m sweeper status {where}", flush=True)
     # The sweeper reads every job's return value: there is none yet.
     return [JobReturn(overrides=job.overrides, working_dir=str(where / job.dir), status=JobStatus.COMPLETED)
-            for job in planned]
+            for job in todo]
 
 
 def _ended_without_result(job: Any, state: str) -> JobReturn:
@@ -249,14 +255,14 @@ def _result(job: Any) -> JobReturn:
         return JobReturn(status=JobStatus.FAILED, _return_value=e)
 
 
-def collect(planned: list[Planned], jobs: list[Any]) -> list[JobReturn]:
+def collect(todo: list[Submission], jobs: list[Any]) -> list[JobReturn]:
     """Every job's result in the sweep's order, waiting until each has one or Slurm ended it.
 
     submitit's own waiting raises at the first job that failed and, on a cluster without
     accounting, never sees a cancelled job end; here a job is finished when its result file exists,
     when Slurm reports a final state, or when Slurm has not known it for a while.
     """
-    from sweeper.slurm import ENDED, job_states
+    from sweeper.launching.scheduler import ENDED, job_states
 
     returns: list[JobReturn | None] = [None] * len(jobs)
     pending = set(range(len(jobs)))
@@ -283,7 +289,7 @@ def collect(planned: list[Planned], jobs: list[Any]) -> list[JobReturn]:
             if returns[i] is not None:
                 pending.discard(i)
                 if returns[i].status == JobStatus.FAILED:
-                    log.warning(f"job #{planned[i].num} ({' '.join(planned[i].overrides)}): {returns[i]._return_value}")
+                    log.warning(f"job #{todo[i].num} ({' '.join(todo[i].overrides)}): {returns[i]._return_value}")
         if pending:
             time.sleep(_POLL_S)
     return returns  # type: ignore[return-value]
@@ -296,10 +302,10 @@ def _cpu_count() -> int:
 def launch_local(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
     """Run the jobs as local processes through submitit, at most `max_parallel` at once (submitit's
     local executor alone starts them all at once: 64 TensorFlow processes would not fit in memory)."""
-    planned = plan(launcher, job_overrides, initial_job_idx)
+    todo = submissions(launcher, job_overrides, initial_job_idx)
     sweep_dir = _sweep_dir(launcher)
     log.info(f"Local sweep output dir : {sweep_dir}")
-    _log_jobs(planned)
+    _log_jobs(todo)
     limit = launcher.params.get("max_parallel")
     limit = _cpu_count() if limit is None else limit
     if limit < 1:
@@ -307,7 +313,7 @@ def launch_local(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_
     executors: dict[str, Any] = {}
     singletons = Singleton.get_state()
     jobs: list[Any] = []
-    for job in planned:
+    for job in todo:
         while sum(not running.done() for running in jobs) >= limit:
             time.sleep(0.1)
         key = json.dumps(job.params, sort_keys=True, default=str)

@@ -1,19 +1,13 @@
-"""What Slurm says about a sweep's jobs, and which Slurm job runs which job of a sweep.
+"""What Slurm says about jobs: their states (sacct, squeue) and the cluster's array size.
 
 Every query has a time limit, so that nothing here hangs on a cluster that does not answer.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
-from pathlib import Path
 from typing import Iterable
-
-from sweeper.record import write_atomic
-
-JOBS_FILE = "slurm_jobs.json"  # in the sweep directory: job number -> its Slurm job id and directory
 
 # Slurm states after which a job will not run again (a requeued job goes back to PENDING).
 ENDED = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY",
@@ -97,22 +91,3 @@ def max_array_size() -> int | None:
     done = _run(["scontrol", "show", "config"], query_timeout())
     match = re.search(r"^MaxArraySize\s*=\s*(\d+)", done.stdout if done else "", re.MULTILINE)
     return int(match.group(1)) if match else None
-
-
-def read_job_ids(sweep_dir: Path) -> dict[int, dict]:
-    """Job number -> {"slurm_job_id", "dir" (relative to the sweep directory), "overrides"}."""
-    path = Path(sweep_dir) / JOBS_FILE
-    try:
-        return {int(num): entry for num, entry in json.loads(path.read_text()).items()}
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError, AttributeError) as e:
-        raise ValueError(f"{path}: not a valid list of Slurm jobs ({e})") from None
-
-
-def write_job_ids(sweep_dir: Path, entries: dict[int, dict]) -> None:
-    """Add (or replace) these jobs' entries in the sweep's jobs file, atomically."""
-    jobs = read_job_ids(sweep_dir)
-    jobs.update(entries)
-    text = json.dumps({str(num): jobs[num] for num in sorted(jobs)}, indent=1)
-    write_atomic(Path(sweep_dir) / JOBS_FILE, text + "\n")

@@ -1,0 +1,90 @@
+"""A job's status: the one type, the one function that decides it, and the one summary line.
+
+The record says how a job ended; where it has none, the scheduler's state (Slurm), a live owner of
+its directory, or the directory's absence says where it is. Every command (a sweep's end, `status`,
+`collate`, `report`, `resume`) decides and counts statuses here.
+"""
+from __future__ import annotations
+
+import enum
+from collections import Counter
+from typing import Iterable
+
+
+class Status(str, enum.Enum):
+    # How a job ended: written in its record.
+    OK = "ok"
+    DIVERGED = "diverged"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    # Where a job is when it has no (readable) record.
+    CORRUPT = "corrupt"                # a record that cannot be read
+    PENDING = "pending"                # queued by Slurm
+    RUNNING = "running"                # Slurm runs it, or a live process owns its directory
+    CANCELLED = "cancelled"            # Slurm ended it before it wrote a record ...
+    TIMEOUT = "timeout"
+    OUT_OF_MEMORY = "out_of_memory"
+    NODE_FAIL = "node_fail"
+    PREEMPTED = "preempted"
+    MISSING = "missing"                # started (its directory exists) but no record, nobody runs it
+    NOT_STARTED = "not_started"        # in the sweep's job list, no directory yet
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def text(self) -> str:
+        return self.value.replace("_", " ")
+
+
+FINISHED = frozenset({Status.OK, Status.DIVERGED})          # kept: never run again
+ACTIVE = frozenset({Status.PENDING, Status.RUNNING})        # someone is on it
+RECORDED = frozenset({Status.OK, Status.DIVERGED, Status.FAILED, Status.INTERRUPTED})
+NEEDS_RERUN = frozenset(Status) - FINISHED - ACTIVE          # what `resume` runs again
+PROBLEM = frozenset(Status) - {Status.OK} - ACTIVE          # what a report lists with its reason
+
+# Slurm's states (sacct/squeue) of a job that left no record.
+_SLURM = {
+    "PENDING": Status.PENDING, "REQUEUED": Status.PENDING, "REQUEUE_HOLD": Status.PENDING,
+    "REQUEUE_FED": Status.PENDING, "RESV_DEL_HOLD": Status.PENDING,
+    "RUNNING": Status.RUNNING, "CONFIGURING": Status.RUNNING, "COMPLETING": Status.RUNNING,
+    "SUSPENDED": Status.RUNNING, "STAGE_OUT": Status.RUNNING, "SIGNALING": Status.RUNNING,
+    "RESIZING": Status.RUNNING, "STOPPED": Status.RUNNING,
+    "CANCELLED": Status.CANCELLED, "TIMEOUT": Status.TIMEOUT, "DEADLINE": Status.TIMEOUT,
+    "OUT_OF_MEMORY": Status.OUT_OF_MEMORY, "NODE_FAIL": Status.NODE_FAIL, "PREEMPTED": Status.PREEMPTED,
+    "FAILED": Status.FAILED, "BOOT_FAIL": Status.FAILED, "SPECIAL_EXIT": Status.FAILED,
+    "REVOKED": Status.CANCELLED,
+}
+
+
+def decide(record: str | None = None, *, corrupt: bool = False, slurm: str | None = None,
+           owner_alive: bool = False, started: bool = True) -> Status:
+    """One job's status.
+
+    record: its record's status; corrupt: it has a record that cannot be read; slurm: Slurm's state
+    (`RUNNING`, `CANCELLED by 0`, ...) where the launcher recorded its job id; owner_alive: a live
+    process holds its directory; started: its directory exists.
+    A record says most, except `interrupted` while Slurm has requeued the job (pending, running).
+    """
+    from_slurm = _SLURM.get(slurm.split()[0]) if slurm else None
+    if record is not None:
+        status = Status(record)
+        return from_slurm if status == Status.INTERRUPTED and from_slurm in ACTIVE else status
+    if corrupt:
+        return Status.CORRUPT
+    if from_slurm is not None:
+        return from_slurm
+    if owner_alive:
+        return Status.RUNNING
+    return Status.MISSING if started else Status.NOT_STARTED
+
+
+def summary(statuses: Iterable[Status], skipped: int = 0) -> str:
+    """`6 jobs: 4 ok, 1 running, 1 not started`, in the order of Status; `skipped`: jobs a sweep
+    found done before it started, counted apart."""
+    counts = Counter(statuses)
+    parts = [f"{counts[s]} {s.text}" for s in Status if counts[s]]
+    if skipped:
+        parts.append(f"{skipped} skipped (done before)")
+    total = sum(counts.values()) + skipped
+    return f"{total} job{'s' if total != 1 else ''}: {', '.join(parts) or 'none'}"

@@ -1,0 +1,127 @@
+"""A sweep's jobs, read once: its job list (jobs.json), each job's record, and each job's status.
+
+`collate`, `status`, `report`, `resume` and a sweep's end all read jobs here. A directory holding
+several sweeps (or single runs) is read sweep by sweep; job directories that no job list names
+(a sweep from before job lists, single runs) are read from their records alone.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+from sweeper.job.owner import OWNER_NAME, is_alive, read_owner
+from sweeper.job.record import RECORD_NAME, Record, read_record
+from sweeper.job.status import Status, decide
+from sweeper.sweep.manifest import MANIFEST_NAME, JobEntry, Manifest, read_manifest
+
+
+@dataclasses.dataclass
+class Job:
+    """One job under the directory read: where it is, what it is, how it stands."""
+
+    name: str                       # its directory relative to the directory read
+    path: Path | None               # None: a search's trial not asked for yet
+    status: Status
+    record: Record | None = None
+    error: str | None = None        # why its record is corrupt
+    entry: JobEntry | None = None   # what its sweep's job list says of it
+    slurm: str | None = None        # Slurm's state, where the launcher recorded its job id
+    sweep: Path | None = None       # the sweep directory whose list names it
+
+
+@dataclasses.dataclass
+class Sweep:
+    """The jobs under a directory, and the job lists of the sweeps there."""
+
+    root: Path
+    jobs: list[Job]
+    manifests: dict[Path, Manifest]
+    slurm_answered: bool = True     # False: Slurm was asked about its jobs and did not answer
+
+
+def _walk(root: Path) -> tuple[list[Path], list[Path]]:
+    """Job directories (they hold `.hydra/`, a record or an owner) and sweep directories (they hold
+    a job list) under root. A job directory is not searched further: its files can be many."""
+    jobs, sweeps = [], []
+    for directory, subdirs, files in os.walk(root):
+        if MANIFEST_NAME in files:
+            sweeps.append(Path(directory))
+        if ".hydra" in subdirs or RECORD_NAME in files or OWNER_NAME in files:
+            jobs.append(Path(directory))
+            subdirs.clear()
+    return jobs, sweeps
+
+
+def job_dirs(root: Path) -> list[Path]:
+    """Every job directory under root."""
+    return _walk(Path(root))[0]
+
+
+def _name(root: Path, path: Path) -> str:
+    return path.relative_to(root).as_posix() or "."
+
+
+def read_job(root: Path, path: Path, entry: JobEntry | None = None, slurm: str | None = None) -> Job:
+    """The job in directory `path` (named relative to root): its record, or why it has none."""
+    name = _name(root, path)
+    record_path = path / RECORD_NAME
+    if record_path.exists():
+        try:
+            record = read_record(record_path)
+        except ValueError as e:
+            print(f"warning: {e}", file=sys.stderr)
+            return Job(name, path, decide(corrupt=True, slurm=slurm), error=str(e), entry=entry, slurm=slurm)
+        return Job(name, path, decide(record.status, slurm=slurm), record, entry=entry, slurm=slurm)
+    owner = read_owner(path)
+    status = decide(slurm=slurm, owner_alive=owner is not None and is_alive(owner), started=path.exists())
+    return Job(name, path, status, entry=entry, slurm=slurm)
+
+
+def _slurm_states(manifests: dict[Path, Manifest]) -> dict[str, str] | None:
+    """Slurm's state of every job the launcher submitted; None when Slurm did not answer."""
+    ids = [job.slurm_job_id for manifest in manifests.values() for job in manifest.jobs if job.slurm_job_id]
+    if not ids:
+        return {}
+    from sweeper.launching.scheduler import job_states
+
+    return job_states(ids)
+
+
+def _manifests(sweeps: list[Path]) -> dict[Path, Manifest]:
+    found = {}
+    for sweep in sweeps:
+        try:
+            manifest = read_manifest(sweep)
+        except ValueError as e:
+            print(f"warning: {e}", file=sys.stderr)
+            continue
+        if manifest is not None:
+            found[sweep] = manifest
+    return found
+
+
+def read_sweep(root: Path) -> Sweep:
+    """Every job under root, in the order of its sweep's job list, then the others by name."""
+    root = Path(root)
+    directories, sweeps = _walk(root)
+    manifests = _manifests(sweeps)
+    states = _slurm_states(manifests)
+    jobs: list[Job] = []
+    listed: set[Path] = set()
+    for sweep_dir, manifest in manifests.items():
+        for entry in manifest.jobs:
+            path = sweep_dir / entry.dir
+            job = read_job(root, path, entry, (states or {}).get(entry.slurm_job_id or ""))
+            job.sweep = sweep_dir
+            jobs.append(job)
+            listed.add(path)
+        for number in range(len(manifest.jobs), manifest.total):  # a search's trials not asked yet
+            jobs.append(Job(f"{_name(root, sweep_dir)}#{number}", None, Status.NOT_STARTED, sweep=sweep_dir))
+    jobs += [read_job(root, path) for path in sorted(directories) if path not in listed]
+    return Sweep(root, jobs, manifests, slurm_answered=states is not None)
+
+
+def read_jobs(root: Path) -> list[Job]:
+    return read_sweep(root).jobs

@@ -1,0 +1,143 @@
+"""A sweep's job list: `jobs.json` in the sweep directory, written before its first job runs.
+
+The sweeper writes it (a search appends each trial as it asks for it); launchers add what they
+learn (the Slurm job id); collate, status, report and resume read it. One process writes it, the
+sweep's; every write replaces the file atomically.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from sweeper.hparams import applicable_hparams
+from sweeper.job.fingerprint import MismatchError, fingerprint
+from sweeper.job.record import create_atomic, write_atomic
+from sweeper.job.spec import preset_of
+
+MANIFEST_NAME = "jobs.json"
+SCHEMA_VERSION = 1
+
+
+@dataclasses.dataclass
+class JobEntry:
+    """One job of a sweep, as known before it runs."""
+
+    num: int                        # hydra.job.num: its place in the sweep
+    dir: str                        # its directory, relative to the sweep directory
+    overrides: list[str]
+    fingerprint: str
+    task: str | None
+    optimizer: str | None
+    hparams: dict[str, Any]         # the hyperparameters that apply to it, with its values
+    objective: str | None = None
+    direction: str | None = None    # minimize | maximize
+    preset: str | None = None       # experiment=... or hparams_search=...
+    slurm_job_id: str | None = None  # set by the Slurm launcher when it submits the job
+    packed_task: str | None = None  # the task a job is packed into (a later launcher)
+    trial: int | None = None        # a search's trial number
+
+
+@dataclasses.dataclass
+class Manifest:
+    sweeper: str                    # CheckedSweeper, OptunaSweeper, ...
+    search: bool                    # trials are asked as it runs: `total` of them in the end
+    total: int                      # the jobs the sweep will have
+    jobs: list[JobEntry]
+    schema_version: int = SCHEMA_VERSION
+
+    def by_dir(self) -> dict[str, JobEntry]:
+        return {job.dir: job for job in self.jobs}
+
+
+def subdir_of(cfg: DictConfig) -> str:
+    """A job's directory relative to its sweep's, from its composed config: the one place that says."""
+    return str(cfg.hydra.sweep.subdir)
+
+
+def entry_of(cfg: DictConfig, overrides: list[str]) -> JobEntry:
+    """The entry of the job whose composed config (hydra.job.num set) is `cfg`."""
+    return JobEntry(
+        num=int(cfg.hydra.job.num), dir=subdir_of(cfg), overrides=list(overrides),
+        fingerprint=fingerprint(cfg), task=OmegaConf.select(cfg, "task.name"),
+        optimizer=OmegaConf.select(cfg, "optimizer.name"), hparams=applicable_hparams(cfg),
+        objective=OmegaConf.select(cfg, "task.objective"), direction=OmegaConf.select(cfg, "task.direction"),
+        preset=preset_of(cfg.hydra.runtime.choices))
+
+
+def path_of(sweep_dir: Path) -> Path:
+    return Path(sweep_dir) / MANIFEST_NAME
+
+
+def read_manifest(sweep_dir: Path) -> Manifest | None:
+    """The sweep's job list; None where there is none (a sweep from before it existed, a single
+    run). Raises ValueError naming the file when it is damaged."""
+    path = path_of(sweep_dir)
+    try:
+        data = json.loads(path.read_text())
+        jobs = [JobEntry(**job) for job in data.pop("jobs")]
+        return Manifest(**data, jobs=jobs)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
+        raise ValueError(f"{path}: not a valid job list ({e}); delete it to collate from the job "
+                         "directories alone") from None
+
+
+def _text(manifest: Manifest) -> str:
+    return json.dumps(dataclasses.asdict(manifest), indent=1, default=str) + "\n"
+
+
+def write_manifest(sweep_dir: Path, manifest: Manifest) -> None:
+    write_atomic(path_of(sweep_dir), _text(manifest))
+
+
+def claim(sweep_dir: Path, manifest: Manifest) -> Manifest:
+    """Make `manifest` the sweep directory's job list, before any job runs.
+
+    Where the directory has a list already (a resumed sweep, or another sweep started into it),
+    every job number both lists hold must be the same configuration in the same directory, or
+    MismatchError is raised and nothing is written; jobs only the new list has are added.
+    """
+    sweep_dir = Path(sweep_dir)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    if create_atomic(path_of(sweep_dir), _text(manifest)):
+        return manifest
+    existing = read_manifest(sweep_dir)
+    assert existing is not None
+    known = {job.num: job for job in existing.jobs}
+    for job in manifest.jobs:
+        old = known.get(job.num)
+        if old is not None and (old.fingerprint, old.dir) != (job.fingerprint, job.dir):
+            raise MismatchError(
+                f"{sweep_dir} holds another sweep: its job {job.num} is {' '.join(old.overrides) or 'defaults'} "
+                f"(fingerprint {old.fingerprint}), not {' '.join(job.overrides) or 'defaults'} ({job.fingerprint}): "
+                "use a new hydra.sweep.dir, or delete that directory to run it again")
+    added = [job for job in manifest.jobs if job.num not in known]
+    if added or manifest.total > existing.total:
+        existing.jobs = sorted([*existing.jobs, *added], key=lambda job: job.num)
+        existing.total = max(existing.total, manifest.total, len(existing.jobs))
+        write_manifest(sweep_dir, existing)
+    return existing
+
+
+def update(sweep_dir: Path, changes: dict[int, dict[str, Any]]) -> None:
+    """Set fields of some jobs (by number), e.g. {3: {"slurm_job_id": "123_3"}}."""
+    manifest = read_manifest(sweep_dir)
+    if manifest is None:
+        return
+    for job in manifest.jobs:
+        for key, value in changes.get(job.num, {}).items():
+            setattr(job, key, value)
+    write_manifest(sweep_dir, manifest)
+
+
+def append(sweep_dir: Path, sweeper: str, total: int, jobs: list[JobEntry]) -> None:
+    """Add the trials a search has just asked for (its list is created with the first ones)."""
+    manifest = read_manifest(sweep_dir) or Manifest(sweeper=sweeper, search=True, total=total, jobs=[])
+    known = {job.num for job in manifest.jobs}
+    manifest.jobs += [job for job in jobs if job.num not in known]
+    write_manifest(sweep_dir, manifest)
