@@ -128,7 +128,8 @@ def _run_and_kill(command: list[str], rng: random.Random) -> bool:
         wanted -= bool(re.match(r"\[\d+/\d+\] .* -> ok", line))
     time.sleep(rng.uniform(0, 0.4))
     killed = process.poll() is None
-    os.killpg(process.pid, signal.SIGKILL)  # the sweep and, under resume, its run.py
+    if killed:
+        os.killpg(process.pid, signal.SIGKILL)  # the sweep and, under resume, its run.py
     process.wait()
     process.stdout.close()
     return killed

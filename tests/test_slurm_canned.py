@@ -1,0 +1,259 @@
+"""The Slurm helpers on canned answers, with no cluster: fake `sacct`, `squeue` and `scontrol`
+(shell scripts printing what Slurm prints) first on PATH; and the sbatch script the `slurm`
+launcher writes for hostile settings (quotes, spaces, line breaks, setup lines), read as text."""
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+from pathlib import Path
+
+import pytest
+
+# The project's functions under test, in one place (update here if the modules move).
+# Public: what Slurm says about jobs, the cluster's MaxArraySize, a job's submitit parameters.
+from sweeper.launching.submit import job_resources
+from sweeper.launching.scheduler import job_states, max_array_size
+# Private, no public equivalent: how the launcher builds its submitit executor from those parameters.
+from sweeper.launching.submit import _executor, _safe_for_sbatch
+
+# ---------------------------------------------------------------------------------------------
+# Fake Slurm commands
+
+
+class FakeSlurm:
+    """Writes fake Slurm commands into one directory, which is all of PATH (so that a real Slurm
+    installed here is never reached: a command not faked is a command not installed)."""
+
+    def __init__(self, bin_dir: Path, log: Path):
+        self.bin_dir, self.log = bin_dir, log
+
+    def command(self, name: str, stdout: str = "", stderr: str = "", code: int = 0, sleep_s: float = 0) -> None:
+        """`name` prints `stdout` and `stderr` and exits with `code` (after `sleep_s`), logging
+        its arguments. Only shell builtins, but `sleep`, which is exec'd so a timeout kills it."""
+        lines = ["#!/bin/sh", f"printf '%s\\n' {shlex.quote(name)}\" $*\" >> {shlex.quote(str(self.log))}"]
+        if sleep_s:
+            lines.append(f"exec {shlex.quote(shutil.which('sleep'))} {sleep_s}")
+        lines += [f"printf '%s' {shlex.quote(stdout)}", f"printf '%s' {shlex.quote(stderr)} >&2", f"exit {code}"]
+        path = self.bin_dir / name
+        path.write_text("\n".join(lines) + "\n")
+        path.chmod(0o755)
+
+    def calls(self) -> list[str]:
+        return self.log.read_text().splitlines() if self.log.exists() else []
+
+
+@pytest.fixture
+def slurm(tmp_path, monkeypatch) -> FakeSlurm:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.delenv("SWEEPER_SLURM_TIMEOUT_S", raising=False)
+    return FakeSlurm(bin_dir, tmp_path / "calls.log")
+
+
+NO_ACCOUNTING = "Slurm accounting storage is disabled\n"
+NO_CONTROLLER = "slurm_load_jobs error: Unable to contact slurm controller (connect failure)\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# job_states
+
+
+def test_sacct_states_with_pending_array_ranges_and_cancelled_by(slurm):
+    slurm.command("sacct", "123_0|COMPLETED\n"
+                           "123_1|CANCELLED by 0\n"
+                           "123_[2-4%2]|PENDING\n"
+                           "124|RUNNING\n"
+                           "125_[1,3-4]|PENDING\n")
+    slurm.command("squeue", code=1, stderr="squeue must not be asked: sacct knew every job\n")
+    wanted = ["123_0", "123_1", "123_2", "123_3", "123_4", "124", "125_1", "125_3", "125_4"]
+    assert job_states(wanted) == {"123_0": "COMPLETED", "123_1": "CANCELLED", "123_2": "PENDING",
+                                  "123_3": "PENDING", "123_4": "PENDING", "124": "RUNNING",
+                                  "125_1": "PENDING", "125_3": "PENDING", "125_4": "PENDING"}
+    # One query for the arrays (each named once, whatever its tasks), and no squeue.
+    assert slurm.calls() == ["sacct -X -n -P -o JobID,State -j 123,124,125"]
+
+
+def test_only_the_jobs_asked_for_are_answered(slurm):
+    slurm.command("sacct", "123_0|COMPLETED\n123_1|FAILED\n123_[2-6%2]|PENDING\n")
+    slurm.command("squeue", code=1, stderr="squeue must not be asked\n")
+    assert job_states(["123_1", "123_5"]) == {"123_1": "FAILED", "123_5": "PENDING"}
+
+
+def test_no_accounting_falls_back_to_squeue(slurm):
+    slurm.command("sacct", stderr=NO_ACCOUNTING, code=1)
+    slurm.command("squeue", "300_0|RUNNING\n300_[1-3%1]|PENDING\n301|COMPLETING\n")
+    assert job_states(["300_0", "300_2", "301"]) == {"300_0": "RUNNING", "300_2": "PENDING", "301": "COMPLETING"}
+    assert slurm.calls() == ["sacct -X -n -P -o JobID,State -j 300,301",
+                             "squeue -h -r -t all -o %i|%T -j 300,301"]
+
+
+def test_jobs_sacct_does_not_know_yet_come_from_squeue(slurm):
+    # Accounting lags behind the controller: a job just submitted may be missing from sacct.
+    slurm.command("sacct", "200_0|COMPLETED\n")
+    slurm.command("squeue", "200_1|RUNNING\n")
+    assert job_states(["200_0", "200_1"]) == {"200_0": "COMPLETED", "200_1": "RUNNING"}
+    assert [call.split()[0] for call in slurm.calls()] == ["sacct", "squeue"]
+
+
+def test_a_job_no_source_knows_is_left_out(slurm):
+    slurm.command("sacct", "")
+    slurm.command("squeue", "")
+    assert job_states(["400_0", "400_1"]) == {}
+
+
+def test_squeue_invalid_job_id_means_no_such_job_not_no_answer(slurm):
+    # squeue refuses ids the controller has forgotten (MinJobAge): the cluster answered.
+    slurm.command("sacct", stderr=NO_ACCOUNTING, code=1)
+    slurm.command("squeue", stderr="slurm_load_jobs error: Invalid job id specified\n", code=1)
+    assert job_states(["500_0"]) == {}
+
+
+def test_no_answer_at_all_is_none(slurm):
+    slurm.command("sacct", stderr=NO_ACCOUNTING, code=1)
+    slurm.command("squeue", stderr=NO_CONTROLLER, code=1)
+    assert job_states(["600_0"]) is None
+
+
+def test_no_slurm_installed_is_none(slurm):
+    assert job_states(["600_0"]) is None and max_array_size() is None
+
+
+def test_a_slurm_command_that_hangs_is_given_up(slurm, monkeypatch):
+    monkeypatch.setenv("SWEEPER_SLURM_TIMEOUT_S", "0.3")
+    slurm.command("sacct", "700_0|COMPLETED\n", sleep_s=30)
+    slurm.command("squeue", "700_0|COMPLETED\n", sleep_s=30)
+    slurm.command("scontrol", "MaxArraySize = 5\n", sleep_s=30)
+    assert job_states(["700_0"]) is None and max_array_size() is None
+    assert len(slurm.calls()) == 3  # each was asked, and none waited for
+
+
+def test_no_job_asked_asks_nothing(slurm):
+    assert job_states([]) == {} and slurm.calls() == []
+
+
+# ---------------------------------------------------------------------------------------------
+# max_array_size
+
+SCONTROL_SHOW_CONFIG = """\
+Configuration data as of 2026-12-01T18:00:00
+AccountingStorageType   = accounting_storage/slurmdbd
+MaxArraySizeLimit       = 7
+MaxJobCount             = 10000
+MaxArraySize            = 1001
+MaxStepCount            = 40000
+"""
+
+
+def test_max_array_size_from_scontrol_show_config(slurm):
+    slurm.command("scontrol", SCONTROL_SHOW_CONFIG)
+    assert max_array_size() == 1001
+    assert slurm.calls() == ["scontrol show config"]
+
+
+@pytest.mark.parametrize("stdout, stderr, code", [
+    ("", "slurm_load_ctl_conf error: Unable to contact slurm controller (connect failure)\n", 1),
+    ("Configuration data as of 2026-12-01T18:00:00\nMaxJobCount = 10000\n", "", 0),
+])
+def test_max_array_size_unknown_is_none(slurm, stdout, stderr, code):
+    slurm.command("scontrol", stdout, stderr, code)
+    assert max_array_size() is None
+
+
+# ---------------------------------------------------------------------------------------------
+# The sbatch script for hostile settings
+
+NAME = 'it\'s a "job"\n#SBATCH --partition=nowhere'
+PARTITION = 'gpu "a100" x\n#SBATCH --account=nowhere'
+QOS = "it's\tlong\r\n#SBATCH --exclusive"
+ACCOUNT = "course 42\n#SBATCH --nodes=99"  # from sbatch's own variable, SBATCH_ACCOUNT
+MAIL = "me@here\n#SBATCH --comment=nowhere"
+SETUP = ["#SBATCH --qos=nowhere", 'export GREETING="it\'s \\"quoted\\" and spaced"', "module load cuda/12.3"]
+
+
+def _hydra_string(value: str) -> str:
+    """A Hydra override value, single-quoted: its quotes escaped, and the backslashes before a
+    quote or the end (Hydra reads other backslashes as they are)."""
+    escaped = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), value)
+    return f"'{escaped}'"
+
+
+def _one_line(value: str) -> str:
+    return re.sub(r"[\x00-\x1f\x7f]+", " ", value)
+
+
+def _params(compose_cfg, sweep_dir: Path, hostile: bool) -> dict:
+    overrides = ["hydra/launcher=slurm", f"hydra.sweep.dir={_hydra_string(str(sweep_dir))}", "gpus=2"]
+    if hostile:
+        overrides += [f"hydra.launcher.name={_hydra_string(NAME)}",
+                      f"hydra.launcher.partition={_hydra_string(PARTITION)}",
+                      f"hydra.launcher.qos={_hydra_string(QOS)}",
+                      f"+hydra.launcher.additional_parameters.mail_user={_hydra_string(MAIL)}",
+                      "hydra.launcher.setup=[" + ",".join(_hydra_string(line) for line in SETUP) + "]"]
+    else:
+        overrides += ["hydra.launcher.name=plain", "hydra.launcher.partition=gpu", "hydra.launcher.qos=normal",
+                      "+hydra.launcher.additional_parameters.mail_user=me", "hydra.launcher.setup=['true']"]
+    return job_resources(compose_cfg(*overrides))
+
+
+def _script(params: dict) -> str:
+    executor = _executor("slurm", params)._executor  # AutoExecutor -> its SlurmExecutor
+    return executor._make_submission_file_text(executor._submitit_command_str, "uid")
+
+
+def _directives(script: str) -> tuple[list[str], int]:
+    """The `#SBATCH` lines sbatch reads (those before the first command), and that command's line."""
+    lines = script.splitlines()
+    assert lines[0] == "#!/bin/bash"
+    first = next(n for n, line in enumerate(lines) if n and line.strip() and not line.startswith("#"))
+    return [line for line in lines[:first] if line.startswith("#SBATCH")], first
+
+
+def _directive(directives: list[str], key: str) -> str:
+    """The value of `#SBATCH --key=value`, unquoted as sbatch reads it."""
+    [line] = [line for line in directives if line.startswith(f"#SBATCH --{key}=")]
+    [value] = shlex.split(line.split("=", 1)[1])
+    return value
+
+
+def test_hostile_settings_add_no_directive_and_keep_their_quotes(compose_cfg, tmp_path, monkeypatch):
+    monkeypatch.setenv("SBATCH_ACCOUNT", ACCOUNT)
+    hostile = _params(compose_cfg, tmp_path / "sweep", hostile=True)
+    assert (hostile["name"], hostile["partition"], hostile["account"]) == (NAME, PARTITION, ACCOUNT)
+    assert hostile["setup"] == SETUP and hostile["gpus_per_node"] == 2
+
+    # As they are, these values would smuggle directives of their own into the script.
+    raw, _ = _directives(_script(hostile))
+    assert [line for line in raw if line.startswith(("#SBATCH --partition=nowhere", "#SBATCH --nodes=99"))]
+
+    script = _script(_safe_for_sbatch(hostile))
+    directives, first = _directives(script)
+    monkeypatch.setenv("SBATCH_ACCOUNT", "course42")
+    plain, _ = _directives(_script(_safe_for_sbatch(_params(compose_cfg, tmp_path / "sweep", hostile=False))))
+    keys = [line.split("=", 1)[0] for line in directives]
+    assert keys == [line.split("=", 1)[0] for line in plain]   # the same directives as for plain values
+    assert len(set(keys)) == len(keys) and "#SBATCH --exclusive" not in keys
+    assert "#SBATCH --gpus-per-node=2" in directives and "#SBATCH --nodes=1" in directives
+
+    # Each value is one line, its quotes and spaces intact, as sbatch unquotes it.
+    assert _directive(directives, "job-name") == _one_line(NAME) == 'it\'s a "job" #SBATCH --partition=nowhere'
+    assert _directive(directives, "partition") == _one_line(PARTITION)
+    assert _directive(directives, "qos") == _one_line(QOS) == "it's long #SBATCH --exclusive"
+    assert _directive(directives, "account") == _one_line(ACCOUNT)
+    assert _directive(directives, "mail-user") == _one_line(MAIL)
+
+    # The setup lines come after a first command, which ends sbatch's reading of directives.
+    lines = script.splitlines()
+    assert lines[first].startswith(":")
+    positions = [lines.index(line) for line in SETUP]
+    assert positions == sorted(positions) and positions[0] > first
+    assert lines[positions[0]:positions[0] + len(SETUP)] == SETUP   # verbatim, in order, together
+    assert lines.index("export SUBMITIT_EXECUTOR=slurm") > positions[-1]
+
+
+def test_a_sweep_directory_with_a_line_break_is_refused(compose_cfg, tmp_path):
+    params = _params(compose_cfg, tmp_path / "a\nb", hostile=False)
+    with pytest.raises(Exception, match="line break"):
+        _safe_for_sbatch(params)
