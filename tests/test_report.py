@@ -12,6 +12,7 @@ from PIL import Image
 
 from sweeper.sweep.collate import collate
 from sweeper.job.record import read_record
+from sweeper.sweep import manifest
 from tests import synthetic
 from tests.conftest import run_cli
 
@@ -63,8 +64,8 @@ def test_complete_adam_grid(tmp_path):
     best = table[table.status == "ok"].sort_values("final_loss").iloc[0]
     best_row = table_rows(section(markdown, "## Best per optimizer"))[0]
     assert best_row[:3] == ["linear", "adam", best.job]
-    assert best_row[3] == f"final_loss = {best.final_loss:.3g}"
-    assert best_row[4:7] == [str(best.lr), str(best.beta1), str(best.beta2)]
+    assert best_row[3:5] == [f"final_loss = {best.final_loss:.3g}", "minimize"]
+    assert best_row[5:8] == [str(best.lr), str(best.beta1), str(best.beta2)]
     # lr x beta2: the best final loss over beta1 in each cell; lr=0.1 with beta2=0.8 diverged.
     pivot = table_rows(section(markdown, "### lr x beta2 -> final_loss (best over beta1)"))
     assert [row[0] for row in pivot] == ["0.0001", "0.001", "0.01", "0.1"]
@@ -182,7 +183,7 @@ def test_records_of_the_previous_schema_are_read(tmp_path):
     markdown, _ = report_of(sweep)
     best = table_rows(section(markdown, "## Best per optimizer"))[0]
     top = table.sort_values("test_accuracy", ascending=False).iloc[0]
-    assert best[2] == top.job and "best (max)" in section(markdown, "## Best per optimizer")
+    assert best[2] == top.job and best[4] == "maximize"
     assert "No job list (jobs.json) here" in markdown
 
 
@@ -210,3 +211,28 @@ def test_report_of_a_folder_of_sweeps(tmp_path):
     markdown, _ = report_of(tmp_path)
     assert "Covers **14 of 15 jobs** with a record; 15 jobs: 14 ok, 1 not started." in markdown
     assert "## cnn, adam" in markdown and "## softmax, gd" in markdown
+
+
+def test_each_task_is_ranked_by_its_own_direction(tmp_path):
+    """A `task=linear,softmax` sweep: the best linear job has the lowest loss, the best softmax job
+    the highest accuracy, as each record's direction says."""
+    sweep = tmp_path / "mixed"
+    jobs = [{"lr": 0.1}, {"lr": 0.01}]
+    synthetic.write_job_list(sweep, "linear", "gd", jobs, steps=1000)
+    listed = manifest.read_manifest(sweep)
+    synthetic.write_job_list(tmp_path / "other", "softmax", "gd", jobs, epochs=5)
+    for entry in manifest.read_manifest(tmp_path / "other").jobs:
+        entry.num, entry.dir = entry.num + 2, str(entry.num + 2)
+        listed.jobs.append(entry)
+    listed.total = 4
+    manifest.write_manifest(sweep, listed)
+    for number, hparams in enumerate(jobs):
+        synthetic.linear_job(sweep / str(number), "gd", **hparams)
+        synthetic.mnist_job(sweep / str(number + 2), "softmax", "gd", **hparams)
+    markdown, _ = report_of(sweep)
+    best = {row[0]: row for row in table_rows(section(markdown, "## Best per optimizer"))}
+    table = collate(sweep).set_index("job")
+    assert best["linear"][2] == table[table.task == "linear"].final_loss.idxmin()
+    assert best["softmax"][2] == table[table.task == "softmax"].test_accuracy.idxmax()
+    assert best["linear"][3:5] == [f"final_loss = {table.final_loss.min():.3g}", "minimize"]
+    assert best["softmax"][3:5] == [f"test_accuracy = {table.test_accuracy.max():.4f}", "maximize"]

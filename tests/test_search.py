@@ -7,9 +7,10 @@ from omegaconf import OmegaConf
 
 from sweeper.sweep.collate import collate
 from sweeper.job.record import read_record
+from sweeper.sweep import manifest
 from tests.conftest import ROOT, run_cli
 
-OPTUNA = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+OPTUNA = "hydra_plugins.sweeper_plugins.listed_optuna.ListedOptunaSweeper"  # the stock one, listing its trials
 CHECKED = "hydra_plugins.sweeper_plugins.checked_sweeper.CheckedSweeper"
 
 
@@ -67,3 +68,6 @@ def test_a_few_optuna_trials_collate_and_report(tmp_path):
     table = collate(sweep)
     assert len(table) == 4 and (table.status == "ok").all()
     assert pd.read_csv(sweep / "results.csv").shape[0] == 4
+    listed = manifest.read_manifest(sweep)  # every trial in the job list, as asked
+    assert (listed.search, listed.total, [job.trial for job in listed.jobs]) == (True, 4, [0, 1, 2, 3])
+    assert [job.hparams["lr"] for job in listed.jobs] == [r.hparams["lr"] for r in records]

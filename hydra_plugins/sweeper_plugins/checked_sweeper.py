@@ -12,7 +12,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
@@ -58,24 +58,22 @@ class _SkipDone(Launcher):
 
 
 class _ComposingLoader:
-    """Hydra's config loader for the in-process launcher, answering each job's composition from
-    sweeper/compose.py (one full composition per combination of group options; about 2 ms a job
-    against 40 ms) in the sweep's order; anything else goes to Hydra's loader."""
+    """Hydra's config loader for the in-process launcher, answering each job's composition with the
+    config the sweeper composed when it checked the job (sweeper/launching/compose.py: one full
+    composition per combination of group options, about 2 ms a job against 40 ms), so that no job
+    is composed twice; anything else goes to Hydra's loader."""
 
-    def __init__(self, loader: Any, master: Any, jobs: List[List[str]]):
-        from sweeper.launching.compose import job_configs
-
+    def __init__(self, loader: Any, configs: Dict[Tuple[str, ...], Any]):
         self._loader = loader
-        self._jobs = iter(jobs)
-        self._configs = job_configs(loader, master, jobs)
+        self._configs = configs
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._loader, name)
 
     def load_sweep_config(self, master_config: Any, sweep_overrides: List[str]) -> Any:
-        for overrides, cfg in zip(self._jobs, self._configs):  # past the jobs done before
-            if list(overrides) == list(sweep_overrides):
-                return copy.deepcopy(cfg)  # job_configs reuses its object for the next job
+        cfg = self._configs.pop(tuple(sweep_overrides), None)
+        if cfg is not None:
+            return cfg
         return self._loader.load_sweep_config(master_config=master_config, sweep_overrides=sweep_overrides)
 
 
@@ -122,6 +120,8 @@ class CheckedSweeper(BasicSweeper):
 
         done: Dict[int, Path] = {}
         entries = []
+        keep = isinstance(self.launcher, BasicLauncher)  # in process: the launcher takes these configs
+        self.composed: Dict[Tuple[str, ...], Any] = {}
         try:
             for cfg, overrides in zip(job_configs(self.hydra_context.config_loader, self.config, jobs), jobs):
                 check_or_exit(cfg)
@@ -129,6 +129,8 @@ class CheckedSweeper(BasicSweeper):
                 entries.append(entry)
                 if finished_record(sweep_dir / entry.dir, entry.fingerprint, overrides):
                     done[entry.num] = sweep_dir / entry.dir
+                elif keep:
+                    self.composed[tuple(overrides)] = copy.deepcopy(cfg)  # job_configs reuses cfg
             listed = manifest.Manifest(sweeper=type(self).__name__, search=False, total=len(jobs), jobs=entries)
             manifest.claim(sweep_dir, listed)
         except MismatchError as e:
@@ -143,7 +145,7 @@ class CheckedSweeper(BasicSweeper):
         self.launcher = _SkipDone(self.launcher, self.done)
         if isinstance(self.launcher.launcher, BasicLauncher):
             context = self.launcher.launcher.hydra_context
-            loader = _ComposingLoader(context.config_loader, self.config, jobs)
+            loader = _ComposingLoader(context.config_loader, self.composed)
             self.launcher.launcher.hydra_context = HydraContext(config_loader=loader, callbacks=context.callbacks)
         progress.current = progress.Progress(len(jobs))
         for idx, job_dir in self.done.items():

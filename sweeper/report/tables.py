@@ -33,7 +33,8 @@ def best_table(groups: list[Group]) -> pd.DataFrame:
         best = ranked.iloc[0]
         hparams = {k: best[k] for k in HPARAMS if k in ranked.columns and pd.notna(best[k])}
         rows.append({"task": group.task, "optimizer": group.optimizer, "job": best.job,
-                     f"best ({group.direction[:3]})": f"{group.objective} = {metric_text(group.objective, float(best[group.objective]))}",
+                     "best": f"{group.objective} = {metric_text(group.objective, float(best[group.objective]))}",
+                     "direction": group.direction,
                      **{k: fmt_number(v) for k, v in hparams.items()},
                      "train_time_s": best.get("train_time_s")})
     return pd.DataFrame(rows)
