@@ -72,9 +72,6 @@ _SETTINGS: tuple[HParam, ...] = (
     HParam("data.test_samples", None, lambda v: v is None or _count(v), "an integer > 0 or null (all)", "1000"),
 )
 
-# The top-level keys validate() reads (the sweeper's early check hands it just these).
-CHECKED_KEYS = tuple(dict.fromkeys(h.name.split(".")[0] for h in (*REGISTRY, *_SETTINGS)))
-
 
 def _get(cfg: Any, dotted: str) -> Any:
     """cfg["a"]["b"] for "a.b", None where a key is missing; cfg is a DictConfig or a dict."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import math
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from sweeper.job.record import Record, write_record
 from sweeper.sweep.manifest import JobEntry, Manifest, claim

@@ -1,7 +1,6 @@
 """Sweeps on the real Slurm cluster of this machine (`make slurm-up`), as a user runs them."""
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess

@@ -3,7 +3,6 @@
 launcher writes for hostile settings (quotes, spaces, line breaks, setup lines), read as text."""
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import shutil

@@ -6,7 +6,7 @@ sweeper/launch.py. Settings: `python run.py -m hydra/launcher=slurm hydra.launch
 `python run.py hydra/launcher=slurm --cfg hydra -p hydra.launcher` shows them all.
 """
 from dataclasses import dataclass, field
-from typing import Any, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.utils import JobReturn

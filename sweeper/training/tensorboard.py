@@ -44,7 +44,7 @@ def keras_callbacks(job_dir: Path | None, enabled: bool = True) -> list:
                                         write_graph=False, profile_batch=0)]
 
 
-def _number(value: Any) -> bool:
+def _finite_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
 
 
@@ -62,10 +62,10 @@ def _events(job_dir: Path, record: Record, wall_time: float) -> list:
               Event(wall_time=wall_time, step=0, summary=hparams_summary.hparams_pb(hparams, trial_id=trial))]
     loss = record.history.get("loss") or []
     steps = record.history.get("loss_steps") or range(1, len(loss) + 1)
-    events += [scalar("loss", value, step) for step, value in zip(steps, loss) if _number(value)]
+    events += [scalar("loss", value, step) for step, value in zip(steps, loss) if _finite_number(value)]
     last = int(steps[-1]) if len(loss) else 0
     finals = {**record.metrics, "train_time_s": record.train_time_s}
-    events += [scalar(name, value, last) for name, value in finals.items() if _number(value)]
+    events += [scalar(name, value, last) for name, value in finals.items() if _finite_number(value)]
     return events
 
 
