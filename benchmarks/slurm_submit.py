@@ -1,7 +1,7 @@
 """How long the Slurm launcher takes to submit a 2,000-job sweep (`make slurm-up` first).
 
 The jobs are submitted held (`--hold`), so that none runs, and cancelled afterwards. Also measured:
-the per-job config that decides a job's resources, composed the shortcut way (sweeper/compose.py)
+the per-job config that decides a job's resources, composed the shortcut way (sweeper/launching/compose.py)
 and the full way (Hydra's `load_sweep_config` for each job), side by side.
 
     python benchmarks/slurm_submit.py [JOBS]

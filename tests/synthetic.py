@@ -1,6 +1,6 @@
 """Sweep directories built from result records directly, without training (tests, benchmarks).
 
-The records follow the agreed format (sweeper/record.py, notes of the MNIST tasks): linear jobs
+The records follow the agreed format (sweeper/job/record.py, notes of the MNIST tasks): linear jobs
 record the loss per step; classification jobs the loss every few steps with `loss_steps`, and the
 per-epoch train/test accuracy and loss. Each sweep has the job list (`jobs.json`) its sweeper would have written.
 """

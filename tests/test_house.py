@@ -11,7 +11,7 @@ import sys
 import pytest
 from omegaconf import OmegaConf
 
-from sweeper.hparams import DEFAULTS, HPARAMS
+from sweeper.hparams import DEFAULTS, HPARAMS, REGISTRY, validate
 from sweeper.job import owner
 from sweeper.job.execute import execute
 from sweeper.job.fingerprint import MismatchError, fingerprint
@@ -27,6 +27,12 @@ from tests.conftest import ROOT, run_cli
 def test_registry_defaults_are_the_configs():
     config = OmegaConf.load(ROOT / "conf" / "config.yaml")
     assert {key: config[key] for key in HPARAMS} == DEFAULTS
+
+
+@pytest.mark.parametrize("hparam", REGISTRY, ids=lambda h: h.name)
+def test_every_registered_example_is_valid_and_its_hint_says_so(compose_cfg, hparam):
+    validate(compose_cfg(f"{hparam.name}={hparam.example}"))
+    assert hparam.hint == f"{hparam.name} must be {hparam.allowed} (e.g. {hparam.name}={hparam.example})"
 
 
 def test_status_is_decided_in_one_place():

@@ -87,7 +87,7 @@ def test_collate_refuses_what_is_not_a_sweep(tmp_path):
 
 
 def test_each_job_gets_the_config_hydra_composes_for_it(adam_sweep, compose_cfg):
-    # The in-process sweep composes once per combination of group options (sweeper/compose.py).
+    # The in-process sweep composes once per combination of group options (sweeper/launching/compose.py).
     sweep, _ = adam_sweep
     for job in range(4):
         overrides = OmegaConf.load(sweep / str(job) / ".hydra" / "overrides.yaml")

@@ -5,7 +5,7 @@ dashboard and, in the HParams dashboard, one session per job with its hyperparam
 metrics. `logging.tensorboard=false` on the command line turns it off.
 
 Two parts, both switched by `logging.tensorboard`:
-- `write_summary(job_dir, record)`: the framework calls it (sweeper/job.py) for every job once
+- `write_summary(job_dir, record)`: the framework calls it (sweeper/job/execute.py) for every job once
   the record is written: the HParams session (the record's hparams, optimizer and task), the
   final metrics and `train_time_s` as scalars, and the training-loss curve of `history["loss"]`
   (against `history["loss_steps"]` when the task records it). Tasks need nothing for this.
