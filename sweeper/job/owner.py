@@ -81,7 +81,8 @@ def take(job_dir: Path) -> Owner | None:
     path = job_dir / OWNER_NAME
     me = _me()
     for _ in range(3):  # a stale marker removed by two runs at once: one of them creates the next
-        if create_atomic(path, json.dumps(dataclasses.asdict(me)) + "\n"):
+        # Not fsynced: after a crash of the machine its process is gone, so the marker is stale anyway.
+        if create_atomic(path, json.dumps(dataclasses.asdict(me)) + "\n", durable=False):
             return None
         owner = read_owner(job_dir)
         if owner is not None and (owner.host, owner.pid) == (me.host, me.pid):

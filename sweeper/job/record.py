@@ -59,14 +59,15 @@ def _umask() -> int:
     return mask
 
 
-def _written(path: Path, text: str) -> str:
-    """A temporary file beside `path`, holding `text` on disk."""
+def _written(path: Path, text: str, durable: bool = True) -> str:
+    """A temporary file beside `path`, holding `text` (on disk, when durable)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -84,9 +85,10 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def create_atomic(path: Path, text: str) -> bool:
-    """Write `text` to `path` whole, only if there is no such file: False when there is one."""
-    tmp = _written(path, text)
+def create_atomic(path: Path, text: str, durable: bool = True) -> bool:
+    """Write `text` to `path` whole, only if there is no such file: False when there is one.
+    durable=False: no fsync, for a file that need not outlive a crash of the machine."""
+    tmp = _written(path, text, durable)
     try:
         os.link(tmp, path)  # atomic, and fails where the file exists
         return True
