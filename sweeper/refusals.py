@@ -180,9 +180,11 @@ def check_grid_values(parsed: Iterable[Any]) -> None:
     """Refuse a search space (`interval(...)`) on the grid sweeper, which can only list values."""
     for override in parsed:
         if override.is_sweep_override() and not override.is_discrete_sweep():
-            key = override.get_key_element()
-            refuse(f"{override.input_line} is a search space, not a grid: use a search preset "
-                   f"(hparams_search=ex1_optuna) or a list of values ({key}=0.01,0.1)")
+            space = override.value()
+            values = f"{space.start},{space.end}" if override.is_interval_sweep() else "0.1,0.01"
+            searches = ", ".join(sorted(path.stem for path in CONF.glob("hparams_search/*.yaml")))
+            refuse(f"{override.input_line} is a search space, which a grid cannot list: use a search preset "
+                   f"(hparams_search={searches}) or a list of values ({override.get_key_element()}={values})")
 
 
 def grid_size(cfg: DictConfig) -> int:

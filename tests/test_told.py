@@ -59,6 +59,8 @@ def test_a_preset_value_the_user_did_not_give_is_not_refused(compose_cfg):
     ("learning_rate=0.1", "error: learning_rate is not a key of the config: did you mean lr=0.1?"),
     ("optimiser=adam", "error: optimiser is not a key of the config: did you mean optimizer=adam?"),
     ("bata1=0.9", "error: bata1 is not a key of the config: did you mean beta1=0.9?"),
+    ("hparam_search=ex1_optuna", "error: hparam_search is not a key of the config: did you mean "
+                                 "hparams_search=ex1_optuna?"),
 ])
 def test_a_misspelt_key_gets_the_nearest_one(tmp_path, arg, line):
     assert refused(tmp_path, arg) == line
@@ -75,12 +77,21 @@ def test_a_nested_key_that_bypasses_a_hyperparameter(tmp_path):
     line = "error: optimizer.learning_rate=0.5 bypasses lr: set lr=0.5 instead"
     assert refused(tmp_path, "optimizer.learning_rate=0.5") == line
     assert refused(tmp_path, "-m", "optimizer.learning_rate=0.5,0.1") == line
+    assert refused(tmp_path, "optimizer=adam", "optimizer.beta_1=0.8") == (
+        "error: optimizer.beta_1=0.8 bypasses beta1: set beta1=0.8 instead")
+    assert refused(tmp_path, "task.run.steps=5") == "error: task.run.steps=5 bypasses steps: set steps=5 instead"
+
+
+def test_a_nested_key_that_is_no_hyperparameter_is_left_alone(compose_cfg):
+    from sweeper.refusals import check_bypass
+
+    check_bypass(compose_cfg("optimizer._target_=keras.optimizers.SGD"), ["optimizer._target_=keras.optimizers.SGD"])
 
 
 def test_a_search_space_on_the_grid_sweeper(tmp_path):
     assert refused(tmp_path, "-m", "lr=interval(0.01,0.1)") == (
-        "error: lr=interval(0.01,0.1) is a search space, not a grid: use a search preset "
-        "(hparams_search=ex1_optuna) or a list of values (lr=0.01,0.1)")
+        "error: lr=interval(0.01,0.1) is a search space, which a grid cannot list: use a search preset "
+        "(hparams_search=ex1_optuna, ex2_optuna) or a list of values (lr=0.01,0.1)")
 
 
 def test_a_bad_value_leaves_no_run_directory(tmp_path):
@@ -94,3 +105,11 @@ def test_a_refused_run_keeps_a_directory_that_held_something(tmp_path):
     (old / "notes.txt").write_text("mine")
     refused(work, "lr=-1", f"hydra.run.dir={old}")
     assert [p.name for p in old.iterdir()] == ["notes.txt"]
+
+
+def test_a_grid_preset_whose_grid_the_command_line_fixes_is_one_job(compose_cfg):
+    from sweeper.refusals import grid_size
+
+    assert grid_size(compose_cfg("experiment=ex4_gpus")) == 3
+    assert grid_size(compose_cfg("experiment=ex4_gpus", "gpus=2")) == 1
+    assert grid_size(compose_cfg("optimizer=adam")) == 1
