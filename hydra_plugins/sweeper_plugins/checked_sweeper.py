@@ -83,9 +83,9 @@ class CheckedSweeper(BasicSweeper):
         before anything is written (multirun.yaml included), and a summary at the end."""
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
-        params = self._parse_config() + list(arguments)
         from sweeper.refusals import check_grid_values
 
+        params = self._parse_config() + list(arguments)
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         parsed = parser.parse_overrides(params)
         check_grid_values(parsed)
