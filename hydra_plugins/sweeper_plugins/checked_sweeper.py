@@ -83,9 +83,13 @@ class CheckedSweeper(BasicSweeper):
         before anything is written (multirun.yaml included), and a summary at the end."""
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
+        from sweeper.refusals import check_grid_values
+
         params = self._parse_config() + list(arguments)
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
-        self.overrides = self.split_arguments(parser.parse_overrides(params), self.max_batch_size)
+        parsed = parser.parse_overrides(params)
+        check_grid_values(parsed)
+        self.overrides = self.split_arguments(parsed, self.max_batch_size)
         jobs = [list(overrides) for batch in self.overrides for overrides in batch]
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         self.done = self._check_and_claim(jobs, sweep_dir)
@@ -116,21 +120,26 @@ class CheckedSweeper(BasicSweeper):
         from sweeper.hparams import check_or_exit
         from sweeper.job.fingerprint import MismatchError, finished_record
         from sweeper.launching.compose import job_configs
+        from sweeper.refusals import Applicability, check_bypass
         from sweeper.sweep import manifest
 
         done: Dict[int, Path] = {}
         entries = []
         keep = isinstance(self.launcher, BasicLauncher)  # in process: the launcher takes these configs
         self.composed: Dict[Tuple[str, ...], Any] = {}
+        applicability = Applicability()
         try:
             for cfg, overrides in zip(job_configs(self.hydra_context.config_loader, self.config, jobs), jobs):
                 check_or_exit(cfg)
+                check_bypass(cfg, overrides)
+                applicability.add(cfg, overrides)
                 entry = manifest.entry_of(cfg, overrides)
                 entries.append(entry)
                 if finished_record(sweep_dir / entry.dir, entry.fingerprint, overrides):
                     done[entry.num] = sweep_dir / entry.dir
                 elif keep:
                     self.composed[tuple(overrides)] = copy.deepcopy(cfg)  # job_configs reuses cfg
+            applicability.check()
             listed = manifest.Manifest(sweeper=type(self).__name__, search=False, total=len(jobs), jobs=entries)
             manifest.claim(sweep_dir, listed)
         except MismatchError as e:

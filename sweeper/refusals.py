@@ -1,0 +1,227 @@
+"""Commands refused before anything is written: one line on stderr (`error: ...`) and exit status 2.
+
+What is refused: a misspelt key (with the nearest known one), a hyperparameter that applies to none
+of the jobs, a nested key that bypasses a hyperparameter (`optimizer.learning_rate`), a grid preset
+without `-m`, and a search space on the grid sweeper. A single run is checked by a Hydra callback
+before Hydra creates its run directory (conf/config.yaml, `hydra.callbacks`); a multirun by the
+`checked` sweeper before it claims the sweep directory.
+"""
+from __future__ import annotations
+
+import contextlib
+import difflib
+import functools
+import io
+import sys
+from pathlib import Path
+from typing import Any, Iterable, NoReturn, Sequence
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from sweeper.hparams import HPARAMS, applicable_hparams, check_or_exit
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def refuse(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
+
+
+def _parse(overrides: Sequence[str]) -> list[Any]:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create().parse_overrides(list(overrides))
+
+
+# -- misspelt keys (run.py, before Hydra composes) ------------------------------------------------
+
+@functools.cache
+def _known_keys() -> tuple[list[str], list[str]]:
+    """The top-level keys of conf/config.yaml and the config groups (conf/<group>/)."""
+    keys = [str(key) for key in OmegaConf.load(CONF / "config.yaml") if key != "defaults"]
+    groups = sorted(path.name for path in CONF.iterdir() if path.is_dir())
+    return keys, groups
+
+
+@functools.cache
+def _aliases() -> dict[str, str]:
+    """What the optimizer and task files call a hyperparameter (`learning_rate: ${lr}` -> lr)."""
+    aliases = {}
+    for path in [*CONF.glob("optimizer/*.yaml"), *CONF.glob("task/*.yaml")]:
+        raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+        for node in raw.values():
+            for field, value in (node.items() if isinstance(node, dict) else []):
+                if isinstance(value, str) and value[2:-1] in HPARAMS and value == f"${{{value[2:-1]}}}":
+                    aliases[field] = value[2:-1]
+    return aliases
+
+
+def _unknown_key_hint(key: str, value: str) -> str | None:
+    """`did you mean lr=0.1?` for a top-level key that is neither a key nor a group; None if known."""
+    keys, groups = _known_keys()
+    if key in keys or key in groups or key == "hydra":
+        return None
+    if key in _aliases():
+        return f"did you mean {_aliases()[key]}={value}?"
+    near_key = difflib.get_close_matches(key, keys, n=1)
+    near_group = difflib.get_close_matches(key, groups, n=1)
+    if near_group and (not near_key or difflib.SequenceMatcher(None, key, near_group[0]).ratio()
+                       >= difflib.SequenceMatcher(None, key, near_key[0]).ratio()):
+        return f"did you mean {near_group[0]}={value}?"
+    if near_key:
+        return f"did you mean {near_key[0]}={value}?"
+    return f"the keys are {', '.join(HPARAMS)} (python run.py --help lists the groups)"
+
+
+def check_argv(argv: Sequence[str]) -> None:
+    """Refuse an override of a top-level key the config does not have (Hydra would say `not in
+    struct`), naming the nearest key or group. Anything unusual is left to Hydra."""
+    from hydra._internal.utils import get_args_parser
+
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # a bad flag: Hydra's parser says it, once
+            args, _ = get_args_parser().parse_known_args(list(argv))
+        if args.config_name or args.config_path or args.config_dir:
+            return
+        parsed = _parse(args.overrides)
+    except (Exception, SystemExit):  # Hydra says what is wrong with the command line itself
+        return
+    for override in parsed:
+        if override.type.name != "CHANGE" or override.package is not None:
+            continue  # +key, ++key, ~key: Hydra's own meaning
+        top = override.key_or_group.split(".")[0].split("/")[0]
+        hint = _unknown_key_hint(top, override.input_line.partition("=")[2])
+        if hint:
+            refuse(f"{override.key_or_group} is not a key of the config: {hint}")
+
+
+# -- hyperparameters that apply to no job ---------------------------------------------------------
+
+def given_hparams(overrides: Iterable[str]) -> dict[str, str]:
+    """The top-level hyperparameters among a job's overrides (`lr=0.1` -> {"lr": "0.1"})."""
+    given = {}
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if sep and key in HPARAMS:
+            given[key] = value
+    return given
+
+
+def _choice(cfg: DictConfig, group: str) -> str:
+    return f"{group}={OmegaConf.select(cfg, f'hydra.runtime.choices.{group}', default='?')}"
+
+
+def _takes(cfg: DictConfig) -> str:
+    """`task=linear optimizer=gd take lr, steps`."""
+    return f"{_choice(cfg, 'task')} {_choice(cfg, 'optimizer')} take {', '.join(applicable_hparams(cfg))}"
+
+
+def not_applying(cfg: DictConfig, overrides: Iterable[str]) -> list[str]:
+    """The hyperparameters the user gave that this job's task and optimizer do not read."""
+    used = applicable_hparams(cfg)
+    return [key for key in given_hparams(overrides) if key not in used]
+
+
+class Applicability:
+    """Which given hyperparameters apply to which jobs of a sweep: refuse those that apply to none,
+    say once those that apply to some jobs only."""
+
+    def __init__(self) -> None:
+        self.jobs = 0
+        self.unused: dict[str, int] = {}    # key -> jobs it does not apply to
+        self.example: dict[str, str] = {}   # key -> what a job it does not apply to takes
+
+    def add(self, cfg: DictConfig, overrides: Sequence[str]) -> None:
+        self.jobs += 1
+        for key in given_hparams(overrides):
+            self.unused.setdefault(key, 0)
+        for key in not_applying(cfg, overrides):
+            self.unused[key] += 1
+            self.example.setdefault(key, _takes(cfg))
+
+    def check(self) -> None:
+        for key, count in self.unused.items():
+            if count == self.jobs:
+                refuse(f"{key} applies to none of the {self.jobs} jobs ({self.example[key]}): remove it")
+        partial = [f"{key} ({self.example[key]})" for key, count in self.unused.items() if 0 < count < self.jobs]
+        if partial:
+            print(f"note: applies to some jobs only: {'; '.join(partial)}", file=sys.stderr, flush=True)
+
+
+# -- nested keys that bypass a hyperparameter ------------------------------------------------------
+
+@functools.cache
+def _group_file(group: str, option: str) -> dict:
+    path = CONF / group / f"{option}.yaml"
+    return OmegaConf.to_container(OmegaConf.load(path), resolve=False) if path.is_file() else {}
+
+
+def check_bypass(cfg: DictConfig, overrides: Iterable[str]) -> None:
+    """Refuse `optimizer.learning_rate=0.5` where the optimizer file reads `${lr}`: the record
+    would not show what the job trained with."""
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        group = key.split(".")[0]
+        if not sep or group not in ("optimizer", "task") or "." not in key:
+            continue
+        node: Any = _group_file(group, str(OmegaConf.select(cfg, f"hydra.runtime.choices.{group}")))
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        hparam = str(node)[2:-1] if isinstance(node, str) and node.startswith("${") else None
+        if hparam in HPARAMS:
+            refuse(f"{override} bypasses {hparam}: set {hparam}={value} instead")
+
+
+# -- grids ------------------------------------------------------------------------------------------
+
+def check_grid_values(parsed: Iterable[Any]) -> None:
+    """Refuse a search space (`interval(...)`) on the grid sweeper, which can only list values."""
+    for override in parsed:
+        if override.is_sweep_override() and not override.is_discrete_sweep():
+            space = override.value()
+            values = f"{space.start},{space.end}" if override.is_interval_sweep() else "0.1,0.01"
+            searches = ", ".join(sorted(path.stem for path in CONF.glob("hparams_search/*.yaml")))
+            refuse(f"{override.input_line} is a search space, which a grid cannot list: use a search preset "
+                   f"(hparams_search={searches}) or a list of values ({override.get_key_element()}={values})")
+
+
+def grid_size(cfg: DictConfig) -> int:
+    """How many jobs `-m` would make of this run's preset grid (hydra.sweeper.params) and overrides."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    params = OmegaConf.select(cfg, "hydra.sweeper.params") or {}
+    arguments = [f"{key}={value}" for key, value in params.items()] + list(cfg.hydra.overrides.task)
+    parsed = _parse(arguments)
+    if any(o.is_sweep_override() and not o.is_discrete_sweep() for o in parsed):
+        return 1  # a search: not a grid
+    return sum(len(batch) for batch in BasicSweeper.split_arguments(parsed, None))
+
+
+def _preset(cfg: DictConfig) -> str:
+    from sweeper.job.spec import preset_of
+
+    return preset_of(cfg.hydra.runtime.choices) or "this command"
+
+
+def check_single_run(cfg: DictConfig) -> None:
+    """Everything refused in a run without -m, before Hydra writes anything."""
+    check_or_exit(cfg)
+    overrides = list(cfg.hydra.overrides.task)
+    if str(OmegaConf.select(cfg, "hydra.sweeper._target_", default="")).endswith(".CheckedSweeper"):
+        jobs = grid_size(cfg)
+        if jobs > 1:
+            refuse(f"{_preset(cfg)} is a grid of {jobs} jobs: add -m (python run.py -m {' '.join(overrides)})")
+    unused = not_applying(cfg, overrides)
+    if unused:
+        key = unused[0]
+        refuse(f"{key}={given_hparams(overrides)[key]} does not apply to this job ({_takes(cfg)}): remove it")
+    check_bypass(cfg, overrides)
+
+
+class RefuseBeforeWriting(Callback):
+    """Hydra callback: check a single run before Hydra creates its run directory."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        check_single_run(config)

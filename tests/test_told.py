@@ -1,0 +1,115 @@
+"""Told, not ignored: what the command line refuses, each with one line on stderr, exit status 2,
+no traceback and nothing written (the run happens in an empty directory that must stay empty)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, run_cli
+
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def refused(tmp_path: Path, *args: str) -> str:
+    """Run `python run.py args` in tmp_path; assert the refusal's form; return its one line."""
+    result = run_cli(str(ROOT / "run.py"), *args, cwd=tmp_path, env=ENV, timeout=120)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert list(tmp_path.iterdir()) == [], "nothing is written"
+    return lines[0]
+
+
+@pytest.mark.parametrize("args, line", [
+    (["task=linear", "epochs=5"],
+     "error: epochs=5 does not apply to this job (task=linear optimizer=gd take lr, steps): remove it"),
+    (["optimizer=gd", "momentum=0.5"],
+     "error: momentum=0.5 does not apply to this job (task=linear optimizer=gd take lr, steps): remove it"),
+    (["task=softmax", "steps=5"],
+     "error: steps=5 does not apply to this job (task=softmax optimizer=gd take lr, batch_size, epochs, seed): "
+     "remove it"),
+    (["-m", "gpus=1,2,4"],
+     "error: gpus applies to none of the 3 jobs (task=linear optimizer=gd take lr, steps): remove it"),
+])
+def test_a_hyperparameter_that_applies_to_no_job(tmp_path, args, line):
+    assert refused(tmp_path, *args) == line
+
+
+def test_a_hyperparameter_that_applies_to_some_jobs_is_said_once(tmp_path):
+    result = run_cli(str(ROOT / "run.py"), "-m", "optimizer=gd,momentum", "momentum=0.8", "steps=5",
+                     "logging.tensorboard=false", f"hydra.sweep.dir={tmp_path}/sweep", env=ENV, timeout=240)
+    assert result.returncode == 0, result.stdout + result.stderr
+    notes = [line for line in result.stderr.splitlines() if "momentum" in line]
+    assert notes == ["note: applies to some jobs only: momentum (task=linear optimizer=gd take lr, steps)"]
+    assert len(list((tmp_path / "sweep").glob("*/result.json"))) == 2
+
+
+def test_a_preset_value_the_user_did_not_give_is_not_refused(compose_cfg):
+    from sweeper.refusals import not_applying
+
+    cfg = compose_cfg("experiment=ex4_gpus", "gpus=2")
+    assert not_applying(cfg, ["experiment=ex4_gpus", "gpus=2"]) == []
+    assert not_applying(compose_cfg("task=linear"), ["task=linear"]) == []
+
+
+@pytest.mark.parametrize("arg, line", [
+    ("learning_rate=0.1", "error: learning_rate is not a key of the config: did you mean lr=0.1?"),
+    ("optimiser=adam", "error: optimiser is not a key of the config: did you mean optimizer=adam?"),
+    ("bata1=0.9", "error: bata1 is not a key of the config: did you mean beta1=0.9?"),
+    ("hparam_search=ex1_optuna", "error: hparam_search is not a key of the config: did you mean "
+                                 "hparams_search=ex1_optuna?"),
+])
+def test_a_misspelt_key_gets_the_nearest_one(tmp_path, arg, line):
+    assert refused(tmp_path, arg) == line
+    assert refused(tmp_path, "-m", arg) == line
+
+
+@pytest.mark.parametrize("preset, jobs", [("ex1_adam", 64), ("ex4_gpus", 3)])
+def test_a_grid_preset_without_multirun(tmp_path, preset, jobs):
+    assert refused(tmp_path, f"experiment={preset}") == (
+        f"error: experiment={preset} is a grid of {jobs} jobs: add -m (python run.py -m experiment={preset})")
+
+
+def test_a_nested_key_that_bypasses_a_hyperparameter(tmp_path):
+    line = "error: optimizer.learning_rate=0.5 bypasses lr: set lr=0.5 instead"
+    assert refused(tmp_path, "optimizer.learning_rate=0.5") == line
+    assert refused(tmp_path, "-m", "optimizer.learning_rate=0.5,0.1") == line
+    assert refused(tmp_path, "optimizer=adam", "optimizer.beta_1=0.8") == (
+        "error: optimizer.beta_1=0.8 bypasses beta1: set beta1=0.8 instead")
+    assert refused(tmp_path, "task.run.steps=5") == "error: task.run.steps=5 bypasses steps: set steps=5 instead"
+
+
+def test_a_nested_key_that_is_no_hyperparameter_is_left_alone(compose_cfg):
+    from sweeper.refusals import check_bypass
+
+    check_bypass(compose_cfg("optimizer._target_=keras.optimizers.SGD"), ["optimizer._target_=keras.optimizers.SGD"])
+
+
+def test_a_search_space_on_the_grid_sweeper(tmp_path):
+    assert refused(tmp_path, "-m", "lr=interval(0.01,0.1)") == (
+        "error: lr=interval(0.01,0.1) is a search space, which a grid cannot list: use a search preset "
+        "(hparams_search=ex1_optuna, ex2_optuna) or a list of values (lr=0.01,0.1)")
+
+
+def test_a_bad_value_leaves_no_run_directory(tmp_path):
+    assert refused(tmp_path, "lr=-1") == "error: lr=-1 is invalid: lr must be a number > 0 (e.g. lr=0.01)"
+
+
+def test_a_refused_run_keeps_a_directory_that_held_something(tmp_path):
+    work, old = tmp_path / "work", tmp_path / "old"
+    work.mkdir()
+    old.mkdir()
+    (old / "notes.txt").write_text("mine")
+    refused(work, "lr=-1", f"hydra.run.dir={old}")
+    assert [p.name for p in old.iterdir()] == ["notes.txt"]
+
+
+def test_a_grid_preset_whose_grid_the_command_line_fixes_is_one_job(compose_cfg):
+    from sweeper.refusals import grid_size
+
+    assert grid_size(compose_cfg("experiment=ex4_gpus")) == 3
+    assert grid_size(compose_cfg("experiment=ex4_gpus", "gpus=2")) == 1
+    assert grid_size(compose_cfg("optimizer=adam")) == 1
