@@ -83,27 +83,6 @@ def test_ex1_gd_grid_runs_on_slurm_and_collates(tmp_path):
     assert status(sweep).stdout.strip().endswith(f"4 jobs: 3 ok, 1 diverged ({sweep})")
 
 
-def test_each_job_requests_its_own_gpus(tmp_path):
-    # Two CPUs here: a job with 4 GPUs cannot also have 4 CPUs per GPU (the default, checked in
-    # test_launchers.py), so this sweep asks for no CPUs per GPU.
-    sweep = tmp_path / "gpus"
-    result = slurm_multirun(sweep, "gpus=1,2,4", "steps=10", "hydra.launcher.cpus_per_gpu=0")
-    assert result.returncode == 0, result.stderr
-    jobs = read_job_ids(sweep)
-    assert len({entry["slurm_job_id"] for entry in jobs.values()}) == 3
-    for entry, gpus in zip(jobs.values(), (1, 2, 4)):
-        record = read_record(sweep / entry["dir"] / "result.json")
-        assert record.hparams == {"lr": 0.01, "steps": 10}
-        assert record.environment["SLURM_GPUS_ON_NODE"] == str(gpus)
-        devices = record.environment["CUDA_VISIBLE_DEVICES"].split(",")  # which ones: what was free
-        assert len(set(devices)) == gpus and set(devices) <= {"0", "1", "2", "3"}
-        assert final_state(entry["slurm_job_id"]) == "COMPLETED"
-        assert f"gres/gpu={gpus}" in sacct(entry["slurm_job_id"], "AllocTRES")
-        submitted = entry["slurm_job_id"].split("_")[0]  # a group of one job is a plain job, not an array
-        script = sweep / ".submitit" / submitted / f"{submitted}_submission.sh"
-        assert f"#SBATCH --gpus-per-node={gpus}\n" in script.read_text()
-
-
 def test_nonblocking_submission_then_status_until_done(tmp_path):
     # Two jobs: Keras SGD, and an optimizer class that does not exist, so that job raises.
     sweep = tmp_path / "nonblocking"
@@ -127,10 +106,14 @@ def test_nonblocking_submission_then_status_until_done(tmp_path):
 
 def test_jobs_slurm_refuses_are_one_clear_line(tmp_path):
     sweep = tmp_path / "refused"
-    result = slurm_multirun(sweep, "gpus=1,5", "steps=5", "hydra.launcher.cpus_per_gpu=0")  # the node has 4
+    # gpus applies to the cnn task only (on linear it is refused before Slurm is asked).
+    result = slurm_multirun(sweep, "task=cnn", "gpus=1,5", "devices=cpu", "data.train_samples=64",
+                            "data.test_samples=32", "hydra.launcher.cpus_per_gpu=0")  # the node has 4
     assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert ("Slurm refused jobs 1 (gpus=5 steps=5): sbatch: error: Batch job submission failed: "
-            "Requested node configuration is not available") in result.stderr
+    assert "Slurm refused jobs 1 (task=cnn gpus=5 devices=cpu data.train_samples=64 data.test_samples=32): " \
+        in result.stderr
+    assert ("sbatch: error: Batch job submission failed: Requested node configuration is not available"
+            in result.stderr)
     submitted = read_job_ids(sweep)  # the job submitted before is running, and listed
     assert list(submitted) == [0]
     subprocess.run(["scancel", submitted[0]["slurm_job_id"]], timeout=10)  # (unless it already ended)
@@ -277,6 +260,9 @@ def test_ex4_gpus_preset_gives_each_job_its_replicas(tmp_path):
         record = read_record(sweep / entry["dir"] / "result.json")
         assert record.status == "ok" and record.task == "cnn" and record.hparams["gpus"] == gpus
         assert record.environment["SLURM_GPUS_ON_NODE"] == str(gpus)
+        devices = record.environment["CUDA_VISIBLE_DEVICES"].split(",")  # which ones: what was free
+        assert len(set(devices)) == gpus and set(devices) <= {"0", "1", "2", "3"}
+        assert final_state(entry["slurm_job_id"]) == "COMPLETED"
         assert record.metrics["replicas"] == gpus and len(record.metrics["devices"]) == gpus
         assert record.metrics["samples_per_s"] > 0 and record.train_time_s > 0
     table = collate(sweep)
