@@ -7,7 +7,7 @@ alternating, each run in a fresh process:
 - plain: a Keras script calling `model.fit` on NumPy arrays, as the course did;
 - autotune: plain Keras on a tf.data pipeline with autotuning on and a new iterator per epoch,
   the set-up in which epochs stalled;
-- pipeline: plain Keras on the framework's own pipeline (tasks/mnist.py: one repeated iterator,
+- pipeline: plain Keras on the framework's own pipeline (sweeper/training/fit.py: one repeated iterator,
   no autotuning), timed like plain and autotune.
 The first (tracing) epoch of every run is left out; stalls between epochs are in. Prints
 samples/s, the achieved GFLOP/s as a share of a float32 matmul measured in the same run, the
@@ -82,6 +82,7 @@ def child(runner: str, batch: int, epochs: int, samples: int, data: str) -> None
     import keras
     import tensorflow as tf
 
+    from sweeper.training import fit
     from tasks import cnn, mnist
 
     splits = mnist.load(data, train_samples=samples)
@@ -115,8 +116,8 @@ def child(runner: str, batch: int, epochs: int, samples: int, data: str) -> None
         data_set = (tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=0).batch(batch)
                     .prefetch(tf.data.AUTOTUNE))
         model.fit(data_set, epochs=epochs, verbose=0, callbacks=[Timer()])
-    else:  # the framework's pipeline (tasks/mnist.py), in plain Keras: one iterator for all epochs
-        data_set = mnist.dataset(splits.train_images, y, batch_size=batch, input_shape=cnn.INPUT_SHAPE, shuffle_seed=0)
+    else:  # the framework's pipeline (sweeper/training/fit.py), in plain Keras: one iterator for all epochs
+        data_set = fit.dataset(splits.train_images, y, batch_size=batch, input_shape=cnn.INPUT_SHAPE, shuffle_seed=0)
         model.fit(data_set, epochs=epochs, steps_per_epoch=-(-len(y) // batch), verbose=0, callbacks=[Timer()])
     print(json.dumps(timings))
 

@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 def submit(jobs: int, sweep: Path) -> float:
     start = time.perf_counter()
-    subprocess.run([sys.executable, str(ROOT / "run.py"), "-m", f"seed=range(0,{jobs})", "hydra/launcher=slurm",
+    subprocess.run([sys.executable, str(ROOT / "run.py"), "-m", f"steps=range(1,{jobs + 1})", "hydra/launcher=slurm",
                     "hydra.launcher.wait=false", "+hydra.launcher.additional_parameters.hold=true",
                     f"hydra.sweep.dir={sweep}"], check=True, capture_output=True, cwd=ROOT)
     return time.perf_counter() - start
@@ -43,7 +43,7 @@ def planning(jobs: int) -> tuple[float, float]:
     from sweeper.launching.compose import job_configs
     from sweeper.launching.submit import job_resources
 
-    overrides = [[f"seed={n}"] for n in range(jobs)]
+    overrides = [[f"steps={n}"] for n in range(1, jobs + 1)]
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         loader = GlobalHydra.instance().config_loader()
         master = loader.load_configuration("config", ["hydra/launcher=slurm"], run_mode=RunMode.MULTIRUN)
