@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from sweeper.sweep import manifest
 from sweeper.training.tf import START_UP_LINES, without_start_up_lines
-from tests.conftest import run_cli, skip_or_fail
+from tests.conftest import ROOT, run_cli, skip_or_fail
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -72,3 +77,46 @@ def test_a_gpu_job_without_a_gpu_still_says_so(tmp_path):
     assert out.returncode == 1
     assert "DeviceError: gpus=1 but 0 GPU(s) visible" in out.stdout + out.stderr
     assert [line for line in out.stderr.splitlines() if TF_LINE.search(line)] == [], out.stderr
+
+
+JOB_LINE = re.compile(r"^\[(\d+)/(\d+)\] (.*) -> (\w+) (.*) \(\d+\.\d\d s\)$")
+
+
+def _job_lines(stdout: str) -> list[tuple[int, int, str, str]]:
+    return [(int(m[1]), int(m[2]), m[3], m[4]) for m in map(JOB_LINE.match, stdout.splitlines()) if m]
+
+
+@pytest.mark.slow
+def test_local_launcher_prints_each_job_and_the_summary(tmp_path):
+    sweep = tmp_path / "local"
+    out = run_cli("run.py", "-m", "hydra/launcher=local", "experiment=ex1_gd", "lr=0.1,0.01", "steps=20",
+                  f"hydra.sweep.dir={sweep}", env=_user_env())
+    assert out.returncode == 0, out.stderr
+    lines = _job_lines(out.stdout)
+    assert sorted(lines) == [(1, 2, "lr=0.1 steps=20", "ok"), (2, 2, "lr=0.01 steps=20", "ok")] or \
+        sorted(lines) == [(1, 2, "lr=0.01 steps=20", "ok"), (2, 2, "lr=0.1 steps=20", "ok")], out.stdout
+    assert "sweep: 2 jobs: 2 ok in " in out.stdout and f"collate: python -m sweeper collate {sweep}" in out.stdout
+    assert " : lr=" not in out.stdout + out.stderr  # Hydra's own `#k : <overrides>` line is not printed
+    assert "experiment=" not in out.stdout  # the preset every job shares is not in each line
+
+
+@pytest.mark.slow
+def test_optuna_search_prints_each_trial_and_the_summary(tmp_path):
+    sweep = tmp_path / "search"
+    out = run_cli("run.py", "-m", "hparams_search=ex1_optuna", "hydra.sweeper.n_trials=2", "steps=20",
+                  f"hydra.sweep.dir={sweep}", env=_user_env())
+    assert out.returncode == 0, out.stderr
+    lines = _job_lines(out.stdout)
+    assert [(k, n, status) for k, n, _, status in lines] == [(1, 2, "ok"), (2, 2, "ok")], out.stdout
+    assert all(label.startswith("lr=") and "hparams_search" not in label for _, _, label, _ in lines)
+    assert "sweep: 2 jobs: 2 ok in " in out.stdout and f"collate: python -m sweeper collate {sweep}" in out.stdout
+    assert " : lr=" not in out.stdout + out.stderr
+
+
+@pytest.mark.slow
+def test_in_process_grid_prints_no_hydra_job_lines(tmp_path):
+    out = run_cli("run.py", "-m", "lr=0.1,0.01", "steps=20", f"hydra.sweep.dir={tmp_path}", env=_user_env())
+    assert out.returncode == 0, out.stderr
+    assert [(k, n, status) for k, n, _, status in _job_lines(out.stdout)] == [(1, 2, "ok"), (2, 2, "ok")]
+    assert " : lr=" not in out.stdout + out.stderr
+
