@@ -120,3 +120,57 @@ def test_in_process_grid_prints_no_hydra_job_lines(tmp_path):
     assert [(k, n, status) for k, n, _, status in _job_lines(out.stdout)] == [(1, 2, "ok"), (2, 2, "ok")]
     assert " : lr=" not in out.stdout + out.stderr
 
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_slurm_launcher_prints_each_job_and_ctrl_c_leaves_the_jobs_running(tmp_path):
+    """Job 0 finishes and is printed as `[1/2]`; job 1 waits in its setup line; Ctrl-C then stops
+    the waiting, not the jobs, and says how to stop or follow them."""
+    sweep, log = tmp_path / "slurm", tmp_path / "stdout.txt"
+    command = [sys.executable, "run.py", "-m", "hydra/launcher=slurm", f"hydra.sweep.dir={sweep}", "steps=20,30",
+               "hydra.launcher.setup=['test \"$SLURM_ARRAY_TASK_ID\" != 1 || sleep 300']"]
+    with open(log, "w") as stdout:
+        sweep_run = subprocess.Popen(command, cwd=ROOT, stdout=stdout, stderr=subprocess.PIPE, text=True,
+                                     env=_user_env())
+    try:
+        deadline = time.monotonic() + 120
+        while "[1/2]" not in log.read_text():
+            assert time.monotonic() < deadline and sweep_run.poll() is None, log.read_text()
+            time.sleep(0.5)
+        sweep_run.send_signal(signal.SIGINT)
+        _, stderr = sweep_run.communicate(timeout=30)
+    finally:
+        sweep_run.kill()
+        listed = manifest.read_manifest(sweep)
+        array_ids = sorted({job.slurm_job_id.split("_")[0] for job in listed.jobs if job.slurm_job_id})
+        subprocess.run(["scancel", *array_ids], timeout=10)
+    out = log.read_text()
+    assert sweep_run.returncode == 130, out + stderr
+    assert re.search(rf"^Waiting for 2 Slurm jobs; Slurm job ids: {array_ids[0]} \(jobs 0-1: ", out, re.M), out
+    assert re.search(r"^\[1/2\] steps=20 -> ok final_loss=\S+ \(\d+\.\d\d s\)$", out, re.M), out
+    assert f"the Slurm jobs keep running; stop them with: scancel {array_ids[0]}" in out
+    assert f"follow them with: python -m sweeper status {sweep.resolve()}" in out
+    assert " : steps=" not in out + stderr
+    assert [line for line in stderr.splitlines() if TF_LINE.search(line)] == [], stderr
+    slurm_err = (sweep / ".submitit").rglob("*_log.err")
+    assert not [line for path in slurm_err for line in path.read_text().splitlines() if TF_LINE.search(line)]
+
+
+@pytest.mark.slow
+def test_each_job_run_log_holds_its_own_line_and_the_terminal_has_it_once(tmp_path):
+    out = run_cli("run.py", "-m", "lr=0.1,0.01", "steps=20", f"hydra.sweep.dir={tmp_path}", env=_user_env())
+    assert out.returncode == 0, out.stderr
+    for num, lr, other in ((0, "0.1", "0.01"), (1, "0.01", "0.1")):
+        run_log = (tmp_path / str(num) / "run.log").read_text()
+        assert re.search(rf"\[sweeper.job\]\[INFO\] - \[{num + 1}/2\] lr={lr} steps=20 -> ok final_loss=", run_log), run_log
+        assert f"lr={other} " not in run_log
+        assert out.stdout.count(f"] lr={lr} steps=20 -> ok") == 1, out.stdout
+    assert "[sweeper.job]" not in out.stdout + out.stderr  # the terminal has the plain line, once
+
+
+@pytest.mark.slow
+def test_a_single_run_log_holds_its_line(tmp_path):
+    out = run_cli("run.py", "steps=20", f"hydra.run.dir={tmp_path}", env=_user_env())
+    assert out.returncode == 0, out.stderr
+    assert "steps=20 -> ok final_loss=" in (tmp_path / "run.log").read_text()
+    assert out.stdout.count("steps=20 -> ok") == 1

@@ -8,7 +8,6 @@ process (a sweep, a packed task, a fused group) calls `execute` once per job.
 from __future__ import annotations
 
 import math
-import sys
 import traceback
 from pathlib import Path
 from typing import Any, Sequence
@@ -21,6 +20,7 @@ from sweeper.job import environment, owner
 from sweeper.job.fingerprint import MismatchError, finished_record
 from sweeper.job.outcome import Outcome
 from sweeper.job.record import Record, write_atomic, write_record
+from sweeper.job.say import say
 from sweeper.job.spec import PRESET_GROUPS, JobSpec
 from sweeper.job.status import FINISHED, Status
 from sweeper.sweep import progress
@@ -73,7 +73,7 @@ def _tensorboard(job_dir: Path, record: Record) -> None:
     try:
         write_summary(job_dir, record)
     except Exception as e:  # the record is written: logs that fail to follow do not fail the job
-        print(f"warning: no TensorBoard logs in {job_dir} ({type(e).__name__}: {e})", file=sys.stderr)
+        say(f"warning: no TensorBoard logs in {job_dir} ({type(e).__name__}: {e})", warning=True)
 
 
 def call_task(spec: JobSpec, job_dir: Path | None) -> Outcome:
@@ -88,10 +88,10 @@ def _skip_done(spec: JobSpec) -> Record | None:
     try:
         record = finished_record(spec.directory, spec.fingerprint, spec.overrides)
     except MismatchError as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
+        say(f"error: {e}", warning=True)
         raise SystemExit(2) from None
     if record:
-        print(f"{progress.prefix()}{label(record.overrides)} -> skipped: done ({spec.directory})", flush=True)
+        say(f"{progress.prefix()}{label(record.overrides)} -> skipped: done ({spec.directory})")
     return record
 
 
@@ -136,7 +136,7 @@ def _run_and_record(spec: JobSpec) -> Record:
                 _tensorboard(job_dir, record)
             if not logging.get("keep_state", False):
                 checkpoint.discard(job_dir)  # the record has it all now
-        print(job_line(record, every_metric=spec.single_run), flush=True)
+        say(job_line(record, every_metric=spec.single_run))
     return record
 
 
@@ -151,7 +151,7 @@ def execute(spec: JobSpec) -> Record | None:
         return _record(spec, outcome.status, outcome, None, environment.now(), 1)
     running = owner.take(spec.directory)
     if running is not None:
-        print(f"{progress.prefix()}{label(spec.overrides)} -> skipped: running ({running})", flush=True)
+        say(f"{progress.prefix()}{label(spec.overrides)} -> skipped: running ({running})")
         return None
     try:
         return _skip_done(spec) or _run_and_record(spec)
