@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import hydra.utils
-import tensorflow as tf
 
 from sweeper.job.outcome import Outcome
+from sweeper.training.tf import import_tensorflow
+
+tf = import_tensorflow()
 
 X = [1.0, 2.0, 3.0, 4.0]
 Y = [0.0, -1.0, -2.0, -3.0]

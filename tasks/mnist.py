@@ -108,6 +108,9 @@ def _load_directory(directory: Path) -> Splits:
 @functools.cache
 def _load_keras() -> Splits:
     """The Keras copy, downloaded once into ~/.keras/datasets (or $KERAS_HOME)."""
+    from sweeper.training.tf import import_tensorflow
+
+    import_tensorflow()  # before Keras, which imports it
     import keras
 
     try:

@@ -110,7 +110,9 @@ class CheckedSweeper(BasicSweeper):
             print(f"\ninterrupted; finish the sweep with: python -m sweeper resume {sweep_dir}", flush=True)
             raise SystemExit(130) from None
         if OmegaConf.select(self.config, "hydra.launcher.wait", default=True):
-            self._summarize(sweep_dir, time.perf_counter() - start)
+            from sweeper.sweep import progress
+
+            progress.end(sweep_dir, time.perf_counter() - start, self.done)
         return returns  # without waiting, `python -m sweeper status` follows the jobs
 
     def _check_and_claim(self, jobs: List[List[str]], sweep_dir: Path) -> Dict[int, Path]:
@@ -149,6 +151,7 @@ class CheckedSweeper(BasicSweeper):
 
     def _prepare_launcher(self, jobs: List[List[str]]) -> None:
         """Skip the jobs done before; in process, compose jobs the quick way; count progress."""
+        from sweeper.job.execute import label
         from sweeper.sweep import progress
 
         self.launcher = _SkipDone(self.launcher, self.done)
@@ -156,20 +159,6 @@ class CheckedSweeper(BasicSweeper):
             context = self.launcher.launcher.hydra_context
             loader = _ComposingLoader(context.config_loader, self.composed)
             self.launcher.launcher.hydra_context = HydraContext(config_loader=loader, callbacks=context.callbacks)
-        progress.current = progress.Progress(len(jobs))
+        progress.start(len(jobs))
         for idx, job_dir in self.done.items():
-            print(f"{progress.prefix()}{' '.join(jobs[idx])} -> skipped: done ({job_dir})", flush=True)
-
-    def _summarize(self, sweep_dir: Path, seconds: float) -> None:
-        """`sweep: 4 jobs: 3 ok, 1 failed in 3.1 s; collate: ...`; exit 1 naming the jobs that did not finish."""
-        from sweeper.job.status import FINISHED, summary
-        from sweeper.sweep.jobs import read_sweep
-
-        ran = [job for job in read_sweep(sweep_dir).jobs
-               if job.sweep == sweep_dir and job.entry is not None and job.entry.num not in self.done]
-        print(f"sweep: {summary([job.status for job in ran], skipped=len(self.done))} in {seconds:.1f} s; "
-              f"collate: python -m sweeper collate {sweep_dir}", flush=True)
-        failed = [str(job.path) for job in ran if job.status not in FINISHED]
-        if failed:
-            print(f"error: {len(failed)} job(s) did not finish: {' '.join(failed)}", flush=True)
-            raise SystemExit(1)
+            print(f"{progress.prefix()}{label(jobs[idx])} -> skipped: done ({job_dir})", flush=True)

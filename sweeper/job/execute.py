@@ -8,10 +8,9 @@ process (a sweep, a packed task, a fused group) calls `execute` once per job.
 from __future__ import annotations
 
 import math
-import sys
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import hydra.utils
 from omegaconf import OmegaConf
@@ -21,7 +20,8 @@ from sweeper.job import environment, owner
 from sweeper.job.fingerprint import MismatchError, finished_record
 from sweeper.job.outcome import Outcome
 from sweeper.job.record import Record, write_atomic, write_record
-from sweeper.job.spec import JobSpec
+from sweeper.job.say import say
+from sweeper.job.spec import PRESET_GROUPS, JobSpec
 from sweeper.job.status import FINISHED, Status
 from sweeper.sweep import progress
 from sweeper.training import checkpoint
@@ -29,6 +29,12 @@ from sweeper.training import checkpoint
 
 def _format(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def label(overrides: Sequence[str]) -> str:
+    """A job's overrides as its line shows them: less the preset's (`experiment=ex1_adam`), which
+    every job of the sweep shares."""
+    return " ".join(o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in PRESET_GROUPS)
 
 
 def job_line(record: Record, every_metric: bool) -> str:
@@ -40,7 +46,7 @@ def job_line(record: Record, every_metric: bool) -> str:
     else:
         detail = f"{record.objective}={_format(record.metrics.get(record.objective))}"
     seconds = f" ({record.train_time_s:.2f} s)" if record.train_time_s is not None else ""
-    setting = " ".join(record.overrides) or f"task={record.task} optimizer={record.optimizer}"
+    setting = label(record.overrides) or f"task={record.task} optimizer={record.optimizer}"
     return f"{progress.prefix()}{setting} -> {record.status} {detail}{seconds}"
 
 
@@ -67,7 +73,7 @@ def _tensorboard(job_dir: Path, record: Record) -> None:
     try:
         write_summary(job_dir, record)
     except Exception as e:  # the record is written: logs that fail to follow do not fail the job
-        print(f"warning: no TensorBoard logs in {job_dir} ({type(e).__name__}: {e})", file=sys.stderr)
+        say(f"warning: no TensorBoard logs in {job_dir} ({type(e).__name__}: {e})", warning=True)
 
 
 def call_task(spec: JobSpec, job_dir: Path | None) -> Outcome:
@@ -82,10 +88,10 @@ def _skip_done(spec: JobSpec) -> Record | None:
     try:
         record = finished_record(spec.directory, spec.fingerprint, spec.overrides)
     except MismatchError as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
+        say(f"error: {e}", warning=True)
         raise SystemExit(2) from None
     if record:
-        print(f"{progress.prefix()}{' '.join(record.overrides)} -> skipped: done ({spec.directory})", flush=True)
+        say(f"{progress.prefix()}{label(record.overrides)} -> skipped: done ({spec.directory})")
     return record
 
 
@@ -130,7 +136,7 @@ def _run_and_record(spec: JobSpec) -> Record:
                 _tensorboard(job_dir, record)
             if not logging.get("keep_state", False):
                 checkpoint.discard(job_dir)  # the record has it all now
-        print(job_line(record, every_metric=spec.single_run), flush=True)
+        say(job_line(record, every_metric=spec.single_run))
     return record
 
 
@@ -145,7 +151,7 @@ def execute(spec: JobSpec) -> Record | None:
         return _record(spec, outcome.status, outcome, None, environment.now(), 1)
     running = owner.take(spec.directory)
     if running is not None:
-        print(f"{progress.prefix()}{' '.join(spec.overrides)} -> skipped: running ({running})", flush=True)
+        say(f"{progress.prefix()}{label(spec.overrides)} -> skipped: running ({running})")
         return None
     try:
         return _skip_done(spec) or _run_and_record(spec)

@@ -17,10 +17,13 @@ from sweeper.hparams import check_or_exit
 from sweeper.job.fingerprint import fingerprint
 
 
+PRESET_GROUPS = ("experiment", "hparams_search")  # the config groups whose options are presets
+
+
 def preset_of(choices: Any) -> str | None:
     """`experiment=ex1_adam` / `hparams_search=ex1_optuna`: the preset a job's config came from,
     from its `hydra.runtime.choices`."""
-    for group in ("experiment", "hparams_search"):
+    for group in PRESET_GROUPS:
         if choices.get(group) not in (None, "null"):
             return f"{group}={choices[group]}"
     return None

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, JobStatus, filter_overrides
+from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import CompactHydraException
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf, LocalQueueConf, SlurmQueueConf
 from hydra_plugins.launcher_plugins.submitit_launchers import LocalConf, SlurmConf
@@ -178,9 +178,24 @@ def _array_size(setting: int | None) -> int:
     return max_array_size() or 1000
 
 
-def _log_jobs(todo: list[Submission]) -> None:
-    for job in todo:
-        log.info(f"\t#{job.num} : {' '.join(filter_overrides(job.overrides))}")
+def _announce(job: Submission, sweep_dir: Path, returned: JobReturn) -> None:
+    """The finished job's `[k/N]` line, from its record, as an in-process sweep prints it; a job
+    without one (Slurm ended it, or it failed outside its task) says why instead."""
+    from sweeper.job.execute import job_line, label
+    from sweeper.job.record import RECORD_NAME, read_record
+    from sweeper.sweep import progress
+
+    record = None
+    if returned.status == JobStatus.COMPLETED:
+        try:
+            record = read_record(sweep_dir / job.dir / RECORD_NAME)
+        except ValueError:
+            pass  # no record (another run owned the directory): the line below says what is known
+    if record is not None:
+        print(job_line(record, every_metric=False), flush=True)
+    else:
+        reason = returned._return_value if returned.status == JobStatus.FAILED else "no record"
+        print(f"{progress.prefix()}{label(job.overrides)} -> {reason}", flush=True)
 
 
 def launch_slurm(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
@@ -189,7 +204,6 @@ def launch_slurm(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_
     todo = submissions(launcher, job_overrides, initial_job_idx)
     sweep_dir = _sweep_dir(launcher)
     log.info(f"Slurm sweep output dir : {sweep_dir}")
-    _log_jobs(todo)
     chunk = _array_size(launcher.params.get("max_array_size"))
     singletons = Singleton.get_state()
     jobs: list[Any] = [None] * len(todo)
@@ -206,7 +220,12 @@ def launch_slurm(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_
             arrays.append(_describe(todo, jobs, part, params))
     if not launcher.params.get("wait", True):
         return _report_submitted(todo, jobs, arrays, sweep_dir)
-    return collect(todo, jobs)
+    print(f"Waiting for {len(jobs)} Slurm jobs; Slurm job ids: {', '.join(arrays)}", flush=True)
+    try:
+        return collect(todo, jobs, sweep_dir)
+    except KeyboardInterrupt:
+        _still_running(jobs, sweep_dir)
+        raise SystemExit(130) from None
 
 
 def _submit(executor: Any, launcher: Any, part: list[Submission], singletons: dict, sweep_dir: Path) -> list[Any]:
@@ -255,7 +274,14 @@ def _result(job: Any) -> JobReturn:
         return JobReturn(status=JobStatus.FAILED, _return_value=e)
 
 
-def collect(todo: list[Submission], jobs: list[Any]) -> list[JobReturn]:
+def _still_running(jobs: list[Any], sweep_dir: Path) -> None:
+    """Ctrl-C stops the waiting, not the jobs: say so, and how to stop or follow them."""
+    arrays = sorted({job.job_id.split("_")[0] for job in jobs}, key=int)
+    print(f"\ninterrupted: the Slurm jobs keep running; stop them with: scancel {' '.join(arrays)}", flush=True)
+    print(f"follow them with: python -m sweeper status {sweep_dir.resolve()}", flush=True)
+
+
+def collect(todo: list[Submission], jobs: list[Any], sweep_dir: Path) -> list[JobReturn]:
     """Every job's result in the sweep's order, waiting until each has one or Slurm ended it.
 
     submitit's own waiting raises at the first job that failed and, on a cluster without
@@ -288,8 +314,7 @@ def collect(todo: list[Submission], jobs: list[Any]) -> list[JobReturn]:
                         returns[i] = _ended_without_result(job, state or "(Slurm no longer knows it)")
             if returns[i] is not None:
                 pending.discard(i)
-                if returns[i].status == JobStatus.FAILED:
-                    log.warning(f"job #{todo[i].num} ({' '.join(todo[i].overrides)}): {returns[i]._return_value}")
+                _announce(todo[i], sweep_dir, returns[i])
         if pending:
             time.sleep(_POLL_S)
     return returns  # type: ignore[return-value]
@@ -305,7 +330,6 @@ def launch_local(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_
     todo = submissions(launcher, job_overrides, initial_job_idx)
     sweep_dir = _sweep_dir(launcher)
     log.info(f"Local sweep output dir : {sweep_dir}")
-    _log_jobs(todo)
     limit = launcher.params.get("max_parallel")
     limit = _cpu_count() if limit is None else limit
     if limit < 1:
@@ -313,11 +337,24 @@ def launch_local(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_
     executors: dict[str, Any] = {}
     singletons = Singleton.get_state()
     jobs: list[Any] = []
+    returns: dict[int, JobReturn] = {}
     for job in todo:
-        while sum(not running.done() for running in jobs) >= limit:
-            time.sleep(0.1)
+        while len(jobs) - len(returns) >= limit:
+            _collect_done(todo, jobs, returns, sweep_dir)
         key = json.dumps(job.params, sort_keys=True, default=str)
         if key not in executors:
             executors[key] = _executor("local", job.params)
         jobs.append(executors[key].submit(launcher, *_job_args(job, singletons)))
-    return [_result(job) for job in jobs]
+    while len(returns) < len(jobs):
+        _collect_done(todo, jobs, returns, sweep_dir)
+    return [returns[i] for i in range(len(jobs))]
+
+
+def _collect_done(todo: list[Submission], jobs: list[Any], returns: dict[int, JobReturn], sweep_dir: Path) -> None:
+    """Take the result of each local job that has finished since, saying so; wait a moment if none."""
+    finished = [i for i, job in enumerate(jobs) if i not in returns and job.done()]
+    for i in finished:
+        returns[i] = _result(jobs[i])
+        _announce(todo[i], sweep_dir, returns[i])
+    if not finished:
+        time.sleep(0.1)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from sweeper.job.record import write_atomic
+from sweeper.training.tf import import_tensorflow
 
 if TYPE_CHECKING:
     import keras
@@ -25,7 +26,7 @@ _PROGRESS = "progress.json"
 
 
 def _checkpoint(model: keras.Model):
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     return tf.train.Checkpoint(model=model, optimizer=model.optimizer)
 
@@ -49,8 +50,8 @@ def restore(job_dir: Path | None, model: keras.Model) -> tuple[int, dict[str, An
 def saver(job_dir: Path, model: keras.Model, counters: Callable[[], dict[str, Any]]) -> keras.callbacks.Callback:
     """A callback saving the state at every epoch end; `counters()` gives what to keep beside it
     (put it after the callback that updates those counters)."""
+    tf = import_tensorflow()
     import keras
-    import tensorflow as tf
 
     directory = Path(job_dir) / STATE_DIR
     # Two kept: progress.json names the newer only once it is written in full.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sweeper.training.fit import tensorflow
+from sweeper.training.tf import import_tensorflow
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -19,7 +19,7 @@ class DeviceError(RuntimeError):
 def _cpu_devices(count: int) -> list[str]:
     """`count` logical CPU devices. TensorFlow can split the CPU only before it starts, so the first
     job of a process makes max(count, MIN_CPU_REPLICAS) and later jobs reuse them."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     cpu = tf.config.list_physical_devices("CPU")[0]
     wanted = max(count, MIN_CPU_REPLICAS)
@@ -38,7 +38,7 @@ def _cpu_devices(count: int) -> list[str]:
 def _gpu_devices(count: int) -> list[str]:
     import os
 
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     have = tf.config.list_physical_devices("GPU")
     if len(have) < count:
@@ -51,7 +51,7 @@ def _gpu_devices(count: int) -> list[str]:
 
 def strategy(gpus: int, devices: str = "gpu") -> tf.distribute.Strategy:
     """gpus=0: the CPU alone; gpus=N: MirroredStrategy over N GPUs, or N logical CPUs (devices=cpu)."""
-    tf = tensorflow()
+    tf = import_tensorflow()
 
     if gpus == 0:
         # The default strategy is the fastest on a CPU; where a GPU is visible it would take it.
@@ -66,7 +66,7 @@ def strategy(gpus: int, devices: str = "gpu") -> tf.distribute.Strategy:
 
 def device_names(strategy: tf.distribute.Strategy) -> list[str]:
     """The devices the replicas run on, e.g. ["/device:GPU:0", "/device:GPU:1"]."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     try:
         names = strategy.extended.worker_devices

@@ -8,13 +8,13 @@ import math
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
 from sweeper.job.outcome import Outcome
 from sweeper.training import checkpoint
+from sweeper.training.tf import import_tensorflow
 
 if TYPE_CHECKING:
     import keras
@@ -24,19 +24,6 @@ if TYPE_CHECKING:
 
 TEST_BATCH = 500              # test images per replica per evaluation step
 LOSS_POINTS_PER_EPOCH = 100   # history["loss"]: about this many points per epoch
-
-
-def tensorflow() -> ModuleType:
-    """TensorFlow, its own logger set to errors only: it would print INFO lines for each all-reduce
-    under MirroredStrategy and, in an in-process sweep, a retracing warning for each new model;
-    absl's too (an INFO line for each checkpoint of mirrored variables)."""
-    import logging
-
-    import tensorflow as tf
-
-    tf.get_logger().setLevel("ERROR")
-    logging.getLogger("absl").setLevel(logging.WARNING)
-    return tf
 
 
 _CURVES = ("loss", "loss_steps", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "epoch_time_s")
@@ -50,7 +37,7 @@ def dataset(images: np.ndarray, labels: np.ndarray, *, batch_size: int, input_sh
     iterator per epoch with tf.data's autotuning on stalled epochs for seconds while the old one
     was torn down; autotuning is off and the prefetch fixed, so nothing is torn down in `fit`.
     """
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     def scale(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         return tf.reshape(tf.cast(x, tf.float32) / 255.0, (-1, *input_shape)), y
@@ -155,9 +142,10 @@ def train(make_model: Callable[[], keras.Model], splits: Splits, *, optimizer: d
     and the trained model.
     """
     import hydra.utils
+
+    tf = import_tensorflow()
     import keras
 
-    tf = tensorflow()
     keras.backend.clear_session()  # a sweep in one process: drop the previous job's model
     keras.utils.set_random_seed(seed)
     strategy = strategy or tf.distribute.get_strategy()

@@ -76,8 +76,9 @@ def write_summary(job_dir: Path, record: Record) -> Path:
     tf.summary writes. Not through tf.summary itself: one eager summary op per point costs about
     0.17 s for a 1,000-step curve, more than a whole job of exercise 1; this takes a few ms.
     """
-    import tensorflow as tf
+    from sweeper.training.tf import import_tensorflow
 
+    tf = import_tensorflow()
     directory = Path(job_dir) / LOG_DIR
     directory.mkdir(parents=True, exist_ok=True)
     wall_time = time.time()

@@ -1,0 +1,176 @@
+"""What a user reads: no TensorFlow start-up lines, one `[k/N]` line per job under every launcher
+and sweeper, a summary, and each job's lines in its run.log. Through the real command line."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sweeper.sweep import manifest
+from sweeper.training.tf import START_UP_LINES, without_start_up_lines
+from tests.conftest import ROOT, run_cli, skip_or_fail
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+# Any TensorFlow C++ log line (`I0000 00:00:... file.cc:12] ...`) or absl's notice.
+TF_LINE = re.compile(r"^[IWEF]\d{4} \S+ +\d+ \S+:\d+\]|absl::InitializeLog|To enable the following instructions")
+
+
+def _user_env() -> dict:
+    """The environment of a user who set nothing for TensorFlow (conftest sets a log level)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_CPP")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    return env
+
+
+def test_start_up_lines_are_recognised_and_others_kept():
+    text = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+            "I0000 00:00:1796153922.971310   22459 port.cc:153] oneDNN custom operations are on. You may see\n"
+            "I0000 00:00:1796153922.971836   22459 cudart_stub.cc:31] Could not find cuda drivers on your machine\n"
+            "E0000 00:00:1796153928.761094   22459 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error\n"
+            "I0000 00:00:1796153923.107143   22459 cpu_feature_guard.cc:227] This TensorFlow binary is optimized "
+            "to use available CPU instructions in performance-critical operations.\n"
+            "To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow with the "
+            "appropriate compiler flags.\n"
+            "E0000 00:00:1796153928.761094   22459 other.cc:1] a real error\n"
+            "a Python warning\n")
+    assert without_start_up_lines(text) == ("E0000 00:00:1796153928.761094   22459 other.cc:1] a real error\n"
+                                            "a Python warning\n")
+    assert not START_UP_LINES.search("E0000 00:00:1.0 1 x.cc:1] failed call to cuDevice")
+
+
+@pytest.mark.slow
+def test_linear_run_prints_no_tensorflow_start_up_lines(tmp_path):
+    out = run_cli("run.py", f"hydra.run.dir={tmp_path}", env=_user_env())
+    assert out.returncode == 0, out.stderr
+    assert "task=linear optimizer=gd -> ok" in out.stdout
+    assert [line for line in out.stderr.splitlines() if TF_LINE.search(line)] == [], out.stderr
+
+
+def _mnist_dir() -> str:
+    data = os.environ.get("MNIST_DIR")
+    if not data:
+        skip_or_fail("MNIST_DIR is not set")
+    return data
+
+
+@pytest.mark.slow
+def test_softmax_run_prints_no_tensorflow_start_up_lines(tmp_path):
+    data = _mnist_dir()
+    out = run_cli("run.py", "task=softmax", f"data.dir={data}", "data.train_samples=500", "data.test_samples=100",
+                  f"hydra.run.dir={tmp_path}", env=_user_env())
+    assert out.returncode == 0, out.stderr
+    assert "-> ok test_accuracy=" in out.stdout
+    assert [line for line in out.stderr.splitlines() if TF_LINE.search(line)] == [], out.stderr
+
+
+@pytest.mark.slow
+def test_a_gpu_job_without_a_gpu_still_says_so(tmp_path):
+    out = run_cli("run.py", "task=cnn", "gpus=1", f"data.dir={_mnist_dir()}", "data.train_samples=100",
+                  "data.test_samples=100", f"hydra.run.dir={tmp_path}", env=_user_env())
+    assert out.returncode == 1
+    assert "DeviceError: gpus=1 but 0 GPU(s) visible" in out.stdout + out.stderr
+    assert [line for line in out.stderr.splitlines() if TF_LINE.search(line)] == [], out.stderr
+
+
+JOB_LINE = re.compile(r"^\[(\d+)/(\d+)\] (.*) -> (\w+) (.*) \(\d+\.\d\d s\)$")
+
+
+def _job_lines(stdout: str) -> list[tuple[int, int, str, str]]:
+    return [(int(m[1]), int(m[2]), m[3], m[4]) for m in map(JOB_LINE.match, stdout.splitlines()) if m]
+
+
+@pytest.mark.slow
+def test_local_launcher_prints_each_job_and_the_summary(tmp_path):
+    sweep = tmp_path / "local"
+    out = run_cli("run.py", "-m", "hydra/launcher=local", "experiment=ex1_gd", "lr=0.1,0.01", "steps=20",
+                  f"hydra.sweep.dir={sweep}", env=_user_env())
+    assert out.returncode == 0, out.stderr
+    lines = _job_lines(out.stdout)
+    assert sorted(lines) == [(1, 2, "lr=0.1 steps=20", "ok"), (2, 2, "lr=0.01 steps=20", "ok")] or \
+        sorted(lines) == [(1, 2, "lr=0.01 steps=20", "ok"), (2, 2, "lr=0.1 steps=20", "ok")], out.stdout
+    assert "sweep: 2 jobs: 2 ok in " in out.stdout and f"collate: python -m sweeper collate {sweep}" in out.stdout
+    assert " : lr=" not in out.stdout + out.stderr  # Hydra's own `#k : <overrides>` line is not printed
+    assert "experiment=" not in out.stdout  # the preset every job shares is not in each line
+
+
+@pytest.mark.slow
+def test_optuna_search_prints_each_trial_and_the_summary(tmp_path):
+    sweep = tmp_path / "search"
+    out = run_cli("run.py", "-m", "hparams_search=ex1_optuna", "hydra.sweeper.n_trials=2", "steps=20",
+                  f"hydra.sweep.dir={sweep}", env=_user_env())
+    assert out.returncode == 0, out.stderr
+    lines = _job_lines(out.stdout)
+    assert [(k, n, status) for k, n, _, status in lines] == [(1, 2, "ok"), (2, 2, "ok")], out.stdout
+    assert all(label.startswith("lr=") and "hparams_search" not in label for _, _, label, _ in lines)
+    assert "sweep: 2 jobs: 2 ok in " in out.stdout and f"collate: python -m sweeper collate {sweep}" in out.stdout
+    assert " : lr=" not in out.stdout + out.stderr
+
+
+@pytest.mark.slow
+def test_in_process_grid_prints_no_hydra_job_lines(tmp_path):
+    out = run_cli("run.py", "-m", "lr=0.1,0.01", "steps=20", f"hydra.sweep.dir={tmp_path}", env=_user_env())
+    assert out.returncode == 0, out.stderr
+    assert [(k, n, status) for k, n, _, status in _job_lines(out.stdout)] == [(1, 2, "ok"), (2, 2, "ok")]
+    assert " : lr=" not in out.stdout + out.stderr
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_slurm_launcher_prints_each_job_and_ctrl_c_leaves_the_jobs_running(tmp_path):
+    """Job 0 finishes and is printed as `[1/2]`; job 1 waits in its setup line; Ctrl-C then stops
+    the waiting, not the jobs, and says how to stop or follow them."""
+    sweep, log = tmp_path / "slurm", tmp_path / "stdout.txt"
+    command = [sys.executable, "run.py", "-m", "hydra/launcher=slurm", f"hydra.sweep.dir={sweep}", "steps=20,30",
+               "hydra.launcher.setup=['test \"$SLURM_ARRAY_TASK_ID\" != 1 || sleep 300']"]
+    with open(log, "w") as stdout:
+        sweep_run = subprocess.Popen(command, cwd=ROOT, stdout=stdout, stderr=subprocess.PIPE, text=True,
+                                     env=_user_env())
+    try:
+        deadline = time.monotonic() + 120
+        while "[1/2]" not in log.read_text():
+            assert time.monotonic() < deadline and sweep_run.poll() is None, log.read_text()
+            time.sleep(0.5)
+        sweep_run.send_signal(signal.SIGINT)
+        _, stderr = sweep_run.communicate(timeout=30)
+    finally:
+        sweep_run.kill()
+        listed = manifest.read_manifest(sweep)
+        array_ids = sorted({job.slurm_job_id.split("_")[0] for job in listed.jobs if job.slurm_job_id})
+        subprocess.run(["scancel", *array_ids], timeout=10)
+    out = log.read_text()
+    assert sweep_run.returncode == 130, out + stderr
+    assert re.search(rf"^Waiting for 2 Slurm jobs; Slurm job ids: {array_ids[0]} \(jobs 0-1: ", out, re.M), out
+    assert re.search(r"^\[1/2\] steps=20 -> ok final_loss=\S+ \(\d+\.\d\d s\)$", out, re.M), out
+    assert f"the Slurm jobs keep running; stop them with: scancel {array_ids[0]}" in out
+    assert f"follow them with: python -m sweeper status {sweep.resolve()}" in out
+    assert " : steps=" not in out + stderr
+    assert [line for line in stderr.splitlines() if TF_LINE.search(line)] == [], stderr
+    slurm_err = (sweep / ".submitit").rglob("*_log.err")
+    assert not [line for path in slurm_err for line in path.read_text().splitlines() if TF_LINE.search(line)]
+
+
+@pytest.mark.slow
+def test_each_job_run_log_holds_its_own_line_and_the_terminal_has_it_once(tmp_path):
+    out = run_cli("run.py", "-m", "lr=0.1,0.01", "steps=20", f"hydra.sweep.dir={tmp_path}", env=_user_env())
+    assert out.returncode == 0, out.stderr
+    for num, lr, other in ((0, "0.1", "0.01"), (1, "0.01", "0.1")):
+        run_log = (tmp_path / str(num) / "run.log").read_text()
+        assert re.search(rf"\[sweeper.job\]\[INFO\] - \[{num + 1}/2\] lr={lr} steps=20 -> ok final_loss=", run_log), run_log
+        assert f"lr={other} " not in run_log
+        assert out.stdout.count(f"] lr={lr} steps=20 -> ok") == 1, out.stdout
+    assert "[sweeper.job]" not in out.stdout + out.stderr  # the terminal has the plain line, once
+
+
+@pytest.mark.slow
+def test_a_single_run_log_holds_its_line(tmp_path):
+    out = run_cli("run.py", "steps=20", f"hydra.run.dir={tmp_path}", env=_user_env())
+    assert out.returncode == 0, out.stderr
+    assert "steps=20 -> ok final_loss=" in (tmp_path / "run.log").read_text()
+    assert out.stdout.count("steps=20 -> ok") == 1
