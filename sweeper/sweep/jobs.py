@@ -59,6 +59,36 @@ def job_dirs(root: Path) -> list[Path]:
     return _walk(Path(root))[0]
 
 
+def _is_job_dir(path: Path) -> bool:
+    return (path / ".hydra").is_dir() or (path / RECORD_NAME).exists() or (path / OWNER_NAME).exists()
+
+
+def _is_sweep_dir(path: Path) -> bool:
+    """A job list, or job directories right inside."""
+    return (path / MANIFEST_NAME).exists() or any(_is_job_dir(child) for child in _subdirs(path))
+
+
+def _subdirs(path: Path) -> list[Path]:
+    return sorted(child for child in path.iterdir() if child.is_dir())
+
+
+def sweep_of_job(path: Path) -> Path | None:
+    """The sweep directory that holds job directory `path`; None when `path` is no job of a sweep."""
+    path = Path(path).resolve()
+    if not _is_job_dir(path):
+        return None
+    sweep = path.parent
+    return sweep if (sweep / MANIFEST_NAME).exists() or (sweep / "multirun.yaml").exists() else None
+
+
+def holds_sweeps(root: Path) -> bool:
+    """Whether a report of root covers sweeps it holds directly: root is a single run's directory, a
+    sweep directory, or a folder of sweep directories (one level down). Records deeper do not count:
+    a report there would mix unrelated sweeps."""
+    root = Path(root)
+    return _is_job_dir(root) or _is_sweep_dir(root) or any(_is_sweep_dir(child) for child in _subdirs(root))
+
+
 def _name(root: Path, path: Path) -> str:
     return path.relative_to(root).as_posix() or "."
 
