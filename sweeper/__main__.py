@@ -81,7 +81,8 @@ def _status(args: argparse.Namespace) -> int:
     if table.empty:
         print(f"error: no jobs under {args.dir}: give the sweep directory (hydra.sweep.dir)", file=sys.stderr)
         return 2
-    print(table.to_string(index=False))
+    width = table["overrides"].str.len().max()
+    print(table.to_string(index=False, justify="left", formatters={"overrides": lambda text: text.ljust(width)}))
     if not sweep.slurm_answered:
         print(f"warning: Slurm did not answer within {query_timeout():g} s: Slurm states unknown", file=sys.stderr)
     print(f"\n{summary(job.status for job in sweep.jobs)} ({args.dir})")

@@ -35,3 +35,27 @@ def test_report_of_a_folder_with_records_only_deep_below_is_refused(softmax_swee
     assert "holds no sweep" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (deep / "report").exists()
     assert run_cli("-m", "sweeper", "report", str(deep / "multirun")).returncode == 0  # a folder of sweeps
+
+
+def status_lines(sweep) -> list[str]:
+    result = run_cli("-m", "sweeper", "status", str(sweep))
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split("\n\n")[0].splitlines()
+
+
+def test_status_of_a_local_sweep_lists_overrides_by_job_number(softmax_sweep):
+    lines = status_lines(softmax_sweep)
+    assert lines[0].split() == ["job", "status", "overrides"]  # no Slurm columns: it never went to Slurm
+    assert [line.split()[0] for line in lines[1:]] == [str(n) for n in range(12)]
+    assert lines[12].split()[1:] == ["ok", "lr=0.01", "batch_size=256"]
+
+
+def test_status_without_a_job_list_reads_overrides_from_the_jobs(softmax_sweep):
+    (softmax_sweep / "jobs.json").unlink()
+    (softmax_sweep / "12").mkdir()
+    (softmax_sweep / "12" / ".hydra").mkdir()
+    (softmax_sweep / "12" / ".hydra" / "overrides.yaml").write_text("- lr=0.2\n- batch_size=16\n")
+    lines = status_lines(softmax_sweep)
+    assert [line.split()[0] for line in lines[1:]] == [str(n) for n in range(13)]  # 2 before 10
+    assert lines[12].split()[1:] == ["ok", "epochs=5", "batch_size=256", "lr=0.01"]  # from the record
+    assert lines[13].split()[1:] == ["missing", "lr=0.2", "batch_size=16"]  # from .hydra/overrides.yaml
