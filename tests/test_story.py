@@ -59,3 +59,28 @@ def test_status_without_a_job_list_reads_overrides_from_the_jobs(softmax_sweep):
     assert [line.split()[0] for line in lines[1:]] == [str(n) for n in range(13)]  # 2 before 10
     assert lines[12].split()[1:] == ["ok", "epochs=5", "batch_size=256", "lr=0.01"]  # from the record
     assert lines[13].split()[1:] == ["missing", "lr=0.2", "batch_size=16"]  # from .hydra/overrides.yaml
+
+
+def test_saved_history_is_the_curves_of_the_last_saved_epoch(tmp_path):
+    import json
+
+    from sweeper.training import checkpoint
+
+    assert checkpoint.saved_history(tmp_path) == ({}, None)
+    (tmp_path / "state").mkdir()
+    counters = {"loss": [2.0, 1.0], "loss_steps": [5, 10], "train_loss": [1.1], "test_time_s": 0.4,
+                "samples_seen": 320, "fit_time_s": 3.5}
+    (tmp_path / "state" / "progress.json").write_text(json.dumps({"epoch": 1, "checkpoint": "ckpt-1",
+                                                                  "counters": counters}))
+    assert checkpoint.saved_history(tmp_path) == ({"loss": [2.0, 1.0], "loss_steps": [5, 10], "train_loss": [1.1]}, 3.5)
+
+
+def test_a_resumed_job_line_says_its_time_is_training_over_its_attempts(tmp_path):
+    from sweeper.job.execute import job_line
+    from sweeper.job.record import read_record
+
+    synthetic.mnist_job(tmp_path / "0", "softmax", "gd", lr=0.1, train_time_s=24.25)
+    record = read_record(tmp_path / "0" / "result.json")
+    assert job_line(record, every_metric=False).endswith("(24.25 s)")
+    record.attempts = 2
+    assert job_line(record, every_metric=False).endswith("-> ok test_accuracy=0.9099 (training 24.25 s over 2 attempts)")

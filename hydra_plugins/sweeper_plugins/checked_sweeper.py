@@ -152,13 +152,14 @@ class CheckedSweeper(BasicSweeper):
             print(f"{progress.prefix()}{' '.join(jobs[idx])} -> skipped: done ({job_dir})", flush=True)
 
     def _summarize(self, sweep_dir: Path, seconds: float) -> None:
-        """`sweep: 4 jobs: 3 ok, 1 failed in 3.1 s; collate: ...`; exit 1 naming the jobs that did not finish."""
+        """`sweep: 4 jobs: 3 ok, 1 failed in 3.1 s wall time; collate: ...` (this command's time: a job's
+        line gives its training time, over every attempt); exit 1 naming the jobs that did not finish."""
         from sweeper.job.status import FINISHED, summary
         from sweeper.sweep.jobs import read_sweep
 
         ran = [job for job in read_sweep(sweep_dir).jobs
                if job.sweep == sweep_dir and job.entry is not None and job.entry.num not in self.done]
-        print(f"sweep: {summary([job.status for job in ran], skipped=len(self.done))} in {seconds:.1f} s; "
+        print(f"sweep: {summary([job.status for job in ran], skipped=len(self.done))} in {seconds:.1f} s wall time; "
               f"collate: python -m sweeper collate {sweep_dir}", flush=True)
         failed = [str(job.path) for job in ran if job.status not in FINISHED]
         if failed:
