@@ -84,3 +84,28 @@ def test_a_resumed_job_line_says_its_time_is_training_over_its_attempts(tmp_path
     assert job_line(record, every_metric=False).endswith("(24.25 s)")
     record.attempts = 2
     assert job_line(record, every_metric=False).endswith("-> ok test_accuracy=0.9099 (training 24.25 s over 2 attempts)")
+
+
+def test_cpu_replicas_are_reported_as_cpu_replicas_not_gpus(tmp_path):
+    sweep = tmp_path / "cpu"
+    synthetic.gpu_sweep(sweep, devices="cpu")
+    result = run_cli("-m", "sweeper", "report", str(sweep))
+    assert result.returncode == 0, result.stderr
+    markdown = (sweep / "report" / "report.md").read_text()
+    assert "### Scaling over CPU replicas" in markdown and "GPU scaling" not in markdown
+    table = markdown.split("### Scaling over CPU replicas")[1].split("\n\n")[1].splitlines()
+    assert [c.strip() for c in table[0].strip("|").split("|")][:3] == ["gpus", "devices", "runs"]
+    assert all(line.strip("|").split("|")[1].strip() == "CPU" for line in table[2:])
+    assert (sweep / "report" / "gpu_scaling_cnn_adam.png").exists()
+
+
+def test_a_sweep_of_one_epoch_jobs_has_no_per_epoch_figures(tmp_path):
+    sweep = tmp_path / "one_epoch"
+    jobs = [{"lr": lr, "batch_size": b} for lr in (0.5, 0.1, 0.01) for b in (32, 64, 128, 256)]
+    synthetic.write_job_list(sweep, "softmax", "gd", jobs, epochs=1)
+    for number, hparams in enumerate(jobs):
+        synthetic.mnist_job(sweep / str(number), "softmax", "gd", **hparams, epochs=1)
+    result = run_cli("-m", "sweeper", "report", str(sweep))
+    assert result.returncode == 0, result.stderr
+    made = sorted(p.name for p in (sweep / "report").glob("*.png"))
+    assert made == ["heatmap_softmax_gd.png", "loss_softmax_gd.png"]
