@@ -160,7 +160,7 @@ def read_sweep(root: Path) -> Sweep:
     jobs: list[Job] = []
     listed: set[Path] = set()
     for sweep_dir, manifest in manifests.items():
-        for entry in manifest.jobs:
+        for entry in sorted(manifest.jobs, key=lambda entry: entry.num):
             path = sweep_dir / entry.dir
             job = read_job(root, path, entry, (states or {}).get(entry.slurm_job_id or ""))
             job.sweep = sweep_dir
