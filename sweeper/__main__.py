@@ -13,9 +13,23 @@ def _directory(text: str) -> Path:
     return path
 
 
+def _not_a_job(args: argparse.Namespace) -> bool:
+    """False, after one line that names the sweep's folder, when DIR is a job of a sweep."""
+    from sweeper.sweep.jobs import sweep_of_job
+
+    sweep = sweep_of_job(args.dir)
+    if sweep is None:
+        return True
+    print(f"error: {args.dir} is one job of the sweep {sweep}: give the sweep's folder "
+          f"(python -m sweeper {args.command} {sweep})", file=sys.stderr)
+    return False
+
+
 def _collate(args: argparse.Namespace) -> int:
     from sweeper.sweep.collate import collate, write_tables
 
+    if not _not_a_job(args):
+        return 2
     table = collate(args.dir)
     if table.empty:
         print(f"error: no job directories under {args.dir}: give the sweep directory (hydra.sweep.dir)", file=sys.stderr)
@@ -37,10 +51,17 @@ def _resume(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from sweeper.report import report
-    from sweeper.sweep.jobs import job_dirs
+    from sweeper.sweep.jobs import holds_sweeps, job_dirs
 
-    if not any(job_dirs(args.dir)):
+    if not _not_a_job(args):
+        return 2
+    found = job_dirs(args.dir)
+    if not found:
         print(f"error: no job directories under {args.dir}: give the sweep directory (hydra.sweep.dir)", file=sys.stderr)
+        return 2
+    if not holds_sweeps(args.dir):
+        print(f"error: {args.dir} holds no sweep, only records deeper (such as {found[0]}): give a sweep "
+              f"directory or a folder of sweeps (such as {found[0].parent.parent})", file=sys.stderr)
         return 2
     path, figures = report(args.dir)
     print(f"wrote {path}")
@@ -54,11 +75,14 @@ def _status(args: argparse.Namespace) -> int:
     from sweeper.launching.scheduler import query_timeout
     from sweeper.sweep.overview import sweep_status
 
+    if not _not_a_job(args):
+        return 2
     sweep, table = sweep_status(args.dir)
     if table.empty:
         print(f"error: no jobs under {args.dir}: give the sweep directory (hydra.sweep.dir)", file=sys.stderr)
         return 2
-    print(table.to_string(index=False))
+    width = table["overrides"].str.len().max()
+    print(table.to_string(index=False, justify="left", formatters={"overrides": lambda text: text.ljust(width)}))
     if not sweep.slurm_answered:
         print(f"warning: Slurm did not answer within {query_timeout():g} s: Slurm states unknown", file=sys.stderr)
     print(f"\n{summary(job.status for job in sweep.jobs)} ({args.dir})")

@@ -84,7 +84,7 @@ def mnist_history(lr: float, batch_size: int, epochs: int, train_size: int = 600
 
 
 def mnist_job(job_dir: Path, task: str, optimizer: str, status: str = "ok", train_time_s: float = 20.0,
-              replicas: int | None = None, error: str | None = None, **hparams: Any) -> None:
+              replicas: int | None = None, error: str | None = None, device: str = "GPU", **hparams: Any) -> None:
     hparams = {"epochs": 5, "batch_size": 32, **hparams}
     history = mnist_history(hparams["lr"], hparams["batch_size"], hparams["epochs"]) if status != "failed" else {}
     metrics: dict[str, Any] = {}
@@ -93,7 +93,7 @@ def mnist_job(job_dir: Path, task: str, optimizer: str, status: str = "ok", trai
                    "train_loss": history["train_loss"][-1], "samples_per_s": 60000 * hparams["epochs"] / train_time_s,
                    "params": 7850}
         if replicas is not None:
-            metrics.update(replicas=replicas, devices=[f"/gpu:{i}" for i in range(replicas)])
+            metrics.update(replicas=replicas, devices=[f"/device:{device}:{i}" for i in range(replicas)])
     elif status == "diverged":
         history = {"loss": history["loss"][:7] + [1e30], "loss_steps": history["loss_steps"][:8],
                    "train_accuracy": [0.1], "test_accuracy": [0.098], "train_loss": [None], "test_loss": [None]}
@@ -152,13 +152,16 @@ def softmax_grid_sweep(sweep: Path, *, partial: bool = False) -> list[dict[str, 
 GPU_TIMES = {1: 120.0, 2: 64.0, 4: 36.0}
 
 
-def gpu_sweep(sweep: Path) -> None:
-    """cnn with gpus=1,2,4 (batch size 256): training times that scale less than linearly."""
+def gpu_sweep(sweep: Path, devices: str = "gpu") -> None:
+    """cnn with gpus=1,2,4 (batch size 256): training times that scale less than linearly.
+    devices="cpu": the same on logical CPU replicas, as `devices=cpu` runs it (exercise 4 without GPUs)."""
     hparams = dict(lr=0.001, beta1=0.9, beta2=0.999, epsilon=1e-7, batch_size=256, epochs=3)
+    if devices == "cpu":
+        hparams["devices"] = "cpu"
     write_job_list(sweep, "cnn", "adam", [{"gpus": gpus} for gpus in GPU_TIMES], **hparams)
     for number, gpus in enumerate(GPU_TIMES):
         mnist_job(sweep / str(number), "cnn", "adam", train_time_s=GPU_TIMES[gpus], replicas=gpus,
-                  **hparams, gpus=gpus)
+                  device=devices.upper(), **hparams, gpus=gpus)
 
 
 def optuna_sweep(sweep: Path, trials: list[dict[str, Any]], n_trials: int) -> None:

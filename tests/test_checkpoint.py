@@ -58,12 +58,17 @@ def test_ctrl_c_mid_training_then_the_job_continues_at_its_epoch(tmp_path):
     assert interrupted.status == "interrupted"
     saved = json.loads((run_dir / "state" / "progress.json").read_text())
     assert saved["epoch"] in (2, 3)
+    assert interrupted.history["train_loss"] == saved["counters"]["train_loss"]  # the epochs done so far
+    assert len(interrupted.history["test_accuracy"]) == saved["epoch"]
+    assert interrupted.history["loss_steps"] == saved["counters"]["loss_steps"]
+    assert interrupted.train_time_s == saved["counters"]["fit_time_s"]
 
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert f"Epoch {saved['epoch'] + 1}/4" in result.stdout and "Epoch 1/4" not in result.stdout
     record = read_record(run_dir / "result.json")
     assert record.status == "ok" and record.attempts == 2
+    assert f"(training {record.train_time_s:.2f} s over 2 attempts)" in result.stdout
     history = record.history
     assert all(len(history[k]) == 4 for k in ("train_loss", "test_accuracy", "epoch_time_s"))
     assert history["train_loss"][:saved["epoch"]] == saved["counters"]["train_loss"]

@@ -129,9 +129,10 @@ def test_gpu_scaling_table_and_figure(tmp_path):
     markdown, _ = report_of(sweep)
     rows = table_rows(section(markdown, "### GPU scaling"))
     header = [c.strip() for c in section(markdown, "### GPU scaling").split("\n")[2].strip("|").split("|")]
-    assert header == ["gpus", "runs", "train_time_s", "replicas", "samples_per_s", "speedup", "ideal_speedup",
-                      "efficiency"]
-    by_gpus = {int(row[0]): [float(v) for v in row[1:]] for row in rows}
+    assert header == ["gpus", "devices", "runs", "train_time_s", "replicas", "samples_per_s", "speedup",
+                      "ideal_speedup", "efficiency"]
+    assert {row[1] for row in rows} == {"GPU"}
+    by_gpus = {int(row[0]): [float(v) for v in row[2:]] for row in rows}
     times = synthetic.GPU_TIMES
     for gpus, (runs, seconds, replicas, _, speedup, ideal, efficiency) in by_gpus.items():
         assert (runs, seconds, replicas, ideal) == (1, times[gpus], gpus, gpus)

@@ -16,7 +16,7 @@ import pytest
 
 from sweeper.sweep.collate import collate
 from sweeper.job.record import read_record
-from sweeper.training.tensorboard import LOG_DIR, keras_callbacks, write_summary
+from sweeper.training.tensorboard import CURVE_TAG, LOG_DIR, keras_callbacks, write_summary
 from tests import synthetic
 from tests.conftest import run_cli
 
@@ -41,8 +41,9 @@ def test_summary_of_a_record_has_its_curve_and_final_metrics(tmp_path):
     write_summary(tmp_path / "3", record)
     found = scalars(tmp_path / "3" / LOG_DIR)
     steps = record.history["loss_steps"]
-    assert [s for s, _ in found["loss"]] == steps
-    assert [v for _, v in found["loss"]] == pytest.approx(record.history["loss"], rel=1e-6)
+    assert [s for s, _ in found[CURVE_TAG]] == steps
+    assert [v for _, v in found[CURVE_TAG]] == pytest.approx(record.history["loss"], rel=1e-6)
+    assert "loss" not in found  # no scalar named like a final metric
     assert found["test_accuracy"] == [(steps[-1], pytest.approx(record.metrics["test_accuracy"], rel=1e-6))]
     assert found["train_time_s"][0][1] == pytest.approx(record.train_time_s)
     assert "devices" not in found  # lists are no scalars
@@ -122,7 +123,10 @@ def test_tensorboard_hparams_dashboard_has_one_session_per_job(momentum_sweep):
         expected = {k: v for k, v in record.metrics.items() if v is not None}
         assert {k: metrics[k] for k in expected} == pytest.approx(expected, rel=1e-6, abs=1e-30)
         assert metrics["train_time_s"] == pytest.approx(record.train_time_s, rel=1e-6)
-        assert metrics["loss"] == pytest.approx(record.history["loss"][-1], rel=1e-6)
+        assert metrics[CURVE_TAG] == pytest.approx(record.history["loss"][-1], rel=1e-6)
+        assert "loss" not in metrics
+        expected_status = {"ok": "STATUS_SUCCESS", "diverged": "STATUS_FAILURE"}[record.status]
+        assert group["sessions"][0]["status"] == expected_status
     statuses = sorted(read_record(momentum_sweep / str(n) / "result.json").status for n in range(4))
     assert statuses == ["diverged", "diverged", "ok", "ok"]
 

@@ -45,7 +45,11 @@ def job_line(record: Record, every_metric: bool) -> str:
         detail = " ".join(f"{k}={_format(v)}" for k, v in record.metrics.items())
     else:
         detail = f"{record.objective}={_format(record.metrics.get(record.objective))}"
-    seconds = f" ({record.train_time_s:.2f} s)" if record.train_time_s is not None else ""
+    seconds = ""
+    if record.train_time_s is not None and record.attempts > 1:  # more than this command's time
+        seconds = f" (training {record.train_time_s:.2f} s over {record.attempts} attempts)"
+    elif record.train_time_s is not None:
+        seconds = f" ({record.train_time_s:.2f} s)"
     setting = label(record.overrides) or f"task={record.task} optimizer={record.optimizer}"
     return f"{progress.prefix()}{setting} -> {record.status} {detail}{seconds}"
 
@@ -108,6 +112,14 @@ def _record(spec: JobSpec, status: str, outcome: Outcome | None, error: str | No
         preset=spec.preset)
 
 
+def _saved_so_far(job_dir: Path) -> Outcome | None:
+    """An interrupted job's epochs done so far, from its saved training state (tasks that save one)."""
+    history, train_time_s = checkpoint.saved_history(job_dir)
+    if not history:
+        return None
+    return Outcome(status=Status.INTERRUPTED.value, metrics={}, history=history, train_time_s=train_time_s)
+
+
 def _run_and_record(spec: JobSpec) -> Record:
     job_dir = spec.directory
     attempts = _count_attempt(job_dir)
@@ -119,9 +131,11 @@ def _run_and_record(spec: JobSpec) -> Record:
         status = outcome.status
     except KeyboardInterrupt:
         status, error = Status.INTERRUPTED.value, "KeyboardInterrupt: stopped by Ctrl-C"
+        outcome = _saved_so_far(job_dir)
         raise
     except SystemExit:  # submitit exits so after requeueing the job (time limit, preemption)
         status, error = Status.INTERRUPTED.value, "SystemExit: stopped by a signal; a requeued job continues from its state"
+        outcome = _saved_so_far(job_dir)
         raise
     except Exception as e:  # a failing job is a result; the sweep goes on
         lines = [line.strip() for line in str(e).splitlines() if line.strip()]

@@ -18,7 +18,7 @@ from sweeper.report.curves import epoch_figures, loss_figure
 from sweeper.report.groups import Group, REPORT_DIR, fmt_number, markdown_table, metric_text, read_groups
 from sweeper.report.heatmaps import heatmap_figure
 from sweeper.report.plotting import pyplot
-from sweeper.report.scaling import scaling_figure, scaling_table
+from sweeper.report.scaling import scaling_figure, scaling_table, unit
 from sweeper.report.search import search_figure, trial_of
 from sweeper.report.tables import best_table, grid_pairs, grid_values, pivot_markdown, problems_table, summary_lines
 
@@ -56,9 +56,10 @@ def _group_sections(plt, group: Group, out: Path, search: bool) -> tuple[list[st
         figures.append(path)
     scaling = scaling_table(group)
     if scaling is not None:
-        lines += ["### GPU scaling", "", markdown_table(scaling), ""]
+        heading = "GPU scaling" if unit(scaling) == "GPUs" else f"Scaling over {unit(scaling)}"
+        lines += [f"### {heading}", "", markdown_table(scaling), ""]
         path = scaling_figure(plt, group, scaling, out / f"gpu_scaling_{group.slug}.png")
-        _image(lines, out, path, "GPU scaling")
+        _image(lines, out, path, heading)
         figures.append(path)
     path = loss_figure(plt, group, out / f"loss_{group.slug}.png")
     _image(lines, out, path, "training loss curves")

@@ -175,9 +175,14 @@ def _epoch_multiples(plt, group: Group, runs, kind: str, total: int, path: Path)
     return save(fig, path)
 
 
+def _most_epochs(runs) -> int:
+    return max((len(curve) for _, e in runs for curve in e.values()), default=0)
+
+
 def epoch_figures(plt, group: Group, out: Path) -> list[Path]:
+    """Per-epoch figures of a group with more than one epoch: one epoch is one dot per panel."""
     runs = _epoch_runs(group)
-    if not runs:
+    if _most_epochs(runs) < 2:
         return []
     if len(runs) <= FEW_RUNS:
         return [_epoch_few(plt, group, runs, out / f"epochs_{group.slug}.png")]

@@ -1,4 +1,5 @@
-"""GPU scaling: training time, speedup and efficiency against the number of GPUs."""
+"""GPU scaling: training time, speedup and efficiency against the number of GPUs, or of CPU
+replicas where the jobs ran with `devices=cpu` (their records' `devices` metric names CPUs)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,6 +8,18 @@ import pandas as pd
 
 from sweeper.report.groups import Group
 from sweeper.report.plotting import save
+
+
+def _device_kind(group: Group, job: str) -> str:
+    """`CPU` when the job's replicas ran on CPUs (as its record's `devices` metric names them), else `GPU`."""
+    record = group.jobs[job].record
+    names = (record.metrics.get("devices") if record else None) or []
+    return "CPU" if names and all("CPU" in str(name).upper() for name in names) else "GPU"
+
+
+def unit(table: pd.DataFrame) -> str:
+    """What the table counts: `GPUs`, or `CPU replicas` when every row ran on CPUs."""
+    return "CPU replicas" if (table.devices == "CPU").all() else "GPUs"
 
 
 def scaling_table(group: Group) -> pd.DataFrame | None:
@@ -18,7 +31,9 @@ def scaling_table(group: Group) -> pd.DataFrame | None:
         return None
     columns = {"train_time_s": "median"} | ({"replicas": "max"} if "replicas" in rows.columns else {}) \
         | ({"samples_per_s": "median"} if "samples_per_s" in rows.columns else {})
-    table = rows.groupby("gpus").agg(runs=("job", "size"), **{k: (k, how) for k, how in columns.items()}).reset_index()
+    rows = rows.assign(devices=[_device_kind(group, job) for job in rows.job])
+    table = rows.groupby("gpus").agg(devices=("devices", lambda kinds: "/".join(sorted(set(kinds)))),
+                                     runs=("job", "size"), **{k: (k, how) for k, how in columns.items()}).reset_index()
     base = table.iloc[0]
     table["speedup"] = base.train_time_s / table.train_time_s
     table["ideal_speedup"] = table.gpus / base.gpus
@@ -28,23 +43,24 @@ def scaling_table(group: Group) -> pd.DataFrame | None:
 
 def scaling_figure(plt, group: Group, table: pd.DataFrame, path: Path) -> Path:
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    what = unit(table)
     gpus = table.gpus.to_numpy(dtype=float)
     base_time, base_gpus = table.train_time_s.iloc[0], gpus[0]
     left.plot(gpus, table.train_time_s, "o-", color="#1f77b4", label="measured (median)")
     left.plot(gpus, base_time * base_gpus / gpus, "--", color="#555555", label="ideal linear scaling")
     left.set_ylabel("training time (s)")
-    left.set_title("training time against GPU count")
+    left.set_title(f"training time against the number of {what}")
     right.plot(gpus, table.speedup, "o-", color="#1f77b4", label="measured")
     right.plot(gpus, gpus / base_gpus, "--", color="#555555", label="ideal")
     for g, s, e in zip(gpus, table.speedup, table.efficiency):
         right.annotate(f"{e:.0%}", (g, s), textcoords="offset points", xytext=(-8, 8), ha="right", fontsize=8)
-    right.set_ylabel(f"speedup over {int(base_gpus)} GPU{'s' if base_gpus > 1 else ''}")
+    right.set_ylabel(f"speedup over {int(base_gpus)} {what if base_gpus > 1 else what.rstrip('s')}")
     right.set_title("speedup (labels: parallel efficiency)")
     for ax in (left, right):
-        ax.set_xlabel("GPUs")
+        ax.set_xlabel(what)
         ax.set_xticks(gpus, [str(int(g)) for g in gpus])
         ax.legend()
-    fig.suptitle(f"{group.title}: GPU scaling")
+    fig.suptitle(f"{group.title}: scaling over {what}")
     fig.tight_layout()
     return save(fig, path)
 

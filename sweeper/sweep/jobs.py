@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -29,6 +30,18 @@ class Job:
     entry: JobEntry | None = None   # what its sweep's job list says of it
     slurm: str | None = None        # Slurm's state, where the launcher recorded its job id
     sweep: Path | None = None       # the sweep directory whose list names it
+
+    @property
+    def overrides(self) -> list[str]:
+        """What made this job: its job list's entry, else its record, else Hydra's overrides.yaml."""
+        if self.entry is not None:
+            return self.entry.overrides
+        if self.record is not None:
+            return self.record.overrides
+        path = self.path / ".hydra" / "overrides.yaml" if self.path else None
+        if path is None or not path.exists():
+            return []
+        return [line[2:].strip() for line in path.read_text().splitlines() if line.startswith("- ")]
 
 
 @dataclasses.dataclass
@@ -57,6 +70,41 @@ def _walk(root: Path) -> tuple[list[Path], list[Path]]:
 def job_dirs(root: Path) -> list[Path]:
     """Every job directory under root."""
     return _walk(Path(root))[0]
+
+
+def _is_job_dir(path: Path) -> bool:
+    return (path / ".hydra").is_dir() or (path / RECORD_NAME).exists() or (path / OWNER_NAME).exists()
+
+
+def _is_sweep_dir(path: Path) -> bool:
+    """A job list, or job directories right inside."""
+    return (path / MANIFEST_NAME).exists() or any(_is_job_dir(child) for child in _subdirs(path))
+
+
+def _subdirs(path: Path) -> list[Path]:
+    return sorted(child for child in path.iterdir() if child.is_dir())
+
+
+def sweep_of_job(path: Path) -> Path | None:
+    """The sweep directory that holds job directory `path`; None when `path` is no job of a sweep."""
+    path = Path(path).resolve()
+    if not _is_job_dir(path):
+        return None
+    sweep = path.parent
+    return sweep if (sweep / MANIFEST_NAME).exists() or (sweep / "multirun.yaml").exists() else None
+
+
+def holds_sweeps(root: Path) -> bool:
+    """Whether a report of root covers sweeps it holds directly: root is a single run's directory, a
+    sweep directory, or a folder of sweep directories (one level down). Records deeper do not count:
+    a report there would mix unrelated sweeps."""
+    root = Path(root)
+    return _is_job_dir(root) or _is_sweep_dir(root) or any(_is_sweep_dir(child) for child in _subdirs(root))
+
+
+def _in_number_order(path: Path) -> list:
+    """Sort key: numbers as numbers, so that job 2 comes before job 10."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", path.as_posix())]
 
 
 def _name(root: Path, path: Path) -> str:
@@ -103,15 +151,16 @@ def _manifests(sweeps: list[Path]) -> dict[Path, Manifest]:
 
 
 def read_sweep(root: Path) -> Sweep:
-    """Every job under root, in the order of its sweep's job list, then the others by name."""
+    """Every job under root: sweep by sweep, each in the order of its job list, then the others by
+    name (numbers in number order)."""
     root = Path(root)
     directories, sweeps = _walk(root)
-    manifests = _manifests(sweeps)
+    manifests = _manifests(sorted(sweeps, key=_in_number_order))
     states = _slurm_states(manifests)
     jobs: list[Job] = []
     listed: set[Path] = set()
     for sweep_dir, manifest in manifests.items():
-        for entry in manifest.jobs:
+        for entry in sorted(manifest.jobs, key=lambda entry: entry.num):
             path = sweep_dir / entry.dir
             job = read_job(root, path, entry, (states or {}).get(entry.slurm_job_id or ""))
             job.sweep = sweep_dir
@@ -119,7 +168,7 @@ def read_sweep(root: Path) -> Sweep:
             listed.add(path)
         for number in range(len(manifest.jobs), manifest.total):  # a search's trials not asked yet
             jobs.append(Job(f"{_name(root, sweep_dir)}#{number}", None, Status.NOT_STARTED, sweep=sweep_dir))
-    jobs += [read_job(root, path) for path in sorted(directories) if path not in listed]
+    jobs += [read_job(root, path) for path in sorted(directories, key=_in_number_order) if path not in listed]
     return Sweep(root, jobs, manifests, slurm_answered=states is not None)
 
 

@@ -11,15 +11,18 @@ COLUMNS = ["job", "slurm_job_id", "slurm", "status", "overrides"]
 
 
 def status_table(sweep: Sweep) -> pd.DataFrame:
-    """One row per job (job, slurm_job_id, slurm, status, overrides), in the sweep's order."""
+    """One row per job (job, slurm_job_id, slurm, status, overrides), in the sweep's order (job
+    number); a sweep that never went to Slurm has no Slurm columns."""
     rows = []
     for job in sweep.jobs:
         entry = job.entry
-        overrides = entry.overrides if entry else job.record.overrides if job.record else []
         rows.append({"job": job.name, "slurm_job_id": (entry.slurm_job_id if entry else None) or "-",
                      "slurm": job.slurm.split()[0].lower() if job.slurm else "-", "status": job.status.value,
-                     "overrides": " ".join(overrides)})
-    return pd.DataFrame(rows, columns=COLUMNS)
+                     "overrides": " ".join(job.overrides)})
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    if (table["slurm_job_id"] == "-").all():
+        table = table.drop(columns=["slurm_job_id", "slurm"])
+    return table
 
 
 def sweep_status(root: Path) -> tuple[Sweep, pd.DataFrame]:

@@ -66,6 +66,19 @@ def saver(job_dir: Path, model: keras.Model, counters: Callable[[], dict[str, An
     return SaveState()
 
 
+def saved_history(job_dir: Path) -> tuple[dict[str, list], float | None]:
+    """The history saved at the last finished epoch (the counters that are curves) and the training
+    time up to it, over every attempt: what the record of a job interrupted later keeps.
+    ({}, None) where no state was saved."""
+    path = Path(job_dir) / STATE_DIR / _PROGRESS
+    try:
+        counters = json.loads(path.read_text())["counters"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}, None
+    history = {name: value for name, value in counters.items() if isinstance(value, list)}
+    return history, counters.get("fit_time_s")
+
+
 def discard(job_dir: Path) -> None:
     """Delete a finished job's training state."""
     shutil.rmtree(Path(job_dir) / STATE_DIR, ignore_errors=True)
