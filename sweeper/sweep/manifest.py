@@ -49,9 +49,6 @@ class Manifest:
     jobs: list[JobEntry]
     schema_version: int = SCHEMA_VERSION
 
-    def by_dir(self) -> dict[str, JobEntry]:
-        return {job.dir: job for job in self.jobs}
-
 
 def subdir_of(cfg: DictConfig) -> str:
     """A job's directory relative to its sweep's, from its composed config: the one place that says."""
