@@ -61,6 +61,17 @@ def test_a_job_list_is_claimed_once(tmp_path):
     assert (tmp_path / "jobs.json").read_text() == before
 
 
+def test_a_damaged_job_list_is_one_line_and_kept(tmp_path):
+    sweep = tmp_path / "s"
+    sweep.mkdir()
+    (sweep / "jobs.json").write_text('{"sweeper": "CheckedSweeper", "jobs": [')
+    result = run_cli("run.py", "-m", "lr=0.1,0.01", "steps=20", f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"error: {sweep / 'jobs.json'}: not a valid job list" in result.stderr
+    assert (sweep / "jobs.json").read_text() == '{"sweeper": "CheckedSweeper", "jobs": ['
+    assert sorted(p.name for p in sweep.iterdir()) == ["jobs.json"]
+
+
 def _spec(compose_cfg, job_dir, *overrides: str) -> JobSpec:
     cfg = compose_cfg(*overrides, "logging.tensorboard=false")
     return JobSpec(directory=job_dir, config=cfg, overrides=list(overrides), fingerprint=fingerprint(cfg))

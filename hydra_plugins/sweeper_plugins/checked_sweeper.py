@@ -144,7 +144,7 @@ class CheckedSweeper(BasicSweeper):
             applicability.check()
             listed = manifest.Manifest(sweeper=type(self).__name__, search=False, total=len(jobs), jobs=entries)
             manifest.claim(sweep_dir, listed)
-        except MismatchError as e:
+        except (MismatchError, manifest.DamagedManifest) as e:
             print(f"error: {e}", file=sys.stderr, flush=True)
             raise SystemExit(2) from None
         return done

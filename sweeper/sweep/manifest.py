@@ -22,6 +22,10 @@ MANIFEST_NAME = "jobs.json"
 SCHEMA_VERSION = 1
 
 
+class DamagedManifest(ValueError):
+    """A job list that cannot be read; the message names the file and what to do."""
+
+
 @dataclasses.dataclass
 class JobEntry:
     """One job of a sweep, as known before it runs."""
@@ -80,8 +84,8 @@ def read_manifest(sweep_dir: Path) -> Manifest | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
-        raise ValueError(f"{path}: not a valid job list ({e}); delete it to collate from the job "
-                         "directories alone") from None
+        raise DamagedManifest(f"{path}: not a valid job list ({e}); delete it to collate from the job "
+                              "directories alone, or use a new hydra.sweep.dir") from None
 
 
 def _text(manifest: Manifest) -> str:
