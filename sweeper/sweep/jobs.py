@@ -41,7 +41,9 @@ class Job:
         path = self.path / ".hydra" / "overrides.yaml" if self.path else None
         if path is None or not path.exists():
             return []
-        return [line[2:].strip() for line in path.read_text().splitlines() if line.startswith("- ")]
+        from omegaconf import OmegaConf
+
+        return [str(line) for line in OmegaConf.load(path)]
 
 
 @dataclasses.dataclass
@@ -54,6 +56,10 @@ class Sweep:
     slurm_answered: bool = True     # False: Slurm was asked about its jobs and did not answer
 
 
+# What makes a directory a job's: Hydra's `.hydra/`, a record, or an owner.
+_JOB_MARKS = frozenset({".hydra", RECORD_NAME, OWNER_NAME})
+
+
 def _walk(root: Path) -> tuple[list[Path], list[Path]]:
     """Job directories (they hold `.hydra/`, a record or an owner) and sweep directories (they hold
     a job list) under root. A job directory is not searched further: its files can be many."""
@@ -61,7 +67,7 @@ def _walk(root: Path) -> tuple[list[Path], list[Path]]:
     for directory, subdirs, files in os.walk(root):
         if MANIFEST_NAME in files:
             sweeps.append(Path(directory))
-        if ".hydra" in subdirs or RECORD_NAME in files or OWNER_NAME in files:
+        if _JOB_MARKS.intersection(subdirs) or _JOB_MARKS.intersection(files):
             jobs.append(Path(directory))
             subdirs.clear()
     return jobs, sweeps
@@ -73,7 +79,7 @@ def job_dirs(root: Path) -> list[Path]:
 
 
 def _is_job_dir(path: Path) -> bool:
-    return (path / ".hydra").is_dir() or (path / RECORD_NAME).exists() or (path / OWNER_NAME).exists()
+    return path.is_dir() and bool(_JOB_MARKS.intersection(os.listdir(path)))
 
 
 def _is_sweep_dir(path: Path) -> bool:
