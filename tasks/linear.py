@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import hydra.utils
+import numpy as np
 
 from sweeper.job.outcome import Outcome
+from sweeper.training.fused import Hyperparameter
 from sweeper.training.tf import import_tensorflow
 
 tf = import_tensorflow()
@@ -20,20 +22,6 @@ tf = import_tensorflow()
 X = [1.0, 2.0, 3.0, 4.0]
 Y = [0.0, -1.0, -2.0, -3.0]
 W0, B0 = 0.3, -0.3
-
-
-class _NonZero:
-    """SGD's momentum held in a variable. Keras asks `momentum != 0` in Python, inside the trace;
-    the SGD cached here was built with momentum slots, so the answer is always yes."""
-
-    def __init__(self, variable: tf.Variable):
-        self.variable = variable
-
-    def __ne__(self, other: object) -> bool:
-        return True
-
-    def __tf_tensor__(self, dtype=None, name=None) -> tf.Tensor:
-        return tf.convert_to_tensor(self.variable, dtype=dtype, name=name)
 
 
 @functools.cache
@@ -61,9 +49,10 @@ def _build_trainer(optimizer_target: str, hyper_names: tuple[str, ...]):
     # Non-zero at build time: SGD then keeps momentum slots.
     optimizer = hydra.utils.instantiate({"_target_": optimizer_target, **{name: 0.5 for name in hyper_names}})
     optimizer.build([w, b])
-    hypers = {name: tf.Variable(0.5, trainable=False, name=name) for name in hyper_names}
-    for name, variable in hypers.items():
-        setattr(optimizer, name, _NonZero(variable) if name == "momentum" else variable)
+    # Held in variables, so that one trace serves every job (sweeper.training.fused.Hyperparameter).
+    hypers = {name: Hyperparameter([], name) for name in hyper_names}
+    for name, hyper in hypers.items():
+        setattr(optimizer, name, hyper)
     initial_state = [v.numpy() for v in optimizer.variables]
 
     @tf.function
@@ -112,3 +101,60 @@ def run(*, optimizer: dict[str, Any], steps: int, job_dir: Path | None = None) -
         history={"loss": [float(v) for v in curve]},
         train_time_s=elapsed,
     )
+
+
+def _fused_trainer(optimizers: list[dict[str, Any]]):
+    """The group's loop: every copy's (W, b) in one [N, 2] variable, the per-copy losses one
+    broadcast expression, one Keras optimizer with per-copy hyperparameters (sweeper.training.fused)."""
+    from sweeper.training import fused
+
+    params = tf.Variable([[W0, B0]] * len(optimizers), name="W_b")
+    optimizer = fused.optimizer_for(optimizers, params)
+
+    def losses() -> tf.Tensor:  # [N]: each copy's sum of squares, the same expression as `_loss`
+        w, b = params[:, :1], params[:, 1:]
+        return tf.reduce_sum(tf.square(w * tf.constant(X) + b - tf.constant(Y)), axis=1)
+
+    @tf.function
+    def train(steps: tf.Tensor) -> tf.Tensor:
+        curves = tf.TensorArray(tf.float32, size=steps)
+        alive = tf.ones([len(optimizers)], tf.bool)
+        for step in tf.range(steps):
+            with tf.GradientTape() as tape:
+                loss = losses()
+                alive = tf.logical_and(alive, tf.math.is_finite(loss))  # a lone run stops here
+                total = tf.reduce_sum(tf.where(alive, loss, 0.0))
+            curves = curves.write(step, loss)
+            if not tf.reduce_any(alive):
+                break
+            fused.masked_apply(optimizer, tape.gradient(total, params), params, alive)
+        return curves.stack()
+
+    return params, losses, train
+
+
+def run_fused(*, optimizers: list[dict[str, Any]], steps: int, job_dirs: list[Path] | None = None) -> list[Outcome]:
+    """`run` for each optimizer config (one family, other hyperparameters), trained as one loop;
+    each outcome is the one `run` gives within float tolerance (tests/test_fused.py)."""
+    params, losses, train = _fused_trainer(optimizers)
+    start = time.perf_counter()
+    curves = train(tf.constant(steps)).numpy()  # [steps run, N]
+    final = losses().numpy()
+    elapsed = time.perf_counter() - start
+    outcomes = []
+    for i, (w, b) in enumerate(params.numpy()):
+        curve = [float(v) for v in curves[:_first_non_finite(curves[:, i]), i]]  # as a lone run stops
+        ok = bool(np.isfinite(final[i])) and len(curve) == steps
+        outcomes.append(Outcome(
+            status="ok" if ok else "diverged",
+            metrics={"final_loss": float(final[i]), "W": float(w), "b": float(b)},
+            history={"loss": curve},
+            train_time_s=elapsed / len(optimizers),
+            fused=len(optimizers),
+        ))
+    return outcomes
+
+
+def _first_non_finite(curve: np.ndarray) -> int:
+    bad = np.flatnonzero(~np.isfinite(curve))
+    return int(bad[0]) if len(bad) else len(curve)

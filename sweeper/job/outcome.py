@@ -11,3 +11,4 @@ class Outcome:
     metrics: dict[str, Any]           # final figures (final_loss, test_accuracy, ...)
     history: dict[str, list]          # curves (loss per step, per-epoch metrics, ...)
     train_time_s: float               # training alone, excluding imports and set-up
+    fused: int | None = None          # trained in a fused group of this many jobs: train_time_s is its share

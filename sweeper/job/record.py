@@ -39,6 +39,7 @@ class Record:
     environment: dict[str, str] = dataclasses.field(default_factory=dict)  # SLURM_JOB_ID, ... when set
     direction: str | None = None                 # minimize | maximize: how the objective ranks jobs
     preset: str | None = None                    # the experiment or hparams_search it came from
+    fused: int | None = None                     # N: trained fused with N-1 others (train_time_s: its share)
     schema_version: int = SCHEMA_VERSION
 
 

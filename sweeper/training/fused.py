@@ -26,26 +26,42 @@ if TYPE_CHECKING:
 HYPERPARAMETERS = ("learning_rate", "momentum", "beta_1", "beta_2", "epsilon")
 
 
-class _NonZero:
-    """SGD's momentum as a per-copy tensor. Keras asks `momentum != 0` in Python to choose its
-    momentum update; the group's SGD was built with momentum slots, so the answer is yes (a copy
-    whose momentum is 0 then gets `m = -lr g; w += m`, which is plain gradient descent exactly)."""
+class Hyperparameter:
+    """An optimizer hyperparameter held in variables, standing where Keras' optimizer has a Python
+    float: one value per copy (shape [N, 1, ...], broadcasting against the copies' weights), or one
+    value that a cached trace reuses for job after job (shape [], tasks/linear.py). Two of Keras' uses
+    of the float are kept exact: `momentum != 0` (asked in Python: an SGD built with momentum slots
+    answers yes, and a copy whose momentum is 0 then gets `m = -lr g; w += m`, plain gradient
+    descent exactly), and `1 - beta_1`, which Keras computes in double precision before the cast
+    (a float32 `1 - beta` can differ by one bit, and a chaotic run, such as Adam at lr 0.1 on
+    exercise 1, then ends elsewhere)."""
 
-    def __init__(self, value: tf.Tensor):
-        self.value = value
+    def __init__(self, shape: Sequence[int], name: str):
+        tf = import_tensorflow()
+        self.value = tf.Variable(tf.zeros(shape), trainable=False, name=name)
+        self.complement = tf.Variable(tf.zeros(shape), trainable=False, name=f"one_minus_{name}")
+
+    def assign(self, values: Any) -> Hyperparameter:
+        import numpy as np
+
+        values = np.broadcast_to(np.reshape(np.asarray(values, np.float64), self._copies()), self.value.shape)
+        self.value.assign(values.astype(np.float32))
+        self.complement.assign((1.0 - values).astype(np.float32))
+        return self
+
+    def _copies(self) -> list[int]:
+        shape = list(self.value.shape)
+        return shape[:1] + [1] * (len(shape) - 1) if shape else []
 
     def __ne__(self, other: object) -> bool:
         return True
 
+    def __rsub__(self, other: float) -> tf.Tensor:
+        return self.complement if other == 1 else other - self.value
+
     def __tf_tensor__(self, dtype=None, name=None) -> tf.Tensor:
         tf = import_tensorflow()
         return tf.convert_to_tensor(self.value, dtype=dtype, name=name)
-
-
-def per_copy(values: Sequence[float], rank: int) -> tf.Tensor:
-    """`values` as an `[N, 1, ..., 1]` float32 constant that broadcasts against a rank-`rank` variable."""
-    tf = import_tensorflow()
-    return tf.reshape(tf.constant(values, tf.float32), [len(values)] + [1] * (rank - 1))
 
 
 def optimizer_for(optimizers: Sequence[dict[str, Any]], variable: tf.Variable) -> keras.optimizers.Optimizer:
@@ -59,22 +75,21 @@ def optimizer_for(optimizers: Sequence[dict[str, Any]], variable: tf.Variable) -
     momentums = [float(o.get("momentum", 0.0)) for o in optimizers]
     if any(momentums):
         first["momentum"] = 0.5  # non-zero when built: SGD then keeps momentum slots
-    tf = import_tensorflow()
     optimizer = hydra.utils.instantiate(first)
     optimizer.build([variable])
     rank = len(variable.shape)
-    rates = per_copy([float(o["learning_rate"]) for o in optimizers], rank)
-    optimizer.learning_rate = lambda: rates  # a callable: Keras' update_step gets it as learning_rate
-    for name in HYPERPARAMETERS[1:]:
-        if name == "momentum" and any(momentums):
-            optimizer.momentum = _NonZero(per_copy(momentums, rank))
-        elif name != "momentum" and name in optimizers[0]:
-            values = per_copy([float(o[name]) for o in optimizers], rank)
-            if name == "epsilon":
-                # Full shape: Keras' `ops.add(x, epsilon)` takes an [N, 1, ...] tensor whose N equals
-                # a dimension of x for a bias and adds it along the wrong axis (keras 3.15).
-                values = tf.broadcast_to(values, variable.shape)
-            setattr(optimizer, name, values)
+    # [N, 1, ...]: broadcast by Keras' own arithmetic. Epsilon full-shaped: Keras' `ops.add(x, eps)`
+    # takes an [N, 1, ...] tensor whose N equals a dimension of x for a bias, and adds it along the
+    # wrong axis (keras 3.15).
+    copies = [len(optimizers)] + [1] * (rank - 1)
+    rate = Hyperparameter(copies, "learning_rate").assign([float(o["learning_rate"]) for o in optimizers])
+    optimizer.learning_rate = lambda: rate.value  # a callable: Keras' update_step gets it as learning_rate
+    if any(momentums):
+        optimizer.momentum = Hyperparameter(copies, "momentum").assign(momentums)
+    for name in ("beta_1", "beta_2", "epsilon"):
+        if name in optimizers[0]:
+            shape = variable.shape if name == "epsilon" else copies
+            setattr(optimizer, name, Hyperparameter(shape, name).assign([float(o[name]) for o in optimizers]))
     return optimizer
 
 
