@@ -5,7 +5,8 @@ another sweep, and writes the sweep's job list (`jobs.json`, sweeper/sweep/manif
 the jobs already done there (same configuration, finished record). It prints `[k/N]` progress, a
 summary at the end, and exits non-zero when a job failed. Selected in conf/config.yaml with
 `override hydra/sweeper: checked`; takes the settings of Hydra's basic sweeper
-(`hydra.sweeper.params`, `max_batch_size`).
+(`hydra.sweeper.params`, `max_batch_size`), and `fuse` / `max_fused`: in process, the jobs of a
+batch that differ only in optimizer hyperparameters train as one computation (sweeper/job/fused.py).
 """
 import copy
 import sys
@@ -28,6 +29,8 @@ class CheckedSweeperConf:
     _target_: str = "hydra_plugins.sweeper_plugins.checked_sweeper.CheckedSweeper"
     max_batch_size: Optional[int] = None      # None: one batch with every job
     params: Optional[Dict[str, str]] = None   # the grid, as in Hydra's basic sweeper
+    fuse: bool = True                         # in process: fuse the jobs that differ only in optimizer hyperparameters
+    max_fused: Optional[int] = 64             # at most this many jobs a fused group (memory); None: no cap
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="checked", node=CheckedSweeperConf, provider="hpc-sweeper")
@@ -78,6 +81,16 @@ class _ComposingLoader:
 
 
 class CheckedSweeper(BasicSweeper):
+    def __init__(self, max_batch_size: Optional[int] = None, params: Optional[Dict[str, str]] = None,
+                 fuse: bool = True, max_fused: Optional[int] = 64) -> None:
+        super().__init__(max_batch_size=max_batch_size, params=params)
+        if max_fused is not None and max_fused < 1:
+            print(f"error: hydra.sweeper.max_fused={max_fused}: give a number of jobs >= 1 (or null: no cap)",
+                  file=sys.stderr, flush=True)
+            raise SystemExit(2)
+        self.fuse = fuse
+        self.max_fused = max_fused
+
     def sweep(self, arguments: List[str]) -> Any:
         """Hydra's BasicSweeper.sweep, with every job checked and the sweep's job list claimed
         before anything is written (multirun.yaml included), and a summary at the end."""
@@ -101,6 +114,7 @@ class CheckedSweeper(BasicSweeper):
         try:
             while not self.is_done():
                 batch = self.get_job_batch()
+                self._plan_fused(batch, initial_job_idx)
                 results = self.launcher.launch(batch, initial_job_idx=initial_job_idx)
                 for result in results:
                     _ = result.return_value  # raises what a job raised outside its task
@@ -109,6 +123,10 @@ class CheckedSweeper(BasicSweeper):
         except KeyboardInterrupt:
             print(f"\ninterrupted; finish the sweep with: python -m sweeper resume {sweep_dir}", flush=True)
             raise SystemExit(130) from None
+        finally:
+            from sweeper.job import fused
+
+            fused.forget()
         if OmegaConf.select(self.config, "hydra.launcher.wait", default=True):
             from sweeper.sweep import progress
 
@@ -129,6 +147,7 @@ class CheckedSweeper(BasicSweeper):
         entries = []
         keep = isinstance(self.launcher, BasicLauncher)  # in process: the launcher takes these configs
         self.composed: Dict[Tuple[str, ...], Any] = {}
+        self.entries: Dict[Tuple[str, ...], Tuple[Path, str]] = {}  # in process: directory, fingerprint
         applicability = Applicability()
         try:
             for cfg, overrides in zip(job_configs(self.hydra_context.config_loader, self.config, jobs), jobs):
@@ -141,6 +160,7 @@ class CheckedSweeper(BasicSweeper):
                     done[entry.num] = sweep_dir / entry.dir
                 elif keep:
                     self.composed[tuple(overrides)] = copy.deepcopy(cfg)  # job_configs reuses cfg
+                    self.entries[tuple(overrides)] = (sweep_dir / entry.dir, entry.fingerprint)
             applicability.check()
             listed = manifest.Manifest(sweeper=type(self).__name__, search=False, total=len(jobs), jobs=entries)
             manifest.claim(sweep_dir, listed)
@@ -148,6 +168,21 @@ class CheckedSweeper(BasicSweeper):
             print(f"error: {e}", file=sys.stderr, flush=True)
             raise SystemExit(2) from None
         return done
+
+    def _plan_fused(self, batch: Sequence[Sequence[str]], initial_job_idx: int) -> None:
+        """In process, group the batch's jobs still to run that differ only in optimizer
+        hyperparameters; each group trains as one computation when its first job runs."""
+        from sweeper.job import fused
+
+        if not self.fuse or not isinstance(self.launcher.launcher, BasicLauncher):
+            return
+        members = []
+        for idx, overrides in enumerate(batch, start=initial_job_idx):
+            known = self.entries.get(tuple(overrides))
+            cfg = self.composed.get(tuple(overrides))
+            if idx not in self.done and known is not None and cfg is not None:
+                members.append(fused.Member(known[0], cfg, known[1], list(overrides)))
+        fused.plan(members, self.max_fused)
 
     def _prepare_launcher(self, jobs: List[List[str]]) -> None:
         """Skip the jobs done before; in process, compose jobs the quick way; count progress."""

@@ -81,7 +81,14 @@ def _tensorboard(job_dir: Path, record: Record) -> None:
 
 
 def call_task(spec: JobSpec, job_dir: Path | None) -> Outcome:
-    """Build the task's function from its `run` node and call it with the optimizer's settings."""
+    """Build the task's function from its `run` node and call it with the optimizer's settings; a job
+    planned into a fused group gets its outcome from the group's one training (sweeper/job/fused.py)."""
+    from sweeper.job import fused
+
+    if job_dir is not None:
+        outcome = fused.outcome_of(job_dir, spec.fingerprint)
+        if outcome is not None:
+            return outcome
     cfg = spec.config
     run = hydra.utils.instantiate(cfg.task.run, _partial_=True, _convert_="all")
     return run(optimizer=OmegaConf.to_container(cfg.optimizer, resolve=True), job_dir=job_dir)
@@ -109,7 +116,7 @@ def _record(spec: JobSpec, status: str, outcome: Outcome | None, error: str | No
         overrides=spec.overrides, versions=environment.versions(), git_commit=environment.git_commit(),
         host=environment.host(), error=error, objective=cfg.task.objective, fingerprint=spec.fingerprint,
         attempts=attempts, environment=environment.cluster_variables(), direction=cfg.task.direction,
-        preset=spec.preset)
+        preset=spec.preset, fused=outcome.fused if outcome else None)
 
 
 def _saved_so_far(job_dir: Path) -> Outcome | None:
