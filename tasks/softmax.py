@@ -31,3 +31,22 @@ def run(*, optimizer: dict[str, Any], data: dict[str, Any], batch_size: int, epo
     outcome, _ = fit.train(make_model, splits, optimizer=optimizer, batch_size=batch_size, epochs=epochs,
                              seed=seed, input_shape=INPUT_SHAPE, job_dir=job_dir, logging=logging)
     return outcome
+
+
+def fused_logits(weights: list, x: Any) -> Any:
+    """Every copy's logits at once, [N, B, 10]: one einsum (a batched matmul) over the copies'
+    kernels [N, 784, 10] and biases [N, 10], the Dense layer's `x W + b` without its softmax."""
+    import tensorflow as tf
+
+    kernel, bias = weights
+    return tf.einsum("bi,nio->nbo", x, kernel) + bias[:, None, :]
+
+
+def run_fused(*, optimizers: list[dict[str, Any]], data: dict[str, Any], batch_size: int, epochs: int, seed: int,
+              logging: dict[str, Any] | None = None, job_dirs: list[Path] | None = None) -> list[Outcome]:
+    """`run` for each optimizer config (one family), trained as one computation (sweeper.training.fused)."""
+    from sweeper.training import fused
+
+    splits = mnist.load(**data)
+    return fused.train(make_model, fused_logits, splits, optimizers=optimizers, batch_size=batch_size,
+                       epochs=epochs, seed=seed, input_shape=INPUT_SHAPE)

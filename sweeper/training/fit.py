@@ -177,20 +177,20 @@ def train(make_model: Callable[[], keras.Model], splits: Splits, *, optimizer: d
     )
     elapsed = time.perf_counter() - start
     fit_time = (saved or {}).get("fit_time_s", 0.0) + elapsed  # every attempt's training
-    return _outcome(recorder, model, fit_time, train_count, test_count), model
+    return outcome(recorder.counters, model.count_params(), fit_time, train_count, test_count), model
 
 
-def _outcome(recorder: Any, model: keras.Model, elapsed: float, train_count: int, test_count: int) -> Outcome:
-    history = {name: [float(v) for v in recorder.counters[name]] for name in _CURVES}
+def outcome(counters: dict[str, Any], params: int, elapsed: float, train_count: int, test_count: int) -> Outcome:
+    """The record's outcome from the recorder's `counters` (a fused copy's: sweeper/training/fused.py)."""
+    history = {name: [float(v) for v in counters[name]] for name in _CURVES}
     history["loss_steps"] = [int(v) for v in history["loss_steps"]]
     finite = all(math.isfinite(v) for v in history["loss"] + history["train_loss"])
-    counters = recorder.counters
     metrics = {
         "test_accuracy": history["test_accuracy"][-1],
         "test_loss": history["test_loss"][-1],
         "train_loss": history["train_loss"][-1],
         "samples_per_s": counters["samples_seen"] / sum(history["epoch_time_s"]),
-        "params": int(model.count_params()),
+        "params": int(params),
         "train_samples": train_count,
         "test_samples": test_count,
         "test_time_s": counters["test_time_s"],

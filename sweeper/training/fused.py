@@ -12,9 +12,14 @@ they were, so it cannot spoil the others (whose slices of every tensor are apart
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+import math
+import time
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import hydra.utils
+import numpy as np
+
+from sweeper.job.outcome import Outcome
 
 from sweeper.training.tf import import_tensorflow
 
@@ -42,8 +47,6 @@ class Hyperparameter:
         self.complement = tf.Variable(tf.zeros(shape), trainable=False, name=f"one_minus_{name}")
 
     def assign(self, values: Any) -> Hyperparameter:
-        import numpy as np
-
         values = np.broadcast_to(np.reshape(np.asarray(values, np.float64), self._copies()), self.value.shape)
         self.value.assign(values.astype(np.float32))
         self.complement.assign((1.0 - values).astype(np.float32))
@@ -103,8 +106,162 @@ def masked_apply(optimizer: keras.optimizers.Optimizer, gradient: tf.Tensor, var
     variable.assign(tf.where(keep, variable, before))
 
 
-def stacked(weights: Sequence[Any], copies: int) -> Any:
-    """A lone model's weights repeated for every copy: `[copies, *shape]`."""
-    import numpy as np
 
-    return np.stack([np.asarray(weights)] * copies)
+
+# ---- Keras tasks on MNIST: `fit.train` for N copies at once -------------------------------------
+
+Forward = Callable[[list, "tf.Tensor"], "tf.Tensor"]  # (per-copy weights [N, *shape] each, x) -> logits [N, B, C]
+
+
+def _unflatten(flat: tf.Tensor, shapes: Sequence[Sequence[int]]) -> list:
+    """The copies' weights from their one [N, P] variable: [N, *shape] each, in the model's order."""
+    tf = import_tensorflow()
+    sizes = [int(np.prod(shape)) for shape in shapes]
+    parts = tf.split(flat, sizes, axis=1)
+    return [tf.reshape(part, [-1, *shape]) for part, shape in zip(parts, shapes)]
+
+
+class _Copies:
+    """The record's counters of every copy, kept as fit.py's Recorder keeps one job's (same
+    fields, same arithmetic: Keras' running means in float32, a loss point every `every` steps, a
+    copy stopped at the step where its running loss is not finite)."""
+
+    def __init__(self, copies: int, steps_per_epoch: int, batch_size: int, samples: int):
+        from sweeper.training.fit import LOSS_POINTS_PER_EPOCH, _CURVES
+
+        self.steps, self.batch_size, self.samples = steps_per_epoch, batch_size, samples
+        self.every = max(1, steps_per_epoch // LOSS_POINTS_PER_EPOCH)
+        self.counters = [{**{name: [] for name in _CURVES}, "test_time_s": 0.0, "samples_seen": 0, "fit_time_s": 0.0}
+                         for _ in range(copies)]
+        self.alive = np.ones(copies, bool)
+
+    def begin_epoch(self) -> None:
+        n = len(self.counters)
+        self.in_epoch = self.alive.copy()  # the copies that train this epoch (and are evaluated at its end)
+        self.total, self.count, self.correct = np.zeros(n, np.float32), np.float32(0), np.zeros(n, np.float32)
+        self.mark = [(0, 0.0)] * n
+
+    def batch_end(self, epoch: int, step: int, batch: int, losses: np.ndarray, correct: np.ndarray) -> None:
+        """After training step `step` (1-based in the epoch) of `batch` images: each live copy's
+        mean loss and number of correct predictions on it."""
+        self.total = self.total + (losses * np.float32(batch)).astype(np.float32)
+        self.count = np.float32(self.count + np.float32(batch))
+        self.correct = self.correct + correct.astype(np.float32)
+        running = self.total / self.count
+        seen = min(step * self.batch_size, self.samples)
+        for i in np.flatnonzero(self.alive):
+            stopped = not math.isfinite(running[i])
+            if stopped:
+                self.alive[i] = False  # diverged: the job ends after this step
+            if step % self.every and step != self.steps and not stopped:
+                continue
+            total = float(running[i]) * seen
+            self.counters[i]["loss"].append((total - self.mark[i][1]) / (seen - self.mark[i][0]))
+            self.counters[i]["loss_steps"].append(epoch * self.steps + step)
+            self.mark[i] = (seen, total)
+            self.counters[i]["samples_seen"] = epoch * self.samples + seen
+
+    def end_epoch(self, train_s: float, test_s: float, fit_s: float, test_loss: np.ndarray,
+                  test_accuracy: np.ndarray) -> None:
+        """Group times: each copy of the epoch gets its share (the group's time / N)."""
+        n = len(self.counters)
+        for i in np.flatnonzero(self.in_epoch):
+            counters = self.counters[i]
+            counters["epoch_time_s"].append(train_s / n)
+            counters["train_loss"].append(float(self.total[i] / self.count))
+            counters["train_accuracy"].append(float(self.correct[i] / self.count))
+            counters["test_loss"].append(float(test_loss[i]))
+            counters["test_accuracy"].append(float(test_accuracy[i]))
+            counters["test_time_s"] += test_s / n
+            counters["fit_time_s"] = fit_s / n
+
+
+def train(make_model: Callable[[], keras.Model], forward: Forward, splits: Any, *,
+          optimizers: Sequence[dict[str, Any]], batch_size: int, epochs: int, seed: int,
+          input_shape: Sequence[int]) -> list[Outcome]:
+    """`fit.train` of `make_model()` for each of `optimizers`, as one computation: the same batches
+    in the same order, the copies' weights one [N, P] variable, `forward` computing every copy's
+    logits at once, one optimizer step for all (`optimizer_for`), the copies' records kept as
+    fit.py's Recorder keeps one job's. Each outcome is the one `fit.train` gives alone, within float
+    tolerance (tests/test_fused.py); `train_time_s` and the epoch times are the group's / N.
+
+    A hand-written loop rather than Keras `fit`: `fit` keeps one loss and one set of metrics per
+    model, and a copy that diverges must stop counting while the others go on.
+    """
+    import keras
+
+    from sweeper.training import fit
+
+    tf = import_tensorflow()
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)  # as fit.train: the same first weights, the same batches
+    lone = make_model()
+    shapes = [tuple(w.shape) for w in lone.get_weights()]
+    n = len(optimizers)
+    first = np.concatenate([w.ravel() for w in lone.get_weights()])
+    weights = tf.Variable(np.tile(first, (n, 1)), name="copies")
+    optimizer = optimizer_for(optimizers, weights)
+
+    def outputs(x: tf.Tensor) -> tf.Tensor:  # [N, B, C]: every copy's logits
+        return forward(_unflatten(weights, shapes), x)
+
+    def scores(logits: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Each copy's mean loss and correct count: Keras' sparse cross-entropy from the logits (what
+        Keras uses for a softmax output) and its accuracy, from the softmax's argmax."""
+        labels = tf.broadcast_to(tf.cast(y, tf.int64), tf.shape(logits)[:2])
+        loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True), axis=1)
+        hits = tf.equal(tf.argmax(tf.nn.softmax(logits), axis=-1), labels)
+        return loss, tf.reduce_sum(tf.cast(hits, tf.float32), axis=1)
+
+    @tf.function
+    def train_step(x: tf.Tensor, y: tf.Tensor, alive: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        with tf.GradientTape() as tape:
+            loss, correct = scores(outputs(x), y)
+            total = tf.reduce_sum(tf.where(alive, loss, 0.0))  # a dead copy adds nothing
+        masked_apply(optimizer, tape.gradient(total, weights), weights, alive)
+        return loss, correct
+
+    @tf.function
+    def test_step(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return scores(outputs(x), y)
+
+    train_count, test_count = len(splits.train_labels), len(splits.test_labels)
+    steps = math.ceil(train_count / batch_size)
+    train_data = iter(fit.dataset(splits.train_images, splits.train_labels, batch_size=batch_size,
+                                  input_shape=input_shape, shuffle_seed=seed))
+    test_data = fit.dataset(splits.test_images, splits.test_labels, batch_size=fit.TEST_BATCH,
+                            input_shape=input_shape).take(math.ceil(test_count / fit.TEST_BATCH))
+    copies = _Copies(n, steps, batch_size, train_count)
+    start = time.perf_counter()
+    for epoch in range(epochs):
+        if not copies.alive.any():
+            break
+        copies.begin_epoch()
+        epoch_start = time.perf_counter()
+        for step in range(1, steps + 1):
+            x, y = next(train_data)
+            loss, correct = train_step(x, y, tf.constant(copies.alive))
+            copies.batch_end(epoch, step, int(y.shape[0]), loss.numpy(), correct.numpy())
+            if not copies.alive.any():
+                break
+        train_s = time.perf_counter() - epoch_start
+        test_loss, test_accuracy = _evaluate(test_step, test_data, n)
+        copies.end_epoch(train_s, time.perf_counter() - epoch_start - train_s, time.perf_counter() - start,
+                         test_loss, test_accuracy)
+    elapsed = time.perf_counter() - start
+    params = lone.count_params()
+    outcomes = [fit.outcome(counters, params, elapsed / n, train_count, test_count) for counters in copies.counters]
+    for outcome in outcomes:
+        outcome.fused = n
+    return outcomes
+
+
+def _evaluate(test_step: Callable, test_data: Any, copies: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each copy's test loss and accuracy: Keras' running means over the batches, in float32."""
+    total, hits, count = np.zeros(copies, np.float32), np.zeros(copies, np.float32), np.float32(0)
+    for x, y in test_data:
+        loss, correct = test_step(x, y)
+        total = total + (loss.numpy() * np.float32(y.shape[0])).astype(np.float32)
+        hits = hits + correct.numpy()
+        count = np.float32(count + np.float32(y.shape[0]))
+    return total / count, hits / count
