@@ -138,16 +138,18 @@ class _Copies:
     def begin_epoch(self) -> None:
         n = len(self.counters)
         self.in_epoch = self.alive.copy()  # the copies that train this epoch (and are evaluated at its end)
-        self.total, self.count, self.correct = np.zeros(n, np.float32), np.float32(0), np.zeros(n, np.float32)
+        self.total, self.count, self.correct = (np.zeros(n, np.float32) for _ in range(3))
         self.mark = [(0, 0.0)] * n
 
     def batch_end(self, epoch: int, step: int, batch: int, losses: np.ndarray, correct: np.ndarray) -> None:
         """After training step `step` (1-based in the epoch) of `batch` images: each live copy's
         mean loss and number of correct predictions on it."""
-        self.total = self.total + (losses * np.float32(batch)).astype(np.float32)
-        self.count = np.float32(self.count + np.float32(batch))
-        self.correct = self.correct + correct.astype(np.float32)
-        running = self.total / self.count
+        live = self.alive  # a copy stopped before this step counts no more (Keras' epoch ended there)
+        self.total = np.where(live, self.total + (losses * np.float32(batch)).astype(np.float32), self.total)
+        self.count = np.where(live, self.count + np.float32(batch), self.count).astype(np.float32)
+        self.correct = np.where(live, self.correct + correct.astype(np.float32), self.correct)
+        with np.errstate(divide="ignore", invalid="ignore"):  # a diverged copy's inf and NaN, as Keras has them
+            running = self.total / self.count
         seen = min(step * self.batch_size, self.samples)
         for i in np.flatnonzero(self.alive):
             stopped = not math.isfinite(running[i])
@@ -168,8 +170,8 @@ class _Copies:
         for i in np.flatnonzero(self.in_epoch):
             counters = self.counters[i]
             counters["epoch_time_s"].append(train_s / n)
-            counters["train_loss"].append(float(self.total[i] / self.count))
-            counters["train_accuracy"].append(float(self.correct[i] / self.count))
+            counters["train_loss"].append(float(self.total[i] / self.count[i]))
+            counters["train_accuracy"].append(float(self.correct[i] / self.count[i]))
             counters["test_loss"].append(float(test_loss[i]))
             counters["test_accuracy"].append(float(test_accuracy[i]))
             counters["test_time_s"] += test_s / n
