@@ -145,7 +145,8 @@ class _Copies:
         """After training step `step` (1-based in the epoch) of `batch` images: each live copy's
         mean loss and number of correct predictions on it."""
         live = self.alive  # a copy stopped before this step counts no more (Keras' epoch ended there)
-        self.total = np.where(live, self.total + (losses * np.float32(batch)).astype(np.float32), self.total)
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverging copy overflows, as in Keras
+            self.total = np.where(live, self.total + (losses * np.float32(batch)).astype(np.float32), self.total)
         self.count = np.where(live, self.count + np.float32(batch), self.count).astype(np.float32)
         self.correct = np.where(live, self.correct + correct.astype(np.float32), self.correct)
         with np.errstate(divide="ignore", invalid="ignore"):  # a diverged copy's inf and NaN, as Keras has them

@@ -1,0 +1,220 @@
+"""Fused sweeps: jobs that differ only in optimizer hyperparameters train as one computation, and
+each ends with the record it would have had alone (same status, curves, metrics, diverged step)."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import hydra.utils
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from sweeper.job.record import read_record
+from sweeper.training import fused
+from tasks import linear, softmax
+from tests.conftest import run_cli
+from tests.mnist_files import write_mnist
+
+SGD, ADAGRAD, ADAM = "keras.optimizers.SGD", "keras.optimizers.Adagrad", "keras.optimizers.Adam"
+
+
+def gd(lr: float) -> dict:
+    return {"_target_": SGD, "name": "gd", "learning_rate": lr}
+
+
+def momentum(lr: float, m: float) -> dict:
+    return {"_target_": SGD, "name": "momentum", "learning_rate": lr, "momentum": m}
+
+
+def adagrad(lr: float, eps: float = 1e-7) -> dict:
+    return {"_target_": ADAGRAD, "name": "adagrad", "learning_rate": lr, "epsilon": eps}
+
+
+def adam(lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-7) -> dict:
+    return {"_target_": ADAM, "name": "adam", "learning_rate": lr, "beta_1": b1, "beta_2": b2, "epsilon": eps}
+
+
+# One group per family; the momentum group holds a plain gd copy (momentum 0), and the copies'
+# epsilons differ (Keras' ops.add would add a per-copy epsilon along the wrong axis).
+GROUPS = {
+    "gd": [gd(0.1), gd(0.01), gd(0.5)],
+    "momentum": [momentum(0.1, 0.9), momentum(0.01, 0.5), gd(0.3)],
+    "adagrad": [adagrad(0.1), adagrad(0.5, 1e-3), adagrad(0.01)],
+    "adam": [adam(0.1, 0.8, 0.9), adam(0.001, 0.99, 0.999, 1e-3), adam(0.01, 0.9, 0.95)],
+}
+
+
+def lone_keras(config: dict) -> keras.optimizers.Optimizer:
+    return hydra.utils.instantiate({k: v for k, v in config.items() if k != "name"})
+
+
+@pytest.mark.parametrize("family", GROUPS)
+def test_per_copy_updates_are_keras_own(family):
+    configs = GROUPS[family]
+    rng = np.random.default_rng(0)
+    start = rng.normal(size=(3, 2)).astype("float32")
+    gradients = rng.normal(size=(6, len(configs), 3, 2)).astype("float32")
+    copies = tf.Variable(np.stack([start] * len(configs)))
+    optimizer = fused.optimizer_for(configs, copies)
+    step = tf.function(lambda g: fused.masked_apply(optimizer, g, copies, tf.ones([len(configs)], tf.bool)))
+    for g in gradients:
+        step(tf.constant(g))
+    for i, config in enumerate(configs):
+        alone = tf.Variable(start)
+        keras_optimizer = lone_keras(config)
+        for g in gradients:
+            keras_optimizer.apply([tf.constant(g[i])], [alone])
+        np.testing.assert_allclose(copies.numpy()[i], alone.numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_a_dead_copy_keeps_its_weights_and_spoils_no_other():
+    configs = GROUPS["adam"]
+    copies = tf.Variable(np.ones((3, 4), "float32"))
+    optimizer = fused.optimizer_for(configs, copies)
+    gradient = np.ones((3, 4), "float32")
+    gradient[1] = np.nan
+    fused.masked_apply(optimizer, tf.constant(gradient), copies, tf.constant([True, False, True]))
+    assert (copies.numpy()[1] == 1).all()
+    for i in (0, 2):
+        alone = tf.Variable(np.ones(4, "float32"))
+        lone_keras(configs[i]).apply([tf.constant(gradient[i])], [alone])
+        np.testing.assert_allclose(copies.numpy()[i], alone.numpy(), rtol=1e-6)
+
+
+def assert_same_outcome(alone, together, rtol: float, skip=("epoch_time_s",)):
+    assert together.status == alone.status
+    for name, curve in alone.history.items():
+        if name not in skip:
+            assert len(together.history[name]) == len(curve), name  # the same diverged step
+            np.testing.assert_allclose(together.history[name], curve, rtol=rtol, atol=1e-6, err_msg=name)
+    for name, value in alone.metrics.items():
+        if name not in ("samples_per_s", "test_time_s"):
+            np.testing.assert_allclose(together.metrics[name], value, rtol=rtol, atol=1e-6, err_msg=name)
+
+
+# Exercise 1 at its grids' settings, and one diverging copy in each group. Not Adam at lr 0.1 with a
+# low beta2: it oscillates around the optimum, and the last bit of a loss (the lone loop and the
+# fused one are traced from other graphs) grows into another end point there.
+LINEAR = {
+    "gd": [gd(0.01), gd(0.001), gd(0.1)],
+    "momentum": [momentum(0.01, 0.9), momentum(0.001, 0.99), gd(0.01), momentum(0.1, 0.99)],
+    "adagrad": [adagrad(0.1), adagrad(0.01, 1e-3), adagrad(1.0), adagrad(1e38)],
+    "adam": [adam(0.01, 0.9, 0.99), adam(0.001, 0.8, 0.8), adam(0.0001, 0.99, 0.95), adam(1e38)],
+}
+
+
+@pytest.mark.parametrize("family", LINEAR)
+def test_linear_fused_is_each_job_alone(family):
+    configs = LINEAR[family]
+    together = linear.run_fused(optimizers=configs, steps=1000)
+    assert any(o.status == "diverged" for o in together) and any(o.status == "ok" for o in together)
+    for config, outcome in zip(configs, together):
+        assert outcome.fused == len(configs)
+        # 1e-3: over 1000 steps Adam divides by sqrt(v) of ever smaller gradients, and the last bit of
+        # a gradient (the two loops are traced from other graphs) grows to 2e-4 of W there.
+        assert_same_outcome(linear.run(optimizer=config, steps=1000), outcome, rtol=1e-3)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """300 training and 100 test images of synthetic digits, as MNIST's four .gz files."""
+    return str(write_mnist(tmp_path_factory.mktemp("mnist"), train=300, test=100))
+
+
+SOFTMAX = {
+    "gd": [gd(0.5), gd(0.01), gd(1e38)],
+    "momentum": [momentum(0.5, 0.9), gd(0.1), momentum(1e38, 0.99)],
+    "adagrad": [adagrad(0.1), adagrad(0.01, 1e-3)],
+    "adam": [adam(0.01, 0.9, 0.99), adam(0.001, 0.8, 0.95, 1e-3)],
+}
+
+
+@pytest.mark.parametrize("family", SOFTMAX)
+def test_softmax_fused_is_each_job_alone(family, tiny):
+    configs = SOFTMAX[family]
+    settings = {"data": {"dir": tiny, "train_samples": None, "test_samples": None}, "batch_size": 32, "epochs": 2,
+                "seed": 0}
+    together = softmax.run_fused(optimizers=configs, **settings)
+    for config, outcome in zip(configs, together):
+        alone = softmax.run(optimizer=config, **settings)
+        assert_same_outcome(alone, outcome, rtol=1e-4)
+        assert outcome.fused == len(configs)
+        assert outcome.train_time_s * len(configs) == pytest.approx(sum(o.train_time_s for o in together))
+
+
+def records(sweep: Path) -> dict[str, dict]:
+    """Each job's record by its overrides."""
+    found = {}
+    for path in sweep.glob("*/result.json"):
+        record = json.loads(path.read_text())
+        found[" ".join(record["overrides"])] = record
+    return found
+
+
+GRID = ["task=linear", "optimizer=adam", "lr=0.01,0.001,1e38", "beta1=0.8,0.9", "steps=200"]
+
+
+def test_a_sweep_fuses_its_grid_and_each_job_ends_as_alone(tmp_path):
+    result = run_cli("run.py", "-m", *GRID, f"hydra.sweep.dir={tmp_path / 'fused'}")
+    assert result.returncode == 0, result.stderr
+    alone = run_cli("run.py", "-m", *GRID, "hydra.sweeper.fuse=false", f"hydra.sweep.dir={tmp_path / 'alone'}")
+    assert alone.returncode == 0, alone.stderr
+    for k in range(1, 7):
+        assert f"[{k}/6] " in result.stdout
+    together, apart = records(tmp_path / "fused"), records(tmp_path / "alone")
+    assert together.keys() == apart.keys() and len(together) == 6
+    for overrides, record in together.items():
+        other = apart[overrides]
+        assert record["fused"] == 6 and other["fused"] is None
+        assert record["status"] == other["status"] and record["hparams"] == other["hparams"]
+        assert record["status"] == ("diverged" if record["hparams"]["lr"] > 1 else "ok"), overrides
+        assert len(record["history"]["loss"]) == len(other["history"]["loss"])
+        np.testing.assert_allclose(record["history"]["loss"], other["history"]["loss"], rtol=1e-4)
+        for name, value in other["metrics"].items():
+            if value is not None:
+                assert record["metrics"][name] == pytest.approx(value, rel=1e-4, abs=1e-6)
+    for job in (tmp_path / "fused").glob("*/result.json"):
+        directory = job.parent
+        assert (directory / ".hydra" / "overrides.yaml").exists() and any((directory / "tensorboard").iterdir())
+        assert not (directory / ".owner").exists() and read_record(job).fused == 6
+
+
+def test_done_jobs_stay_out_of_the_group_and_max_fused_caps_it(tmp_path):
+    sweep = tmp_path / "sweep"
+    first = run_cli("run.py", "-m", *GRID, "hydra.sweeper.max_fused=4", f"hydra.sweep.dir={sweep}")
+    assert first.returncode == 0, first.stderr
+    assert sorted(r["fused"] for r in records(sweep).values()) == [2, 2, 4, 4, 4, 4]
+    redo = [path for path in sorted(sweep.glob("*/result.json"))][:3]
+    for path in redo:
+        path.unlink()
+    again = run_cli("run.py", "-m", *GRID, f"hydra.sweep.dir={sweep}")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("skipped: done") == 3
+    redone = {json.loads(p.read_text())["fused"] for p in redo}
+    assert redone == {3}
+
+
+def test_a_bad_max_fused_is_one_line(tmp_path):
+    result = run_cli("run.py", "-m", *GRID, "hydra.sweeper.max_fused=0", f"hydra.sweep.dir={tmp_path / 's'}")
+    assert result.returncode == 2
+    assert "max_fused=0" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_softmax_sweep_fuses_from_the_command_line(tiny, tmp_path):
+    args = ["task=softmax", "optimizer=momentum", "lr=0.5,0.05", "momentum=0.9", "epochs=1", "batch_size=50",
+            f"data.dir={tiny}"]
+    result = run_cli("run.py", "-m", *args, f"hydra.sweep.dir={tmp_path / 'fused'}")
+    assert result.returncode == 0, result.stderr
+    alone = run_cli("run.py", "-m", *args, "hydra.sweeper.fuse=false", f"hydra.sweep.dir={tmp_path / 'alone'}")
+    assert alone.returncode == 0, alone.stderr
+    together, apart = records(tmp_path / "fused"), records(tmp_path / "alone")
+    for overrides, record in together.items():
+        assert record["fused"] == 2 and apart[overrides]["fused"] is None
+        for name in ("loss", "train_loss", "test_loss", "test_accuracy"):
+            np.testing.assert_allclose(record["history"][name], apart[overrides]["history"][name], rtol=1e-4)
+        assert math.isclose(record["metrics"]["test_accuracy"], apart[overrides]["metrics"]["test_accuracy"],
+                            rel_tol=1e-6)
