@@ -218,3 +218,32 @@ def test_a_softmax_sweep_fuses_from_the_command_line(tiny, tmp_path):
             np.testing.assert_allclose(record["history"][name], apart[overrides]["history"][name], rtol=1e-4)
         assert math.isclose(record["metrics"]["test_accuracy"], apart[overrides]["metrics"]["test_accuracy"],
                             rel_tol=1e-6)
+
+
+CNN_SETTINGS = {"batch_size": 32, "epochs": 1, "seed": 0}
+CNN_OPTIMIZERS = [adam(1e-3), adam(1e-4, 0.8, 0.99, 1e-3), momentum(0.01, 0.9)]
+
+
+def test_cnn_fused_without_dropout_is_each_job_alone(tiny):
+    from tasks import cnn
+
+    data = {"dir": tiny, "train_samples": None, "test_samples": None}
+    together = cnn.run_fused(optimizers=CNN_OPTIMIZERS[:2], data=data, dropout=0.0, **CNN_SETTINGS)
+    for config, outcome in zip(CNN_OPTIMIZERS[:2], together):
+        alone = cnn.run(optimizer=config, data=data, dropout=0.0, **CNN_SETTINGS)
+        assert_same_outcome(alone, outcome, rtol=1e-3)  # 3.3 million weights: float sums in another order
+        assert outcome.metrics["params"] == 3_274_634 and outcome.fused == 2
+
+
+def test_cnn_fused_with_dropout_is_within_run_to_run_spread(tiny):
+    """Two fused copies with the same settings differ only in their dropout draws: how far apart
+    they end is the run-to-run spread, and the lone run must end no farther from them."""
+    from tasks import cnn
+
+    data = {"dir": tiny, "train_samples": None, "test_samples": None}
+    config = adam(1e-3)
+    first, second = cnn.run_fused(optimizers=[config, config], data=data, **CNN_SETTINGS)
+    alone = cnn.run(optimizer=config, data=data, **CNN_SETTINGS)
+    for name, floor in (("test_accuracy", 0.05), ("train_loss", 0.1)):
+        spread = max(abs(first.metrics[name] - second.metrics[name]), floor * max(1.0, abs(alone.metrics[name])))
+        assert abs(alone.metrics[name] - first.metrics[name]) <= 2 * spread, name

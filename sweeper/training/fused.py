@@ -110,7 +110,8 @@ def masked_apply(optimizer: keras.optimizers.Optimizer, gradient: tf.Tensor, var
 
 # ---- Keras tasks on MNIST: `fit.train` for N copies at once -------------------------------------
 
-Forward = Callable[[list, "tf.Tensor"], "tf.Tensor"]  # (per-copy weights [N, *shape] each, x) -> logits [N, B, C]
+# (per-copy weights [N, *shape] each, x, training) -> every copy's logits [N, B, C]
+Forward = Callable[[list, "tf.Tensor", bool], "tf.Tensor"]
 
 
 def _unflatten(flat: tf.Tensor, shapes: Sequence[Sequence[int]]) -> list:
@@ -205,8 +206,8 @@ def train(make_model: Callable[[], keras.Model], forward: Forward, splits: Any, 
     weights = tf.Variable(np.tile(first, (n, 1)), name="copies")
     optimizer = optimizer_for(optimizers, weights)
 
-    def outputs(x: tf.Tensor) -> tf.Tensor:  # [N, B, C]: every copy's logits
-        return forward(_unflatten(weights, shapes), x)
+    def outputs(x: tf.Tensor, training: bool) -> tf.Tensor:  # [N, B, C]: every copy's logits
+        return forward(_unflatten(weights, shapes), x, training)
 
     def scores(logits: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Each copy's mean loss and correct count: Keras' sparse cross-entropy from the logits (what
@@ -219,14 +220,14 @@ def train(make_model: Callable[[], keras.Model], forward: Forward, splits: Any, 
     @tf.function
     def train_step(x: tf.Tensor, y: tf.Tensor, alive: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         with tf.GradientTape() as tape:
-            loss, correct = scores(outputs(x), y)
+            loss, correct = scores(outputs(x, True), y)
             total = tf.reduce_sum(tf.where(alive, loss, 0.0))  # a dead copy adds nothing
         masked_apply(optimizer, tape.gradient(total, weights), weights, alive)
         return loss, correct
 
     @tf.function
     def test_step(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        return scores(outputs(x), y)
+        return scores(outputs(x, False), y)
 
     train_count, test_count = len(splits.train_labels), len(splits.test_labels)
     steps = math.ceil(train_count / batch_size)

@@ -1,0 +1,98 @@
+"""Fused sweeps against the same jobs one at a time, side by side in one run (README "Fused sweeps").
+
+1. The 64-job ex1_adam grid, one multirun fused and one with hydra.sweeper.fuse=false: the per-job
+   cost beyond start-up ((grid - a 1-job multirun) / 63). Aim: at least 5x less fused.
+2. The 24-job ex2_momentum grid on the full MNIST, fused and not: wall time. Aim: 4x less fused.
+3. Four learning rates of the course CNN at batch 16 on the first --cnn-images MNIST images
+   (one epoch after a first, tracing one), fused (tasks.cnn.run_fused) and one after another
+   (tasks.cnn.run): samples per second of the four jobs together, and the achieved GFLOP/s as a
+   share of a float32 matmul measured in the same run. Aim: 1.5x the samples/s fused.
+The ratios are printed last.
+
+Run: MNIST_DIR=../shared/datasets/mnist python benchmarks/fused.py [--skip-ex2] [--cnn-images 3000]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.cnn_epoch import matmul_gflops, training_flop_per_sample  # noqa: E402
+
+CNN_LRS = (1e-3, 3e-4, 1e-4, 3e-5)
+
+
+def timed(*args: str) -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "run.py", *args], cwd=ROOT, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def ex1(tmp: str) -> tuple[float, float]:
+    """Per-job seconds beyond start-up: fused, one at a time."""
+    one = timed("-m", "experiment=ex1_adam", "lr=0.1", "beta1=0.8", "beta2=0.8", f"hydra.sweep.dir={tmp}/one")
+    fused = timed("-m", "experiment=ex1_adam", f"hydra.sweep.dir={tmp}/fused")
+    apart = timed("-m", "experiment=ex1_adam", "hydra.sweeper.fuse=false", f"hydra.sweep.dir={tmp}/apart")
+    per_fused, per_apart = (fused - one) / 63, (apart - one) / 63
+    print(f"ex1_adam, 64 jobs: fused {fused:.1f} s, one at a time {apart:.1f} s, a 1-job multirun {one:.1f} s")
+    print(f"ex1_adam per job beyond start-up: fused {1000 * per_fused:.0f} ms, one at a time {1000 * per_apart:.0f} ms")
+    return per_fused, per_apart
+
+
+def ex2(tmp: str) -> tuple[float, float]:
+    """Wall seconds of the 24-job grid on the full MNIST: fused, one at a time."""
+    fused = timed("-m", "experiment=ex2_momentum", f"hydra.sweep.dir={tmp}/ex2_fused")
+    apart = timed("-m", "experiment=ex2_momentum", "hydra.sweeper.fuse=false", f"hydra.sweep.dir={tmp}/ex2_apart")
+    print(f"ex2_momentum, 24 jobs on 60,000 images: fused {fused:.1f} s, one at a time {apart:.1f} s")
+    return fused, apart
+
+
+def cnn(images: int) -> tuple[float, float]:
+    """Samples/s of four CNN jobs at batch 16 (the second epoch): fused, one after another."""
+    from tasks import cnn as task
+
+    data = {"dir": os.environ.get("MNIST_DIR"), "train_samples": images, "test_samples": 500}
+    optimizers = [{"_target_": "keras.optimizers.Adam", "name": "adam", "learning_rate": lr, "beta_1": 0.9,
+                   "beta_2": 0.999, "epsilon": 1e-7} for lr in CNN_LRS]
+    settings = {"data": data, "batch_size": 16, "epochs": 2, "seed": 0}
+    together = task.run_fused(optimizers=optimizers, **settings)
+    fused_s = together[0].history["epoch_time_s"][-1] * len(optimizers)  # the group's epoch
+    apart_s = sum(task.run(optimizer=o, **settings).history["epoch_time_s"][-1] for o in optimizers)
+    samples = len(optimizers) * images
+    fused, apart = samples / fused_s, samples / apart_s
+    peak = matmul_gflops()
+    flop = training_flop_per_sample()
+    print(f"CNN, {len(optimizers)} learning rates at batch 16 on {images} images: fused {fused:.0f} samples/s "
+          f"({fused * flop / 1e9 / peak:.0%} of the matmul peak), one after another {apart:.0f} samples/s "
+          f"({apart * flop / 1e9 / peak:.0%}); float32 matmul peak {peak:.0f} GFLOP/s")
+    return fused, apart
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skip-ex2", action="store_true", help="leave out the 24-job MNIST grid (minutes)")
+    parser.add_argument("--cnn-images", type=int, default=3000)
+    args = parser.parse_args()
+    if not os.environ.get("MNIST_DIR"):
+        sys.exit("error: set MNIST_DIR to the MNIST files (ex2 and the CNN train on them)")
+    ratios = []
+    with tempfile.TemporaryDirectory() as tmp:
+        per_fused, per_apart = ex1(tmp)
+        ratios.append(f"ex1_adam per-job cost beyond start-up, one at a time/fused: {per_apart / per_fused:.1f}x (aim 5x)")
+        if not args.skip_ex2:
+            fused, apart = ex2(tmp)
+            ratios.append(f"ex2_momentum wall time, one at a time/fused: {apart / fused:.1f}x (aim 4x)")
+    fused, apart = cnn(args.cnn_images)
+    ratios.append(f"CNN batch 16 samples/s, fused/one after another: {fused / apart:.2f}x (aim 1.5x)")
+    print("\n".join(ratios))
+
+
+if __name__ == "__main__":
+    main()
