@@ -23,10 +23,11 @@ from omegaconf import DictConfig, OmegaConf
 from sweeper.job import owner
 from sweeper.job.fingerprint import finished_record
 from sweeper.job.outcome import Outcome
+from sweeper.training.fused import HYPERPARAMETERS
 
 # The top-level keys and the optimizer node's keys that fused jobs may differ in.
 HYPERPARAMETER_KEYS = ("lr", "momentum", "beta1", "beta2", "epsilon")
-OPTIMIZER_KEYS = ("name", "learning_rate", "momentum", "beta_1", "beta_2", "epsilon")
+OPTIMIZER_KEYS = ("name", *HYPERPARAMETERS)
 
 
 @dataclasses.dataclass

@@ -20,7 +20,6 @@ import hydra.utils
 import numpy as np
 
 from sweeper.job.outcome import Outcome
-
 from sweeper.training.tf import import_tensorflow
 
 if TYPE_CHECKING:
@@ -104,8 +103,6 @@ def masked_apply(optimizer: keras.optimizers.Optimizer, gradient: tf.Tensor, var
     optimizer.apply([gradient], [variable])
     keep = tf.reshape(alive, [-1] + [1] * (len(variable.shape) - 1))
     variable.assign(tf.where(keep, variable, before))
-
-
 
 
 # ---- Keras tasks on MNIST: `fit.train` for N copies at once -------------------------------------
