@@ -109,7 +109,7 @@ def _fused_trainer(optimizers: list[dict[str, Any]]):
     from sweeper.training import fused
 
     params = tf.Variable([[W0, B0]] * len(optimizers), name="W_b")
-    optimizer = fused.optimizer_for(optimizers, params)
+    optimizer = fused.optimizer_for(optimizers, [params])
 
     def losses() -> tf.Tensor:  # [N]: each copy's sum of squares, the same expression as `_loss`
         w, b = params[:, :1], params[:, 1:]
@@ -127,7 +127,7 @@ def _fused_trainer(optimizers: list[dict[str, Any]]):
             curves = curves.write(step, loss)
             if not tf.reduce_any(alive):
                 break
-            fused.masked_apply(optimizer, tape.gradient(total, params), params, alive)
+            fused.masked_apply(optimizer, [tape.gradient(total, params)], [params], alive)
         return curves.stack()
 
     return params, losses, train

@@ -1,7 +1,7 @@
 """The building blocks of fused training: N copies of one model, each with its own weights and its
 own optimizer hyperparameters, trained as one computation on the same batches (horizontal fusion).
 
-The copies' weights are one variable with a leading copy axis, `[N, ...]`. The optimizer is the
+Each weight of the N copies is one variable with a leading copy axis, `[N, ...]`. The optimizer is the
 jobs' own Keras optimizer (SGD, Adagrad, Adam: one family per group), with each hyperparameter
 (`learning_rate`, `momentum`, `beta_1`, `beta_2`, `epsilon`) replaced by an `[N, 1, ...]` tensor that
 broadcasts against that variable. So Keras' own `update_step` does each copy's update, and no
@@ -66,10 +66,10 @@ class Hyperparameter:
         return tf.convert_to_tensor(self.value, dtype=dtype, name=name)
 
 
-def optimizer_for(optimizers: Sequence[dict[str, Any]], variable: tf.Variable) -> keras.optimizers.Optimizer:
-    """One Keras optimizer of the group's family that updates each copy of `variable` (leading axis:
-    the copy) with that copy's hyperparameters. `optimizers`: the jobs' optimizer configs, in copy
-    order, all of one `_target_`."""
+def optimizer_for(optimizers: Sequence[dict[str, Any]], variables: Sequence[tf.Variable]) -> keras.optimizers.Optimizer:
+    """One Keras optimizer of the group's family that updates each copy of `variables` (all of one
+    rank; leading axis: the copy) with that copy's hyperparameters. `optimizers`: the jobs'
+    optimizer configs, in copy order, all of one `_target_`."""
     targets = {o["_target_"] for o in optimizers}
     if len(targets) != 1:
         raise ValueError(f"one optimizer family per fused group, not {sorted(targets)}")
@@ -78,45 +78,58 @@ def optimizer_for(optimizers: Sequence[dict[str, Any]], variable: tf.Variable) -
     if any(momentums):
         first["momentum"] = 0.5  # non-zero when built: SGD then keeps momentum slots
     optimizer = hydra.utils.instantiate(first)
-    optimizer.build([variable])
-    rank = len(variable.shape)
-    # [N, 1, ...]: broadcast by Keras' own arithmetic. Epsilon full-shaped: Keras' `ops.add(x, eps)`
-    # takes an [N, 1, ...] tensor whose N equals a dimension of x for a bias, and adds it along the
-    # wrong axis (keras 3.15).
-    copies = [len(optimizers)] + [1] * (rank - 1)
+    optimizer.build(list(variables))
+    rank = len(variables[0].shape)
+    copies = [len(optimizers)] + [1] * (rank - 1)  # [N, 1, ...]: broadcast by Keras' own arithmetic
     rate = Hyperparameter(copies, "learning_rate").assign([float(o["learning_rate"]) for o in optimizers])
     optimizer.learning_rate = lambda: rate.value  # a callable: Keras' update_step gets it as learning_rate
     if any(momentums):
         optimizer.momentum = Hyperparameter(copies, "momentum").assign(momentums)
     for name in ("beta_1", "beta_2", "epsilon"):
-        if name in optimizers[0]:
-            shape = variable.shape if name == "epsilon" else copies
-            setattr(optimizer, name, Hyperparameter(shape, name).assign([float(o[name]) for o in optimizers]))
+        values = [float(o[name]) for o in optimizers if name in o]
+        if name == "epsilon" and len(set(values)) == 1:
+            optimizer.epsilon = values[0]  # Keras' own float
+        elif name == "epsilon" and values:
+            # Full-shaped (one variable only: `updaters`): Keras' `ops.add(x, eps)` takes an [N, 1]
+            # tensor whose N equals a dimension of x for a bias, and adds it along the wrong axis
+            # (keras 3.15).
+            (variable,) = variables
+            optimizer.epsilon = Hyperparameter(variable.shape, name).assign(values)
+        elif values:
+            setattr(optimizer, name, Hyperparameter(copies, name).assign(values))
     return optimizer
 
 
-def masked_apply(optimizer: keras.optimizers.Optimizer, gradient: tf.Tensor, variable: tf.Variable,
-                 alive: tf.Tensor) -> None:
-    """One optimizer step on every copy; the copies not `alive` ([N] bool) keep their weights."""
+def updaters(optimizers: Sequence[dict[str, Any]], variables: Sequence[tf.Variable]) -> list[tuple]:
+    """(optimizer, its variables) pairs that update `variables` (all of one rank): one optimizer for
+    all, or one each where the copies' epsilons differ (see `optimizer_for`)."""
+    if len({o.get("epsilon") for o in optimizers}) == 1:
+        return [(optimizer_for(optimizers, variables), list(variables))]
+    return [(optimizer_for(optimizers, [v]), [v]) for v in variables]
+
+
+def masked_apply(optimizer: keras.optimizers.Optimizer, gradients: Sequence[tf.Tensor],
+                 variables: Sequence[tf.Variable], alive: tf.Tensor) -> None:
+    """One optimizer step on every copy; the copies not `alive` ([N] bool) keep their weights: their
+    rows are put back, and while every copy lives nothing is copied (a select over every weight
+    cost the CNN a third of its step here)."""
     tf = import_tensorflow()
-    before = tf.identity(variable)
-    optimizer.apply([gradient], [variable])
-    keep = tf.reshape(alive, [-1] + [1] * (len(variable.shape) - 1))
-    variable.assign(tf.where(keep, variable, before))
+    dead = tf.where(tf.logical_not(alive))[:, 0]
+    kept = [tf.gather(v, dead) for v in variables]
+    optimizer.apply(list(gradients), list(variables))
+
+    def put_back() -> tf.Tensor:
+        for variable, rows in zip(variables, kept):
+            variable.scatter_update(tf.IndexedSlices(rows, dead))
+        return tf.constant(True)
+
+    tf.cond(tf.reduce_any(tf.logical_not(alive)), put_back, lambda: tf.constant(False))
 
 
 # ---- Keras tasks on MNIST: `fit.train` for N copies at once -------------------------------------
 
 # (per-copy weights [N, *shape] each, x, training) -> every copy's logits [N, B, C]
 Forward = Callable[[list, "tf.Tensor", bool], "tf.Tensor"]
-
-
-def _unflatten(flat: tf.Tensor, shapes: Sequence[Sequence[int]]) -> list:
-    """The copies' weights from their one [N, P] variable: [N, *shape] each, in the model's order."""
-    tf = import_tensorflow()
-    sizes = [int(np.prod(shape)) for shape in shapes]
-    parts = tf.split(flat, sizes, axis=1)
-    return [tf.reshape(part, [-1, *shape]) for part, shape in zip(parts, shapes)]
 
 
 class _Copies:
@@ -181,7 +194,7 @@ def train(make_model: Callable[[], keras.Model], forward: Forward, splits: Any, 
           optimizers: Sequence[dict[str, Any]], batch_size: int, epochs: int, seed: int,
           input_shape: Sequence[int]) -> list[Outcome]:
     """`fit.train` of `make_model()` for each of `optimizers`, as one computation: the same batches
-    in the same order, the copies' weights one [N, P] variable, `forward` computing every copy's
+    in the same order, each weight's copies one [N, ...] variable, `forward` computing every copy's
     logits at once, one optimizer step for all (`optimizer_for`), the copies' records kept as
     fit.py's Recorder keeps one job's. Each outcome is the one `fit.train` gives alone, within float
     tolerance (tests/test_fused.py); `train_time_s` and the epoch times are the group's / N.
@@ -197,14 +210,16 @@ def train(make_model: Callable[[], keras.Model], forward: Forward, splits: Any, 
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)  # as fit.train: the same first weights, the same batches
     lone = make_model()
-    shapes = [tuple(w.shape) for w in lone.get_weights()]
     n = len(optimizers)
-    first = np.concatenate([w.ravel() for w in lone.get_weights()])
-    weights = tf.Variable(np.tile(first, (n, 1)), name="copies")
-    optimizer = optimizer_for(optimizers, weights)
+    # One [N, size] variable per weight of the model: all of rank 2, so that one optimizer with
+    # [N, 1] hyperparameters updates them all; the forward pass sees them [N, *shape] (a reshape
+    # copies nothing, where slicing one [N, P] variable would copy every weight every step).
+    shapes = [w.shape for w in lone.get_weights()]
+    weights = [tf.Variable(np.stack([w.ravel()] * n), name=f"copies_{i}") for i, w in enumerate(lone.get_weights())]
+    updating = updaters(optimizers, weights)
 
     def outputs(x: tf.Tensor, training: bool) -> tf.Tensor:  # [N, B, C]: every copy's logits
-        return forward(_unflatten(weights, shapes), x, training)
+        return forward([tf.reshape(w, [n, *shape]) for w, shape in zip(weights, shapes)], x, training)
 
     def scores(logits: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Each copy's mean loss and correct count: Keras' sparse cross-entropy from the logits (what
@@ -214,12 +229,16 @@ def train(make_model: Callable[[], keras.Model], forward: Forward, splits: Any, 
         hits = tf.equal(tf.argmax(tf.nn.softmax(logits), axis=-1), labels)
         return loss, tf.reduce_sum(tf.cast(hits, tf.float32), axis=1)
 
+    # Not XLA (which Keras' `fit` uses for these models): on this CPU XLA's grouped convolution
+    # made the fused CNN step 5x slower.
     @tf.function
     def train_step(x: tf.Tensor, y: tf.Tensor, alive: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         with tf.GradientTape() as tape:
             loss, correct = scores(outputs(x, True), y)
             total = tf.reduce_sum(tf.where(alive, loss, 0.0))  # a dead copy adds nothing
-        masked_apply(optimizer, tape.gradient(total, weights), weights, alive)
+        gradients = dict(zip(map(id, weights), tape.gradient(total, weights)))
+        for optimizer, variables in updating:
+            masked_apply(optimizer, [gradients[id(v)] for v in variables], variables, alive)
         return loss, correct
 
     @tf.function
