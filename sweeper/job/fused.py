@@ -21,7 +21,7 @@ import hydra.utils
 from omegaconf import DictConfig, OmegaConf
 
 from sweeper.job import owner
-from sweeper.job.fingerprint import finished_record
+from sweeper.job.fingerprint import MismatchError, finished_record
 from sweeper.job.outcome import Outcome
 from sweeper.training.fused import HYPERPARAMETERS
 
@@ -122,11 +122,19 @@ def _still_to_run(group: Group, caller: Path, fingerprint: str) -> list[Member]:
         if directory == caller:
             if member.fingerprint == fingerprint:
                 members.append(member)
-        elif not finished_record(directory, member.fingerprint, member.overrides) and owner.take(directory) is None:
+        elif not _done(member) and owner.take(directory) is None:
             members.append(member)
         else:
             _planned.pop(directory, None)  # its own `execute` says why it is skipped
     return members
+
+
+def _done(member: Member) -> bool:
+    """Finished before, or another configuration's record (its own `execute` refuses it)."""
+    try:
+        return finished_record(member.directory, member.fingerprint, member.overrides) is not None
+    except MismatchError:
+        return True
 
 
 def _train(group: Group, caller: Path, fingerprint: str) -> None:
