@@ -112,7 +112,8 @@ def _record(spec: JobSpec, status: str, outcome: Outcome | None, error: str | No
     return Record(
         status=status, task=cfg.task.name, optimizer=cfg.optimizer.name, hparams=applicable_hparams(cfg),
         metrics=outcome.metrics if outcome else {}, history=outcome.history if outcome else {},
-        train_time_s=outcome.train_time_s if outcome else None, started=started, finished=environment.now(),
+        train_time_s=outcome.train_time_s if outcome else None, started=(outcome and outcome.started) or started,
+        finished=environment.now(),
         overrides=spec.overrides, versions=environment.versions(), git_commit=environment.git_commit(),
         host=environment.host(), error=error, objective=cfg.task.objective, fingerprint=spec.fingerprint,
         attempts=attempts, environment=environment.cluster_variables(), direction=cfg.task.direction,

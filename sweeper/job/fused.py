@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Sequence
 import hydra.utils
 from omegaconf import DictConfig, OmegaConf
 
-from sweeper.job import owner
+from sweeper.job import environment, owner
 from sweeper.job.fingerprint import MismatchError, finished_record
 from sweeper.job.outcome import Outcome
 from sweeper.training.fused import HYPERPARAMETERS
@@ -144,11 +144,14 @@ def _train(group: Group, caller: Path, fingerprint: str) -> None:
         for member in members:
             _planned.pop(_key(member.directory), None)  # alone after all: `execute` runs it so
         return
+    started = environment.now()
     try:
         outcomes = train_group([m.config for m in members], [m.directory for m in members])
     except Exception as e:  # every member's record says so; the sweep goes on
         group.error = e
         return
+    for outcome in outcomes:
+        outcome.started = started  # the record's `started`: when its training began
     group.outcomes = {_key(m.directory): o for m, o in zip(members, outcomes)}
 
 
