@@ -89,6 +89,30 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _course(args: argparse.Namespace) -> int:
+    from sweeper.course import ProfileError, check_overrides, load_profile, run_course
+
+    try:
+        profile = load_profile(args.profile)
+        check_overrides(args.overrides, "the command line")
+    except ProfileError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    directory = args.dir or Path("outputs") / "course" / profile.name
+    if args.report_only and not directory.is_dir():
+        print(f"error: {directory} does not exist: run `python -m sweeper course {profile.name}` first, "
+              "or give its directory with --dir", file=sys.stderr)
+        return 2
+    code = 0 if args.report_only else run_course(profile, directory, args.overrides)
+    if code not in (0, 1):
+        return code
+    from sweeper.report.course import course_report
+
+    markdown, page, figures = course_report(directory, profile)
+    print(f"wrote {markdown} and {page} ({len(figures)} figures)")
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sweeper", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -105,6 +129,12 @@ def main(argv: list[str] | None = None) -> int:
     status = commands.add_parser("status", help="each job's state: from Slurm, then from its record")
     status.add_argument("dir", type=_directory, help="a sweep directory")
     status.set_defaults(func=_status)
+    course = commands.add_parser("course", help="run a course profile's sweeps (conf/course/), then write its report")
+    course.add_argument("profile", help="smoke, quick or full (conf/course/<profile>.yaml)")
+    course.add_argument("overrides", nargs="*", help="Hydra overrides for every sweep, e.g. hydra/launcher=slurm data.dir=...")
+    course.add_argument("--dir", type=Path, default=None, help="where the sweeps and the report go (default outputs/course/PROFILE)")
+    course.add_argument("--report-only", action="store_true", help="rebuild the report from what is there; run nothing")
+    course.set_defaults(func=_course)
     args = parser.parse_args(argv)
     return args.func(args)
 
