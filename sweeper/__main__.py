@@ -89,6 +89,20 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _list_course(profile, directory: Path, overrides: list[str]) -> int:
+    """Each sweep of the profile, its job count and its command; nothing runs."""
+    from sweeper.course import planned_jobs, sweep_command
+
+    total = 0
+    for sweep in profile.sweeps:
+        count = len(planned_jobs(profile, sweep, overrides))
+        total += count
+        command = sweep_command(profile, sweep, directory, overrides)
+        print(f"{sweep.name} ({sweep.exercise}): {count} jobs: python run.py {' '.join(command[2:])}")
+    print(f"course {profile.name}: {len(profile.sweeps)} sweeps, {total} jobs, into {directory}")
+    return 0
+
+
 def _course(args: argparse.Namespace) -> int:
     from sweeper.course import ProfileError, check_overrides, load_profile, run_course
 
@@ -99,6 +113,8 @@ def _course(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     directory = args.dir or Path("outputs") / "course" / profile.name
+    if args.list:
+        return _list_course(profile, directory, args.overrides)
     if args.report_only and not directory.is_dir():
         print(f"error: {directory} does not exist: run `python -m sweeper course {profile.name}` first, "
               "or give its directory with --dir", file=sys.stderr)
@@ -134,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     course.add_argument("overrides", nargs="*", help="Hydra overrides for every sweep, e.g. hydra/launcher=slurm data.dir=...")
     course.add_argument("--dir", type=Path, default=None, help="where the sweeps and the report go (default outputs/course/PROFILE)")
     course.add_argument("--report-only", action="store_true", help="rebuild the report from what is there; run nothing")
+    course.add_argument("--list", action="store_true", help="list the sweeps, their job counts and commands; run nothing")
     course.set_defaults(func=_course)
     args = parser.parse_args(argv)
     return args.func(args)

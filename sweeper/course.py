@@ -100,6 +100,27 @@ def sweep_command(profile: Profile, sweep: CourseSweep, directory: Path, extra: 
             *profile.overrides, *extra, f"hydra.sweep.dir={(directory / sweep.name).resolve()}"]
 
 
+def planned_jobs(profile: Profile, sweep: CourseSweep, extra: list[str]) -> list[list[str]]:
+    """The jobs the sweep will run, each as its overrides, without running anything: the preset
+    composed through Hydra and its grid expanded as Hydra's sweeper expands it (the command line's
+    values win over the preset's)."""
+    from hydra import compose, initialize_config_dir
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    given = [*sweep.overrides, *profile.overrides, *extra]
+    plain = [o for o, parsed in zip(given, parser.parse_overrides(given)) if not parsed.is_sweep_override()]
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"experiment={sweep.preset}", *plain], return_hydra_config=True)
+    GlobalHydra.instance().clear()
+    params = [f"{key}={value}" for key, value in (cfg.hydra.sweeper.get("params") or {}).items()]
+    batches = BasicSweeper.split_arguments(parser.parse_overrides(params + given), None)
+    return [list(job) for batch in batches for job in batch]
+
+
 def run_course(profile: Profile, directory: Path, extra: list[str]) -> int:
     """Run each sweep in turn. A refused command (exit 2: a bad override) stops the course before
     the next sweep; a sweep whose jobs failed does not (its report rows say so). Returns 2, 1 when

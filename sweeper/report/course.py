@@ -23,6 +23,7 @@ from sweeper.report.plotting import pyplot
 from sweeper.report.published import Exercise, Match, Verdict, compare, load_published
 from sweeper.sweep.collate import collate
 from sweeper.sweep.jobs import Job, read_sweep
+from sweeper.sweep.manifest import MANIFEST_NAME
 
 VERDICTS = (Verdict.REPRODUCED, Verdict.NOT_REPRODUCED, Verdict.REDUCED, Verdict.NOT_RUN)
 
@@ -137,8 +138,8 @@ def course_report(directory: Path, profile: Profile) -> tuple[Path, Path, list[P
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     doc.text(f"{profile.description}. Written {now} from the records under `{directory}`.")
     doc.bullets([f"jobs: {summary(job.status for job in jobs)} in {len(names)} sweeps", *_where(jobs)])
-    matched = {e.key: [compare(row, [j for j in jobs if _exercise_of(profile, j) == e.key]) for row in e.rows]
-               for e in exercises}
+    matched = {e.key: [compare(row, [j for j in jobs if _exercise_of(profile, j) == e.key], _none(profile, directory, e.key))
+                       for row in e.rows] for e in exercises}
     doc.heading("Summary")
     doc.bullets([f"{e.title}: {_summary_line(matched[e.key])}" for e in exercises])
     doc.text("A row run on fewer images or epochs than published, or on CPU replicas for GPUs, is shown "
@@ -155,6 +156,13 @@ def course_report(directory: Path, profile: Profile) -> tuple[Path, Path, list[P
     write_atomic(markdown, doc.markdown(out))
     write_atomic(page, doc.html())
     return markdown, page, figures
+
+
+def _none(profile: Profile, directory: Path, exercise: str) -> str:
+    """What a row without a job says: its sweeps have not all started, or the profile has no such job."""
+    mine = [s for s in profile.sweeps if s.exercise == exercise]
+    started = all((directory / s.name / MANIFEST_NAME).exists() for s in mine)
+    return "not in this profile" if mine and started else "not run yet"
 
 
 def _exercise_of_name(profile: Profile, name: str) -> str | None:

@@ -253,10 +253,11 @@ def _within(row: Row, ours: float) -> bool:
     return abs(ours - row.value) <= max(allowed, printed_precision(row.value)) + 1e-12
 
 
-def compare(row: Row, jobs: list[Job]) -> Match:
+def compare(row: Row, jobs: list[Job], none: str = "no job") -> Match:
+    """Our value for a published row; `none`: what to say when no job is the row's."""
     job, reduced = find_job(row, jobs)
     if job is None:
-        return Match(row, None, None, Verdict.NOT_RUN, [], "no job in this profile")
+        return Match(row, None, None, Verdict.NOT_RUN, [], none)
     if job.status not in (Status.OK, Status.DIVERGED):
         return Match(row, job, None, Verdict.NOT_RUN, reduced, job.status.text)
     ours = _value(row, job)
