@@ -152,7 +152,12 @@ def main(argv: list[str] | None = None) -> int:
     course.add_argument("--report-only", action="store_true", help="rebuild the report from what is there; run nothing")
     course.add_argument("--list", action="store_true", help="list the sweeps, their job counts and commands; run nothing")
     course.set_defaults(func=_course)
-    args = parser.parse_args(argv)
+    # The course's overrides may come after its options (`course smoke --dir D data.dir=...`).
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command != "course":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if rest:
+        args.overrides += rest
     return args.func(args)
 
 

@@ -111,14 +111,15 @@ def _accuracy_per_epoch(plt, exercise: Exercise, groups: list[Group], matches: l
     fig, ax = plt.subplots(figsize=(9, 4.8))
     for group, row in runs:
         curve = group.jobs[row.job].record.history["test_accuracy"]
-        ax.plot(range(1, len(curve) + 1), [100 * v if v is not None else np.nan for v in curve], "o-",
-                markersize=3, label=group.label(row))
+        images = group.jobs[row.job].record.metrics.get("train_samples")
+        ax.plot(range(1, len(curve) + 1), [100 * v if v is not None else np.nan for v in curve], "o-", markersize=3,
+                label=f"lr={fmt_number(row['lr'])} batch {fmt_number(row['batch_size'])}, {images:,} training images")
     for match in matches:
         if match.row.metric.startswith("epochs_to_"):
             target = 100 * float(match.row.metric.rsplit("_", 1)[1])
             ax.axhline(target, color="#555555", linestyle=":", linewidth=1)
             ax.axvline(match.row.value - 1, color="#d62728", linestyle="--", linewidth=1,
-                       label=f"published: {match.row.statement} ({fmt_number(match.row.config.get('lr'))}, "
+                       label=f"published: {match.row.statement} (lr={fmt_number(match.row.config.get('lr'))}, "
                              f"batch {match.row.config.get('batch_size')})")
     ax.set_xlabel("epoch")
     ax.set_ylabel("test accuracy (%)")
