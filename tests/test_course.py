@@ -149,7 +149,7 @@ def test_a_second_run_retrains_nothing_and_report_only_reads_a_partial_course(sm
     markdown = (partial / "report" / "report.md").read_text()
     ex2 = md_table_rows(markdown, "Exercise 2: softmax regression on MNIST, one epoch, the best of each optimizer")
     assert {row["ours"] for row in ex2} == {"not run yet"}
-    assert "- jobs: 4 jobs: 3 ok, 1 diverged in 11 sweeps" in markdown
+    assert "- jobs: 4 jobs: 3 ok, 1 diverged, in 1 of the profile's 11 sweeps" in markdown
 
 
 def test_quick_and_full_compose_and_list_the_sweeps_they_promise(capsys):

@@ -137,7 +137,9 @@ def course_report(directory: Path, profile: Profile) -> tuple[Path, Path, list[P
     doc = Document(f"The course, reproduced: profile `{profile.name}`")
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     doc.text(f"{profile.description}. Written {now} from the records under `{directory}`.")
-    doc.bullets([f"jobs: {summary(job.status for job in jobs)} in {len(names)} sweeps", *_where(jobs)])
+    started = sum((directory / s.name / MANIFEST_NAME).exists() for s in profile.sweeps)
+    doc.bullets([f"jobs: {summary(job.status for job in jobs)}, in {started} of the profile's {len(names)} sweeps "
+                 f"(a sweep not started yet has no job list)", *_where(jobs)])
     matched = {e.key: [compare(row, [j for j in jobs if _exercise_of(profile, j) == e.key], _none(profile, directory, e.key))
                        for row in e.rows] for e in exercises}
     doc.heading("Summary")
