@@ -23,7 +23,7 @@ from tests.mnist_files import real_mnist_dir
 from tests.test_presets import preset
 
 
-def course(*args: str, timeout: float = 600):
+def course(*args: str, timeout: float = 1200):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return run_cli("-m", "sweeper", "course", *args, env=env, timeout=timeout)
 
