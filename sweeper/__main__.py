@@ -91,11 +91,17 @@ def _status(args: argparse.Namespace) -> int:
 
 def _list_course(profile, directory: Path, overrides: list[str]) -> int:
     """Each sweep of the profile, its job count and its command; nothing runs."""
+    from hydra.errors import HydraException
+
     from sweeper.course import planned_jobs, sweep_command
 
     total = 0
     for sweep in profile.sweeps:
-        count = len(planned_jobs(profile, sweep, overrides))
+        try:
+            count = len(planned_jobs(profile, sweep, overrides))
+        except HydraException as e:
+            print(f"error: sweep {sweep.name}: {' '.join(str(e).split())}", file=sys.stderr)
+            return 2
         total += count
         command = sweep_command(profile, sweep, directory, overrides)
         print(f"{sweep.name} ({sweep.exercise}): {count} jobs: python run.py {' '.join(command[2:])}")

@@ -94,10 +94,22 @@ def load_profile(name: str) -> Profile:
     return Profile(name, str(data.get("description", "")), shared, sweeps)
 
 
+_LAUNCHER = ("hydra/launcher=", "hydra.launcher.")
+
+
+def _given(profile: Profile, sweep: CourseSweep, extra: list[str]) -> list[str]:
+    """The sweep's, the profile's and the user's overrides. A launcher the user chooses replaces the
+    profile's launcher settings whole (the local launcher's max_parallel means nothing to Slurm's)."""
+    own = [*sweep.overrides, *profile.overrides]
+    if any(o.lstrip("+~").startswith("hydra/launcher=") for o in extra):
+        own = [o for o in own if not o.lstrip("+~").startswith(_LAUNCHER)]
+    return [*own, *extra]
+
+
 def sweep_command(profile: Profile, sweep: CourseSweep, directory: Path, extra: list[str]) -> list[str]:
     """The multirun of one sweep: its preset, its sizing, the profile's and the user's overrides."""
-    return [sys.executable, str(ENTRY_POINT), "-m", f"experiment={sweep.preset}", *sweep.overrides,
-            *profile.overrides, *extra, f"hydra.sweep.dir={(directory / sweep.name).resolve()}"]
+    return [sys.executable, str(ENTRY_POINT), "-m", f"experiment={sweep.preset}", *_given(profile, sweep, extra),
+            f"hydra.sweep.dir={(directory / sweep.name).resolve()}"]
 
 
 def planned_jobs(profile: Profile, sweep: CourseSweep, extra: list[str]) -> list[list[str]]:
@@ -110,7 +122,7 @@ def planned_jobs(profile: Profile, sweep: CourseSweep, extra: list[str]) -> list
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parser = OverridesParser.create()
-    given = [*sweep.overrides, *profile.overrides, *extra]
+    given = _given(profile, sweep, extra)
     plain = [o for o, parsed in zip(given, parser.parse_overrides(given)) if not parsed.is_sweep_override()]
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):

@@ -171,6 +171,14 @@ def test_quick_and_full_compose_and_list_the_sweeps_they_promise(capsys):
         assert not Path("/nonexistent/course").exists()
 
 
+def test_a_launcher_given_replaces_the_profiles_launcher_settings(capsys):
+    assert main(["course", "smoke", "--list", "hydra/launcher=slurm", "hydra.launcher.wait=false"]) == 0
+    ex4 = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("ex4 "))
+    assert "hydra/launcher=slurm hydra.launcher.wait=false" in ex4
+    assert "hydra/launcher=local" not in ex4 and "max_parallel" not in ex4
+    assert "devices=cpu" in ex4  # what sizes the sweep stays
+
+
 def test_full_runs_every_published_configuration():
     """Each published row has a job of the full profile with its hyperparameters (from the overrides
     Hydra's sweeper expands) and the preset's epochs."""
@@ -198,6 +206,8 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
     bad = course("smoke", "--dir", str(tmp_path / "x"), "0.5")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
     assert "'0.5' is not a Hydra override" in bad.stderr
+    misspelt = course("smoke", "--list", "optimiser=adam")
+    assert misspelt.returncode == 2 and misspelt.stderr.startswith("error: sweep ex1_gd: Could not override 'optimiser'")
     missing = course("smoke", "--dir", str(tmp_path / "x"), "--report-only")
     assert missing.returncode == 2 and "does not exist" in missing.stderr
     assert not (tmp_path / "x").exists()
