@@ -54,8 +54,8 @@ class Document:
         return "\n".join(lines)
 
     def html(self) -> str:
-        parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}</title>"
-                 f"<style>{_STYLE}</style></head><body><h1>{html.escape(self.title)}</h1>"]
+        parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(self.title.replace('`', ''))}</title>"
+                 f"<style>{_STYLE}</style></head><body><h1>{_inline(self.title)}</h1>"]
         for kind, value in self.blocks:
             if kind == "heading":
                 parts.append(f"<h{value[0]}>{_inline(value[1])}</h{value[0]}>")
