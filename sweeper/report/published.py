@@ -17,7 +17,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from sweeper.job.status import Status
+from sweeper.job.status import FINISHED, Status
 from sweeper.sweep.jobs import Job
 
 PUBLISHED = Path(__file__).with_name("published.yaml")
@@ -190,7 +190,7 @@ def _reduced(row: Row, job: Job, known: dict[str, Any]) -> list[str] | None:
 
 def _rank(job: Job, reduced: list[str]) -> tuple:
     """The job to show for a row: a finished one, the published set-up, then the most epochs/images."""
-    finished = job.status in (Status.OK, Status.DIVERGED)
+    finished = job.status in FINISHED
     metrics = job.record.metrics if job.record else {}
     epochs = job.record.hparams.get("epochs", 0) if job.record else 0
     return (not finished, bool(reduced), -epochs, -(metrics.get("train_samples") or 0))
@@ -258,7 +258,7 @@ def compare(row: Row, jobs: list[Job], none: str = "no job") -> Match:
     job, reduced = find_job(row, jobs)
     if job is None:
         return Match(row, None, None, Verdict.NOT_RUN, [], none)
-    if job.status not in (Status.OK, Status.DIVERGED):
+    if job.status not in FINISHED:
         return Match(row, job, None, Verdict.NOT_RUN, reduced, job.status.text)
     ours = _value(row, job)
     why = "diverged" if job.status == Status.DIVERGED else ""
