@@ -31,6 +31,8 @@ class SlurmConf(SlurmQueueConf):
     max_num_timeout: int = 3                 # requeues of a job after a time limit or preemption
     max_array_size: Optional[int] = None     # jobs per array; None: the cluster's MaxArraySize
     wait: bool = True                        # false: submit, print the Slurm job ids, return at once
+    jobs_per_task: int = 1                   # jobs run one after the other in one Slurm task (packing)
+    jobs_in_parallel: int = 1                # of a packed task's jobs, how many run at once (worker processes)
 
 
 @dataclass
@@ -39,6 +41,8 @@ class LocalConf(LocalQueueConf):
     timeout_min: int = 1440                  # each job's time limit
     gpus_per_node: Optional[int] = None      # None: the job's own `gpus` (CUDA_VISIBLE_DEVICES=0,...)
     max_parallel: Optional[int] = None       # jobs running at once; None: the number of CPUs
+    jobs_per_task: int = 1                   # jobs run one after the other in one process (packing)
+    jobs_in_parallel: int = 1                # of a packed task's jobs, how many run at once (worker processes)
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="slurm", node=SlurmConf, provider="hpc-sweeper")
