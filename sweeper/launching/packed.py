@@ -90,20 +90,39 @@ def cpu_shares(cpus: Sequence[int], workers: int) -> list[list[int]]:
 _worker: dict[str, Any] = {}
 
 
-def _start_worker(launcher: Any, singletons: dict, shares: Any) -> None:
+def _start_worker(pickled: bytes, shares: Any) -> None:
     """A worker process: its share of the task's CPUs, TensorFlow's memory growth on (the workers
     share the task's GPUs), Hydra's state set once."""
+    import cloudpickle
+
+    launcher, singletons = cloudpickle.loads(pickled)
     share = shares.get()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, share)
     os.environ["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
-    os.environ["SWEEPER_WORKER_CPUS"] = ",".join(map(str, share))
     _worker["launcher"] = launcher
     _set_up(launcher, singletons)
 
 
 def _run_in_worker(overrides: list[str], num: int) -> JobReturn:
-    return run_one(_worker["launcher"], overrides, num)
+    """The job's JobReturn without its configs (they hold classes the worker loaded by value,
+    which do not pickle back): the launcher reads its status and value only."""
+    returned = run_one(_worker["launcher"], overrides, num)
+    value = returned._return_value
+    if returned.status == JobStatus.FAILED and not _picklable(value):
+        value = RuntimeError(f"{type(value).__name__}: {value}")
+    return JobReturn(overrides=returned.overrides, _return_value=value, status=returned.status,
+                     working_dir=returned.working_dir, task_name=returned.task_name)
+
+
+def _picklable(value: Any) -> bool:
+    import pickle
+
+    try:
+        pickle.dumps(value)
+        return True
+    except Exception:
+        return False
 
 
 def _in_workers(launcher: Any, jobs: list[PackedJob], singletons: dict, workers: int) -> dict[int, JobReturn]:
@@ -112,6 +131,8 @@ def _in_workers(launcher: Any, jobs: list[PackedJob], singletons: dict, workers:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    import cloudpickle  # as submitit pickles the launcher: its task function is run.py's `main`
+
     workers = min(workers, len(jobs))
     context = multiprocessing.get_context("spawn")
     shares = context.Queue()
@@ -119,7 +140,7 @@ def _in_workers(launcher: Any, jobs: list[PackedJob], singletons: dict, workers:
     for share in cpu_shares(list(cpus), workers):
         shares.put(share)
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                             initargs=(launcher, singletons, shares)) as pool:
+                             initargs=(cloudpickle.dumps((launcher, singletons)), shares)) as pool:
         futures = {num: pool.submit(_run_in_worker, overrides, num) for overrides, num in jobs}
         returns = {}
         for (overrides, num), future in zip(jobs, futures.values()):
