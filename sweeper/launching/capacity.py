@@ -29,7 +29,7 @@ def _fix(short: str, params: dict[str, Any], settings: dict[str, Any]) -> str:
 
 
 def _text(amounts: dict[str, int]) -> str:
-    return f"{amounts['cpus']} CPUs, {amounts['mem_mb'] / 1024:g} GB, {amounts['gpus']} GPUs"
+    return f"{amounts['cpus']} CPUs, {round(amounts['mem_mb'] / 1024, 1):g} GB, {amounts['gpus']} GPUs"
 
 
 def impossible(params: dict[str, Any], nodes: dict[str, dict[str, int]], settings: dict[str, Any]) -> str | None:
