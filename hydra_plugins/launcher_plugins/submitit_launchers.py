@@ -6,7 +6,7 @@ sweeper/launching/submit.py. Settings: `python run.py -m hydra/launcher=slurm hy
 `python run.py hydra/launcher=slurm --cfg hydra -p hydra.launcher` shows them all.
 """
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence
+from typing import Any, List, Optional, Sequence
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.utils import JobReturn
@@ -16,6 +16,8 @@ from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf, SlurmQu
 
 @dataclass
 class SlurmConf(SlurmQueueConf):
+    # A preset's packing (conf/packing/), applied here only: in process and locally nothing changes.
+    defaults: List[Any] = field(default_factory=lambda: ["_self_", {"optional /hydra/packing@_here_": "${packing}"}])
     _target_: str = "hydra_plugins.launcher_plugins.submitit_launchers.SlurmLauncher"
     timeout_min: int = 120                   # each job's time limit
     gpus_per_node: Optional[int] = None      # None: the job's own `gpus`

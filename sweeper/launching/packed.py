@@ -11,6 +11,7 @@ execute skips those with a finished record.
 from __future__ import annotations
 
 import os
+import signal
 from typing import Any, Sequence
 
 from hydra.core.utils import JobReturn, JobStatus
@@ -96,6 +97,9 @@ def _start_worker(pickled: bytes, shares: Any) -> None:
     import cloudpickle
 
     launcher, singletons = cloudpickle.loads(pickled)
+    # Slurm's warning before the time limit (or preemption) is the task's to handle: it requeues
+    # the task, whose jobs then continue (the one running here from its last epoch).
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
     share = shares.get()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, share)

@@ -250,8 +250,9 @@ def launch_slurm(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_
               f"{', ...' if len(ids) > 8 else ''}): not submitted again", flush=True)
     if not launcher.params.get("wait", True):
         return _report_submitted(todo, tasks, arrays, sweep_dir)
-    print(f"Waiting for {len(todo)} jobs in {len(tasks) + len(alive)} Slurm tasks; Slurm job ids: "
-          f"{', '.join(arrays) or 'submitted before'}", flush=True)
+    count = len(tasks) + len(alive)
+    what = f"{len(todo)} Slurm jobs" if count == len(todo) else f"{len(todo)} jobs in {_tasks(count)}"
+    print(f"Waiting for {what}; Slurm job ids: {', '.join(arrays) or 'submitted before'}", flush=True)
     try:
         return collect(todo, tasks + alive, sweep_dir)
     except KeyboardInterrupt:
@@ -332,12 +333,16 @@ def _submit(executor: Any, launcher: Any, todo: list[Submission], packs: list[li
     return [Task(pack, job, packed, now) for pack, job in zip(packs, submitted)]
 
 
+def _tasks(count: int) -> str:
+    return f"{count} Slurm task{'s' if count != 1 else ''}"
+
+
 def _describe(todo: list[Submission], tasks: list[Task], params: dict[str, Any]) -> str:
     slurm_id = tasks[0].job.job_id.split("_")[0]
     first, last = todo[tasks[0].positions[0]], todo[tasks[-1].positions[-1]]
     nums = f"{first.num}-{last.num}" if first is not last else f"{first.num}"
     count = sum(len(task.positions) for task in tasks)
-    packing = f" in {len(tasks)} tasks" if tasks[0].packed else ""
+    packing = f" in {_tasks(len(tasks))}" if tasks[0].packed else ""
     gpus = params.get("gpus_per_node") or 0
     return (f"{slurm_id} (jobs {nums}: {count} x {gpus} GPU, {params['cpus_per_task']} CPU, "
             f"{params.get('mem_gb')} GB{packing})")
