@@ -17,7 +17,7 @@ from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf, SlurmQu
 @dataclass
 class SlurmConf(SlurmQueueConf):
     # A preset's packing (conf/packing/), applied here only: in process and locally nothing changes.
-    defaults: List[Any] = field(default_factory=lambda: ["_self_", {"optional /hydra/packing@_here_": "${packing}"}])
+    defaults: List[Any] = field(default_factory=lambda: ["_self_", {"optional /hydra/packing@_here_": "${oc.select:packing,none}"}])
     _target_: str = "hydra_plugins.launcher_plugins.submitit_launchers.SlurmLauncher"
     timeout_min: int = 120                   # each job's time limit
     gpus_per_node: Optional[int] = None      # None: the job's own `gpus`
@@ -43,8 +43,6 @@ class LocalConf(LocalQueueConf):
     timeout_min: int = 1440                  # each job's time limit
     gpus_per_node: Optional[int] = None      # None: the job's own `gpus` (CUDA_VISIBLE_DEVICES=0,...)
     max_parallel: Optional[int] = None       # jobs running at once; None: the number of CPUs
-    jobs_per_task: int = 1                   # jobs run one after the other in one process (packing)
-    jobs_in_parallel: int = 1                # of a packed task's jobs, how many run at once (worker processes)
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="slurm", node=SlurmConf, provider="hpc-sweeper")
