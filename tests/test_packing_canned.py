@@ -68,3 +68,20 @@ def test_a_packed_job_waits_while_its_task_runs_another():
 def test_cpu_shares():
     assert cpu_shares([0, 1, 2, 3], 2) == [[0, 2], [1, 3]]
     assert cpu_shares([5, 7], 3) == [[5], [7], [5]]
+
+
+def test_the_waiting_launcher_stops_at_a_pending_reason_that_never_passes(slurm, tmp_path, capsys):
+    from submitit.slurm.slurm import SlurmJob
+
+    from sweeper.launching.submit import Submission, Task, collect
+
+    slurm.command("sacct", "77_0|PENDING\n")
+    slurm.command("squeue", "77_0|PartitionConfig\n")
+    todo = [Submission(0, ["gpus=1"], "0", {})]
+    task = Task([0], SlurmJob(tmp_path / ".submitit" / "%j", "77_0"), packed=False)
+    with pytest.raises(SystemExit) as stopped:
+        collect(todo, [task], tmp_path)
+    assert stopped.value.code == 2
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("error: Slurm keeps job 0 (gpus=1, Slurm job 77_0) pending for reason PartitionConfig")
+    assert "scancel 77" in line and "\n" not in line
