@@ -42,7 +42,9 @@ class LocalConf(LocalQueueConf):
     _target_: str = "hydra_plugins.launcher_plugins.submitit_launchers.LocalLauncher"
     timeout_min: int = 1440                  # each job's time limit
     gpus_per_node: Optional[int] = None      # None: the job's own `gpus` (CUDA_VISIBLE_DEVICES=0,...)
-    max_parallel: Optional[int] = None       # jobs running at once; None: the number of CPUs
+    max_parallel: Optional[int] = None       # processes running at once; None: the number of CPUs
+    jobs_per_task: int = 1                   # jobs run one after the other in one process (packing)
+    jobs_in_parallel: int = 1                # of a packed process's jobs, how many run at once (worker processes)
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="slurm", node=SlurmConf, provider="hpc-sweeper")

@@ -486,7 +486,8 @@ def _cpu_count() -> int:
 
 def launch_local(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
     """Run the jobs as local processes through submitit, at most `max_parallel` at once (submitit's
-    local executor alone starts them all at once: 64 TensorFlow processes would not fit in memory)."""
+    local executor alone starts them all at once: 64 TensorFlow processes would not fit in memory);
+    with `jobs_per_task` > 1, each process runs that many jobs of equal resources (a PackedTask)."""
     todo = submissions(launcher, job_overrides, initial_job_idx)
     sweep_dir = _sweep_dir(launcher)
     log.info(f"Local sweep output dir : {sweep_dir}")
@@ -494,27 +495,42 @@ def launch_local(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_
     limit = _cpu_count() if limit is None else limit
     if limit < 1:
         raise CompactHydraException(f"hydra.launcher.max_parallel={limit} is invalid: it must be >= 1")
+    per_task, parallel = _setting(launcher, "jobs_per_task"), _setting(launcher, "jobs_in_parallel")
+    packs = sorted(pack for positions in _groups(todo, list(range(len(todo)))).values()
+                   for pack in (positions[start:start + per_task] for start in range(0, len(positions), per_task)))
     executors: dict[str, Any] = {}
     singletons = Singleton.get_state()
-    jobs: list[Any] = []
+    tasks: list[Task] = []
     returns: dict[int, JobReturn] = {}
-    for job in todo:
-        while len(jobs) - len(returns) >= limit:
-            _collect_done(todo, jobs, returns, sweep_dir)
-        key = json.dumps(job.params, sort_keys=True, default=str)
+    for pack in packs:
+        while sum(not task.job.done() for task in tasks) >= limit:
+            _collect_done(todo, tasks, returns, sweep_dir)
+        params = todo[pack[0]].params
+        key = json.dumps(params, sort_keys=True, default=str)
         if key not in executors:
-            executors[key] = _executor("local", job.params)
-        jobs.append(executors[key].submit(launcher, *_job_args(job, singletons)))
-    while len(returns) < len(jobs):
-        _collect_done(todo, jobs, returns, sweep_dir)
-    return [returns[i] for i in range(len(jobs))]
+            executors[key] = _executor("local", params)
+        tasks.append(_submit_local(executors[key], launcher, todo, pack, singletons, per_task > 1, parallel))
+    while len(returns) < len(todo):
+        _collect_done(todo, tasks, returns, sweep_dir)
+    return [returns[i] for i in range(len(todo))]
 
 
-def _collect_done(todo: list[Submission], jobs: list[Any], returns: dict[int, JobReturn], sweep_dir: Path) -> None:
-    """Take the result of each local job that has finished since, saying so; wait a moment if none."""
-    finished = [i for i, job in enumerate(jobs) if i not in returns and job.done()]
-    for i in finished:
-        returns[i] = _result(jobs[i])
-        _announce(todo[i], sweep_dir, returns[i])
+def _submit_local(executor: Any, launcher: Any, todo: list[Submission], pack: list[int], singletons: dict,
+                  packed: bool, parallel: int) -> Task:
+    from sweeper.launching.packed import PackedTask
+
+    if packed:
+        jobs = [(list(todo[i].overrides), todo[i].num) for i in pack]
+        return Task(pack, executor.submit(PackedTask(launcher, parallel), jobs, singletons), True, time.time())
+    return Task(pack, executor.submit(launcher, *_job_args(todo[pack[0]], singletons)), False, time.time())
+
+
+def _collect_done(todo: list[Submission], tasks: list[Task], returns: dict[int, JobReturn], sweep_dir: Path) -> None:
+    """Take the results of each local task that has finished since, saying so; wait a moment if none."""
+    finished = [task for task in tasks if task.positions[0] not in returns and task.job.done()]
+    for task in finished:
+        for i, returned in _task_results(task, todo).items():
+            returns[i] = returned
+            _announce(todo[i], sweep_dir, returned)
     if not finished:
         time.sleep(0.1)
