@@ -10,7 +10,7 @@ from sweeper.job.record import read_record
 from sweeper.sweep import manifest
 from tests.conftest import ROOT, run_cli
 
-OPTUNA = "hydra_plugins.sweeper_plugins.listed_optuna.ListedOptunaSweeper"  # the stock one, listing its trials
+OPTUNA = "hydra_plugins.sweeper_plugins.optuna_search.OptunaSweeper"  # the project's, on Optuna >= 4
 CHECKED = "hydra_plugins.sweeper_plugins.checked_sweeper.CheckedSweeper"
 
 

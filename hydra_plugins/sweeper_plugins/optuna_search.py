@@ -83,18 +83,20 @@ def search_space(params: List[str], loader: Any) -> Tuple[Dict[str, Any], Dict[s
 
     space: Dict[str, Any] = {}
     listed: Dict[str, List[Any]] = {}
-    fixed: List[str] = []
+    fixed: Dict[str, str] = {}
     for override in OverridesParser.create(config_loader=loader).parse_overrides(params):
+        key = override.get_key_element()  # a later override of a key replaces an earlier one
+        for known in (space, listed, fixed):
+            known.pop(key, None)
         if not override.is_sweep_override():
-            fixed.append(override.input_line)
+            fixed[key] = override.input_line
             continue
         if isinstance(override.value(), Glob):
             _fail(f"{override.input_line}: glob(...) is not a search space: give choice(...)")
-        key = override.get_key_element()
         space[key], values = _distribution(override)
         if values is not None:
             listed[key] = values
-    return space, listed, fixed
+    return space, listed, list(fixed.values())
 
 
 # -- sampler, pruner, storage ---------------------------------------------------------------------
