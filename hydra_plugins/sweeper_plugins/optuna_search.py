@@ -13,6 +13,7 @@ budget is asked again.
 """
 
 import math
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -113,27 +114,30 @@ def make_sampler(settings: DictConfig, space: Dict[str, Any], listed: Dict[str, 
                   f"({ranged[0]}=choice(0.1,0.01)) or another sampler (hydra/sweeper/sampler=tpe)")
         if not listed:
             _fail("the grid sampler has no values to list: give hydra.sweeper.params, e.g. lr: choice(0.1,0.01)")
-        grid = hydra.utils.instantiate(settings)(listed)
-        return grid, math.prod(len(values) for values in listed.values())
+        return _made("sampler", lambda: hydra.utils.instantiate(settings)(listed)), math.prod(map(len, listed.values()))
     if target.endswith("CmaEsSampler"):
         try:
             import cmaes  # noqa: F401  Optuna imports it only at the first trial
         except ImportError:
             _fail("the cmaes sampler needs the cmaes package: pip install cmaes, or hydra/sweeper/sampler=tpe")
+    return _made("sampler", lambda: hydra.utils.instantiate(settings)), None
+
+
+def _made(kind: str, make: Any) -> Any:
+    """make(), or one line naming what is wrong with hydra.sweeper.<kind>'s settings."""
     try:
-        return hydra.utils.instantiate(settings), None
+        return make()
     except Exception as e:
-        _fail(f"hydra.sweeper.sampler cannot be made ({_cause(e)}): check its settings")
-    raise AssertionError  # not reached
+        cause = _cause(e)
+        unexpected = re.search(r"unexpected keyword argument '(\w+)'", cause)
+        fix = f"remove it: ~hydra.sweeper.{kind}.{unexpected.group(1)}" if unexpected else "check its settings"
+        _fail(f"hydra.sweeper.{kind} cannot be made ({cause}): {fix}")
 
 
 def make_pruner(settings: DictConfig) -> Any:
     import hydra.utils
 
-    try:
-        return hydra.utils.instantiate(settings)
-    except Exception as e:
-        _fail(f"hydra.sweeper.pruner cannot be made ({_cause(e)}): check its settings")
+    return _made("pruner", lambda: hydra.utils.instantiate(settings))
 
 
 def _cause(e: BaseException) -> str:
