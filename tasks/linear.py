@@ -101,7 +101,8 @@ def _train_reporting(train, steps: int, w: tf.Variable, b: tf.Variable) -> list[
         want = min(stretch, steps - len(curve))
         part = train(tf.constant(want)).numpy()
         curve += list(part)
-        if len(part) < want or reporter.report({"final_loss": float(_loss(w, b))}, len(curve)):
+        loss = {"final_loss": float(_loss(w, b))}
+        if len(part) < want or reporter.report(loss, len(curve), last=len(curve) == steps):
             break  # diverged inside the stretch, or pruned
     return curve
 

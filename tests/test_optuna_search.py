@@ -126,9 +126,9 @@ def test_a_search_on_slurm_prunes_from_the_jobs(tmp_path):
     sampler's seed puts lr=0.01 first; lr=1e-6 then falls behind it at its first report."""
     sweep = tmp_path / "slurm"
     result = run_cli("run.py", "-m", "hydra/launcher=slurm", "hparams_search=ex1_optuna", "hydra/sweeper/sampler=grid",
-                     "hydra.sweeper.sampler.seed=1", "~hydra.sweeper.sampler.n_startup_trials", "hydra/sweeper/pruner=median",
-                     "hydra.sweeper.pruner.n_startup_trials=1", "hydra.sweeper.n_jobs=1", "lr=choice(0.01,0.000001)",
-                     "beta1=0.9", "beta2=0.999", "steps=500", "logging.tensorboard=false",
+                     "hydra.sweeper.sampler.seed=1", "~hydra.sweeper.sampler.n_startup_trials",
+                     "hydra/sweeper/pruner=median", "hydra.sweeper.pruner.n_startup_trials=1", "hydra.sweeper.n_jobs=1",
+                     "lr=choice(0.01,0.000001)", "beta1=0.9", "beta2=0.999", "steps=500", "logging.tensorboard=false",
                      f"hydra.sweep.dir={sweep}", env=ENV, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     found = records(sweep)

@@ -120,8 +120,11 @@ def test_each_search_preset_runs_two_trials(tmp_path, mnist, name):
         assert record["status"] == "ok", record.get("error")
         assert (record["task"], record["optimizer"]) == (task, optimizer)
         for key, spec in searched.items():
-            low, high = _bounds(spec)
-            assert low <= record["hparams"][key] <= high
+            if "interval" in spec:
+                low, high = _bounds(spec)
+                assert low <= record["hparams"][key] <= high
+            else:  # a grid's listed values
+                assert record["hparams"][key] in [float(value) for value in spec.split(",")]
     assert len({record["hparams"]["lr"] for record in records.values()}) == 2  # each trial its own point
 
     # Optuna got each job's objective, in the task's direction: its best is the best record's.

@@ -42,6 +42,23 @@ def test_ex2_optuna_maximises_the_task_objective(compose_cfg):
     assert set(sweeper.params) == {"lr", "beta1", "beta2"}
 
 
+def test_ex3_40epochs_asha_is_the_40_epoch_grid_with_successive_halving(compose_cfg):
+    search, grid = compose_cfg("hparams_search=ex3_40epochs_asha"), compose_cfg("experiment=ex3_40epochs")
+    sweeper = search.hydra.sweeper
+    assert sweeper._target_ == OPTUNA and sweeper.sampler._target_ == "optuna.samplers.GridSampler"
+    assert sweeper.pruner._target_ == "optuna.pruners.SuccessiveHalvingPruner" and sweeper.direction == "maximize"
+    # The same jobs as the grid preset: its grid, task, optimizer and epochs; all of them asked.
+    assert dict(sweeper.params) == dict(grid.hydra.sweeper.params)
+    assert (search.task, search.optimizer, search.epochs) == (grid.task, grid.optimizer, grid.epochs)
+    assert sweeper.n_trials == 18
+
+
+def test_the_pruner_is_none_unless_chosen(compose_cfg):
+    assert compose_cfg("hparams_search=ex1_optuna").hydra.sweeper.pruner._target_ == "optuna.pruners.NopPruner"
+    median = compose_cfg("hparams_search=ex1_optuna", "hydra/sweeper/pruner=median").hydra.sweeper.pruner
+    assert median._target_ == "optuna.pruners.MedianPruner" and median.n_startup_trials == 5
+
+
 @pytest.mark.slow
 def test_a_few_optuna_trials_collate_and_report(tmp_path):
     sweep = tmp_path / "search"

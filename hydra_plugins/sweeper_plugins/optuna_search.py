@@ -102,7 +102,8 @@ def search_space(params: List[str], loader: Any) -> Tuple[Dict[str, Any], Dict[s
 
 # -- sampler, pruner, storage ---------------------------------------------------------------------
 
-def make_sampler(settings: DictConfig, space: Dict[str, Any], listed: Dict[str, List[Any]]) -> Tuple[Any, Optional[int]]:
+def make_sampler(settings: DictConfig, space: Dict[str, Any],
+                 listed: Dict[str, List[Any]]) -> Tuple[Any, Optional[int]]:
     """The sampler, and the grid's size where it is the grid sampler (None otherwise)."""
     import hydra.utils
 

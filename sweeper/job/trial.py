@@ -53,7 +53,8 @@ def open_storage(spec: str) -> Any:
         return JournalStorage(JournalFileBackend(spec))
     except Exception as e:  # SQLAlchemy, OS and Optuna errors alike: the storage is not usable
         lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-        raise StorageError(f"storage {spec} cannot be opened ({type(e).__name__}: {lines[0] if lines else ''})") from None
+        cause = f"{type(e).__name__}: {lines[0] if lines else ''}"
+        raise StorageError(f"storage {spec} cannot be opened ({cause})") from None
 
 
 def link_of(hydra_cfg: Any, objective: str | None) -> TrialLink | None:
@@ -88,13 +89,15 @@ class Reporter:
         self.objective = link.objective
         self.pruned = False
 
-    def report(self, metrics: Mapping[str, float], step: int) -> bool:
-        """Report the objective at `step`; True when the pruner stops the trial here."""
+    def report(self, metrics: Mapping[str, float], step: int, last: bool = False) -> bool:
+        """Report the objective at `step`; True when the pruner stops the trial here. At the `last`
+        step the job has trained in full: it is reported (other trials are judged against it) and
+        ends `ok`, not pruned."""
         value = metrics.get(self.objective)
         if value is None or not math.isfinite(value):
             return False  # a diverged job stops by itself
         self.trial.report(float(value), step)
-        self.pruned = self.trial.should_prune()
+        self.pruned = not last and self.trial.should_prune()
         return self.pruned
 
 

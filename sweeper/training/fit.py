@@ -112,7 +112,8 @@ def _recorder(steps_per_epoch: int, batch_size: int, samples: int,
             self.counters["test_time_s"] += self.epoch_test_s
             self.counters["fit_time_s"] = self.fit_time_before + time.perf_counter() - self.fit_start
             reporter = trial.current()  # a search's trial: the pruner may stop this job here
-            if reporter is not None and reporter.report({n: self.counters[n][-1] for n in _EPOCH_CURVES}, epoch + 1):
+            now = {name: self.counters[name][-1] for name in _EPOCH_CURVES}
+            if reporter is not None and reporter.report(now, epoch + 1, last=epoch + 1 == self.params["epochs"]):
                 self.model.stop_training = True
 
     return Recorder()
