@@ -204,6 +204,9 @@ class OptunaSweeper(CheckedSweeper):
         sampler, grid_size = make_sampler(self.sampler_settings, space, listed)
         pruner = make_pruner(self.pruner_settings)
         self._check_direction()
+        if not OmegaConf.select(self.config, "hydra.launcher.wait", default=True):
+            _fail("a search asks its next trials from the results of the last: it cannot run with "
+                  "hydra.launcher.wait=false (leave it out)")
         self._check_directory(sweep_dir)
         study = self._open_study(sweep_dir, sampler, pruner)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
@@ -223,8 +226,7 @@ class OptunaSweeper(CheckedSweeper):
             print(f"\ninterrupted; continue the search with: python -m sweeper resume {sweep_dir}", flush=True)
             raise SystemExit(130) from None
         self._write_best(study, sweep_dir)
-        if OmegaConf.select(self.config, "hydra.launcher.wait", default=True):
-            progress.end(sweep_dir, time.perf_counter() - start, set(before))
+        progress.end(sweep_dir, time.perf_counter() - start, set(before))
 
     def _check_direction(self) -> None:
         if str(self.direction) not in ("minimize", "maximize"):
