@@ -188,7 +188,9 @@ class OptunaSweeper(CheckedSweeper):
                  n_trials: int, n_jobs: int, max_failure_rate: float, params: Optional[DictConfig]) -> None:
         super().__init__(max_batch_size=None, params=params)
         self.sampler_settings, self.pruner_settings = sampler, pruner
-        self.direction, self.storage, self.study_name = direction, storage, study_name or "search"
+        from sweeper.job.trial import DEFAULT_STUDY
+
+        self.direction, self.storage, self.study_name = direction, storage, study_name or DEFAULT_STUDY
         self.n_trials, self.n_jobs, self.max_failure_rate = n_trials, max(1, n_jobs), max_failure_rate
 
     def sweep(self, arguments: List[str]) -> None:
@@ -279,6 +281,7 @@ class OptunaSweeper(CheckedSweeper):
             record = _job_record(sweep_dir, dirs.get(trial.number, str(trial.number)))
             if record is not None and tell(study, trial.number, record):
                 continue
+            # Optuna has no public way to mark a finished trial: the attribute is set before it fails.
             study._storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
             study.tell(trial.number, state=TrialState.FAIL)
             if requeue:

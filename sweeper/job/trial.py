@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 JOURNAL_NAME = "optuna.journal"  # the study's default storage, in the sweep directory
+DEFAULT_STUDY = "search"         # the study's name where hydra.sweeper.study_name is null
 SWEEPER_TARGET = "hydra_plugins.sweeper_plugins.optuna_search.OptunaSweeper"
 NO_PRUNER = "optuna.pruners.NopPruner"
 
@@ -68,7 +69,7 @@ def link_of(hydra_cfg: Any, objective: str | None) -> TrialLink | None:
         return None
     sweep_dir = Path(str(hydra_cfg.runtime.cwd)) / str(hydra_cfg.sweep.dir)
     return TrialLink(storage=storage_spec(sweeper.get("storage"), sweep_dir),
-                     study_name=str(sweeper.study_name), number=int(hydra_cfg.job.num),
+                     study_name=str(sweeper.get("study_name") or DEFAULT_STUDY), number=int(hydra_cfg.job.num),
                      pruner=OmegaConf.to_container(pruner, resolve=True), objective=objective)
 
 
