@@ -120,6 +120,19 @@ def test_a_killed_search_resumes_its_study(tmp_path):
     assert OmegaConf.load(sweep / "optimization_results.yaml").best_trial == best[1]
 
 
+def test_a_database_url_holds_the_study_and_the_jobs_report_to_it(tmp_path):
+    sweep, database = tmp_path / "sqlite", f"sqlite:///{tmp_path}/search.db"
+    result = run_cli("run.py", "-m", "hparams_search=ex1_optuna", f"hydra.sweeper.storage={database}",
+                     "hydra.sweeper.n_trials=3", "hydra/sweeper/pruner=median", "hydra.sweeper.pruner.n_startup_trials=1",
+                     "steps=100", "logging.tensorboard=false", f"hydra.sweep.dir={sweep}", env=ENV, timeout=200)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert not (sweep / JOURNAL_NAME).exists()
+    study = optuna.load_study(study_name="ex1_optuna", storage=database)
+    assert [t.state.name for t in study.trials] == [records(sweep)[t.number].status.replace("ok", "complete").upper()
+                                                   for t in study.trials]
+    assert all(t.intermediate_values for t in study.trials)  # every job reported to the database
+
+
 @pytest.mark.slurm
 def test_a_search_on_slurm_prunes_from_the_jobs(tmp_path):
     """Trials run as Slurm jobs and report to the journal in the sweep directory from there. The grid

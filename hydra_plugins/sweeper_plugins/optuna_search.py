@@ -211,6 +211,7 @@ class OptunaSweeper(CheckedSweeper):
                   "hydra.launcher.wait=false (leave it out)")
         self._check_directory(sweep_dir)
         study = self._open_study(sweep_dir, sampler, pruner)
+        sweep_dir.mkdir(parents=True, exist_ok=True)  # the journal made it; a database did not
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         total = min(self.n_trials, grid_size) if grid_size else self.n_trials
         before = self._close_interrupted(study, sweep_dir, requeue=grid_size is not None)
