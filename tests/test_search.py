@@ -88,3 +88,17 @@ def test_a_few_optuna_trials_collate_and_report(tmp_path):
     listed = manifest.read_manifest(sweep)  # every trial in the job list, as asked
     assert (listed.search, listed.total, [job.trial for job in listed.jobs]) == (True, 4, [0, 1, 2, 3])
     assert [job.hparams["lr"] for job in listed.jobs] == [r.hparams["lr"] for r in records]
+
+
+def test_the_search_space_is_hydras_override_syntax():
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    from hydra_plugins.sweeper_plugins.optuna_search import search_space
+
+    space, listed, fixed = search_space(["lr=tag(log, interval(0.0001, 1.0))", "beta1=interval(0.5, 0.99)",
+                                         "batch_size=range(16, 65, 16)", "optimizer=choice(adam, gd)", "steps=10",
+                                         "beta1=0.9"], None)  # a later fixed value replaces a key's space
+    assert space == {"lr": FloatDistribution(0.0001, 1.0, log=True), "batch_size": IntDistribution(16, 64, step=16),
+                     "optimizer": CategoricalDistribution(["adam", "gd"])}
+    assert listed == {"batch_size": [16, 32, 48, 64], "optimizer": ["adam", "gd"]}  # what a grid lists
+    assert fixed == ["steps=10", "beta1=0.9"]
