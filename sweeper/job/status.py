@@ -15,6 +15,7 @@ class Status(str, enum.Enum):
     # How a job ended: written in its record.
     OK = "ok"
     DIVERGED = "diverged"
+    PRUNED = "pruned"                  # a search's pruner stopped it early: kept, not a failure
     FAILED = "failed"
     INTERRUPTED = "interrupted"
     # Where a job is when it has no (readable) record.
@@ -38,11 +39,11 @@ class Status(str, enum.Enum):
         return self.value.replace("_", " ")
 
 
-FINISHED = frozenset({Status.OK, Status.DIVERGED})          # kept: never run again
+FINISHED = frozenset({Status.OK, Status.DIVERGED, Status.PRUNED})  # kept: never run again
 ACTIVE = frozenset({Status.PENDING, Status.WAITING, Status.RUNNING})  # someone is on it
-RECORDED = frozenset({Status.OK, Status.DIVERGED, Status.FAILED, Status.INTERRUPTED})
+RECORDED = frozenset({Status.OK, Status.DIVERGED, Status.PRUNED, Status.FAILED, Status.INTERRUPTED})
 NEEDS_RERUN = frozenset(Status) - FINISHED - ACTIVE          # what `resume` runs again
-PROBLEM = frozenset(Status) - {Status.OK} - ACTIVE          # what a report lists with its reason
+PROBLEM = frozenset(Status) - {Status.OK, Status.PRUNED} - ACTIVE  # what a report lists with its reason
 
 # Slurm's states (sacct/squeue) of a job that left no record.
 _SLURM = {
