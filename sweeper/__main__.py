@@ -73,7 +73,7 @@ def _report(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from sweeper.job.status import summary
     from sweeper.launching.scheduler import query_timeout
-    from sweeper.sweep.overview import sweep_status
+    from sweeper.sweep.overview import pending_reasons, sweep_status
 
     if not _not_a_job(args):
         return 2
@@ -83,6 +83,9 @@ def _status(args: argparse.Namespace) -> int:
         return 2
     width = table["overrides"].str.len().max()
     print(table.to_string(index=False, justify="left", formatters={"overrides": lambda text: text.ljust(width)}))
+    reasons = pending_reasons(sweep)
+    if reasons:
+        print("\n" + "\n".join(reasons))
     if not sweep.slurm_answered:
         print(f"warning: Slurm did not answer within {query_timeout():g} s: Slurm states unknown", file=sys.stderr)
     print(f"\n{summary(job.status for job in sweep.jobs)} ({args.dir})")
