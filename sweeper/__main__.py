@@ -73,7 +73,7 @@ def _report(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from sweeper.job.status import summary
     from sweeper.launching.scheduler import query_timeout
-    from sweeper.sweep.overview import sweep_status
+    from sweeper.sweep.overview import pending_reasons, sweep_status
 
     if not _not_a_job(args):
         return 2
@@ -83,10 +83,59 @@ def _status(args: argparse.Namespace) -> int:
         return 2
     width = table["overrides"].str.len().max()
     print(table.to_string(index=False, justify="left", formatters={"overrides": lambda text: text.ljust(width)}))
+    reasons = pending_reasons(sweep)
+    if reasons:
+        print("\n" + "\n".join(reasons))
     if not sweep.slurm_answered:
         print(f"warning: Slurm did not answer within {query_timeout():g} s: Slurm states unknown", file=sys.stderr)
     print(f"\n{summary(job.status for job in sweep.jobs)} ({args.dir})")
     return 0
+
+
+def _list_course(profile, directory: Path, overrides: list[str]) -> int:
+    """Each sweep of the profile, its job count and its command; nothing runs."""
+    from hydra.errors import HydraException
+
+    from sweeper.course import planned_jobs, sweep_command
+
+    total = 0
+    for sweep in profile.sweeps:
+        try:
+            count = len(planned_jobs(profile, sweep, overrides))
+        except HydraException as e:
+            print(f"error: sweep {sweep.name}: {' '.join(str(e).split())}", file=sys.stderr)
+            return 2
+        total += count
+        command = sweep_command(profile, sweep, directory, overrides)
+        print(f"{sweep.name} ({sweep.exercise}): {count} jobs: python run.py {' '.join(command[2:])}")
+    print(f"course {profile.name}: {len(profile.sweeps)} sweeps, {total} jobs, into {directory}")
+    return 0
+
+
+def _course(args: argparse.Namespace) -> int:
+    from sweeper.course import ProfileError, check_overrides, load_profile, run_course
+
+    try:
+        profile = load_profile(args.profile)
+        check_overrides(args.overrides, "the command line")
+    except ProfileError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    directory = args.dir or Path("outputs") / "course" / profile.name
+    if args.list:
+        return _list_course(profile, directory, args.overrides)
+    if args.report_only and not directory.is_dir():
+        print(f"error: {directory} does not exist: run `python -m sweeper course {profile.name}` first, "
+              "or give its directory with --dir", file=sys.stderr)
+        return 2
+    code = 0 if args.report_only else run_course(profile, directory, args.overrides)
+    if code not in (0, 1):
+        return code
+    from sweeper.report.course import course_report
+
+    markdown, page, figures = course_report(directory, profile)
+    print(f"wrote {markdown} and {page} ({len(figures)} figures)")
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,7 +154,19 @@ def main(argv: list[str] | None = None) -> int:
     status = commands.add_parser("status", help="each job's state: from Slurm, then from its record")
     status.add_argument("dir", type=_directory, help="a sweep directory")
     status.set_defaults(func=_status)
-    args = parser.parse_args(argv)
+    course = commands.add_parser("course", help="run a course profile's sweeps (conf/course/), then write its report")
+    course.add_argument("profile", help="smoke, quick or full (conf/course/<profile>.yaml)")
+    course.add_argument("overrides", nargs="*", help="Hydra overrides for every sweep, e.g. hydra/launcher=slurm data.dir=...")
+    course.add_argument("--dir", type=Path, default=None, help="where the sweeps and the report go (default outputs/course/PROFILE)")
+    course.add_argument("--report-only", action="store_true", help="rebuild the report from what is there; run nothing")
+    course.add_argument("--list", action="store_true", help="list the sweeps, their job counts and commands; run nothing")
+    course.set_defaults(func=_course)
+    # The course's overrides may come after its options (`course smoke --dir D data.dir=...`).
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command != "course":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if rest:
+        args.overrides += rest
     return args.func(args)
 
 

@@ -91,10 +91,24 @@ def check_argv(argv: Sequence[str]) -> None:
     for override in parsed:
         if override.type.name != "CHANGE" or override.package is not None:
             continue  # +key, ++key, ~key: Hydra's own meaning
+        _check_search_option(override)
         top = override.key_or_group.split(".")[0].split("/")[0]
         hint = _unknown_key_hint(top, override.input_line.partition("=")[2])
         if hint:
             refuse(f"{override.key_or_group} is not a key of the config: {hint}")
+
+
+def _check_search_option(override: Any) -> None:
+    """Refuse an unknown sampler or pruner of the search sweeper (conf/hydra/sweeper/<group>/)."""
+    group = override.key_or_group
+    if group not in ("hydra/sweeper/sampler", "hydra/sweeper/pruner"):
+        return
+    options = sorted(path.stem for path in (CONF / group).glob("*.yaml"))
+    value = override.input_line.partition("=")[2]
+    if value not in options:
+        kind = group.rsplit("/", 1)[1]
+        example = {"sampler": "tpe", "pruner": "median"}[kind]
+        refuse(f"unknown {kind} {value!r}: the {kind}s are {', '.join(options)} ({group}={example})")
 
 
 # -- hyperparameters that apply to no job ---------------------------------------------------------

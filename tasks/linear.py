@@ -13,6 +13,7 @@ from typing import Any
 import hydra.utils
 import numpy as np
 
+from sweeper.job import trial
 from sweeper.job.outcome import Outcome
 from sweeper.training.fused import Hyperparameter
 from sweeper.training.tf import import_tensorflow
@@ -22,6 +23,7 @@ tf = import_tensorflow()
 X = [1.0, 2.0, 3.0, 4.0]
 Y = [0.0, -1.0, -2.0, -3.0]
 W0, B0 = 0.3, -0.3
+STRETCHES = 10  # a search's trial hears the loss this many times (pruning); else one call trains all
 
 
 @functools.cache
@@ -76,6 +78,24 @@ def traces(optimizer_target: str) -> int:
                for (target, _), (*_, train) in _trainers.items() if target == optimizer_target)
 
 
+def _train_reporting(train, steps: int, w: tf.Variable, b: tf.Variable) -> list[float]:
+    """Train `steps` steps; under a search's trial, in stretches, reporting the loss after each
+    (the same steps: the loop's state lives in the variables) and stopping where the pruner says."""
+    reporter = trial.current()
+    if reporter is None:
+        return list(train(tf.constant(steps)).numpy())
+    curve: list[float] = []
+    stretch = max(1, -(-steps // STRETCHES))
+    while len(curve) < steps:
+        want = min(stretch, steps - len(curve))
+        part = train(tf.constant(want)).numpy()
+        curve += list(part)
+        loss = {"final_loss": float(_loss(w, b))}
+        if len(part) < want or reporter.report(loss, len(curve), last=len(curve) == steps):
+            break  # diverged inside the stretch, or pruned
+    return curve
+
+
 def run(*, optimizer: dict[str, Any], steps: int, job_dir: Path | None = None) -> Outcome:
     """Train from W = 0.3, b = -0.3 for `steps` full-batch steps; the loss is the sum of squares."""
     settings = {k: v for k, v in optimizer.items() if k not in ("_target_", "name", "learning_rate")}
@@ -90,13 +110,14 @@ def run(*, optimizer: dict[str, Any], steps: int, job_dir: Path | None = None) -
     b.assign(B0)
 
     start = time.perf_counter()
-    curve = train(tf.constant(steps)).numpy()
+    curve = _train_reporting(train, steps, w, b)
     final_loss = float(_loss(w, b))
     elapsed = time.perf_counter() - start
 
     finite = bool(tf.math.is_finite(final_loss)) and len(curve) == steps
+    status = trial.status_of("ok" if finite else "diverged", trial.current())  # pruned: stopped early
     return Outcome(
-        status="ok" if finite else "diverged",
+        status=status,
         metrics={"final_loss": final_loss, "W": float(w.numpy()), "b": float(b.numpy())},
         history={"loss": [float(v) for v in curve]},
         train_time_s=elapsed,

@@ -146,3 +146,19 @@ def test_local_launcher_runs_at_most_max_parallel_jobs(tmp_path):
     first, second = sorted(_lifetime(log) for log in sweep.glob(".submitit/*/*_log.out"))
     assert first[1] <= second[0], "the second job started before the first one ended"
     assert all((sweep / str(n) / "result.json").exists() for n in range(2))
+
+
+@pytest.mark.slow
+def test_local_launcher_packs_jobs_into_processes(tmp_path):
+    """jobs_per_task on the local launcher: 4 jobs in two processes of 2, each job with its
+    own directory, `.hydra/` files and record; a job that raises fails alone."""
+    sweep = tmp_path / "sweep"
+    result = run_cli("run.py", "-m", "optimizer._target_=keras.optimizers.SGD,keras.optimizers.NoSuch",
+                     "steps=5,10", "hydra/launcher=local", "hydra.launcher.jobs_per_task=2", f"hydra.sweep.dir={sweep}")
+    assert result.returncode != 0 and "4 jobs: 2 ok, 2 failed" in result.stdout, result.stdout + result.stderr
+    assert len(list(sweep.glob(".submitit/*/*_log.out"))) == 2  # two processes
+    from sweeper.job.record import read_record
+
+    statuses = [read_record(sweep / str(n) / "result.json").status for n in range(4)]
+    assert statuses == ["ok", "ok", "failed", "failed"]
+    assert all((sweep / str(n) / ".hydra" / "config.yaml").exists() for n in range(4))

@@ -111,11 +111,13 @@ def test_two_replicas_on_logical_cpus_from_the_command_line(tiny, tmp_path):
 @pytest.mark.slow
 def test_one_process_sweep_over_cpu_replicas_reuses_the_logical_cpus(tiny, tmp_path):
     sweep = tmp_path / "sweep"
-    result = run_cli("run.py", "-m", "task=cnn", "devices=cpu", "gpus=1,2", "batch_size=16", f"data.dir={tiny}",
+    # ex4's 1, 2, 4 in one process: a 4-replica job after a 2-replica one (collective groups differ)
+    result = run_cli("run.py", "-m", "task=cnn", "devices=cpu", "gpus=1,2,4", "batch_size=16", f"data.dir={tiny}",
                      "data.train_samples=64", "data.test_samples=32", f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stdout + result.stderr
-    records = [json.loads((sweep / str(n) / "result.json").read_text()) for n in range(2)]
-    assert [r["metrics"]["replicas"] for r in records] == [1, 2]
+    records = [json.loads((sweep / str(n) / "result.json").read_text()) for n in range(3)]
+    assert [r["status"] for r in records] == ["ok"] * 3
+    assert [r["metrics"]["replicas"] for r in records] == [1, 2, 4]
     assert records[1]["metrics"]["devices"] == ["/device:CPU:0", "/device:CPU:1"]
 
 

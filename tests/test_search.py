@@ -10,7 +10,7 @@ from sweeper.job.record import read_record
 from sweeper.sweep import manifest
 from tests.conftest import ROOT, run_cli
 
-OPTUNA = "hydra_plugins.sweeper_plugins.listed_optuna.ListedOptunaSweeper"  # the stock one, listing its trials
+OPTUNA = "hydra_plugins.sweeper_plugins.optuna_search.OptunaSweeper"  # the project's, on Optuna >= 4
 CHECKED = "hydra_plugins.sweeper_plugins.checked_sweeper.CheckedSweeper"
 
 
@@ -42,6 +42,23 @@ def test_ex2_optuna_maximises_the_task_objective(compose_cfg):
     assert set(sweeper.params) == {"lr", "beta1", "beta2"}
 
 
+def test_ex3_40epochs_asha_is_the_40_epoch_grid_with_successive_halving(compose_cfg):
+    search, grid = compose_cfg("hparams_search=ex3_40epochs_asha"), compose_cfg("experiment=ex3_40epochs")
+    sweeper = search.hydra.sweeper
+    assert sweeper._target_ == OPTUNA and sweeper.sampler._target_ == "optuna.samplers.GridSampler"
+    assert sweeper.pruner._target_ == "optuna.pruners.SuccessiveHalvingPruner" and sweeper.direction == "maximize"
+    # The same jobs as the grid preset: its grid, task, optimizer and epochs; all of them asked.
+    assert dict(sweeper.params) == dict(grid.hydra.sweeper.params)
+    assert (search.task, search.optimizer, search.epochs) == (grid.task, grid.optimizer, grid.epochs)
+    assert sweeper.n_trials == 18
+
+
+def test_the_pruner_is_none_unless_chosen(compose_cfg):
+    assert compose_cfg("hparams_search=ex1_optuna").hydra.sweeper.pruner._target_ == "optuna.pruners.NopPruner"
+    median = compose_cfg("hparams_search=ex1_optuna", "hydra/sweeper/pruner=median").hydra.sweeper.pruner
+    assert median._target_ == "optuna.pruners.MedianPruner" and median.n_startup_trials == 5
+
+
 @pytest.mark.slow
 def test_a_few_optuna_trials_collate_and_report(tmp_path):
     sweep = tmp_path / "search"
@@ -71,3 +88,17 @@ def test_a_few_optuna_trials_collate_and_report(tmp_path):
     listed = manifest.read_manifest(sweep)  # every trial in the job list, as asked
     assert (listed.search, listed.total, [job.trial for job in listed.jobs]) == (True, 4, [0, 1, 2, 3])
     assert [job.hparams["lr"] for job in listed.jobs] == [r.hparams["lr"] for r in records]
+
+
+def test_the_search_space_is_hydras_override_syntax():
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    from hydra_plugins.sweeper_plugins.optuna_search import search_space
+
+    space, listed, fixed = search_space(["lr=tag(log, interval(0.0001, 1.0))", "beta1=interval(0.5, 0.99)",
+                                         "batch_size=range(16, 65, 16)", "optimizer=choice(adam, gd)", "steps=10",
+                                         "beta1=0.9"], None)  # a later fixed value replaces a key's space
+    assert space == {"lr": FloatDistribution(0.0001, 1.0, log=True), "batch_size": IntDistribution(16, 64, step=16),
+                     "optimizer": CategoricalDistribution(["adam", "gd"])}
+    assert listed == {"batch_size": [16, 32, 48, 64], "optimizer": ["adam", "gd"]}  # what a grid lists
+    assert fixed == ["steps=10", "beta1=0.9"]

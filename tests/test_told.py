@@ -91,7 +91,7 @@ def test_a_nested_key_that_is_no_hyperparameter_is_left_alone(compose_cfg):
 def test_a_search_space_on_the_grid_sweeper(tmp_path):
     assert refused(tmp_path, "-m", "lr=interval(0.01,0.1)") == (
         "error: lr=interval(0.01,0.1) is a search space, which a grid cannot list: use a search preset "
-        "(hparams_search=ex1_optuna, ex2_optuna) or a list of values (lr=0.01,0.1)")
+        "(hparams_search=ex1_optuna, ex2_optuna, ex3_40epochs_asha) or a list of values (lr=0.01,0.1)")
 
 
 def test_a_bad_value_leaves_no_run_directory(tmp_path):

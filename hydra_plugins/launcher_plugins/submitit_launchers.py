@@ -6,7 +6,7 @@ sweeper/launching/submit.py. Settings: `python run.py -m hydra/launcher=slurm hy
 `python run.py hydra/launcher=slurm --cfg hydra -p hydra.launcher` shows them all.
 """
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence
+from typing import Any, List, Optional, Sequence
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.utils import JobReturn
@@ -16,6 +16,8 @@ from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf, SlurmQu
 
 @dataclass
 class SlurmConf(SlurmQueueConf):
+    # A preset's packing (conf/packing/), applied here only: in process and locally nothing changes.
+    defaults: List[Any] = field(default_factory=lambda: ["_self_", {"optional /hydra/packing@_here_": "${oc.select:packing,none}"}])
     _target_: str = "hydra_plugins.launcher_plugins.submitit_launchers.SlurmLauncher"
     timeout_min: int = 120                   # each job's time limit
     gpus_per_node: Optional[int] = None      # None: the job's own `gpus`
@@ -31,6 +33,8 @@ class SlurmConf(SlurmQueueConf):
     max_num_timeout: int = 3                 # requeues of a job after a time limit or preemption
     max_array_size: Optional[int] = None     # jobs per array; None: the cluster's MaxArraySize
     wait: bool = True                        # false: submit, print the Slurm job ids, return at once
+    jobs_per_task: int = 1                   # jobs run one after the other in one Slurm task (packing)
+    jobs_in_parallel: int = 1                # of a packed task's jobs, how many run at once (worker processes)
 
 
 @dataclass
@@ -38,7 +42,9 @@ class LocalConf(LocalQueueConf):
     _target_: str = "hydra_plugins.launcher_plugins.submitit_launchers.LocalLauncher"
     timeout_min: int = 1440                  # each job's time limit
     gpus_per_node: Optional[int] = None      # None: the job's own `gpus` (CUDA_VISIBLE_DEVICES=0,...)
-    max_parallel: Optional[int] = None       # jobs running at once; None: the number of CPUs
+    max_parallel: Optional[int] = None       # processes running at once; None: the number of CPUs
+    jobs_per_task: int = 1                   # jobs run one after the other in one process (packing)
+    jobs_in_parallel: int = 1                # of a packed process's jobs, how many run at once (worker processes)
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="slurm", node=SlurmConf, provider="hpc-sweeper")

@@ -91,6 +91,11 @@ class CheckedSweeper(BasicSweeper):
         self.fuse = fuse
         self.max_fused = max_fused
 
+    def setup(self, **kwargs: Any) -> None:
+        super().setup(**kwargs)
+        self.composed: Dict[Tuple[str, ...], Any] = {}  # in process: each job's config, composed once
+        self.entries: Dict[Tuple[str, ...], Tuple[Path, str]] = {}  # in process: directory, fingerprint
+
     def sweep(self, arguments: List[str]) -> Any:
         """Hydra's BasicSweeper.sweep, with every job checked and the sweep's job list claimed
         before anything is written (multirun.yaml included), and a summary at the end."""
@@ -133,10 +138,12 @@ class CheckedSweeper(BasicSweeper):
             progress.end(sweep_dir, time.perf_counter() - start, self.done)
         return returns  # without waiting, `python -m sweeper status` follows the jobs
 
-    def _check_and_claim(self, jobs: List[List[str]], sweep_dir: Path) -> Dict[int, Path]:
+    def _check_and_claim(self, jobs: List[List[str]], sweep_dir: Path, first: int = 0,
+                         total: Optional[int] = None) -> Dict[int, Path]:
         """Compose each job's config (once per combination of group options: sweeper/launching/
         compose.py) and validate it; refuse a directory that holds other work; write the sweep's
-        job list. Returns the jobs done before (same configuration, finished record), by number."""
+        job list. Returns the jobs done before (same configuration, finished record), by number.
+        A search calls it for each batch of trials: jobs `first`... of a search of `total`."""
         from sweeper.hparams import check_or_exit
         from sweeper.job.fingerprint import MismatchError, finished_record
         from sweeper.launching.compose import job_configs
@@ -146,15 +153,15 @@ class CheckedSweeper(BasicSweeper):
         done: Dict[int, Path] = {}
         entries = []
         keep = isinstance(self.launcher, BasicLauncher)  # in process: the launcher takes these configs
-        self.composed: Dict[Tuple[str, ...], Any] = {}
-        self.entries: Dict[Tuple[str, ...], Tuple[Path, str]] = {}  # in process: directory, fingerprint
         applicability = Applicability()
+        loader = self.hydra_context.config_loader
         try:
-            for cfg, overrides in zip(job_configs(self.hydra_context.config_loader, self.config, jobs), jobs):
+            for cfg, overrides in zip(job_configs(loader, self.config, jobs, first), jobs):
                 check_or_exit(cfg)
                 check_bypass(cfg, overrides)
                 applicability.add(cfg, overrides)
                 entry = manifest.entry_of(cfg, overrides)
+                entry.trial = entry.num if total is not None else None  # a search: trial N is job N
                 entries.append(entry)
                 if finished_record(sweep_dir / entry.dir, entry.fingerprint, overrides):
                     done[entry.num] = sweep_dir / entry.dir
@@ -162,7 +169,8 @@ class CheckedSweeper(BasicSweeper):
                     self.composed[tuple(overrides)] = copy.deepcopy(cfg)  # job_configs reuses cfg
                     self.entries[tuple(overrides)] = (sweep_dir / entry.dir, entry.fingerprint)
             applicability.check()
-            listed = manifest.Manifest(sweeper=type(self).__name__, search=False, total=len(jobs), jobs=entries)
+            listed = manifest.Manifest(sweeper=type(self).__name__, search=total is not None,
+                                       total=len(jobs) if total is None else total, jobs=entries)
             manifest.claim(sweep_dir, listed)
         except (MismatchError, manifest.DamagedManifest) as e:
             print(f"error: {e}", file=sys.stderr, flush=True)
@@ -184,16 +192,20 @@ class CheckedSweeper(BasicSweeper):
                 members.append(fused.Member(known[0], cfg, known[1], list(overrides)))
         fused.plan(members, self.max_fused)
 
+    def _compose_in_process(self, launcher: Launcher) -> None:
+        """In process, the launcher takes the configs composed when the jobs were checked."""
+        if isinstance(launcher, BasicLauncher):
+            context = launcher.hydra_context
+            loader = _ComposingLoader(context.config_loader, self.composed)
+            launcher.hydra_context = HydraContext(config_loader=loader, callbacks=context.callbacks)
+
     def _prepare_launcher(self, jobs: List[List[str]]) -> None:
         """Skip the jobs done before; in process, compose jobs the quick way; count progress."""
         from sweeper.job.execute import label
         from sweeper.sweep import progress
 
         self.launcher = _SkipDone(self.launcher, self.done)
-        if isinstance(self.launcher.launcher, BasicLauncher):
-            context = self.launcher.launcher.hydra_context
-            loader = _ComposingLoader(context.config_loader, self.composed)
-            self.launcher.launcher.hydra_context = HydraContext(config_loader=loader, callbacks=context.callbacks)
+        self._compose_in_process(self.launcher.launcher)
         progress.start(len(jobs))
         for idx, job_dir in self.done.items():
             print(f"{progress.prefix()}{label(jobs[idx])} -> skipped: done ({job_dir})", flush=True)

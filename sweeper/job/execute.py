@@ -16,7 +16,7 @@ import hydra.utils
 from omegaconf import OmegaConf
 
 from sweeper.hparams import applicable_hparams
-from sweeper.job import environment, owner
+from sweeper.job import environment, owner, trial
 from sweeper.job.fingerprint import MismatchError, finished_record
 from sweeper.job.outcome import Outcome
 from sweeper.job.record import Record, write_atomic, write_record
@@ -135,7 +135,8 @@ def _run_and_record(spec: JobSpec) -> Record:
     outcome: Outcome | None = None
     status, error = Status.FAILED.value, None
     try:
-        outcome = call_task(spec, job_dir)
+        with trial.reporting(spec.trial):  # a search's trial: the task reports to it (pruning)
+            outcome = call_task(spec, job_dir)
         status = outcome.status
     except KeyboardInterrupt:
         status, error = Status.INTERRUPTED.value, "KeyboardInterrupt: stopped by Ctrl-C"

@@ -7,7 +7,7 @@ from typing import Any
 
 @dataclasses.dataclass
 class Outcome:
-    status: str                       # ok | diverged
+    status: str                       # ok | diverged | pruned
     metrics: dict[str, Any]           # final figures (final_loss, test_accuracy, ...)
     history: dict[str, list]          # curves (loss per step, per-epoch metrics, ...)
     train_time_s: float               # training alone, excluding imports and set-up

@@ -19,7 +19,7 @@ SCHEMA_VERSION = 2  # 1: before `schema_version`, `direction` and `preset` were 
 class Record:
     """What one job leaves behind. The README's "Result record" section documents each field."""
 
-    status: str                                  # ok | diverged | failed | interrupted (job/status.py)
+    status: str                                  # ok | diverged | pruned | failed | interrupted (job/status.py)
     task: str                                    # task name (conf/task/<task>.yaml)
     optimizer: str                               # optimizer name (conf/optimizer/<optimizer>.yaml)
     hparams: dict[str, Any]                      # the hyperparameters that apply to this job

@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from sweeper.hparams import check_or_exit
 from sweeper.job.fingerprint import fingerprint
+from sweeper.job.trial import TrialLink, link_of
 
 
 PRESET_GROUPS = ("experiment", "hparams_search")  # the config groups whose options are presets
@@ -40,6 +41,7 @@ class JobSpec:
     preset: str | None = None        # experiment=... / hparams_search=...
     single_run: bool = False         # `python run.py` without -m: print every metric, exit 1 on failure
     rank: int = 0                    # a multi-worker job's worker: only rank 0 writes in the directory
+    trial: TrialLink | None = None   # a search's trial it reports to (sweeper/job/trial.py)
 
 
 def spec_from_hydra(cfg: DictConfig) -> JobSpec:
@@ -53,4 +55,5 @@ def spec_from_hydra(cfg: DictConfig) -> JobSpec:
         fingerprint=fingerprint(cfg),
         preset=preset_of(hydra_cfg.runtime.choices),
         single_run=hydra_cfg.mode == RunMode.RUN,
+        trial=link_of(hydra_cfg, cfg.task.get("objective")) if hydra_cfg.mode == RunMode.MULTIRUN else None,
     )

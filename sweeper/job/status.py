@@ -15,11 +15,13 @@ class Status(str, enum.Enum):
     # How a job ended: written in its record.
     OK = "ok"
     DIVERGED = "diverged"
+    PRUNED = "pruned"                  # a search's pruner stopped it early: kept, not a failure
     FAILED = "failed"
     INTERRUPTED = "interrupted"
     # Where a job is when it has no (readable) record.
     CORRUPT = "corrupt"                # a record that cannot be read
-    PENDING = "pending"                # queued by Slurm
+    PENDING = "pending"                # queued by Slurm (for a packed job: its task is)
+    WAITING = "waiting"                # its packed task runs, and it waits for its turn in it
     RUNNING = "running"                # Slurm runs it, or a live process owns its directory
     CANCELLED = "cancelled"            # Slurm ended it before it wrote a record ...
     TIMEOUT = "timeout"
@@ -37,11 +39,11 @@ class Status(str, enum.Enum):
         return self.value.replace("_", " ")
 
 
-FINISHED = frozenset({Status.OK, Status.DIVERGED})          # kept: never run again
-ACTIVE = frozenset({Status.PENDING, Status.RUNNING})        # someone is on it
-RECORDED = frozenset({Status.OK, Status.DIVERGED, Status.FAILED, Status.INTERRUPTED})
+FINISHED = frozenset({Status.OK, Status.DIVERGED, Status.PRUNED})  # kept: never run again
+ACTIVE = frozenset({Status.PENDING, Status.WAITING, Status.RUNNING})  # someone is on it
+RECORDED = frozenset({Status.OK, Status.DIVERGED, Status.PRUNED, Status.FAILED, Status.INTERRUPTED})
 NEEDS_RERUN = frozenset(Status) - FINISHED - ACTIVE          # what `resume` runs again
-PROBLEM = frozenset(Status) - {Status.OK} - ACTIVE          # what a report lists with its reason
+PROBLEM = frozenset(Status) - {Status.OK, Status.PRUNED} - ACTIVE  # what a report lists with its reason
 
 # Slurm's states (sacct/squeue) of a job that left no record.
 _SLURM = {
@@ -58,15 +60,18 @@ _SLURM = {
 
 
 def decide(record: str | None = None, *, corrupt: bool = False, slurm: str | None = None,
-           owner_alive: bool = False, started: bool = True) -> Status:
+           owner_alive: bool = False, started: bool = True, packed: bool = False) -> Status:
     """One job's status.
 
     record: its record's status; corrupt: it has a record that cannot be read; slurm: Slurm's state
     (`RUNNING`, `CANCELLED by 0`, ...) where the launcher recorded its job id; owner_alive: a live
-    process holds its directory; started: its directory exists.
+    process holds its directory; started: its directory exists; packed: Slurm's state is that of the
+    packed task that holds the job with others (one process runs them one after the other).
     A record says most, except `interrupted` while Slurm has requeued the job (pending, running).
     """
     from_slurm = _SLURM.get(slurm.split()[0]) if slurm else None
+    if packed and from_slurm == Status.RUNNING and not owner_alive:
+        from_slurm = Status.WAITING  # the task runs, not (yet, or again after a requeue) this job
     if record is not None:
         status = Status(record)
         return from_slurm if status == Status.INTERRUPTED and from_slurm in ACTIVE else status

@@ -91,3 +91,45 @@ def max_array_size() -> int | None:
     done = _run(["scontrol", "show", "config"], query_timeout())
     match = re.search(r"^MaxArraySize\s*=\s*(\d+)", done.stdout if done else "", re.MULTILINE)
     return int(match.group(1)) if match else None
+
+
+def _gpus(gres: str) -> int:
+    """`gpu:4`, `gpu:a100:4(S:0-1)`, `gpu:2,shard:8` -> the node's GPUs."""
+    total = 0
+    for item in gres.split(","):
+        parts = re.sub(r"\(.*?\)", "", item).split(":")
+        if parts[0] == "gpu" and parts[-1].isdigit():
+            total += int(parts[-1])
+    return total
+
+
+def node_offers(partition: str | None) -> dict[str, dict[str, int]] | None:
+    """What each node of the partition (the default one when None) has: {node: {cpus, mem_mb, gpus}};
+    None when Slurm does not answer or knows no such partition (sbatch then says why)."""
+    done = _run(["sinfo", "-h", "-N", "-o", "%P|%N|%c|%m|%G"], query_timeout())
+    if done is None or done.returncode != 0:
+        return None
+    nodes: dict[str, dict[str, int]] = {}
+    for line in done.stdout.splitlines():
+        fields = line.strip().split("|")
+        if len(fields) != 5:
+            continue
+        name, node, cpus, mem, gres = fields
+        default = name.endswith("*")
+        if (partition is None and default) or name.rstrip("*") == partition:
+            nodes[node] = {"cpus": int(cpus.rstrip("+") or 0), "mem_mb": int(re.sub(r"\D", "", mem) or 0),
+                           "gpus": _gpus(gres)}
+    return nodes or None
+
+
+def pending_reasons(job_ids: Iterable[str], timeout: float | None = None) -> dict[str, str]:
+    """Why each pending job waits (squeue's reason: Resources, Priority, PartitionConfig, ...)."""
+    wanted = set(job_ids)
+    if not wanted:
+        return {}
+    array_ids = sorted({job_id.split("_")[0] for job_id in wanted})
+    done = _run(["squeue", "-h", "-r", "-t", "PENDING", "-o", "%i|%r", "-j", ",".join(array_ids)],
+                timeout or query_timeout())
+    if done is None or done.returncode != 0:
+        return {}
+    return {job_id: reason for job_id, reason in _parse(done.stdout).items() if job_id in wanted}

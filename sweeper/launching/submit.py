@@ -160,12 +160,29 @@ def _sweep_dir(launcher: Any) -> Path:
     return sweep_dir
 
 
-def _groups(todo: list[Submission]) -> dict[str, list[int]]:
-    """Positions of the jobs with equal parameters, by their parameters, in the sweep's order."""
+def _groups(todo: list[Submission], positions: list[int]) -> dict[str, list[int]]:
+    """Of these positions, those of jobs with equal parameters, by their parameters, in the sweep's order."""
     groups: dict[str, list[int]] = {}
-    for position, job in enumerate(todo):
-        groups.setdefault(json.dumps(job.params, sort_keys=True, default=str), []).append(position)
+    for position in positions:
+        groups.setdefault(json.dumps(todo[position].params, sort_keys=True, default=str), []).append(position)
     return groups
+
+
+@dataclasses.dataclass
+class Task:
+    """One Slurm task (an array task, or a job): one job of the sweep, or a packed task's jobs."""
+
+    positions: list[int]     # its jobs' positions in the launch
+    job: Any                 # the submitit job
+    packed: bool             # it runs a PackedTask: its result is {job number: JobReturn}
+    submitted: float = 0.0   # time.time() at submission: a record older than that is an earlier run's
+
+
+def _setting(launcher: Any, key: str) -> int:
+    value = launcher.params.get(key, 1)
+    if not isinstance(value, int) or value < 1:
+        raise CompactHydraException(f"hydra.launcher.{key}={value} is invalid: it must be a whole number >= 1")
+    return value
 
 
 def _array_size(setting: int | None) -> int:
@@ -199,60 +216,144 @@ def _announce(job: Submission, sweep_dir: Path, returned: JobReturn) -> None:
 
 
 def launch_slurm(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
-    """Submit the jobs, one array per group of equal resources, in chunks Slurm accepts; then wait
-    for their results (or, with `wait=false`, print the Slurm job ids and return)."""
+    """Submit the jobs, one array per group of equal resources, in chunks Slurm accepts, each array
+    task running one job or `jobs_per_task` of them; then wait for their results (or, with
+    `wait=false`, print the Slurm job ids and return). Jobs Slurm still has pending or running
+    from an earlier submission are not submitted again: their tasks are waited for."""
     todo = submissions(launcher, job_overrides, initial_job_idx)
     sweep_dir = _sweep_dir(launcher)
     log.info(f"Slurm sweep output dir : {sweep_dir}")
+    per_task, parallel = _setting(launcher, "jobs_per_task"), _setting(launcher, "jobs_in_parallel")
+    alive = _alive_tasks(todo, sweep_dir)
+    taken = {i for task in alive for i in task.positions}
+    fresh = [i for i in range(len(todo)) if i not in taken]
+    groups = _groups(todo, fresh)
+    _refuse_impossible(todo, groups, launcher.params)
     chunk = _array_size(launcher.params.get("max_array_size"))
     singletons = Singleton.get_state()
-    jobs: list[Any] = [None] * len(todo)
+    tasks: list[Task] = []
     arrays = []
-    for positions in _groups(todo).values():
+    for positions in groups.values():
         params = _safe_for_sbatch(todo[positions[0]].params)
         executor = _executor("slurm", params)
-        for start in range(0, len(positions), chunk):
-            part = positions[start:start + chunk]
-            submitted = _submit(executor, launcher, [todo[i] for i in part], singletons, sweep_dir)
-            for i, job in zip(part, submitted):
-                jobs[i] = job
-            manifest.update(sweep_dir, {todo[i].num: {"slurm_job_id": jobs[i].job_id} for i in part})
-            arrays.append(_describe(todo, jobs, part, params))
+        packs = [positions[start:start + per_task] for start in range(0, len(positions), per_task)]
+        for start in range(0, len(packs), chunk):
+            part = packs[start:start + chunk]
+            submitted = _submit(executor, launcher, todo, part, singletons, sweep_dir, per_task > 1, parallel)
+            tasks += submitted
+            manifest.record_submitted(sweep_dir, {todo[i].num: (task.job.job_id, task.packed)
+                                                  for task in submitted for i in task.positions})
+            arrays.append(_describe(todo, submitted, params))
+    if alive:
+        ids = sorted({task.job.job_id for task in alive})
+        print(f"{len(taken)} jobs are still pending or running in Slurm ({', '.join(ids[:8])}"
+              f"{', ...' if len(ids) > 8 else ''}): not submitted again", flush=True)
     if not launcher.params.get("wait", True):
-        return _report_submitted(todo, jobs, arrays, sweep_dir)
-    print(f"Waiting for {len(jobs)} Slurm jobs; Slurm job ids: {', '.join(arrays)}", flush=True)
+        return _report_submitted(todo, tasks, arrays, sweep_dir)
+    count = len(tasks) + len(alive)
+    what = f"{len(todo)} Slurm jobs" if count == len(todo) else f"{len(todo)} jobs in {_tasks(count)}"
+    print(f"Waiting for {what}; Slurm job ids: {', '.join(arrays) or 'submitted before'}", flush=True)
     try:
-        return collect(todo, jobs, sweep_dir)
+        return collect(todo, tasks + alive, sweep_dir)
     except KeyboardInterrupt:
-        _still_running(jobs, sweep_dir)
+        _still_running([task.job for task in tasks + alive], sweep_dir)
         raise SystemExit(130) from None
 
 
-def _submit(executor: Any, launcher: Any, part: list[Submission], singletons: dict, sweep_dir: Path) -> list[Any]:
-    """Submit these jobs as one array (or one job); sbatch's refusal becomes one clear line."""
-    from submitit.core.utils import FailedJobError
+def _alive_tasks(todo: list[Submission], sweep_dir: Path) -> list[Task]:
+    """The Slurm tasks of an earlier submission that still hold some of these jobs: a job whose
+    status (sweeper/job/status.py, from Slurm's state of its recorded id) is pending, waiting or running."""
+    from submitit.slurm.slurm import SlurmJob
+
+    from sweeper.job.status import ACTIVE
+    from sweeper.sweep.jobs import read_job
 
     try:
-        return executor.map_array(launcher, *zip(*(_job_args(job, singletons) for job in part)))
+        listed = manifest.read_manifest(sweep_dir)
+    except manifest.DamagedManifest:
+        return []
+    entries = {entry.num: entry for entry in (listed.jobs if listed else []) if entry.slurm_job_id}
+    wanted = {i: entries[job.num] for i, job in enumerate(todo) if job.num in entries}
+    if not wanted:
+        return []
+    from sweeper.launching.scheduler import job_states
+
+    states = job_states(entry.slurm_job_id for entry in wanted.values()) or {}
+    by_id: dict[str, Task] = {}
+    for i, entry in wanted.items():
+        job = read_job(sweep_dir, sweep_dir / entry.dir, entry, states.get(entry.slurm_job_id))
+        if job.status in ACTIVE:
+            task = by_id.setdefault(entry.slurm_job_id, Task(
+                [], SlurmJob(todo[i].params["submitit_folder"], entry.slurm_job_id), entry.packed_task is not None))
+            task.positions.append(i)
+    return list(by_id.values())
+
+
+def _refuse_impossible(todo: list[Submission], groups: dict[str, list[int]], settings: dict[str, Any]) -> None:
+    """One line and exit 2, before anything is submitted, for jobs no node of their partition can run."""
+    from sweeper.launching.capacity import impossible
+    from sweeper.launching.scheduler import node_offers
+
+    offers: dict[Any, Any] = {}
+    for positions in groups.values():
+        job = todo[positions[0]]
+        partition = job.params.get("partition")
+        if partition not in offers:
+            offers[partition] = node_offers(partition)
+        why = offers[partition] and impossible(job.params, offers[partition], settings)
+        if why:
+            nums = f"{job.num}" if len(positions) == 1 else f"{job.num} and {len(positions) - 1} more"
+            print(f"error: job {nums} ({' '.join(job.overrides) or 'defaults'}) {why}; nothing was submitted",
+                  file=sys.stderr, flush=True)
+            raise SystemExit(2)
+
+
+def _submit(executor: Any, launcher: Any, todo: list[Submission], packs: list[list[int]], singletons: dict,
+            sweep_dir: Path, packed: bool, parallel: int) -> list[Task]:
+    """Submit these tasks as one array (or one job); sbatch's refusal becomes one clear line."""
+    from submitit.core.utils import FailedJobError
+
+    from sweeper.launching.packed import PackedTask
+
+    try:
+        if packed:
+            jobs = [[(list(todo[i].overrides), todo[i].num) for i in pack] for pack in packs]
+            submitted = executor.map_array(PackedTask(launcher, parallel), jobs, [singletons] * len(jobs))
+        else:
+            args = [_job_args(todo[pack[0]], singletons) for pack in packs]
+            submitted = executor.map_array(launcher, *zip(*args))
     except (FailedJobError, OSError) as e:
         reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
-        nums = f"{part[0].num}-{part[-1].num}" if len(part) > 1 else f"{part[0].num}"
+        first, last = todo[packs[0][0]], todo[packs[-1][-1]]
+        nums = f"{first.num}-{last.num}" if first is not last else f"{first.num}"
         raise CompactHydraException(
-            f"Slurm refused jobs {nums} ({' '.join(part[0].overrides)}{', ...' if len(part) > 1 else ''}): {reason}; "
+            f"Slurm refused jobs {nums} ({' '.join(first.overrides)}{', ...' if first is not last else ''}): {reason}; "
             f"the Slurm job ids of the jobs submitted before them are in {manifest.path_of(sweep_dir)}") from None
+    now = time.time()
+    return [Task(pack, job, packed, now) for pack, job in zip(packs, submitted)]
 
 
-def _describe(todo: list[Submission], jobs: list[Any], part: list[int], params: dict[str, Any]) -> str:
-    slurm_id = jobs[part[0]].job_id.split("_")[0]
-    nums = f"{todo[part[0]].num}-{todo[part[-1]].num}" if len(part) > 1 else f"{todo[part[0]].num}"
+def _tasks(count: int) -> str:
+    return f"{count} Slurm task{'s' if count != 1 else ''}"
+
+
+def _describe(todo: list[Submission], tasks: list[Task], params: dict[str, Any]) -> str:
+    slurm_id = tasks[0].job.job_id.split("_")[0]
+    first, last = todo[tasks[0].positions[0]], todo[tasks[-1].positions[-1]]
+    nums = f"{first.num}-{last.num}" if first is not last else f"{first.num}"
+    count = sum(len(task.positions) for task in tasks)
+    packing = f" in {_tasks(len(tasks))}" if tasks[0].packed else ""
     gpus = params.get("gpus_per_node") or 0
-    return f"{slurm_id} (jobs {nums}: {len(part)} x {gpus} GPU, {params['cpus_per_task']} CPU, {params.get('mem_gb')} GB)"
+    return (f"{slurm_id} (jobs {nums}: {count} x {gpus} GPU, {params['cpus_per_task']} CPU, "
+            f"{params.get('mem_gb')} GB{packing})")
 
 
-def _report_submitted(todo: list[Submission], jobs: list[Any], arrays: list[str], sweep_dir: Path) -> list[JobReturn]:
+def _report_submitted(todo: list[Submission], tasks: list[Task], arrays: list[str], sweep_dir: Path) -> list[JobReturn]:
     """Non-blocking: say what was submitted and where it will land; the jobs write their records."""
     where = sweep_dir.resolve()
-    print(f"Submitted {len(jobs)} jobs to Slurm, without waiting; Slurm job ids: {', '.join(arrays)}", flush=True)
+    count = sum(len(task.positions) for task in tasks)
+    print(f"Submitted {count} jobs to Slurm, without waiting; Slurm job ids: {', '.join(arrays) or 'none'}",
+          flush=True)
     print(f"Sweep directory: {where}", flush=True)
     print(f"Follow it with: python -m sweeper status {where}", flush=True)
     # The sweeper reads every job's return value: there is none yet.
@@ -274,6 +375,20 @@ def _result(job: Any) -> JobReturn:
         return JobReturn(status=JobStatus.FAILED, _return_value=e)
 
 
+def _task_results(task: Task, todo: list[Submission]) -> dict[int, JobReturn]:
+    """Each of the task's jobs' JobReturn, by position; a packed task's by job number."""
+    if not task.packed:
+        return {task.positions[0]: _result(task.job)}
+    try:
+        by_num = task.job.results()[0]
+    except Exception as e:  # the task failed outside its jobs
+        by_num = {}
+        failed = JobReturn(status=JobStatus.FAILED, _return_value=e)
+        return {i: failed for i in task.positions}
+    missing = JobReturn(status=JobStatus.FAILED, _return_value=JobEndedWithoutResult("its task returned no result for it"))
+    return {i: by_num.get(todo[i].num, missing) for i in task.positions}
+
+
 def _still_running(jobs: list[Any], sweep_dir: Path) -> None:
     """Ctrl-C stops the waiting, not the jobs: say so, and how to stop or follow them."""
     arrays = sorted({job.job_id.split("_")[0] for job in jobs}, key=int)
@@ -281,40 +396,85 @@ def _still_running(jobs: list[Any], sweep_dir: Path) -> None:
     print(f"follow them with: python -m sweeper status {sweep_dir.resolve()}", flush=True)
 
 
-def collect(todo: list[Submission], jobs: list[Any], sweep_dir: Path) -> list[JobReturn]:
-    """Every job's result in the sweep's order, waiting until each has one or Slurm ended it.
+def _finished_in(task: Task, job: Submission, sweep_dir: Path) -> bool:
+    """Whether a packed task's job has written its final record since the task was submitted."""
+    from sweeper.job.record import RECORD_NAME, read_record
+    from sweeper.job.status import Status
+
+    path = sweep_dir / job.dir / RECORD_NAME
+    try:
+        return path.stat().st_mtime >= task.submitted and read_record(path).status != Status.INTERRUPTED
+    except (OSError, ValueError):
+        return False
+
+
+def _never_starts(tasks: list[Task], states: dict[str, str], todo: list[Submission]) -> None:
+    """Stop waiting, with one line, for a task Slurm keeps pending for a reason that will not pass."""
+    from sweeper.launching.capacity import NEVER
+    from sweeper.launching.scheduler import pending_reasons
+
+    pending = [task.job.job_id for task in tasks if states.get(task.job.job_id) == "PENDING"]
+    reasons = pending_reasons(pending) if pending else {}
+    for task in tasks:
+        reason = reasons.get(task.job.job_id)
+        if reason in NEVER:
+            job = todo[task.positions[0]]
+            print(f"error: Slurm keeps job {job.num} ({' '.join(job.overrides) or 'defaults'}, Slurm job "
+                  f"{task.job.job_id}) pending for reason {reason}: the partition can never run it as asked; "
+                  f"cancel it (scancel {task.job.job_id.split('_')[0]}) and lower hydra.launcher.cpus_per_task, "
+                  "cpus_per_gpu, mem_gb or gpus", file=sys.stderr, flush=True)
+            raise SystemExit(2)
+
+
+def collect(todo: list[Submission], tasks: list[Task], sweep_dir: Path) -> list[JobReturn]:
+    """Every job's result in the sweep's order, waiting until each task has one or Slurm ended it.
 
     submitit's own waiting raises at the first job that failed and, on a cluster without
-    accounting, never sees a cancelled job end; here a job is finished when its result file exists,
-    when Slurm reports a final state, or when Slurm has not known it for a while.
+    accounting, never sees a cancelled job end; here a task is finished when its result file exists,
+    when Slurm reports a final state, or when Slurm has not known it for a while. A packed task's
+    jobs are announced as their records appear.
     """
     from sweeper.launching.scheduler import ENDED, job_states
 
-    returns: list[JobReturn | None] = [None] * len(jobs)
-    pending = set(range(len(jobs)))
-    since: dict[int, float] = {}   # when a job was first seen ended, or unknown to Slurm
+    returns: list[JobReturn | None] = [None] * len(todo)
+    announced: set[int] = set()
+    pending = set(range(len(tasks)))
+    since: dict[int, float] = {}   # when a task was first seen ended, or unknown to Slurm
     last_query = 0.0
     while pending:
         states = None
         if time.monotonic() - last_query >= _STATE_EVERY_S:
-            states = job_states(jobs[i].job_id for i in pending)
+            states = job_states(tasks[t].job.job_id for t in pending)
             last_query = time.monotonic()
-        for i in sorted(pending):
-            job = jobs[i]
-            if job.paths.result_pickle.exists():
-                returns[i] = _result(job)
+            if states:
+                _never_starts([tasks[t] for t in pending], states, todo)
+        for t in sorted(pending):
+            task = tasks[t]
+            done: dict[int, JobReturn] = {}
+            if task.job.paths.result_pickle.exists():
+                done = _task_results(task, todo)
             elif states is not None:
-                state = states.get(job.job_id)
+                state = states.get(task.job.job_id)
                 if state is not None and state not in ENDED:
-                    since.pop(i, None)
+                    since.pop(t, None)
                 else:
-                    # An ended job's result may still be on its way through a network file system.
-                    waited = time.monotonic() - since.setdefault(i, time.monotonic())
+                    # An ended task's result may still be on its way through a network file system.
+                    waited = time.monotonic() - since.setdefault(t, time.monotonic())
                     if waited > (_RESULT_GRACE_S if state else _LOST_AFTER_S):
-                        returns[i] = _ended_without_result(job, state or "(Slurm no longer knows it)")
-            if returns[i] is not None:
-                pending.discard(i)
-                _announce(todo[i], sweep_dir, returns[i])
+                        ended = _ended_without_result(task.job, state or "(Slurm no longer knows it)")
+                        done = {i: ended for i in task.positions}
+                if task.packed:
+                    for i in task.positions:
+                        if i not in announced and i not in done and _finished_in(task, todo[i], sweep_dir):
+                            announced.add(i)
+                            _announce(todo[i], sweep_dir, JobReturn(status=JobStatus.COMPLETED))
+            if done:
+                pending.discard(t)
+                for i, returned in done.items():
+                    returns[i] = returned
+                    if i not in announced:
+                        announced.add(i)
+                        _announce(todo[i], sweep_dir, returned)
         if pending:
             time.sleep(_POLL_S)
     return returns  # type: ignore[return-value]
@@ -326,7 +486,8 @@ def _cpu_count() -> int:
 
 def launch_local(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
     """Run the jobs as local processes through submitit, at most `max_parallel` at once (submitit's
-    local executor alone starts them all at once: 64 TensorFlow processes would not fit in memory)."""
+    local executor alone starts them all at once: 64 TensorFlow processes would not fit in memory);
+    with `jobs_per_task` > 1, each process runs that many jobs of equal resources (a PackedTask)."""
     todo = submissions(launcher, job_overrides, initial_job_idx)
     sweep_dir = _sweep_dir(launcher)
     log.info(f"Local sweep output dir : {sweep_dir}")
@@ -334,27 +495,42 @@ def launch_local(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_
     limit = _cpu_count() if limit is None else limit
     if limit < 1:
         raise CompactHydraException(f"hydra.launcher.max_parallel={limit} is invalid: it must be >= 1")
+    per_task, parallel = _setting(launcher, "jobs_per_task"), _setting(launcher, "jobs_in_parallel")
+    packs = sorted(pack for positions in _groups(todo, list(range(len(todo)))).values()
+                   for pack in (positions[start:start + per_task] for start in range(0, len(positions), per_task)))
     executors: dict[str, Any] = {}
     singletons = Singleton.get_state()
-    jobs: list[Any] = []
+    tasks: list[Task] = []
     returns: dict[int, JobReturn] = {}
-    for job in todo:
-        while len(jobs) - len(returns) >= limit:
-            _collect_done(todo, jobs, returns, sweep_dir)
-        key = json.dumps(job.params, sort_keys=True, default=str)
+    for pack in packs:
+        while sum(not task.job.done() for task in tasks) >= limit:
+            _collect_done(todo, tasks, returns, sweep_dir)
+        params = todo[pack[0]].params
+        key = json.dumps(params, sort_keys=True, default=str)
         if key not in executors:
-            executors[key] = _executor("local", job.params)
-        jobs.append(executors[key].submit(launcher, *_job_args(job, singletons)))
-    while len(returns) < len(jobs):
-        _collect_done(todo, jobs, returns, sweep_dir)
-    return [returns[i] for i in range(len(jobs))]
+            executors[key] = _executor("local", params)
+        tasks.append(_submit_local(executors[key], launcher, todo, pack, singletons, per_task > 1, parallel))
+    while len(returns) < len(todo):
+        _collect_done(todo, tasks, returns, sweep_dir)
+    return [returns[i] for i in range(len(todo))]
 
 
-def _collect_done(todo: list[Submission], jobs: list[Any], returns: dict[int, JobReturn], sweep_dir: Path) -> None:
-    """Take the result of each local job that has finished since, saying so; wait a moment if none."""
-    finished = [i for i, job in enumerate(jobs) if i not in returns and job.done()]
-    for i in finished:
-        returns[i] = _result(jobs[i])
-        _announce(todo[i], sweep_dir, returns[i])
+def _submit_local(executor: Any, launcher: Any, todo: list[Submission], pack: list[int], singletons: dict,
+                  packed: bool, parallel: int) -> Task:
+    from sweeper.launching.packed import PackedTask
+
+    if packed:
+        jobs = [(list(todo[i].overrides), todo[i].num) for i in pack]
+        return Task(pack, executor.submit(PackedTask(launcher, parallel), jobs, singletons), True, time.time())
+    return Task(pack, executor.submit(launcher, *_job_args(todo[pack[0]], singletons)), False, time.time())
+
+
+def _collect_done(todo: list[Submission], tasks: list[Task], returns: dict[int, JobReturn], sweep_dir: Path) -> None:
+    """Take the results of each local task that has finished since, saying so; wait a moment if none."""
+    finished = [task for task in tasks if task.positions[0] not in returns and task.job.done()]
+    for task in finished:
+        for i, returned in _task_results(task, todo).items():
+            returns[i] = returned
+            _announce(todo[i], sweep_dir, returned)
     if not finished:
         time.sleep(0.1)

@@ -121,15 +121,18 @@ def read_job(root: Path, path: Path, entry: JobEntry | None = None, slurm: str |
     """The job in directory `path` (named relative to root): its record, or why it has none."""
     name = _name(root, path)
     record_path = path / RECORD_NAME
+    packed = entry is not None and entry.packed_task is not None
+    owner = read_owner(path) if packed or not record_path.exists() else None
+    owner_alive = owner is not None and is_alive(owner)
     if record_path.exists():
         try:
             record = read_record(record_path)
         except ValueError as e:
             print(f"warning: {e}", file=sys.stderr)
             return Job(name, path, decide(corrupt=True, slurm=slurm), error=str(e), entry=entry, slurm=slurm)
-        return Job(name, path, decide(record.status, slurm=slurm), record, entry=entry, slurm=slurm)
-    owner = read_owner(path)
-    status = decide(slurm=slurm, owner_alive=owner is not None and is_alive(owner), started=path.exists())
+        status = decide(record.status, slurm=slurm, owner_alive=owner_alive, packed=packed)
+        return Job(name, path, status, record, entry=entry, slurm=slurm)
+    status = decide(slurm=slurm, owner_alive=owner_alive, started=path.exists(), packed=packed)
     return Job(name, path, status, entry=entry, slurm=slurm)
 
 

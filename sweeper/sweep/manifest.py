@@ -40,9 +40,10 @@ class JobEntry:
     objective: str | None = None
     direction: str | None = None    # minimize | maximize
     preset: str | None = None       # experiment=... or hparams_search=...
-    slurm_job_id: str | None = None  # set by the Slurm launcher when it submits the job
-    packed_task: str | None = None  # the task a job is packed into (a later launcher)
+    slurm_job_id: str | None = None  # set by the Slurm launcher when it submits the job: its latest
+    packed_task: str | None = None  # the Slurm task the job is packed into (jobs_per_task > 1), else None
     trial: int | None = None        # a search's trial number
+    slurm_job_ids: list[str] = dataclasses.field(default_factory=list)  # every Slurm id it was submitted as
 
 
 @dataclasses.dataclass
@@ -133,6 +134,20 @@ def update(sweep_dir: Path, changes: dict[int, dict[str, Any]]) -> None:
     for job in manifest.jobs:
         for key, value in changes.get(job.num, {}).items():
             setattr(job, key, value)
+    write_manifest(sweep_dir, manifest)
+
+
+def record_submitted(sweep_dir: Path, submitted: dict[int, tuple[str, bool]]) -> None:
+    """The Slurm job id each job (by number) was just submitted as, and whether it is a packed task's:
+    the latest in `slurm_job_id` (and `packed_task`), every one in `slurm_job_ids`."""
+    manifest = read_manifest(sweep_dir)
+    if manifest is None:
+        return
+    for job in manifest.jobs:
+        if job.num in submitted:
+            slurm_id, packed = submitted[job.num]
+            job.slurm_job_id, job.packed_task = slurm_id, slurm_id if packed else None
+            job.slurm_job_ids = [*job.slurm_job_ids, slurm_id]
     write_manifest(sweep_dir, manifest)
 
 

@@ -25,6 +25,20 @@ def status_table(sweep: Sweep) -> pd.DataFrame:
     return table
 
 
+def pending_reasons(sweep: Sweep) -> list[str]:
+    """Why Slurm keeps each pending task pending: `Slurm job 123_1 (jobs 4 5 6) pending: Resources`."""
+    from sweeper.job.status import Status
+    from sweeper.launching.scheduler import pending_reasons as reasons_of
+
+    by_id: dict[str, list[str]] = {}
+    for job in sweep.jobs:
+        if job.status == Status.PENDING and job.entry is not None and job.entry.slurm_job_id:
+            by_id.setdefault(job.entry.slurm_job_id, []).append(job.name)
+    reasons = reasons_of(by_id) if by_id else {}
+    return [f"Slurm job {slurm_id} (job{'s' if len(names) > 1 else ''} {' '.join(names)}) pending: {reasons[slurm_id]}"
+            for slurm_id, names in by_id.items() if slurm_id in reasons]
+
+
 def sweep_status(root: Path) -> tuple[Sweep, pd.DataFrame]:
     sweep = read_sweep(root)
     return sweep, status_table(sweep)

@@ -37,10 +37,12 @@ def resume(sweep_dir: Path, extra: list[str]) -> int:
     command = resume_command(sweep_dir, extra, entry_point)
     jobs = [job for job in read_sweep(sweep_dir).jobs if job.sweep == sweep_dir]
     active = [job for job in jobs if job.status in ACTIVE]
-    if active:
+    if active and any(job.entry is None or not job.entry.slurm_job_id for job in active):
         raise ValueError(f"{len(active)} job(s) of {sweep_dir} are still {' or '.join(sorted({j.status.text for j in active}))} "
                          f"({' '.join(job.name for job in active[:5])}{' ...' if len(active) > 5 else ''}): "
                          "wait for them (python -m sweeper status DIR), or cancel them, then resume")
+    if active:  # Slurm's: the launcher asks Slurm again and submits none of them twice
+        print(f"left to Slurm: {summary(job.status for job in active)}", flush=True)
     if jobs and not any(job.status in NEEDS_RERUN for job in jobs):
         print(f"nothing to resume: {summary(job.status for job in jobs)} ({sweep_dir})", flush=True)
         return 0

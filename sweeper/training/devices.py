@@ -61,6 +61,10 @@ def strategy(gpus: int, devices: str = "gpu") -> tf.distribute.Strategy:
     if devices not in ("gpu", "cpu"):
         raise ValueError(f"devices={devices!r} is invalid: devices must be gpu or cpu")
     names = _cpu_devices(gpus) if devices == "cpu" else _gpu_devices(gpus)
+    if devices == "cpu":
+        # Collective ops on logical CPUs key their groups per process, so a 4-replica job after a
+        # 2-replica one would join the wrong group; reducing to one device keeps no such state.
+        return tf.distribute.MirroredStrategy(names, cross_device_ops=tf.distribute.ReductionToOneDevice())
     return tf.distribute.MirroredStrategy(names)
 
 

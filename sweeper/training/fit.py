@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
+from sweeper.job import trial
 from sweeper.job.outcome import Outcome
 from sweeper.training import checkpoint
 from sweeper.training.tf import import_tensorflow
@@ -26,6 +27,7 @@ TEST_BATCH = 500              # test images per replica per evaluation step
 LOSS_POINTS_PER_EPOCH = 100   # history["loss"]: about this many points per epoch
 
 
+_EPOCH_CURVES = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")  # one value per epoch
 _CURVES = ("loss", "loss_steps", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "epoch_time_s")
 
 
@@ -109,6 +111,10 @@ def _recorder(steps_per_epoch: int, batch_size: int, samples: int,
                 self.counters[name].append(float(logs[key]))
             self.counters["test_time_s"] += self.epoch_test_s
             self.counters["fit_time_s"] = self.fit_time_before + time.perf_counter() - self.fit_start
+            reporter = trial.current()  # a search's trial: the pruner may stop this job here
+            now = {name: self.counters[name][-1] for name in _EPOCH_CURVES}
+            if reporter is not None and reporter.report(now, epoch + 1, last=epoch + 1 == self.params["epochs"]):
+                self.model.stop_training = True
 
     return Recorder()
 
@@ -195,4 +201,5 @@ def outcome(counters: dict[str, Any], params: int, elapsed: float, train_count: 
         "test_samples": test_count,
         "test_time_s": counters["test_time_s"],
     }
-    return Outcome(status="ok" if finite else "diverged", metrics=metrics, history=history, train_time_s=elapsed)
+    status = trial.status_of("ok" if finite else "diverged", trial.current())
+    return Outcome(status=status, metrics=metrics, history=history, train_time_s=elapsed)
