@@ -165,6 +165,17 @@ def test_a_sweep_fuses_its_grid_and_each_job_ends_as_alone(tmp_path):
     assert result.returncode == 0, result.stderr
     alone = run_cli("run.py", "-m", *GRID, "hydra.sweeper.fuse=false", f"hydra.sweep.dir={alone_dir}")
     assert alone.returncode == 0, alone.stderr
+    packed_dir = tmp_path / "packed"  # one packed task (local launcher) fuses its jobs the same way
+    packed = run_cli("run.py", "-m", *GRID, "hydra.sweeper.max_fused=4", "hydra/launcher=local",
+                     "hydra.launcher.jobs_per_task=6", f"hydra.sweep.dir={packed_dir}")
+    assert packed.returncode == 0, packed.stdout + packed.stderr
+    assert len(list(packed_dir.glob(".submitit/*/*_log.out"))) == 1  # one process
+    in_task = records(packed_dir)
+    assert in_task.keys() == records(alone_dir).keys()
+    for overrides, record in in_task.items():
+        assert record["fused"] == records(fused_dir)[overrides]["fused"]
+        np.testing.assert_allclose(record["history"]["loss"], records(alone_dir)[overrides]["history"]["loss"],
+                                   rtol=1e-4)
     for k in range(1, 7):
         assert f"[{k}/6] " in result.stdout
     together, apart = records(fused_dir), records(alone_dir)

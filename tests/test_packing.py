@@ -82,7 +82,9 @@ def test_a_job_that_raises_fails_alone_and_its_task_goes_on(tmp_path):
 def test_a_task_cancelled_half_way_then_status_then_resume(tmp_path):
     sweep = tmp_path / "cancel"
     lrs = "lr=0.001,0.002,0.003,0.004,0.005,0.006"
-    result = slurm_multirun(sweep, lrs, "steps=60000", "hydra.launcher.jobs_per_task=6", "hydra.launcher.wait=false")
+    # Unfused, so that the task's jobs finish one by one (fused, they would finish together).
+    result = slurm_multirun(sweep, lrs, "steps=60000", "hydra.launcher.jobs_per_task=6", "hydra.launcher.wait=false",
+                            "hydra.sweeper.fuse=false")
     assert result.returncode == 0, result.stderr
     task = entries(sweep)[0].slurm_job_id
     seen: set[str] = set()

@@ -4,10 +4,10 @@ through `execute(spec)` and ends with its own directory, record, logs and `[k/N]
 
 Whoever runs a batch of jobs in one process plans the groups first (`plan`, with each job's
 directory and composed config): the in-process grid sweeper does, before it hands a batch to
-Hydra's launcher (hydra_plugins/sweeper_plugins/checked_sweeper.py); a packed Slurm task could call
-`plan` with its jobs the same way (sweeper/launching/packed.py does not yet). Then, when `execute` calls the first job of a group, `call_task`
-asks `outcome_of`, which trains the whole group and keeps the other jobs' outcomes until `execute`
-comes to them. A job done before, or held by another live run, is left out of its group.
+Hydra's launcher (hydra_plugins/sweeper_plugins/checked_sweeper.py), and a packed task does
+before it runs its jobs (sweeper/launching/packed.py). Then, when `execute` calls the first job of
+a group, `call_task` asks `outcome_of`, which trains the whole group and keeps the other jobs'
+outcomes until `execute` comes to them. A job done before, or held by another live run, is left out of its group.
 """
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 from typing import Any, Sequence
 
 from hydra.core.utils import JobReturn, JobStatus
@@ -34,8 +35,14 @@ class PackedTask:
     def __call__(self, jobs: Sequence[PackedJob], singletons: dict) -> dict[int, JobReturn]:
         if self.jobs_in_parallel > 1 and len(jobs) > 1:
             return _in_workers(self.launcher, list(jobs), singletons, self.jobs_in_parallel)
+        from sweeper.job import fused
+
         _set_up(self.launcher, singletons)
-        return {num: run_one(self.launcher, overrides, num) for overrides, num in jobs}
+        plan_fused(self.launcher, jobs)
+        try:
+            return {num: run_one(self.launcher, overrides, num) for overrides, num in jobs}
+        finally:
+            fused.forget()
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
         """Requeue the task with the same jobs: those finished before are skipped (execute)."""
@@ -62,17 +69,47 @@ def _task_id() -> str:
         return os.environ.get("SLURM_JOB_ID", "local")
 
 
+def _job_config(launcher: Any, overrides: Sequence[str], num: int) -> Any:
+    """The job's config as the stock launcher composes it: hydra.job.num is its directory."""
+    from omegaconf import open_dict
+
+    cfg = launcher.hydra_context.config_loader.load_sweep_config(launcher.config, list(overrides))
+    with open_dict(cfg.hydra.job) as job:
+        job.id = _task_id()
+        job.num = num
+    return cfg
+
+
+def plan_fused(launcher: Any, jobs: Sequence[PackedJob]) -> None:
+    """The task's jobs that differ only in optimizer hyperparameters train as one computation, as
+    in the in-process sweep (sweeper/job/fused.py), unless `hydra.sweeper.fuse=false`. Jobs run
+    in worker processes (`jobs_in_parallel` > 1) are not fused."""
+    from omegaconf import OmegaConf
+
+    from sweeper.job import fused
+    from sweeper.sweep import manifest
+
+    if len(jobs) < 2 or not OmegaConf.select(launcher.config, "hydra.sweeper.fuse", default=False):
+        return
+    members = []
+    for overrides, num in jobs:
+        try:
+            cfg = _job_config(launcher, overrides, num)
+        except Exception:  # the job fails alone when it runs (run_one), unfused
+            continue
+        entry = manifest.entry_of(cfg, list(overrides))
+        directory = Path(str(cfg.hydra.sweep.dir)) / entry.dir
+        members.append(fused.Member(directory, cfg, entry.fingerprint, list(overrides)))
+    fused.plan(members, OmegaConf.select(launcher.config, "hydra.sweeper.max_fused", default=None))
+
+
 def run_one(launcher: Any, overrides: list[str], num: int) -> JobReturn:
     """Run one job of the task as the stock launcher's `__call__` runs an unpacked one; an error
     outside the job's own code (its execute writes `failed` for errors inside) is its result."""
     from hydra.core.utils import run_job
-    from omegaconf import open_dict
 
     try:
-        cfg = launcher.hydra_context.config_loader.load_sweep_config(launcher.config, list(overrides))
-        with open_dict(cfg.hydra.job) as job:
-            job.id = _task_id()
-            job.num = num
+        cfg = _job_config(launcher, overrides, num)
         return run_job(hydra_context=launcher.hydra_context, task_function=launcher.task_function, config=cfg,
                        job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
     except Exception as e:  # the task goes on with its next job
