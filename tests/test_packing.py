@@ -83,7 +83,8 @@ def test_a_task_cancelled_half_way_then_status_then_resume(tmp_path):
     sweep = tmp_path / "cancel"
     lrs = "lr=0.001,0.002,0.003,0.004,0.005,0.006"
     # Unfused, so that the task's jobs finish one by one (fused, they would finish together).
-    result = slurm_multirun(sweep, lrs, "steps=60000", "hydra.launcher.jobs_per_task=6", "hydra.launcher.wait=false",
+    # 200000 steps: about 4 s a job, so that the task is cancelled well before its last job.
+    result = slurm_multirun(sweep, lrs, "steps=200000", "hydra.launcher.jobs_per_task=6", "hydra.launcher.wait=false",
                             "hydra.sweeper.fuse=false")
     assert result.returncode == 0, result.stderr
     task = entries(sweep)[0].slurm_job_id
@@ -109,7 +110,8 @@ def test_a_task_cancelled_half_way_then_status_then_resume(tmp_path):
 
     again = run_cli("-m", "sweeper", "resume", str(sweep), "hydra.launcher.wait=true", timeout=300)
     assert again.returncode == 0, again.stderr
-    assert f"to run again: {6 - len(finished)} jobs: {6 - len(finished)} cancelled" in again.stdout
+    left = 6 - len(finished)
+    assert f"to run again: {left} job{'s' if left > 1 else ''}: {left} cancelled" in again.stdout
     listed = entries(sweep)
     for num in range(6):
         if num in finished:
