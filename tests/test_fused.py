@@ -191,6 +191,10 @@ def test_a_sweep_fuses_its_grid_and_each_job_ends_as_alone(tmp_path):
         for name, value in other["metrics"].items():
             if value is not None:
                 assert record["metrics"][name] == pytest.approx(value, rel=1e-4, abs=1e-6)
+    from sweeper.sweep.collate import collate
+
+    table = collate(fused_dir)  # the table says which times are shares of a group's
+    assert sorted(table.fused) == [2, 2, 4, 4, 4, 4] and "fused" not in collate(alone_dir).columns
     for job in fused_dir.glob("*/result.json"):
         directory = job.parent
         assert (directory / ".hydra" / "overrides.yaml").exists() and any((directory / "tensorboard").iterdir())

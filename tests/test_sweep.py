@@ -46,7 +46,8 @@ def test_collate_command_prints_and_writes_the_table(adam_sweep, tmp_path):
     assert result.returncode == 0, result.stderr
     table = pd.read_csv(sweep / "results.csv")
     assert list(table.columns) == ["job", "task", "optimizer", "lr", "beta1", "beta2", "epsilon", "steps",
-                                   "status", "final_loss", "W", "b", "train_time_s"]
+                                   "status", "final_loss", "W", "b", "train_time_s", "fused"]
+    assert (table.fused == 4).all()  # the 4 jobs trained as one group: train_time_s is a share
     assert list(zip(table.lr, table.beta1)) == [(0.01, 0.8), (0.01, 0.9), (0.1, 0.8), (0.1, 0.9)]
     assert (table.status == "ok").all()
     markdown = (sweep / "results.md").read_text()

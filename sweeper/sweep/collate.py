@@ -11,7 +11,7 @@ from sweeper.sweep.jobs import Job, read_jobs
 
 # Metrics in the order the table shows them; other scalar metrics follow, sorted by name.
 METRIC_ORDER = ("final_loss", "W", "b", "test_accuracy", "test_loss", "train_loss",
-                "train_time_s", "samples_per_s", "params", "replicas")
+                "train_time_s", "fused", "samples_per_s", "params", "replicas")
 
 
 def _row(job: Job) -> dict:
@@ -24,6 +24,8 @@ def _row(job: Job) -> dict:
     row.update(task=record.task, optimizer=record.optimizer, **record.hparams, status=job.status.value)
     row.update({k: v for k, v in record.metrics.items() if isinstance(v, (int, float, str, type(None)))})
     row["train_time_s"] = record.train_time_s
+    if record.fused:  # train_time_s is then a share of the group's time: say so beside it
+        row["fused"] = record.fused
     if record.error:
         row["error"] = record.error
     return row
