@@ -53,7 +53,9 @@ def fused_logits(weights: list, x: Any, training: bool = False, dropout: float =
     """Every copy's logits at once, [N, B, 10], the HFTA way: the first convolution is one
     convolution with N x 32 filters over the shared images; the second is one grouped convolution
     (N groups of 32 input channels, tf.nn.conv2d infers the groups from the filter's depth); the
-    dense layers are batched matmuls (einsum). Each copy draws its own dropout mask."""
+    dense layers are batched matmuls (tf.matmul, whose gradient is two more batched matmuls: an
+    einsum's went through transposes and made the fused step a third slower here). Each copy draws
+    its own dropout mask."""
     import tensorflow as tf
 
     k1, b1, k2, b2, k3, b3, k4, b4 = weights
@@ -70,10 +72,10 @@ def fused_logits(weights: list, x: Any, training: bool = False, dropout: float =
     rows, cols, depth = h.shape[1], h.shape[2], k2.shape[-1]
     h = tf.reshape(h, [-1, rows, cols, n, depth])
     h = tf.reshape(tf.transpose(h, [3, 0, 1, 2, 4]), [n, -1, rows * cols * depth])  # Keras' Flatten per copy
-    h = tf.nn.relu(tf.einsum("nbi,nio->nbo", h, k3) + b3[:, None, :])
+    h = tf.nn.relu(tf.matmul(h, k3) + b3[:, None, :])
     if training and dropout:
         h = tf.nn.dropout(h, dropout)
-    return tf.einsum("nbi,nio->nbo", h, k4) + b4[:, None, :]
+    return tf.matmul(h, k4) + b4[:, None, :]
 
 
 def run_fused(*, optimizers: list[dict[str, Any]], data: dict[str, Any], batch_size: int, epochs: int, seed: int,
