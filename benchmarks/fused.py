@@ -3,7 +3,8 @@
 1. The 64-job ex1_adam grid, one multirun fused and one with hydra.sweeper.fuse=false: the per-job
    cost beyond start-up ((grid - a 2-job multirun of the same mode) / 62: a fused group traces its
    loop once, as a lone job's loop is traced once, so start-up is measured with a group). Aim: at
-   least 5x less fused.
+   least 5x less fused. The fused grid runs once more under benchmarks/hydra_share.py, which
+   prints how much of each job's cost is Hydra's own per-job work (the floor fusion cannot lower).
 2. The 24-job ex2_momentum grid on the full MNIST, fused and not: wall time. Aim: 4x less fused.
 3. Four learning rates of the course CNN at batch 16 on the first --cnn-images MNIST images
    (one epoch after a first, tracing one), fused (tasks.cnn.run_fused) and one after another
@@ -16,6 +17,7 @@ Run: MNIST_DIR=../shared/datasets/mnist python benchmarks/fused.py [--skip-ex2] 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -37,6 +39,13 @@ def timed(*args: str) -> float:
     return time.perf_counter() - start
 
 
+def hydra_share(*args: str) -> dict:
+    """Run the sweep under benchmarks/hydra_share.py: its seconds in Hydra's own per-job work."""
+    done = subprocess.run([sys.executable, "benchmarks/hydra_share.py", *args], cwd=ROOT, check=True,
+                          capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def ex1(tmp: str) -> tuple[float, float]:
     """Per-job seconds beyond start-up: fused, one at a time."""
     two = ["experiment=ex1_adam", "lr=0.1", "beta1=0.8", "beta2=0.8,0.9"]
@@ -48,6 +57,10 @@ def ex1(tmp: str) -> tuple[float, float]:
     print(f"ex1_adam, 64 jobs: fused {fused:.1f} s, one at a time {apart:.1f} s; 2-job multiruns "
           f"{two_fused:.1f} s fused, {two_apart:.1f} s apart")
     print(f"ex1_adam per job beyond start-up: fused {1000 * per_fused:.0f} ms, one at a time {1000 * per_apart:.0f} ms")
+    share = hydra_share("-m", "experiment=ex1_adam", f"hydra.sweep.dir={tmp}/share")
+    print(f"ex1_adam fused, again under benchmarks/hydra_share.py: Hydra's own work (in its run_job, outside "
+          f"the task function) {1000 * share['hydra_s'] / share['jobs']:.0f} ms per job, the task function "
+          f"(the group's training included) {1000 * share['task_s'] / share['jobs']:.0f} ms per job")
     return per_fused, per_apart
 
 
