@@ -287,10 +287,10 @@ def train(make_model: Callable[[], keras.Model], forward: Forward, splits: Any, 
         copies.end_epoch(train_s, time.perf_counter() - epoch_start - train_s, time.perf_counter() - start,
                          test_loss, test_accuracy)
         trained = np.flatnonzero(copies.in_epoch)
+        if scalars:  # before the state, as Keras' callbacks are ordered for a lone job (fit.job_callbacks)
+            scalars.write(epoch, trained, copies.counters, int(updating[0][0].iterations.numpy()))
         if states:
             states.save(epoch + 1, trained, copies.counters)
-        if scalars:
-            scalars.write(epoch, trained, copies.counters, int(updating[0][0].iterations.numpy()))
     if scalars:
         scalars.close()
     elapsed = time.perf_counter() - start

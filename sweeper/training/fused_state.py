@@ -46,9 +46,10 @@ def _layout(config: dict[str, Any]) -> str:
 
 
 def _numpy(variable: Any) -> np.ndarray:
-    import keras
+    """A copy of a TensorFlow or Keras variable's value."""
+    from sweeper.training.tf import import_tensorflow
 
-    return np.array(keras.ops.convert_to_numpy(variable))
+    return np.array(import_tensorflow().convert_to_tensor(variable).numpy())
 
 
 class CopyStates:
