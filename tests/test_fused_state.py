@@ -51,7 +51,8 @@ def test_a_fused_copy_saves_the_state_a_lone_job_saves(family, settings, tmp_pat
     for i, config in enumerate(configs):
         softmax.run(optimizer=config, epochs=2, job_dir=tmp_path / f"alone{i}", **settings)
         (progress, variables), (lone_progress, lone_variables) = saved(dirs[i]), saved(tmp_path / f"alone{i}")
-        assert progress["epoch"] == lone_progress["epoch"] == 2 and progress["checkpoint"] == lone_progress["checkpoint"]
+        assert progress["epoch"] == lone_progress["epoch"] == 2
+        assert progress["checkpoint"] == lone_progress["checkpoint"]
         assert variables.keys() == lone_variables.keys()  # weights, slots, iterations, learning rate
         for name, value in lone_variables.items():
             if name != "_CHECKPOINTABLE_OBJECT_GRAPH":
@@ -174,7 +175,8 @@ def test_ctrl_c_stops_a_fused_sweep_and_it_continues_at_its_epoch(tmp_path):
     whole = run_cli("run.py", "-m", *grid, f"hydra.sweep.dir={fused_dir}", timeout=400)
     assert whole.returncode == 0, whole.stderr[-3000:]
 
-    continued, continued_alone, lone_runs, fused_runs = records(sweep), records(kept), records(alone_dir), records(fused_dir)
+    continued, continued_alone = records(sweep), records(kept)
+    lone_runs, fused_runs = records(alone_dir), records(fused_dir)
     for overrides, before in interrupted.items():
         for record in (continued[overrides], continued_alone[overrides]):
             assert record.status == "ok" and record.attempts == 2
@@ -187,7 +189,9 @@ def test_ctrl_c_stops_a_fused_sweep_and_it_continues_at_its_epoch(tmp_path):
                 for name in ("loss", "train_loss", "test_loss", "test_accuracy"):
                     np.testing.assert_allclose(history[name], reference.history[name], rtol=rtol, atol=1e-6,
                                                err_msg=name)
-        assert continued[overrides].fused == 3 == fused_runs[overrides].fused and continued_alone[overrides].fused is None
+        if len(set(epochs_done.values())) == 1:  # else Ctrl-C came while the states were saved: groups split
+            assert continued[overrides].fused == 3 == fused_runs[overrides].fused
+        assert continued_alone[overrides].fused is None
     for overrides, job_dir in job_dirs(sweep).items():
         assert not (job_dir / "state").exists()  # removed with the record, as for a lone job
         points = dict(scalars(job_dir / "tensorboard" / "train")["epoch_loss"])  # both attempts' epochs

@@ -74,7 +74,8 @@ class EpochScalars:
         tf = import_tensorflow()
         for i in copies:
             train, validation = self.writers[i]
-            last = {name: counters[i][name][-1] for name in ("train_loss", "train_accuracy", "test_loss", "test_accuracy")}
+            last = {name: counters[i][name][-1]
+                    for name in ("train_loss", "train_accuracy", "test_loss", "test_accuracy")}
             with train.as_default():
                 tf.summary.scalar("epoch_accuracy", last["train_accuracy"], step=epoch)
                 tf.summary.scalar("epoch_loss", last["train_loss"], step=epoch)
