@@ -89,7 +89,8 @@ def run_fused(*, optimizers: list[dict[str, Any]], data: dict[str, Any], batch_s
     one = replica_devices.strategy(0, devices)
     outcomes = fused.train(functools.partial(make_model, dropout),
                            functools.partial(fused_logits, dropout=dropout), splits, optimizers=optimizers,
-                           batch_size=batch_size, epochs=epochs, seed=seed, input_shape=INPUT_SHAPE)
+                           batch_size=batch_size, epochs=epochs, seed=seed, input_shape=INPUT_SHAPE,
+                           job_dirs=job_dirs, logging=logging)
     for outcome in outcomes:
         outcome.metrics.update(replicas=1, devices=replica_devices.device_names(one))
     return outcomes

@@ -49,4 +49,4 @@ def run_fused(*, optimizers: list[dict[str, Any]], data: dict[str, Any], batch_s
 
     splits = mnist.load(**data)
     return fused.train(make_model, fused_logits, splits, optimizers=optimizers, batch_size=batch_size,
-                       epochs=epochs, seed=seed, input_shape=INPUT_SHAPE)
+                       epochs=epochs, seed=seed, input_shape=INPUT_SHAPE, job_dirs=job_dirs, logging=logging)

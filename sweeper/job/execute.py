@@ -128,6 +128,26 @@ def _saved_so_far(job_dir: Path) -> Outcome | None:
     return Outcome(status=Status.INTERRUPTED.value, metrics={}, history=history, train_time_s=train_time_s)
 
 
+def _stopped(stop: BaseException) -> tuple[str, str]:
+    """The status and error of a job stopped by Ctrl-C, or by a signal: submitit exits so after
+    requeueing the job (time limit, preemption)."""
+    if isinstance(stop, KeyboardInterrupt):
+        return Status.INTERRUPTED.value, "KeyboardInterrupt: stopped by Ctrl-C"
+    return Status.INTERRUPTED.value, "SystemExit: stopped by a signal; a requeued job continues from its state"
+
+
+def record_stopped(spec: JobSpec, stop: BaseException, started: str) -> Record:
+    """Write the record of a job that Ctrl-C or a signal stopped while another job's `execute`
+    trained it (a fused group's other members, sweeper/job/fused.py): what its own `execute` would
+    have written, its history up to its saved state. The caller holds its directory; `started`:
+    when its training began."""
+    status, error = _stopped(stop)
+    record = _record(spec, status, _saved_so_far(spec.directory), error, started, _count_attempt(spec.directory))
+    write_record(spec.directory, record)
+    say(job_line(record, every_metric=spec.single_run))
+    return record
+
+
 def _run_and_record(spec: JobSpec) -> Record:
     job_dir = spec.directory
     attempts = _count_attempt(job_dir)
@@ -138,12 +158,8 @@ def _run_and_record(spec: JobSpec) -> Record:
         with trial.reporting(spec.trial):  # a search's trial: the task reports to it (pruning)
             outcome = call_task(spec, job_dir)
         status = outcome.status
-    except KeyboardInterrupt:
-        status, error = Status.INTERRUPTED.value, "KeyboardInterrupt: stopped by Ctrl-C"
-        outcome = _saved_so_far(job_dir)
-        raise
-    except SystemExit:  # submitit exits so after requeueing the job (time limit, preemption)
-        status, error = Status.INTERRUPTED.value, "SystemExit: stopped by a signal; a requeued job continues from its state"
+    except (KeyboardInterrupt, SystemExit) as stop:
+        status, error = _stopped(stop)
         outcome = _saved_so_far(job_dir)
         raise
     except Exception as e:  # a failing job is a result; the sweep goes on

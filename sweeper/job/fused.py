@@ -8,9 +8,16 @@ Hydra's launcher (hydra_plugins/sweeper_plugins/checked_sweeper.py), and a packe
 before it runs its jobs (sweeper/launching/packed.py). Then, when `execute` calls the first job of
 a group, `call_task` asks `outcome_of`, which trains the whole group and keeps the other jobs'
 outcomes until `execute` comes to them. A job done before, or held by another live run, is left out of its group.
+
+Each copy saves its training state at every epoch end in its own directory, as a lone job does
+(sweeper/training/fused_state.py); jobs that continue from saved state are grouped by the epochs
+they saved, so a group starts its copies at one epoch. When Ctrl-C or a signal stops a group, every
+member ends with the record a lone job stopped so would have: `interrupted`, its history up to its
+saved state. A search's jobs are not fused: each reports to its own trial every epoch (trial.py).
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib
 import json
@@ -18,11 +25,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import hydra.utils
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from sweeper.job import environment, owner
+from sweeper.job import environment, owner, trial
 from sweeper.job.fingerprint import MismatchError, finished_record
 from sweeper.job.outcome import Outcome
+from sweeper.job.spec import JobSpec, preset_of
+from sweeper.training import checkpoint
 from sweeper.training.fused import HYPERPARAMETERS
 
 # The top-level keys and the optimizer node's keys that fused jobs may differ in.
@@ -63,6 +72,8 @@ def fusion_key(cfg: DictConfig) -> str | None:
     does not fuse."""
     if fused_function(cfg) is None or OmegaConf.select(cfg, "task.run.gpus", default=0):
         return None  # a fused group trains on one device: jobs on several train apart
+    if OmegaConf.select(cfg, "hydra.sweeper._target_") == trial.SWEEPER_TARGET:
+        return None  # a search's trial hears from its own job every epoch: the fused loop reports to none
     content = {key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
                for key in cfg if key != "hydra" and key not in HYPERPARAMETER_KEYS}
     optimizer = content.get("optimizer")
@@ -74,12 +85,13 @@ def fusion_key(cfg: DictConfig) -> str | None:
 
 def plan(members: Iterable[Member], max_fused: int | None = None) -> list[list[Member]]:
     """Group the jobs that fuse (in their order, at most `max_fused` a group) and remember each group
-    of two or more for `outcome_of`. Returns those groups."""
-    by_key: dict[str, list[Member]] = {}
+    of two or more for `outcome_of`. Jobs with saved training state fuse with those that saved as
+    many epochs. Returns those groups."""
+    by_key: dict[tuple[str, int], list[Member]] = {}
     for member in members:
         key = fusion_key(member.config)
         if key is not None:
-            by_key.setdefault(key, []).append(member)
+            by_key.setdefault((key, checkpoint.saved_epoch(member.directory)), []).append(member)
     groups = []
     for same in by_key.values():
         size = max_fused or len(same)
@@ -150,9 +162,30 @@ def _train(group: Group, caller: Path, fingerprint: str) -> None:
     except Exception as e:  # every member's record says so; the sweep goes on
         group.error = e
         return
+    except BaseException as stop:  # Ctrl-C, or a signal's SystemExit: each member ends as alone
+        _record_stopped([m for m in members if _key(m.directory) != caller], stop, started)
+        raise  # the caller's own `execute` records it
     for outcome in outcomes:
         outcome.started = started  # the record's `started`: when its training began
     group.outcomes = {_key(m.directory): o for m, o in zip(members, outcomes)}
+
+
+def _record_stopped(members: Sequence[Member], stop: BaseException, started: str) -> None:
+    """The records of the members that `stop` interrupted while the caller's `execute` trained
+    them (execute.record_stopped); their directories are given back."""
+    from sweeper.job.execute import record_stopped
+
+    for member in members:
+        config = copy.deepcopy(member.config)  # as the task gets it: without Hydra's node
+        with open_dict(config):
+            config.pop("hydra", None)
+        choices = OmegaConf.select(member.config, "hydra.runtime.choices", default=None) or {}
+        spec = JobSpec(directory=member.directory, config=config, overrides=member.overrides,
+                       fingerprint=member.fingerprint, preset=preset_of(choices))
+        try:
+            record_stopped(spec, stop, started)
+        finally:
+            owner.give_back(member.directory)
 
 
 def train_group(configs: Sequence[DictConfig], job_dirs: Sequence[Path]) -> list[Outcome]:

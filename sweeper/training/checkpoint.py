@@ -20,6 +20,7 @@ from sweeper.training.tf import import_tensorflow
 
 if TYPE_CHECKING:
     import keras
+    import tensorflow as tf
 
 STATE_DIR = "state"
 _PROGRESS = "progress.json"
@@ -47,23 +48,41 @@ def restore(job_dir: Path | None, model: keras.Model) -> tuple[int, dict[str, An
     return progress["epoch"], progress["counters"]
 
 
+def manager(job_dir: Path, model: keras.Model) -> tf.train.CheckpointManager:
+    """Where `save` writes the state of the compiled `model` in `job_dir`."""
+    tf = import_tensorflow()
+
+    # Two kept: progress.json names the newer only once it is written in full.
+    return tf.train.CheckpointManager(_checkpoint(model), str(Path(job_dir) / STATE_DIR), max_to_keep=2)
+
+
+def save(saving: tf.train.CheckpointManager, job_dir: Path, epochs: int, counters: dict[str, Any]) -> None:
+    """Save the state after `epochs` finished epochs, with the task's `counters` beside it."""
+    prefix = Path(saving.save(checkpoint_number=epochs))
+    progress = {"epoch": epochs, "checkpoint": prefix.name, "counters": counters}
+    write_atomic(Path(job_dir) / STATE_DIR / _PROGRESS, json.dumps(progress) + "\n")
+
+
 def saver(job_dir: Path, model: keras.Model, counters: Callable[[], dict[str, Any]]) -> keras.callbacks.Callback:
     """A callback saving the state at every epoch end; `counters()` gives what to keep beside it
     (put it after the callback that updates those counters)."""
-    tf = import_tensorflow()
     import keras
 
-    directory = Path(job_dir) / STATE_DIR
-    # Two kept: progress.json names the newer only once it is written in full.
-    manager = tf.train.CheckpointManager(_checkpoint(model), str(directory), max_to_keep=2)
+    saving = manager(job_dir, model)
 
     class SaveState(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            prefix = Path(manager.save(checkpoint_number=epoch + 1))
-            progress = {"epoch": epoch + 1, "checkpoint": prefix.name, "counters": counters()}
-            write_atomic(directory / _PROGRESS, json.dumps(progress) + "\n")
+            save(saving, job_dir, epoch + 1, counters())
 
     return SaveState()
+
+
+def saved_epoch(job_dir: Path) -> int:
+    """How many epochs the state saved in `job_dir` has done: 0 where none was saved."""
+    try:
+        return int(json.loads((Path(job_dir) / STATE_DIR / _PROGRESS).read_text())["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
 
 
 def saved_history(job_dir: Path) -> tuple[dict[str, list], float | None]:

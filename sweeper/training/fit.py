@@ -32,8 +32,10 @@ _CURVES = ("loss", "loss_steps", "train_loss", "train_accuracy", "test_loss", "t
 
 
 def dataset(images: np.ndarray, labels: np.ndarray, *, batch_size: int, input_shape: Sequence[int],
-            shuffle_seed: int | None = None) -> tf.data.Dataset:
-    """Batches of (float32 images in [0, 1] shaped `input_shape`, int labels), repeated forever.
+            shuffle_seed: int | None = None, skip_batches: int = 0) -> tf.data.Dataset:
+    """Batches of (float32 images in [0, 1] shaped `input_shape`, int labels), repeated forever,
+    from batch `skip_batches` on (a job that continues from its state sees the batches it would
+    have seen without a stop: those of its next epoch, in that epoch's order).
 
     Use with `steps_per_epoch`: one iterator then serves every epoch. Measured here, a new
     iterator per epoch with tf.data's autotuning on stalled epochs for seconds while the old one
@@ -47,7 +49,7 @@ def dataset(images: np.ndarray, labels: np.ndarray, *, batch_size: int, input_sh
     data = tf.data.Dataset.from_tensor_slices((images, labels))
     if shuffle_seed is not None:  # a new order every epoch, the same orders for the same seed
         data = data.shuffle(len(images), seed=shuffle_seed, reshuffle_each_iteration=True)
-    data = data.batch(batch_size).map(scale).repeat().prefetch(2)
+    data = data.batch(batch_size).map(scale).repeat().skip(skip_batches).prefetch(2)
     options = tf.data.Options()
     options.autotune.enabled = False
     options.deterministic = True
@@ -136,6 +138,17 @@ def _verbosity() -> int:
     return 1 if sys.stdout.isatty() else 2
 
 
+def compiled(make_model: Callable[[], keras.Model], optimizer: dict[str, Any]) -> keras.Model:
+    """`make_model()` compiled as every MNIST job's: the job's Keras optimizer (`optimizer`, its
+    config), cross-entropy, accuracy. (A fused copy's state is saved from such a model too.)"""
+    import hydra.utils
+
+    model = make_model()
+    model.compile(optimizer=hydra.utils.instantiate(optimizer), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    return model
+
+
 def train(make_model: Callable[[], keras.Model], splits: Splits, *, optimizer: dict[str, Any], batch_size: int,
           epochs: int, seed: int, input_shape: Sequence[int], strategy: tf.distribute.Strategy | None = None,
           job_dir: Path | None = None, logging: dict[str, Any] | None = None) -> tuple[Outcome, keras.Model]:
@@ -147,8 +160,6 @@ def train(make_model: Callable[[], keras.Model], splits: Splits, *, optimizer: d
     its scope and each step takes `batch_size` images per replica. Returns the record's outcome
     and the trained model.
     """
-    import hydra.utils
-
     tf = import_tensorflow()
     import keras
 
@@ -158,9 +169,7 @@ def train(make_model: Callable[[], keras.Model], splits: Splits, *, optimizer: d
     replicas = strategy.num_replicas_in_sync
     global_batch = batch_size * replicas
     with strategy.scope():
-        model = make_model()
-        model.compile(optimizer=hydra.utils.instantiate(optimizer),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        model = compiled(make_model, optimizer)
         done_epochs, saved = checkpoint.restore(job_dir, model)
 
     train_count, test_count = len(splits.train_labels), len(splits.test_labels)
@@ -170,7 +179,7 @@ def train(make_model: Callable[[], keras.Model], splits: Splits, *, optimizer: d
     start = time.perf_counter()
     model.fit(
         dataset(splits.train_images, splits.train_labels, batch_size=global_batch, input_shape=input_shape,
-                shuffle_seed=seed),
+                shuffle_seed=seed, skip_batches=done_epochs * steps),
         epochs=epochs,
         initial_epoch=done_epochs,
         steps_per_epoch=steps,

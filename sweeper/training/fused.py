@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import hydra.utils
 import numpy as np
 
 from sweeper.job.outcome import Outcome
+from sweeper.training.fused_state import CopyStates
+from sweeper.training.tensorboard import EpochScalars
 from sweeper.training.tf import import_tensorflow
 
 if TYPE_CHECKING:
@@ -139,13 +142,17 @@ class _Copies:
     fields, same arithmetic: Keras' running means in float32, a loss point every `every` steps, a
     copy stopped at the step where its running loss is not finite)."""
 
-    def __init__(self, copies: int, steps_per_epoch: int, batch_size: int, samples: int):
+    def __init__(self, copies: int, steps_per_epoch: int, batch_size: int, samples: int,
+                 saved: Sequence[dict[str, Any] | None] | None = None):
+        """`saved`: each copy's counters from its saved state (None: a fresh start)."""
         from sweeper.training.fit import LOSS_POINTS_PER_EPOCH, _CURVES
 
         self.steps, self.batch_size, self.samples = steps_per_epoch, batch_size, samples
         self.every = max(1, steps_per_epoch // LOSS_POINTS_PER_EPOCH)
-        self.counters = [{**{name: [] for name in _CURVES}, "test_time_s": 0.0, "samples_seen": 0, "fit_time_s": 0.0}
-                         for _ in range(copies)]
+        self.counters = [counters or {**{name: [] for name in _CURVES}, "test_time_s": 0.0, "samples_seen": 0,
+                                      "fit_time_s": 0.0}
+                         for counters in (saved or [None] * copies)]
+        self.before = [counters["fit_time_s"] for counters in self.counters]  # the earlier attempts' training
         self.alive = np.ones(copies, bool)
 
     def begin_epoch(self) -> None:
@@ -189,12 +196,13 @@ class _Copies:
             counters["test_loss"].append(float(test_loss[i]))
             counters["test_accuracy"].append(float(test_accuracy[i]))
             counters["test_time_s"] += test_s / n
-            counters["fit_time_s"] = fit_s / n
+            counters["fit_time_s"] = self.before[i] + fit_s / n
 
 
 def train(make_model: Callable[[], keras.Model], forward: Forward, splits: Any, *,
           optimizers: Sequence[dict[str, Any]], batch_size: int, epochs: int, seed: int,
-          input_shape: Sequence[int]) -> list[Outcome]:
+          input_shape: Sequence[int], job_dirs: Sequence[Path] | None = None,
+          logging: dict[str, Any] | None = None) -> list[Outcome]:
     """`fit.train` of `make_model()` for each of `optimizers`, as one computation: the same batches
     in the same order, each weight's copies one [N, ...] variable, `forward` computing every copy's
     logits at once, one optimizer step for all (`optimizer_for`), the copies' records kept as
@@ -203,6 +211,11 @@ def train(make_model: Callable[[], keras.Model], forward: Forward, splits: Any, 
 
     A hand-written loop rather than Keras `fit`: `fit` keeps one loss and one set of metrics per
     model, and a copy that diverges must stop counting while the others go on.
+
+    With `job_dirs` (one per copy) each copy's state is saved at every epoch end in its job's
+    directory as a lone job's, and a group whose copies saved state continues from it
+    (sweeper/training/fused_state.py); with `logging.tensorboard`, each copy gets Keras' per-epoch
+    TensorBoard scalars there (sweeper/training/tensorboard.py).
     """
     import keras
 
@@ -219,6 +232,11 @@ def train(make_model: Callable[[], keras.Model], forward: Forward, splits: Any, 
     shapes = [w.shape for w in lone.get_weights()]
     weights = [tf.Variable(np.stack([w.ravel()] * n), name=f"copies_{i}") for i, w in enumerate(lone.get_weights())]
     updating = updaters(optimizers, weights)
+    states = CopyStates(make_model, optimizers, job_dirs, weights, updating) if job_dirs else None
+    done, saved = states.restore() if states else (0, None)
+    scalars = None
+    if job_dirs and (logging or {}).get("tensorboard", False):
+        scalars = EpochScalars(job_dirs, [float(o["learning_rate"]) for o in optimizers])
 
     def outputs(x: tf.Tensor, training: bool) -> tf.Tensor:  # [N, B, C]: every copy's logits
         return forward([tf.reshape(w, [n, *shape]) for w, shape in zip(weights, shapes)], x, training)
@@ -254,12 +272,12 @@ def train(make_model: Callable[[], keras.Model], forward: Forward, splits: Any, 
     train_count, test_count = len(splits.train_labels), len(splits.test_labels)
     steps = math.ceil(train_count / batch_size)
     train_data = iter(fit.dataset(splits.train_images, splits.train_labels, batch_size=batch_size,
-                                  input_shape=input_shape, shuffle_seed=seed))
+                                  input_shape=input_shape, shuffle_seed=seed, skip_batches=done * steps))
     test_data = fit.dataset(splits.test_images, splits.test_labels, batch_size=fit.TEST_BATCH,
                             input_shape=input_shape).take(math.ceil(test_count / fit.TEST_BATCH))
-    copies = _Copies(n, steps, batch_size, train_count)
+    copies = _Copies(n, steps, batch_size, train_count, saved)
     start = time.perf_counter()
-    for epoch in range(epochs):
+    for epoch in range(done, epochs):
         if not copies.alive.any():
             break
         copies.begin_epoch()
@@ -274,9 +292,17 @@ def train(make_model: Callable[[], keras.Model], forward: Forward, splits: Any, 
         test_loss, test_accuracy = _evaluate(test_step, test_data, n)
         copies.end_epoch(train_s, time.perf_counter() - epoch_start - train_s, time.perf_counter() - start,
                          test_loss, test_accuracy)
+        trained = np.flatnonzero(copies.in_epoch)
+        if scalars:  # before the state, as Keras' callbacks are ordered for a lone job (fit.job_callbacks)
+            scalars.write(epoch, trained, copies.counters, int(updating[0][0].iterations.numpy()))
+        if states:
+            states.save(epoch + 1, trained, copies.counters)
+    if scalars:
+        scalars.close()
     elapsed = time.perf_counter() - start
     params = lone.count_params()
-    outcomes = [fit.outcome(counters, params, elapsed / n, train_count, test_count) for counters in copies.counters]
+    outcomes = [fit.outcome(counters, params, before + elapsed / n, train_count, test_count)
+                for counters, before in zip(copies.counters, copies.before)]
     for outcome in outcomes:
         outcome.fused = n
     return outcomes

@@ -14,6 +14,8 @@ Two parts, both switched by `logging.tensorboard`:
 - `keras_callbacks(job_dir, enabled)`: for a task that trains with Keras `fit()`, the per-epoch
   scalars written while it trains (Keras' TensorBoard callback: `epoch_loss`, `epoch_accuracy`,
   ... in `tensorboard/train/` and `tensorboard/validation/`), so a run can be watched live.
+  `EpochScalars` writes the same scalars for each copy of a fused group (sweeper/training/fused.py),
+  which trains in a loop of its own rather than `fit`.
 
 TensorFlow and TensorBoard are imported inside the functions: `python -m sweeper` never needs them.
 """
@@ -23,7 +25,7 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Sequence
 
 from sweeper.job.record import Record
 
@@ -47,6 +49,49 @@ def keras_callbacks(job_dir: Path | None, enabled: bool = True) -> list:
 
     return [keras.callbacks.TensorBoard(log_dir=str(Path(job_dir) / LOG_DIR), update_freq="epoch",
                                         write_graph=False, profile_batch=0)]
+
+
+class EpochScalars:
+    """The scalars Keras' TensorBoard callback (as `keras_callbacks` sets it up) writes at each epoch
+    end, written for each copy of a fused group into its own job's directory: the same tags and
+    steps (`epoch_loss`, `epoch_accuracy`, `epoch_learning_rate` in `train/` at the epoch;
+    `epoch_loss`, `epoch_accuracy` in `validation/` at the epoch, and `evaluation_*_vs_iterations`
+    there at the optimizer's step), with tf.summary's file writers as Keras has them."""
+
+    def __init__(self, job_dirs: Sequence[Path], learning_rates: Sequence[float]):
+        from sweeper.training.tf import import_tensorflow
+
+        tf = import_tensorflow()
+        self.writers = [(tf.summary.create_file_writer(str(Path(d) / LOG_DIR / "train")),
+                         tf.summary.create_file_writer(str(Path(d) / LOG_DIR / "validation"))) for d in job_dirs]
+        self.learning_rates = list(learning_rates)
+
+    def write(self, epoch: int, copies: Iterable[int], counters: Sequence[dict[str, Any]], iterations: int) -> None:
+        """After epoch `epoch` (0-based, as Keras counts): each of `copies`' last values of the
+        record's curves (`counters`, sweeper/training/fit.py's fields); flushed, so it shows live."""
+        from sweeper.training.tf import import_tensorflow
+
+        tf = import_tensorflow()
+        for i in copies:
+            train, validation = self.writers[i]
+            last = {name: counters[i][name][-1]
+                    for name in ("train_loss", "train_accuracy", "test_loss", "test_accuracy")}
+            with train.as_default():
+                tf.summary.scalar("epoch_accuracy", last["train_accuracy"], step=epoch)
+                tf.summary.scalar("epoch_loss", last["train_loss"], step=epoch)
+                tf.summary.scalar("epoch_learning_rate", self.learning_rates[i], step=epoch)
+            with validation.as_default():
+                tf.summary.scalar("evaluation_accuracy_vs_iterations", last["test_accuracy"], step=iterations)
+                tf.summary.scalar("evaluation_loss_vs_iterations", last["test_loss"], step=iterations)
+                tf.summary.scalar("epoch_accuracy", last["test_accuracy"], step=epoch)
+                tf.summary.scalar("epoch_loss", last["test_loss"], step=epoch)
+            train.flush()
+            validation.flush()
+
+    def close(self) -> None:
+        for writers in self.writers:
+            for writer in writers:
+                writer.close()
 
 
 def _finite_number(value: Any) -> bool:
