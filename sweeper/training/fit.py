@@ -49,7 +49,7 @@ def dataset(images: np.ndarray, labels: np.ndarray, *, batch_size: int, input_sh
     data = tf.data.Dataset.from_tensor_slices((images, labels))
     if shuffle_seed is not None:  # a new order every epoch, the same orders for the same seed
         data = data.shuffle(len(images), seed=shuffle_seed, reshuffle_each_iteration=True)
-    data = data.batch(batch_size).map(scale).repeat().skip(skip_batches).prefetch(2)
+    data = data.batch(batch_size).repeat().skip(skip_batches).map(scale).prefetch(2)  # skipped: not scaled
     options = tf.data.Options()
     options.autotune.enabled = False
     options.deterministic = True
