@@ -118,6 +118,11 @@ def test_a_killed_search_resumes_its_study(tmp_path):
     best = min((record.metrics["final_loss"], n) for n, record in found.items())
     assert study_of(sweep, "ex1_optuna").best_trial.number == best[1]
     assert OmegaConf.load(sweep / "optimization_results.yaml").best_trial == best[1]
+    # The killed trial's job is `failed`, as its trial is, in status and collate (not `missing`).
+    status = run_cli("-m", "sweeper", "status", str(sweep))
+    assert status.stdout.strip().endswith(f"{len(trials)} jobs: 4 ok, 1 failed ({sweep})"), status.stdout
+    table = collate(sweep)
+    assert table.loc[table.job.astype(int) == dead, "status"].tolist() == ["failed"]
 
 
 def test_a_database_url_holds_the_study_and_the_jobs_report_to_it(tmp_path):

@@ -285,6 +285,7 @@ class OptunaSweeper(CheckedSweeper):
             # Optuna has no public way to mark a finished trial: the attribute is set before it fails.
             study._storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
             study.tell(trial.number, state=TrialState.FAIL)
+            manifest.update(sweep_dir, {trial.number: {"trial_failed": True}})  # its job shows `failed`
             if requeue:
                 study.enqueue_trial(trial.params)
             print(f"trial {trial.number} was running when the search stopped: marked failed, asked again",
