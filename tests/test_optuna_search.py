@@ -160,6 +160,35 @@ def test_a_search_on_slurm_prunes_from_the_jobs(tmp_path):
     assert [job["trial"] for job in entries] == [0, 1] and all(job["slurm_job_id"] for job in entries)
 
 
+def test_a_cmaes_search_on_exercise_1(tmp_path):
+    """hydra/sweeper/sampler=cmaes (the cmaes package, in the `optuna` extra): after its random
+    start-up trial, Optuna's CMA-ES proposes the trials (they carry its generation)."""
+    sweep = tmp_path / "cmaes"
+    result = run_cli("run.py", "-m", "hparams_search=ex1_optuna", "hydra/sweeper/sampler=cmaes",
+                     "hydra.sweeper.sampler.n_startup_trials=1", "hydra.sweeper.n_trials=4", "steps=200",
+                     "logging.tensorboard=false", f"hydra.sweep.dir={sweep}", env=ENV, timeout=200)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    trials = study_of(sweep, "ex1_optuna").trials
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 4
+    assert ["cma:generation" in t.system_attrs for t in trials] == [False, True, True, True]
+    found = records(sweep)
+    for trial in trials:  # each job trained the point CMA-ES asked, in the preset's space
+        assert found[trial.number].hparams["lr"] == pytest.approx(trial.params["lr"])
+        assert 1e-4 <= trial.params["lr"] <= 1 and 0.5 <= trial.params["beta1"] <= 0.99
+    assert "sweep: 4 jobs: 4 ok in " in result.stdout
+
+
+def test_the_cmaes_sampler_without_its_package_is_one_line(tmp_path):
+    """Where cmaes is not installed (here: hidden from the import system), nothing runs."""
+    hide = ("import runpy, sys; sys.modules['cmaes'] = None; sys.argv[0] = sys.argv[1]; del sys.argv[1]; "
+            "runpy.run_path(sys.argv[0], run_name='__main__')")
+    result = run_cli("-c", hide, str(ROOT / "run.py"), "-m", "hparams_search=ex1_optuna", "hydra/sweeper/sampler=cmaes",
+                     cwd=tmp_path, env=ENV, timeout=120)
+    assert (result.returncode, result.stderr.strip()) == (2, "error: the cmaes sampler needs the cmaes package: "
+                                                          "pip install cmaes, or hydra/sweeper/sampler=tpe")
+    assert list(tmp_path.iterdir()) == [], "nothing is written"
+
+
 @pytest.mark.parametrize("args, line", [
     (["hydra/sweeper/pruner=medain"], "error: unknown pruner 'medain': the pruners are hyperband, median, none, "
      "percentile, successive_halving (hydra/sweeper/pruner=median)"),
