@@ -18,7 +18,9 @@ from omegaconf import OmegaConf
 from sweeper.job.record import read_record
 from sweeper.job.trial import JOURNAL_NAME, open_storage
 from sweeper.sweep import manifest
+from sweeper.report.tables import problems_table, summary_lines
 from sweeper.sweep.collate import collate
+from sweeper.sweep.jobs import read_sweep
 from tests.conftest import ROOT, run_cli
 from tests.mnist_files import real_mnist_dir
 from tests.test_told import refused
@@ -111,6 +113,7 @@ def test_a_killed_search_resumes_its_study(tmp_path):
     assert sorted(found) == [t.number for t in trials if t.number != dead]
     for n, record in found.items():  # no trial ran twice: one start each, its own point
         assert record.attempts == 1 and record.hparams["lr"] == pytest.approx(trials[n].params["lr"])
+    assert len({t.params["lr"] for t in trials}) == len(trials)  # the resumed seeded sampler asks new points
     assert (sweep / str(dead) / ".attempts").read_text().strip() == "1"
     listed = manifest.read_manifest(sweep)
     assert [job.trial for job in listed.jobs] == [t.number for t in trials] and listed.total == len(trials)
@@ -123,6 +126,10 @@ def test_a_killed_search_resumes_its_study(tmp_path):
     assert status.stdout.strip().endswith(f"{len(trials)} jobs: 4 ok, 1 failed ({sweep})"), status.stdout
     table = collate(sweep)
     assert table.loc[table.job.astype(int) == dead, "status"].tolist() == ["failed"]
+    jobs = read_sweep(sweep)
+    assert summary_lines(jobs)[0] == f"Covers **4 of {len(trials)} jobs** with a record; {len(trials)} jobs: 4 ok, 1 failed."
+    assert problems_table(table, jobs.jobs).reason.tolist() == [
+        "running when its search was killed: its trial marked failed, its budget asked again"]
 
 
 def test_a_database_url_holds_the_study_and_the_jobs_report_to_it(tmp_path):

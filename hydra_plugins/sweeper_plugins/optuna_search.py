@@ -215,6 +215,11 @@ class OptunaSweeper(CheckedSweeper):
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         total = min(self.n_trials, grid_size) if grid_size else self.n_trials
         before = self._close_interrupted(study, sweep_dir, requeue=grid_size is not None)
+        if before and self.sampler_settings.get("seed") is not None:
+            # A seeded sampler made afresh would draw its first points again: its seed moves on by
+            # the trials done, so that a resumed search asks new points, the same ones at every resume.
+            moved = OmegaConf.merge(self.sampler_settings, {"seed": int(self.sampler_settings.seed) + len(before)})
+            study.sampler = make_sampler(moved, space, listed)[0]
         counted = self._counted(study)
         progress.start(total)
         progress.current.count = min(counted, total)
