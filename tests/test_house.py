@@ -42,6 +42,9 @@ def test_status_is_decided_in_one_place():
     assert decide(slurm="CANCELLED by 0") == Status.CANCELLED and decide(slurm="COMPLETED") == Status.MISSING
     assert decide(owner_alive=True) == Status.RUNNING
     assert decide(started=False) == Status.NOT_STARTED and decide() == Status.MISSING
+    # A search's trial marked failed on resume (killed with its search): failed, unless it has a record.
+    assert decide(trial_failed=True) == Status.FAILED and decide(started=False, trial_failed=True) == Status.FAILED
+    assert decide("ok", trial_failed=True) == Status.OK and decide(owner_alive=True, trial_failed=True) == Status.RUNNING
     assert Status.NOT_STARTED in NEEDS_RERUN and Status.RUNNING not in NEEDS_RERUN | FINISHED
     statuses = [Status.RUNNING, Status.OK, Status.NOT_STARTED, Status.OK]
     assert summary(statuses, skipped=2) == "6 jobs: 2 ok, 1 running, 1 not started, 2 skipped (done before)"

@@ -18,7 +18,9 @@ from omegaconf import OmegaConf
 from sweeper.job.record import read_record
 from sweeper.job.trial import JOURNAL_NAME, open_storage
 from sweeper.sweep import manifest
+from sweeper.report.tables import problems_table, summary_lines
 from sweeper.sweep.collate import collate
+from sweeper.sweep.jobs import read_sweep
 from tests.conftest import ROOT, run_cli
 from tests.mnist_files import real_mnist_dir
 from tests.test_told import refused
@@ -111,6 +113,7 @@ def test_a_killed_search_resumes_its_study(tmp_path):
     assert sorted(found) == [t.number for t in trials if t.number != dead]
     for n, record in found.items():  # no trial ran twice: one start each, its own point
         assert record.attempts == 1 and record.hparams["lr"] == pytest.approx(trials[n].params["lr"])
+    assert len({t.params["lr"] for t in trials}) == len(trials)  # the resumed seeded sampler asks new points
     assert (sweep / str(dead) / ".attempts").read_text().strip() == "1"
     listed = manifest.read_manifest(sweep)
     assert [job.trial for job in listed.jobs] == [t.number for t in trials] and listed.total == len(trials)
@@ -118,6 +121,15 @@ def test_a_killed_search_resumes_its_study(tmp_path):
     best = min((record.metrics["final_loss"], n) for n, record in found.items())
     assert study_of(sweep, "ex1_optuna").best_trial.number == best[1]
     assert OmegaConf.load(sweep / "optimization_results.yaml").best_trial == best[1]
+    # The killed trial's job is `failed`, as its trial is, in status and collate (not `missing`).
+    status = run_cli("-m", "sweeper", "status", str(sweep))
+    assert status.stdout.strip().endswith(f"{len(trials)} jobs: 4 ok, 1 failed ({sweep})"), status.stdout
+    table = collate(sweep)
+    assert table.loc[table.job.astype(int) == dead, "status"].tolist() == ["failed"]
+    jobs = read_sweep(sweep)
+    assert summary_lines(jobs)[0] == f"Covers **4 of {len(trials)} jobs** with a record; {len(trials)} jobs: 4 ok, 1 failed."
+    assert problems_table(table, jobs.jobs).reason.tolist() == [
+        "running when its search was killed: its trial marked failed, its budget asked again"]
 
 
 def test_a_database_url_holds_the_study_and_the_jobs_report_to_it(tmp_path):
@@ -153,6 +165,35 @@ def test_a_search_on_slurm_prunes_from_the_jobs(tmp_path):
     assert "sweep: 2 jobs: 1 ok, 1 pruned in " in result.stdout
     entries = json.loads((sweep / "jobs.json").read_text())["jobs"]
     assert [job["trial"] for job in entries] == [0, 1] and all(job["slurm_job_id"] for job in entries)
+
+
+def test_a_cmaes_search_on_exercise_1(tmp_path):
+    """hydra/sweeper/sampler=cmaes (the cmaes package, in the `optuna` extra): after its random
+    start-up trial, Optuna's CMA-ES proposes the trials (they carry its generation)."""
+    sweep = tmp_path / "cmaes"
+    result = run_cli("run.py", "-m", "hparams_search=ex1_optuna", "hydra/sweeper/sampler=cmaes",
+                     "hydra.sweeper.sampler.n_startup_trials=1", "hydra.sweeper.n_trials=4", "steps=200",
+                     "logging.tensorboard=false", f"hydra.sweep.dir={sweep}", env=ENV, timeout=200)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    trials = study_of(sweep, "ex1_optuna").trials
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 4
+    assert ["cma:generation" in t.system_attrs for t in trials] == [False, True, True, True]
+    found = records(sweep)
+    for trial in trials:  # each job trained the point CMA-ES asked, in the preset's space
+        assert found[trial.number].hparams["lr"] == pytest.approx(trial.params["lr"])
+        assert 1e-4 <= trial.params["lr"] <= 1 and 0.5 <= trial.params["beta1"] <= 0.99
+    assert "sweep: 4 jobs: 4 ok in " in result.stdout
+
+
+def test_the_cmaes_sampler_without_its_package_is_one_line(tmp_path):
+    """Where cmaes is not installed (here: hidden from the import system), nothing runs."""
+    hide = ("import runpy, sys; sys.modules['cmaes'] = None; sys.argv[0] = sys.argv[1]; del sys.argv[1]; "
+            "runpy.run_path(sys.argv[0], run_name='__main__')")
+    result = run_cli("-c", hide, str(ROOT / "run.py"), "-m", "hparams_search=ex1_optuna", "hydra/sweeper/sampler=cmaes",
+                     cwd=tmp_path, env=ENV, timeout=120)
+    assert (result.returncode, result.stderr.strip()) == (2, "error: the cmaes sampler needs the cmaes package: "
+                                                          "pip install cmaes, or hydra/sweeper/sampler=tpe")
+    assert list(tmp_path.iterdir()) == [], "nothing is written"
 
 
 @pytest.mark.parametrize("args, line", [

@@ -215,6 +215,11 @@ class OptunaSweeper(CheckedSweeper):
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         total = min(self.n_trials, grid_size) if grid_size else self.n_trials
         before = self._close_interrupted(study, sweep_dir, requeue=grid_size is not None)
+        if before and self.sampler_settings.get("seed") is not None:
+            # A seeded sampler made afresh would draw its first points again: its seed moves on by
+            # the trials done, so that a resumed search asks new points, the same ones at every resume.
+            moved = OmegaConf.merge(self.sampler_settings, {"seed": int(self.sampler_settings.seed) + len(before)})
+            study.sampler = make_sampler(moved, space, listed)[0]
         counted = self._counted(study)
         progress.start(total)
         progress.current.count = min(counted, total)
@@ -285,6 +290,7 @@ class OptunaSweeper(CheckedSweeper):
             # Optuna has no public way to mark a finished trial: the attribute is set before it fails.
             study._storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
             study.tell(trial.number, state=TrialState.FAIL)
+            manifest.update(sweep_dir, {trial.number: {"trial_failed": True}})  # its job shows `failed`
             if requeue:
                 study.enqueue_trial(trial.params)
             print(f"trial {trial.number} was running when the search stopped: marked failed, asked again",

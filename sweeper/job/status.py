@@ -60,13 +60,16 @@ _SLURM = {
 
 
 def decide(record: str | None = None, *, corrupt: bool = False, slurm: str | None = None,
-           owner_alive: bool = False, started: bool = True, packed: bool = False) -> Status:
+           owner_alive: bool = False, started: bool = True, packed: bool = False,
+           trial_failed: bool = False) -> Status:
     """One job's status.
 
     record: its record's status; corrupt: it has a record that cannot be read; slurm: Slurm's state
     (`RUNNING`, `CANCELLED by 0`, ...) where the launcher recorded its job id; owner_alive: a live
     process holds its directory; started: its directory exists; packed: Slurm's state is that of the
-    packed task that holds the job with others (one process runs them one after the other).
+    packed task that holds the job with others (one process runs them one after the other);
+    trial_failed: its search marked its trial failed (it was running when the search died, and its
+    budget was asked again), which says more than `missing` or `not started`.
     A record says most, except `interrupted` while Slurm has requeued the job (pending, running).
     """
     from_slurm = _SLURM.get(slurm.split()[0]) if slurm else None
@@ -81,6 +84,8 @@ def decide(record: str | None = None, *, corrupt: bool = False, slurm: str | Non
         return from_slurm
     if owner_alive:
         return Status.RUNNING
+    if trial_failed:
+        return Status.FAILED
     return Status.MISSING if started else Status.NOT_STARTED
 
 

@@ -132,7 +132,8 @@ def read_job(root: Path, path: Path, entry: JobEntry | None = None, slurm: str |
             return Job(name, path, decide(corrupt=True, slurm=slurm), error=str(e), entry=entry, slurm=slurm)
         status = decide(record.status, slurm=slurm, owner_alive=owner_alive, packed=packed)
         return Job(name, path, status, record, entry=entry, slurm=slurm)
-    status = decide(slurm=slurm, owner_alive=owner_alive, started=path.exists(), packed=packed)
+    status = decide(slurm=slurm, owner_alive=owner_alive, started=path.exists(), packed=packed,
+                    trial_failed=entry is not None and entry.trial_failed)
     return Job(name, path, status, entry=entry, slurm=slurm)
 
 

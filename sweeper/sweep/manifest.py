@@ -43,6 +43,7 @@ class JobEntry:
     slurm_job_id: str | None = None  # set by the Slurm launcher when it submits the job: its latest
     packed_task: str | None = None  # the Slurm task the job is packed into (jobs_per_task > 1), else None
     trial: int | None = None        # a search's trial number
+    trial_failed: bool = False      # the search marked its trial failed: it was running when the search died
     slurm_job_ids: list[str] = dataclasses.field(default_factory=list)  # every Slurm id it was submitted as
 
 
