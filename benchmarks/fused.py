@@ -1,10 +1,11 @@
 """Fused sweeps against the same jobs one at a time, side by side in one run (README "Fused sweeps").
 
-1. The 64-job ex1_adam grid, one multirun fused and one with hydra.sweeper.fuse=false: the per-job
-   cost beyond start-up ((grid - a 2-job multirun of the same mode) / 62: a fused group traces its
-   loop once, as a lone job's loop is traced once, so start-up is measured with a group). Aim: at
-   least 5x less fused. The fused grid runs once more under benchmarks/hydra_share.py, which
-   prints how much of each job's cost is Hydra's own per-job work (the floor fusion cannot lower).
+1. The 64-job ex1_adam grid, fused and with hydra.sweeper.fuse=false: the per-job cost beyond
+   start-up, (the grid's seconds - a 2-job multirun's of the same mode, after the import) / 62 (a
+   fused group traces its loop once, as a lone job's loop is traced once, so start-up is measured
+   with a group), timed by benchmarks/hydra_share.py, the median of three interleaved runs, with
+   how much of a fused job's cost is Hydra's own per-job work (the floor fusion cannot lower).
+   Aim: at least 5x less fused.
 2. The 24-job ex2_momentum grid on the full MNIST, fused and not: wall time. Aim: 4x less fused.
 3. Four learning rates of the course CNN at batch 16 on the first --cnn-images MNIST images
    (one epoch after a first, tracing one), fused (tasks.cnn.run_fused) and one after another
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,21 +48,28 @@ def hydra_share(*args: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def ex1(tmp: str) -> tuple[float, float]:
-    """Per-job seconds beyond start-up: fused, one at a time."""
+def ex1(tmp: str, repeats: int = 3) -> tuple[float, float]:
+    """Per-job seconds beyond start-up, fused and one at a time: (the 64-job grid's seconds - a 2-job
+    multirun's of the same mode) / 62, the median of `repeats` runs of each, interleaved, each
+    timed after TensorFlow's import (which varies by a second) by benchmarks/hydra_share.py."""
     two = ["experiment=ex1_adam", "lr=0.1", "beta1=0.8", "beta2=0.8,0.9"]
-    two_fused = timed("-m", *two, f"hydra.sweep.dir={tmp}/two_fused")
-    two_apart = timed("-m", *two, "hydra.sweeper.fuse=false", f"hydra.sweep.dir={tmp}/two_apart")
-    fused = timed("-m", "experiment=ex1_adam", f"hydra.sweep.dir={tmp}/fused")
-    apart = timed("-m", "experiment=ex1_adam", "hydra.sweeper.fuse=false", f"hydra.sweep.dir={tmp}/apart")
-    per_fused, per_apart = (fused - two_fused) / 62, (apart - two_apart) / 62
-    print(f"ex1_adam, 64 jobs: fused {fused:.1f} s, one at a time {apart:.1f} s; 2-job multiruns "
-          f"{two_fused:.1f} s fused, {two_apart:.1f} s apart")
-    print(f"ex1_adam per job beyond start-up: fused {1000 * per_fused:.0f} ms, one at a time {1000 * per_apart:.0f} ms")
-    share = hydra_share("-m", "experiment=ex1_adam", f"hydra.sweep.dir={tmp}/share")
-    print(f"ex1_adam fused, again under benchmarks/hydra_share.py: Hydra's own work (in its run_job, outside "
-          f"the task function) {1000 * share['hydra_s'] / share['jobs']:.0f} ms per job, the task function "
-          f"(the group's training included) {1000 * share['task_s'] / share['jobs']:.0f} ms per job")
+    modes = {"fused": [], "one at a time": ["hydra.sweeper.fuse=false"]}
+    per_job: dict[str, list[float]] = {mode: [] for mode in modes}
+    shares = []
+    for repeat in range(repeats):
+        for mode, switch in modes.items():
+            name = f"{tmp}/ex1_{repeat}_{len(switch)}"
+            small = hydra_share("-m", *two, *switch, f"hydra.sweep.dir={name}_two")
+            grid = hydra_share("-m", "experiment=ex1_adam", *switch, f"hydra.sweep.dir={name}_grid")
+            per_job[mode].append((grid["sweep_s"] - small["sweep_s"]) / (grid["jobs"] - small["jobs"]))
+            if not switch:
+                shares.append(grid["hydra_s"] / grid["jobs"])
+    per_fused, per_apart = (statistics.median(per_job[mode]) for mode in modes)
+    for mode, values in per_job.items():
+        print(f"ex1_adam per job beyond start-up, {mode}: {', '.join(f'{1000 * v:.0f}' for v in values)} ms")
+    print(f"ex1_adam per job beyond start-up (medians): fused {1000 * per_fused:.0f} ms, one at a time "
+          f"{1000 * per_apart:.0f} ms; of a fused job's, Hydra's own work (in its run_job, outside the task "
+          f"function) {1000 * statistics.median(shares):.0f} ms")
     return per_fused, per_apart
 
 

@@ -1,7 +1,8 @@
-"""Run `run.py` with its arguments and print, as one JSON line last, the seconds spent in Hydra's
-per-job work: inside Hydra's `run_job` but outside the task function (its config copies, the
-`.hydra/` files, logging set-up), and the number of jobs. benchmarks/fused.py runs a fused sweep so,
-to show how much of a fused job's cost is Hydra's own.
+"""Run `run.py` with its arguments, TensorFlow imported first, and print, as one JSON line last, the
+number of jobs and the seconds of the whole sweep (after the import), of Hydra's `run_job` (each
+job's run in an in-process sweep), of the task function within it, and the difference: Hydra's own
+per-job work (its config copies, the `.hydra/` files, logging set-up). benchmarks/fused.py times
+sweeps so: the seconds of importing TensorFlow, which vary by a second from run to run, stay out.
 
 Run: python benchmarks/hydra_share.py -m experiment=ex1_adam hydra.sweep.dir=/tmp/x
 """
@@ -33,6 +34,7 @@ def timed(key: str, function):
 def main() -> None:
     sys.path.insert(0, str(ROOT))
     import hydra.core.utils
+    import keras  # noqa: F401  (imported now: out of the first job's time)
 
     import sweeper
 
@@ -40,13 +42,16 @@ def main() -> None:
     hydra.core.utils.run_job = timed("run_job", hydra.core.utils.run_job)
     sweeper.run_job = timed("task", sweeper.run_job)  # what run.py's task function calls
     sys.argv = [str(ROOT / "run.py"), *sys.argv[1:]]
+    start = time.perf_counter()
     try:
         runpy.run_path(str(ROOT / "run.py"), run_name="__main__")
     except SystemExit as e:
         if e.code:
             raise
+    seconds["sweep"] = time.perf_counter() - start
     hydra_s = seconds["run_job"] - seconds["task"]
-    print(json.dumps({"jobs": seconds["jobs"], "hydra_s": hydra_s, "task_s": seconds["task"]}))
+    print(json.dumps({"jobs": seconds["jobs"], "sweep_s": seconds["sweep"], "run_job_s": seconds["run_job"], "hydra_s": hydra_s,
+                      "task_s": seconds["task"]}))
 
 
 if __name__ == "__main__":
