@@ -117,7 +117,8 @@ def main() -> None:
     ratios = []
     with tempfile.TemporaryDirectory() as tmp:
         per_fused, per_apart = ex1(tmp)
-        ratios.append(f"ex1_adam per-job cost beyond start-up, one at a time/fused: {per_apart / per_fused:.1f}x (aim 5x)")
+        ratios.append(f"ex1_adam per-job cost beyond start-up, one at a time/fused: "
+                      f"{per_apart / per_fused:.1f}x (aim 5x)")
         if not args.skip_ex2:
             fused, apart = ex2(tmp)
             ratios.append(f"ex2_momentum wall time, one at a time/fused: {apart / fused:.1f}x (aim 4x)")

@@ -50,8 +50,8 @@ def main() -> None:
             raise
     seconds["sweep"] = time.perf_counter() - start
     hydra_s = seconds["run_job"] - seconds["task"]
-    print(json.dumps({"jobs": seconds["jobs"], "sweep_s": seconds["sweep"], "run_job_s": seconds["run_job"], "hydra_s": hydra_s,
-                      "task_s": seconds["task"]}))
+    print(json.dumps({"jobs": seconds["jobs"], "sweep_s": seconds["sweep"], "run_job_s": seconds["run_job"],
+                      "hydra_s": hydra_s, "task_s": seconds["task"]}))
 
 
 if __name__ == "__main__":
