@@ -38,9 +38,9 @@ class PackedTask:
         from sweeper.job import fused
 
         _set_up(self.launcher, singletons)
-        plan_fused(self.launcher, jobs)
+        composed = plan_fused(self.launcher, jobs)
         try:
-            return {num: run_one(self.launcher, overrides, num) for overrides, num in jobs}
+            return {num: run_one(self.launcher, overrides, num, composed.get(num)) for overrides, num in jobs}
         finally:
             fused.forget()
 
@@ -80,36 +80,40 @@ def _job_config(launcher: Any, overrides: Sequence[str], num: int) -> Any:
     return cfg
 
 
-def plan_fused(launcher: Any, jobs: Sequence[PackedJob]) -> None:
+def plan_fused(launcher: Any, jobs: Sequence[PackedJob]) -> dict[int, Any]:
     """The task's jobs that differ only in optimizer hyperparameters train as one computation, as
     in the in-process sweep (sweeper/job/fused.py), unless `hydra.sweeper.fuse=false`. Jobs run
-    in worker processes (`jobs_in_parallel` > 1) are not fused."""
+    in worker processes (`jobs_in_parallel` > 1) are not fused. Returns the configs it composed,
+    by job number, for `run_one` (a full composition costs tens of ms a job)."""
     from omegaconf import OmegaConf
 
     from sweeper.job import fused
     from sweeper.sweep import manifest
 
     if len(jobs) < 2 or not OmegaConf.select(launcher.config, "hydra.sweeper.fuse", default=False):
-        return
-    members = []
+        return {}
+    members, composed = [], {}
     for overrides, num in jobs:
         try:
             cfg = _job_config(launcher, overrides, num)
         except Exception:  # the job fails alone when it runs (run_one), unfused
             continue
+        composed[num] = cfg
         entry = manifest.entry_of(cfg, list(overrides))
         directory = Path(str(cfg.hydra.sweep.dir)) / entry.dir
         members.append(fused.Member(directory, cfg, entry.fingerprint, list(overrides)))
     fused.plan(members, OmegaConf.select(launcher.config, "hydra.sweeper.max_fused", default=None))
+    return composed
 
 
-def run_one(launcher: Any, overrides: list[str], num: int) -> JobReturn:
-    """Run one job of the task as the stock launcher's `__call__` runs an unpacked one; an error
-    outside the job's own code (its execute writes `failed` for errors inside) is its result."""
+def run_one(launcher: Any, overrides: list[str], num: int, cfg: Any = None) -> JobReturn:
+    """Run one job of the task as the stock launcher's `__call__` runs an unpacked one (`cfg`: its
+    config where `plan_fused` composed it); an error outside the job's own code (its execute writes
+    `failed` for errors inside) is its result."""
     from hydra.core.utils import run_job
 
     try:
-        cfg = _job_config(launcher, overrides, num)
+        cfg = cfg if cfg is not None else _job_config(launcher, overrides, num)
         return run_job(hydra_context=launcher.hydra_context, task_function=launcher.task_function, config=cfg,
                        job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
     except Exception as e:  # the task goes on with its next job
