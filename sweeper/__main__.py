@@ -73,7 +73,7 @@ def _report(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from sweeper.job.status import summary
     from sweeper.launching.scheduler import query_timeout
-    from sweeper.sweep.overview import pending_reasons, sweep_status
+    from sweeper.sweep.status_command import pending_lines, sweep_status
 
     if not _not_a_job(args):
         return 2
@@ -83,7 +83,7 @@ def _status(args: argparse.Namespace) -> int:
         return 2
     width = table["overrides"].str.len().max()
     print(table.to_string(index=False, justify="left", formatters={"overrides": lambda text: text.ljust(width)}))
-    reasons = pending_reasons(sweep)
+    reasons = pending_lines(sweep)
     if reasons:
         print("\n" + "\n".join(reasons))
     if not sweep.slurm_answered:
@@ -96,7 +96,7 @@ def _list_course(profile, directory: Path, overrides: list[str]) -> int:
     """Each sweep of the profile, its job count and its command; nothing runs."""
     from hydra.errors import HydraException
 
-    from sweeper.course import planned_jobs, sweep_command
+    from sweeper.course_runner import planned_jobs, sweep_command
 
     total = 0
     for sweep in profile.sweeps:
@@ -113,7 +113,7 @@ def _list_course(profile, directory: Path, overrides: list[str]) -> int:
 
 
 def _course(args: argparse.Namespace) -> int:
-    from sweeper.course import ProfileError, check_overrides, load_profile, run_course
+    from sweeper.course_runner import ProfileError, check_overrides, load_profile, run_course
 
     try:
         profile = load_profile(args.profile)
@@ -131,7 +131,7 @@ def _course(args: argparse.Namespace) -> int:
     code = 0 if args.report_only else run_course(profile, directory, args.overrides)
     if code not in (0, 1):
         return code
-    from sweeper.report.course import course_report
+    from sweeper.report.course_report import course_report
 
     markdown, page, figures = course_report(directory, profile)
     print(f"wrote {markdown} and {page} ({len(figures)} figures)")

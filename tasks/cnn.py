@@ -82,12 +82,12 @@ def run_fused(*, optimizers: list[dict[str, Any]], data: dict[str, Any], batch_s
               gpus: int = 0, devices: str = "gpu", logging: dict[str, Any] | None = None,
               job_dirs: list[Path] | None = None, dropout: float = 0.5) -> list[Outcome]:
     """`run` for each optimizer config (one family) on one device, trained as one computation
-    (sweeper.training.fused); jobs on several devices are not fused (sweeper/job/fused.py)."""
-    from sweeper.training import fused
+    (sweeper.training.fused_loop); jobs on several devices are not fused (sweeper/job/fused_groups.py)."""
+    from sweeper.training import fused_loop
 
     splits = mnist.load(**data)
     one = replica_devices.strategy(0, devices)
-    outcomes = fused.train(functools.partial(make_model, dropout),
+    outcomes = fused_loop.train(functools.partial(make_model, dropout),
                            functools.partial(fused_logits, dropout=dropout), splits, optimizers=optimizers,
                            batch_size=batch_size, epochs=epochs, seed=seed, input_shape=INPUT_SHAPE,
                            job_dirs=job_dirs, logging=logging)

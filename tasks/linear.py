@@ -15,7 +15,7 @@ import numpy as np
 
 from sweeper.job import trial
 from sweeper.job.outcome import Outcome
-from sweeper.training.fused import Hyperparameter
+from sweeper.training.fused_loop import Hyperparameter
 from sweeper.training.tf import import_tensorflow
 
 tf = import_tensorflow()
@@ -51,7 +51,7 @@ def _build_trainer(optimizer_target: str, hyper_names: tuple[str, ...]):
     # Non-zero at build time: SGD then keeps momentum slots.
     optimizer = hydra.utils.instantiate({"_target_": optimizer_target, **{name: 0.5 for name in hyper_names}})
     optimizer.build([w, b])
-    # Held in variables, so that one trace serves every job (sweeper.training.fused.Hyperparameter).
+    # Held in variables, so that one trace serves every job (sweeper.training.fused_loop.Hyperparameter).
     hypers = {name: Hyperparameter([], name) for name in hyper_names}
     for name, hyper in hypers.items():
         setattr(optimizer, name, hyper)
@@ -126,11 +126,11 @@ def run(*, optimizer: dict[str, Any], steps: int, job_dir: Path | None = None) -
 
 def _fused_trainer(optimizers: list[dict[str, Any]]):
     """The group's loop: every copy's (W, b) in one [N, 2] variable, the per-copy losses one
-    broadcast expression, one Keras optimizer with per-copy hyperparameters (sweeper.training.fused)."""
-    from sweeper.training import fused
+    broadcast expression, one Keras optimizer with per-copy hyperparameters (sweeper.training.fused_loop)."""
+    from sweeper.training import fused_loop
 
     params = tf.Variable([[W0, B0]] * len(optimizers), name="W_b")
-    optimizer = fused.optimizer_for(optimizers, [params])
+    optimizer = fused_loop.optimizer_for(optimizers, [params])
 
     def losses() -> tf.Tensor:  # [N]: each copy's sum of squares, the same expression as `_loss`
         w, b = params[:, :1], params[:, 1:]
@@ -148,7 +148,7 @@ def _fused_trainer(optimizers: list[dict[str, Any]]):
             curves = curves.write(step, loss)
             if not tf.reduce_any(alive):
                 break
-            fused.masked_apply(optimizer, [tape.gradient(total, params)], [params], alive)
+            fused_loop.masked_apply(optimizer, [tape.gradient(total, params)], [params], alive)
         return curves.stack()
 
     return params, losses, train

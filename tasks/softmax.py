@@ -44,9 +44,9 @@ def fused_logits(weights: list, x: Any, training: bool = False) -> Any:
 
 def run_fused(*, optimizers: list[dict[str, Any]], data: dict[str, Any], batch_size: int, epochs: int, seed: int,
               logging: dict[str, Any] | None = None, job_dirs: list[Path] | None = None) -> list[Outcome]:
-    """`run` for each optimizer config (one family), trained as one computation (sweeper.training.fused)."""
-    from sweeper.training import fused
+    """`run` for each optimizer config (one family), trained as one computation (sweeper.training.fused_loop)."""
+    from sweeper.training import fused_loop
 
     splits = mnist.load(**data)
-    return fused.train(make_model, fused_logits, splits, optimizers=optimizers, batch_size=batch_size,
+    return fused_loop.train(make_model, fused_logits, splits, optimizers=optimizers, batch_size=batch_size,
                        epochs=epochs, seed=seed, input_shape=INPUT_SHAPE, job_dirs=job_dirs, logging=logging)

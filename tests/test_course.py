@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from sweeper.__main__ import main
-from sweeper.course import EXERCISES, load_profile, planned_jobs, profiles
+from sweeper.course_runner import EXERCISES, load_profile, planned_jobs, profiles
 from sweeper.job.status import FINISHED
 from sweeper.report.published import load_published
 from sweeper.sweep.jobs import read_sweep

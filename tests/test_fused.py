@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from sweeper.job.record import read_record
-from sweeper.training import fused
+from sweeper.training import fused_loop
 from tasks import linear, softmax
 from tests.conftest import run_cli
 from tests.mnist_files import write_mnist
@@ -57,8 +57,8 @@ def test_per_copy_updates_are_keras_own(family):
     start = rng.normal(size=(3, 2)).astype("float32")
     gradients = rng.normal(size=(6, len(configs), 3, 2)).astype("float32")
     copies = tf.Variable(np.stack([start] * len(configs)))
-    optimizer = fused.optimizer_for(configs, [copies])
-    step = tf.function(lambda g: fused.masked_apply(optimizer, [g], [copies], tf.ones([len(configs)], tf.bool)))
+    optimizer = fused_loop.optimizer_for(configs, [copies])
+    step = tf.function(lambda g: fused_loop.masked_apply(optimizer, [g], [copies], tf.ones([len(configs)], tf.bool)))
     for g in gradients:
         step(tf.constant(g))
     for i, config in enumerate(configs):
@@ -72,10 +72,10 @@ def test_per_copy_updates_are_keras_own(family):
 def test_a_dead_copy_keeps_its_weights_and_spoils_no_other():
     configs = GROUPS["adam"]
     copies = tf.Variable(np.ones((3, 4), "float32"))
-    optimizer = fused.optimizer_for(configs, [copies])
+    optimizer = fused_loop.optimizer_for(configs, [copies])
     gradient = np.ones((3, 4), "float32")
     gradient[1] = np.nan
-    fused.masked_apply(optimizer, [tf.constant(gradient)], [copies], tf.constant([True, False, True]))
+    fused_loop.masked_apply(optimizer, [tf.constant(gradient)], [copies], tf.constant([True, False, True]))
     assert (copies.numpy()[1] == 1).all()
     for i in (0, 2):
         alone = tf.Variable(np.ones(4, "float32"))

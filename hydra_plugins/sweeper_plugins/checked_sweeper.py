@@ -3,10 +3,10 @@
 Before anything is written it checks every job's config, refuses a sweep directory that holds
 another sweep, and writes the sweep's job list (`jobs.json`, sweeper/sweep/manifest.py); it skips
 the jobs already done there (same configuration, finished record). It prints `[k/N]` progress, a
-summary at the end, and exits non-zero when a job failed. Selected in conf/config.yaml with
+summary at the end, and exits non-zero when a job failed. Selected in conf/grid_sweeper.yaml with
 `override hydra/sweeper: checked`; takes the settings of Hydra's basic sweeper
 (`hydra.sweeper.params`, `max_batch_size`), and `fuse` / `max_fused`: in process, the jobs of a
-batch that differ only in optimizer hyperparameters train as one computation (sweeper/job/fused.py).
+batch that differ only in optimizer hyperparameters train as one computation (sweeper/job/fused_groups.py).
 """
 import copy
 import sys
@@ -129,9 +129,9 @@ class CheckedSweeper(BasicSweeper):
             print(f"\ninterrupted; finish the sweep with: python -m sweeper resume {sweep_dir}", flush=True)
             raise SystemExit(130) from None
         finally:
-            from sweeper.job import fused
+            from sweeper.job import fused_groups
 
-            fused.forget()
+            fused_groups.forget()
         if OmegaConf.select(self.config, "hydra.launcher.wait", default=True):
             from sweeper.sweep import progress
 
@@ -180,7 +180,7 @@ class CheckedSweeper(BasicSweeper):
     def _plan_fused(self, batch: Sequence[Sequence[str]], initial_job_idx: int) -> None:
         """In process, group the batch's jobs still to run that differ only in optimizer
         hyperparameters; each group trains as one computation when its first job runs."""
-        from sweeper.job import fused
+        from sweeper.job import fused_groups
 
         if not self.fuse or not isinstance(self.launcher.launcher, BasicLauncher):
             return
@@ -189,8 +189,8 @@ class CheckedSweeper(BasicSweeper):
             known = self.entries.get(tuple(overrides))
             cfg = self.composed.get(tuple(overrides))
             if idx not in self.done and known is not None and cfg is not None:
-                members.append(fused.Member(known[0], cfg, known[1], list(overrides)))
-        fused.plan(members, self.max_fused)
+                members.append(fused_groups.Member(known[0], cfg, known[1], list(overrides)))
+        fused_groups.plan(members, self.max_fused)
 
     def _compose_in_process(self, launcher: Launcher) -> None:
         """In process, the launcher takes the configs composed when the jobs were checked."""

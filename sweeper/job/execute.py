@@ -20,7 +20,7 @@ from sweeper.job import environment, owner, trial
 from sweeper.job.fingerprint import MismatchError, finished_record
 from sweeper.job.outcome import Outcome
 from sweeper.job.record import Record, write_atomic, write_record
-from sweeper.job.say import say
+from sweeper.job.job_log import echo
 from sweeper.job.spec import PRESET_GROUPS, JobSpec
 from sweeper.job.status import FINISHED, Status
 from sweeper.sweep import progress
@@ -77,16 +77,16 @@ def _tensorboard(job_dir: Path, record: Record) -> None:
     try:
         write_summary(job_dir, record)
     except Exception as e:  # the record is written: logs that fail to follow do not fail the job
-        say(f"warning: no TensorBoard logs in {job_dir} ({type(e).__name__}: {e})", warning=True)
+        echo(f"warning: no TensorBoard logs in {job_dir} ({type(e).__name__}: {e})", warning=True)
 
 
 def call_task(spec: JobSpec, job_dir: Path | None) -> Outcome:
     """Build the task's function from its `run` node and call it with the optimizer's settings; a job
-    planned into a fused group gets its outcome from the group's one training (sweeper/job/fused.py)."""
-    from sweeper.job import fused
+    planned into a fused group gets its outcome from the group's one training (sweeper/job/fused_groups.py)."""
+    from sweeper.job import fused_groups
 
     if job_dir is not None:
-        outcome = fused.outcome_of(job_dir, spec.fingerprint)
+        outcome = fused_groups.outcome_of(job_dir, spec.fingerprint)
         if outcome is not None:
             return outcome
     cfg = spec.config
@@ -99,10 +99,10 @@ def _skip_done(spec: JobSpec) -> Record | None:
     try:
         record = finished_record(spec.directory, spec.fingerprint, spec.overrides)
     except MismatchError as e:
-        say(f"error: {e}", warning=True)
+        echo(f"error: {e}", warning=True)
         raise SystemExit(2) from None
     if record:
-        say(f"{progress.prefix()}{label(record.overrides)} -> skipped: done ({spec.directory})")
+        echo(f"{progress.prefix()}{label(record.overrides)} -> skipped: done ({spec.directory})")
     return record
 
 
@@ -138,13 +138,13 @@ def _stopped(stop: BaseException) -> tuple[str, str]:
 
 def record_stopped(spec: JobSpec, stop: BaseException, started: str) -> Record:
     """Write the record of a job that Ctrl-C or a signal stopped while another job's `execute`
-    trained it (a fused group's other members, sweeper/job/fused.py): what its own `execute` would
+    trained it (a fused group's other members, sweeper/job/fused_groups.py): what its own `execute` would
     have written, its history up to its saved state. The caller holds its directory; `started`:
     when its training began."""
     status, error = _stopped(stop)
     record = _record(spec, status, _saved_so_far(spec.directory), error, started, _count_attempt(spec.directory))
     write_record(spec.directory, record)
-    say(job_line(record, every_metric=spec.single_run))
+    echo(job_line(record, every_metric=spec.single_run))
     return record
 
 
@@ -175,7 +175,7 @@ def _run_and_record(spec: JobSpec) -> Record:
                 _tensorboard(job_dir, record)
             if not logging.get("keep_state", False):
                 checkpoint.discard(job_dir)  # the record has it all now
-        say(job_line(record, every_metric=spec.single_run))
+        echo(job_line(record, every_metric=spec.single_run))
     return record
 
 
@@ -190,7 +190,7 @@ def execute(spec: JobSpec) -> Record | None:
         return _record(spec, outcome.status, outcome, None, environment.now(), 1)
     running = owner.take(spec.directory)
     if running is not None:
-        say(f"{progress.prefix()}{label(spec.overrides)} -> skipped: running ({running})")
+        echo(f"{progress.prefix()}{label(spec.overrides)} -> skipped: running ({running})")
         return None
     try:
         return _skip_done(spec) or _run_and_record(spec)

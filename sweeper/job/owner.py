@@ -31,7 +31,7 @@ class Owner:
         return f"pid {self.pid} on {self.host}{slurm}"
 
 
-def _me() -> Owner:
+def _this_process() -> Owner:
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     slurm = os.environ.get("SLURM_ARRAY_JOB_ID") and \
         f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID')}"
@@ -66,7 +66,7 @@ def read_owner(job_dir: Path) -> Owner | None:
 def is_alive(owner: Owner) -> bool:
     """Whether the owner may still be running: its process exists on this host; on another host
     it is taken to be alive (nothing here can tell), unless it is this Slurm job, requeued."""
-    me = _me()
+    me = _this_process()
     if owner.slurm_job_id and owner.slurm_job_id == me.slurm_job_id:
         return owner.pid == me.pid  # the same Slurm job started again: the old process is gone
     if owner.host == me.host:
@@ -79,7 +79,7 @@ def take(job_dir: Path) -> Owner | None:
     job_dir = Path(job_dir)
     job_dir.mkdir(parents=True, exist_ok=True)
     path = job_dir / OWNER_NAME
-    me = _me()
+    me = _this_process()
     for _ in range(3):  # a stale marker removed by two runs at once: one of them creates the next
         # Not fsynced: after a crash of the machine its process is gone, so the marker is stale anyway.
         if create_atomic(path, json.dumps(dataclasses.asdict(me)) + "\n", durable=False):
@@ -104,12 +104,12 @@ def take(job_dir: Path) -> Owner | None:
             return taken
         os.unlink(moved)
     owner = read_owner(job_dir)
-    return owner or _me()
+    return owner or _this_process()
 
 
 def give_back(job_dir: Path) -> None:
     """Remove this process's marker (and no one else's)."""
     owner = read_owner(job_dir)
-    me = _me()
+    me = _this_process()
     if owner is not None and (owner.host, owner.pid) == (me.host, me.pid):
         (Path(job_dir) / OWNER_NAME).unlink(missing_ok=True)

@@ -35,14 +35,14 @@ class PackedTask:
     def __call__(self, jobs: Sequence[PackedJob], singletons: dict) -> dict[int, JobReturn]:
         if self.jobs_in_parallel > 1 and len(jobs) > 1:
             return _in_workers(self.launcher, list(jobs), singletons, self.jobs_in_parallel)
-        from sweeper.job import fused
+        from sweeper.job import fused_groups
 
         _set_up(self.launcher, singletons)
         composed = plan_fused(self.launcher, jobs)
         try:
             return {num: run_one(self.launcher, overrides, num, composed.get(num)) for overrides, num in jobs}
         finally:
-            fused.forget()
+            fused_groups.forget()
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
         """Requeue the task with the same jobs: those finished before are skipped (execute)."""
@@ -82,12 +82,12 @@ def _job_config(launcher: Any, overrides: Sequence[str], num: int) -> Any:
 
 def plan_fused(launcher: Any, jobs: Sequence[PackedJob]) -> dict[int, Any]:
     """The task's jobs that differ only in optimizer hyperparameters train as one computation, as
-    in the in-process sweep (sweeper/job/fused.py), unless `hydra.sweeper.fuse=false`. Jobs run
+    in the in-process sweep (sweeper/job/fused_groups.py), unless `hydra.sweeper.fuse=false`. Jobs run
     in worker processes (`jobs_in_parallel` > 1) are not fused. Returns the configs it composed,
     by job number, for `run_one` (a full composition costs tens of ms a job)."""
     from omegaconf import OmegaConf
 
-    from sweeper.job import fused
+    from sweeper.job import fused_groups
     from sweeper.sweep import manifest
 
     if len(jobs) < 2 or not OmegaConf.select(launcher.config, "hydra.sweeper.fuse", default=False):
@@ -101,8 +101,8 @@ def plan_fused(launcher: Any, jobs: Sequence[PackedJob]) -> dict[int, Any]:
         composed[num] = cfg
         entry = manifest.entry_of(cfg, list(overrides))
         directory = Path(str(cfg.hydra.sweep.dir)) / entry.dir
-        members.append(fused.Member(directory, cfg, entry.fingerprint, list(overrides)))
-    fused.plan(members, OmegaConf.select(launcher.config, "hydra.sweeper.max_fused", default=None))
+        members.append(fused_groups.Member(directory, cfg, entry.fingerprint, list(overrides)))
+    fused_groups.plan(members, OmegaConf.select(launcher.config, "hydra.sweeper.max_fused", default=None))
     return composed
 
 

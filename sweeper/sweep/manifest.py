@@ -151,11 +151,3 @@ def record_submitted(sweep_dir: Path, submitted: dict[int, tuple[str, bool]]) ->
             job.slurm_job_ids = [*job.slurm_job_ids, slurm_id]
     write_manifest(sweep_dir, manifest)
 
-
-def append(sweep_dir: Path, sweeper: str, total: int, jobs: list[JobEntry]) -> None:
-    """Add the trials a search has just asked for (its list is created with the first ones)."""
-    Path(sweep_dir).mkdir(parents=True, exist_ok=True)
-    manifest = read_manifest(sweep_dir) or Manifest(sweeper=sweeper, search=True, total=total, jobs=[])
-    known = {job.num for job in manifest.jobs}
-    manifest.jobs += [job for job in jobs if job.num not in known]
-    write_manifest(sweep_dir, manifest)

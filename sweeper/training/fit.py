@@ -196,7 +196,7 @@ def train(make_model: Callable[[], keras.Model], splits: Splits, *, optimizer: d
 
 
 def outcome(counters: dict[str, Any], params: int, elapsed: float, train_count: int, test_count: int) -> Outcome:
-    """The record's outcome from the recorder's `counters` (a fused copy's: sweeper/training/fused.py)."""
+    """The record's outcome from the recorder's `counters` (a fused copy's: sweeper/training/fused_loop.py)."""
     history = {name: [float(v) for v in counters[name]] for name in _CURVES}
     history["loss_steps"] = [int(v) for v in history["loss_steps"]]
     finite = all(math.isfinite(v) for v in history["loss"] + history["train_loss"])

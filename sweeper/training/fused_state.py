@@ -39,7 +39,7 @@ def _layout(config: dict[str, Any]) -> str:
     """What shapes a lone optimizer's saved state: its class and options less the hyperparameters
     (the learning rate, a variable, is set before each save; the others are Python floats that a
     checkpoint does not hold), and whether SGD has momentum (it keeps momentum slots only then)."""
-    from sweeper.training.fused import HYPERPARAMETERS
+    from sweeper.training.fused_loop import HYPERPARAMETERS
 
     options = {k: v for k, v in config.items() if k not in HYPERPARAMETERS and k != "name"}
     return json.dumps([options, bool(config.get("momentum"))], sort_keys=True, default=str)
@@ -58,7 +58,7 @@ class CopyStates:
     def __init__(self, make_model: Callable[[], keras.Model], optimizers: Sequence[dict[str, Any]],
                  job_dirs: Sequence[Path], weights: Sequence[tf.Variable], updating: Sequence[tuple]):
         """`weights`: the fused variables, one per weight of `make_model()`, the copy axis first;
-        `updating`: their (fused optimizer, its variables) pairs (sweeper/training/fused.py)."""
+        `updating`: their (fused optimizer, its variables) pairs (sweeper/training/fused_loop.py)."""
         self.make_model, self.optimizers, self.job_dirs = make_model, list(optimizers), list(job_dirs)
         self.weights = list(weights)
         self.updating = list(updating)
@@ -114,7 +114,7 @@ class CopyStates:
     def restore(self) -> tuple[int, list[dict[str, Any] | None]]:
         """Load each copy's saved state into its rows. Returns (the epochs done, each copy's saved
         counters), or (0, [None, ...]) where none was saved. The copies of a group saved the same
-        number of epochs (sweeper/job/fused.py plans them so)."""
+        number of epochs (sweeper/job/fused_groups.py plans them so)."""
         done = {checkpoint.saved_epoch(d) for d in self.job_dirs}
         if done == {0}:
             return 0, [None] * len(self.job_dirs)

@@ -14,7 +14,7 @@ Two parts, both switched by `logging.tensorboard`:
 - `keras_callbacks(job_dir, enabled)`: for a task that trains with Keras `fit()`, the per-epoch
   scalars written while it trains (Keras' TensorBoard callback: `epoch_loss`, `epoch_accuracy`,
   ... in `tensorboard/train/` and `tensorboard/validation/`), so a run can be watched live.
-  `EpochScalars` writes the same scalars for each copy of a fused group (sweeper/training/fused.py),
+  `EpochScalars` writes the same scalars for each copy of a fused group (sweeper/training/fused_loop.py),
   which trains in a loop of its own rather than `fit`.
 
 TensorFlow and TensorBoard are imported inside the functions: `python -m sweeper` never needs them.

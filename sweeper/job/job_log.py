@@ -17,7 +17,7 @@ def _job_log_files() -> list[logging.Handler]:
     return [handler for handler in logging.getLogger().handlers if isinstance(handler, logging.FileHandler)]
 
 
-def say(line: str, *, warning: bool = False) -> None:
+def echo(line: str, *, warning: bool = False) -> None:
     """Print `line` (a warning or error to stderr) and add it to the job's log file."""
     print(line, file=sys.stderr if warning else sys.stdout, flush=True)
     level = logging.WARNING if warning else logging.INFO

@@ -1,5 +1,5 @@
 """Fused groups: the jobs of one batch that differ only in optimizer hyperparameters train as one
-computation (the task's `run_fused`, built on sweeper/training/fused.py), and every job still runs
+computation (the task's `run_fused`, built on sweeper/training/fused_loop.py), and every job still runs
 through `execute(spec)` and ends with its own directory, record, logs and `[k/N]` line.
 
 Whoever runs a batch of jobs in one process plans the groups first (`plan`, with each job's
@@ -32,7 +32,7 @@ from sweeper.job.fingerprint import MismatchError, finished_record
 from sweeper.job.outcome import Outcome
 from sweeper.job.spec import JobSpec, preset_of
 from sweeper.training import checkpoint
-from sweeper.training.fused import HYPERPARAMETERS
+from sweeper.training.fused_loop import HYPERPARAMETERS
 
 # The top-level keys and the optimizer node's keys that fused jobs may differ in.
 HYPERPARAMETER_KEYS = ("lr", "momentum", "beta1", "beta2", "epsilon")

@@ -25,7 +25,7 @@ def status_table(sweep: Sweep) -> pd.DataFrame:
     return table
 
 
-def pending_reasons(sweep: Sweep) -> list[str]:
+def pending_lines(sweep: Sweep) -> list[str]:
     """Why Slurm keeps each pending task pending: `Slurm job 123_1 (jobs 4 5 6) pending: Resources`."""
     from sweeper.job.status import Status
     from sweeper.launching.scheduler import pending_reasons as reasons_of

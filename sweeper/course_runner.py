@@ -4,7 +4,7 @@ A profile (`conf/course/<profile>.yaml`) is a list of sweeps, each a preset and 
 size it. Each sweep is `python run.py -m experiment=<preset> <overrides> <user overrides>` into
 `DIR/<name>`, a process of its own (TensorFlow splits the CPU into logical devices only before it
 starts, and exercise 4 needs that); run again, a sweep skips its finished jobs (the fingerprints)
-and runs the rest. The report (sweeper/report/course.py) is written from whatever is there.
+and runs the rest. The report (sweeper/report/course_report.py) is written from whatever is there.
 """
 from __future__ import annotations
 

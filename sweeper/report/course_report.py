@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sweeper.course import Profile
+from sweeper.course_runner import Profile
 from sweeper.job.record import write_atomic
 from sweeper.job.status import summary
 from sweeper.report.course_figures import FIGURES
