@@ -41,7 +41,7 @@ def planning(jobs: int) -> tuple[float, float]:
     from hydra.types import RunMode
 
     from sweeper.launching.compose import job_configs
-    from sweeper.launching.submit import job_resources
+    from sweeper.launching.resources import job_resources
 
     overrides = [[f"steps={n}"] for n in range(1, jobs + 1)]
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sweeper.job.outcome import Outcome
+from sweeper.job.trial import Reporter
 from sweeper.training import devices as replica_devices
 from sweeper.training import fit
 from tasks import mnist
@@ -37,13 +38,13 @@ def make_model(dropout: float = 0.5) -> keras.Model:
 
 def run(*, optimizer: dict[str, Any], data: dict[str, Any], batch_size: int, epochs: int, seed: int,
         gpus: int = 0, devices: str = "gpu", logging: dict[str, Any] | None = None,
-        job_dir: Path | None = None, dropout: float = 0.5) -> Outcome:
+        job_dir: Path | None = None, dropout: float = 0.5, trial: Reporter | None = None) -> Outcome:
     """Train on MNIST (the `data` node) with `batch_size` images per replica on `gpus` devices.
     `dropout` is not in conf/task/cnn.yaml (a job's fingerprint stays): `+task.run.dropout=0`."""
     splits = mnist.load(**data)
     replicas = replica_devices.strategy(gpus, devices)
     outcome, _ = fit.train(functools.partial(make_model, dropout), splits, optimizer=optimizer, batch_size=batch_size, epochs=epochs,
-                             seed=seed, input_shape=INPUT_SHAPE, strategy=replicas, job_dir=job_dir,
+                             seed=seed, input_shape=INPUT_SHAPE, strategy=replicas, job_dir=job_dir, trial=trial,
                              logging=logging)
     outcome.metrics.update(replicas=replicas.num_replicas_in_sync, devices=replica_devices.device_names(replicas))
     return outcome

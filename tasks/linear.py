@@ -13,7 +13,8 @@ from typing import Any
 import hydra.utils
 import numpy as np
 
-from sweeper.job import trial
+from sweeper.job.status import Status
+from sweeper.job.trial import Reporter, status_of
 from sweeper.job.outcome import Outcome
 from sweeper.training.fused_loop import Hyperparameter
 from sweeper.training.tf import import_tensorflow
@@ -78,10 +79,9 @@ def traces(optimizer_target: str) -> int:
                for (target, _), (*_, train) in _trainers.items() if target == optimizer_target)
 
 
-def _train_reporting(train, steps: int, w: tf.Variable, b: tf.Variable) -> list[float]:
+def _train_reporting(train, steps: int, w: tf.Variable, b: tf.Variable, reporter: Reporter | None) -> list[float]:
     """Train `steps` steps; under a search's trial, in stretches, reporting the loss after each
     (the same steps: the loop's state lives in the variables) and stopping where the pruner says."""
-    reporter = trial.current()
     if reporter is None:
         return list(train(tf.constant(steps)).numpy())
     curve: list[float] = []
@@ -96,8 +96,9 @@ def _train_reporting(train, steps: int, w: tf.Variable, b: tf.Variable) -> list[
     return curve
 
 
-def run(*, optimizer: dict[str, Any], steps: int, job_dir: Path | None = None) -> Outcome:
-    """Train from W = 0.3, b = -0.3 for `steps` full-batch steps; the loss is the sum of squares."""
+def run(*, optimizer: dict[str, Any], steps: int, job_dir: Path | None = None, trial: Reporter | None = None) -> Outcome:
+    """Train from W = 0.3, b = -0.3 for `steps` full-batch steps; the loss is the sum of squares.
+    `trial`: a search's trial, told the loss along the way (its pruner may stop the job)."""
     settings = {k: v for k, v in optimizer.items() if k not in ("_target_", "name", "learning_rate")}
     keras_optimizer, hypers, initial_state, train = _trainer(optimizer["_target_"], tuple(sorted(settings)))
     for variable, value in zip(keras_optimizer.variables, initial_state):
@@ -110,12 +111,12 @@ def run(*, optimizer: dict[str, Any], steps: int, job_dir: Path | None = None) -
     b.assign(B0)
 
     start = time.perf_counter()
-    curve = _train_reporting(train, steps, w, b)
+    curve = _train_reporting(train, steps, w, b, trial)
     final_loss = float(_loss(w, b))
     elapsed = time.perf_counter() - start
 
     finite = bool(tf.math.is_finite(final_loss)) and len(curve) == steps
-    status = trial.status_of("ok" if finite else "diverged", trial.current())  # pruned: stopped early
+    status = status_of(Status.OK if finite else Status.DIVERGED, trial)  # pruned: stopped early
     return Outcome(
         status=status,
         metrics={"final_loss": final_loss, "W": float(w.numpy()), "b": float(b.numpy())},

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sweeper.job.outcome import Outcome
+from sweeper.job.trial import Reporter
 from sweeper.training import fit
 from tasks import mnist
 
@@ -25,11 +26,11 @@ def make_model() -> keras.Model:
 
 
 def run(*, optimizer: dict[str, Any], data: dict[str, Any], batch_size: int, epochs: int, seed: int,
-        logging: dict[str, Any] | None = None, job_dir: Path | None = None) -> Outcome:
+        logging: dict[str, Any] | None = None, job_dir: Path | None = None, trial: Reporter | None = None) -> Outcome:
     """Train on MNIST (the `data` node: dir, train_samples, test_samples) with cross-entropy."""
     splits = mnist.load(**data)
     outcome, _ = fit.train(make_model, splits, optimizer=optimizer, batch_size=batch_size, epochs=epochs,
-                             seed=seed, input_shape=INPUT_SHAPE, job_dir=job_dir, logging=logging)
+                             seed=seed, input_shape=INPUT_SHAPE, job_dir=job_dir, logging=logging, trial=trial)
     return outcome
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sweeper.job.record import Record, write_record
-from sweeper.sweep.manifest import JobEntry, Manifest, claim
+from sweeper.sweep.manifest import ListedJob, Manifest, claim
 
 TASKS = {
     "linear": {"objective": "final_loss", "direction": "minimize"},
@@ -26,7 +26,7 @@ def write_job_list(sweep: Path, task: str, optimizer: str, jobs: list[dict[str, 
     """The sweep's job list (jobs.json) as the sweeper writes it: one entry per job, each with the
     hyperparameters it runs with (`fixed` ones added to each); with n_trials, a search that has
     asked for `jobs` of its n_trials trials so far."""
-    entries = [JobEntry(num=num, dir=str(num), overrides=[f"{k}={v}" for k, v in values.items()],
+    entries = [ListedJob(num=num, dir=str(num), overrides=[f"{k}={v}" for k, v in values.items()],
                         fingerprint=f"synthetic{num:07d}", task=task, optimizer=optimizer,
                         hparams={**fixed, **values}, preset=preset, trial=num if n_trials else None, **TASKS[task])
                for num, values in enumerate(jobs)]

@@ -16,7 +16,8 @@ from sweeper.job import owner
 from sweeper.job.execute import execute
 from sweeper.job.fingerprint import MismatchError, fingerprint
 from sweeper.job.record import read_record
-from sweeper.job.spec import JobSpec
+from sweeper.job.context import RunContext
+from sweeper.job.planned import PlannedJob
 from sweeper.job.status import FINISHED, NEEDS_RERUN, Status, decide, summary
 from sweeper.sweep import manifest
 from sweeper.sweep.collate import collate
@@ -53,10 +54,10 @@ def test_status_is_decided_in_one_place():
 def test_a_job_list_is_claimed_once(tmp_path):
     synthetic.write_job_list(tmp_path, "linear", "gd", [{"lr": 0.1}, {"lr": 0.01}])
     same = manifest.read_manifest(tmp_path)
-    more = manifest.Manifest("CheckedSweeper", False, 3, [*same.jobs, manifest.JobEntry(
+    more = manifest.Manifest("CheckedSweeper", False, 3, [*same.jobs, manifest.ListedJob(
         num=2, dir="2", overrides=["lr=0.001"], fingerprint="x", task="linear", optimizer="gd", hparams={})])
     assert len(manifest.claim(tmp_path, more).jobs) == 3  # a resumed sweep may add jobs
-    other = manifest.Manifest("CheckedSweeper", False, 1, [manifest.JobEntry(
+    other = manifest.Manifest("CheckedSweeper", False, 1, [manifest.ListedJob(
         num=0, dir="0", overrides=["lr=0.5"], fingerprint="another", task="linear", optimizer="gd", hparams={})])
     before = (tmp_path / "jobs.json").read_text()
     with pytest.raises(MismatchError, match="holds another sweep: its job 0 is lr=0.1"):
@@ -75,22 +76,23 @@ def test_a_damaged_job_list_is_one_line_and_kept(tmp_path):
     assert sorted(p.name for p in sweep.iterdir()) == ["jobs.json"]
 
 
-def _spec(compose_cfg, job_dir, *overrides: str) -> JobSpec:
+def _spec(compose_cfg, job_dir, *overrides: str) -> PlannedJob:
     cfg = compose_cfg(*overrides, "logging.tensorboard=false")
-    return JobSpec(directory=job_dir, config=cfg, overrides=list(overrides), fingerprint=fingerprint(cfg))
+    return PlannedJob(num=0, directory=job_dir, dir=job_dir.name, overrides=list(overrides),
+                      fingerprint=fingerprint(cfg), config=cfg)
 
 
 def test_jobs_run_in_one_process_without_hydra(compose_cfg, tmp_path):
     """The second layer runs specifications one after the other, each writing its own record."""
     specs = [_spec(compose_cfg, tmp_path / str(n), "optimizer=adam", f"lr={lr}", "steps=30")
              for n, lr in enumerate((0.1, 0.01))]
-    records = [execute(spec) for spec in specs]
+    records = [execute(spec, RunContext()) for spec in specs]
     assert [r.hparams["lr"] for r in records] == [0.1, 0.01]
     for spec, record in zip(specs, records):
         assert read_record(spec.directory / "result.json") == record
         assert record.schema_version == 2 and record.direction == "minimize" and record.status == "ok"
         assert not (spec.directory / owner.OWNER_NAME).exists()  # given back
-    assert execute(specs[0]).finished == records[0].finished  # done: kept, not run again
+    assert execute(specs[0], RunContext()).finished == records[0].finished  # done: kept, not run again
 
 
 def test_a_live_owner_keeps_its_directory_and_a_stale_one_is_taken_over(compose_cfg, tmp_path, capsys):
@@ -100,14 +102,14 @@ def test_a_live_owner_keeps_its_directory_and_a_stale_one_is_taken_over(compose_
         spec.directory.mkdir()
         mark = {"host": socket.gethostname(), "pid": sleeper.pid, "started": "2026-01-01T00:00:00+00:00"}
         (spec.directory / owner.OWNER_NAME).write_text(json.dumps(mark))
-        assert execute(spec) is None
+        assert execute(spec, RunContext()) is None
         assert f"-> skipped: running (pid {sleeper.pid} on {socket.gethostname()})" in capsys.readouterr().out
         assert not (spec.directory / "result.json").exists()
         assert collate(tmp_path).set_index("job").loc["0", "status"] == "running"
     finally:
         sleeper.kill()
         sleeper.wait()
-    assert execute(spec).status == "ok"  # its owner is gone: taken over
+    assert execute(spec, RunContext()).status == "ok"  # its owner is gone: taken over
     assert not (spec.directory / owner.OWNER_NAME).exists()
 
 
@@ -141,7 +143,7 @@ def test_the_sweep_lists_its_jobs_before_they_run(tmp_path):
                      "logging.tensorboard=false", f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr
     listed = manifest.read_manifest(sweep)
-    assert (listed.sweeper, listed.search, listed.total) == ("CheckedSweeper", False, 4)
+    assert (listed.sweeper, listed.search, listed.total) == ("checked", False, 4)
     assert [(j.hparams["lr"], j.hparams["momentum"], j.dir) for j in listed.jobs] == \
         [(0.1, 0.8, "0"), (0.1, 0.9, "1"), (0.01, 0.8, "2"), (0.01, 0.9, "3")]
     assert {j.preset for j in listed.jobs} == {"experiment=ex1_momentum"}

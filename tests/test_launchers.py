@@ -17,7 +17,7 @@ from omegaconf import OmegaConf, open_dict
 
 from hydra_plugins.launcher_plugins.submitit_launchers import LocalLauncher, SlurmLauncher
 from sweeper.launching.compose import job_configs
-from sweeper.launching.submit import job_resources
+from sweeper.launching.resources import job_resources
 from tests.conftest import ROOT, run_cli
 
 

@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 GRID = ("optimizer=adam", "lr=0.1,0.01,0.001,0.0001", "beta1=0.8,0.9")  # 8 jobs of ex1_adam's grid
 
 
-def entries(sweep: Path) -> dict[int, manifest.JobEntry]:
+def entries(sweep: Path) -> dict[int, manifest.ListedJob]:
     return {job.num: job for job in manifest.read_manifest(sweep).jobs}
 
 

@@ -93,7 +93,7 @@ def test_a_few_optuna_trials_collate_and_report(tmp_path):
 def test_the_search_space_is_hydras_override_syntax():
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-    from hydra_plugins.sweeper_plugins.optuna_search import search_space
+    from sweeper.sweep.search import search_space
 
     space, listed, fixed = search_space(["lr=tag(log, interval(0.0001, 1.0))", "beta1=interval(0.5, 0.99)",
                                          "batch_size=range(16, 65, 16)", "optimizer=choice(adam, gd)", "steps=10",

@@ -76,7 +76,7 @@ def test_saved_history_is_the_curves_of_the_last_saved_epoch(tmp_path):
 
 
 def test_a_resumed_job_line_says_its_time_is_training_over_its_attempts(tmp_path):
-    from sweeper.job.execute import job_line
+    from sweeper.job.display import job_line
     from sweeper.job.record import read_record
 
     synthetic.mnist_job(tmp_path / "0", "softmax", "gd", lr=0.1, train_time_s=24.25)

@@ -3,15 +3,16 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from sweeper.job.execute import execute, objective
-from sweeper.job.spec import spec_from_hydra
+from sweeper.job.display import objective
+from sweeper.job.execute import execute
+from sweeper.job.spec import job_from_hydra
 from sweeper.job.status import Status
 
 
 def run_job(cfg: DictConfig) -> float:
     """Run the job `cfg` describes in Hydra's job directory; return its objective (NaN if none)."""
-    spec = spec_from_hydra(cfg)
-    record = execute(spec)
-    if record is not None and record.status == Status.FAILED and spec.single_run:
+    job, context = job_from_hydra(cfg)
+    record = execute(job, context)
+    if record is not None and record.status == Status.FAILED and context.single_run:
         raise SystemExit(1)
     return objective(record)

@@ -1,23 +1,23 @@
 """Fused groups: the jobs of one batch that differ only in optimizer hyperparameters train as one
 computation (the task's `run_fused`, built on sweeper/training/fused_loop.py), and every job still runs
-through `execute(spec)` and ends with its own directory, record, logs and `[k/N]` line.
+through `execute` and ends with its own directory, record, logs and `[k/N]` line.
 
-Whoever runs a batch of jobs in one process plans the groups first (`plan`, with each job's
-directory and composed config): the in-process grid sweeper does, before it hands a batch to
-Hydra's launcher (hydra_plugins/sweeper_plugins/checked_sweeper.py), and a packed task does
-before it runs its jobs (sweeper/launching/packed.py). Then, when `execute` calls the first job of
-a group, `call_task` asks `outcome_of`, which trains the whole group and keeps the other jobs'
-outcomes until `execute` comes to them. A job done before, or held by another live run, is left out of its group.
+Whoever runs a batch of jobs in one process plans the groups first (a `FusedPlan` of the planned
+jobs, in the run context it hands to `execute`): the in-process grid sweeper does, before it runs
+a batch (sweeper/sweep/grid.py), and a packed task does before it runs its jobs
+(sweeper/launching/packed.py). Then, when `execute` calls the first job of a group, `call_task`
+asks the plan's `outcome_of`, which trains the whole group and keeps the other jobs' outcomes
+until `execute` comes to them. A job done before, or held by another live run, is left out of its group.
 
 Each copy saves its training state at every epoch end in its own directory, as a lone job does
 (sweeper/training/fused_state.py); jobs that continue from saved state are grouped by the epochs
 they saved, so a group starts its copies at one epoch. When Ctrl-C or a signal stops a group, every
 member ends with the record a lone job stopped so would have: `interrupted`, its history up to its
-saved state. A search's jobs are not fused: each reports to its own trial every epoch (trial.py).
+saved state. A search's jobs are not fused (the search plans no groups): each reports to its own
+trial every epoch (trial.py).
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import importlib
 import json
@@ -25,12 +25,14 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import hydra.utils
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
-from sweeper.job import environment, owner, trial
+from sweeper.job import environment, owner
+from sweeper.job.context import RunContext
 from sweeper.job.fingerprint import MismatchError, finished_record
 from sweeper.job.outcome import Outcome
-from sweeper.job.spec import JobSpec, preset_of
+from sweeper.job.planned import PlannedJob
+from sweeper.job.recording import record_stopped
 from sweeper.training import checkpoint
 from sweeper.training.fused_loop import HYPERPARAMETERS
 
@@ -40,21 +42,10 @@ OPTIMIZER_KEYS = ("name", *HYPERPARAMETERS)
 
 
 @dataclasses.dataclass
-class Member:
-    directory: Path
-    config: DictConfig        # the job's composed config
-    fingerprint: str
-    overrides: list[str]
-
-
-@dataclasses.dataclass
 class Group:
-    members: list[Member]
+    members: list[PlannedJob]
     outcomes: dict[Path, Outcome] | None = None   # once trained: by job directory
     error: Exception | None = None                 # the group's training raised this
-
-
-_planned: dict[Path, Group] = {}
 
 
 def fused_function(cfg: DictConfig) -> Callable[..., list[Outcome]] | None:
@@ -72,8 +63,6 @@ def fusion_key(cfg: DictConfig) -> str | None:
     does not fuse."""
     if fused_function(cfg) is None or OmegaConf.select(cfg, "task.run.gpus", default=0):
         return None  # a fused group trains on one device: jobs on several train apart
-    if OmegaConf.select(cfg, "hydra.sweeper._target_") == trial.SWEEPER_TARGET:
-        return None  # a search's trial hears from its own job every epoch: the fused loop reports to none
     content = {key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
                for key in cfg if key != "hydra" and key not in HYPERPARAMETER_KEYS}
     optimizer = content.get("optimizer")
@@ -83,65 +72,88 @@ def fusion_key(cfg: DictConfig) -> str | None:
     return json.dumps(content, sort_keys=True, default=str)
 
 
-def plan(members: Iterable[Member], max_fused: int | None = None) -> list[list[Member]]:
-    """Group the jobs that fuse (in their order, at most `max_fused` a group) and remember each group
-    of two or more for `outcome_of`. Jobs with saved training state fuse with those that saved as
-    many epochs. Returns those groups."""
-    by_key: dict[tuple[str, int], list[Member]] = {}
-    for member in members:
-        key = fusion_key(member.config)
-        if key is not None:
-            by_key.setdefault((key, checkpoint.saved_epoch(member.directory)), []).append(member)
-    groups = []
-    for same in by_key.values():
-        size = max_fused or len(same)
-        groups += [same[i:i + size] for i in range(0, len(same), size) if len(same[i:i + size]) > 1]
-    for members_ in groups:
-        group = Group(members_)
-        for member in members_:
-            _planned[_key(member.directory)] = group
-    return groups
+class FusedPlan:
+    """The fused groups planned for the jobs one process runs: each job's group, by its directory,
+    until the job's `execute` comes to it."""
+
+    def __init__(self, jobs: Iterable[PlannedJob] = (), max_fused: int | None = None):
+        self._planned: dict[Path, Group] = {}
+        self.groups = self.plan(jobs, max_fused)
+
+    def plan(self, jobs: Iterable[PlannedJob], max_fused: int | None = None) -> list[list[PlannedJob]]:
+        """Group the jobs that fuse (in their order, at most `max_fused` a group) and keep each group
+        of two or more for `outcome_of`. Jobs with saved training state fuse with those that saved as
+        many epochs. Returns those groups."""
+        by_key: dict[tuple[str, int], list[PlannedJob]] = {}
+        for job in jobs:
+            key = fusion_key(job.cfg)
+            if key is not None:
+                by_key.setdefault((key, checkpoint.saved_epoch(job.directory)), []).append(job)
+        groups = []
+        for same in by_key.values():
+            size = max_fused or len(same)
+            groups += [same[i:i + size] for i in range(0, len(same), size) if len(same[i:i + size]) > 1]
+        for members in groups:
+            group = Group(members)
+            for job in members:
+                self._planned[_key(job.directory)] = group
+        return groups
+
+    def outcome_of(self, job: PlannedJob, context: RunContext) -> Outcome | None:
+        """This job's outcome from its fused group, training the group when it is the first to come;
+        None when the job is in no group (it runs alone). Re-raises what the group's training raised."""
+        caller = _key(job.directory)
+        group = self._planned.pop(caller, None)
+        if group is None:
+            return None
+        if group.outcomes is None and group.error is None:
+            self._train(group, caller, job.fingerprint, context)
+        if group.error is not None:
+            raise group.error
+        assert group.outcomes is not None
+        return group.outcomes.pop(caller, None)
+
+    def _still_to_run(self, group: Group, caller: Path, fingerprint: str) -> list[PlannedJob]:
+        """The members to train now: the caller (`execute` holds its directory) and each other member
+        that is not done and whose directory this process takes (it keeps it until `execute` comes)."""
+        members = []
+        for member in group.members:
+            directory = _key(member.directory)
+            if directory == caller:
+                if member.fingerprint == fingerprint:
+                    members.append(member)
+            elif not _done(member) and owner.take(directory) is None:
+                members.append(member)
+            else:
+                self._planned.pop(directory, None)  # its own `execute` says why it is skipped
+        return members
+
+    def _train(self, group: Group, caller: Path, fingerprint: str, context: RunContext) -> None:
+        members = self._still_to_run(group, caller, fingerprint)
+        group.outcomes = {}
+        if len(members) < 2 or caller not in {_key(m.directory) for m in members}:
+            for member in members:
+                self._planned.pop(_key(member.directory), None)  # alone after all: `execute` runs it so
+            return
+        started = environment.now()
+        try:
+            outcomes = train_group([m.cfg for m in members], [m.directory for m in members])
+        except Exception as e:  # every member's record says so; the sweep goes on
+            group.error = e
+            return
+        except BaseException as stop:  # Ctrl-C, or a signal's SystemExit: each member ends as alone
+            _record_stopped([m for m in members if _key(m.directory) != caller], stop, started, context)
+            raise  # the caller's own `execute` records it
+        for outcome in outcomes:
+            outcome.started = started  # the record's `started`: when its training began
+        group.outcomes = {_key(m.directory): o for m, o in zip(members, outcomes)}
 
 
 def _key(directory: Path) -> Path:
     return Path(directory).resolve()
 
 
-def forget() -> None:
-    """Drop every planned group (a sweep that ends or stops)."""
-    _planned.clear()
-
-
-def outcome_of(directory: Path, fingerprint: str) -> Outcome | None:
-    """This job's outcome from its fused group, training the group when it is the first to come;
-    None when the job is in no group (it runs alone). Re-raises what the group's training raised."""
-    group = _planned.pop(_key(directory), None)
-    if group is None:
-        return None
-    if group.outcomes is None and group.error is None:
-        _train(group, _key(directory), fingerprint)
-    if group.error is not None:
-        raise group.error
-    return group.outcomes.pop(_key(directory), None)
-
-
-def _still_to_run(group: Group, caller: Path, fingerprint: str) -> list[Member]:
-    """The members to train now: the caller (`execute` holds its directory) and each other member
-    that is not done and whose directory this process takes (it keeps it until `execute` comes)."""
-    members = []
-    for member in group.members:
-        directory = _key(member.directory)
-        if directory == caller:
-            if member.fingerprint == fingerprint:
-                members.append(member)
-        elif not _done(member) and owner.take(directory) is None:
-            members.append(member)
-        else:
-            _planned.pop(directory, None)  # its own `execute` says why it is skipped
-    return members
-
-
-def _done(member: Member) -> bool:
+def _done(member: PlannedJob) -> bool:
     """Finished before, or another configuration's record (its own `execute` refuses it)."""
     try:
         return finished_record(member.directory, member.fingerprint, member.overrides) is not None
@@ -149,41 +161,12 @@ def _done(member: Member) -> bool:
         return True
 
 
-def _train(group: Group, caller: Path, fingerprint: str) -> None:
-    members = _still_to_run(group, caller, fingerprint)
-    group.outcomes = {}
-    if len(members) < 2 or caller not in {_key(m.directory) for m in members}:
-        for member in members:
-            _planned.pop(_key(member.directory), None)  # alone after all: `execute` runs it so
-        return
-    started = environment.now()
-    try:
-        outcomes = train_group([m.config for m in members], [m.directory for m in members])
-    except Exception as e:  # every member's record says so; the sweep goes on
-        group.error = e
-        return
-    except BaseException as stop:  # Ctrl-C, or a signal's SystemExit: each member ends as alone
-        _record_stopped([m for m in members if _key(m.directory) != caller], stop, started)
-        raise  # the caller's own `execute` records it
-    for outcome in outcomes:
-        outcome.started = started  # the record's `started`: when its training began
-    group.outcomes = {_key(m.directory): o for m, o in zip(members, outcomes)}
-
-
-def _record_stopped(members: Sequence[Member], stop: BaseException, started: str) -> None:
+def _record_stopped(members: Sequence[PlannedJob], stop: BaseException, started: str, context: RunContext) -> None:
     """The records of the members that `stop` interrupted while the caller's `execute` trained
-    them (execute.record_stopped); their directories are given back."""
-    from sweeper.job.execute import record_stopped
-
+    them (recording.record_stopped); their directories are given back."""
     for member in members:
-        config = copy.deepcopy(member.config)  # as the task gets it: without Hydra's node
-        with open_dict(config):
-            config.pop("hydra", None)
-        choices = OmegaConf.select(member.config, "hydra.runtime.choices", default=None) or {}
-        spec = JobSpec(directory=member.directory, config=config, overrides=member.overrides,
-                       fingerprint=member.fingerprint, preset=preset_of(choices))
         try:
-            record_stopped(spec, stop, started)
+            record_stopped(member, stop, started, context)
         finally:
             owner.give_back(member.directory)
 

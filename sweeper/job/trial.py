@@ -8,11 +8,14 @@ config. With the pruner `none` a job does not open the storage at all.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
+
+from omegaconf import OmegaConf
+
+from sweeper.job.status import Status
 
 JOURNAL_NAME = "optuna.journal"  # the study's default storage, in the sweep directory
 DEFAULT_STUDY = "search"         # the study's name where hydra.sweeper.study_name is null
@@ -61,8 +64,6 @@ def open_storage(spec: str) -> Any:
 def link_of(hydra_cfg: Any, objective: str | None) -> TrialLink | None:
     """The trial of the job whose Hydra config is `hydra_cfg`; None outside a search, or where the
     search prunes nothing (then the job has nothing to report)."""
-    from omegaconf import OmegaConf
-
     sweeper = hydra_cfg.get("sweeper") or {}
     pruner = sweeper.get("pruner") or {}
     if sweeper.get("_target_") != SWEEPER_TARGET or pruner.get("_target_", NO_PRUNER) == NO_PRUNER or not objective:
@@ -102,27 +103,6 @@ class Reporter:
         return self.pruned
 
 
-_current: Reporter | None = None
-
-
-def current() -> Reporter | None:
-    """The trial the running job reports to, or None (no search, or nothing to prune)."""
-    return _current
-
-
-@contextlib.contextmanager
-def reporting(link: TrialLink | None) -> Iterator[Reporter | None]:
-    """While the job's task runs, `current()` is its trial's reporter."""
-    global _current
-    _current = Reporter(link) if link is not None else None
-    try:
-        yield _current
-    finally:
-        _current = None
-
-
-def status_of(finished: str, reporter: Reporter | None) -> str:
+def status_of(finished: Status, reporter: Reporter | None) -> Status:
     """A task's status: `pruned` where its trial's pruner stopped it, else what training said."""
-    from sweeper.job.status import Status
-
-    return Status.PRUNED.value if reporter is not None and reporter.pruned else finished
+    return Status.PRUNED if reporter is not None and reporter.pruned else finished

@@ -6,15 +6,19 @@ A full composition (`load_sweep_config`) costs about 50 ms, so a 2,000-job grid 
 """
 from __future__ import annotations
 
+import copy
 from typing import Any, Iterator, Sequence
 
 from hydra._internal.config_loader_impl import get_overrides_dirname
 from hydra.core.config_loader import ConfigLoader
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType
+from hydra.plugins.launcher import Launcher
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from sweeper.hparams import HPARAMS
+from sweeper.job.planned import PlannedJob, plan_job
+from sweeper.launching.resources import job_resources
 
 
 def _is_hparam(override: Override) -> bool:
@@ -55,3 +59,28 @@ def job_configs(loader: ConfigLoader, master: DictConfig, job_overrides: Sequenc
             )
             cfg.hydra.job.num = num
         yield cfg
+
+
+def planned_jobs(loader: ConfigLoader, master: DictConfig, job_overrides: Sequence[Sequence[str]],
+                 initial_job_idx: int = 0, *, keep_config: bool,
+                 resources: bool) -> Iterator[tuple[PlannedJob, DictConfig]]:
+    """Each job planned from its composition (job_configs): with a copy of its config where it runs
+    in this process (`keep_config`), with its submitit parameters where a launcher submits it
+    (`resources`). Yields the composed config beside it, for the caller to check; it is reused
+    for the next job."""
+    for cfg in job_configs(loader, master, job_overrides, initial_job_idx):
+        job = plan_job(cfg)
+        if resources:
+            job.resources = job_resources(cfg)
+        job.config = copy.deepcopy(cfg) if keep_config else None
+        yield job, cfg
+
+
+def plan_for_launcher(launcher: Launcher, job_overrides: Sequence[Sequence[str]],
+                      initial_job_idx: int) -> list[PlannedJob]:
+    """The jobs a stock sweeper hands a launcher of ours as overrides, planned here (our sweepers
+    plan them themselves and call `launch_planned`)."""
+    context = getattr(launcher, "hydra_context")
+    jobs = planned_jobs(context.config_loader, getattr(launcher, "config"), job_overrides, initial_job_idx,
+                        keep_config=False, resources=True)
+    return [job for job, _ in jobs]

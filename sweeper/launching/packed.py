@@ -3,7 +3,7 @@ the other, or up to `jobs_in_parallel` at once in worker processes inside the ta
 
 Each job is set up exactly as the launcher sets up an unpacked one: its config composed, Hydra's
 `run_job` making its directory, `.hydra/` files and `run.log`, and the task function (`run.py`'s
-main, which calls `execute(spec)`) running it. One process pays the TensorFlow import, the MNIST
+main, which calls `execute`) running it. One process pays the TensorFlow import, the MNIST
 load and the traces once for all its jobs. A job that raises is `failed` in its record (execute
 writes it) and the task goes on; a requeued task (time limit, preemption) runs its jobs again, and
 execute skips those with a finished record.
@@ -12,37 +12,39 @@ from __future__ import annotations
 
 import os
 import signal
-from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from hydra.core.utils import JobReturn, JobStatus
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-# One job of a task: its overrides and its number (hydra.job.num: its directory).
-PackedJob = tuple[list[str], int]
+from sweeper.job import context as run_context
+from sweeper.job.context import RunContext
+from sweeper.job.fused_groups import FusedPlan
+from sweeper.job.planned import PlannedJob, plan_job
+
+if TYPE_CHECKING:
+    from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
 
 
 class PackedTask:
-    """The function a packed Slurm task runs: `task(jobs, singletons)` -> {job number: JobReturn}.
+    """The function a packed task runs: `task(jobs, singletons)` -> {job number: JobReturn}, its jobs
+    planned in the sweeper's process and sent without their configs.
 
     It holds the launcher (which holds the sweep's config and Hydra's context), as the stock
     launcher is itself the function of an unpacked job; submitit pickles it for the task.
     """
 
-    def __init__(self, launcher: Any, jobs_in_parallel: int = 1):
+    def __init__(self, launcher: BaseSubmititLauncher, jobs_in_parallel: int = 1):
         self.launcher = launcher
         self.jobs_in_parallel = jobs_in_parallel
 
-    def __call__(self, jobs: Sequence[PackedJob], singletons: dict) -> dict[int, JobReturn]:
+    def __call__(self, jobs: Sequence[PlannedJob], singletons: dict[Any, Any]) -> dict[int, JobReturn]:
         if self.jobs_in_parallel > 1 and len(jobs) > 1:
             return _in_workers(self.launcher, list(jobs), singletons, self.jobs_in_parallel)
-        from sweeper.job import fused_groups
-
-        _set_up(self.launcher, singletons)
-        composed = plan_fused(self.launcher, jobs)
-        try:
-            return {num: run_one(self.launcher, overrides, num, composed.get(num)) for overrides, num in jobs}
-        finally:
-            fused_groups.forget()
+        _set_up(singletons)
+        context = plan_here(self.launcher, jobs)
+        with run_context.active(context):
+            return {job.num: run_one(self.launcher, job, context) for job in jobs}
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
         """Requeue the task with the same jobs: those finished before are skipped (execute)."""
@@ -51,7 +53,7 @@ class PackedTask:
         return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
 
 
-def _set_up(launcher: Any, singletons: dict) -> None:
+def _set_up(singletons: dict[Any, Any]) -> None:
     """Hydra's global state in this process, as the stock launcher sets it for each job."""
     from hydra.core.singleton import Singleton
     from hydra.core.utils import setup_globals
@@ -64,60 +66,54 @@ def _task_id() -> str:
     try:
         import submitit
 
-        return submitit.JobEnvironment().job_id
+        return str(submitit.JobEnvironment().job_id)
     except RuntimeError:  # not in a submitit job (a worker started with another environment)
         return os.environ.get("SLURM_JOB_ID", "local")
 
 
-def _job_config(launcher: Any, overrides: Sequence[str], num: int) -> Any:
+def _job_config(launcher: BaseSubmititLauncher, job: PlannedJob) -> DictConfig:
     """The job's config as the stock launcher composes it: hydra.job.num is its directory."""
-    from omegaconf import open_dict
-
-    cfg = launcher.hydra_context.config_loader.load_sweep_config(launcher.config, list(overrides))
-    with open_dict(cfg.hydra.job) as job:
-        job.id = _task_id()
-        job.num = num
+    assert launcher.hydra_context is not None and launcher.config is not None
+    cfg = launcher.hydra_context.config_loader.load_sweep_config(launcher.config, list(job.overrides))
+    with open_dict(cfg.hydra.job) as hydra_job:
+        hydra_job.id = _task_id()
+        hydra_job.num = job.num
     return cfg
 
 
-def plan_fused(launcher: Any, jobs: Sequence[PackedJob]) -> dict[int, Any]:
-    """The task's jobs that differ only in optimizer hyperparameters train as one computation, as
-    in the in-process sweep (sweeper/job/fused_groups.py), unless `hydra.sweeper.fuse=false`. Jobs run
-    in worker processes (`jobs_in_parallel` > 1) are not fused. Returns the configs it composed,
-    by job number, for `run_one` (a full composition costs tens of ms a job)."""
-    from omegaconf import OmegaConf
-
-    from sweeper.job import fused_groups
-    from sweeper.sweep import manifest
-
-    if len(jobs) < 2 or not OmegaConf.select(launcher.config, "hydra.sweeper.fuse", default=False):
-        return {}
-    members, composed = [], {}
-    for overrides, num in jobs:
+def plan_here(launcher: BaseSubmititLauncher, jobs: Sequence[PlannedJob]) -> RunContext:
+    """The task's run context: each job composed once here (a full composition costs tens of ms a
+    job), and its jobs that differ only in optimizer hyperparameters fused into one computation as
+    in the in-process sweep (sweeper/job/fused_groups.py), unless `hydra.sweeper.fuse=false`.
+    Jobs run in worker processes (`jobs_in_parallel` > 1) are not fused. A job whose config does
+    not compose fails alone when it runs (run_one)."""
+    context = RunContext()
+    for job in jobs:
         try:
-            cfg = _job_config(launcher, overrides, num)
-        except Exception:  # the job fails alone when it runs (run_one), unfused
+            context.planned[job.num] = plan_job(_job_config(launcher, job))
+        except Exception:
             continue
-        composed[num] = cfg
-        entry = manifest.entry_of(cfg, list(overrides))
-        directory = Path(str(cfg.hydra.sweep.dir)) / entry.dir
-        members.append(fused_groups.Member(directory, cfg, entry.fingerprint, list(overrides)))
-    fused_groups.plan(members, OmegaConf.select(launcher.config, "hydra.sweeper.max_fused", default=None))
-    return composed
+    assert launcher.config is not None
+    if len(context.planned) > 1 and OmegaConf.select(launcher.config, "hydra.sweeper.fuse", default=False):
+        context.fused = FusedPlan(context.planned.values(),
+                                  OmegaConf.select(launcher.config, "hydra.sweeper.max_fused", default=None))
+    return context
 
 
-def run_one(launcher: Any, overrides: list[str], num: int, cfg: Any = None) -> JobReturn:
-    """Run one job of the task as the stock launcher's `__call__` runs an unpacked one (`cfg`: its
-    config where `plan_fused` composed it); an error outside the job's own code (its execute writes
-    `failed` for errors inside) is its result."""
+def run_one(launcher: BaseSubmititLauncher, job: PlannedJob, context: RunContext) -> JobReturn:
+    """Run one job of the task as the stock launcher's `__call__` runs an unpacked one (with the
+    config `plan_here` composed, where it did); an error outside the job's own code (its execute
+    writes `failed` for errors inside) is its result."""
     from hydra.core.utils import run_job
 
     try:
-        cfg = cfg if cfg is not None else _job_config(launcher, overrides, num)
+        planned = context.planned.get(job.num)
+        cfg = planned.cfg if planned is not None else _job_config(launcher, job)
+        assert launcher.hydra_context is not None and launcher.task_function is not None
         return run_job(hydra_context=launcher.hydra_context, task_function=launcher.task_function, config=cfg,
                        job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
     except Exception as e:  # the task goes on with its next job
-        return JobReturn(overrides=list(overrides), status=JobStatus.FAILED, _return_value=e)
+        return JobReturn(overrides=list(job.overrides), status=JobStatus.FAILED, _return_value=e)
 
 
 def cpu_shares(cpus: Sequence[int], workers: int) -> list[list[int]]:
@@ -146,13 +142,13 @@ def _start_worker(pickled: bytes, shares: Any) -> None:
         os.sched_setaffinity(0, share)
     os.environ["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
     _worker["launcher"] = launcher
-    _set_up(launcher, singletons)
+    _set_up(singletons)
 
 
-def _run_in_worker(overrides: list[str], num: int) -> JobReturn:
+def _run_in_worker(job: PlannedJob) -> JobReturn:
     """The job's JobReturn without its configs (they hold classes the worker loaded by value,
     which do not pickle back): the launcher reads its status and value only."""
-    returned = run_one(_worker["launcher"], overrides, num)
+    returned = run_one(_worker["launcher"], job, RunContext())
     value = returned._return_value
     if returned.status == JobStatus.FAILED and not _picklable(value):
         value = RuntimeError(f"{type(value).__name__}: {value}")
@@ -170,7 +166,8 @@ def _picklable(value: Any) -> bool:
         return False
 
 
-def _in_workers(launcher: Any, jobs: list[PackedJob], singletons: dict, workers: int) -> dict[int, JobReturn]:
+def _in_workers(launcher: BaseSubmititLauncher, jobs: list[PlannedJob], singletons: dict[Any, Any],
+                workers: int) -> dict[int, JobReturn]:
     """Run the jobs in `workers` processes (spawned: none inherits a started TensorFlow), each job
     as soon as a worker is free, in the task's order."""
     import multiprocessing
@@ -186,11 +183,11 @@ def _in_workers(launcher: Any, jobs: list[PackedJob], singletons: dict, workers:
         shares.put(share)
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
                              initargs=(cloudpickle.dumps((launcher, singletons)), shares)) as pool:
-        futures = {num: pool.submit(_run_in_worker, overrides, num) for overrides, num in jobs}
+        futures = {job.num: pool.submit(_run_in_worker, job) for job in jobs}
         returns = {}
-        for (overrides, num), future in zip(jobs, futures.values()):
+        for job, future in zip(jobs, futures.values()):
             try:
-                returns[num] = future.result()
+                returns[job.num] = future.result()
             except Exception as e:  # a worker that died (out of memory, a crash in TensorFlow)
-                returns[num] = JobReturn(overrides=list(overrides), status=JobStatus.FAILED, _return_value=e)
+                returns[job.num] = JobReturn(overrides=list(job.overrides), status=JobStatus.FAILED, _return_value=e)
     return returns

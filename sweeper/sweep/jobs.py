@@ -15,7 +15,8 @@ from pathlib import Path
 from sweeper.job.owner import OWNER_NAME, is_alive, read_owner
 from sweeper.job.record import RECORD_NAME, Record, read_record
 from sweeper.job.status import Status, decide
-from sweeper.sweep.manifest import MANIFEST_NAME, JobEntry, Manifest, read_manifest
+from sweeper.launching.scheduler import job_states
+from sweeper.sweep.manifest import MANIFEST_NAME, ListedJob, Manifest, read_manifest
 
 
 @dataclasses.dataclass
@@ -27,7 +28,7 @@ class Job:
     status: Status
     record: Record | None = None
     error: str | None = None        # why its record is corrupt
-    entry: JobEntry | None = None   # what its sweep's job list says of it
+    entry: ListedJob | None = None   # what its sweep's job list says of it
     slurm: str | None = None        # Slurm's state, where the launcher recorded its job id
     sweep: Path | None = None       # the sweep directory whose list names it
 
@@ -117,7 +118,7 @@ def _name(root: Path, path: Path) -> str:
     return path.relative_to(root).as_posix() or "."
 
 
-def read_job(root: Path, path: Path, entry: JobEntry | None = None, slurm: str | None = None) -> Job:
+def read_job(root: Path, path: Path, entry: ListedJob | None = None, slurm: str | None = None) -> Job:
     """The job in directory `path` (named relative to root): its record, or why it has none."""
     name = _name(root, path)
     record_path = path / RECORD_NAME
@@ -142,8 +143,6 @@ def _slurm_states(manifests: dict[Path, Manifest]) -> dict[str, str] | None:
     ids = [job.slurm_job_id for manifest in manifests.values() for job in manifest.jobs if job.slurm_job_id]
     if not ids:
         return {}
-    from sweeper.launching.scheduler import job_states
-
     return job_states(ids)
 
 

@@ -14,9 +14,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from sweeper.hparams import applicable_hparams
-from sweeper.job.fingerprint import MismatchError, fingerprint
+from sweeper.job.fingerprint import MismatchError
+from sweeper.job.planned import PlannedJob
 from sweeper.job.record import create_atomic, write_atomic
-from sweeper.job.spec import preset_of
 
 MANIFEST_NAME = "jobs.json"
 SCHEMA_VERSION = 1
@@ -27,8 +27,8 @@ class DamagedManifest(ValueError):
 
 
 @dataclasses.dataclass
-class JobEntry:
-    """One job of a sweep, as known before it runs."""
+class ListedJob:
+    """One row of the job list: a planned job's serialisable part, and what launchers add."""
 
     num: int                        # hydra.job.num: its place in the sweep
     dir: str                        # its directory, relative to the sweep directory
@@ -47,28 +47,28 @@ class JobEntry:
     slurm_job_ids: list[str] = dataclasses.field(default_factory=list)  # every Slurm id it was submitted as
 
 
+# What a job list calls its sweeper: the option of `hydra/sweeper` (stable), not a Python class name;
+# lists written before said the class name, which reading maps.
+GRID, SEARCH = "checked", "optuna_search"
+_OLD_NAMES = {"CheckedSweeper": GRID, "OptunaSweeper": SEARCH}
+
+
 @dataclasses.dataclass
 class Manifest:
-    sweeper: str                    # CheckedSweeper, OptunaSweeper, ...
+    sweeper: str                    # GRID or SEARCH
     search: bool                    # trials are asked as it runs: `total` of them in the end
     total: int                      # the jobs the sweep will have
-    jobs: list[JobEntry]
+    jobs: list[ListedJob]
     schema_version: int = SCHEMA_VERSION
 
 
-def subdir_of(cfg: DictConfig) -> str:
-    """A job's directory relative to its sweep's, from its composed config: the one place that says."""
-    return str(cfg.hydra.sweep.subdir)
-
-
-def entry_of(cfg: DictConfig, overrides: list[str]) -> JobEntry:
-    """The entry of the job whose composed config (hydra.job.num set) is `cfg`."""
-    return JobEntry(
-        num=int(cfg.hydra.job.num), dir=subdir_of(cfg), overrides=list(overrides),
-        fingerprint=fingerprint(cfg), task=OmegaConf.select(cfg, "task.name"),
-        optimizer=OmegaConf.select(cfg, "optimizer.name"), hparams=applicable_hparams(cfg),
-        objective=OmegaConf.select(cfg, "task.objective"), direction=OmegaConf.select(cfg, "task.direction"),
-        preset=preset_of(cfg.hydra.runtime.choices))
+def listed_job(job: PlannedJob, cfg: DictConfig, trial: int | None = None) -> ListedJob:
+    """The job list's row of a planned job, from its composed config; `trial`: a search's trial number."""
+    return ListedJob(
+        num=job.num, dir=job.dir, overrides=list(job.overrides), fingerprint=job.fingerprint,
+        task=OmegaConf.select(cfg, "task.name"), optimizer=OmegaConf.select(cfg, "optimizer.name"),
+        hparams=applicable_hparams(cfg), objective=OmegaConf.select(cfg, "task.objective"),
+        direction=OmegaConf.select(cfg, "task.direction"), preset=job.preset, trial=trial)
 
 
 def path_of(sweep_dir: Path) -> Path:
@@ -81,7 +81,8 @@ def read_manifest(sweep_dir: Path) -> Manifest | None:
     path = path_of(sweep_dir)
     try:
         data = json.loads(path.read_text())
-        jobs = [JobEntry(**job) for job in data.pop("jobs")]
+        jobs = [ListedJob(**job) for job in data.pop("jobs")]
+        data["sweeper"] = _OLD_NAMES.get(data.get("sweeper"), data.get("sweeper"))
         return Manifest(**data, jobs=jobs)
     except FileNotFoundError:
         return None

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from sweeper.job.status import Status
+from sweeper.launching.scheduler import pending_reasons as reasons_of
 from sweeper.sweep.jobs import Sweep, read_sweep
 
 COLUMNS = ["job", "slurm_job_id", "slurm", "status", "overrides"]
@@ -27,9 +29,6 @@ def status_table(sweep: Sweep) -> pd.DataFrame:
 
 def pending_lines(sweep: Sweep) -> list[str]:
     """Why Slurm keeps each pending task pending: `Slurm job 123_1 (jobs 4 5 6) pending: Resources`."""
-    from sweeper.job.status import Status
-    from sweeper.launching.scheduler import pending_reasons as reasons_of
-
     by_id: dict[str, list[str]] = {}
     for job in sweep.jobs:
         if job.status == Status.PENDING and job.entry is not None and job.entry.slurm_job_id:

@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from sweeper.job import trial
 from sweeper.job.outcome import Outcome
+from sweeper.job.status import Status
+from sweeper.job.trial import Reporter
+from sweeper.job.trial import status_of as trial_status
 from sweeper.training import checkpoint
 from sweeper.training.tf import import_tensorflow
 
@@ -57,7 +59,7 @@ def dataset(images: np.ndarray, labels: np.ndarray, *, batch_size: int, input_sh
 
 
 def _recorder(steps_per_epoch: int, batch_size: int, samples: int,
-              saved: dict[str, Any] | None) -> keras.callbacks.Callback:
+              saved: dict[str, Any] | None, reporter: Reporter | None = None) -> keras.callbacks.Callback:
     import keras
 
     every = max(1, steps_per_epoch // LOSS_POINTS_PER_EPOCH)
@@ -113,7 +115,7 @@ def _recorder(steps_per_epoch: int, batch_size: int, samples: int,
                 self.counters[name].append(float(logs[key]))
             self.counters["test_time_s"] += self.epoch_test_s
             self.counters["fit_time_s"] = self.fit_time_before + time.perf_counter() - self.fit_start
-            reporter = trial.current()  # a search's trial: the pruner may stop this job here
+            # A search's trial: the pruner may stop this job here.
             now = {name: self.counters[name][-1] for name in _EPOCH_CURVES}
             if reporter is not None and reporter.report(now, epoch + 1, last=epoch + 1 == self.params["epochs"]):
                 self.model.stop_training = True
@@ -151,7 +153,8 @@ def compiled(make_model: Callable[[], keras.Model], optimizer: dict[str, Any]) -
 
 def train(make_model: Callable[[], keras.Model], splits: Splits, *, optimizer: dict[str, Any], batch_size: int,
           epochs: int, seed: int, input_shape: Sequence[int], strategy: tf.distribute.Strategy | None = None,
-          job_dir: Path | None = None, logging: dict[str, Any] | None = None) -> tuple[Outcome, keras.Model]:
+          job_dir: Path | None = None, logging: dict[str, Any] | None = None,
+          trial: Reporter | None = None) -> tuple[Outcome, keras.Model]:
     """Train `make_model()` with Keras `fit`, evaluating on the test set after every epoch.
 
     A job that finds training state in `job_dir` (sweeper.checkpoint) continues from there.
@@ -175,7 +178,7 @@ def train(make_model: Callable[[], keras.Model], splits: Splits, *, optimizer: d
     train_count, test_count = len(splits.train_labels), len(splits.test_labels)
     steps = math.ceil(train_count / global_batch)
     test_batch = TEST_BATCH * replicas
-    recorder = _recorder(steps, global_batch, train_count, saved)
+    recorder = _recorder(steps, global_batch, train_count, saved, trial)
     start = time.perf_counter()
     model.fit(
         dataset(splits.train_images, splits.train_labels, batch_size=global_batch, input_shape=input_shape,
@@ -192,10 +195,11 @@ def train(make_model: Callable[[], keras.Model], splits: Splits, *, optimizer: d
     )
     elapsed = time.perf_counter() - start
     fit_time = (saved or {}).get("fit_time_s", 0.0) + elapsed  # every attempt's training
-    return outcome(recorder.counters, model.count_params(), fit_time, train_count, test_count), model
+    return outcome(recorder.counters, model.count_params(), fit_time, train_count, test_count, trial), model
 
 
-def outcome(counters: dict[str, Any], params: int, elapsed: float, train_count: int, test_count: int) -> Outcome:
+def outcome(counters: dict[str, Any], params: int, elapsed: float, train_count: int, test_count: int,
+            reporter: Reporter | None = None) -> Outcome:
     """The record's outcome from the recorder's `counters` (a fused copy's: sweeper/training/fused_loop.py)."""
     history = {name: [float(v) for v in counters[name]] for name in _CURVES}
     history["loss_steps"] = [int(v) for v in history["loss_steps"]]
@@ -210,5 +214,5 @@ def outcome(counters: dict[str, Any], params: int, elapsed: float, train_count: 
         "test_samples": test_count,
         "test_time_s": counters["test_time_s"],
     }
-    status = trial.status_of("ok" if finite else "diverged", trial.current())
+    status = trial_status(Status.OK if finite else Status.DIVERGED, reporter)
     return Outcome(status=status, metrics=metrics, history=history, train_time_s=elapsed)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from sweeper.job.record import Record
+from sweeper.training.tf import import_tensorflow
 
 LOG_DIR = "tensorboard"
 CURVE_TAG = "train_loss_curve"
@@ -59,7 +60,6 @@ class EpochScalars:
     there at the optimizer's step), with tf.summary's file writers as Keras has them."""
 
     def __init__(self, job_dirs: Sequence[Path], learning_rates: Sequence[float]):
-        from sweeper.training.tf import import_tensorflow
 
         tf = import_tensorflow()
         self.writers = [(tf.summary.create_file_writer(str(Path(d) / LOG_DIR / "train")),
@@ -69,7 +69,6 @@ class EpochScalars:
     def write(self, epoch: int, copies: Iterable[int], counters: Sequence[dict[str, Any]], iterations: int) -> None:
         """After epoch `epoch` (0-based, as Keras counts): each of `copies`' last values of the
         record's curves (`counters`, sweeper/training/fit.py's fields); flushed, so it shows live."""
-        from sweeper.training.tf import import_tensorflow
 
         tf = import_tensorflow()
         for i in copies:
@@ -140,7 +139,6 @@ def write_summary(job_dir: Path, record: Record) -> Path:
     tf.summary writes. Not through tf.summary itself: one eager summary op per point costs about
     0.17 s for a 1,000-step curve, more than a whole job of exercise 1; this takes a few ms.
     """
-    from sweeper.training.tf import import_tensorflow
 
     tf = import_tensorflow()
     directory = Path(job_dir) / LOG_DIR

@@ -1,0 +1,71 @@
+"""The run context: what the code that runs jobs in a process (a sweep in process, a packed task)
+tells each job besides its config, handed explicitly to `execute`.
+
+Hydra's launcher API passes only overrides to a job, and a job reaches our code through Hydra's
+`run_job` and `run.py`'s main; so the one side channel is here: the code running jobs makes its
+context `active` around them, and the job's entry point (sweeper/job/spec.py) picks it up and
+passes it on. Nothing else reads it.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from typing import TYPE_CHECKING, Iterator
+
+if TYPE_CHECKING:  # the fused plan's module imports this one's users
+    from sweeper.job.fused_groups import FusedPlan
+    from sweeper.job.planned import PlannedJob
+
+
+class Progress:
+    """The sweep's count of jobs with a line so far, for `[k/N]` in front of each job's line."""
+
+    def __init__(self, total: int, count: int = 0):
+        self.total = total
+        self.count = count
+
+    def prefix(self) -> str:
+        """`[k/N] ` of the last job counted."""
+        return f"[{self.count}/{self.total}] "
+
+    def next_line(self, line: str) -> str:
+        """Count one more job and give its line with `[k/N] ` in front."""
+        self.count += 1
+        return f"{self.prefix()}{line}"
+
+
+@dataclasses.dataclass
+class RunContext:
+    progress: Progress | None = None          # an in-process sweep's counter; None: no `[k/N]`
+    fused: FusedPlan | None = None            # the fused groups planned for this process's jobs
+    planned: dict[int, PlannedJob] = dataclasses.field(default_factory=dict)  # composed here, by number
+    single_run: bool = False                  # `python run.py` without -m: every metric, exit 1 on failure
+    rank: int = 0                             # a multi-worker job's worker: only rank 0 writes
+
+    def line(self, text: str) -> str:
+        """A job's line as the sweep prints it: counted, with `[k/N] ` in a sweep."""
+        return self.progress.next_line(text) if self.progress is not None else text
+
+    def planned_job(self, num: int, overrides: list[str]) -> PlannedJob | None:
+        """The job this process planned as number `num` with these overrides, if it did."""
+        job = self.planned.get(num)
+        return job if job is not None and job.overrides == overrides else None
+
+
+_active: RunContext | None = None
+
+
+@contextlib.contextmanager
+def active(context: RunContext) -> Iterator[RunContext]:
+    """While the jobs run, their entry point finds `context`."""
+    global _active
+    before, _active = _active, context
+    try:
+        yield context
+    finally:
+        _active = before
+
+
+def current() -> RunContext:
+    """The context the code running jobs in this process set; a fresh one where none did."""
+    return _active if _active is not None else RunContext()
