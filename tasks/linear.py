@@ -15,6 +15,7 @@ import numpy as np
 
 from sweeper.job import trial
 from sweeper.job.outcome import Outcome
+from sweeper.job.status import Status
 from sweeper.training.fused_loop import Hyperparameter
 from sweeper.training.tf import import_tensorflow
 
@@ -115,7 +116,7 @@ def run(*, optimizer: dict[str, Any], steps: int, job_dir: Path | None = None) -
     elapsed = time.perf_counter() - start
 
     finite = bool(tf.math.is_finite(final_loss)) and len(curve) == steps
-    status = trial.status_of("ok" if finite else "diverged", trial.current())  # pruned: stopped early
+    status = trial.status_of(Status.OK if finite else Status.DIVERGED, trial.current())  # pruned: stopped early
     return Outcome(
         status=status,
         metrics={"final_loss": final_loss, "W": float(w.numpy()), "b": float(b.numpy())},
@@ -167,7 +168,7 @@ def run_fused(*, optimizers: list[dict[str, Any]], steps: int, job_dirs: list[Pa
         curve = [float(v) for v in curves[:_first_non_finite(curves[:, i]), i]]  # as a lone run stops
         ok = bool(np.isfinite(final[i])) and len(curve) == steps
         outcomes.append(Outcome(
-            status="ok" if ok else "diverged",
+            status=Status.OK if ok else Status.DIVERGED,
             metrics={"final_loss": float(final[i]), "W": float(w), "b": float(b)},
             history={"loss": curve},
             train_time_s=elapsed / len(optimizers),

@@ -14,6 +14,7 @@ import numpy as np
 
 from sweeper.job import trial
 from sweeper.job.outcome import Outcome
+from sweeper.job.status import Status
 from sweeper.training import checkpoint
 from sweeper.training.tf import import_tensorflow
 
@@ -210,5 +211,5 @@ def outcome(counters: dict[str, Any], params: int, elapsed: float, train_count: 
         "test_samples": test_count,
         "test_time_s": counters["test_time_s"],
     }
-    status = trial.status_of("ok" if finite else "diverged", trial.current())
+    status = trial.status_of(Status.OK if finite else Status.DIVERGED, trial.current())
     return Outcome(status=status, metrics=metrics, history=history, train_time_s=elapsed)
