@@ -13,9 +13,9 @@ from typing import Any
 import hydra.utils
 import numpy as np
 
+from sweeper.job.outcome import Outcome
 from sweeper.job.status import Status
 from sweeper.job.trial import Reporter, status_of
-from sweeper.job.outcome import Outcome
 from sweeper.training.fused_loop import Hyperparameter
 from sweeper.training.tf import import_tensorflow
 
@@ -168,7 +168,7 @@ def run_fused(*, optimizers: list[dict[str, Any]], steps: int, job_dirs: list[Pa
         curve = [float(v) for v in curves[:_first_non_finite(curves[:, i]), i]]  # as a lone run stops
         ok = bool(np.isfinite(final[i])) and len(curve) == steps
         outcomes.append(Outcome(
-            status="ok" if ok else "diverged",
+            status=Status.OK if ok else Status.DIVERGED,
             metrics={"final_loss": float(final[i]), "W": float(w), "b": float(b)},
             history={"loss": curve},
             train_time_s=elapsed / len(optimizers),

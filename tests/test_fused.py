@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from sweeper.job.record import read_record
+from sweeper.job.status import Status
 from sweeper.training import fused_loop
 from tasks import linear, softmax
 from tests.conftest import run_cli
@@ -111,7 +112,7 @@ LINEAR = {
 def test_linear_fused_is_each_job_alone(family):
     configs = LINEAR[family]
     together = linear.run_fused(optimizers=configs, steps=1000)
-    assert any(o.status == "diverged" for o in together) and any(o.status == "ok" for o in together)
+    assert any(o.status is Status.DIVERGED for o in together) and any(o.status is Status.OK for o in together)
     for config, outcome in zip(configs, together):
         assert outcome.fused == len(configs)
         # 1e-3: over 1000 steps Adam divides by sqrt(v) of ever smaller gradients, and the last bit of

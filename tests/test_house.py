@@ -37,15 +37,15 @@ def test_every_registered_example_is_valid_and_its_hint_says_so(compose_cfg, hpa
 
 
 def test_status_is_decided_in_one_place():
-    assert decide("ok") == Status.OK and decide("interrupted", slurm="PENDING") == Status.PENDING
-    assert decide("failed", slurm="RUNNING") == Status.FAILED  # a record of failure is final
+    assert decide(Status.OK) == Status.OK and decide(Status.INTERRUPTED, slurm="PENDING") == Status.PENDING
+    assert decide(Status.FAILED, slurm="RUNNING") == Status.FAILED  # a record of failure is final
     assert decide(corrupt=True) == Status.CORRUPT
     assert decide(slurm="CANCELLED by 0") == Status.CANCELLED and decide(slurm="COMPLETED") == Status.MISSING
     assert decide(owner_alive=True) == Status.RUNNING
     assert decide(started=False) == Status.NOT_STARTED and decide() == Status.MISSING
     # A search's trial marked failed on resume (killed with its search): failed, unless it has a record.
     assert decide(trial_failed=True) == Status.FAILED and decide(started=False, trial_failed=True) == Status.FAILED
-    assert decide("ok", trial_failed=True) == Status.OK and decide(owner_alive=True, trial_failed=True) == Status.RUNNING
+    assert decide(Status.OK, trial_failed=True) == Status.OK and decide(owner_alive=True, trial_failed=True) == Status.RUNNING
     assert Status.NOT_STARTED in NEEDS_RERUN and Status.RUNNING not in NEEDS_RERUN | FINISHED
     statuses = [Status.RUNNING, Status.OK, Status.NOT_STARTED, Status.OK]
     assert summary(statuses, skipped=2) == "6 jobs: 2 ok, 1 running, 1 not started, 2 skipped (done before)"

@@ -5,6 +5,7 @@ import math
 
 import pytest
 
+from sweeper.job.status import Status
 from tasks import linear
 
 SGD = "keras.optimizers.SGD"
@@ -16,7 +17,7 @@ def optimizer(target: str = SGD, **settings) -> dict:
 
 def test_gradient_descent_finds_the_exact_fit():
     outcome = linear.run(optimizer=optimizer(), steps=1000)
-    assert outcome.status == "ok"
+    assert outcome.status is Status.OK
     assert outcome.metrics["final_loss"] < 1e-9
     assert outcome.metrics["W"] == pytest.approx(-1, abs=1e-4)
     assert outcome.metrics["b"] == pytest.approx(1, abs=1e-4)
@@ -28,7 +29,7 @@ def test_gradient_descent_finds_the_exact_fit():
 
 def test_too_large_a_step_diverges_and_keeps_its_curve():
     outcome = linear.run(optimizer=optimizer(learning_rate=0.1), steps=1000)
-    assert outcome.status == "diverged"
+    assert outcome.status is Status.DIVERGED
     curve = outcome.history["loss"]
     assert 0 < len(curve) < 1000 and all(math.isfinite(v) for v in curve)
     assert curve[-1] > curve[0] * 1e6
@@ -42,7 +43,7 @@ def test_too_large_a_step_diverges_and_keeps_its_curve():
 )
 def test_each_optimizer_reduces_the_loss(target, settings):
     outcome = linear.run(optimizer=optimizer(target, **settings), steps=200)
-    assert outcome.status == "ok"
+    assert outcome.status is Status.OK
     assert outcome.metrics["final_loss"] < outcome.history["loss"][0] / 10
 
 

@@ -58,8 +58,8 @@ def test_a_packed_job_waits_while_its_task_runs_another():
     assert decide(slurm="RUNNING", packed=True) == Status.WAITING
     assert decide(slurm="RUNNING", packed=True, owner_alive=True) == Status.RUNNING
     assert decide(slurm="PENDING", packed=True) == Status.PENDING
-    assert decide("ok", slurm="RUNNING", packed=True) == Status.OK
-    assert decide("interrupted", slurm="RUNNING", packed=True) == Status.WAITING  # requeued, not its turn yet
+    assert decide(Status.OK, slurm="RUNNING", packed=True) == Status.OK
+    assert decide(Status.INTERRUPTED, slurm="RUNNING", packed=True) == Status.WAITING  # requeued, not its turn yet
     assert decide(slurm="CANCELLED by 0", packed=True, started=False) == Status.CANCELLED
     assert decide(slurm="RUNNING") == Status.RUNNING  # unpacked: the Slurm job is the job
     assert Status.WAITING in ACTIVE and Status.WAITING not in NEEDS_RERUN

@@ -6,7 +6,9 @@ import os
 
 import pytest
 
+from sweeper.job.outcome import Outcome
 from sweeper.job.record import Record, read_record, write_atomic, write_record
+from sweeper.job.status import RECORDED, Status
 
 
 def make_record(**changes) -> Record:
@@ -55,3 +57,25 @@ def test_broken_records_raise_naming_the_file(tmp_path, content):
     path.write_text(content)
     with pytest.raises(ValueError, match=f"{path}: not a valid result record"):
         read_record(path)
+
+
+@pytest.mark.parametrize("status", sorted(RECORDED))
+def test_each_recorded_status_round_trips_as_a_status(tmp_path, status):
+    path = write_record(tmp_path, make_record(status=status))
+    assert path.read_text().startswith(f'{{\n "status": "{status.value}",\n')  # the file: the plain value
+    assert type(read_record(path).status) is Status and read_record(path).status is status
+    assert read_record(write_record(tmp_path, make_record(status=status.value))).status is status
+
+
+@pytest.mark.parametrize("status", ["great", "running", None])
+def test_a_record_of_an_unknown_or_unrecorded_status_is_damaged(tmp_path, status):
+    path = write_record(tmp_path, make_record())
+    path.write_text(path.read_text().replace('"status": "diverged"', f'"status": {json.dumps(status)}'))
+    with pytest.raises(ValueError, match=f"{path}: not a valid result record"):
+        read_record(path)
+
+
+def test_an_outcome_holds_a_status():
+    assert Outcome(status="pruned", metrics={}, history={}, train_time_s=1.0).status is Status.PRUNED
+    with pytest.raises(ValueError):
+        Outcome(status="fine", metrics={}, history={}, train_time_s=1.0)

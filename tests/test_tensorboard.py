@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from sweeper.sweep.collate import collate
-from sweeper.job.record import read_record
+from sweeper.job.record import read_record, write_record
+from sweeper.job.status import PROBLEM, RECORDED, Status
 from sweeper.training.tensorboard import CURVE_TAG, LOG_DIR, keras_callbacks, write_summary
 from tests import synthetic
 from tests.conftest import run_cli
@@ -47,6 +48,30 @@ def test_summary_of_a_record_has_its_curve_and_final_metrics(tmp_path):
     assert found["test_accuracy"] == [(steps[-1], pytest.approx(record.metrics["test_accuracy"], rel=1e-6))]
     assert found["train_time_s"][0][1] == pytest.approx(record.train_time_s)
     assert "devices" not in found  # lists are no scalars
+
+
+def test_every_recorded_status_ends_its_hparams_session_so(tmp_path):
+    """Each status a record can hold has its HParams session status (none unknown), a problem
+    a failure; what ok, diverged and failed show is what it always was."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import api_pb2, metadata
+
+    synthetic.mnist_job(tmp_path / "0", "softmax", "gd", lr=0.1, batch_size=128)
+    record = read_record(tmp_path / "0" / "result.json")
+    shown = {}
+    for status in RECORDED:
+        job_dir = tmp_path / status.value
+        job_dir.mkdir()
+        record.status = status
+        write_summary(job_dir, read_record(write_record(job_dir, record)))
+        accumulator = EventAccumulator(str(job_dir / LOG_DIR), size_guidance={"tensors": 0})
+        accumulator.Reload()
+        content = accumulator.SummaryMetadata(metadata.SESSION_END_INFO_TAG).plugin_data.content
+        shown[status] = api_pb2.Status.Name(metadata.parse_session_end_info_plugin_data(content).status)
+        assert shown[status] == status.hparams_session
+    assert all(shown[s] == ("STATUS_FAILURE" if s in PROBLEM else "STATUS_SUCCESS") for s in RECORDED), shown
+    assert {s: shown[s] for s in (Status.OK, Status.DIVERGED, Status.FAILED)} == {
+        Status.OK: "STATUS_SUCCESS", Status.DIVERGED: "STATUS_FAILURE", Status.FAILED: "STATUS_FAILURE"}
 
 
 def test_keras_callbacks_write_per_epoch_scalars(tmp_path):

@@ -70,7 +70,7 @@ def _run_and_record(job: PlannedJob, context: RunContext) -> Record:
     try:
         reporter = trial.Reporter(job.trial) if job.trial is not None else None  # a search's trial: pruning
         outcome = call_task(job, job_dir, context, reporter)
-        status = Status(outcome.status)
+        status = outcome.status
     except (KeyboardInterrupt, SystemExit) as stop:
         status, error = Status.INTERRUPTED, stopped_error(stop)
         outcome = saved_so_far(job_dir)
@@ -83,7 +83,7 @@ def _run_and_record(job: PlannedJob, context: RunContext) -> Record:
         record = record_of(job, status, outcome, error, started, attempts)
         write_record(job_dir, record)
         logging = job.cfg.get("logging") or {}
-        if Status(record.status) in FINISHED:
+        if record.status in FINISHED:
             if logging.get("tensorboard", False):
                 _tensorboard(job_dir, record)
             if not logging.get("keep_state", False):
@@ -100,7 +100,7 @@ def execute(job: PlannedJob, context: RunContext) -> Record | None:
     """
     if context.rank != 0:
         outcome = call_task(job, None, context)
-        return record_of(job, Status(outcome.status), outcome, None, environment.now(), 1)
+        return record_of(job, outcome.status, outcome, None, environment.now(), 1)
     running = owner.take(job.directory)
     if running is not None:
         echo(context.line(f"{label(job.overrides)} -> skipped: running ({running})"))

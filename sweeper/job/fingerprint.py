@@ -8,7 +8,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from sweeper.job.record import RECORD_NAME, Record, read_record
-from sweeper.job.status import FINISHED, Status
+from sweeper.job.status import FINISHED
 
 # Keys that do not change what a job computes: Hydra's own, and where logs go.
 _NOT_FINGERPRINTED = ("hydra", "logging")
@@ -60,4 +60,4 @@ def finished_record(job_dir: Path, expected: str, overrides: list[str]) -> Recor
         return None  # unreadable: run again, the new record replaces it
     if not is_same_job(record, expected, overrides):
         raise mismatch(Path(job_dir), record, expected, overrides)
-    return record if Status(record.status) in FINISHED else None
+    return record if record.status in FINISHED else None

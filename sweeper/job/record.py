@@ -19,7 +19,7 @@ SCHEMA_VERSION = 2  # 1: before `schema_version`, `direction` and `preset` were 
 class Record:
     """What one job leaves behind. The README's "Result record" section documents each field."""
 
-    status: str                                  # ok | diverged | pruned | failed | interrupted (job/status.py)
+    status: Status                               # one of status.RECORDED; in the file: its value ("ok")
     task: str                                    # task name (conf/task/<task>.yaml)
     optimizer: str                               # optimizer name (conf/optimizer/<optimizer>.yaml)
     hparams: dict[str, Any]                      # the hyperparameters that apply to this job
@@ -41,6 +41,10 @@ class Record:
     preset: str | None = None                    # the experiment or hparams_search it came from
     fused: int | None = None                     # N: trained fused with N-1 others (train_time_s: its share)
     schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        # The file holds the value ("ok"), and callers may pass it so: kept as the Status.
+        self.status = Status(self.status)
 
 
 def _finite_or_none(value: Any) -> Any:
@@ -101,7 +105,7 @@ def create_atomic(path: Path, text: str, durable: bool = True) -> bool:
 
 def write_record(job_dir: Path, record: Record) -> Path:
     path = Path(job_dir) / RECORD_NAME
-    data = _finite_or_none(dataclasses.asdict(record))
+    data = _finite_or_none({**dataclasses.asdict(record), "status": record.status.value})
     write_atomic(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
     return path
 
@@ -116,9 +120,9 @@ def read_record(path: Path) -> Record:
         data = json.loads(Path(path).read_text())
         known = {key: value for key, value in data.items() if key in _FIELDS}
         known.setdefault("schema_version", 1)
-        record = Record(**known)
-        if Status(record.status) not in RECORDED:
-            raise ValueError(f"status {record.status!r} is not one a job records")
+        record = Record(**known)  # an unknown status: ValueError
+        if record.status not in RECORDED:
+            raise ValueError(f"status {record.status.value!r} is not one a job records")
         return record
     except (OSError, ValueError, TypeError, AttributeError) as e:
         raise ValueError(f"{path}: not a valid result record ({e})") from None

@@ -38,12 +38,22 @@ class Status(str, enum.Enum):
     def text(self) -> str:
         return self.value.replace("_", " ")
 
+    @property
+    def hparams_session(self) -> str:
+        """How a job that ended so shows in TensorBoard's HParams dashboard: the name of a
+        `tensorboard.plugins.hparams.api_pb2.Status` value."""
+        return _HPARAMS_SESSION.get(self, "STATUS_UNKNOWN")
+
 
 FINISHED = frozenset({Status.OK, Status.DIVERGED, Status.PRUNED})  # kept: never run again
 ACTIVE = frozenset({Status.PENDING, Status.WAITING, Status.RUNNING})  # someone is on it
 RECORDED = frozenset({Status.OK, Status.DIVERGED, Status.PRUNED, Status.FAILED, Status.INTERRUPTED})
 NEEDS_RERUN = frozenset(Status) - FINISHED - ACTIVE          # what `resume` runs again
 PROBLEM = frozenset(Status) - {Status.OK, Status.PRUNED} - ACTIVE  # what a report lists with its reason
+# Each recorded status in TensorBoard: a problem (one a report lists) a failure, else a success
+# (pruned: the search stopped it early, as searches do).
+_HPARAMS_SESSION = {Status.OK: "STATUS_SUCCESS", Status.PRUNED: "STATUS_SUCCESS", Status.DIVERGED: "STATUS_FAILURE",
+                    Status.FAILED: "STATUS_FAILURE", Status.INTERRUPTED: "STATUS_FAILURE"}
 
 # Slurm's states (sacct/squeue) of a job that left no record.
 _SLURM = {
@@ -59,7 +69,7 @@ _SLURM = {
 }
 
 
-def decide(record: str | None = None, *, corrupt: bool = False, slurm: str | None = None,
+def decide(record: Status | None = None, *, corrupt: bool = False, slurm: str | None = None,
            owner_alive: bool = False, started: bool = True, packed: bool = False,
            trial_failed: bool = False) -> Status:
     """One job's status.
@@ -76,8 +86,7 @@ def decide(record: str | None = None, *, corrupt: bool = False, slurm: str | Non
     if packed and from_slurm == Status.RUNNING and not owner_alive:
         from_slurm = Status.WAITING  # the task runs, not (yet, or again after a requeue) this job
     if record is not None:
-        status = Status(record)
-        return from_slurm if status == Status.INTERRUPTED and from_slurm in ACTIVE else status
+        return from_slurm if record == Status.INTERRUPTED and from_slurm in ACTIVE else record
     if corrupt:
         return Status.CORRUPT
     if from_slurm is not None:

@@ -8,6 +8,7 @@ from typing import Callable
 
 import numpy as np
 
+from sweeper.job.status import Status
 from sweeper.report.curves import epoch_figures, loss_figure
 from sweeper.report.groups import Group, fmt_number
 from sweeper.report.heatmaps import heatmap_figure
@@ -33,7 +34,7 @@ def _line_figure(plt, exercise: Exercise, groups: list[Group], matches: list[Mat
     fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.6), squeeze=False)
     for ax, group in zip(axes.flat, groups):
         key = group.varied[0]
-        rows = group.rows[group.rows.status == "ok"].sort_values(key)
+        rows = group.rows[group.rows.status == Status.OK].sort_values(key)
         scale = 100 if "accuracy" in group.objective else 1
         ax.plot(rows[key], rows[group.objective] * scale, "o-", label="ours")
         for match in matches:
@@ -71,7 +72,7 @@ def _lr_batch_heatmap(plt, exercise: Exercise, groups: list[Group], matches: lis
                  if m.row.metric == "test_accuracy"}
     ours = {}
     for group in groups:
-        for _, row in group.rows[group.rows.status == "ok"].iterrows():
+        for _, row in group.rows[group.rows.status == Status.OK].iterrows():
             ours[(row["lr"], row["batch_size"])] = 100 * row["test_accuracy"]
     if not ours and not published:
         return []

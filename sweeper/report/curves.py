@@ -9,6 +9,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+from sweeper.job.status import Status
 from sweeper.sweep.jobs import Job
 from sweeper.report.groups import BAND_POINTS, FEW_RUNS, Group, MAX_CURVES, MAX_DIVERGED, MAX_RUN_PANELS, STATUS_COLOR, metric_text
 from sweeper.report.plotting import save
@@ -40,7 +41,7 @@ def loss_figure(plt, group: Group, path: Path) -> Path | None:
     ranked = group.ranked()
     curves = {name: c for name in group.rows.job if (c := _curve(group.jobs[name])) is not None}
     ok = [name for name in ranked.job if name in curves]
-    diverged = group.rows[(group.rows.status == "diverged") & group.rows.job.isin(list(curves))]
+    diverged = group.rows[(group.rows.status == Status.DIVERGED) & group.rows.job.isin(list(curves))]
     if not ok and diverged.empty:
         return None
     floor = _floor(curves.values())
@@ -73,10 +74,10 @@ def loss_figure(plt, group: Group, path: Path) -> Path | None:
         if np.isfinite(top):
             y = np.minimum(y, ceiling)
         label = f"diverged at step {int(x[-1])}: {group.label(row)}"
-        ax.plot(x, y, color=STATUS_COLOR["diverged"], linestyle="--", linewidth=1.2, label=label)
-        ax.plot(x[-1:], y[-1:], marker="x", color=STATUS_COLOR["diverged"], markersize=9, mew=2)
+        ax.plot(x, y, color=STATUS_COLOR[Status.DIVERGED], linestyle="--", linewidth=1.2, label=label)
+        ax.plot(x[-1:], y[-1:], marker="x", color=STATUS_COLOR[Status.DIVERGED], markersize=9, mew=2)
     if len(diverged) > len(shown):
-        ax.plot([], [], color=STATUS_COLOR["diverged"], linestyle="--",
+        ax.plot([], [], color=STATUS_COLOR[Status.DIVERGED], linestyle="--",
                 label=f"{len(diverged) - len(shown)} more diverged run{'s' if len(diverged) - len(shown) > 1 else ''} not drawn")
     ax.set_yscale("log")
     exact = any((y == floor).any() for _, y in curves.values())
@@ -126,7 +127,7 @@ def _epoch_few(plt, group: Group, runs, path: Path) -> Path:
             for split, style in (("train", "-"), ("test", "--")):
                 if f"{split}_{kind}" in e:
                     y = e[f"{split}_{kind}"]
-                    status = "" if row.status == "ok" else f" [{row.status}]"
+                    status = "" if row.status == Status.OK else f" [{row.status}]"
                     ax.plot(np.arange(1, len(y) + 1), y, style, marker="o", markersize=3, color=color,
                             label=f"{group.label(row)}{status}" if split == "train" else None)
     for ax, kind in zip(axes, ("accuracy", "loss")):
@@ -152,7 +153,7 @@ def _epoch_multiples(plt, group: Group, runs, kind: str, total: int, path: Path)
                 ax.plot(np.arange(1, len(y) + 1), y, style, color=color, marker="o", markersize=2.5,
                         label=split)
         final = row.get(group.objective)
-        status = "" if row.status == "ok" else f" [{row.status}]"
+        status = "" if row.status == Status.OK else f" [{row.status}]"
         score = f"\n{group.objective} {metric_text(group.objective, float(final))}" if pd.notna(final) else ""
         ax.set_title(f"{group.label(row, per_line=2)}{status}{score}", fontsize=7.5)
         ax.tick_params(labelsize=7)

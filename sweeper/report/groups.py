@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from sweeper.hparams import HPARAMS
+from sweeper.job.status import Status
 from sweeper.sweep.jobs import Job
 
 
@@ -22,8 +23,8 @@ MAX_LISTED = 200        # problem jobs listed by name in report.md
 BAND_POINTS = 400       # resolution of the band of all runs behind the loss curves
 NOT_AXES = ("seed",)    # repeats, not a grid axis
 
-STATUS_COLOR = {"diverged": "#d62728", "failed": "#7f7f7f"}
-STATUS_TEXT = {"diverged": "#b00000", "failed": "#333333"}   # other statuses: #555555
+STATUS_COLOR = {Status.DIVERGED: "#d62728", Status.FAILED: "#7f7f7f"}
+STATUS_TEXT = {Status.DIVERGED.text: "#b00000", Status.FAILED.text: "#333333"}   # other statuses: #555555
 
 
 @dataclass
@@ -48,7 +49,7 @@ class Group:
 
     def ranked(self) -> pd.DataFrame:
         """Its ok rows with a finite objective, best first."""
-        ok = self.rows[(self.rows.status == "ok") & np.isfinite(pd.to_numeric(self.rows.get(self.objective), errors="coerce"))]
+        ok = self.rows[(self.rows.status == Status.OK) & np.isfinite(pd.to_numeric(self.rows.get(self.objective), errors="coerce"))]
         return ok.sort_values(self.objective, ascending=self.direction != "maximize", kind="stable")
 
     def label(self, row: pd.Series, per_line: int = 0) -> str:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from sweeper.job.status import Status
 from sweeper.report.groups import Group
 from sweeper.report.plotting import save
 
@@ -26,7 +27,7 @@ def scaling_table(group: Group) -> pd.DataFrame | None:
     if "gpus" not in group.varied or "train_time_s" not in group.rows.columns:
         return None
     rows = group.rows
-    rows = rows[(rows.status == "ok") & rows.train_time_s.notna() & (rows.gpus > 0)]  # gpus=0: the CPU
+    rows = rows[(rows.status == Status.OK) & rows.train_time_s.notna() & (rows.gpus > 0)]  # gpus=0: the CPU
     if rows.gpus.nunique() < 2:
         return None
     columns = {"train_time_s": "median"} | ({"replicas": "max"} if "replicas" in rows.columns else {}) \

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sweeper.job.status import Status
 from sweeper.report.groups import Group, STATUS_COLOR
 from sweeper.report.plotting import save
 
@@ -18,7 +19,7 @@ def trial_of(name: str) -> int | None:
 def search_figure(plt, group: Group, path: Path) -> Path | None:
     rows = group.rows.assign(trial=[trial_of(n) for n in group.rows.job]).dropna(subset=["trial"]).sort_values("trial")
     values = pd.to_numeric(rows[group.objective], errors="coerce")
-    ok = rows[(rows.status == "ok") & np.isfinite(values)]
+    ok = rows[(rows.status == Status.OK) & np.isfinite(values)]
     if ok.empty:
         return None
     fig, ax = plt.subplots(figsize=(8, 4.4))
@@ -28,10 +29,10 @@ def search_figure(plt, group: Group, path: Path) -> Path | None:
     top = group.ranked().iloc[0]
     ax.plot([trial_of(top.job)], [top[group.objective]], "*", color="#ff7f0e", markersize=16,
             label=f"best: trial {trial_of(top.job)}", zorder=3)
-    bad = rows[rows.status.isin(["diverged", "failed"])]
+    bad = rows[rows.status.isin([Status.DIVERGED, Status.FAILED])]
     if len(bad):
         low = ok[group.objective].min() if group.direction == "maximize" else ok[group.objective].max()
-        ax.plot(bad.trial, [low] * len(bad), "x", color=STATUS_COLOR["diverged"], markersize=8,
+        ax.plot(bad.trial, [low] * len(bad), "x", color=STATUS_COLOR[Status.DIVERGED], markersize=8,
                 label="diverged / failed (no value)")
     if "accuracy" not in group.objective and ok[group.objective].min() > 0:
         ax.set_yscale("log")

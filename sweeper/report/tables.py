@@ -90,7 +90,7 @@ def grid_pairs(group: Group) -> list[tuple[str, str]]:
 
 def _cell(frame: pd.DataFrame, objective: str, direction: str) -> tuple[float, str]:
     """One grid cell's best objective over the other hyperparameters, or why there is none."""
-    values = pd.to_numeric(frame.loc[frame.status == "ok", objective], errors="coerce").dropna()
+    values = pd.to_numeric(frame.loc[frame.status == Status.OK, objective], errors="coerce").dropna()
     values = values[np.isfinite(values)]
     if len(values):
         value = float(values.max() if direction == "maximize" else values.min())

@@ -148,7 +148,7 @@ def tell(study: Any, number: int, record: Any) -> bool:
     (ok, diverged or pruned: a result, not a failure)."""
     from optuna.trial import TrialState
 
-    status = Status(record.status) if record is not None else Status.MISSING
+    status = record.status if record is not None else Status.MISSING
     value = objective(record)
     try:
         if status == Status.PRUNED:

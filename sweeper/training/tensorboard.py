@@ -7,9 +7,9 @@ metrics. `logging.tensorboard=false` on the command line turns it off.
 Two parts, both switched by `logging.tensorboard`:
 - `write_summary(job_dir, record)`: the framework calls it (sweeper/job/execute.py) for every job once
   the record is written: the HParams session (the record's hparams, optimizer and task, and how it
-  ended: ok a success, failed or diverged a failure), the final metrics and `train_time_s` as
-  scalars, and the training-loss curve of `history["loss"]` as `train_loss_curve` (against
-  `history["loss_steps"]` when the task records it; not `loss`, whose last point the HParams
+  ended: ok or pruned a success, diverged, failed or interrupted a failure), the final metrics and
+  `train_time_s` as scalars, and the training-loss curve of `history["loss"]` as `train_loss_curve`
+  (against `history["loss_steps"]` when the task records it; not `loss`, whose last point the HParams
   dashboard would show beside `final_loss` as a metric that disagrees). Tasks need nothing for this.
 - `keras_callbacks(job_dir, enabled)`: for a task that trains with Keras `fit()`, the per-epoch
   scalars written while it trains (Keras' TensorBoard callback: `epoch_loss`, `epoch_accuracy`,
@@ -28,12 +28,11 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from sweeper.job.record import Record
+from sweeper.job.status import Status
 from sweeper.training.tf import import_tensorflow
 
 LOG_DIR = "tensorboard"
 CURVE_TAG = "train_loss_curve"
-# How a record's status shows in the HParams dashboard (tensorboard.hparams.Status); others: unknown.
-_SESSION_STATUS = {"ok": "STATUS_SUCCESS", "failed": "STATUS_FAILURE", "diverged": "STATUS_FAILURE"}
 
 
 def keras_callbacks(job_dir: Path | None, enabled: bool = True) -> list:
@@ -119,13 +118,14 @@ def _events(job_dir: Path, record: Record, wall_time: float) -> list:
     return events
 
 
-def _session_end(status: str, wall_time: float):
-    """The HParams session's end: its status. Built from TensorBoard's protos (hparams.summary's
-    session_end_pb returns TensorFlow's Summary class, which TensorBoard's Event does not take)."""
+def _session_end(status: Status, wall_time: float):
+    """The HParams session's end: its status (Status.hparams_session). Built from TensorBoard's
+    protos (hparams.summary's session_end_pb returns TensorFlow's Summary class, which
+    TensorBoard's Event does not take)."""
     from tensorboard.compat.proto.summary_pb2 import Summary
     from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 
-    end = plugin_data_pb2.SessionEndInfo(status=api_pb2.Status.Value(_SESSION_STATUS.get(status, "STATUS_UNKNOWN")),
+    end = plugin_data_pb2.SessionEndInfo(status=api_pb2.Status.Value(status.hparams_session),
                                          end_time_secs=wall_time)
     data = plugin_data_pb2.HParamsPluginData(session_end_info=end)
     return Summary(value=[Summary.Value(tag=metadata.SESSION_END_INFO_TAG, tensor=metadata.NULL_TENSOR,
