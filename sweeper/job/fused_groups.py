@@ -31,12 +31,12 @@ from sweeper.job import environment, owner, trial
 from sweeper.job.fingerprint import MismatchError, finished_record
 from sweeper.job.outcome import Outcome
 from sweeper.job.spec import JobSpec, preset_of
+from sweeper.hparams import KERAS_ARGS, OPTIMIZER_HPARAMS
 from sweeper.training import checkpoint
-from sweeper.training.fused_loop import HYPERPARAMETERS
 
 # The top-level keys and the optimizer node's keys that fused jobs may differ in.
-HYPERPARAMETER_KEYS = ("lr", "momentum", "beta1", "beta2", "epsilon")
-OPTIMIZER_KEYS = ("name", *HYPERPARAMETERS)
+HYPERPARAMETER_KEYS = OPTIMIZER_HPARAMS
+OPTIMIZER_KEYS = ("name", *KERAS_ARGS)
 
 
 @dataclasses.dataclass
