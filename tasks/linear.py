@@ -15,7 +15,7 @@ import numpy as np
 
 from sweeper.job import trial
 from sweeper.job.outcome import Outcome
-from sweeper.training.fused_loop import Hyperparameter
+from sweeper.training.fused_loop import LEARNING_RATE, Hyperparameter
 from sweeper.training.tf import import_tensorflow
 
 tf = import_tensorflow()
@@ -98,11 +98,11 @@ def _train_reporting(train, steps: int, w: tf.Variable, b: tf.Variable) -> list[
 
 def run(*, optimizer: dict[str, Any], steps: int, job_dir: Path | None = None) -> Outcome:
     """Train from W = 0.3, b = -0.3 for `steps` full-batch steps; the loss is the sum of squares."""
-    settings = {k: v for k, v in optimizer.items() if k not in ("_target_", "name", "learning_rate")}
+    settings = {k: v for k, v in optimizer.items() if k not in ("_target_", "name", LEARNING_RATE)}
     keras_optimizer, hypers, initial_state, train = _trainer(optimizer["_target_"], tuple(sorted(settings)))
     for variable, value in zip(keras_optimizer.variables, initial_state):
         variable.assign(value)
-    keras_optimizer.learning_rate = optimizer["learning_rate"]
+    keras_optimizer.learning_rate = optimizer[LEARNING_RATE]
     for name, value in settings.items():
         hypers[name].assign(value)
     w, b = _params()

@@ -3,9 +3,10 @@ own optimizer hyperparameters, trained as one computation on the same batches (h
 
 Each weight of the N copies is one variable with a leading copy axis, `[N, ...]`. The optimizer is the
 jobs' own Keras optimizer (SGD, Adagrad, Adam: one family per group), with each hyperparameter
-(`learning_rate`, `momentum`, `beta_1`, `beta_2`, `epsilon`) replaced by an `[N, 1, ...]` tensor that
-broadcasts against that variable. So Keras' own `update_step` does each copy's update, and no
-optimizer math is written here; tests/test_fused.py checks it against lone Keras optimizers.
+(its Keras name from the registry, sweeper/hparams.py: `learning_rate`, `momentum`, `beta_1`, ...)
+replaced by an `[N, 1, ...]` tensor that broadcasts against that variable. So Keras' own
+`update_step` does each copy's update, and no optimizer math is written here; tests/test_fused.py
+checks it against lone Keras optimizers.
 
 A copy whose loss stops being finite is dead from then on: `masked_apply` keeps its weights as
 they were, so it cannot spoil the others (whose slices of every tensor are apart from its own).
@@ -20,7 +21,9 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import hydra.utils
 import numpy as np
 
+from sweeper.hparams import KERAS_ARGS, KERAS_NAMES
 from sweeper.job.outcome import Outcome
+from sweeper.training import fit
 from sweeper.training.fused_state import CopyStates
 from sweeper.training.tensorboard import EpochScalars
 from sweeper.training.tf import import_tensorflow
@@ -29,8 +32,8 @@ if TYPE_CHECKING:
     import keras
     import tensorflow as tf
 
-# The optimizer config's keys that may differ between the copies of a group.
-HYPERPARAMETERS = ("learning_rate", "momentum", "beta_1", "beta_2", "epsilon")
+# The hyperparameters that Keras' optimizers use otherwise than as a plain float (`optimizer_for`).
+LEARNING_RATE, MOMENTUM, EPSILON = KERAS_NAMES["lr"], KERAS_NAMES["momentum"], KERAS_NAMES["epsilon"]
 
 
 class Hyperparameter:
@@ -77,27 +80,27 @@ def optimizer_for(optimizers: Sequence[dict[str, Any]], variables: Sequence[tf.V
     if len(targets) != 1:
         raise ValueError(f"one optimizer family per fused group, not {sorted(targets)}")
     first = {k: v for k, v in optimizers[0].items() if k != "name"}
-    momentums = [float(o.get("momentum", 0.0)) for o in optimizers]
+    momentums = [float(o.get(MOMENTUM, 0.0)) for o in optimizers]
     if any(momentums):
-        first["momentum"] = 0.5  # non-zero when built: SGD then keeps momentum slots
+        first[MOMENTUM] = 0.5  # non-zero when built: SGD then keeps momentum slots
     optimizer = hydra.utils.instantiate(first)
     optimizer.build(list(variables))
     rank = len(variables[0].shape)
     copies = [len(optimizers)] + [1] * (rank - 1)  # [N, 1, ...]: broadcast by Keras' own arithmetic
-    rate = Hyperparameter(copies, "learning_rate").assign([float(o["learning_rate"]) for o in optimizers])
-    optimizer.learning_rate = lambda: rate.value  # a callable: Keras' update_step gets it as learning_rate
+    rate = Hyperparameter(copies, LEARNING_RATE).assign([float(o[LEARNING_RATE]) for o in optimizers])
+    setattr(optimizer, LEARNING_RATE, lambda: rate.value)  # a callable: Keras' update_step gets it as learning_rate
     if any(momentums):
-        optimizer.momentum = Hyperparameter(copies, "momentum").assign(momentums)
-    for name in ("beta_1", "beta_2", "epsilon"):
+        setattr(optimizer, MOMENTUM, Hyperparameter(copies, MOMENTUM).assign(momentums))
+    for name in (name for name in KERAS_ARGS if name not in (LEARNING_RATE, MOMENTUM)):
         values = [float(o[name]) for o in optimizers if name in o]
-        if name == "epsilon" and len(set(values)) == 1:
-            optimizer.epsilon = values[0]  # Keras' own float
-        elif name == "epsilon" and values:
+        if name == EPSILON and len(set(values)) == 1:
+            setattr(optimizer, name, values[0])  # Keras' own float
+        elif name == EPSILON and values:
             # Full-shaped (one variable only: `updaters`): Keras' `ops.add(x, eps)` takes an [N, 1]
             # tensor whose N equals a dimension of x for a bias, and adds it along the wrong axis
             # (keras 3.15).
             (variable,) = variables
-            optimizer.epsilon = Hyperparameter(variable.shape, name).assign(values)
+            setattr(optimizer, name, Hyperparameter(variable.shape, name).assign(values))
         elif values:
             setattr(optimizer, name, Hyperparameter(copies, name).assign(values))
     return optimizer
@@ -106,7 +109,7 @@ def optimizer_for(optimizers: Sequence[dict[str, Any]], variables: Sequence[tf.V
 def updaters(optimizers: Sequence[dict[str, Any]], variables: Sequence[tf.Variable]) -> list[tuple]:
     """(optimizer, its variables) pairs that update `variables` (all of one rank): one optimizer for
     all, or one each where the copies' epsilons differ (see `optimizer_for`)."""
-    if len({o.get("epsilon") for o in optimizers}) == 1:
+    if len({o.get(EPSILON) for o in optimizers}) == 1:
         return [(optimizer_for(optimizers, variables), list(variables))]
     return [(optimizer_for(optimizers, [v]), [v]) for v in variables]
 
@@ -219,8 +222,6 @@ def train(make_model: Callable[[], keras.Model], forward: Forward, splits: Any, 
     """
     import keras
 
-    from sweeper.training import fit
-
     tf = import_tensorflow()
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)  # as fit.train: the same first weights, the same batches
@@ -236,7 +237,7 @@ def train(make_model: Callable[[], keras.Model], forward: Forward, splits: Any, 
     done, saved = states.restore() if states else (0, None)
     scalars = None
     if job_dirs and (logging or {}).get("tensorboard", False):
-        scalars = EpochScalars(job_dirs, [float(o["learning_rate"]) for o in optimizers])
+        scalars = EpochScalars(job_dirs, [float(o[LEARNING_RATE]) for o in optimizers])
 
     def outputs(x: tf.Tensor, training: bool) -> tf.Tensor:  # [N, B, C]: every copy's logits
         return forward([tf.reshape(w, [n, *shape]) for w, shape in zip(weights, shapes)], x, training)
