@@ -43,6 +43,7 @@ class HParam:
     check: Callable[[Any], bool]
     allowed: str                     # what `check` accepts, in words
     example: str
+    keras: str | None = None         # an optimizer hyperparameter: the Keras optimizer's argument it is
 
     @property
     def hint(self) -> str:
@@ -51,11 +52,11 @@ class HParam:
 
 # The top-level keys a sweep varies (`lr=0.1,0.01`), in the order tables show them.
 REGISTRY: tuple[HParam, ...] = (
-    HParam("lr", 0.01, _positive, "a number > 0", "0.01"),
-    HParam("momentum", 0.9, _fraction, "a number in [0, 1)", "0.9"),
-    HParam("beta1", 0.9, _fraction, "a number in [0, 1)", "0.9"),
-    HParam("beta2", 0.999, _fraction, "a number in [0, 1)", "0.999"),
-    HParam("epsilon", 1e-7, _positive, "a number > 0", "1e-7"),
+    HParam("lr", 0.01, _positive, "a number > 0", "0.01", keras="learning_rate"),
+    HParam("momentum", 0.9, _fraction, "a number in [0, 1)", "0.9", keras="momentum"),
+    HParam("beta1", 0.9, _fraction, "a number in [0, 1)", "0.9", keras="beta_1"),
+    HParam("beta2", 0.999, _fraction, "a number in [0, 1)", "0.999", keras="beta_2"),
+    HParam("epsilon", 1e-7, _positive, "a number > 0", "1e-7", keras="epsilon"),
     HParam("batch_size", 32, _count, "an integer > 0", "32"),
     HParam("epochs", 1, _count, "an integer > 0", "1"),
     HParam("steps", 1000, _count, "an integer > 0", "1000"),
@@ -64,6 +65,10 @@ REGISTRY: tuple[HParam, ...] = (
 )
 HPARAMS = tuple(h.name for h in REGISTRY)
 DEFAULTS = {h.name: h.default for h in REGISTRY}
+# The optimizer's hyperparameters (fused jobs may differ in these alone) and their Keras names.
+KERAS_NAMES = {h.name: h.keras for h in REGISTRY if h.keras is not None}
+OPTIMIZER_HPARAMS = tuple(KERAS_NAMES)
+KERAS_ARGS = tuple(KERAS_NAMES.values())
 
 # Other keys checked the same way: they are settings, not hyperparameters of the table.
 _SETTINGS: tuple[HParam, ...] = (
@@ -91,18 +96,19 @@ def validate(cfg: DictConfig) -> None:
 _INTERPOLATION = re.compile(r"^\$\{(\w+)\}$")
 
 
-def _interpolated(node: Any) -> list[str]:
+def interpolated_key(value: Any) -> str | None:
+    """The top-level key a config value is a plain interpolation of (`${lr}` -> lr), else None."""
+    match = _INTERPOLATION.match(value) if isinstance(value, str) else None
+    return match.group(1) if match else None
+
+
+def interpolations(node: Any) -> list[str]:
     """The top-level keys a config node takes by plain interpolation (`${lr}`), nested nodes too."""
-    found: list[str] = []
-    values = node.values() if isinstance(node, dict) else node if isinstance(node, list) else [node]
-    for value in values:
-        if isinstance(value, (dict, list)):
-            found += _interpolated(value)
-        else:
-            match = _INTERPOLATION.match(str(value))
-            if match:
-                found.append(match.group(1))
-    return found
+    if isinstance(node, (dict, list)):
+        values = node.values() if isinstance(node, dict) else node
+        return [key for value in values for key in interpolations(value)]
+    key = interpolated_key(node)
+    return [key] if key else []
 
 
 def applicable_hparams(cfg: DictConfig) -> dict[str, Any]:
@@ -113,7 +119,7 @@ def applicable_hparams(cfg: DictConfig) -> dict[str, Any]:
     """
     used = set()
     for node in ("optimizer", "task"):
-        used.update(_interpolated(OmegaConf.to_container(cfg[node], resolve=False)))
+        used.update(interpolations(OmegaConf.to_container(cfg[node], resolve=False)))
     return {key: cfg[key] for key in HPARAMS if key in used}
 
 

@@ -19,7 +19,7 @@ from typing import Any, Iterable, NoReturn, Sequence
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from sweeper.hparams import HPARAMS, applicable_hparams, check_or_exit
+from sweeper.hparams import HPARAMS, applicable_hparams, check_or_exit, interpolated_key
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -53,8 +53,8 @@ def _aliases() -> dict[str, str]:
         raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
         for node in raw.values():
             for field, value in (node.items() if isinstance(node, dict) else []):
-                if isinstance(value, str) and value[2:-1] in HPARAMS and value == f"${{{value[2:-1]}}}":
-                    aliases[field] = value[2:-1]
+                if (hparam := interpolated_key(value)) in HPARAMS:
+                    aliases[field] = hparam
     return aliases
 
 
@@ -183,7 +183,7 @@ def check_bypass(cfg: DictConfig, overrides: Iterable[str]) -> None:
         node: Any = _group_file(group, str(OmegaConf.select(cfg, f"hydra.runtime.choices.{group}")))
         for part in key.split("."):
             node = node.get(part) if isinstance(node, dict) else None
-        hparam = str(node)[2:-1] if isinstance(node, str) and node.startswith("${") else None
+        hparam = interpolated_key(node)
         if hparam in HPARAMS:
             refuse(f"{override} bypasses {hparam}: set {hparam}={value} instead")
 

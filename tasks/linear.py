@@ -16,7 +16,7 @@ import numpy as np
 from sweeper.job.outcome import Outcome
 from sweeper.job.status import Status
 from sweeper.job.trial import Reporter, status_of
-from sweeper.training.fused_loop import Hyperparameter
+from sweeper.training.fused_loop import LEARNING_RATE, Hyperparameter
 from sweeper.training.tf import import_tensorflow
 
 tf = import_tensorflow()
@@ -103,7 +103,7 @@ def run(*, optimizer: dict[str, Any], steps: int, job_dir: Path | None = None, t
     keras_optimizer, hypers, initial_state, train = _trainer(optimizer["_target_"], tuple(sorted(settings)))
     for variable, value in zip(keras_optimizer.variables, initial_state):
         variable.assign(value)
-    keras_optimizer.learning_rate = optimizer["learning_rate"]
+    keras_optimizer.learning_rate = optimizer[LEARNING_RATE]
     for name, value in settings.items():
         hypers[name].assign(value)
     w, b = _params()

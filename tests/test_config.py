@@ -6,8 +6,11 @@ import math
 import pytest
 from omegaconf import OmegaConf, open_dict
 
-from sweeper.hparams import ConfigError, applicable_hparams, validate
-from tests.conftest import run_cli
+from sweeper.hparams import (KERAS_NAMES, OPTIMIZER_HPARAMS, ConfigError, applicable_hparams, interpolated_key,
+                             interpolations, validate)
+from tests.conftest import ROOT, run_cli
+
+OPTIMIZER_FILES = sorted((ROOT / "conf" / "optimizer").glob("*.yaml"))
 
 
 def test_defaults_are_exercise_1_gradient_descent(compose_cfg):
@@ -28,6 +31,32 @@ def test_optimizer_reads_top_level_keys(compose_cfg):
 def test_momentum_default_and_applicable(compose_cfg):
     cfg = compose_cfg("optimizer=momentum")
     assert applicable_hparams(cfg) == {"lr": 0.01, "momentum": 0.9, "steps": 1000}
+
+
+def _optimizer_node(path) -> dict:
+    return OmegaConf.to_container(OmegaConf.load(path), resolve=False)["optimizer"]
+
+
+@pytest.mark.parametrize("path", OPTIMIZER_FILES, ids=lambda path: path.stem)
+def test_every_optimizer_hyperparameter_is_registered_with_its_keras_name(path):
+    """Each Keras argument an optimizer file sets reads the registry's hyperparameter of that Keras name."""
+    for field, value in _optimizer_node(path).items():
+        if field not in ("_target_", "name"):
+            assert interpolated_key(value) in OPTIMIZER_HPARAMS, f"{path.name}: {field}: {value}"
+            assert KERAS_NAMES[interpolated_key(value)] == field, f"{path.name}: {field}: {value}"
+
+
+def test_every_registered_optimizer_hyperparameter_is_read_by_an_optimizer():
+    read = {key for path in OPTIMIZER_FILES for key in interpolations(_optimizer_node(path))}
+    assert read == set(OPTIMIZER_HPARAMS)
+
+
+def test_an_interpolation_is_read_one_way():
+    assert interpolated_key("${lr}") == "lr" and interpolated_key("${data}") == "data"
+    for value in ("${oc.env:MNIST_DIR,null}", "x${lr}", "${lr}x", "${data.dir}", "lr", 0.1, None, ["${lr}"]):
+        assert interpolated_key(value) is None, value
+    assert interpolations({"a": ["${lr}", {"b": "${steps}", "c": 1}], "d": "${x.y}"}) == ["lr", "steps"]
+    assert interpolations("${seed}") == ["seed"]
 
 
 @pytest.mark.parametrize("name,jobs", [("ex1_gd", 4), ("ex1_momentum", 16), ("ex1_adagrad", 4), ("ex1_adam", 64)])

@@ -10,12 +10,14 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from omegaconf import OmegaConf
 
+from sweeper.hparams import OPTIMIZER_HPARAMS
 from sweeper.job.record import read_record
 from sweeper.job.status import Status
 from sweeper.training import fused_loop
 from tasks import linear, softmax
-from tests.conftest import run_cli
+from tests.conftest import ROOT, run_cli
 from tests.mnist_files import write_mnist
 
 SGD, ADAGRAD, ADAM = "keras.optimizers.SGD", "keras.optimizers.Adagrad", "keras.optimizers.Adam"
@@ -53,7 +55,10 @@ def lone_keras(config: dict) -> keras.optimizers.Optimizer:
 
 @pytest.mark.parametrize("family", GROUPS)
 def test_per_copy_updates_are_keras_own(family):
-    configs = GROUPS[family]
+    assert_each_copy_updates_as_keras_alone(GROUPS[family])
+
+
+def assert_each_copy_updates_as_keras_alone(configs: list[dict]) -> None:
     rng = np.random.default_rng(0)
     start = rng.normal(size=(3, 2)).astype("float32")
     gradients = rng.normal(size=(6, len(configs), 3, 2)).astype("float32")
@@ -68,6 +73,23 @@ def test_per_copy_updates_are_keras_own(family):
         for g in gradients:
             keras_optimizer.apply([tf.constant(g[i])], [alone])
         np.testing.assert_allclose(copies.numpy()[i], alone.numpy(), rtol=1e-6, atol=1e-7)
+
+
+# Each copy's value of every optimizer hyperparameter, different in each copy.
+COPY_VALUES = {"lr": (0.1, 0.01, 0.3), "momentum": (0.9, 0.5, 0.0), "beta1": (0.8, 0.9, 0.95),
+               "beta2": (0.9, 0.999, 0.99), "epsilon": (1e-7, 1e-3, 1e-5)}
+
+
+@pytest.mark.parametrize("family", sorted(path.stem for path in (ROOT / "conf" / "optimizer").glob("*.yaml")))
+def test_every_registered_optimizer_hyperparameter_is_per_copy(family, compose_cfg):
+    """The optimizer configs as the config files and the registry make them: a name the fused
+    optimizer read otherwise than the registry gives would leave every copy the first's value."""
+    assert set(COPY_VALUES) == set(OPTIMIZER_HPARAMS)
+    configs = []
+    for i in range(3):
+        cfg = compose_cfg(f"optimizer={family}", *(f"{key}={values[i]}" for key, values in COPY_VALUES.items()))
+        configs.append(OmegaConf.to_container(cfg.optimizer, resolve=True))
+    assert_each_copy_updates_as_keras_alone(configs)
 
 
 def test_a_dead_copy_keeps_its_weights_and_spoils_no_other():

@@ -1,7 +1,8 @@
 """The house: one job list per sweep, one owner per job directory, a job run without Hydra's state,
-one status type, one registry of hyperparameters."""
+one status type, one registry of hyperparameters, one owner of the training record's curves."""
 from __future__ import annotations
 
+import ast
 import json
 import os
 import socket
@@ -34,6 +35,37 @@ def test_registry_defaults_are_the_configs():
 def test_every_registered_example_is_valid_and_its_hint_says_so(compose_cfg, hparam):
     validate(compose_cfg(f"{hparam.name}={hparam.example}"))
     assert hparam.hint == f"{hparam.name} must be {hparam.allowed} (e.g. {hparam.name}={hparam.example})"
+
+
+# The training modules whose imports of the project's own modules are all at module level.
+TRAINING = ("curves", "fit", "fused_loop", "fused_state")
+
+
+def _project_imports(tree: ast.AST) -> list[tuple[str, list[str]]]:
+    """(module, imported names) of every import of the project's own modules within `tree`."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in ("sweeper", "tasks"):
+            found.append((node.module, [alias.name for alias in node.names]))
+        elif isinstance(node, ast.Import):
+            found += [(alias.name, []) for alias in node.names if alias.name.split(".")[0] in ("sweeper", "tasks")]
+    return found
+
+
+@pytest.mark.parametrize("module", TRAINING)
+def test_training_imports_the_project_at_module_level(module):
+    """No import cycle hidden in a function (fused_loop <-> fused_state once was)."""
+    tree = ast.parse((ROOT / "sweeper" / "training" / f"{module}.py").read_text())
+    functions = [node for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    assert [name for function in functions for name, _ in _project_imports(function)] == []
+
+
+def test_no_module_imports_another_modules_private_name():
+    paths = [path for folder in ("sweeper", "tasks") for path in (ROOT / folder).rglob("*.py")]
+    private = [f"{path.relative_to(ROOT)}: {module}.{name}" for path in paths
+               for module, names in _project_imports(ast.parse(path.read_text())) for name in names
+               if name.startswith("_")]
+    assert private == []
 
 
 def test_status_is_decided_in_one_place():

@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterable, Sequence
 import hydra.utils
 from omegaconf import DictConfig, OmegaConf
 
+from sweeper.hparams import KERAS_ARGS, OPTIMIZER_HPARAMS
 from sweeper.job import environment, owner
 from sweeper.job.context import RunContext
 from sweeper.job.fingerprint import MismatchError, finished_record
@@ -34,11 +35,10 @@ from sweeper.job.outcome import Outcome
 from sweeper.job.planned import PlannedJob
 from sweeper.job.recording import record_stopped
 from sweeper.training import checkpoint
-from sweeper.training.fused_loop import HYPERPARAMETERS
 
 # The top-level keys and the optimizer node's keys that fused jobs may differ in.
-HYPERPARAMETER_KEYS = ("lr", "momentum", "beta1", "beta2", "epsilon")
-OPTIMIZER_KEYS = ("name", *HYPERPARAMETERS)
+HYPERPARAMETER_KEYS = OPTIMIZER_HPARAMS
+OPTIMIZER_KEYS = ("name", *KERAS_ARGS)
 
 
 @dataclasses.dataclass

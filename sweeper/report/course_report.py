@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from sweeper.course_runner import Profile
+from sweeper.hparams import OPTIMIZER_HPARAMS
 from sweeper.job.record import write_atomic
 from sweeper.job.status import summary
 from sweeper.report.course_figures import FIGURES
@@ -80,7 +81,7 @@ def _best_of_grid(exercise: Exercise, groups: list[Group], matches: list[Match])
 
 def _hparams_text(row: pd.Series) -> str:
     """The optimizer's hyperparameters of a table row: lr=0.5 momentum=0.9."""
-    return " ".join(f"{k}={fmt_number(row[k])}" for k in ("lr", "momentum", "beta1", "beta2", "epsilon")
+    return " ".join(f"{k}={fmt_number(row[k])}" for k in OPTIMIZER_HPARAMS
                     if k in row and pd.notna(row[k]))
 
 

@@ -17,6 +17,8 @@ from sweeper.job.status import Status
 from sweeper.job.trial import Reporter
 from sweeper.job.trial import status_of as trial_status
 from sweeper.training import checkpoint
+from sweeper.training.curves import CURVES, EPOCH_CURVES as _EPOCH_CURVES, Curves
+from sweeper.training.tensorboard import keras_callbacks
 from sweeper.training.tf import import_tensorflow
 
 if TYPE_CHECKING:
@@ -26,11 +28,6 @@ if TYPE_CHECKING:
     from tasks.mnist import Splits
 
 TEST_BATCH = 500              # test images per replica per evaluation step
-LOSS_POINTS_PER_EPOCH = 100   # history["loss"]: about this many points per epoch
-
-
-_EPOCH_CURVES = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")  # one value per epoch
-_CURVES = ("loss", "loss_steps", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "epoch_time_s")
 
 
 def dataset(images: np.ndarray, labels: np.ndarray, *, batch_size: int, input_shape: Sequence[int],
@@ -62,45 +59,26 @@ def _recorder(steps_per_epoch: int, batch_size: int, samples: int,
               saved: dict[str, Any] | None, reporter: Reporter | None = None) -> keras.callbacks.Callback:
     import keras
 
-    every = max(1, steps_per_epoch // LOSS_POINTS_PER_EPOCH)
-
     class Recorder(keras.callbacks.Callback):
-        """Keeps the record's curves and timings in `counters`, which a restarted job takes back.
-
-        loss: the mean training loss over each stretch of `every` steps, from Keras's running
-        mean (reset every epoch), at the steps in loss_steps (1-based, counted across epochs).
-        A non-finite loss stops training there (the job is then `diverged`).
-        epoch_time_s: training alone; the test evaluation inside each epoch is timed apart.
-        fit_time_s: the time in `fit` up to the last finished epoch, over every attempt.
-        """
+        """Keeps the record's curves and timings (sweeper/training/curves.py) from Keras' logs
+        in `counters`, which a restarted job takes back."""
 
         def __init__(self) -> None:
             super().__init__()
-            fresh = {**{name: [] for name in _CURVES}, "test_time_s": 0.0, "samples_seen": 0, "fit_time_s": 0.0}
-            self.counters: dict[str, Any] = saved or fresh
+            self.curves = Curves(steps_per_epoch, batch_size, samples, saved)
+            self.counters: dict[str, Any] = self.curves.counters
 
         def on_train_begin(self, logs: dict | None = None) -> None:
             self.fit_start = time.perf_counter()
-            self.fit_time_before = self.counters["fit_time_s"]
 
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-            self.epoch = epoch
+            self.curves.begin_epoch(epoch)
             self.epoch_start = time.perf_counter()
             self.epoch_test_s = 0.0
-            self.mark = (0, 0.0)  # (samples so far this epoch, their summed loss) at the last point
 
         def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-            if not math.isfinite(logs["loss"]):
+            if self.curves.step_end(batch + 1, logs["loss"]):
                 self.model.stop_training = True  # diverged: the job ends after this step
-            step = batch + 1
-            seen = min(step * batch_size, samples)  # the last batch of an epoch may be short
-            if step % every and step != steps_per_epoch and not self.model.stop_training:
-                return
-            total = logs["loss"] * seen  # Keras's loss is the running mean, weighted by batch size
-            self.counters["loss"].append((total - self.mark[1]) / (seen - self.mark[0]))
-            self.counters["loss_steps"].append(self.epoch * steps_per_epoch + step)
-            self.mark = (seen, total)
-            self.counters["samples_seen"] = self.epoch * samples + seen
 
         def on_test_begin(self, logs: dict | None = None) -> None:
             self.test_start = time.perf_counter()
@@ -109,12 +87,11 @@ def _recorder(steps_per_epoch: int, batch_size: int, samples: int,
             self.epoch_test_s += time.perf_counter() - self.test_start
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            self.counters["epoch_time_s"].append(time.perf_counter() - self.epoch_start - self.epoch_test_s)
-            for name, key in (("train_loss", "loss"), ("train_accuracy", "accuracy"),
-                              ("test_loss", "val_loss"), ("test_accuracy", "val_accuracy")):
-                self.counters[name].append(float(logs[key]))
-            self.counters["test_time_s"] += self.epoch_test_s
-            self.counters["fit_time_s"] = self.fit_time_before + time.perf_counter() - self.fit_start
+            end = time.perf_counter()
+            metrics = {name: logs[key] for name, key in (("train_loss", "loss"), ("train_accuracy", "accuracy"),
+                                                         ("test_loss", "val_loss"), ("test_accuracy", "val_accuracy"))}
+            self.curves.end_epoch(metrics, end - self.epoch_start - self.epoch_test_s, self.epoch_test_s,
+                                  end - self.fit_start)
             # A search's trial: the pruner may stop this job here.
             now = {name: self.counters[name][-1] for name in _EPOCH_CURVES}
             if reporter is not None and reporter.report(now, epoch + 1, last=epoch + 1 == self.params["epochs"]):
@@ -127,8 +104,6 @@ def job_callbacks(job_dir: Path | None, model: keras.Model, recorder: Any,
                   logging: dict[str, Any]) -> list[keras.callbacks.Callback]:
     """The Keras callbacks every MNIST job gets besides the record's own: per-epoch TensorBoard
     scalars and the training state saved at every epoch end (after the recorder's counters)."""
-    from sweeper.training.tensorboard import keras_callbacks
-
     callbacks = keras_callbacks(job_dir, logging.get("tensorboard", False))
     if job_dir is not None:
         callbacks.append(checkpoint.saver(job_dir, model, lambda: recorder.counters))
@@ -201,7 +176,7 @@ def train(make_model: Callable[[], keras.Model], splits: Splits, *, optimizer: d
 def outcome(counters: dict[str, Any], params: int, elapsed: float, train_count: int, test_count: int,
             reporter: Reporter | None = None) -> Outcome:
     """The record's outcome from the recorder's `counters` (a fused copy's: sweeper/training/fused_loop.py)."""
-    history = {name: [float(v) for v in counters[name]] for name in _CURVES}
+    history = {name: [float(v) for v in counters[name]] for name in CURVES}
     history["loss_steps"] = [int(v) for v in history["loss_steps"]]
     finite = all(math.isfinite(v) for v in history["loss"] + history["train_loss"])
     metrics = {

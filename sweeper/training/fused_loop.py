@@ -3,9 +3,10 @@ own optimizer hyperparameters, trained as one computation on the same batches (h
 
 Each weight of the N copies is one variable with a leading copy axis, `[N, ...]`. The optimizer is the
 jobs' own Keras optimizer (SGD, Adagrad, Adam: one family per group), with each hyperparameter
-(`learning_rate`, `momentum`, `beta_1`, `beta_2`, `epsilon`) replaced by an `[N, 1, ...]` tensor that
-broadcasts against that variable. So Keras' own `update_step` does each copy's update, and no
-optimizer math is written here; tests/test_fused.py checks it against lone Keras optimizers.
+(its Keras name from the registry, sweeper/hparams.py: `learning_rate`, `momentum`, `beta_1`, ...)
+replaced by an `[N, 1, ...]` tensor that broadcasts against that variable. So Keras' own
+`update_step` does each copy's update, and no optimizer math is written here; tests/test_fused.py
+checks it against lone Keras optimizers.
 
 A copy whose loss stops being finite is dead from then on: `masked_apply` keeps its weights as
 they were, so it cannot spoil the others (whose slices of every tensor are apart from its own).
@@ -20,7 +21,10 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import hydra.utils
 import numpy as np
 
+from sweeper.hparams import KERAS_ARGS, KERAS_NAMES
 from sweeper.job.outcome import Outcome
+from sweeper.training import fit
+from sweeper.training.curves import Curves
 from sweeper.training.fused_state import CopyStates
 from sweeper.training.tensorboard import EpochScalars
 from sweeper.training.tf import import_tensorflow
@@ -29,8 +33,8 @@ if TYPE_CHECKING:
     import keras
     import tensorflow as tf
 
-# The optimizer config's keys that may differ between the copies of a group.
-HYPERPARAMETERS = ("learning_rate", "momentum", "beta_1", "beta_2", "epsilon")
+# The hyperparameters that Keras' optimizers use otherwise than as a plain float (`optimizer_for`).
+LEARNING_RATE, MOMENTUM, EPSILON = KERAS_NAMES["lr"], KERAS_NAMES["momentum"], KERAS_NAMES["epsilon"]
 
 
 class Hyperparameter:
@@ -77,27 +81,27 @@ def optimizer_for(optimizers: Sequence[dict[str, Any]], variables: Sequence[tf.V
     if len(targets) != 1:
         raise ValueError(f"one optimizer family per fused group, not {sorted(targets)}")
     first = {k: v for k, v in optimizers[0].items() if k != "name"}
-    momentums = [float(o.get("momentum", 0.0)) for o in optimizers]
+    momentums = [float(o.get(MOMENTUM, 0.0)) for o in optimizers]
     if any(momentums):
-        first["momentum"] = 0.5  # non-zero when built: SGD then keeps momentum slots
+        first[MOMENTUM] = 0.5  # non-zero when built: SGD then keeps momentum slots
     optimizer = hydra.utils.instantiate(first)
     optimizer.build(list(variables))
     rank = len(variables[0].shape)
     copies = [len(optimizers)] + [1] * (rank - 1)  # [N, 1, ...]: broadcast by Keras' own arithmetic
-    rate = Hyperparameter(copies, "learning_rate").assign([float(o["learning_rate"]) for o in optimizers])
-    optimizer.learning_rate = lambda: rate.value  # a callable: Keras' update_step gets it as learning_rate
+    rate = Hyperparameter(copies, LEARNING_RATE).assign([float(o[LEARNING_RATE]) for o in optimizers])
+    setattr(optimizer, LEARNING_RATE, lambda: rate.value)  # a callable: Keras' update_step gets it as learning_rate
     if any(momentums):
-        optimizer.momentum = Hyperparameter(copies, "momentum").assign(momentums)
-    for name in ("beta_1", "beta_2", "epsilon"):
+        setattr(optimizer, MOMENTUM, Hyperparameter(copies, MOMENTUM).assign(momentums))
+    for name in (name for name in KERAS_ARGS if name not in (LEARNING_RATE, MOMENTUM)):
         values = [float(o[name]) for o in optimizers if name in o]
-        if name == "epsilon" and len(set(values)) == 1:
-            optimizer.epsilon = values[0]  # Keras' own float
-        elif name == "epsilon" and values:
+        if name == EPSILON and len(set(values)) == 1:
+            setattr(optimizer, name, values[0])  # Keras' own float
+        elif name == EPSILON and values:
             # Full-shaped (one variable only: `updaters`): Keras' `ops.add(x, eps)` takes an [N, 1]
             # tensor whose N equals a dimension of x for a bias, and adds it along the wrong axis
             # (keras 3.15).
             (variable,) = variables
-            optimizer.epsilon = Hyperparameter(variable.shape, name).assign(values)
+            setattr(optimizer, name, Hyperparameter(variable.shape, name).assign(values))
         elif values:
             setattr(optimizer, name, Hyperparameter(copies, name).assign(values))
     return optimizer
@@ -106,7 +110,7 @@ def optimizer_for(optimizers: Sequence[dict[str, Any]], variables: Sequence[tf.V
 def updaters(optimizers: Sequence[dict[str, Any]], variables: Sequence[tf.Variable]) -> list[tuple]:
     """(optimizer, its variables) pairs that update `variables` (all of one rank): one optimizer for
     all, or one each where the copies' epsilons differ (see `optimizer_for`)."""
-    if len({o.get("epsilon") for o in optimizers}) == 1:
+    if len({o.get(EPSILON) for o in optimizers}) == 1:
         return [(optimizer_for(optimizers, variables), list(variables))]
     return [(optimizer_for(optimizers, [v]), [v]) for v in variables]
 
@@ -138,30 +142,27 @@ Forward = Callable[[list, "tf.Tensor", bool], "tf.Tensor"]
 
 
 class _Copies:
-    """The record's counters of every copy, kept as fit.py's Recorder keeps one job's (same
-    fields, same arithmetic: Keras' running means in float32, a loss point every `every` steps, a
-    copy stopped at the step where its running loss is not finite)."""
+    """The record's curves of every copy, each kept by its own `Curves` as a lone job's are
+    (sweeper/training/curves.py), from what Keras would log for it alone: its running means in
+    float32, and a copy stopped at the step where its running loss is not finite."""
 
     def __init__(self, copies: int, steps_per_epoch: int, batch_size: int, samples: int,
                  saved: Sequence[dict[str, Any] | None] | None = None):
         """`saved`: each copy's counters from its saved state (None: a fresh start)."""
-        from sweeper.training.fit import LOSS_POINTS_PER_EPOCH, _CURVES
-
-        self.steps, self.batch_size, self.samples = steps_per_epoch, batch_size, samples
-        self.every = max(1, steps_per_epoch // LOSS_POINTS_PER_EPOCH)
-        self.counters = [counters or {**{name: [] for name in _CURVES}, "test_time_s": 0.0, "samples_seen": 0,
-                                      "fit_time_s": 0.0}
-                         for counters in (saved or [None] * copies)]
-        self.before = [counters["fit_time_s"] for counters in self.counters]  # the earlier attempts' training
+        self.curves = [Curves(steps_per_epoch, batch_size, samples, counters)
+                       for counters in (saved or [None] * copies)]
+        self.counters = [curves.counters for curves in self.curves]
+        self.before = [curves.before for curves in self.curves]
         self.alive = np.ones(copies, bool)
 
-    def begin_epoch(self) -> None:
-        n = len(self.counters)
+    def begin_epoch(self, epoch: int) -> None:
+        n = len(self.curves)
         self.in_epoch = self.alive.copy()  # the copies that train this epoch (and are evaluated at its end)
         self.total, self.count, self.correct = (np.zeros(n, np.float32) for _ in range(3))
-        self.mark = [(0, 0.0)] * n
+        for curves in self.curves:
+            curves.begin_epoch(epoch)
 
-    def batch_end(self, epoch: int, step: int, batch: int, losses: np.ndarray, correct: np.ndarray) -> None:
+    def batch_end(self, step: int, batch: int, losses: np.ndarray, correct: np.ndarray) -> None:
         """After training step `step` (1-based in the epoch) of `batch` images: each live copy's
         mean loss and number of correct predictions on it."""
         live = self.alive  # a copy stopped before this step counts no more (Keras' epoch ended there)
@@ -171,32 +172,18 @@ class _Copies:
         self.correct = np.where(live, self.correct + correct.astype(np.float32), self.correct)
         with np.errstate(divide="ignore", invalid="ignore"):  # a diverged copy's inf and NaN, as Keras has them
             running = self.total / self.count
-        seen = min(step * self.batch_size, self.samples)
         for i in np.flatnonzero(self.alive):
-            stopped = not math.isfinite(running[i])
-            if stopped:
+            if self.curves[i].step_end(step, float(running[i])):
                 self.alive[i] = False  # diverged: the job ends after this step
-            if step % self.every and step != self.steps and not stopped:
-                continue
-            total = float(running[i]) * seen
-            self.counters[i]["loss"].append((total - self.mark[i][1]) / (seen - self.mark[i][0]))
-            self.counters[i]["loss_steps"].append(epoch * self.steps + step)
-            self.mark[i] = (seen, total)
-            self.counters[i]["samples_seen"] = epoch * self.samples + seen
 
     def end_epoch(self, train_s: float, test_s: float, fit_s: float, test_loss: np.ndarray,
                   test_accuracy: np.ndarray) -> None:
         """Group times: each copy of the epoch gets its share (the group's time / N)."""
-        n = len(self.counters)
+        n = len(self.curves)
         for i in np.flatnonzero(self.in_epoch):
-            counters = self.counters[i]
-            counters["epoch_time_s"].append(train_s / n)
-            counters["train_loss"].append(float(self.total[i] / self.count[i]))
-            counters["train_accuracy"].append(float(self.correct[i] / self.count[i]))
-            counters["test_loss"].append(float(test_loss[i]))
-            counters["test_accuracy"].append(float(test_accuracy[i]))
-            counters["test_time_s"] += test_s / n
-            counters["fit_time_s"] = self.before[i] + fit_s / n
+            metrics = {"train_loss": self.total[i] / self.count[i], "train_accuracy": self.correct[i] / self.count[i],
+                       "test_loss": test_loss[i], "test_accuracy": test_accuracy[i]}
+            self.curves[i].end_epoch(metrics, train_s / n, test_s / n, fit_s / n)
 
 
 def train(make_model: Callable[[], keras.Model], forward: Forward, splits: Any, *,
@@ -219,8 +206,6 @@ def train(make_model: Callable[[], keras.Model], forward: Forward, splits: Any, 
     """
     import keras
 
-    from sweeper.training import fit
-
     tf = import_tensorflow()
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)  # as fit.train: the same first weights, the same batches
@@ -236,7 +221,7 @@ def train(make_model: Callable[[], keras.Model], forward: Forward, splits: Any, 
     done, saved = states.restore() if states else (0, None)
     scalars = None
     if job_dirs and (logging or {}).get("tensorboard", False):
-        scalars = EpochScalars(job_dirs, [float(o["learning_rate"]) for o in optimizers])
+        scalars = EpochScalars(job_dirs, [float(o[LEARNING_RATE]) for o in optimizers])
 
     def outputs(x: tf.Tensor, training: bool) -> tf.Tensor:  # [N, B, C]: every copy's logits
         return forward([tf.reshape(w, [n, *shape]) for w, shape in zip(weights, shapes)], x, training)
@@ -280,12 +265,12 @@ def train(make_model: Callable[[], keras.Model], forward: Forward, splits: Any, 
     for epoch in range(done, epochs):
         if not copies.alive.any():
             break
-        copies.begin_epoch()
+        copies.begin_epoch(epoch)
         epoch_start = time.perf_counter()
         for step in range(1, steps + 1):
             x, y = next(train_data)
             loss, correct = train_step(x, y, tf.constant(copies.alive))
-            copies.batch_end(epoch, step, int(y.shape[0]), loss.numpy(), correct.numpy())
+            copies.batch_end(step, int(y.shape[0]), loss.numpy(), correct.numpy())
             if not copies.alive.any():
                 break
         train_s = time.perf_counter() - epoch_start

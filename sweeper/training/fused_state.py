@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from sweeper.hparams import KERAS_ARGS, KERAS_NAMES
 from sweeper.training import checkpoint, fit
+from sweeper.training.tf import import_tensorflow
 
 if TYPE_CHECKING:
     import keras
@@ -39,16 +41,12 @@ def _layout(config: dict[str, Any]) -> str:
     """What shapes a lone optimizer's saved state: its class and options less the hyperparameters
     (the learning rate, a variable, is set before each save; the others are Python floats that a
     checkpoint does not hold), and whether SGD has momentum (it keeps momentum slots only then)."""
-    from sweeper.training.fused_loop import HYPERPARAMETERS
-
-    options = {k: v for k, v in config.items() if k not in HYPERPARAMETERS and k != "name"}
-    return json.dumps([options, bool(config.get("momentum"))], sort_keys=True, default=str)
+    options = {k: v for k, v in config.items() if k not in KERAS_ARGS and k != "name"}
+    return json.dumps([options, bool(config.get(KERAS_NAMES["momentum"]))], sort_keys=True, default=str)
 
 
 def _numpy(variable: Any) -> np.ndarray:
     """A copy of a TensorFlow or Keras variable's value."""
-    from sweeper.training.tf import import_tensorflow
-
     return np.array(import_tensorflow().convert_to_tensor(variable).numpy())
 
 
@@ -79,7 +77,7 @@ class CopyStates:
             model.optimizer.build(model.trainable_variables)
             self.lone[key] = model
         model = self.lone[key]
-        model.optimizer.learning_rate = float(config["learning_rate"])
+        model.optimizer.learning_rate = float(config[KERAS_NAMES["lr"]])
         return model
 
     def _pairs(self, model: keras.Model) -> Iterable[tuple[Any, Any]]:
