@@ -20,7 +20,7 @@ def summary_lines(sweep: Sweep) -> list[str]:
         lines.append("No job list (jobs.json) here: the total counts the job directories found, not the jobs planned.")
     for directory, manifest in sweep.manifests.items():
         kind = f"a search of {manifest.total} trials" if manifest.search else f"{manifest.total} jobs planned"
-        lines.append(f"Sweep `{directory.name}`: {manifest.sweeper}, {kind}.")
+        lines.append(f"Sweep `{directory.name}`: hydra/sweeper={manifest.sweeper}, {kind}.")
     return lines
 
 

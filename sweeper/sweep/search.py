@@ -230,7 +230,7 @@ class Search:
         except manifest.DamagedManifest as e:
             _fail(str(e))
         if listed is not None and (not listed.search or listed.sweeper != manifest.SEARCH):
-            _fail(f"{sweep_dir} holds a {listed.sweeper} sweep, not a search: use a new hydra.sweep.dir")
+            _fail(f"{sweep_dir} holds a sweep of hydra/sweeper={listed.sweeper}, not a search: use a new hydra.sweep.dir")
 
     def _open_study(self, sweep_dir: Path, sampler: Any, pruner: Any) -> Any:
         """The study, created or loaded (a resumed search) in its storage; a storage that cannot be
