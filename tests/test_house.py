@@ -3,7 +3,6 @@ one status type, one registry of hyperparameters."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from sweeper.job.status import FINISHED, NEEDS_RERUN, Status, decide, summary
 from sweeper.sweep import manifest
 from sweeper.sweep.collate import collate
 from tests import synthetic
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, checkout_env, run_cli
 
 
 def test_registry_defaults_are_the_configs():
@@ -116,10 +115,9 @@ def test_two_sweeps_started_into_one_directory(tmp_path):
     """Of two different sweeps started at once into one directory, one refuses before writing
     anything and the other runs; every record is the configuration the job list names."""
     sweep = tmp_path / "sweep"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     commands = [[sys.executable, "run.py", "-m", f"lr={lrs}", "steps=50", f"hydra.sweep.dir={sweep}"]
                 for lrs in ("0.001,0.002,0.003,0.004", "0.01,0.02,0.03,0.04")]
-    processes = [subprocess.Popen(c, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    processes = [subprocess.Popen(c, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=checkout_env())
                  for c in commands]
     outputs = [p.communicate(timeout=300) for p in processes]
     codes = sorted(p.returncode for p in processes)

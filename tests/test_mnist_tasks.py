@@ -11,19 +11,13 @@ from sweeper.sweep.collate import collate
 from tasks import cnn, softmax
 from sweeper.training.devices import DeviceError
 from tests.conftest import run_cli
-from tests.mnist_files import real_mnist_dir, write_mnist
+from tests.mnist_files import real_mnist_dir
 
 SGD = {"_target_": "keras.optimizers.SGD", "name": "gd", "learning_rate": 0.5}
 ADAM = {"_target_": "keras.optimizers.Adam", "name": "adam", "learning_rate": 1e-3}
 HISTORY = {"loss", "loss_steps", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "epoch_time_s"}
 METRICS = {"test_accuracy", "test_loss", "train_loss", "samples_per_s", "params", "train_samples", "test_samples",
            "test_time_s"}
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """300 training and 100 test images of synthetic digits, as MNIST's four .gz files."""
-    return str(write_mnist(tmp_path_factory.mktemp("mnist"), train=300, test=100))
 
 
 def data(directory: str, train: int | None = None, test: int | None = None) -> dict:

@@ -60,7 +60,7 @@ def test_the_pruner_is_none_unless_chosen(compose_cfg):
 
 
 @pytest.mark.slow
-def test_a_few_optuna_trials_collate_and_report(tmp_path):
+def test_a_few_optuna_trials_collate_and_report(sweeper_cli, tmp_path):
     sweep = tmp_path / "search"
     result = run_cli("run.py", "-m", "hparams_search=ex1_optuna", "hydra.sweeper.n_trials=4",
                      f"hydra.sweep.dir={sweep}")
@@ -75,7 +75,7 @@ def test_a_few_optuna_trials_collate_and_report(tmp_path):
     assert best.best_value == min(losses)
     assert best.best_params.lr == records[losses.index(min(losses))].hparams["lr"]
 
-    report = run_cli("-m", "sweeper", "report", str(sweep))
+    report = sweeper_cli("report", str(sweep))
     assert report.returncode == 0, report.stderr
     markdown = (sweep / "report" / "report.md").read_text()
     winner = losses.index(min(losses))
