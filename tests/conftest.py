@@ -15,6 +15,14 @@ from omegaconf import DictConfig
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# submitit configures its loggers (logging.config.dictConfig) when first imported. dictConfig
+# first closes every handler there is, and absl's handler (made when TensorFlow is imported, by a
+# test or at collection) closes its stream on close unless that stream is sys.stderr *then*: its
+# stream was pytest's capture of the moment, so an import of submitit inside a test with
+# capsys/capfd closed pytest's own capture file, and the session died ("lost sys.stderr").
+# Imported here, before any test, submitit configures its logging once, with no absl handler yet.
+import submitit  # noqa: E402,F401
+
 
 @pytest.fixture
 def compose_cfg() -> Callable[..., DictConfig]:
@@ -105,6 +113,26 @@ def slurm_cluster() -> str:
         skip_or_fail(f"no Slurm cluster answers with a usable node (sinfo: {out.stderr.strip() or out.stdout.strip()}): "
                      "run `make slurm-up`")
     return usable[0]
+
+
+def _absl_handler_on_the_real_stderr() -> None:
+    """absl's handler (unused: no logger holds it) writes to, and would close, the stream that was
+    sys.stderr when TensorFlow was imported, maybe a capture that pytest closes or keeps for itself.
+    Point it at the process's stderr, which absl never closes."""
+    absl_logging = sys.modules.get("absl.logging")
+    handler = absl_logging and absl_logging.get_absl_handler().python_handler
+    if handler is not None and handler.stream is not sys.__stderr__:
+        handler.stream = sys.__stderr__  # not setStream: that flushes the old stream, maybe closed
+
+
+@pytest.fixture(autouse=True)
+def _no_handler_closes_a_capture():
+    """Another in-process logging set-up (submitit's, Hydra's job logging) closes every handler;
+    none of them may hold a stream of pytest's capture. Before each test (TensorFlow imported at
+    collection) and after it (imported by the test)."""
+    _absl_handler_on_the_real_stderr()
+    yield
+    _absl_handler_on_the_real_stderr()
 
 
 @pytest.fixture(autouse=True)
