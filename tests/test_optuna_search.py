@@ -22,7 +22,7 @@ from sweeper.sweep.collate import collate
 from sweeper.sweep.jobs import read_sweep
 from tests.conftest import ROOT, checkout_env, records, run_cli
 from tests.mnist_files import real_mnist_dir
-from tests.test_told import refused
+from tests.test_refusals import refused
 
 pytestmark = pytest.mark.slow
 

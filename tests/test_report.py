@@ -242,3 +242,29 @@ def test_each_task_is_ranked_by_its_own_direction(report_of, tmp_path):
     assert best["softmax"][2] == table[table.task == "softmax"].test_accuracy.idxmax()
     assert best["linear"][3:5] == [f"final_loss = {table.final_loss.min():.3g}", "minimize"]
     assert best["softmax"][3:5] == [f"test_accuracy = {table.test_accuracy.max():.4f}", "maximize"]
+
+
+def test_cpu_replicas_are_reported_as_cpu_replicas_not_gpus(sweeper_cli, tmp_path):
+    sweep = tmp_path / "cpu"
+    synthetic.gpu_sweep(sweep, devices="cpu")
+    result = sweeper_cli("report", str(sweep))
+    assert result.returncode == 0, result.stderr
+    markdown = (sweep / "report" / "report.md").read_text()
+    assert "### Scaling over CPU replicas" in markdown and "GPU scaling" not in markdown
+    table = markdown.split("### Scaling over CPU replicas")[1].split("\n\n")[1].splitlines()
+    assert [c.strip() for c in table[0].strip("|").split("|")][:3] == ["gpus", "devices", "runs"]
+    assert all(line.strip("|").split("|")[1].strip() == "CPU" for line in table[2:])
+    assert (sweep / "report" / "gpu_scaling_cnn_adam.png").exists()
+
+
+def test_a_sweep_of_one_epoch_jobs_has_no_per_epoch_figures(sweeper_cli, tmp_path):
+    sweep = tmp_path / "one_epoch"
+    jobs = [{"lr": lr, "batch_size": b} for lr in (0.5, 0.1, 0.01) for b in (32, 64, 128, 256)]
+    synthetic.write_job_list(sweep, "softmax", "gd", jobs, epochs=1)
+    for number, hparams in enumerate(jobs):
+        synthetic.mnist_job(sweep / str(number), "softmax", "gd", **hparams, epochs=1)
+    result = sweeper_cli("report", str(sweep))
+    assert result.returncode == 0, result.stderr
+    made = sorted(p.name for p in (sweep / "report").glob("*.png"))
+    assert made == ["heatmap_softmax_gd.png", "loss_softmax_gd.png"]
+

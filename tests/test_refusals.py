@@ -1,4 +1,4 @@
-"""Told, not ignored: what the command line refuses, each with one line on stderr, exit status 2,
+"""What the command line refuses (sweeper/refusals.py), each with one line on stderr, exit status 2,
 no traceback and nothing written (the run happens in an empty directory that must stay empty)."""
 from __future__ import annotations
 
