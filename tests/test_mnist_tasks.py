@@ -88,6 +88,7 @@ def test_more_gpus_than_visible_is_one_clear_line(tiny):
     assert "add devices=cpu" in str(error.value) and "\n" not in str(error.value)
 
 
+@pytest.mark.slow
 def test_two_replicas_on_logical_cpus_from_the_command_line(tiny, tmp_path):
     # TensorFlow splits the CPU only before it starts: a process of its own, as a user runs it.
     run = tmp_path / "run"
@@ -115,6 +116,7 @@ def test_one_process_sweep_over_cpu_replicas_reuses_the_logical_cpus(tiny, tmp_p
     assert records[1]["metrics"]["devices"] == ["/device:CPU:0", "/device:CPU:1"]
 
 
+@pytest.mark.slow
 def test_cpu_replicas_after_tensorflow_started_is_one_clear_line():
     code = ("import tensorflow as tf; tf.config.list_logical_devices()\n"
             "from sweeper.training import devices\n"

@@ -36,6 +36,7 @@ def test_a_hyperparameter_that_applies_to_no_job(tmp_path, args, line):
     assert refused(tmp_path, *args) == line
 
 
+@pytest.mark.slow
 def test_a_hyperparameter_that_applies_to_some_jobs_is_said_once(tmp_path):
     result = run_cli(str(ROOT / "run.py"), "-m", "optimizer=gd,momentum", "momentum=0.8", "steps=5",
                      "logging.tensorboard=false", f"hydra.sweep.dir={tmp_path}/sweep", timeout=240)
