@@ -20,6 +20,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from sweeper.hparams import HPARAMS, applicable_hparams, check_or_exit, interpolated_key
+from sweeper.job.planned import preset_of
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -214,8 +215,6 @@ def grid_size(cfg: DictConfig) -> int:
 
 
 def _preset(cfg: DictConfig) -> str:
-    from sweeper.job.spec import preset_of
-
     return preset_of(cfg.hydra.runtime.choices) or "this command"
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from sweeper.job.outcome import Outcome
 from sweeper.job.trial import Reporter
 from sweeper.training import devices as replica_devices
-from sweeper.training import fit
+from sweeper.training import fit, fused_loop
 from tasks import mnist
 
 if TYPE_CHECKING:
@@ -84,8 +84,6 @@ def run_fused(*, optimizers: list[dict[str, Any]], data: dict[str, Any], batch_s
               job_dirs: list[Path] | None = None, dropout: float = 0.5) -> list[Outcome]:
     """`run` for each optimizer config (one family) on one device, trained as one computation
     (sweeper.training.fused_loop); jobs on several devices are not fused (sweeper/job/fused_groups.py)."""
-    from sweeper.training import fused_loop
-
     splits = mnist.load(**data)
     one = replica_devices.strategy(0, devices)
     outcomes = fused_loop.train(functools.partial(make_model, dropout),

@@ -16,6 +16,7 @@ import numpy as np
 from sweeper.job.outcome import Outcome
 from sweeper.job.status import Status
 from sweeper.job.trial import Reporter, status_of
+from sweeper.training import fused_loop
 from sweeper.training.fused_loop import LEARNING_RATE, Hyperparameter
 from sweeper.training.tf import import_tensorflow
 
@@ -128,8 +129,6 @@ def run(*, optimizer: dict[str, Any], steps: int, job_dir: Path | None = None, t
 def _fused_trainer(optimizers: list[dict[str, Any]]):
     """The group's loop: every copy's (W, b) in one [N, 2] variable, the per-copy losses one
     broadcast expression, one Keras optimizer with per-copy hyperparameters (sweeper.training.fused_loop)."""
-    from sweeper.training import fused_loop
-
     params = tf.Variable([[W0, B0]] * len(optimizers), name="W_b")
     optimizer = fused_loop.optimizer_for(optimizers, [params])
 

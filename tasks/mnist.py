@@ -15,6 +15,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from sweeper.training.tf import import_tensorflow
+
 FILES = {
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",
@@ -108,8 +110,6 @@ def _load_directory(directory: Path) -> Splits:
 @functools.cache
 def _load_keras() -> Splits:
     """The Keras copy, downloaded once into ~/.keras/datasets (or $KERAS_HOME)."""
-    from sweeper.training.tf import import_tensorflow
-
     import_tensorflow()  # before Keras, which imports it
     import keras
 

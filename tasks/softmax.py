@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from sweeper.job.outcome import Outcome
 from sweeper.job.trial import Reporter
-from sweeper.training import fit
+from sweeper.training import fit, fused_loop
 from tasks import mnist
 
 if TYPE_CHECKING:
@@ -46,8 +46,6 @@ def fused_logits(weights: list, x: Any, training: bool = False) -> Any:
 def run_fused(*, optimizers: list[dict[str, Any]], data: dict[str, Any], batch_size: int, epochs: int, seed: int,
               logging: dict[str, Any] | None = None, job_dirs: list[Path] | None = None) -> list[Outcome]:
     """`run` for each optimizer config (one family), trained as one computation (sweeper.training.fused_loop)."""
-    from sweeper.training import fused_loop
-
     splits = mnist.load(**data)
     return fused_loop.train(make_model, fused_logits, splits, optimizers=optimizers, batch_size=batch_size,
                        epochs=epochs, seed=seed, input_shape=INPUT_SHAPE, job_dirs=job_dirs, logging=logging)

@@ -15,6 +15,14 @@ from omegaconf import DictConfig
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# submitit configures its loggers (logging.config.dictConfig) when first imported. dictConfig
+# first closes every handler there is, and absl's handler (made when TensorFlow is imported, by a
+# test or at collection) closes its stream on close unless that stream is sys.stderr *then*: its
+# stream was pytest's capture of the moment, so an import of submitit inside a test with
+# capsys/capfd closed pytest's own capture file, and the session died ("lost sys.stderr").
+# Imported here, before any test, submitit configures its logging once, with no absl handler yet.
+import submitit  # noqa: E402,F401
+
 
 @pytest.fixture
 def compose_cfg() -> Callable[..., DictConfig]:
@@ -28,9 +36,61 @@ def compose_cfg() -> Callable[..., DictConfig]:
     GlobalHydra.instance().clear()
 
 
+def checkout_env(without_prefix: str | None = None) -> dict[str, str]:
+    """This process's environment with PYTHONPATH set to this checkout, so that a child process
+    (run.py's job processes, submitit's workers) imports this checkout's sweeper and hydra_plugins
+    and not those of another install; without the variables starting with `without_prefix`."""
+    env = {k: v for k, v in os.environ.items() if not (without_prefix and k.startswith(without_prefix))}
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
 def run_cli(*args: str, cwd: Path = ROOT, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run `python <args>` from the repository root as a user would, capturing the output."""
-    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    """Run `python <args>` from the repository root as a user would, capturing the output; the
+    environment is checkout_env() unless given."""
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env=checkout_env() if env is None else env)
+
+
+@pytest.fixture
+def sweeper_cli(capfd) -> Callable[..., subprocess.CompletedProcess]:
+    """sweeper_cli("report", DIR): `python -m sweeper report DIR` run in this process through
+    sweeper.__main__.main, for tests where the process is not the subject. Its output is read at
+    the file descriptors (capfd: `resume` runs run.py in a child that writes there), its exit
+    status is main's return value (or argparse's SystemExit code)."""
+
+    def _run(*args: str) -> subprocess.CompletedProcess:
+        from sweeper.__main__ import main
+
+        capfd.readouterr()  # what the test printed before is not the command's
+        try:
+            code = main(list(args))
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        out, err = capfd.readouterr()
+        return subprocess.CompletedProcess(["python", "-m", "sweeper", *args], code, out, err)
+
+    return _run
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory) -> str:
+    """300 training and 100 test images of synthetic digits, as MNIST's four .gz files."""
+    from tests.mnist_files import write_mnist
+
+    return str(write_mnist(tmp_path_factory.mktemp("mnist"), train=300, test=100))
+
+
+def records(sweep: Path, by: str = "overrides") -> dict:
+    """Each job's record under `sweep`, read as collate and status read it (read_sweep: the job
+    list, then each job's result.json), keyed by its overrides joined with spaces (by="overrides"),
+    its job number (by="number") or its record's path (by="path"). Jobs without a record are left out."""
+    from sweeper.job.record import RECORD_NAME
+    from sweeper.sweep.jobs import read_sweep
+
+    keys = {"overrides": lambda job: " ".join(job.record.overrides), "number": lambda job: int(job.path.name),
+            "path": lambda job: job.path / RECORD_NAME}
+    return {keys[by](job): job.record for job in read_sweep(sweep).jobs if job.record is not None}
 
 
 def skip_or_fail(reason: str) -> None:
@@ -53,6 +113,26 @@ def slurm_cluster() -> str:
         skip_or_fail(f"no Slurm cluster answers with a usable node (sinfo: {out.stderr.strip() or out.stdout.strip()}): "
                      "run `make slurm-up`")
     return usable[0]
+
+
+def _absl_handler_on_the_real_stderr() -> None:
+    """absl's handler (unused: no logger holds it) writes to, and would close, the stream that was
+    sys.stderr when TensorFlow was imported, maybe a capture that pytest closes or keeps for itself.
+    Point it at the process's stderr, which absl never closes."""
+    absl_logging = sys.modules.get("absl.logging")
+    handler = absl_logging and absl_logging.get_absl_handler().python_handler
+    if handler is not None and handler.stream is not sys.__stderr__:
+        handler.stream = sys.__stderr__  # not setStream: that flushes the old stream, maybe closed
+
+
+@pytest.fixture(autouse=True)
+def _no_handler_closes_a_capture():
+    """Another in-process logging set-up (submitit's, Hydra's job logging) closes every handler;
+    none of them may hold a stream of pytest's capture. Before each test (TensorFlow imported at
+    collection) and after it (imported by the test)."""
+    _absl_handler_on_the_real_stderr()
+    yield
+    _absl_handler_on_the_real_stderr()
 
 
 @pytest.fixture(autouse=True)

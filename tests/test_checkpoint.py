@@ -14,6 +14,7 @@ from sweeper.training import checkpoint, fit
 from sweeper.job.record import read_record
 from tasks import mnist, softmax
 from tests.conftest import ROOT
+from tests import synthetic
 from tests.mnist_files import write_mnist
 
 ADAM = {"_target_": "keras.optimizers.Adam", "name": "adam", "learning_rate": 1e-3}
@@ -78,3 +79,29 @@ def test_ctrl_c_mid_training_then_the_job_continues_at_its_epoch(tmp_path):
     assert not (run_dir / "state").exists()  # removed once the record is written
     print(f"\nresumed at epoch {saved['epoch']} of 4: {saved['counters']['fit_time_s']:.1f} s of training "
           "not redone")
+
+
+def test_saved_history_is_the_curves_of_the_last_saved_epoch(tmp_path):
+    import json
+
+    from sweeper.training import checkpoint
+
+    assert checkpoint.saved_history(tmp_path) == ({}, None)
+    (tmp_path / "state").mkdir()
+    counters = {"loss": [2.0, 1.0], "loss_steps": [5, 10], "train_loss": [1.1], "test_time_s": 0.4,
+                "samples_seen": 320, "fit_time_s": 3.5}
+    (tmp_path / "state" / "progress.json").write_text(json.dumps({"epoch": 1, "checkpoint": "ckpt-1",
+                                                                  "counters": counters}))
+    assert checkpoint.saved_history(tmp_path) == ({"loss": [2.0, 1.0], "loss_steps": [5, 10], "train_loss": [1.1]}, 3.5)
+
+
+def test_a_resumed_job_line_says_its_time_is_training_over_its_attempts(tmp_path):
+    from sweeper.job.display import job_line
+    from sweeper.job.record import read_record
+
+    synthetic.mnist_job(tmp_path / "0", "softmax", "gd", lr=0.1, train_time_s=24.25)
+    record = read_record(tmp_path / "0" / "result.json")
+    assert job_line(record, every_metric=False).endswith("(24.25 s)")
+    record.attempts = 2
+    assert job_line(record, every_metric=False).endswith("-> ok test_accuracy=0.9099 (training 24.25 s over 2 attempts)")
+

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import re
 import shutil
 import time
@@ -18,19 +17,20 @@ from sweeper.course_runner import EXERCISES, load_profile, planned_jobs, profile
 from sweeper.job.status import FINISHED
 from sweeper.report.published import load_published
 from sweeper.sweep.jobs import read_sweep
-from tests.conftest import ROOT, run_cli
+from tests.conftest import records, run_cli
 from tests.mnist_files import real_mnist_dir
 from tests.test_presets import preset
 
 
 def course(*args: str, timeout: float = 1200):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return run_cli("-m", "sweeper", "course", *args, env=env, timeout=timeout)
+    """`python -m sweeper course ...` in a process of its own: the module-scoped fixture below runs
+    it once for many tests, where no test's output capture exists."""
+    return run_cli("-m", "sweeper", "course", *args, timeout=timeout)
 
 
-def records(directory: Path) -> dict[Path, tuple[int, str]]:
-    """Every record under directory: its modification time and its text."""
-    return {path: (path.stat().st_mtime_ns, path.read_text()) for path in directory.rglob("result.json")}
+def written(directory: Path) -> dict[Path, tuple[int, object]]:
+    """Every record under directory (as the sweeper reads it) with its file's modification time."""
+    return {path: (path.stat().st_mtime_ns, record) for path, record in records(directory, by="path").items()}
 
 
 @pytest.fixture(scope="module")
@@ -134,10 +134,10 @@ def test_smoke_report_cells_agree_with_the_records(smoke):
 @pytest.mark.mnist
 def test_a_second_run_retrains_nothing_and_report_only_reads_a_partial_course(smoke, tmp_path):
     directory, _, _ = smoke
-    before = records(directory)
+    before = written(directory)
     again = course("smoke", "--dir", str(directory), f"data.dir={real_mnist_dir()}")
     assert again.returncode == 0, again.stderr[-3000:]
-    assert records(directory) == before
+    assert written(directory) == before
     assert again.stdout.count("skipped (done before)") == len(load_profile("smoke").sweeps)
     assert " -> ok " not in again.stdout
     # A course with one sweep so far: the report says what has not run yet.

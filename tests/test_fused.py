@@ -3,7 +3,6 @@ each ends with the record it would have had alone (same status, curves, metrics,
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import hydra.utils
 import keras
@@ -17,7 +16,7 @@ from sweeper.job.record import read_record
 from sweeper.job.status import Status
 from sweeper.training import fused_loop
 from tasks import linear, softmax
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, records, run_cli
 from tests.mnist_files import write_mnist
 
 SGD, ADAGRAD, ADAM = "keras.optimizers.SGD", "keras.optimizers.Adagrad", "keras.optimizers.Adam"
@@ -142,12 +141,6 @@ def test_linear_fused_is_each_job_alone(family):
         assert_same_outcome(linear.run(optimizer=config, steps=1000), outcome, rtol=1e-3)
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """300 training and 100 test images of synthetic digits, as MNIST's four .gz files."""
-    return str(write_mnist(tmp_path_factory.mktemp("mnist"), train=300, test=100))
-
-
 SOFTMAX = {
     "gd": [gd(0.5), gd(0.01), gd(1e38)],
     "momentum": [momentum(0.5, 0.9), gd(0.1), momentum(1e38, 0.99)],
@@ -169,15 +162,6 @@ def test_softmax_fused_is_each_job_alone(family, tiny):
         assert outcome.train_time_s * len(configs) == pytest.approx(sum(o.train_time_s for o in together))
 
 
-def records(sweep: Path) -> dict[str, dict]:
-    """Each job's record by its overrides."""
-    found = {}
-    for path in sweep.glob("*/result.json"):
-        record = json.loads(path.read_text())
-        found[" ".join(record["overrides"])] = record
-    return found
-
-
 GRID = ["task=linear", "optimizer=adam", "lr=0.01,0.001,1e38", "beta1=0.8,0.9", "steps=200"]
 
 
@@ -196,24 +180,24 @@ def test_a_sweep_fuses_its_grid_and_each_job_ends_as_alone(tmp_path):
     in_task = records(packed_dir)
     assert in_task.keys() == records(alone_dir).keys()
     for overrides, record in in_task.items():
-        assert record["fused"] == records(fused_dir)[overrides]["fused"]
-        np.testing.assert_allclose(record["history"]["loss"], records(alone_dir)[overrides]["history"]["loss"],
+        assert record.fused == records(fused_dir)[overrides].fused
+        np.testing.assert_allclose(record.history["loss"], records(alone_dir)[overrides].history["loss"],
                                    rtol=1e-4)
     for k in range(1, 7):
         assert f"[{k}/6] " in result.stdout
     together, apart = records(fused_dir), records(alone_dir)
     assert together.keys() == apart.keys() and len(together) == 6
-    assert sorted(r["fused"] for r in together.values()) == [2, 2, 4, 4, 4, 4]  # max_fused=4
+    assert sorted(r.fused for r in together.values()) == [2, 2, 4, 4, 4, 4]  # max_fused=4
     for overrides, record in together.items():
         other = apart[overrides]
-        assert other["fused"] is None
-        assert record["status"] == other["status"] and record["hparams"] == other["hparams"]
-        assert record["status"] == ("diverged" if record["hparams"]["lr"] > 1 else "ok"), overrides
-        assert len(record["history"]["loss"]) == len(other["history"]["loss"])
-        np.testing.assert_allclose(record["history"]["loss"], other["history"]["loss"], rtol=1e-4)
-        for name, value in other["metrics"].items():
+        assert other.fused is None
+        assert record.status == other.status and record.hparams == other.hparams
+        assert record.status == ("diverged" if record.hparams["lr"] > 1 else "ok"), overrides
+        assert len(record.history["loss"]) == len(other.history["loss"])
+        np.testing.assert_allclose(record.history["loss"], other.history["loss"], rtol=1e-4)
+        for name, value in other.metrics.items():
             if value is not None:
-                assert record["metrics"][name] == pytest.approx(value, rel=1e-4, abs=1e-6)
+                assert record.metrics[name] == pytest.approx(value, rel=1e-4, abs=1e-6)
     from sweeper.sweep.collate import collate
 
     table = collate(fused_dir)  # the table says which times are shares of a group's

@@ -20,7 +20,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from sweeper.job.record import read_record
 from sweeper.training import checkpoint
 from tasks import softmax
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, records, run_cli
 from tests.mnist_files import real_mnist_dir, write_mnist
 from tests.test_fused import adam, assert_same_outcome, gd, momentum
 
@@ -114,11 +114,6 @@ def test_a_fused_copy_writes_keras_per_epoch_tensorboard_scalars(settings, tmp_p
     assert scalars(dirs[0] / "tensorboard" / "train")["epoch_learning_rate"][0][1] == pytest.approx(0.01)
 
 
-def records(sweep: Path) -> dict[str, object]:
-    """Each job's record by its overrides."""
-    return {" ".join(r.overrides): r for r in map(read_record, sweep.glob("*/result.json"))}
-
-
 def job_dirs(sweep: Path) -> dict[str, Path]:
     """Each job's directory by its overrides."""
     return {" ".join(read_record(path).overrides): path.parent for path in sweep.glob("*/result.json")}
@@ -146,7 +141,7 @@ def _interrupt_after_an_epoch(command: list[str], sweep: Path) -> subprocess.Com
 
 @pytest.mark.slow
 @pytest.mark.mnist
-def test_ctrl_c_stops_a_fused_sweep_and_it_continues_at_its_epoch(tmp_path):
+def test_ctrl_c_stops_a_fused_sweep_and_it_continues_at_its_epoch(sweeper_cli, tmp_path):
     grid = [*GRID, f"data.dir={real_mnist_dir()}"]
     sweep, alone_dir, fused_dir = tmp_path / "stopped", tmp_path / "alone", tmp_path / "fused"
     command = [sys.executable, "run.py", "-m", *grid, f"hydra.sweep.dir={sweep}"]
@@ -166,7 +161,7 @@ def test_ctrl_c_stops_a_fused_sweep_and_it_continues_at_its_epoch(tmp_path):
     kept = tmp_path / "kept"  # the same stopped sweep, to continue alone below
     shutil.copytree(sweep, kept)
 
-    resumed = run_cli("-m", "sweeper", "resume", str(sweep), timeout=400)
+    resumed = sweeper_cli("resume", str(sweep))
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     apart = run_cli("run.py", "-m", *grid, "hydra.sweeper.fuse=false", f"hydra.sweep.dir={kept}", timeout=400)
     assert apart.returncode == 0, apart.stdout[-3000:] + apart.stderr[-3000:]

@@ -18,14 +18,14 @@ from omegaconf import OmegaConf, open_dict
 from hydra_plugins.launcher_plugins.submitit_launchers import LocalLauncher, SlurmLauncher
 from sweeper.launching.compose import job_configs
 from sweeper.launching.resources import job_resources
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, checkout_env, run_cli
 
 
 @pytest.fixture(autouse=True)
 def _jobs_import_this_checkout(monkeypatch):
     # Job processes (and the apps of Hydra's integration tests, run from a temporary directory)
     # must find this checkout's hydra_plugins and sweeper, not those of another install.
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    monkeypatch.setenv("PYTHONPATH", checkout_env()["PYTHONPATH"])
 
 
 @pytest.fixture(autouse=True)

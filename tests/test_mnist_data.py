@@ -121,6 +121,7 @@ def test_bad_data_dir_on_the_command_line_is_one_line(tmp_path):
     assert "Traceback" in (tmp_path / "run" / "error.txt").read_text()
 
 
+@pytest.mark.slow
 def test_no_data_dir_and_no_network_is_one_line(tmp_path):
     # Keras would download; a proxy that refuses connections makes that fail here and everywhere.
     env = {k: v for k, v in os.environ.items() if k not in ("MNIST_DIR", "no_proxy", "NO_PROXY")}

@@ -11,19 +11,13 @@ from sweeper.sweep.collate import collate
 from tasks import cnn, softmax
 from sweeper.training.devices import DeviceError
 from tests.conftest import run_cli
-from tests.mnist_files import real_mnist_dir, write_mnist
+from tests.mnist_files import real_mnist_dir
 
 SGD = {"_target_": "keras.optimizers.SGD", "name": "gd", "learning_rate": 0.5}
 ADAM = {"_target_": "keras.optimizers.Adam", "name": "adam", "learning_rate": 1e-3}
 HISTORY = {"loss", "loss_steps", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "epoch_time_s"}
 METRICS = {"test_accuracy", "test_loss", "train_loss", "samples_per_s", "params", "train_samples", "test_samples",
            "test_time_s"}
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """300 training and 100 test images of synthetic digits, as MNIST's four .gz files."""
-    return str(write_mnist(tmp_path_factory.mktemp("mnist"), train=300, test=100))
 
 
 def data(directory: str, train: int | None = None, test: int | None = None) -> dict:
@@ -94,6 +88,7 @@ def test_more_gpus_than_visible_is_one_clear_line(tiny):
     assert "add devices=cpu" in str(error.value) and "\n" not in str(error.value)
 
 
+@pytest.mark.slow
 def test_two_replicas_on_logical_cpus_from_the_command_line(tiny, tmp_path):
     # TensorFlow splits the CPU only before it starts: a process of its own, as a user runs it.
     run = tmp_path / "run"
@@ -121,6 +116,7 @@ def test_one_process_sweep_over_cpu_replicas_reuses_the_logical_cpus(tiny, tmp_p
     assert records[1]["metrics"]["devices"] == ["/device:CPU:0", "/device:CPU:1"]
 
 
+@pytest.mark.slow
 def test_cpu_replicas_after_tensorflow_started_is_one_clear_line():
     code = ("import tensorflow as tf; tf.config.list_logical_devices()\n"
             "from sweeper.training import devices\n"

@@ -15,38 +15,32 @@ import optuna
 import pytest
 from omegaconf import OmegaConf
 
-from sweeper.job.record import read_record
 from sweeper.job.trial import JOURNAL_NAME, open_storage
 from sweeper.sweep import manifest
 from sweeper.report.tables import problems_table, summary_lines
 from sweeper.sweep.collate import collate
 from sweeper.sweep.jobs import read_sweep
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, checkout_env, records, run_cli
 from tests.mnist_files import real_mnist_dir
-from tests.test_told import refused
+from tests.test_refusals import refused
 
 pytestmark = pytest.mark.slow
-ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
 def study_of(sweep: Path, name: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=open_storage(str(sweep / JOURNAL_NAME)))
 
 
-def records(sweep: Path) -> dict[int, object]:
-    return {int(path.parent.name): read_record(path) for path in sweep.glob("*/result.json")}
-
-
 @pytest.mark.mnist
-def test_median_pruner_stops_the_softmax_trials_that_are_behind(tmp_path):
+def test_median_pruner_stops_the_softmax_trials_that_are_behind(sweeper_cli, tmp_path):
     sweep = tmp_path / "pruned"
     result = run_cli("run.py", "-m", "hparams_search=ex2_optuna", "hydra/sweeper/pruner=median",
                      "hydra.sweeper.pruner.n_startup_trials=2", "hydra.sweeper.n_trials=6", "hydra.sweeper.n_jobs=1",
                      "lr=tag(log, interval(0.00001, 0.1))", "epochs=3", "data.train_samples=1000",
                      "data.test_samples=500", f"data.dir={real_mnist_dir()}", "logging.tensorboard=false",
-                     f"hydra.sweep.dir={sweep}", env=ENV, timeout=400)
+                     f"hydra.sweep.dir={sweep}", timeout=400)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    found = records(sweep)
+    found = records(sweep, by="number")
     assert sorted(found) == list(range(6))
     pruned = [n for n, record in found.items() if record.status == "pruned"]
     # The pruner's first two trials run to the end; some of the others are pruned, not all.
@@ -69,15 +63,15 @@ def test_median_pruner_stops_the_softmax_trials_that_are_behind(tmp_path):
     assert f"sweep: 6 jobs: {6 - len(pruned)} ok, {len(pruned)} pruned in " in result.stdout
     table = collate(sweep)
     assert sorted(table.loc[table.status == "pruned", "job"].astype(int)) == sorted(pruned)
-    status = run_cli("-m", "sweeper", "status", str(sweep))
+    status = sweeper_cli("status", str(sweep))
     assert status.stdout.strip().endswith(f"6 jobs: {6 - len(pruned)} ok, {len(pruned)} pruned ({sweep})")
-    again = run_cli("-m", "sweeper", "resume", str(sweep))  # pruned is finished: nothing to run again
+    again = sweeper_cli("resume", str(sweep))  # pruned is finished: nothing to run again
     assert again.returncode == 0 and again.stdout.startswith("nothing to resume: 6 jobs:"), again.stdout
 
 
 def _kill_while_a_trial_runs(command: list[str], sweep: Path, done: int) -> None:
     """Start the search; SIGKILL it (and its jobs) while the trial after the first `done` runs."""
-    process = subprocess.Popen(command, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    process = subprocess.Popen(command, cwd=ROOT, env=checkout_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and process.poll() is None:
@@ -91,7 +85,7 @@ def _kill_while_a_trial_runs(command: list[str], sweep: Path, done: int) -> None
     process.wait()
 
 
-def test_a_killed_search_resumes_its_study(tmp_path):
+def test_a_killed_search_resumes_its_study(sweeper_cli, tmp_path):
     sweep = tmp_path / "killed"
     _kill_while_a_trial_runs([sys.executable, "run.py", "-m", "hparams_search=ex1_optuna", "hydra.sweeper.n_trials=4",
                               "hydra.sweeper.n_jobs=1", "steps=8000", "logging.tensorboard=false",
@@ -101,7 +95,7 @@ def test_a_killed_search_resumes_its_study(tmp_path):
     assert len(running) == 1 and len([t for t in killed if t.state.name == "COMPLETE"]) >= 2
     [dead] = running
 
-    result = run_cli("-m", "sweeper", "resume", str(sweep), env=ENV, timeout=300)
+    result = sweeper_cli("resume", str(sweep))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert f"trial {dead} was running when the search stopped: marked failed, asked again" in result.stdout
 
@@ -109,7 +103,7 @@ def test_a_killed_search_resumes_its_study(tmp_path):
     assert [t.number for t in trials] == list(range(len(trials)))  # numbers continue
     assert [t.number for t in trials if t.state.name == "FAIL"] == [dead]
     assert len([t for t in trials if t.state.name == "COMPLETE"]) == 4  # the total asked: n_trials
-    found = records(sweep)
+    found = records(sweep, by="number")
     assert sorted(found) == [t.number for t in trials if t.number != dead]
     for n, record in found.items():  # no trial ran twice: one start each, its own point
         assert record.attempts == 1 and record.hparams["lr"] == pytest.approx(trials[n].params["lr"])
@@ -122,7 +116,7 @@ def test_a_killed_search_resumes_its_study(tmp_path):
     assert study_of(sweep, "ex1_optuna").best_trial.number == best[1]
     assert OmegaConf.load(sweep / "optimization_results.yaml").best_trial == best[1]
     # The killed trial's job is `failed`, as its trial is, in status and collate (not `missing`).
-    status = run_cli("-m", "sweeper", "status", str(sweep))
+    status = sweeper_cli("status", str(sweep))
     assert status.stdout.strip().endswith(f"{len(trials)} jobs: 4 ok, 1 failed ({sweep})"), status.stdout
     table = collate(sweep)
     assert table.loc[table.job.astype(int) == dead, "status"].tolist() == ["failed"]
@@ -136,11 +130,11 @@ def test_a_database_url_holds_the_study_and_the_jobs_report_to_it(tmp_path):
     sweep, database = tmp_path / "sqlite", f"sqlite:///{tmp_path}/search.db"
     result = run_cli("run.py", "-m", "hparams_search=ex1_optuna", f"hydra.sweeper.storage={database}",
                      "hydra.sweeper.n_trials=3", "hydra/sweeper/pruner=median", "hydra.sweeper.pruner.n_startup_trials=1",
-                     "steps=100", "logging.tensorboard=false", f"hydra.sweep.dir={sweep}", env=ENV, timeout=200)
+                     "steps=100", "logging.tensorboard=false", f"hydra.sweep.dir={sweep}", timeout=200)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert not (sweep / JOURNAL_NAME).exists()
     study = optuna.load_study(study_name="ex1_optuna", storage=database)
-    assert [t.state.name for t in study.trials] == [records(sweep)[t.number].status.replace("ok", "complete").upper()
+    assert [t.state.name for t in study.trials] == [records(sweep, by="number")[t.number].status.replace("ok", "complete").upper()
                                                    for t in study.trials]
     assert all(t.intermediate_values for t in study.trials)  # every job reported to the database
 
@@ -154,9 +148,9 @@ def test_a_search_on_slurm_prunes_from_the_jobs(tmp_path):
                      "hydra.sweeper.sampler.seed=1", "~hydra.sweeper.sampler.n_startup_trials",
                      "hydra/sweeper/pruner=median", "hydra.sweeper.pruner.n_startup_trials=1", "hydra.sweeper.n_jobs=1",
                      "lr=choice(0.01,0.000001)", "beta1=0.9", "beta2=0.999", "steps=500", "logging.tensorboard=false",
-                     f"hydra.sweep.dir={sweep}", env=ENV, timeout=300)
+                     f"hydra.sweep.dir={sweep}", timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    found = records(sweep)
+    found = records(sweep, by="number")
     assert {n: (r.hparams["lr"], r.status) for n, r in found.items()} == {0: (0.01, "ok"), 1: (1e-06, "pruned")}
     assert all("SLURM_JOB_ID" in r.environment for r in found.values())
     assert len(found[1].history["loss"]) < 500
@@ -173,12 +167,12 @@ def test_a_cmaes_search_on_exercise_1(tmp_path):
     sweep = tmp_path / "cmaes"
     result = run_cli("run.py", "-m", "hparams_search=ex1_optuna", "hydra/sweeper/sampler=cmaes",
                      "hydra.sweeper.sampler.n_startup_trials=1", "hydra.sweeper.n_trials=4", "steps=200",
-                     "logging.tensorboard=false", f"hydra.sweep.dir={sweep}", env=ENV, timeout=200)
+                     "logging.tensorboard=false", f"hydra.sweep.dir={sweep}", timeout=200)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     trials = study_of(sweep, "ex1_optuna").trials
     assert [t.state.name for t in trials] == ["COMPLETE"] * 4
     assert ["cma:generation" in t.system_attrs for t in trials] == [False, True, True, True]
-    found = records(sweep)
+    found = records(sweep, by="number")
     for trial in trials:  # each job trained the point CMA-ES asked, in the preset's space
         assert found[trial.number].hparams["lr"] == pytest.approx(trial.params["lr"])
         assert 1e-4 <= trial.params["lr"] <= 1 and 0.5 <= trial.params["beta1"] <= 0.99
@@ -190,7 +184,7 @@ def test_the_cmaes_sampler_without_its_package_is_one_line(tmp_path):
     hide = ("import runpy, sys; sys.modules['cmaes'] = None; sys.argv[0] = sys.argv[1]; del sys.argv[1]; "
             "runpy.run_path(sys.argv[0], run_name='__main__')")
     result = run_cli("-c", hide, str(ROOT / "run.py"), "-m", "hparams_search=ex1_optuna", "hydra/sweeper/sampler=cmaes",
-                     cwd=tmp_path, env=ENV, timeout=120)
+                     cwd=tmp_path, timeout=120)
     assert (result.returncode, result.stderr.strip()) == (2, "error: the cmaes sampler needs the cmaes package: "
                                                           "pip install cmaes, or hydra/sweeper/sampler=tpe")
     assert list(tmp_path.iterdir()) == [], "nothing is written"

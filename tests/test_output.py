@@ -8,13 +8,12 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from sweeper.sweep import manifest
 from sweeper.training.tf import START_UP_LINES, without_start_up_lines
-from tests.conftest import ROOT, run_cli, skip_or_fail
+from tests.conftest import ROOT, checkout_env, run_cli, skip_or_fail
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -24,9 +23,7 @@ TF_LINE = re.compile(r"^[IWEF]\d{4} \S+ +\d+ \S+:\d+\]|absl::InitializeLog|To en
 
 def _user_env() -> dict:
     """The environment of a user who set nothing for TensorFlow (conftest sets a log level)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_CPP")}
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
-    return env
+    return checkout_env(without_prefix="TF_CPP")
 
 
 def test_start_up_lines_are_recognised_and_others_kept():

@@ -2,7 +2,6 @@
 task, and no job submitted twice. The 64-job comparison with timings is benchmarks/packing.py."""
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 from pathlib import Path
@@ -12,7 +11,6 @@ import yaml
 
 from sweeper.job.record import read_record
 from sweeper.sweep import manifest
-from tests.conftest import ROOT, run_cli
 from tests.test_slurm import final_state, slurm_multirun, status, status_rows
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -79,7 +77,7 @@ def test_a_job_that_raises_fails_alone_and_its_task_goes_on(tmp_path):
     assert final_state(listed[0].slurm_job_id) == "COMPLETED"
 
 
-def test_a_task_cancelled_half_way_then_status_then_resume(tmp_path):
+def test_a_task_cancelled_half_way_then_status_then_resume(sweeper_cli, status, tmp_path):
     sweep = tmp_path / "cancel"
     lrs = "lr=0.001,0.002,0.003,0.004,0.005,0.006"
     # Unfused, so that the task's jobs finish one by one (fused, they would finish together).
@@ -108,7 +106,7 @@ def test_a_task_cancelled_half_way_then_status_then_resume(tmp_path):
         assert rows[str(num)][2] == ("ok" if num in finished else "cancelled"), rows
     before = {num: (sweep / str(num) / "result.json").read_bytes() for num in finished}
 
-    again = run_cli("-m", "sweeper", "resume", str(sweep), "hydra.launcher.wait=true", timeout=300)
+    again = sweeper_cli("resume", str(sweep), "hydra.launcher.wait=true")
     assert again.returncode == 0, again.stderr
     left = 6 - len(finished)
     assert f"to run again: {left} job{'s' if left > 1 else ''}: {left} cancelled" in again.stdout
@@ -122,12 +120,12 @@ def test_a_task_cancelled_half_way_then_status_then_resume(tmp_path):
             assert listed[num].slurm_job_ids[0] == task and listed[num].slurm_job_id != task
 
 
-def test_a_sweep_resumed_at_once_submits_nothing_twice(tmp_path):
+def test_a_sweep_resumed_at_once_submits_nothing_twice(sweeper_cli, tmp_path):
     sweep = tmp_path / "twice"
     command = ("steps=5,10,15,20", "hydra.launcher.jobs_per_task=2", "hydra.launcher.wait=false")
     result = slurm_multirun(sweep, *command)
     assert result.returncode == 0, result.stderr
-    again = run_cli("-m", "sweeper", "resume", str(sweep), timeout=120)  # at once: both tasks pending or running
+    again = sweeper_cli("resume", str(sweep))  # at once: both tasks pending or running
     assert again.returncode == 0, again.stderr
     assert "nothing to resume" in again.stdout or "not submitted again" in again.stdout, again.stdout
     # The same sweep run again, waiting: its jobs still in Slurm are waited for, not submitted.

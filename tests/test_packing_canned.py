@@ -73,14 +73,16 @@ def test_cpu_shares():
 def test_the_waiting_launcher_stops_at_a_pending_reason_that_never_passes(slurm, tmp_path, capsys):
     from submitit.slurm.slurm import SlurmJob
 
-    from sweeper.launching.submit import Submission, Task, collect
+    from sweeper.job.context import RunContext
+    from sweeper.job.planned import PlannedJob
+    from sweeper.launching.collect import SubmittedTask, collect
 
     slurm.command("sacct", "77_0|PENDING\n")
     slurm.command("squeue", "77_0|PartitionConfig\n")
-    todo = [Submission(0, ["gpus=1"], "0", {})]
-    task = Task([0], SlurmJob(tmp_path / ".submitit" / "%j", "77_0"), packed=False)
+    todo = [PlannedJob(0, tmp_path / "0", "0", ["gpus=1"], "f", None, resources={})]
+    task = SubmittedTask([0], SlurmJob(tmp_path / ".submitit" / "%j", "77_0"), packed=False)
     with pytest.raises(SystemExit) as stopped:
-        collect(todo, [task], tmp_path)
+        collect(todo, [task], RunContext())
     assert stopped.value.code == 2
     line = capsys.readouterr().err.strip()
     assert line.startswith("error: Slurm keeps job 0 (gpus=1, Slurm job 77_0) pending for reason PartitionConfig")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from pathlib import Path
 
@@ -33,9 +32,7 @@ def mnist(tmp_path_factory) -> Path:
 def multirun(sweep: Path, mnist: Path, *overrides: str, leave_out: tuple[str, ...] = ()):
     tiny = [f"{key}={str(value).lower() if isinstance(value, bool) else value}" for key, value in TINY.items()
             if key not in leave_out]
-    # The job processes import this checkout (its run.py's directory first), as a user's would.
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return run_cli("run.py", "-m", *overrides, *tiny, f"data.dir={mnist}", f"hydra.sweep.dir={sweep}", env=env,
+    return run_cli("run.py", "-m", *overrides, *tiny, f"data.dir={mnist}", f"hydra.sweep.dir={sweep}",
                    timeout=240)
 
 

@@ -17,11 +17,16 @@ from tests import synthetic
 from tests.conftest import run_cli
 
 
-def report_of(sweep) -> tuple[str, str]:
-    """Run the command as a user does; return report.md and what it printed."""
-    result = run_cli("-m", "sweeper", "report", str(sweep))
-    assert result.returncode == 0, result.stderr
-    return (sweep / "report" / "report.md").read_text(), result.stdout + result.stderr
+@pytest.fixture
+def report_of(sweeper_cli):
+    """report_of(sweep): run the command as a user does; return report.md and what it printed."""
+
+    def _report(sweep) -> tuple[str, str]:
+        result = sweeper_cli("report", str(sweep))
+        assert result.returncode == 0, result.stderr
+        return (sweep / "report" / "report.md").read_text(), result.stdout + result.stderr
+
+    return _report
 
 
 def assert_images(sweep, *names: str) -> None:
@@ -52,7 +57,7 @@ def table_rows(markdown: str) -> list[list[str]]:
     return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
 
 
-def test_complete_adam_grid(tmp_path):
+def test_complete_adam_grid(report_of, tmp_path):
     sweep = tmp_path / "adam"
     jobs = synthetic.adam_grid_sweep(sweep)
     markdown, printed = report_of(sweep)
@@ -84,7 +89,7 @@ def test_complete_adam_grid(tmp_path):
     assert_images(sweep, "heatmap_linear_adam.png", "loss_linear_adam.png")
 
 
-def test_mnist_grid_has_heatmap_and_small_multiples(tmp_path):
+def test_mnist_grid_has_heatmap_and_small_multiples(report_of, tmp_path):
     sweep = tmp_path / "softmax"
     synthetic.softmax_grid_sweep(sweep)
     markdown, _ = report_of(sweep)
@@ -101,7 +106,7 @@ def test_mnist_grid_has_heatmap_and_small_multiples(tmp_path):
                   "epochs_accuracy_softmax_gd.png", "epochs_loss_softmax_gd.png")
 
 
-def test_partial_sweep_says_what_is_missing_and_why(tmp_path):
+def test_partial_sweep_says_what_is_missing_and_why(report_of, tmp_path):
     sweep = tmp_path / "partial"
     synthetic.softmax_grid_sweep(sweep, partial=True)
     markdown, printed = report_of(sweep)
@@ -123,7 +128,7 @@ def test_partial_sweep_says_what_is_missing_and_why(tmp_path):
     assert_images(sweep, "heatmap_softmax_gd.png", "loss_softmax_gd.png", "epochs_softmax_gd.png")
 
 
-def test_gpu_scaling_table_and_figure(tmp_path):
+def test_gpu_scaling_table_and_figure(report_of, tmp_path):
     sweep = tmp_path / "gpu"
     synthetic.gpu_sweep(sweep)
     markdown, _ = report_of(sweep)
@@ -141,13 +146,13 @@ def test_gpu_scaling_table_and_figure(tmp_path):
     assert_images(sweep, "gpu_scaling_cnn_adam.png", "loss_cnn_adam.png", "epochs_cnn_adam.png")
 
 
-def test_search_report_shows_best_trial_and_objective_by_trial(tmp_path):
+def test_search_report_shows_best_trial_and_objective_by_trial(report_of, tmp_path):
     sweep = tmp_path / "optuna"
     trials = [dict(lr=lr, momentum=m) for lr, m in [(0.001, 0.9), (0.3, 0.6), (0.05, 0.95), (0.02, 0.7)]]
     synthetic.optuna_sweep(sweep, trials, n_trials=6)
     markdown, _ = report_of(sweep)
     assert "Covers **4 of 6 jobs**" in markdown and "2 not started" in markdown
-    assert "Sweep `optuna`: OptunaSweeper, a search of 6 trials." in markdown
+    assert "Sweep `optuna`: hydra/sweeper=optuna_search, a search of 6 trials." in markdown
     table = collate(sweep)
     best = table[table.status == "ok"].sort_values("test_accuracy", ascending=False).iloc[0]
     assert f"Best trial: **{best.job}** (job `{best.job}`), test_accuracy = {best.test_accuracy:.4f}" in markdown
@@ -165,7 +170,7 @@ def test_collate_lists_jobs_not_started(tmp_path):
     assert "error" not in table.columns
 
 
-def test_records_of_the_previous_schema_are_read(tmp_path):
+def test_records_of_the_previous_schema_are_read(report_of, tmp_path):
     """A sweep written before job lists and schema 2: its records (no schema_version, direction or
     preset; an unknown field) are collated and ranked, by a direction guessed from the metric."""
     sweep = tmp_path / "old"
@@ -197,15 +202,15 @@ def test_report_never_imports_tensorflow(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
-def test_report_refuses_what_is_not_a_sweep(tmp_path):
-    result = run_cli("-m", "sweeper", "report", str(tmp_path / "nowhere"))
+def test_report_refuses_what_is_not_a_sweep(sweeper_cli, tmp_path):
+    result = sweeper_cli("report", str(tmp_path / "nowhere"))
     assert result.returncode == 2 and "is not a directory" in result.stderr and "Traceback" not in result.stderr
-    result = run_cli("-m", "sweeper", "report", str(tmp_path))
+    result = sweeper_cli("report", str(tmp_path))
     assert result.returncode == 2 and "no job directories" in result.stderr
     assert not (tmp_path / "report").exists()
 
 
-def test_report_of_a_folder_of_sweeps(tmp_path):
+def test_report_of_a_folder_of_sweeps(report_of, tmp_path):
     synthetic.gpu_sweep(tmp_path / "gpu")
     synthetic.softmax_grid_sweep(tmp_path / "softmax")
     shutil.rmtree(tmp_path / "softmax" / "11")
@@ -214,7 +219,7 @@ def test_report_of_a_folder_of_sweeps(tmp_path):
     assert "## cnn, adam" in markdown and "## softmax, gd" in markdown
 
 
-def test_each_task_is_ranked_by_its_own_direction(tmp_path):
+def test_each_task_is_ranked_by_its_own_direction(report_of, tmp_path):
     """A `task=linear,softmax` sweep: the best linear job has the lowest loss, the best softmax job
     the highest accuracy, as each record's direction says."""
     sweep = tmp_path / "mixed"
@@ -237,3 +242,29 @@ def test_each_task_is_ranked_by_its_own_direction(tmp_path):
     assert best["softmax"][2] == table[table.task == "softmax"].test_accuracy.idxmax()
     assert best["linear"][3:5] == [f"final_loss = {table.final_loss.min():.3g}", "minimize"]
     assert best["softmax"][3:5] == [f"test_accuracy = {table.test_accuracy.max():.4f}", "maximize"]
+
+
+def test_cpu_replicas_are_reported_as_cpu_replicas_not_gpus(sweeper_cli, tmp_path):
+    sweep = tmp_path / "cpu"
+    synthetic.gpu_sweep(sweep, devices="cpu")
+    result = sweeper_cli("report", str(sweep))
+    assert result.returncode == 0, result.stderr
+    markdown = (sweep / "report" / "report.md").read_text()
+    assert "### Scaling over CPU replicas" in markdown and "GPU scaling" not in markdown
+    table = markdown.split("### Scaling over CPU replicas")[1].split("\n\n")[1].splitlines()
+    assert [c.strip() for c in table[0].strip("|").split("|")][:3] == ["gpus", "devices", "runs"]
+    assert all(line.strip("|").split("|")[1].strip() == "CPU" for line in table[2:])
+    assert (sweep / "report" / "gpu_scaling_cnn_adam.png").exists()
+
+
+def test_a_sweep_of_one_epoch_jobs_has_no_per_epoch_figures(sweeper_cli, tmp_path):
+    sweep = tmp_path / "one_epoch"
+    jobs = [{"lr": lr, "batch_size": b} for lr in (0.5, 0.1, 0.01) for b in (32, 64, 128, 256)]
+    synthetic.write_job_list(sweep, "softmax", "gd", jobs, epochs=1)
+    for number, hparams in enumerate(jobs):
+        synthetic.mnist_job(sweep / str(number), "softmax", "gd", **hparams, epochs=1)
+    result = sweeper_cli("report", str(sweep))
+    assert result.returncode == 0, result.stderr
+    made = sorted(p.name for p in (sweep / "report").glob("*.png"))
+    assert made == ["heatmap_softmax_gd.png", "loss_softmax_gd.png"]
+

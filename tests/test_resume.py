@@ -48,13 +48,13 @@ def test_progress_lines_and_summary(small_sweep):
     assert f"collate: python -m sweeper collate {sweep}" in result.stdout
 
 
-def test_resume_runs_only_missing_and_unfinished_jobs(small_sweep):
+def test_resume_runs_only_missing_and_unfinished_jobs(sweeper_cli, small_sweep):
     sweep, _ = small_sweep
     before = finished_jobs(sweep)
     (sweep / "1" / "result.json").unlink()
     record = json.loads((sweep / "2" / "result.json").read_text())
     (sweep / "2" / "result.json").write_text(json.dumps({**record, "status": "failed"}))
-    result = run_cli("-m", "sweeper", "resume", str(sweep))
+    result = sweeper_cli("resume", str(sweep))
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("-> skipped: done") == 2
     assert "sweep: 4 jobs: 2 ok, 2 skipped (done before)" in result.stdout
@@ -78,12 +78,12 @@ def test_a_different_configuration_in_the_same_directory_is_refused(small_sweep)
     assert {p: p.read_bytes() for p in sweep.rglob("*") if p.is_file()} == snapshot
 
 
-def test_resume_refuses_changes_to_the_jobs(small_sweep):
+def test_resume_refuses_changes_to_the_jobs(sweeper_cli, small_sweep):
     sweep, _ = small_sweep
-    result = run_cli("-m", "sweeper", "resume", str(sweep), "lr=0.3")
+    result = sweeper_cli("resume", str(sweep), "lr=0.3")
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error: resume refuses lr=0.3: only launcher settings")
-    result = run_cli("-m", "sweeper", "resume", str(sweep.parent))
+    result = sweeper_cli("resume", str(sweep.parent))
     assert result.returncode == 2 and "multirun.yaml not found" in result.stderr
 
 
@@ -96,7 +96,7 @@ def test_failed_jobs_make_the_command_fail_after_all_ran(tmp_path):
     assert f"error: 2 job(s) did not finish: {sweep / '0'} {sweep / '1'}" in result.stdout
 
 
-def test_ctrl_c_leaves_an_interrupted_record_and_resume_finishes(tmp_path):
+def test_ctrl_c_leaves_an_interrupted_record_and_resume_finishes(sweeper_cli, tmp_path):
     sweep = tmp_path / "sweep"
     command = [sys.executable, "run.py", "-m", "steps=10,150000", f"hydra.sweep.dir={sweep}"]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -109,7 +109,7 @@ def test_ctrl_c_leaves_an_interrupted_record_and_resume_finishes(tmp_path):
     assert process.wait(timeout=120) == 130
     assert f"interrupted; finish the sweep with: python -m sweeper resume {sweep}" in rest
     assert read_record(sweep / "1" / "result.json").status == "interrupted"
-    result = run_cli("-m", "sweeper", "resume", str(sweep))
+    result = sweeper_cli("resume", str(sweep))
     assert result.returncode == 0, result.stderr
     assert "sweep: 2 jobs: 1 ok, 1 skipped (done before)" in result.stdout
     assert (collate(sweep).status == "ok").all()
@@ -135,7 +135,7 @@ def _run_and_kill(command: list[str], rng: random.Random) -> bool:
     return killed
 
 
-def test_sigkill_at_random_moments_loses_no_finished_work(tmp_path):
+def test_sigkill_at_random_moments_loses_no_finished_work(sweeper_cli, tmp_path):
     sweep = tmp_path / "sweep"
     grid = ["lr=0.02,0.01,0.005,0.002,0.001,0.0005", "steps=1000,2000,3000,4000,5000,6000,7000,8000,9000,10000"]
     rng = random.Random(20261125)
@@ -150,7 +150,7 @@ def test_sigkill_at_random_moments_loses_no_finished_work(tmp_path):
         done = now
         if kills == 10:
             break
-    result = run_cli("-m", "sweeper", "resume", str(sweep))
+    result = sweeper_cli("resume", str(sweep))
     assert result.returncode == 0, result.stderr
     assert all(finished_jobs(sweep)[job] == times for job, times in done.items())
     table = collate(sweep)

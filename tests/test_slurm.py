@@ -46,10 +46,16 @@ def read_job_ids(sweep: Path) -> dict[int, dict]:
             for job in listed.jobs if job.slurm_job_id} if listed else {}
 
 
-def status(sweep: Path) -> subprocess.CompletedProcess:
-    result = run_cli("-m", "sweeper", "status", str(sweep), timeout=60)
-    assert result.returncode == 0, result.stderr
-    return result
+@pytest.fixture
+def status(sweeper_cli):
+    """status(sweep): `python -m sweeper status SWEEP`, which must succeed."""
+
+    def _status(sweep: Path) -> subprocess.CompletedProcess:
+        result = sweeper_cli("status", str(sweep))
+        assert result.returncode == 0, result.stderr
+        return result
+
+    return _status
 
 
 def status_rows(output: str) -> dict[str, list[str]]:
@@ -63,7 +69,7 @@ def states(output: str) -> dict[str, list[str]]:
     return {job: row[1:3] for job, row in status_rows(output).items()}
 
 
-def test_ex1_gd_grid_runs_on_slurm_and_collates(tmp_path):
+def test_ex1_gd_grid_runs_on_slurm_and_collates(sweeper_cli, status, tmp_path):
     sweep = tmp_path / "gd"
     result = slurm_multirun(sweep, "experiment=ex1_gd")  # the preset packs its 4 jobs into one task
     assert result.returncode == 0, result.stderr
@@ -78,12 +84,12 @@ def test_ex1_gd_grid_runs_on_slurm_and_collates(tmp_path):
         assert final_state(entry["slurm_job_id"]) == "COMPLETED"
     table = collate(sweep)
     assert dict(zip(table.lr, table.status)) == {0.1: "diverged", 0.01: "ok", 0.001: "ok", 0.0001: "ok"}
-    assert run_cli("-m", "sweeper", "collate", str(sweep)).returncode == 0
+    assert sweeper_cli("collate", str(sweep)).returncode == 0
     assert (sweep / "results.csv").exists()
     assert status(sweep).stdout.strip().endswith(f"4 jobs: 3 ok, 1 diverged ({sweep})")
 
 
-def test_nonblocking_submission_then_status_until_done(tmp_path):
+def test_nonblocking_submission_then_status_until_done(status, tmp_path):
     # Two jobs: Keras SGD, and an optimizer class that does not exist, so that job raises.
     sweep = tmp_path / "nonblocking"
     result = slurm_multirun(sweep, "optimizer._target_=keras.optimizers.SGD,keras.optimizers.NoSuch", "steps=10",
@@ -125,7 +131,7 @@ def _no_accounting_conf(tmp_path: Path) -> Path:
     return path
 
 
-def test_cancelled_job_is_shown_cancelled_and_the_others_are_collected(tmp_path, monkeypatch):
+def test_cancelled_job_is_shown_cancelled_and_the_others_are_collected(status, tmp_path, monkeypatch):
     sweep = tmp_path / "cancel"
     # Job 1 waits in its setup line until it is cancelled; job 0 runs.
     command = [sys.executable, str(ROOT / "run.py"), "-m", "hydra/launcher=slurm", f"hydra.sweep.dir={sweep}",
@@ -154,7 +160,7 @@ def test_cancelled_job_is_shown_cancelled_and_the_others_are_collected(tmp_path,
     assert states(status(sweep).stdout) == cancelled
 
 
-def test_status_does_not_wait_for_jobs_slurm_does_not_know(tmp_path, monkeypatch):
+def test_status_does_not_wait_for_jobs_slurm_does_not_know(status, tmp_path, monkeypatch):
     sweep = tmp_path / "gone"
     synthetic.write_job_list(sweep, "linear", "gd", [{"lr": 0.1}, {"lr": 0.2}])
     manifest.update(sweep, {0: {"slurm_job_id": "999999_0"}, 1: {"slurm_job_id": "999999_1"}})

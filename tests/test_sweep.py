@@ -40,9 +40,9 @@ def test_multirun_writes_one_record_per_job(adam_sweep):
     assert not list(sweep.rglob("*.tmp"))
 
 
-def test_collate_command_prints_and_writes_the_table(adam_sweep, tmp_path):
+def test_collate_command_prints_and_writes_the_table(sweeper_cli, adam_sweep, tmp_path):
     sweep = shutil.copytree(adam_sweep[0], tmp_path / "sweep")
-    result = run_cli("-m", "sweeper", "collate", str(sweep))
+    result = sweeper_cli("collate", str(sweep))
     assert result.returncode == 0, result.stderr
     table = pd.read_csv(sweep / "results.csv")
     assert list(table.columns) == ["job", "task", "optimizer", "lr", "beta1", "beta2", "epsilon", "steps",
@@ -54,11 +54,11 @@ def test_collate_command_prints_and_writes_the_table(adam_sweep, tmp_path):
     assert markdown.startswith("|") and markdown.strip() in result.stdout
 
 
-def test_collation_of_a_partial_sweep_with_a_corrupt_record(adam_sweep, tmp_path):
+def test_collation_of_a_partial_sweep_with_a_corrupt_record(sweeper_cli, adam_sweep, tmp_path):
     sweep = shutil.copytree(adam_sweep[0], tmp_path / "sweep")
     (sweep / "1" / "result.json").unlink()                        # job 1 never finished
     (sweep / "2" / "result.json").write_text('{"status": "ok", ')  # job 2's record is cut short
-    result = run_cli("-m", "sweeper", "collate", str(sweep))
+    result = sweeper_cli("collate", str(sweep))
     assert result.returncode == 0
     assert f"warning: {sweep / '2' / 'result.json'}: not a valid result record" in result.stderr
     table = collate(sweep).set_index("job")
@@ -79,11 +79,11 @@ def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path):
     assert result.stdout.count("-> failed") == 2
 
 
-def test_collate_refuses_what_is_not_a_sweep(tmp_path):
-    result = run_cli("-m", "sweeper", "collate", str(tmp_path / "nowhere"))
+def test_collate_refuses_what_is_not_a_sweep(sweeper_cli, tmp_path):
+    result = sweeper_cli("collate", str(tmp_path / "nowhere"))
     assert result.returncode == 2
     assert "is not a directory" in result.stderr and "Traceback" not in result.stderr
-    result = run_cli("-m", "sweeper", "collate", str(tmp_path))
+    result = sweeper_cli("collate", str(tmp_path))
     assert result.returncode == 2 and "no job directories" in result.stderr
 
 

@@ -157,10 +157,10 @@ def test_tensorboard_hparams_dashboard_has_one_session_per_job(momentum_sweep):
 
 
 @pytest.mark.slow
-def test_report_of_a_real_partial_sweep(momentum_sweep, tmp_path):
+def test_report_of_a_real_partial_sweep(sweeper_cli, momentum_sweep, tmp_path):
     sweep = shutil.copytree(momentum_sweep, tmp_path / "sweep")
     shutil.rmtree(sweep / "3")  # not started yet
-    result = run_cli("-m", "sweeper", "report", str(sweep))
+    result = sweeper_cli("report", str(sweep))
     assert result.returncode == 0, result.stderr
     markdown = (sweep / "report" / "report.md").read_text()
     assert "Covers **3 of 4 jobs** with a record; 4 jobs: 1 ok, 2 diverged, 1 not started." in markdown

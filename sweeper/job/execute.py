@@ -24,11 +24,10 @@ from sweeper.job.record import Record, write_record
 from sweeper.job.recording import count_attempt, record_of, saved_so_far, stopped_error
 from sweeper.job.status import FINISHED, Status
 from sweeper.training import checkpoint
+from sweeper.training.tensorboard import write_summary
 
 
 def _tensorboard(job_dir: Path, record: Record) -> None:
-    from sweeper.training.tensorboard import write_summary  # TensorFlow: only where logs are asked for
-
     try:
         write_summary(job_dir, record)
     except Exception as e:  # the record is written: logs that fail to follow do not fail the job

@@ -20,6 +20,7 @@ from sweeper.job.status import summary
 from sweeper.report.course_figures import FIGURES
 from sweeper.report.document import Document
 from sweeper.report.groups import REPORT_DIR, Group, fmt_number, read_groups
+from sweeper.report.layers import layer_table
 from sweeper.report.plotting import pyplot
 from sweeper.report.published import Exercise, Match, Verdict, compare, load_published
 from sweeper.sweep.collate import collate
@@ -112,8 +113,6 @@ def _exercise_section(doc: Document, plt, exercise: Exercise, matches: list[Matc
         doc.heading("Known differences", 3)
         doc.bullets(exercise.notes)
     if exercise.model:
-        from sweeper.report.layers import layer_table
-
         layers, total = layer_table(exercise.model)
         doc.heading("The model", 3)
         doc.text(f"`{exercise.model}()`, as Keras builds it: **{total:,} parameters** (the published summary: 3,274,634).")

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import pandas as pd
 
+from sweeper.training.tf import import_tensorflow
+
 
 def layer_table(builder: str) -> tuple[pd.DataFrame, int]:
     """The layers of the model `builder` (a dotted make_model, e.g. tasks.cnn.make_model) returns,
     and its total parameter count. Imports TensorFlow (a few seconds)."""
     from hydra.utils import get_method
-
-    from sweeper.training.tf import import_tensorflow
 
     import_tensorflow()  # without its C++ start-up lines
     model = get_method(builder)()

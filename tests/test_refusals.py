@@ -1,20 +1,18 @@
-"""Told, not ignored: what the command line refuses, each with one line on stderr, exit status 2,
+"""What the command line refuses (sweeper/refusals.py), each with one line on stderr, exit status 2,
 no traceback and nothing written (the run happens in an empty directory that must stay empty)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT, run_cli
 
-ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
 def refused(tmp_path: Path, *args: str) -> str:
     """Run `python run.py args` in tmp_path; assert the refusal's form; return its one line."""
-    result = run_cli(str(ROOT / "run.py"), *args, cwd=tmp_path, env=ENV, timeout=120)
+    result = run_cli(str(ROOT / "run.py"), *args, cwd=tmp_path, timeout=120)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
@@ -38,9 +36,10 @@ def test_a_hyperparameter_that_applies_to_no_job(tmp_path, args, line):
     assert refused(tmp_path, *args) == line
 
 
+@pytest.mark.slow
 def test_a_hyperparameter_that_applies_to_some_jobs_is_said_once(tmp_path):
     result = run_cli(str(ROOT / "run.py"), "-m", "optimizer=gd,momentum", "momentum=0.8", "steps=5",
-                     "logging.tensorboard=false", f"hydra.sweep.dir={tmp_path}/sweep", env=ENV, timeout=240)
+                     "logging.tensorboard=false", f"hydra.sweep.dir={tmp_path}/sweep", timeout=240)
     assert result.returncode == 0, result.stdout + result.stderr
     notes = [line for line in result.stderr.splitlines() if "momentum" in line]
     assert notes == ["note: applies to some jobs only: momentum (task=linear optimizer=gd take lr, steps)"]

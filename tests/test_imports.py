@@ -1,0 +1,54 @@
+"""The house's imports: no import cycle hidden in a function, no module reaching into another's
+private names."""
+from __future__ import annotations
+
+import ast
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+# Every module of the project; only the command line imports its commands' modules when it runs
+# one (pandas and matplotlib for `report` cost a second), and type-only imports sit under
+# TYPE_CHECKING. Lazy imports are for TensorFlow, submitit and Optuna.
+MODULES = sorted(path.relative_to(ROOT).as_posix() for folder in ("sweeper", "tasks", "hydra_plugins")
+                 for path in (ROOT / folder).rglob("*.py") if path.name != "__main__.py")
+
+
+OURS = ("sweeper", "tasks", "hydra_plugins")
+
+
+def _project_imports(tree: ast.AST) -> list[tuple[str, list[str]]]:
+    """(module, imported names) of every import of the project's own modules within `tree`."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in OURS:
+            found.append((node.module, [alias.name for alias in node.names]))
+        elif isinstance(node, ast.Import):
+            found += [(alias.name, []) for alias in node.names if alias.name.split(".")[0] in OURS]
+    return found
+
+
+def _project_modules_imported(module: str) -> list[str]:
+    """The project's modules that `module` imports inside a function, except the third-party
+    `hydra_plugins.hydra_submitit_launcher` (the stock launcher's package)."""
+    tree = ast.parse((ROOT / module).read_text())
+    functions = [node for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    return [name for function in functions for name, _ in _project_imports(function)
+            if not name.startswith("hydra_plugins.hydra_submitit_launcher")]
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_the_project_is_imported_at_module_level(module):
+    """No import cycle hidden in a function (fused_loop <-> fused_state, execute <-> fused groups and
+    the launcher plugin <-> submit.py once were)."""
+    assert _project_modules_imported(module) == []
+
+
+def test_no_module_imports_another_modules_private_name():
+    paths = [path for folder in ("sweeper", "tasks") for path in (ROOT / folder).rglob("*.py")]
+    private = [f"{path.relative_to(ROOT)}: {module}.{name}" for path in paths
+               for module, names in _project_imports(ast.parse(path.read_text())) for name in names
+               if name.startswith("_")]
+    assert private == []

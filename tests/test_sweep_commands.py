@@ -1,0 +1,67 @@
+"""The commands on a sweep's folder (`python -m sweeper collate|report|status`) given a job's
+folder or a folder of folders, and the status table of a local sweep."""
+from __future__ import annotations
+
+import pytest
+
+from tests import synthetic
+
+
+@pytest.fixture
+def softmax_sweep(tmp_path):
+    sweep = tmp_path / "outputs" / "x"
+    sweep.mkdir(parents=True)
+    synthetic.softmax_grid_sweep(sweep)
+    return sweep
+
+
+@pytest.mark.parametrize("command", ["collate", "report", "status"])
+def test_a_job_of_a_sweep_is_refused_naming_the_sweep(sweeper_cli, softmax_sweep, command):
+    result = sweeper_cli(command, str(softmax_sweep / "0"))
+    assert result.returncode == 2
+    assert "is one job of the sweep" in result.stderr and str(softmax_sweep.resolve()) in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (softmax_sweep / "0" / "report").exists() and not (softmax_sweep / "0" / "results.csv").exists()
+
+
+def test_report_of_a_folder_with_records_only_deep_below_is_refused(sweeper_cli, softmax_sweep):
+    outputs = softmax_sweep.parent
+    deep = outputs.parent / "deep"
+    (deep / "multirun").mkdir(parents=True)
+    softmax_sweep.rename(deep / "multirun" / "x")
+    result = sweeper_cli("report", str(deep))
+    assert result.returncode == 2
+    assert "holds no sweep" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (deep / "report").exists()
+    assert sweeper_cli("report", str(deep / "multirun")).returncode == 0  # a folder of sweeps
+
+
+@pytest.fixture
+def status_lines(sweeper_cli):
+    """status_lines(sweep): the lines of the status table of `python -m sweeper status SWEEP`."""
+
+    def _lines(sweep) -> list[str]:
+        result = sweeper_cli("status", str(sweep))
+        assert result.returncode == 0, result.stderr
+        return result.stdout.split("\n\n")[0].splitlines()
+
+    return _lines
+
+
+def test_status_of_a_local_sweep_lists_overrides_by_job_number(status_lines, softmax_sweep):
+    lines = status_lines(softmax_sweep)
+    assert lines[0].split() == ["job", "status", "overrides"]  # no Slurm columns: it never went to Slurm
+    assert [line.split()[0] for line in lines[1:]] == [str(n) for n in range(12)]
+    assert lines[12].split()[1:] == ["ok", "lr=0.01", "batch_size=256"]
+
+
+def test_status_without_a_job_list_reads_overrides_from_the_jobs(status_lines, softmax_sweep):
+    (softmax_sweep / "jobs.json").unlink()
+    (softmax_sweep / "12").mkdir()
+    (softmax_sweep / "12" / ".hydra").mkdir()
+    (softmax_sweep / "12" / ".hydra" / "overrides.yaml").write_text("- lr=0.2\n- batch_size=16\n")
+    lines = status_lines(softmax_sweep)
+    assert [line.split()[0] for line in lines[1:]] == [str(n) for n in range(13)]  # 2 before 10
+    assert lines[12].split()[1:] == ["ok", "epochs=5", "batch_size=256", "lr=0.01"]  # from the record
+    assert lines[13].split()[1:] == ["missing", "lr=0.2", "batch_size=16"]  # from .hydra/overrides.yaml
+
