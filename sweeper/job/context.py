@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator, Protocol
 
-if TYPE_CHECKING:  # the fused plan's module imports this one's users
-    from sweeper.job.fused_groups import FusedPlan
-    from sweeper.job.planned import PlannedJob
+from sweeper.job.outcome import Outcome
+from sweeper.job.planned import PlannedJob
 
 
 class Progress:
@@ -34,10 +33,17 @@ class Progress:
         return f"{self.prefix()}{line}"
 
 
+class FusedOutcomes(Protocol):
+    """The fused groups planned for a process's jobs (sweeper/job/fused_groups.py's FusedPlan)."""
+
+    def outcome_of(self, job: PlannedJob, context: RunContext) -> Outcome | None:
+        """The job's outcome from its group's one training; None: it runs alone."""
+
+
 @dataclasses.dataclass
 class RunContext:
     progress: Progress | None = None          # an in-process sweep's counter; None: no `[k/N]`
-    fused: FusedPlan | None = None            # the fused groups planned for this process's jobs
+    fused: FusedOutcomes | None = None        # the fused groups planned for this process's jobs
     planned: dict[int, PlannedJob] = dataclasses.field(default_factory=dict)  # composed here, by number
     single_run: bool = False                  # `python run.py` without -m: every metric, exit 1 on failure
     rank: int = 0                             # a multi-worker job's worker: only rank 0 writes
