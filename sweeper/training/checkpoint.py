@@ -85,7 +85,7 @@ def saved_epoch(job_dir: Path) -> int:
         return 0
 
 
-def saved_history(job_dir: Path) -> tuple[dict[str, list], float | None]:
+def saved_history(job_dir: Path) -> tuple[dict[str, list[Any]], float | None]:
     """The history saved at the last finished epoch (the counters that are curves) and the training
     time up to it, over every attempt: what the record of a job interrupted later keeps.
     ({}, None) where no state was saved."""
