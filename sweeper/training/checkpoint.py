@@ -26,7 +26,7 @@ STATE_DIR = "state"
 _PROGRESS = "progress.json"
 
 
-def _checkpoint(model: keras.Model):
+def _checkpoint(model: keras.Model) -> tf.train.Checkpoint:
     tf = import_tensorflow()
 
     return tf.train.Checkpoint(model=model, optimizer=model.optimizer)
@@ -71,7 +71,7 @@ def saver(job_dir: Path, model: keras.Model, counters: Callable[[], dict[str, An
     saving = manager(job_dir, model)
 
     class SaveState(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             save(saving, job_dir, epoch + 1, counters())
 
     return SaveState()
