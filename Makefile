@@ -1,5 +1,5 @@
 # `make run`: create .venv, install, run the exercise-1 gradient-descent grid and print its table.
-# `make test`: create .venv if needed, install the test and optuna extras, run the tests.
+# `make test`: create .venv if needed, install the test and optuna extras, type-check (mypy), run the tests.
 # `make slurm-up` / `make slurm-down`: a single-node Slurm cluster on this machine (root, Debian).
 PYTHON ?= python3
 VENV := .venv
@@ -19,6 +19,7 @@ run: $(VENV)/.installed
 	$(PY) -m sweeper collate $(SWEEP)
 
 test: $(VENV)/.installed
+	$(PY) -m mypy
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed

@@ -4,6 +4,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the commands import what they need when they run
+    from sweeper.course_runner import Profile
 
 
 def _directory(text: str) -> Path:
@@ -92,7 +96,7 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _list_course(profile, directory: Path, overrides: list[str]) -> int:
+def _list_course(profile: Profile, directory: Path, overrides: list[str]) -> int:
     """Each sweep of the profile, its job count and its command; nothing runs."""
     from hydra.errors import HydraException
 
@@ -167,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if rest:
         args.overrides += rest
-    return args.func(args)
+    code: int = args.func(args)
+    return code
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ def profiles() -> list[str]:
     return sorted(path.stem for path in PROFILE_DIR.glob("*.yaml"))
 
 
-def _sweep(path: Path, index: int, node: dict) -> CourseSweep:
+def _sweep(path: Path, index: int, node: object) -> CourseSweep:
     where = f"{path}: sweep {index + 1}"
     if not isinstance(node, dict) or "preset" not in node or "exercise" not in node:
         raise ProfileError(f"{where}: each sweep needs `preset` and `exercise` (e.g. {{preset: ex1_gd, exercise: ex1}})")

@@ -14,7 +14,7 @@ import functools
 import io
 import sys
 from pathlib import Path
-from typing import Any, Iterable, NoReturn, Sequence
+from typing import Any, Iterable, NoReturn, Sequence, cast
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
@@ -51,7 +51,7 @@ def _aliases() -> dict[str, str]:
     """What the optimizer and task files call a hyperparameter (`learning_rate: ${lr}` -> lr)."""
     aliases = {}
     for path in [*CONF.glob("optimizer/*.yaml"), *CONF.glob("task/*.yaml")]:
-        raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+        raw = cast("dict[str, Any]", OmegaConf.to_container(OmegaConf.load(path), resolve=False))  # a mapping's file
         for node in raw.values():
             for field, value in (node.items() if isinstance(node, dict) else []):
                 if (hparam := interpolated_key(value)) in HPARAMS:
@@ -168,9 +168,10 @@ class Applicability:
 # -- nested keys that bypass a hyperparameter ------------------------------------------------------
 
 @functools.cache
-def _group_file(group: str, option: str) -> dict:
+def _group_file(group: str, option: str) -> dict[str, Any]:
     path = CONF / group / f"{option}.yaml"
-    return OmegaConf.to_container(OmegaConf.load(path), resolve=False) if path.is_file() else {}
+    # a config group's file is a mapping: its container a dict
+    return cast("dict[str, Any]", OmegaConf.to_container(OmegaConf.load(path), resolve=False)) if path.is_file() else {}
 
 
 def check_bypass(cfg: DictConfig, overrides: Iterable[str]) -> None:

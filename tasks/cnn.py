@@ -50,7 +50,7 @@ def run(*, optimizer: dict[str, Any], data: dict[str, Any], batch_size: int, epo
     return outcome
 
 
-def fused_logits(weights: list, x: Any, training: bool = False, dropout: float = 0.5) -> Any:
+def fused_logits(weights: list[Any], x: Any, training: bool = False, dropout: float = 0.5) -> Any:
     """Every copy's logits at once, [N, B, 10], the HFTA way: the first convolution is one
     convolution with N x 32 filters over the shared images; the second is one grouped convolution
     (N groups of 32 input channels, tf.nn.conv2d infers the groups from the filter's depth); the

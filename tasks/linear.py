@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import hydra.utils
 import numpy as np
@@ -20,7 +20,8 @@ from sweeper.training import fused_loop
 from sweeper.training.fused_loop import LEARNING_RATE, Hyperparameter
 from sweeper.training.tf import import_tensorflow
 
-tf = import_tensorflow()
+import_tensorflow()  # started quietly: the import below finds it
+import tensorflow as tf
 
 X = [1.0, 2.0, 3.0, 4.0]
 Y = [0.0, -1.0, -2.0, -3.0]
@@ -37,10 +38,12 @@ def _loss(w: tf.Variable, b: tf.Variable) -> tf.Tensor:
     return tf.reduce_sum(tf.square(w * tf.constant(X) + b - tf.constant(Y)))
 
 
-_trainers: dict[tuple[str, tuple[str, ...]], tuple] = {}
+# a Keras optimizer, its hyperparameters held in variables, its initial state, the loop (a tf.function: steps -> losses)
+_Trainer = tuple[Any, dict[str, Hyperparameter], list[np.ndarray], Any]
+_trainers: dict[tuple[str, tuple[str, ...]], _Trainer] = {}
 
 
-def _trainer(optimizer_target: str, hyper_names: tuple[str, ...]):
+def _trainer(optimizer_target: str, hyper_names: tuple[str, ...]) -> _Trainer:
     """One optimizer and one compiled training loop per optimizer type, for the whole process."""
     key = (optimizer_target, hyper_names)
     if key not in _trainers:
@@ -48,7 +51,7 @@ def _trainer(optimizer_target: str, hyper_names: tuple[str, ...]):
     return _trainers[key]
 
 
-def _build_trainer(optimizer_target: str, hyper_names: tuple[str, ...]):
+def _build_trainer(optimizer_target: str, hyper_names: tuple[str, ...]) -> _Trainer:
     w, b = _params()
     # Non-zero at build time: SGD then keeps momentum slots.
     optimizer = hydra.utils.instantiate({"_target_": optimizer_target, **{name: 0.5 for name in hyper_names}})
@@ -80,7 +83,7 @@ def traces(optimizer_target: str) -> int:
                for (target, _), (*_, train) in _trainers.items() if target == optimizer_target)
 
 
-def _train_reporting(train, steps: int, w: tf.Variable, b: tf.Variable, reporter: Reporter | None) -> list[float]:
+def _train_reporting(train: Callable[[tf.Tensor], tf.Tensor], steps: int, w: tf.Variable, b: tf.Variable, reporter: Reporter | None) -> list[float]:
     """Train `steps` steps; under a search's trial, in stretches, reporting the loss after each
     (the same steps: the loop's state lives in the variables) and stopping where the pruner says."""
     if reporter is None:
@@ -126,7 +129,7 @@ def run(*, optimizer: dict[str, Any], steps: int, job_dir: Path | None = None, t
     )
 
 
-def _fused_trainer(optimizers: list[dict[str, Any]]):
+def _fused_trainer(optimizers: list[dict[str, Any]]) -> tuple[tf.Variable, Callable[[], tf.Tensor], Callable[[tf.Tensor], tf.Tensor]]:
     """The group's loop: every copy's (W, b) in one [N, 2] variable, the per-copy losses one
     broadcast expression, one Keras optimizer with per-copy hyperparameters (sweeper.training.fused_loop)."""
     params = tf.Variable([[W0, B0]] * len(optimizers), name="W_b")

@@ -34,7 +34,7 @@ def run(*, optimizer: dict[str, Any], data: dict[str, Any], batch_size: int, epo
     return outcome
 
 
-def fused_logits(weights: list, x: Any, training: bool = False) -> Any:
+def fused_logits(weights: list[Any], x: Any, training: bool = False) -> Any:
     """Every copy's logits at once, [N, B, 10]: one einsum (a batched matmul) over the copies'
     kernels [N, 784, 10] and biases [N, 10], the Dense layer's `x W + b` without its softmax."""
     import tensorflow as tf

@@ -27,7 +27,8 @@ def job_line(record: Record, every_metric: bool) -> str:
     elif every_metric:
         detail = " ".join(f"{k}={_format(v)}" for k, v in record.metrics.items())
     else:
-        detail = f"{record.objective}={_format(record.metrics.get(record.objective))}"
+        value = record.metrics.get(record.objective) if record.objective is not None else None
+        detail = f"{record.objective}={_format(value)}"
     seconds = ""
     if record.train_time_s is not None and record.attempts > 1:  # more than this command's time
         seconds = f" (training {record.train_time_s:.2f} s over {record.attempts} attempts)"
@@ -39,5 +40,5 @@ def job_line(record: Record, every_metric: bool) -> str:
 
 def objective(record: Record | None) -> float:
     """What the job returns to its sweeper: the objective, NaN when there is none."""
-    value = record.metrics.get(record.objective) if record else None
+    value = record.metrics.get(record.objective) if record and record.objective is not None else None
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else math.nan

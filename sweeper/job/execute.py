@@ -45,7 +45,8 @@ def call_task(job: PlannedJob, job_dir: Path | None, context: RunContext,
     cfg = job.cfg
     run = hydra.utils.instantiate(cfg.task.run, _partial_=True, _convert_="all")
     pruning = {"trial": reporter} if reporter is not None else {}  # only tasks that can be pruned take it
-    return run(optimizer=OmegaConf.to_container(cfg.optimizer, resolve=True), job_dir=job_dir, **pruning)
+    trained: Outcome = run(optimizer=OmegaConf.to_container(cfg.optimizer, resolve=True), job_dir=job_dir, **pruning)
+    return trained
 
 
 def _skip_done(job: PlannedJob, context: RunContext) -> Record | None:

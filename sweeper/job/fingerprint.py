@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -20,7 +21,7 @@ class MismatchError(Exception):
 
 def fingerprint(cfg: DictConfig) -> str:
     """A hash of the resolved job config, without Hydra's own (runtime) keys and logging switches."""
-    content = {}
+    content: dict[Any, Any] = {}
     for key in cfg:
         if key not in _NOT_FINGERPRINTED:
             node = cfg[key]

@@ -21,7 +21,7 @@ def echo(line: str, *, warning: bool = False) -> None:
     """Print `line` (a warning or error to stderr) and add it to the job's log file."""
     print(line, file=sys.stderr if warning else sys.stdout, flush=True)
     level = logging.WARNING if warning else logging.INFO
-    record = _log.makeRecord(_log.name, level, __file__, 0, line, None, None)
+    record = _log.makeRecord(_log.name, level, __file__, 0, line, (), None)
     for handler in _job_log_files():
         if level >= handler.level:
             handler.handle(record)

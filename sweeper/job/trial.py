@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, cast
 
 from omegaconf import OmegaConf
 
@@ -71,7 +71,8 @@ def link_of(hydra_cfg: Any, objective: str | None) -> TrialLink | None:
     sweep_dir = Path(str(hydra_cfg.runtime.cwd)) / str(hydra_cfg.sweep.dir)
     return TrialLink(storage=storage_spec(sweeper.get("storage"), sweep_dir),
                      study_name=str(sweeper.get("study_name") or DEFAULT_STUDY), number=int(hydra_cfg.job.num),
-                     pruner=OmegaConf.to_container(pruner, resolve=True), objective=objective)
+                     pruner=cast("dict[str, Any]", OmegaConf.to_container(pruner, resolve=True)),  # a mapping's: a dict
+                     objective=objective)
 
 
 class Reporter:

@@ -23,6 +23,7 @@ from sweeper.launching.scheduler import ENDED, job_states, pending_reasons
 
 if TYPE_CHECKING:
     from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
+    from submitit import Job
 
 _POLL_S = 0.5          # how often a waiting launcher looks for results
 _STATE_EVERY_S = 2.0   # how often it asks Slurm for states
@@ -40,7 +41,7 @@ class SubmittedTask:
     a packed task's jobs."""
 
     positions: list[int]     # its jobs' positions in the launch
-    job: Any                 # the submitit job
+    job: Job[Any]            # the submitit job: its result a JobReturn, or {job number: JobReturn} where packed
     packed: bool             # it runs a PackedTask: its result is {job number: JobReturn}
     submitted: float = 0.0   # time.time() at submission: a record older than that is an earlier run's
 
@@ -77,12 +78,12 @@ def announce(job: PlannedJob, returned: JobReturn, context: RunContext) -> None:
         print(context.line(f"{label(job.overrides)} -> {reason}"), flush=True)
 
 
-def ended_without_result(job: Any, state: str) -> JobReturn:
+def ended_without_result(job: Job[Any], state: str) -> JobReturn:
     message = f"Slurm job {job.job_id} ended {state} without a result (its log: {job.paths.stderr})"
     return JobReturn(status=JobStatus.FAILED, _return_value=JobEndedWithoutResult(message))
 
 
-def _result(job: Any) -> JobReturn:
+def _result(job: Job[Any]) -> JobReturn:
     """The job's own JobReturn, or a failed one holding the error, without raising."""
     try:
         returned: JobReturn = job.results()[0]

@@ -7,7 +7,7 @@ A full composition (`load_sweep_config`) costs about 50 ms, so a 2,000-job grid 
 from __future__ import annotations
 
 import copy
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Sequence, cast
 
 from hydra._internal.config_loader_impl import get_overrides_dirname
 from hydra.core.config_loader import ConfigLoader
@@ -37,10 +37,11 @@ def job_configs(loader: ConfigLoader, master: DictConfig, job_overrides: Sequenc
     for num, overrides in enumerate(job_overrides, start=initial_job_idx):
         parsed = parser.parse_overrides(list(overrides))
         values = {o.key_or_group: o.value() for o in parsed if _is_hparam(o)}
-        rest = tuple(o.input_line for o in parsed if not _is_hparam(o))
+        # the parser keeps each override's text in input_line: never None here
+        rest = cast("tuple[str, ...]", tuple(o.input_line for o in parsed if not _is_hparam(o)))
         if rest not in composed:
             cfg = loader.load_sweep_config(master_config=master, sweep_overrides=list(rest))
-            raw = OmegaConf.to_container(cfg, resolve=False)
+            raw = cast("dict[str, Any]", OmegaConf.to_container(cfg, resolve=False))  # a DictConfig's: a dict
             composed[rest] = cfg, {key: raw[key] for key in HPARAMS if key in raw}
         cfg, defaults = composed[rest]
         if not values.keys() <= defaults.keys():  # a key this config lacks: Hydra's own error, or its config

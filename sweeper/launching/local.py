@@ -20,6 +20,7 @@ from sweeper.launching.resources import by_resources, executor, resources_of, se
 
 if TYPE_CHECKING:
     from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
+    from submitit import AutoExecutor
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def launch(launcher: BaseSubmititLauncher, jobs: list[PlannedJob], context: RunC
     per_task, parallel = setting(launcher.params, "jobs_per_task"), setting(launcher.params, "jobs_in_parallel")
     packs = sorted(pack for positions in by_resources(jobs, list(range(len(jobs)))).values()
                    for pack in (positions[start:start + per_task] for start in range(0, len(positions), per_task)))
-    executors: dict[str, Any] = {}
+    executors: dict[str, AutoExecutor] = {}
     singletons = Singleton.get_state()
     tasks: list[SubmittedTask] = []
     returns: dict[int, JobReturn] = {}
@@ -58,7 +59,7 @@ def launch(launcher: BaseSubmititLauncher, jobs: list[PlannedJob], context: RunC
     return [returns[i] for i in range(len(jobs))]
 
 
-def _submit(made: Any, launcher: BaseSubmititLauncher, jobs: list[PlannedJob], pack: list[int],
+def _submit(made: AutoExecutor, launcher: BaseSubmititLauncher, jobs: list[PlannedJob], pack: list[int],
             singletons: dict[Any, Any], packed: bool, parallel: int) -> SubmittedTask:
     if packed:
         sent = [jobs[i].sent() for i in pack]

@@ -75,9 +75,9 @@ def _job_config(launcher: BaseSubmititLauncher, job: PlannedJob) -> DictConfig:
     """The job's config as the stock launcher composes it: hydra.job.num is its directory."""
     assert launcher.hydra_context is not None and launcher.config is not None
     cfg = launcher.hydra_context.config_loader.load_sweep_config(launcher.config, list(job.overrides))
-    with open_dict(cfg.hydra.job) as hydra_job:
-        hydra_job.id = _task_id()
-        hydra_job.num = job.num
+    with open_dict(cfg.hydra.job):
+        cfg.hydra.job.id = _task_id()
+        cfg.hydra.job.num = job.num
     return cfg
 
 

@@ -8,7 +8,7 @@ import os
 import re
 import shlex
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from hydra.errors import CompactHydraException
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf, LocalQueueConf, SlurmQueueConf
@@ -16,6 +16,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from hydra_plugins.launcher_plugins.config import LocalConf, SlurmConf
 from sweeper.job.planned import PlannedJob
+
+if TYPE_CHECKING:
+    from submitit import AutoExecutor
 
 
 def _fields(conf: type) -> set[str]:
@@ -44,7 +47,7 @@ def job_resources(cfg: DictConfig) -> dict[str, Any]:
     `cpus_per_task`, or `cpus_per_gpu` for each GPU when that is more. The timeout signal: at
     most half the time limit before its end.
     """
-    params: dict[str, Any] = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)  # type: ignore[assignment]
+    params = cast("dict[str, Any]", OmegaConf.to_container(cfg.hydra.launcher, resolve=True))  # a DictConfig's: a dict
     gpus = params.get("gpus_per_node")
     if gpus is None:
         gpus = int(cfg.get("gpus") or 0)
@@ -117,7 +120,7 @@ def _python() -> str:
     return f"env PYTHONPATH={shlex.quote(path)} {shlex.quote(sys.executable)}"
 
 
-def executor(cluster: str, params: dict[str, Any]) -> Any:
+def executor(cluster: str, params: dict[str, Any]) -> AutoExecutor:
     """A submitit executor for jobs with these parameters (as the stock plugin builds one)."""
     import submitit
 

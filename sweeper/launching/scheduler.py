@@ -19,7 +19,7 @@ def query_timeout() -> float:
     return float(os.environ.get("SWEEPER_SLURM_TIMEOUT_S", "10"))
 
 
-def _run(command: list[str], timeout: float) -> subprocess.CompletedProcess | None:
+def _run(command: list[str], timeout: float) -> subprocess.CompletedProcess[str] | None:
     """The finished command, or None when it is not installed or did not finish in time."""
     try:
         return subprocess.run(command, capture_output=True, text=True, timeout=timeout)

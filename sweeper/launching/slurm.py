@@ -32,6 +32,7 @@ from sweeper.sweep.jobs import read_job
 
 if TYPE_CHECKING:
     from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
+    from submitit import AutoExecutor, Job
 
 log = logging.getLogger(__name__)
 
@@ -129,11 +130,12 @@ def _refuse_impossible(jobs: list[PlannedJob], groups: dict[str, list[int]], set
             raise SystemExit(2)
 
 
-def _submit(made: Any, launcher: BaseSubmititLauncher, jobs: list[PlannedJob], packs: list[list[int]],
+def _submit(made: AutoExecutor, launcher: BaseSubmititLauncher, jobs: list[PlannedJob], packs: list[list[int]],
             singletons: dict[Any, Any], sweep_dir: Path, packed: bool, parallel: int) -> list[SubmittedTask]:
     """Submit these tasks as one array (or one job); sbatch's refusal becomes one clear line."""
     from submitit.core.utils import FailedJobError
 
+    submitted: list[Job[Any]]  # a packed task's result is {job number: JobReturn}, a job's its JobReturn
     try:
         if packed:
             sent = [[jobs[i].sent() for i in pack] for pack in packs]
@@ -181,7 +183,7 @@ def _report_submitted(jobs: list[PlannedJob], tasks: list[SubmittedTask], arrays
             for job in jobs]
 
 
-def _still_running(submitted: list[Any], sweep_dir: Path) -> None:
+def _still_running(submitted: list[Job[Any]], sweep_dir: Path) -> None:
     """Ctrl-C stops the waiting, not the jobs: say so, and how to stop or follow them."""
     arrays = sorted({job.job_id.split("_")[0] for job in submitted}, key=int)
     print(f"\ninterrupted: the Slurm jobs keep running; stop them with: scancel {' '.join(arrays)}", flush=True)

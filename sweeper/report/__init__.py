@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 from pathlib import Path
+from types import ModuleType
 
 from sweeper.job.record import write_atomic
 from sweeper.job.status import PROBLEM
@@ -28,7 +29,7 @@ def _image(lines: list[str], out: Path, path: Path | None, caption: str) -> None
         lines += [f"![{caption}]({path.relative_to(out).as_posix()})", ""]
 
 
-def _group_sections(plt, group: Group, out: Path, search: bool) -> tuple[list[str], list[Path]]:
+def _group_sections(plt: ModuleType, group: Group, out: Path, search: bool) -> tuple[list[str], list[Path]]:
     lines, figures = [f"## {group.title}", ""], []
     better = "highest" if group.direction == "maximize" else "lowest"
     lines += [f"{len(group.rows)} jobs; objective `{group.objective}` ({better} is best); varied: "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from types import ModuleType
 from typing import Callable
 
 import numpy as np
@@ -20,7 +21,7 @@ from sweeper.report.tables import grid_pairs, grid_values
 Figure = tuple[Path, str]   # the PNG and its caption
 
 
-def _loss_curves(plt, exercise: Exercise, groups: list[Group], matches: list[Match], out: Path) -> list[Figure]:
+def _loss_curves(plt: ModuleType, exercise: Exercise, groups: list[Group], matches: list[Match], out: Path) -> list[Figure]:
     made = []
     for group in groups:
         path = loss_figure(plt, group, out / f"{exercise.key}_loss_{group.slug}.png")
@@ -29,7 +30,7 @@ def _loss_curves(plt, exercise: Exercise, groups: list[Group], matches: list[Mat
     return made
 
 
-def _line_figure(plt, exercise: Exercise, groups: list[Group], matches: list[Match], path: Path) -> Path:
+def _line_figure(plt: ModuleType, exercise: Exercise, groups: list[Group], matches: list[Match], path: Path) -> Path:
     """The objective against the one hyperparameter each group varies; the published best starred."""
     fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.6), squeeze=False)
     for ax, group in zip(axes.flat, groups):
@@ -50,7 +51,7 @@ def _line_figure(plt, exercise: Exercise, groups: list[Group], matches: list[Mat
     return save(fig, path)
 
 
-def _grid(plt, exercise: Exercise, groups: list[Group], matches: list[Match], out: Path) -> list[Figure]:
+def _grid(plt: ModuleType, exercise: Exercise, groups: list[Group], matches: list[Match], out: Path) -> list[Figure]:
     made = []
     lines = [g for g in groups if len(g.varied) == 1]
     if lines:
@@ -66,7 +67,7 @@ def _grid(plt, exercise: Exercise, groups: list[Group], matches: list[Match], ou
     return made
 
 
-def _lr_batch_heatmap(plt, exercise: Exercise, groups: list[Group], matches: list[Match], out: Path) -> list[Figure]:
+def _lr_batch_heatmap(plt: ModuleType, exercise: Exercise, groups: list[Group], matches: list[Match], out: Path) -> list[Figure]:
     """Test accuracy over lr x batch size, published and ours side by side, on the same cells."""
     published = {(m.row.config["lr"], m.row.config["batch_size"]): m.row.value for m in matches
                  if m.row.metric == "test_accuracy"}
@@ -103,16 +104,18 @@ def _lr_batch_heatmap(plt, exercise: Exercise, groups: list[Group], matches: lis
     return [(path, "test accuracy after one epoch over lr x batch size: published (left), ours (right); empty: not run")]
 
 
-def _accuracy_per_epoch(plt, exercise: Exercise, groups: list[Group], matches: list[Match], out: Path) -> list[Figure]:
+def _accuracy_per_epoch(plt: ModuleType, exercise: Exercise, groups: list[Group], matches: list[Match], out: Path) -> list[Figure]:
     """Test accuracy per epoch of every run; the published "99% shortly after the 5th epoch" marked."""
     runs = [(group, row) for group in groups for _, row in group.rows.iterrows()
-            if group.jobs[row.job].record and group.jobs[row.job].record.history.get("test_accuracy")]
+            if (record := group.jobs[row.job].record) and record.history.get("test_accuracy")]
     if not runs:
         return []
     fig, ax = plt.subplots(figsize=(9, 4.8))
     for group, row in runs:
-        curve = group.jobs[row.job].record.history["test_accuracy"]
-        images = group.jobs[row.job].record.metrics.get("train_samples")
+        record = group.jobs[row.job].record
+        assert record is not None, "runs: jobs with records"
+        curve = record.history["test_accuracy"]
+        images = record.metrics.get("train_samples")
         ax.plot(range(1, len(curve) + 1), [100 * v if v is not None else np.nan for v in curve], "o-", markersize=3,
                 label=f"lr={fmt_number(row['lr'])} batch {fmt_number(row['batch_size'])}, {images:,} training images")
     for match in matches:
@@ -131,7 +134,7 @@ def _accuracy_per_epoch(plt, exercise: Exercise, groups: list[Group], matches: l
     return [(path, "test accuracy per epoch; the published 99% marker dashed")]
 
 
-def _scaling(plt, exercise: Exercise, groups: list[Group], matches: list[Match], out: Path) -> list[Figure]:
+def _scaling(plt: ModuleType, exercise: Exercise, groups: list[Group], matches: list[Match], out: Path) -> list[Figure]:
     """Training time, speedup and efficiency against GPUs: ours (GPUs or CPU replicas) and published."""
     published = sorted((m.row.config["gpus"], m.row.value) for m in matches if m.row.metric == "train_time_s")
     ours = next((t for g in groups if (t := scaling_table(g)) is not None), None)
@@ -166,7 +169,7 @@ def _scaling(plt, exercise: Exercise, groups: list[Group], matches: list[Match],
     return [(path, "training time, speedup and parallel efficiency against devices: ours beside the published")]
 
 
-def _epochs(plt, exercise: Exercise, groups: list[Group], matches: list[Match], out: Path) -> list[Figure]:
+def _epochs(plt: ModuleType, exercise: Exercise, groups: list[Group], matches: list[Match], out: Path) -> list[Figure]:
     made = []
     for group in groups:
         for path in epoch_figures(plt, group, out):
@@ -176,7 +179,7 @@ def _epochs(plt, exercise: Exercise, groups: list[Group], matches: list[Match], 
     return made
 
 
-FIGURES: dict[str, Callable] = {
+FIGURES: dict[str, Callable[[ModuleType, Exercise, list[Group], list[Match], Path], list[Figure]]] = {
     "loss_curves": _loss_curves, "grid": _grid, "lr_batch_heatmap": _lr_batch_heatmap,
     "accuracy_per_epoch": _accuracy_per_epoch, "scaling": _scaling, "epochs": _epochs,
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 from collections import Counter
 from pathlib import Path
+from types import ModuleType
 
 import pandas as pd
 
@@ -100,7 +101,7 @@ def _where(jobs: list[Job]) -> list[str]:
             f"code: commit {', '.join(commits) or 'unknown'}"]
 
 
-def _exercise_section(doc: Document, plt, exercise: Exercise, matches: list[Match], groups: list[Group],
+def _exercise_section(doc: Document, plt: ModuleType, exercise: Exercise, matches: list[Match], groups: list[Group],
                       out: Path) -> list[Path]:
     doc.heading(exercise.title)
     doc.text(exercise.setup)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import warnings
 from pathlib import Path
+from types import ModuleType
 from typing import Iterable
 
 import numpy as np
@@ -37,7 +38,7 @@ def _ranks(n: int, k: int) -> list[int]:
     return list(range(n)) if n <= k else sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
 
 
-def loss_figure(plt, group: Group, path: Path) -> Path | None:
+def loss_figure(plt: ModuleType, group: Group, path: Path) -> Path | None:
     ranked = group.ranked()
     curves = {name: c for name in group.rows.job if (c := _curve(group.jobs[name])) is not None}
     ok = [name for name in ranked.job if name in curves]
@@ -98,6 +99,9 @@ def loss_figure(plt, group: Group, path: Path) -> Path | None:
 _EPOCH_KEYS = ("train_accuracy", "test_accuracy", "train_loss", "test_loss")
 
 
+Run = tuple[pd.Series, dict[str, np.ndarray]]  # a job's row and its per-epoch curves
+
+
 def _epochs(job: Job) -> dict[str, np.ndarray] | None:
     history = job.record.history if job.record else {}
     found = {k: np.array([np.nan if v is None else v for v in history[k]], dtype=float)
@@ -105,7 +109,7 @@ def _epochs(job: Job) -> dict[str, np.ndarray] | None:
     return found or None
 
 
-def _epoch_runs(group: Group) -> list[tuple[pd.Series, dict[str, np.ndarray]]]:
+def _epoch_runs(group: Group) -> list[Run]:
     """Runs with per-epoch histories; when there are many, ranks from best to worst."""
     ranked = group.ranked()
     others = group.rows[~group.rows.job.isin(ranked.job)]
@@ -119,7 +123,7 @@ def _epoch_runs(group: Group) -> list[tuple[pd.Series, dict[str, np.ndarray]]]:
     return runs
 
 
-def _epoch_few(plt, group: Group, runs, path: Path) -> Path:
+def _epoch_few(plt: ModuleType, group: Group, runs: list[Run], path: Path) -> Path:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     colors = plt.get_cmap("tab10")(np.arange(len(runs)) % 10)
     for color, (row, e) in zip(colors, runs):
@@ -140,7 +144,7 @@ def _epoch_few(plt, group: Group, runs, path: Path) -> Path:
     return save(fig, path, tight=True)
 
 
-def _epoch_multiples(plt, group: Group, runs, kind: str, total: int, path: Path) -> Path:
+def _epoch_multiples(plt: ModuleType, group: Group, runs: list[Run], kind: str, total: int, path: Path) -> Path:
     columns = min(6, len(runs))
     lines = math.ceil(len(runs) / columns)
     title_lines = math.ceil(max(len(group.varied), 1) / 2) + 1
@@ -176,11 +180,11 @@ def _epoch_multiples(plt, group: Group, runs, kind: str, total: int, path: Path)
     return save(fig, path)
 
 
-def _most_epochs(runs) -> int:
+def _most_epochs(runs: list[Run]) -> int:
     return max((len(curve) for _, e in runs for curve in e.values()), default=0)
 
 
-def epoch_figures(plt, group: Group, out: Path) -> list[Path]:
+def epoch_figures(plt: ModuleType, group: Group, out: Path) -> list[Path]:
     """Per-epoch figures of a group with more than one epoch: one epoch is one dot per panel."""
     runs = _epoch_runs(group)
     if _most_epochs(runs) < 2:

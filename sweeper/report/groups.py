@@ -49,7 +49,8 @@ class Group:
 
     def ranked(self) -> pd.DataFrame:
         """Its ok rows with a finite objective, best first."""
-        ok = self.rows[(self.rows.status == Status.OK) & np.isfinite(pd.to_numeric(self.rows.get(self.objective), errors="coerce"))]
+        objective = pd.to_numeric(self.rows.get(self.objective), errors="coerce")  # type: ignore[call-overload]  # pandas-stubs: None is taken too (NaN)
+        ok: pd.DataFrame = self.rows[(self.rows.status == Status.OK) & np.isfinite(objective)]
         return ok.sort_values(self.objective, ascending=self.direction != "maximize", kind="stable")
 
     def label(self, row: pd.Series, per_line: int = 0) -> str:
@@ -82,9 +83,9 @@ def direction_of(jobs: list[Job], objective: str) -> str:
     metric's name only for records of schema 1, which did not say."""
     said = [job.record.direction if job.record and job.record.direction else job.entry.direction if job.entry else None
             for job in jobs]
-    said = [d for d in said if d in ("minimize", "maximize")]
-    if said:
-        return max(set(said), key=said.count)
+    known = [d for d in said if d is not None and d in ("minimize", "maximize")]
+    if known:
+        return max(set(known), key=known.count)
     return "maximize" if "accuracy" in objective else "minimize"
 
 
@@ -94,15 +95,15 @@ def read_groups(table: pd.DataFrame, jobs: list[Job]) -> list[Group]:
         return []
     groups = []
     for (task, optimizer), rows in table.dropna(subset=["task", "optimizer"]).groupby(["task", "optimizer"]):
-        records = [by_name[n] for n in rows.job if by_name[n].record is not None]
-        objectives = [job.record.objective for job in records if job.record.objective in rows.columns]
+        records = [record for n in rows.job if (record := by_name[n].record) is not None]
+        objectives = [r.objective for r in records if r.objective is not None and r.objective in rows.columns]
         if not objectives:
             continue
         objective = max(set(objectives), key=objectives.count)
         direction = direction_of([by_name[n] for n in rows.job], objective)
         rows = rows.dropna(axis=1, how="all")
         varied = [k for k in HPARAMS if k in rows.columns and rows[k].nunique() > 1]
-        groups.append(Group(task, optimizer, objective, direction, rows, {n: by_name[n] for n in rows.job}, varied))
+        groups.append(Group(str(task), str(optimizer), objective, direction, rows, {n: by_name[n] for n in rows.job}, varied))
     return groups
 
 

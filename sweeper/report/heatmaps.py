@@ -3,11 +3,17 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sweeper.report.groups import Group, STATUS_TEXT, fmt_number
 from sweeper.report.plotting import save
+from sweeper.report.tables import Grid
+
+if TYPE_CHECKING:
+    from matplotlib.colors import Normalize
 
 
 def _heat_text(objective: str, value: float, text: str, crowded: bool) -> str:
@@ -18,7 +24,7 @@ def _heat_text(objective: str, value: float, text: str, crowded: bool) -> str:
     return f"{value:.2g}" if crowded else f"{value:.3g}"
 
 
-def _heat_scale(objective: str, values: np.ndarray):
+def _heat_scale(objective: str, values: np.ndarray) -> tuple[np.ndarray, Normalize, bool]:
     """The values to colour, the colour scale, and whether it is logarithmic (for losses)."""
     from matplotlib.colors import LogNorm, Normalize
 
@@ -36,7 +42,7 @@ def _heat_scale(objective: str, values: np.ndarray):
     return colours, (LogNorm(low, high) if log else Normalize(low, high)), log
 
 
-def heatmap_figure(plt, group: Group, grids: list, path: Path) -> Path:
+def heatmap_figure(plt: ModuleType, group: Group, grids: list[Grid], path: Path) -> Path:
     """One heatmap per pair of grid axes, two or three to a row, sized by the number of cells."""
     widest = max(len(g[3]) for g in grids)
     tallest = max(len(g[2]) for g in grids)

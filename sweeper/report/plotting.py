@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 
 
-def pyplot():
+def pyplot() -> ModuleType:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -17,7 +22,7 @@ def pyplot():
     return plt
 
 
-def save(fig, path: Path, tight: bool = False) -> Path:
+def save(fig: Figure, path: Path, tight: bool = False) -> Path:
     # "tight" makes room for what sticks out (a legend beside the axes, colorbar labels), at the
     # price of a second drawing pass: seconds for a grid of small multiples.
     fig.savefig(path, bbox_inches="tight" if tight else None)

@@ -13,7 +13,7 @@ import itertools
 import math
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from omegaconf import OmegaConf
 
@@ -128,7 +128,7 @@ def _expand(fields: dict[str, Any]) -> list[dict[str, Any]]:
     return [fields | dict(zip(keys, combo)) for combo in itertools.product(*(fields[k] for k in keys))]
 
 
-def _row(fields: dict[str, Any], shared: dict[str, Any], tolerance: dict[str, dict]) -> Row:
+def _row(fields: dict[str, Any], shared: dict[str, Any], tolerance: dict[str, dict[str, Any]]) -> Row:
     config = shared | {k: v for k, v in fields.items() if k not in _ROW_FIELDS}
     bound = fields.get("bound")
     tol = tolerance.get("default_bound" if bound == "~" else fields["metric"], {}) if bound in (None, "~") else {}
@@ -137,7 +137,7 @@ def _row(fields: dict[str, Any], shared: dict[str, Any], tolerance: dict[str, di
 
 
 def load_published(path: Path = PUBLISHED) -> list[Exercise]:
-    data = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    data = cast("dict[str, Any]", OmegaConf.to_container(OmegaConf.load(path), resolve=False))  # a mapping's file
     exercises = []
     for node in data["exercises"]:
         shared, tolerance = dict(node.get("config") or {}), dict(node.get("tolerance") or {})
@@ -150,7 +150,8 @@ def load_published(path: Path = PUBLISHED) -> list[Exercise]:
 def _same(a: Any, b: Any) -> bool:
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=0)
-    return a == b
+    same: bool = a == b
+    return same
 
 
 def _known(job: Job) -> dict[str, Any]:
@@ -188,7 +189,7 @@ def _reduced(row: Row, job: Job, known: dict[str, Any]) -> list[str] | None:
     return reasons
 
 
-def _rank(job: Job, reduced: list[str]) -> tuple:
+def _rank(job: Job, reduced: list[str]) -> tuple[bool, bool, int, int]:
     """The job to show for a row: a finished one, the published set-up, then the most epochs/images."""
     finished = job.status in FINISHED
     metrics = job.record.metrics if job.record else {}
@@ -216,6 +217,7 @@ def find_job(row: Row, jobs: list[Job]) -> tuple[Job | None, list[str]]:
 def _value(row: Row, job: Job) -> float | None:
     """The row's metric from the job's record, in the row's unit; None where there is none."""
     record = job.record
+    assert record is not None, "compare asks only a finished job's"
     epochs_to = _EPOCHS_TO.match(row.metric)
     if epochs_to:
         curve = record.history.get(epochs_to.group(1)) or []
@@ -260,6 +262,7 @@ def compare(row: Row, jobs: list[Job], none: str = "no job") -> Match:
         return Match(row, None, None, Verdict.NOT_RUN, [], none)
     if job.status not in FINISHED:
         return Match(row, job, None, Verdict.NOT_RUN, reduced, job.status.text)
+    assert job.record is not None, "a finished job's status is its record's"
     ours = _value(row, job)
     why = "diverged" if job.status == Status.DIVERGED else ""
     if ours is None and _EPOCHS_TO.match(row.metric):

@@ -3,6 +3,7 @@ replicas where the jobs ran with `devices=cpu` (their records' `devices` metric 
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 
 import pandas as pd
 
@@ -42,7 +43,7 @@ def scaling_table(group: Group) -> pd.DataFrame | None:
     return table
 
 
-def scaling_figure(plt, group: Group, table: pd.DataFrame, path: Path) -> Path:
+def scaling_figure(plt: ModuleType, group: Group, table: pd.DataFrame, path: Path) -> Path:
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     what = unit(table)
     gpus = table.gpus.to_numpy(dtype=float)

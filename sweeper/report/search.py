@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pandas as pd
@@ -16,8 +17,9 @@ def trial_of(name: str) -> int | None:
     return int(last) if last.isdigit() else None
 
 
-def search_figure(plt, group: Group, path: Path) -> Path | None:
-    rows = group.rows.assign(trial=[trial_of(n) for n in group.rows.job]).dropna(subset=["trial"]).sort_values("trial")
+def search_figure(plt: ModuleType, group: Group, path: Path) -> Path | None:
+    # pandas-stubs: a column's values may not be None, which pandas takes (as NaN)
+    rows = group.rows.assign(trial=[trial_of(n) for n in group.rows.job]).dropna(subset=["trial"]).sort_values("trial")  # type: ignore[misc]
     values = pd.to_numeric(rows[group.objective], errors="coerce")
     ok = rows[(rows.status == Status.OK) & np.isfinite(values)]
     if ok.empty:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -101,7 +102,11 @@ def _cell(frame: pd.DataFrame, objective: str, direction: str) -> tuple[float, s
     return math.nan, ""
 
 
-def grid_values(group: Group, a: str, b: str) -> tuple[list, list, np.ndarray, list[list[str]]]:
+# a heatmap's grid: its two hyperparameters, their values (rows, columns), the cells' values and texts
+Grid = tuple[str, str, list[Any], list[Any], np.ndarray, list[list[str]]]
+
+
+def grid_values(group: Group, a: str, b: str) -> tuple[list[Any], list[Any], np.ndarray, list[list[str]]]:
     rows_values = sorted(group.rows[a].dropna().unique())
     cols_values = sorted(group.rows[b].dropna().unique())
     values = np.full((len(rows_values), len(cols_values)), np.nan)
@@ -112,7 +117,7 @@ def grid_values(group: Group, a: str, b: str) -> tuple[list, list, np.ndarray, l
     return rows_values, cols_values, values, texts
 
 
-def pivot_markdown(a: str, b: str, rows_values: list, cols_values: list, texts: list[list[str]]) -> str:
+def pivot_markdown(a: str, b: str, rows_values: list[Any], cols_values: list[Any], texts: list[list[str]]) -> str:
     frame = pd.DataFrame(texts, columns=[f"{b}={fmt_number(v)}" for v in cols_values])
     frame.insert(0, f"{a} \\ {b}", [fmt_number(v) for v in rows_values])
     return frame.to_markdown(index=False)

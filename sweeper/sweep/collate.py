@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -14,8 +15,8 @@ METRIC_ORDER = ("final_loss", "W", "b", "test_accuracy", "test_loss", "train_los
                 "train_time_s", "fused", "samples_per_s", "params", "replicas")
 
 
-def _row(job: Job) -> dict:
-    row: dict = {"job": job.name}
+def _row(job: Job) -> dict[str, Any]:
+    row: dict[str, Any] = {"job": job.name}
     record = job.record
     if record is None:  # what its sweep's job list says it runs with
         entry = job.entry

@@ -19,7 +19,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn
 from omegaconf import OmegaConf
 
-from sweeper.job.context import RunContext
+from sweeper.job.context import Progress, RunContext
 from sweeper.job.display import label
 from sweeper.job.fused_groups import FusedPlan
 from sweeper.job.planned import PlannedJob
@@ -75,7 +75,7 @@ class GridSweep(BasicSweeper):
             progress.end(sweep_dir, time.perf_counter() - start, done)
         return returns  # without waiting, `python -m sweeper status` follows the jobs
 
-    def _context(self, jobs: List[PlannedJob], counter: progress.Progress) -> RunContext:
+    def _context(self, jobs: List[PlannedJob], counter: Progress) -> RunContext:
         """The batch's run context: the counter; in process, the planned jobs and their fused groups."""
         if not isinstance(self.launcher, BasicLauncher):
             return RunContext(progress=counter)

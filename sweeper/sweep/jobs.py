@@ -109,7 +109,7 @@ def holds_sweeps(root: Path) -> bool:
     return _is_job_dir(root) or _is_sweep_dir(root) or any(_is_sweep_dir(child) for child in _subdirs(root))
 
 
-def _in_number_order(path: Path) -> list:
+def _in_number_order(path: Path) -> list[tuple[int, int, str]]:
     """Sort key: numbers as numbers, so that job 2 comes before job 10."""
     return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", path.as_posix())]
 

@@ -18,7 +18,7 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, NoReturn, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Literal, Mapping, NoReturn, Optional, Tuple, cast
 
 from hydra.core.plugins import Plugins
 from hydra.types import HydraContext, TaskFunction
@@ -32,6 +32,12 @@ from sweeper.job.trial import DEFAULT_STUDY, StorageError, open_storage, storage
 from sweeper.sweep import manifest, progress
 from sweeper.sweep.planning import launch, plan_sweep
 
+if TYPE_CHECKING:  # optuna is the `optuna` extra: imported where a search runs
+    from optuna import Study
+    from optuna.distributions import BaseDistribution
+    from optuna.pruners import BasePruner
+    from optuna.samplers import BaseSampler
+
 
 def _fail(message: str) -> NoReturn:
     print(f"error: {message}", file=sys.stderr, flush=True)
@@ -40,7 +46,7 @@ def _fail(message: str) -> NoReturn:
 
 # -- the search space -----------------------------------------------------------------------------
 
-def _distribution(override: Any) -> Tuple[Any, Optional[List[Any]]]:
+def _distribution(override: Any) -> Tuple[BaseDistribution, Optional[List[Any]]]:
     """An override's Optuna distribution, and its values where it lists them (choice, range)."""
     from hydra.core.override_parser.types import Transformer
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
@@ -61,13 +67,13 @@ def _distribution(override: Any) -> Tuple[Any, Optional[List[Any]]]:
     return FloatDistribution(float(value.start), float(value.end), log=log), None
 
 
-def search_space(params: List[str], loader: Any) -> Tuple[Dict[str, Any], Dict[str, List[Any]], List[str]]:
+def search_space(params: List[str], loader: Any) -> Tuple[Dict[str, BaseDistribution], Dict[str, List[Any]], List[str]]:
     """`hydra.sweeper.params` and the command line's overrides, parsed by Hydra: the distribution
     of each searched key, the values of those that list them, and the fixed overrides."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import Glob
 
-    space: Dict[str, Any] = {}
+    space: Dict[str, BaseDistribution] = {}
     listed: Dict[str, List[Any]] = {}
     fixed: Dict[str, str] = {}
     for override in OverridesParser.create(config_loader=loader).parse_overrides(params):
@@ -75,6 +81,7 @@ def search_space(params: List[str], loader: Any) -> Tuple[Dict[str, Any], Dict[s
         for known in (space, listed, fixed):
             known.pop(key, None)
         if not override.is_sweep_override():
+            assert override.input_line is not None, "the parser keeps each override's text"
             fixed[key] = override.input_line
             continue
         if isinstance(override.value(), Glob):
@@ -87,8 +94,8 @@ def search_space(params: List[str], loader: Any) -> Tuple[Dict[str, Any], Dict[s
 
 # -- sampler, pruner, storage ---------------------------------------------------------------------
 
-def make_sampler(settings: DictConfig, space: Dict[str, Any],
-                 listed: Dict[str, List[Any]]) -> Tuple[Any, Optional[int]]:
+def make_sampler(settings: DictConfig, space: Dict[str, BaseDistribution],
+                 listed: Dict[str, List[Any]]) -> Tuple[BaseSampler, Optional[int]]:
     """The sampler, and the grid's size where it is the grid sampler (None otherwise)."""
     import hydra.utils
 
@@ -109,7 +116,7 @@ def make_sampler(settings: DictConfig, space: Dict[str, Any],
     return _made("sampler", lambda: hydra.utils.instantiate(settings)), None
 
 
-def _made(kind: str, make: Any) -> Any:
+def _made(kind: str, make: Callable[[], Any]) -> Any:
     """make(), or one line naming what is wrong with hydra.sweeper.<kind>'s settings."""
     try:
         return make()
@@ -120,10 +127,11 @@ def _made(kind: str, make: Any) -> Any:
         _fail(f"hydra.sweeper.{kind} cannot be made ({cause}): {fix}")
 
 
-def make_pruner(settings: DictConfig) -> Any:
+def make_pruner(settings: DictConfig) -> BasePruner:
     import hydra.utils
 
-    return _made("pruner", lambda: hydra.utils.instantiate(settings))
+    pruner: BasePruner = _made("pruner", lambda: hydra.utils.instantiate(settings))
+    return pruner
 
 
 def _cause(e: BaseException) -> str:
@@ -143,7 +151,7 @@ def _job_record(sweep_dir: Path, directory: str) -> Record | None:
         return None
 
 
-def tell(study: Any, number: int, record: Any) -> bool:
+def tell(study: Study, number: int, record: Record | None) -> bool:
     """Tell the study how trial `number` ended, from its job's record; True when it finished
     (ok, diverged or pruned: a result, not a failure)."""
     from optuna.trial import TrialState
@@ -169,7 +177,7 @@ class Search:
 
     def __init__(self, sampler: Any, pruner: Any, direction: Any, storage: Optional[str], study_name: Optional[str],
                  n_trials: int, n_jobs: int, max_failure_rate: float, params: Optional[DictConfig]) -> None:
-        self.params = params or {}
+        self.params: Mapping[str, Any] = params or {}
         self.sampler_settings, self.pruner_settings = sampler, pruner
         self.direction, self.storage, self.study_name = direction, storage, study_name or DEFAULT_STUDY
         self.n_trials, self.n_jobs, self.max_failure_rate = n_trials, max(1, n_jobs), max_failure_rate
@@ -203,7 +211,8 @@ class Search:
         if before and self.sampler_settings.get("seed") is not None:
             # A seeded sampler made afresh would draw its first points again: its seed moves on by
             # the trials done, so that a resumed search asks new points, the same ones at every resume.
-            moved = OmegaConf.merge(self.sampler_settings, {"seed": int(self.sampler_settings.seed) + len(before)})
+            moved = cast(DictConfig, OmegaConf.merge(self.sampler_settings,  # a DictConfig's merge: a DictConfig
+                                                     {"seed": int(self.sampler_settings.seed) + len(before)}))
             study.sampler = make_sampler(moved, space, listed)[0]
         counted = self._counted(study)
         counter = progress.start(total, min(counted, total))
@@ -232,7 +241,7 @@ class Search:
         if listed is not None and (not listed.search or listed.sweeper != manifest.SEARCH):
             _fail(f"{sweep_dir} holds a sweep of hydra/sweeper={listed.sweeper}, not a search: use a new hydra.sweep.dir")
 
-    def _open_study(self, sweep_dir: Path, sampler: Any, pruner: Any) -> Any:
+    def _open_study(self, sweep_dir: Path, sampler: BaseSampler, pruner: BasePruner) -> Study:
         """The study, created or loaded (a resumed search) in its storage; a storage that cannot be
         opened is refused before the sweep directory is made, where it is a database."""
         import optuna
@@ -241,7 +250,8 @@ class Search:
         try:
             storage = open_storage(spec)
             study = optuna.create_study(study_name=self.study_name, storage=storage, sampler=sampler,
-                                        pruner=pruner, direction=str(self.direction), load_if_exists=True)
+                                        pruner=pruner, load_if_exists=True,  # direction: as _check_direction allows
+                                        direction=cast(Literal["minimize", "maximize"], str(self.direction)))
         except StorageError as e:
             _fail(f"{e}: give hydra.sweeper.storage a database URL Optuna can open (sqlite:///search.db), "
                   "or null for a journal file in the sweep directory")
@@ -249,7 +259,7 @@ class Search:
             _fail(f"study {self.study_name} in {spec}: {e}; use a new hydra.sweep.dir or study_name")
         return study
 
-    def _close_interrupted(self, study: Any, sweep_dir: Path, requeue: bool) -> List[int]:
+    def _close_interrupted(self, study: Study, sweep_dir: Path, requeue: bool) -> List[int]:
         """The trials a previous run left: those still `running` (it died) are told from their
         job's record where the job finished after all (a Slurm job), else marked failed and not
         counted; with the grid sampler, their point is asked again. Returns every trial's number."""
@@ -275,12 +285,12 @@ class Search:
         return [trial.number for trial in trials]
 
     @staticmethod
-    def _counted(study: Any) -> int:
+    def _counted(study: Study) -> int:
         """Trials that count towards n_trials: every finished one but those a crash interrupted."""
         return sum(1 for t in study.get_trials(deepcopy=False)
                    if t.state.is_finished() and not t.user_attrs.get("interrupted"))
 
-    def _run_trials(self, study: Any, space: Dict[str, Any], fixed: List[str], sweep_dir: Path, to_go: int,
+    def _run_trials(self, study: Study, space: Dict[str, BaseDistribution], fixed: List[str], sweep_dir: Path, to_go: int,
                     total: int, counter: Progress) -> None:
         while to_go > 0:
             trials = [study.ask(space) for _ in range(min(self.n_jobs, to_go))]
@@ -295,7 +305,9 @@ class Search:
             results = launch(self.launcher, planned, RunContext(progress=counter, planned=in_process))
             for result in results:
                 _ = result.return_value  # raises what a job raised outside its task
-            dirs = {job.num: job.dir for job in manifest.read_manifest(sweep_dir).jobs}
+            listed = manifest.read_manifest(sweep_dir)
+            assert listed is not None, "plan_sweep listed the jobs"
+            dirs = {job.num: job.dir for job in listed.jobs}
             failed = sum(not tell(study, n, _job_record(sweep_dir, dirs[n])) for n in numbers)
             to_go -= len(trials)
             if failed > self.max_failure_rate * len(trials):
@@ -303,7 +315,7 @@ class Search:
                       "search stopped", flush=True)
                 break
 
-    def _write_best(self, study: Any, sweep_dir: Path) -> None:
+    def _write_best(self, study: Study, sweep_dir: Path) -> None:
         """optimization_results.yaml, as the stock sweeper writes it, and one line."""
         try:
             best = study.best_trial

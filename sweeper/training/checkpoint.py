@@ -26,7 +26,7 @@ STATE_DIR = "state"
 _PROGRESS = "progress.json"
 
 
-def _checkpoint(model: keras.Model):
+def _checkpoint(model: keras.Model) -> tf.train.Checkpoint:
     tf = import_tensorflow()
 
     return tf.train.Checkpoint(model=model, optimizer=model.optimizer)
@@ -71,7 +71,7 @@ def saver(job_dir: Path, model: keras.Model, counters: Callable[[], dict[str, An
     saving = manager(job_dir, model)
 
     class SaveState(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             save(saving, job_dir, epoch + 1, counters())
 
     return SaveState()
@@ -85,7 +85,7 @@ def saved_epoch(job_dir: Path) -> int:
         return 0
 
 
-def saved_history(job_dir: Path) -> tuple[dict[str, list], float | None]:
+def saved_history(job_dir: Path) -> tuple[dict[str, list[Any]], float | None]:
     """The history saved at the last finished epoch (the counters that are curves) and the training
     time up to it, over every attempt: what the record of a job interrupted later keeps.
     ({}, None) where no state was saved."""

@@ -40,7 +40,8 @@ def dataset(images: np.ndarray, labels: np.ndarray, *, batch_size: int, input_sh
     iterator per epoch with tf.data's autotuning on stalled epochs for seconds while the old one
     was torn down; autotuning is off and the prefetch fixed, so nothing is torn down in `fit`.
     """
-    tf = import_tensorflow()
+    import_tensorflow()  # started quietly: the import below finds it
+    import tensorflow as tf
 
     def scale(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         return tf.reshape(tf.cast(x, tf.float32) / 255.0, (-1, *input_shape)), y
@@ -68,25 +69,27 @@ def _recorder(steps_per_epoch: int, batch_size: int, samples: int,
             self.curves = Curves(steps_per_epoch, batch_size, samples, saved)
             self.counters: dict[str, Any] = self.curves.counters
 
-        def on_train_begin(self, logs: dict | None = None) -> None:
+        def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
             self.fit_start = time.perf_counter()
 
-        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             self.curves.begin_epoch(epoch)
             self.epoch_start = time.perf_counter()
             self.epoch_test_s = 0.0
 
-        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+            assert logs is not None, "Keras gives its logs"
             if self.curves.step_end(batch + 1, logs["loss"]):
                 self.model.stop_training = True  # diverged: the job ends after this step
 
-        def on_test_begin(self, logs: dict | None = None) -> None:
+        def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
             self.test_start = time.perf_counter()
 
-        def on_test_end(self, logs: dict | None = None) -> None:
+        def on_test_end(self, logs: dict[str, Any] | None = None) -> None:
             self.epoch_test_s += time.perf_counter() - self.test_start
 
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            assert logs is not None, "Keras gives its logs"
             end = time.perf_counter()
             metrics = {name: logs[key] for name, key in (("train_loss", "loss"), ("train_accuracy", "accuracy"),
                                                          ("test_loss", "val_loss"), ("test_accuracy", "val_accuracy"))}

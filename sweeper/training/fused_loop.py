@@ -68,7 +68,7 @@ class Hyperparameter:
     def __rsub__(self, other: float) -> tf.Tensor:
         return self.complement if other == 1 else other - self.value
 
-    def __tf_tensor__(self, dtype=None, name=None) -> tf.Tensor:
+    def __tf_tensor__(self, dtype: Any = None, name: str | None = None) -> tf.Tensor:
         tf = import_tensorflow()
         return tf.convert_to_tensor(self.value, dtype=dtype, name=name)
 
@@ -107,7 +107,8 @@ def optimizer_for(optimizers: Sequence[dict[str, Any]], variables: Sequence[tf.V
     return optimizer
 
 
-def updaters(optimizers: Sequence[dict[str, Any]], variables: Sequence[tf.Variable]) -> list[tuple]:
+def updaters(optimizers: Sequence[dict[str, Any]],
+             variables: Sequence[tf.Variable]) -> list[tuple[keras.optimizers.Optimizer, list[tf.Variable]]]:
     """(optimizer, its variables) pairs that update `variables` (all of one rank): one optimizer for
     all, or one each where the copies' epsilons differ (see `optimizer_for`)."""
     if len({o.get(EPSILON) for o in optimizers}) == 1:
@@ -117,12 +118,13 @@ def updaters(optimizers: Sequence[dict[str, Any]], variables: Sequence[tf.Variab
 
 def masked_apply(optimizer: keras.optimizers.Optimizer, gradients: Sequence[tf.Tensor],
                  variables: Sequence[tf.Variable], alive: tf.Tensor,
-                 apply: Callable[[list, list], None] | None = None) -> None:
+                 apply: Callable[[list[tf.Tensor], list[tf.Variable]], None] | None = None) -> None:
     """One optimizer step on every copy; the copies not `alive` ([N] bool) keep their weights: their
     rows are put back, and while every copy lives nothing is copied (a select over every weight
     cost the CNN a third of its step here). `apply(gradients, variables)`: the step itself, by
     default `optimizer.apply`."""
-    tf = import_tensorflow()
+    import_tensorflow()  # started quietly: the import below finds it
+    import tensorflow as tf
     dead = tf.where(tf.logical_not(alive))[:, 0]
     kept = [tf.gather(v, dead) for v in variables]
     (apply or optimizer.apply)(list(gradients), list(variables))
@@ -138,7 +140,7 @@ def masked_apply(optimizer: keras.optimizers.Optimizer, gradients: Sequence[tf.T
 # ---- Keras tasks on MNIST: `fit.train` for N copies at once -------------------------------------
 
 # (per-copy weights [N, *shape] each, x, training) -> every copy's logits [N, B, C]
-Forward = Callable[[list, "tf.Tensor", bool], "tf.Tensor"]
+Forward = Callable[[list["tf.Tensor"], "tf.Tensor", bool], "tf.Tensor"]
 
 
 class _Copies:
@@ -206,7 +208,8 @@ def train(make_model: Callable[[], keras.Model], forward: Forward, splits: Any, 
     """
     import keras
 
-    tf = import_tensorflow()
+    import_tensorflow()  # started quietly: the import below finds it
+    import tensorflow as tf
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)  # as fit.train: the same first weights, the same batches
     lone = make_model()
@@ -293,7 +296,7 @@ def train(make_model: Callable[[], keras.Model], forward: Forward, splits: Any, 
     return outcomes
 
 
-def _evaluate(test_step: Callable, test_data: Any, copies: int) -> tuple[np.ndarray, np.ndarray]:
+def _evaluate(test_step: Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]], test_data: Any, copies: int) -> tuple[np.ndarray, np.ndarray]:
     """Each copy's test loss and accuracy: Keras' running means over the batches, in float32."""
     total, hits, count = np.zeros(copies, np.float32), np.zeros(copies, np.float32), np.float32(0)
     for x, y in test_data:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import tensorflow as tf
 
 
-def _slot_lists(optimizer: keras.optimizers.Optimizer) -> dict[str, list]:
+def _slot_lists(optimizer: keras.optimizers.Optimizer) -> dict[str, list[tf.Variable]]:
     """A built Keras optimizer's slot variables by attribute, one per variable it updates, in the
     order it was built on (Adam: `_momentums`, `_velocities`; SGD with momentum: `momentums`;
     Adagrad: `_accumulators`). Empty lists (SGD without momentum) are left out."""
@@ -54,7 +54,8 @@ class CopyStates:
     """Save and restore each copy's state in its job's directory, as a lone job's."""
 
     def __init__(self, make_model: Callable[[], keras.Model], optimizers: Sequence[dict[str, Any]],
-                 job_dirs: Sequence[Path], weights: Sequence[tf.Variable], updating: Sequence[tuple]):
+                 job_dirs: Sequence[Path], weights: Sequence[tf.Variable],
+                 updating: Sequence[tuple[keras.optimizers.Optimizer, list[tf.Variable]]]):
         """`weights`: the fused variables, one per weight of `make_model()`, the copy axis first;
         `updating`: their (fused optimizer, its variables) pairs (sweeper/training/fused_loop.py)."""
         self.make_model, self.optimizers, self.job_dirs = make_model, list(optimizers), list(job_dirs)

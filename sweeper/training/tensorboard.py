@@ -35,7 +35,7 @@ LOG_DIR = "tensorboard"
 CURVE_TAG = "train_loss_curve"
 
 
-def keras_callbacks(job_dir: Path | None, enabled: bool = True) -> list:
+def keras_callbacks(job_dir: Path | None, enabled: bool = True) -> list[Any]:
     """Callbacks for `model.fit(..., callbacks=keras_callbacks(job_dir, tensorboard))`.
 
     A Keras task takes `tensorboard: bool` from its task node (`tensorboard: ${logging.tensorboard}`
@@ -96,7 +96,7 @@ def _finite_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
 
 
-def _events(job_dir: Path, record: Record, wall_time: float) -> list:
+def _events(job_dir: Path, record: Record, wall_time: float) -> list[Any]:
     from tensorboard.compat.proto.event_pb2 import Event
     from tensorboard.compat.proto.summary_pb2 import Summary
     from tensorboard.plugins.hparams import summary_v2 as hparams_summary
@@ -118,7 +118,7 @@ def _events(job_dir: Path, record: Record, wall_time: float) -> list:
     return events
 
 
-def _session_end(status: Status, wall_time: float):
+def _session_end(status: Status, wall_time: float) -> Any:
     """The HParams session's end: its status (Status.hparams_session). Built from TensorBoard's
     protos (hparams.summary's session_end_pb returns TensorFlow's Summary class, which
     TensorBoard's Event does not take)."""

@@ -15,7 +15,7 @@ import re
 import sys
 import tempfile
 from types import ModuleType
-from typing import Iterator
+from typing import Iterator, cast
 
 # The known start-up lines, and only those: anything else TensorFlow says is kept.
 START_UP_LINES = re.compile(
@@ -72,4 +72,4 @@ def import_tensorflow() -> ModuleType:
         tf.config.list_physical_devices("GPU")
     tf.get_logger().setLevel("ERROR")
     logging.getLogger("absl").setLevel(logging.WARNING)
-    return tf
+    return cast(ModuleType, tf)  # TensorFlow ships no types: its module is Any to the type checker
