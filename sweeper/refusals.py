@@ -165,6 +165,31 @@ class Applicability:
             print(f"note: applies to some jobs only: {'; '.join(partial)}", file=sys.stderr, flush=True)
 
 
+# -- the data the jobs read ------------------------------------------------------------------------
+
+class DataCheck:
+    """The data a sweep's jobs read (their task's `data` node: MNIST), checked once before the
+    first job: a missing folder or file, or no copy and no download, is one line, not one per job."""
+
+    def __init__(self) -> None:
+        self.dirs: dict[str | None, None] = {}
+
+    def add(self, cfg: DictConfig) -> None:
+        if OmegaConf.select(cfg, "task.run.data") is not None:
+            self.dirs.setdefault(OmegaConf.select(cfg, "task.run.data.dir"))
+
+    def check(self) -> None:
+        if not self.dirs:
+            return
+        from tasks.mnist import DataError, check
+
+        for directory in self.dirs:
+            try:
+                check(directory)
+            except DataError as e:
+                refuse(str(e))
+
+
 # -- nested keys that bypass a hyperparameter ------------------------------------------------------
 
 @functools.cache
