@@ -29,12 +29,28 @@ def _not_a_job(args: argparse.Namespace) -> bool:
     return False
 
 
-def _collate(args: argparse.Namespace) -> int:
-    from sweeper.sweep.collate import collate, write_tables
+def _sweeps(args: argparse.Namespace) -> list[Path] | None:
+    """What collate and report read in DIR (sweeper/sweep/jobs.py sweeps_in); None after one line
+    when DIR is a job of a sweep, or neither a sweep nor a folder of sweeps."""
+    from sweeper.sweep.jobs import NotASweep, sweeps_in
 
     if not _not_a_job(args):
+        return None
+    try:
+        return sweeps_in(args.dir)
+    except NotASweep as e:
+        print(f"error: {e}", file=sys.stderr)
+        return None
+
+
+def _collate(args: argparse.Namespace) -> int:
+    from sweeper.sweep.collate import collate, write_tables
+    from sweeper.sweep.jobs import read_sweep
+
+    sweeps = _sweeps(args)
+    if sweeps is None:
         return 2
-    table = collate(args.dir)
+    table = collate(args.dir, read_sweep(args.dir, sweeps).jobs)
     if table.empty:
         print(f"error: no job directories under {args.dir}: give the sweep directory (hydra.sweep.dir)", file=sys.stderr)
         return 2
@@ -55,19 +71,15 @@ def _resume(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from sweeper.report import report
-    from sweeper.sweep.jobs import holds_sweeps, job_dirs
+    from sweeper.sweep.jobs import job_dirs
 
-    if not _not_a_job(args):
+    sweeps = _sweeps(args)
+    if sweeps is None:
         return 2
-    found = job_dirs(args.dir)
-    if not found:
+    if not any(job_dirs(sweep) for sweep in sweeps):
         print(f"error: no job directories under {args.dir}: give the sweep directory (hydra.sweep.dir)", file=sys.stderr)
         return 2
-    if not holds_sweeps(args.dir):
-        print(f"error: {args.dir} holds no sweep, only records deeper (such as {found[0]}): give a sweep "
-              f"directory or a folder of sweeps (such as {found[0].parent.parent})", file=sys.stderr)
-        return 2
-    path, figures = report(args.dir)
+    path, figures = report(args.dir, sweeps)
     print(f"wrote {path}")
     for figure in figures:
         print(f"wrote {figure}")

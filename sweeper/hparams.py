@@ -75,6 +75,8 @@ _SETTINGS: tuple[HParam, ...] = (
     HParam("devices", "gpu", lambda v: v in ("gpu", "cpu"), "gpu or cpu", "cpu"),
     HParam("data.train_samples", None, lambda v: v is None or _count(v), "an integer > 0 or null (all)", "1000"),
     HParam("data.test_samples", None, lambda v: v is None or _count(v), "an integer > 0 or null (all)", "1000"),
+    HParam("logging.tensorboard", True, lambda v: isinstance(v, bool), "true or false", "false"),
+    HParam("logging.keep_state", False, lambda v: isinstance(v, bool), "true or false", "true"),
 )
 
 

@@ -76,6 +76,37 @@ def _unknown_key_hint(key: str, value: str) -> str | None:
     return f"the keys are {', '.join(HPARAMS)} (python run.py --help lists the groups)"
 
 
+@functools.cache
+def _nodes() -> dict[str, tuple[str, ...]]:
+    """Each nested node of the config and its keys (`data` -> dir, train_samples, test_samples),
+    from conf/config.yaml and every task and optimizer file (whichever option a job chooses)."""
+    nodes: dict[str, set[str]] = {}
+
+    def add(node: Any, prefix: str) -> None:
+        for key, value in node.items():
+            if isinstance(value, dict) and key != "defaults":
+                nodes.setdefault(f"{prefix}{key}", set()).update(str(k) for k in value)
+                add(value, f"{prefix}{key}.")
+
+    for path in [CONF / "config.yaml", *CONF.glob("task/*.yaml"), *CONF.glob("optimizer/*.yaml")]:
+        raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+        add({key: value for key, value in raw.items() if key != "hydra"}, "")
+    return {node: tuple(sorted(keys)) for node, keys in nodes.items()}
+
+
+def _nested_key_hint(key: str, value: str) -> str | None:
+    """`did you mean data.train_samples=100?` for a nested key that no option's node has; None if
+    some option's node has it, or the node is not known here (Hydra says)."""
+    node, _, leaf = key.rpartition(".")
+    keys = _nodes().get(node)
+    if not node or keys is None or leaf in keys:
+        return None
+    near = difflib.get_close_matches(leaf, keys, n=1)
+    if near:
+        return f"did you mean {node}.{near[0]}={value}?"
+    return f"the keys of {node} are {', '.join(k for k in keys if not k.startswith('_'))}"
+
+
 def check_argv(argv: Sequence[str]) -> None:
     """Refuse an override of a top-level key the config does not have (Hydra would say `not in
     struct`), naming the nearest key or group. Anything unusual is left to Hydra."""
@@ -94,7 +125,9 @@ def check_argv(argv: Sequence[str]) -> None:
             continue  # +key, ++key, ~key: Hydra's own meaning
         _check_search_option(override)
         top = override.key_or_group.split(".")[0].split("/")[0]
-        hint = _unknown_key_hint(top, override.input_line.partition("=")[2])
+        value = override.input_line.partition("=")[2]
+        hint = _unknown_key_hint(top, value) or (_nested_key_hint(override.key_or_group, value)
+                                                 if top != "hydra" else None)
         if hint:
             refuse(f"{override.key_or_group} is not a key of the config: {hint}")
 
@@ -165,6 +198,81 @@ class Applicability:
             print(f"note: applies to some jobs only: {'; '.join(partial)}", file=sys.stderr, flush=True)
 
 
+# -- keys added with + that nothing takes ----------------------------------------------------------
+
+@functools.cache
+def _arguments(target: str) -> tuple[str, ...] | None:
+    """The keyword arguments of the function `module.name`, read from its source without importing
+    it (a task's module may import TensorFlow); None when unknown or when it takes **kwargs."""
+    import ast
+    import importlib.util
+
+    module, _, name = target.rpartition(".")
+    try:
+        spec = importlib.util.find_spec(module)
+        tree = ast.parse(Path(spec.origin).read_text())  # type: ignore[union-attr, arg-type]
+    except Exception:
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == name:
+            if node.args.kwarg is not None:
+                return None
+            return tuple(a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs])
+    return None
+
+
+DATA_LOADER = "tasks.mnist.load"  # what the `data` node's keys are the arguments of
+
+
+def check_additions(cfg: DictConfig, overrides: Iterable[str]) -> None:
+    """Refuse `+data.trian_samples=100` or `+task.run.foo=1`: a key added that the data loader or
+    the task's function does not take (it would fail with a TypeError once the job runs)."""
+    for override in overrides:
+        if not override.startswith("+"):
+            continue
+        key, _, value = override.lstrip("+").partition("=")
+        parts = key.split(".")
+        if parts[:2] == ["task", "run"] and len(parts) == 3:
+            node, target = "task.run", OmegaConf.select(cfg, "task.run._target_")
+        elif parts[0] == "data" and len(parts) == 2:
+            node, target = "data", DATA_LOADER
+        else:
+            continue
+        takes = _arguments(str(target)) if target else None
+        if takes is None or parts[-1] in takes or parts[-1].startswith("_"):
+            continue
+        present = [str(k) for k in (OmegaConf.select(cfg, node) or {}) if not str(k).startswith("_")]
+        near = difflib.get_close_matches(parts[-1], takes, n=1)
+        hint = (f"did you mean {'' if near[0] in present else '+'}{node}.{near[0]}={value}?" if near else
+                f"it takes {', '.join(t for t in takes if t not in ('optimizer', 'job_dir', 'trial'))}")
+        refuse(f"{override}: {target} takes no argument {parts[-1]!r}: {hint}")
+
+
+# -- the data the jobs read ------------------------------------------------------------------------
+
+class DataCheck:
+    """The data a sweep's jobs read (their task's `data` node: MNIST), checked once before the
+    first job: a missing folder or file, or no copy and no download, is one line, not one per job."""
+
+    def __init__(self) -> None:
+        self.dirs: dict[str | None, None] = {}
+
+    def add(self, cfg: DictConfig) -> None:
+        if OmegaConf.select(cfg, "task.run.data") is not None:
+            self.dirs.setdefault(OmegaConf.select(cfg, "task.run.data.dir"))
+
+    def check(self) -> None:
+        if not self.dirs:
+            return
+        from tasks.mnist import DataError, check
+
+        for directory in self.dirs:
+            try:
+                check(directory)
+            except DataError as e:
+                refuse(str(e))
+
+
 # -- nested keys that bypass a hyperparameter ------------------------------------------------------
 
 @functools.cache
@@ -227,6 +335,7 @@ def check_single_run(cfg: DictConfig) -> None:
         jobs = grid_size(cfg)
         if jobs > 1:
             refuse(f"{_preset(cfg)} is a grid of {jobs} jobs: add -m (python run.py -m {' '.join(overrides)})")
+    check_additions(cfg, overrides)
     unused = not_applying(cfg, overrides)
     if unused:
         key = unused[0]

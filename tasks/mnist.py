@@ -122,6 +122,27 @@ def _load_keras() -> Splits:
     return Splits(train_images, train_labels, test_images, test_labels)
 
 
+def _keras_copy() -> Path:
+    """Where Keras keeps its downloaded copy (keras.utils.get_file: $KERAS_HOME or ~/.keras)."""
+    import os
+
+    return Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras") / "datasets" / "mnist.npz"
+
+
+def check(dir: str | None = None) -> None:
+    """Raise DataError (one line) when `load(dir)` could not read the data: the files of `dir`
+    read and checked (once per process: a sweep in this process reuses them), or, without a dir,
+    Keras' copy there or downloaded now."""
+    if dir:
+        _load_directory(Path(dir).expanduser().resolve())
+    elif not _keras_copy().is_file():
+        import contextlib
+        import io
+
+        with contextlib.redirect_stdout(io.StringIO()):  # Keras' "Downloading data from ...": the error says it
+            _load_keras()
+
+
 def _first(count: int | None, images: np.ndarray, labels: np.ndarray, key: str) -> tuple[np.ndarray, np.ndarray]:
     if count is None:
         return images, labels

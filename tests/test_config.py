@@ -129,7 +129,7 @@ def test_help_lists_the_config_groups():
         assert text in result.stdout
 
 
-def test_fingerprint_follows_the_job_not_the_logging(compose_cfg):
+def test_fingerprint_follows_the_job_not_the_logging_nor_the_data_folder(compose_cfg):
     from sweeper.job.fingerprint import fingerprint
 
     def of(*overrides: str) -> str:
@@ -142,3 +142,5 @@ def test_fingerprint_follows_the_job_not_the_logging(compose_cfg):
     assert isinstance(base, str) and len(base) == 16
     assert of("task=softmax", "lr=0.1") != base and of("task=cnn") != base
     assert of("task=softmax", "logging.tensorboard=false", "logging.keep_state=true") == base
+    assert of("task=softmax", "data.dir=/x") == of("task=softmax", "data.dir=null") == base
+    assert of("task=softmax", "data.train_samples=100") != base

@@ -22,9 +22,9 @@ def test_a_job_list_is_claimed_once(tmp_path):
         num=2, dir="2", overrides=["lr=0.001"], fingerprint="x", task="linear", optimizer="gd", hparams={})])
     assert len(manifest.claim(tmp_path, more).jobs) == 3  # a resumed sweep may add jobs
     other = manifest.Manifest("CheckedSweeper", False, 1, [manifest.ListedJob(
-        num=0, dir="0", overrides=["lr=0.5"], fingerprint="another", task="linear", optimizer="gd", hparams={})])
+        num=0, dir="0", overrides=["lr=0.5"], fingerprint="another", task="linear", optimizer="gd", hparams={"lr": 0.5})])
     before = (tmp_path / "jobs.json").read_text()
-    with pytest.raises(MismatchError, match="holds another sweep: its job 0 is lr=0.1"):
+    with pytest.raises(MismatchError, match=r"holds another sweep: its job 0 is another configuration \(lr: 0.1 -> 0.5\)"):
         manifest.claim(tmp_path, other)
     assert (tmp_path / "jobs.json").read_text() == before
 

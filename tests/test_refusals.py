@@ -112,3 +112,30 @@ def test_a_grid_preset_whose_grid_the_command_line_fixes_is_one_job(compose_cfg)
     assert grid_size(compose_cfg("experiment=ex4_gpus")) == 3
     assert grid_size(compose_cfg("experiment=ex4_gpus", "gpus=2")) == 1
     assert grid_size(compose_cfg("optimizer=adam")) == 1
+
+
+@pytest.mark.parametrize("args, line", [
+    (["data.trian_samples=100"], "error: data.trian_samples is not a key of the config: did you mean "
+                                 "data.train_samples=100?"),
+    (["logging.tensorbord=false"], "error: logging.tensorbord is not a key of the config: did you mean "
+                                   "logging.tensorboard=false?"),
+    (["+data.trian_samples=100"], "error: +data.trian_samples=100: tasks.mnist.load takes no argument "
+                                  "'trian_samples': did you mean data.train_samples=100?"),
+    (["task=cnn", "+task.run.foo=1"], "error: +task.run.foo=1: tasks.cnn.run takes no argument 'foo': it takes "
+                                      "data, batch_size, epochs, seed, gpus, devices, logging, dropout"),
+    (["task=cnn", "+task.run.dropuot=0"], "error: +task.run.dropuot=0: tasks.cnn.run takes no argument 'dropuot': "
+                                          "did you mean +task.run.dropout=0?"),
+    (["logging.tensorboard=maybe"], "error: logging.tensorboard='maybe' is invalid: logging.tensorboard must be "
+                                    "true or false (e.g. logging.tensorboard=false)"),
+])
+def test_a_misspelt_or_added_nested_key_is_one_line(tmp_path, args, line):
+    """Hydra's advice (`+data.trian_samples=100`) is refused too, before anything runs, with or without -m."""
+    assert refused(tmp_path, *args) == line
+    assert refused(tmp_path, "-m", *args, "seed=1,2") == line
+
+
+def test_an_argument_the_task_takes_may_be_added(compose_cfg):
+    from sweeper.refusals import check_additions
+
+    check_additions(compose_cfg("task=cnn", "+task.run.dropout=0"), ["task=cnn", "+task.run.dropout=0"])
+    check_additions(compose_cfg("task=softmax", "++data.train_samples=10"), ["++data.train_samples=10"])

@@ -206,7 +206,7 @@ def test_report_refuses_what_is_not_a_sweep(sweeper_cli, tmp_path):
     result = sweeper_cli("report", str(tmp_path / "nowhere"))
     assert result.returncode == 2 and "is not a directory" in result.stderr and "Traceback" not in result.stderr
     result = sweeper_cli("report", str(tmp_path))
-    assert result.returncode == 2 and "no job directories" in result.stderr
+    assert result.returncode == 2 and "holds no sweep" in result.stderr
     assert not (tmp_path / "report").exists()
 
 

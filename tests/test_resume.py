@@ -71,10 +71,8 @@ def test_a_different_configuration_in_the_same_directory_is_refused(small_sweep)
     result = run_cli("run.py", "-m", "lr=0.5,0.001", "steps=10,20", f"hydra.sweep.dir={sweep}")
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        f"error: {sweep / '0'} holds the record of another configuration: lr=0.01 steps=10 "
-        f"(fingerprint {read_record(sweep / '0' / 'result.json').fingerprint}), not lr=0.5 steps=10 "
-        f"({result.stderr.split('steps=10 (')[-1].split(')')[0]}): use a new hydra.sweep.dir, "
-        "or delete that directory to run it again")
+        f"error: {sweep / '0'} holds the record of another configuration (lr: 0.01 -> 0.5): "
+        "use a new hydra.sweep.dir, or delete that directory to run it again")
     assert {p: p.read_bytes() for p in sweep.rglob("*") if p.is_file()} == snapshot
 
 

@@ -84,7 +84,7 @@ def test_collate_refuses_what_is_not_a_sweep(sweeper_cli, tmp_path):
     assert result.returncode == 2
     assert "is not a directory" in result.stderr and "Traceback" not in result.stderr
     result = sweeper_cli("collate", str(tmp_path))
-    assert result.returncode == 2 and "no job directories" in result.stderr
+    assert result.returncode == 2 and "holds no sweep" in result.stderr
 
 
 def test_each_job_gets_the_config_hydra_composes_for_it(adam_sweep, compose_cfg):

@@ -65,3 +65,48 @@ def test_status_without_a_job_list_reads_overrides_from_the_jobs(status_lines, s
     assert lines[12].split()[1:] == ["ok", "epochs=5", "batch_size=256", "lr=0.01"]  # from the record
     assert lines[13].split()[1:] == ["missing", "lr=0.2", "batch_size=16"]  # from .hydra/overrides.yaml
 
+
+
+@pytest.mark.parametrize("command", ["collate", "report"])
+def test_a_folder_that_is_not_a_sweep_is_refused_and_not_written(sweeper_cli, tmp_path, command):
+    """`collate /tmp`: one line, exit 2, nothing written, other programs' files not read."""
+    other = tmp_path / "other-program"
+    (other / "cache" / "deep").mkdir(parents=True)
+    (other / "cache" / "deep" / "result.json").write_text("not ours")  # a record deep below is no sweep
+    (tmp_path / "notes.txt").write_text("x")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    result = sweeper_cli(command, str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: {tmp_path} holds no sweep") and len(result.stderr.strip().splitlines()) == 1
+    assert "not a valid result record" not in result.stderr and result.stdout == ""
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize("command", ["collate", "report"])
+def test_a_folder_of_sweeps_means_sweeps_only(sweeper_cli, softmax_sweep, command):
+    """`report outputs`: refused, naming outputs/multirun; a folder of sweeps leaves single runs out."""
+    outputs = softmax_sweep.parent
+    multirun = outputs / "multirun"
+    multirun.mkdir()
+    softmax_sweep.rename(multirun / "x")
+    run = outputs / "runs" / "2024-01-01_00-00-00"
+    synthetic.linear_job(run, "gd", lr=0.1)
+    (run / ".hydra").mkdir(exist_ok=True)
+    (run / ".hydra" / "hydra.yaml").write_text("hydra:\n  run:\n    dir: x\n  mode: RUN\n")
+    result = sweeper_cli(command, str(outputs))
+    assert result.returncode == 2
+    assert "holds no sweep, only sweeps deeper" in result.stderr and f"(such as {multirun})" in result.stderr
+    assert not (outputs / "results.csv").exists() and not (outputs / "report").exists()
+    run.rename(multirun / "a-single-run")  # beside the sweeps: left out
+    result = sweeper_cli(command, str(multirun))
+    assert result.returncode == 0, result.stderr
+    table = (multirun / "results.csv").read_text()
+    assert "a-single-run" not in table and "x/0," in table
+
+
+def test_a_folder_of_sweeps_and_other_things_is_refused(sweeper_cli, softmax_sweep):
+    """The system's temporary folder may hold sweeps beside other programs' folders: not a folder of sweeps."""
+    (softmax_sweep.parent / "another-program" / "cache").mkdir(parents=True)
+    result = sweeper_cli("collate", str(softmax_sweep.parent))
+    assert result.returncode == 2 and "holds sweeps and other folders" in result.stderr
+    assert not (softmax_sweep.parent / "results.csv").exists()

@@ -52,7 +52,7 @@ def call_task(job: PlannedJob, job_dir: Path | None, context: RunContext,
 def _skip_done(job: PlannedJob, context: RunContext) -> Record | None:
     """A finished record of this configuration is kept, not redone; another configuration's is an error."""
     try:
-        record = finished_record(job.directory, job.fingerprint, job.overrides)
+        record = finished_record(job.directory, job.fingerprint, job.overrides, job.former, job.config)
     except MismatchError as e:
         echo(f"error: {e}", warning=True)
         raise SystemExit(2) from None

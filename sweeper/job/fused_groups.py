@@ -156,7 +156,8 @@ def _key(directory: Path) -> Path:
 def _done(member: PlannedJob) -> bool:
     """Finished before, or another configuration's record (its own `execute` refuses it)."""
     try:
-        return finished_record(member.directory, member.fingerprint, member.overrides) is not None
+        return finished_record(member.directory, member.fingerprint, member.overrides, member.former,
+                               member.config) is not None
     except MismatchError:
         return True
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from sweeper.job.fingerprint import fingerprint
+from sweeper.job.fingerprint import fingerprint, former_fingerprints
 from sweeper.job.trial import TrialLink, link_of
 
 PRESET_GROUPS = ("experiment", "hparams_search")  # the config groups whose options are presets
@@ -37,6 +37,7 @@ class PlannedJob:
     preset: str | None = None         # experiment=... / hparams_search=...
     trial: TrialLink | None = None    # a search's trial it reports to (sweeper/job/trial.py)
     resources: dict[str, Any] | None = None  # submitit parameters, for the launchers that submit
+    former: tuple[str, ...] = ()      # its fingerprints as records written before data.dir left them hold them
 
     @property
     def cfg(self) -> DictConfig:
@@ -59,5 +60,5 @@ def plan_job(cfg: DictConfig, hydra_cfg: Any | None = None, directory: Path | No
     directory = Path(str(hydra_cfg.sweep.dir)) / subdir if directory is None else directory
     return PlannedJob(num=int(hydra_cfg.job.num), directory=directory, dir=subdir,
                       overrides=list(hydra_cfg.overrides.task), fingerprint=fingerprint(cfg), config=cfg,
-                      preset=preset_of(hydra_cfg.runtime.choices),
+                      former=former_fingerprints(cfg), preset=preset_of(hydra_cfg.runtime.choices),
                       trial=link_of(hydra_cfg, OmegaConf.select(cfg, "task.objective")))

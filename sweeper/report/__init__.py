@@ -71,10 +71,11 @@ def _group_sections(plt: ModuleType, group: Group, out: Path, search: bool) -> t
     return lines, figures
 
 
-def report(root: Path) -> tuple[Path, list[Path]]:
-    """Collate root, write root/report/report.md and its figures; return report.md and the figures."""
+def report(root: Path, within: list[Path] | None = None) -> tuple[Path, list[Path]]:
+    """Collate root (the sweeps `within` it only, where given: sweeper/sweep/jobs.py sweeps_in),
+    write root/report/report.md and its figures; return report.md and the figures."""
     root = Path(root)
-    sweep = read_sweep(root)
+    sweep = read_sweep(root, within)
     jobs = sweep.jobs
     table = collate(root, jobs)
     full = write_tables(root, table)

@@ -83,13 +83,26 @@ def _is_job_dir(path: Path) -> bool:
     return path.is_dir() and bool(_JOB_MARKS.intersection(os.listdir(path)))
 
 
+def _is_single_run(path: Path) -> bool:
+    """A run without -m (outputs/runs/<date>): Hydra's saved config says `mode: RUN`."""
+    try:
+        return "\n  mode: RUN\n" in (path / ".hydra" / "hydra.yaml").read_text()
+    except OSError:
+        return False
+
+
 def _is_sweep_dir(path: Path) -> bool:
-    """A job list, or job directories right inside."""
-    return (path / MANIFEST_NAME).exists() or any(_is_job_dir(child) for child in _subdirs(path))
+    """A job list or Hydra's multirun.yaml, or job directories right inside (not single runs')."""
+    if (path / MANIFEST_NAME).exists() or (path / "multirun.yaml").exists():
+        return True
+    return any(_is_job_dir(child) and not _is_single_run(child) for child in _subdirs(path))
 
 
 def _subdirs(path: Path) -> list[Path]:
-    return sorted(child for child in path.iterdir() if child.is_dir())
+    try:
+        return sorted(child for child in path.iterdir() if child.is_dir() and not child.is_symlink())
+    except OSError:  # a folder this user may not read is no sweep
+        return []
 
 
 def sweep_of_job(path: Path) -> Path | None:
@@ -101,12 +114,34 @@ def sweep_of_job(path: Path) -> Path | None:
     return sweep if (sweep / MANIFEST_NAME).exists() or (sweep / "multirun.yaml").exists() else None
 
 
-def holds_sweeps(root: Path) -> bool:
-    """Whether a report of root covers sweeps it holds directly: root is a single run's directory, a
-    sweep directory, or a folder of sweep directories (one level down). Records deeper do not count:
-    a report there would mix unrelated sweeps."""
+class NotASweep(ValueError):
+    """A folder that collate and report refuse: the message is one line, naming what to give."""
+
+
+def sweeps_in(root: Path) -> list[Path]:
+    """What `collate` and `report` read, and write their results beside: root itself when it is a
+    sweep directory (or a single run's), else the sweep directories inside a folder of sweeps
+    (every folder in it a sweep, or a single run, which is left out). Raises NotASweep for
+    anything else, without walking it: records deeper would mix unrelated work, and results are
+    written only into a sweep or a folder of sweeps the user named."""
     root = Path(root)
-    return _is_job_dir(root) or _is_sweep_dir(root) or any(_is_sweep_dir(child) for child in _subdirs(root))
+    if _is_job_dir(root) or _is_sweep_dir(root):
+        return [root]
+    children = [child for child in _subdirs(root) if not child.name.startswith(".") and child.name != "report"]
+    sweeps = [child for child in children if _is_sweep_dir(child)]
+    others = [child for child in children if child not in sweeps and not _is_single_run(child)]
+    if sweeps and not others:
+        return sweeps
+    if sweeps:
+        raise NotASweep(f"{root} holds sweeps and other folders (such as {others[0]}): give a sweep directory "
+                        "or a folder of sweeps only")
+    holding = next((child for child in children if any(_is_sweep_dir(g) for g in _subdirs(child))), None)
+    if holding is not None:
+        raise NotASweep(f"{root} holds no sweep, only sweeps deeper: give a sweep directory or a folder of "
+                        f"sweeps (such as {holding})")
+    raise NotASweep(f"{root} holds no sweep: no job list (jobs.json), multirun.yaml or job directories in it or "
+                    "in its folders: give a sweep directory (hydra.sweep.dir, such as outputs/multirun/<date>) "
+                    "or a folder of sweeps")
 
 
 def _in_number_order(path: Path) -> list[tuple[int, int, str]]:
@@ -159,11 +194,15 @@ def _manifests(sweeps: list[Path]) -> dict[Path, Manifest]:
     return found
 
 
-def read_sweep(root: Path) -> Sweep:
-    """Every job under root: sweep by sweep, each in the order of its job list, then the others by
-    name (numbers in number order)."""
+def read_sweep(root: Path, within: list[Path] | None = None) -> Sweep:
+    """Every job under root (or under the folders `within` it only: sweeps_in(root)): sweep by
+    sweep, each in the order of its job list, then the others by name (numbers in number order)."""
     root = Path(root)
-    directories, sweeps = _walk(root)
+    directories, sweeps = [], []
+    for top in within if within is not None else [root]:
+        found = _walk(top)
+        directories += found[0]
+        sweeps += found[1]
     manifests = _manifests(sorted(sweeps, key=_in_number_order))
     states = _slurm_states(manifests)
     jobs: list[Job] = []

@@ -14,7 +14,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from sweeper.hparams import applicable_hparams
-from sweeper.job.fingerprint import MismatchError
+from sweeper.job.fingerprint import MismatchError, difference, same_configuration
 from sweeper.job.planned import PlannedJob
 from sweeper.job.record import create_atomic, write_atomic
 
@@ -99,12 +99,16 @@ def write_manifest(sweep_dir: Path, manifest: Manifest) -> None:
     write_atomic(path_of(sweep_dir), _text(manifest))
 
 
-def claim(sweep_dir: Path, manifest: Manifest) -> Manifest:
+def claim(sweep_dir: Path, manifest: Manifest,
+          planned: dict[int, tuple[tuple[str, ...], DictConfig | None]] | None = None) -> Manifest:
     """Make `manifest` the sweep directory's job list, before any job runs.
 
     Where the directory has a list already (a resumed sweep, or another sweep started into it),
     every job number both lists hold must be the same configuration in the same directory, or
-    MismatchError is raised and nothing is written; jobs only the new list has are added.
+    MismatchError (naming what differs) is raised and nothing is written; jobs only the new list
+    has are added. `planned`: each job's former fingerprints and its config (where this process
+    keeps it) by number, to recognise a list written before data.dir left the fingerprint and to
+    name what differs.
     """
     sweep_dir = Path(sweep_dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -113,13 +117,19 @@ def claim(sweep_dir: Path, manifest: Manifest) -> Manifest:
     existing = read_manifest(sweep_dir)
     assert existing is not None
     known = {job.num: job for job in existing.jobs}
+    planned = planned or {}
     for job in manifest.jobs:
         old = known.get(job.num)
-        if old is not None and (old.fingerprint, old.dir) != (job.fingerprint, job.dir):
-            raise MismatchError(
-                f"{sweep_dir} holds another sweep: its job {job.num} is {' '.join(old.overrides) or 'defaults'} "
-                f"(fingerprint {old.fingerprint}), not {' '.join(job.overrides) or 'defaults'} ({job.fingerprint}): "
-                "use a new hydra.sweep.dir, or delete that directory to run it again")
+        if old is None:
+            continue
+        former, cfg = planned.get(job.num, ((), None))
+        if old.dir != job.dir or not same_configuration(old.fingerprint, job.fingerprint, former, sweep_dir / old.dir):
+            changed = difference(sweep_dir / old.dir, old.overrides, old.hparams, job.overrides, cfg, job.hparams)
+            what = (f"another configuration ({changed})" if changed and old.dir == job.dir else
+                    f"{' '.join(old.overrides) or 'defaults'} (fingerprint {old.fingerprint}, in {old.dir}), not "
+                    f"{' '.join(job.overrides) or 'defaults'} ({job.fingerprint}, in {job.dir})")
+            raise MismatchError(f"{sweep_dir} holds another sweep: its job {job.num} is {what}: "
+                                "use a new hydra.sweep.dir, or delete that directory to run it again")
     added = [job for job in manifest.jobs if job.num not in known]
     if added or manifest.total > existing.total:
         existing.jobs = sorted([*existing.jobs, *added], key=lambda job: job.num)

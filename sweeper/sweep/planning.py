@@ -23,7 +23,7 @@ from sweeper.job.fingerprint import MismatchError, finished_record
 from sweeper.job.planned import PlannedJob
 from sweeper.launching import in_process
 from sweeper.launching.compose import planned_jobs
-from sweeper.refusals import Applicability, check_bypass
+from sweeper.refusals import Applicability, DataCheck, check_additions, check_bypass
 from sweeper.sweep import manifest
 
 
@@ -42,6 +42,8 @@ def plan_sweep(hydra_context: HydraContext, config: DictConfig, launcher: Launch
     to_run: list[PlannedJob] = []
     rows = []
     applicability = Applicability()
+    data = DataCheck()
+    identities: dict[int, tuple[tuple[str, ...], DictConfig | None]] = {}
     in_this_process = isinstance(launcher, BasicLauncher)
     submits = hasattr(launcher, "launch_planned") and not in_this_process
     try:
@@ -49,17 +51,21 @@ def plan_sweep(hydra_context: HydraContext, config: DictConfig, launcher: Launch
                                      keep_config=in_this_process, resources=submits):
             check_or_exit(cfg)
             check_bypass(cfg, job.overrides)
+            check_additions(cfg, job.overrides)
             applicability.add(cfg, job.overrides)
+            identities[job.num] = job.former, job.config
             rows.append(manifest.listed_job(job, cfg, trial=job.num if total is not None else None))
-            if finished_record(sweep_dir / job.dir, job.fingerprint, job.overrides):
+            if finished_record(sweep_dir / job.dir, job.fingerprint, job.overrides, job.former, cfg):
                 done[job.num] = sweep_dir / job.dir
                 job.config = None
             else:
+                data.add(cfg)
                 to_run.append(job)
         applicability.check()
+        data.check()  # the data every job reads, once, before the first job (and before jobs.json)
         listed = manifest.Manifest(sweeper=sweeper, search=total is not None,
                                    total=len(overrides) if total is None else total, jobs=rows)
-        manifest.claim(sweep_dir, listed)
+        manifest.claim(sweep_dir, listed, identities)
     except (MismatchError, manifest.DamagedManifest) as e:
         _fail(str(e))
     return to_run, done

@@ -1,0 +1,88 @@
+"""Recovering from the commonest mistakes, through the command line as a user types it: a sweep
+started without its data (MNIST_DIR) is refused in one line, and one whose jobs failed for want of
+it resumes once the data are there; where the data live is not what a job is."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from sweeper.job.fingerprint import former_fingerprints
+from sweeper.job.record import read_record
+from sweeper.sweep import manifest
+from tests.conftest import checkout_env, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("where", ["missing", "empty"])
+def test_a_sweep_without_its_data_is_one_line_and_writes_nothing(tmp_path, where):
+    data = tmp_path / "mnist"
+    if where == "empty":
+        data.mkdir()
+    env = {**checkout_env(), "MNIST_DIR": str(data)}
+    sweep = tmp_path / "sweep"
+    result = run_cli("run.py", "-m", "experiment=ex1_adam", "task=softmax", f"hydra.sweep.dir={sweep}", env=env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {data}"), result.stderr
+    assert "MNIST_DIR" in lines[0] and result.stdout == ""
+    assert not sweep.exists()
+
+
+def _as_written_before(sweep, job: str, cfg, data_dir_known: bool, status: str | None = None) -> None:
+    """Job `job`'s record and list entry as the code before data.dir left the fingerprint wrote
+    them: with data.dir as now (data_dir_known) or null (MNIST_DIR unset), and `status`."""
+    as_now, as_null = former_fingerprints(cfg)
+    old = as_now if data_dir_known else as_null
+    path = sweep / job / "result.json"
+    record = json.loads(path.read_text())
+    record.update(fingerprint=old, **({"status": status, "error": "DataError: no data.dir and the download "
+                                       "failed"} if status else {}))
+    path.write_text(json.dumps(record))
+    listed = manifest.read_manifest(sweep)
+    for entry in listed.jobs:
+        if entry.dir == job:
+            entry.fingerprint = old
+    manifest.write_manifest(sweep, listed)
+
+
+def test_forgetting_mnist_dir_then_setting_it_resumes(tmp_path, tiny, compose_cfg, sweeper_cli, monkeypatch):
+    monkeypatch.setenv("MNIST_DIR", tiny)
+    sweep = tmp_path / "sweep"
+    common = ["task=softmax", "data.train_samples=200", "data.test_samples=50", "logging.tensorboard=false"]
+    result = run_cli("run.py", "-m", *common, "lr=0.5,0.1", f"hydra.sweep.dir={sweep}",
+                     env={**checkout_env(), "MNIST_DIR": tiny})
+    assert result.returncode == 0, result.stderr
+    cfgs = {job: compose_cfg(*common, f"lr={lr}") for job, lr in (("0", 0.5), ("1", 0.1))}
+    # Job 0 failed for want of data (MNIST_DIR unset then); job 1 finished with the data where they are.
+    _as_written_before(sweep, "0", cfgs["0"], data_dir_known=False, status="failed")
+    _as_written_before(sweep, "1", cfgs["1"], data_dir_known=True)
+    finished = read_record(sweep / "1" / "result.json").finished
+
+    result = sweeper_cli("resume", str(sweep))
+    assert result.returncode == 0, result.stderr
+    assert "another configuration" not in result.stderr
+    assert "1 ok, 1 skipped (done before)" in result.stdout
+    assert read_record(sweep / "0" / "result.json").status == "ok"
+    assert read_record(sweep / "1" / "result.json").finished == finished  # an old finished record is done
+
+    # The same files in another folder are the same experiment: nothing runs again.
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(tiny, moved)
+    result = run_cli("run.py", "-m", *common, "lr=0.5,0.1", f"hydra.sweep.dir={sweep}",
+                     env={**checkout_env(), "MNIST_DIR": str(moved)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("-> skipped: done") == 2
+
+
+def test_another_configuration_names_what_differs(tmp_path):
+    sweep = tmp_path / "sweep"
+    assert run_cli("run.py", "-m", "lr=0.01,0.001", "steps=10", f"hydra.sweep.dir={sweep}").returncode == 0
+    shutil.rmtree(sweep / "0" / ".hydra")  # only the record knows what ran: its hyperparameters say
+    result = run_cli("run.py", "-m", "lr=0.01,0.001", "steps=20", f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"error: {sweep / '0'} holds the record of another configuration (steps: 10 -> 20): "
+        "use a new hydra.sweep.dir, or delete that directory to run it again")
