@@ -19,7 +19,7 @@ from sweeper.job.trial import status_of as trial_status
 from sweeper.training import checkpoint
 from sweeper.training.curves import CURVES, EPOCH_CURVES as _EPOCH_CURVES, Curves
 from sweeper.training.tensorboard import keras_callbacks
-from sweeper.training.tf import import_tensorflow
+from sweeper.training.tf import import_keras, import_tensorflow
 
 if TYPE_CHECKING:
     import keras
@@ -57,7 +57,7 @@ def dataset(images: np.ndarray, labels: np.ndarray, *, batch_size: int, input_sh
 
 def _recorder(steps_per_epoch: int, batch_size: int, samples: int,
               saved: dict[str, Any] | None, reporter: Reporter | None = None) -> keras.callbacks.Callback:
-    import keras
+    keras = import_keras()
 
     class Recorder(keras.callbacks.Callback):
         """Keeps the record's curves and timings (sweeper/training/curves.py) from Keras' logs
@@ -139,8 +139,7 @@ def train(make_model: Callable[[], keras.Model], splits: Splits, *, optimizer: d
     and the trained model.
     """
     tf = import_tensorflow()
-    import keras
-
+    keras = import_keras()
     keras.backend.clear_session()  # a sweep in one process: drop the previous job's model
     keras.utils.set_random_seed(seed)
     strategy = strategy or tf.distribute.get_strategy()
