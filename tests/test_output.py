@@ -140,6 +140,16 @@ def test_optuna_search_prints_each_trial_and_the_summary(tmp_path):
     assert all(label.startswith("lr=") and "hparams_search" not in label for _, _, label, _ in lines)
     assert "sweep: 2 jobs: 2 ok in " in out.stdout and f"collate: python -m sweeper collate {sweep}" in out.stdout
     assert " : lr=" not in out.stdout + out.stderr
+    assert "Launching" not in out.stdout + out.stderr  # Hydra's `Launching 1 jobs locally` before each trial
+    # Sampled values at 4 significant digits in the line; whole in the record.
+    values = [value for _, _, label, _ in lines for value in re.findall(r"(?:lr|beta1|beta2)=(\S+)", label)]
+    assert len(values) == 6 and all(len(re.sub(r"^0\.0*|[.-]|e.*$", "", v)) <= 4 for v in values), values
+    by_number = records(sweep, by="number")
+    assert all(len(o.split("=")[1]) > 8 for o in by_number[0].overrides if o.startswith("lr=")), by_number[0].overrides
+    # The best trial (numbered from 0) named with its line (numbered from 1), whose values it repeats.
+    best = re.search(r"^best: trial (\d) \(\[(\d)/2\]\): (.*) -> \S+; ", out.stdout, re.M)
+    assert best and int(best[2]) == int(best[1]) + 1, out.stdout
+    assert lines[int(best[2]) - 1][2].startswith(best[3]), out.stdout
 
 
 @pytest.mark.slow
@@ -148,6 +158,7 @@ def test_in_process_grid_prints_no_hydra_job_lines(tmp_path):
     assert out.returncode == 0, out.stderr
     assert [(k, n, status) for k, n, _, status in _job_lines(out.stdout)] == [(1, 2, "ok"), (2, 2, "ok")]
     assert " : lr=" not in out.stdout + out.stderr
+    assert "Launching" not in out.stdout + out.stderr  # Hydra's time-stamped `Launching 2 jobs locally`
 
 
 @pytest.mark.slurm
@@ -250,4 +261,34 @@ def test_search_prints_no_tensorflow_start_up_lines(tmp_path):
                   f"hydra.sweep.dir={tmp_path}", env=_user_env())
     assert out.returncode == 0, out.stdout + out.stderr
     assert [(k, n) for k, n, _, _ in _job_lines(out.stdout)] == [(1, 2), (2, 2)], out.stdout
+    assert _start_up_lines(out.stdout, out.stderr) == [], out.stderr
+
+
+@pytest.mark.slow
+def test_a_diverged_job_prints_inf_in_process_and_under_the_local_launcher(tmp_path):
+    """The record stores a loss that is not finite as null; the line says `inf` on either path."""
+    lines = {}
+    for where, launcher in (("in_process", []), ("local", ["hydra/launcher=local"])):
+        out = run_cli("run.py", "-m", "lr=5.0", "steps=100", *launcher, f"hydra.sweep.dir={tmp_path / where}",
+                      env=_user_env())
+        assert out.returncode == 0, out.stdout + out.stderr
+        lines[where] = [line.rsplit(" (", 1)[0] for line in out.stdout.splitlines() if line.startswith("[1/1]")]
+        assert records(tmp_path / where)["lr=5.0 steps=100"].metrics["final_loss"] is None
+    assert lines["in_process"] == lines["local"], lines
+    assert lines["local"] == ["[1/1] lr=5.0 steps=100 -> diverged final_loss=inf"], lines
+
+
+@pytest.mark.slow
+@pytest.mark.mnist
+def test_unfused_mnist_sweep_prints_no_keras_epoch_lines(tmp_path):
+    """Keras' progress is a single run's (README); a sweep's jobs print their [k/N] lines only."""
+    out = run_cli("run.py", "-m", "task=softmax", "lr=0.5,0.1", "hydra.sweeper.fuse=false", "epochs=2",
+                  f"data.dir={real_mnist_dir()}", "data.train_samples=200", "data.test_samples=100",
+                  f"hydra.sweep.dir={tmp_path}", env=_user_env())
+    assert out.returncode == 0, out.stdout + out.stderr
+    keras_lines = [line for line in (out.stdout + out.stderr).splitlines()
+                   if re.search(r"^Epoch \d+/\d+|\d+/\d+ .*step - (loss|accuracy)", line)]
+    assert keras_lines == [], keras_lines
+    assert len(_job_lines(out.stdout)) == 2, out.stdout
+    assert len(out.stdout.splitlines()) == 3, out.stdout  # two job lines and the summary
     assert _start_up_lines(out.stdout, out.stderr) == [], out.stderr

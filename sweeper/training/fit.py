@@ -111,7 +111,13 @@ def job_callbacks(job_dir: Path | None, model: keras.Model, recorder: Any,
 
 
 def _verbosity() -> int:
-    """Keras' progress bar on a terminal; one line per epoch in a log file (Slurm)."""
+    """Keras' progress in a single run: its bar on a terminal, one line per epoch in a log file;
+    none in a sweep (in process, packed or on Slurm), whose jobs print their `[k/N]` lines."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        return 0
     return 1 if sys.stdout.isatty() else 2
 
 
