@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sweeper.hparams import HPARAMS, applicable_hparams, check_or_exit, interpolated_key
 from sweeper.job.planned import preset_of
+from tasks.mnist import DataError, check
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -89,7 +90,7 @@ def _nodes() -> dict[str, tuple[str, ...]]:
                 add(value, f"{prefix}{key}.")
 
     for path in [CONF / "config.yaml", *CONF.glob("task/*.yaml"), *CONF.glob("optimizer/*.yaml")]:
-        raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+        raw = cast(dict[str, Any], OmegaConf.to_container(OmegaConf.load(path), resolve=False))  # a mapping file
         add({key: value for key, value in raw.items() if key != "hydra"}, "")
     return {node: tuple(sorted(keys)) for node, keys in nodes.items()}
 
@@ -264,8 +265,6 @@ class DataCheck:
     def check(self) -> None:
         if not self.dirs:
             return
-        from tasks.mnist import DataError, check
-
         for directory in self.dirs:
             try:
                 check(directory)

@@ -9,6 +9,7 @@ from sweeper.job.outcome import Outcome
 from sweeper.job.trial import Reporter
 from sweeper.training import devices as replica_devices
 from sweeper.training import fit, fused_loop
+from sweeper.training.tf import import_keras, import_tensorflow
 from tasks import mnist
 
 if TYPE_CHECKING:
@@ -20,8 +21,8 @@ INPUT_SHAPE = (28, 28, 1)
 def make_model(dropout: float = 0.5) -> keras.Model:
     """Conv 5x5x32, pool, conv 5x5x64, pool, dense 1024, dropout 0.5, softmax 10: 3,274,634 weights.
     `dropout`: the course's 0.5; 0 makes a step draw no random numbers (tests compare fused runs so)."""
-    import keras  # here, so that a data error is reported before TensorFlow starts
-    from keras import layers
+    keras = import_keras()  # here, so that a data error is reported before TensorFlow starts
+    layers = keras.layers
 
     return keras.Sequential([
         keras.Input(INPUT_SHAPE),
@@ -57,8 +58,7 @@ def fused_logits(weights: list[Any], x: Any, training: bool = False, dropout: fl
     dense layers are batched matmuls (tf.matmul, whose gradient is two more batched matmuls: an
     einsum's went through transposes and made the fused step a third slower here). Each copy draws
     its own dropout mask."""
-    import tensorflow as tf
-
+    tf = import_tensorflow()
     k1, b1, k2, b2, k3, b3, k4, b4 = weights
     n = k1.shape[0]
 

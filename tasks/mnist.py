@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from sweeper.training.tf import import_tensorflow
+from sweeper.training.tf import import_keras
 
 FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -110,8 +110,7 @@ def _load_directory(directory: Path) -> Splits:
 @functools.cache
 def _load_keras() -> Splits:
     """The Keras copy, downloaded once into ~/.keras/datasets (or $KERAS_HOME)."""
-    import_tensorflow()  # before Keras, which imports it
-    import keras
+    keras = import_keras()
 
     try:
         (train_images, train_labels), (test_images, test_labels) = keras.datasets.mnist.load_data()

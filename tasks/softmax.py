@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from sweeper.job.outcome import Outcome
 from sweeper.job.trial import Reporter
 from sweeper.training import fit, fused_loop
+from sweeper.training.tf import import_keras, import_tensorflow
 from tasks import mnist
 
 if TYPE_CHECKING:
@@ -17,8 +18,7 @@ INPUT_SHAPE = (784,)  # the course's flat images
 
 def make_model() -> keras.Model:
     """y = softmax(x W + b), W and b zero to start, as in the course."""
-    import keras  # here, so that a data error is reported before TensorFlow starts
-
+    keras = import_keras()  # here, so that a data error is reported before TensorFlow starts
     return keras.Sequential([
         keras.Input(INPUT_SHAPE),
         keras.layers.Dense(10, activation="softmax", kernel_initializer="zeros", bias_initializer="zeros"),
@@ -37,8 +37,7 @@ def run(*, optimizer: dict[str, Any], data: dict[str, Any], batch_size: int, epo
 def fused_logits(weights: list[Any], x: Any, training: bool = False) -> Any:
     """Every copy's logits at once, [N, B, 10]: one einsum (a batched matmul) over the copies'
     kernels [N, 784, 10] and biases [N, 10], the Dense layer's `x W + b` without its softmax."""
-    import tensorflow as tf
-
+    tf = import_tensorflow()
     kernel, bias = weights
     return tf.einsum("bi,nio->nbo", x, kernel) + bias[:, None, :]
 

@@ -17,15 +17,17 @@ from sweeper.course_runner import EXERCISES, load_profile, planned_jobs, profile
 from sweeper.job.status import FINISHED
 from sweeper.report.published import load_published
 from sweeper.sweep.jobs import read_sweep
-from tests.conftest import records, run_cli
+from sweeper.training.tf import START_UP_LINES
+from tests.conftest import checkout_env, records, run_cli
 from tests.mnist_files import real_mnist_dir
 from tests.test_presets import preset
 
 
 def course(*args: str, timeout: float = 1200):
     """`python -m sweeper course ...` in a process of its own: the module-scoped fixture below runs
-    it once for many tests, where no test's output capture exists."""
-    return run_cli("-m", "sweeper", "course", *args, timeout=timeout)
+    it once for many tests, where no test's output capture exists. In the environment of a user
+    who set nothing for TensorFlow (conftest sets a log level for the tests' own processes)."""
+    return run_cli("-m", "sweeper", "course", *args, timeout=timeout, env=checkout_env(without_prefix="TF_CPP"))
 
 
 def written(directory: Path) -> dict[Path, tuple[int, object]]:
@@ -67,6 +69,15 @@ def test_smoke_runs_every_exercise_and_finishes_every_job(smoke):
     assert sorted(job.record.metrics["replicas"] for job in ex4) == [1, 2, 4]
     assert all(job.record.metrics["train_samples"] == 256 for job in ex4)
     print(f"smoke profile: {seconds:.0f} s for {planned} jobs")
+
+
+@pytest.mark.slow
+@pytest.mark.mnist
+def test_smoke_log_holds_no_tensorflow_start_up_lines(smoke):
+    """Every sweep of the course (fused, in process, the local launcher's processes) is as quiet as one job."""
+    _, result, _ = smoke
+    log = result.stdout + result.stderr
+    assert [line for line in log.splitlines() if START_UP_LINES.search(line)] == [], log[-3000:]
 
 
 @pytest.mark.slow

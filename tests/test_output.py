@@ -2,6 +2,7 @@
 and sweeper, a summary, and each job's lines in its run.log. Through the real command line."""
 from __future__ import annotations
 
+import ast
 import os
 import re
 import signal
@@ -13,12 +14,25 @@ import pytest
 
 from sweeper.sweep import manifest
 from sweeper.training.tf import START_UP_LINES, without_start_up_lines
-from tests.conftest import ROOT, checkout_env, run_cli, skip_or_fail
+from tests.conftest import ROOT, checkout_env, records, run_cli, skip_or_fail
+from tests.mnist_files import real_mnist_dir
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
 # Any TensorFlow C++ log line (`I0000 00:00:... file.cc:12] ...`) or absl's notice.
 TF_LINE = re.compile(r"^[IWEF]\d{4} \S+ +\d+ \S+:\d+\]|absl::InitializeLog|To enable the following instructions")
+
+
+def _start_up_lines(*texts: str) -> list[str]:
+    """The lines of `texts` that are TensorFlow's start-up lines (START_UP_LINES) or any other line
+    of its C++ log (TF_LINE)."""
+    return [line for text in texts for line in text.splitlines() if START_UP_LINES.search(line) or TF_LINE.search(line)]
+
+
+def _err_files(sweep) -> str:
+    """The standard error of every submitit task of a sweep (the local and slurm launchers'
+    `.submitit/**/*_log.err`)."""
+    return "".join(path.read_text() for path in sorted((sweep / ".submitit").rglob("*_log.err")))
 
 
 def _user_env() -> dict:
@@ -40,6 +54,36 @@ def test_start_up_lines_are_recognised_and_others_kept():
     assert without_start_up_lines(text) == ("E0000 00:00:1796153928.761094   22459 other.cc:1] a real error\n"
                                             "a Python warning\n")
     assert not START_UP_LINES.search("E0000 00:00:1.0 1 x.cc:1] failed call to cuDevice")
+
+
+def _started_before(tree: ast.AST, node: ast.stmt) -> bool:
+    """Whether the function holding `node` calls import_tensorflow() or import_keras() before it
+    (the import then finds TensorFlow started quietly, and names the module for its types)."""
+    for function in ast.walk(tree):
+        if isinstance(function, ast.FunctionDef) and node in function.body:
+            return any(isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
+                       and call.func.id in ("import_tensorflow", "import_keras") and call.lineno < node.lineno
+                       for call in ast.walk(function))
+    return False
+
+
+def test_tensorflow_and_keras_are_imported_only_through_tf_py():
+    """A bare `import keras` before `import_tensorflow` started TensorFlow without its log level and
+    outside the catching of its start-up lines: every fused sweep printed them, and its XLA lines."""
+    bare = []
+    for path in sorted([*(ROOT / "sweeper").rglob("*.py"), *(ROOT / "tasks").rglob("*.py")]):
+        if path == ROOT / "sweeper" / "training" / "tf.py":
+            continue
+        tree = ast.parse(path.read_text())
+        type_only = {id(node) for block in ast.walk(tree) if isinstance(block, ast.If)
+                     and "TYPE_CHECKING" in ast.unparse(block.test) for node in ast.walk(block)}
+        for node in ast.walk(tree):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if id(node) not in type_only and any(n.split(".")[0] in ("keras", "tensorflow") for n in names) \
+                    and not _started_before(tree, node):
+                bare.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert bare == [], "import them with sweeper.training.tf's import_tensorflow / import_keras"
 
 
 @pytest.mark.slow
@@ -108,6 +152,16 @@ def test_optuna_search_prints_each_trial_and_the_summary(tmp_path):
     assert all(label.startswith("lr=") and "hparams_search" not in label for _, _, label, _ in lines)
     assert "sweep: 2 jobs: 2 ok in " in out.stdout and f"collate: python -m sweeper collate {sweep}" in out.stdout
     assert " : lr=" not in out.stdout + out.stderr
+    assert "Launching" not in out.stdout + out.stderr  # Hydra's `Launching 1 jobs locally` before each trial
+    # Sampled values at 4 significant digits in the line; whole in the record.
+    values = [value for _, _, label, _ in lines for value in re.findall(r"(?:lr|beta1|beta2)=(\S+)", label)]
+    assert len(values) == 6 and all(len(re.sub(r"^0\.0*|[.-]|e.*$", "", v)) <= 4 for v in values), values
+    by_number = records(sweep, by="number")
+    assert all(len(o.split("=")[1]) > 8 for o in by_number[0].overrides if o.startswith("lr=")), by_number[0].overrides
+    # The best trial (numbered from 0) named with its line (numbered from 1), whose values it repeats.
+    best = re.search(r"^best: trial (\d) \(\[(\d)/2\]\): (.*) -> \S+; ", out.stdout, re.M)
+    assert best and int(best[2]) == int(best[1]) + 1, out.stdout
+    assert lines[int(best[2]) - 1][2].startswith(best[3]), out.stdout
 
 
 @pytest.mark.slow
@@ -116,6 +170,7 @@ def test_in_process_grid_prints_no_hydra_job_lines(tmp_path):
     assert out.returncode == 0, out.stderr
     assert [(k, n, status) for k, n, _, status in _job_lines(out.stdout)] == [(1, 2, "ok"), (2, 2, "ok")]
     assert " : lr=" not in out.stdout + out.stderr
+    assert "Launching" not in out.stdout + out.stderr  # Hydra's time-stamped `Launching 2 jobs locally`
 
 
 @pytest.mark.slurm
@@ -171,3 +226,81 @@ def test_a_single_run_log_holds_its_line(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "steps=20 -> ok final_loss=" in (tmp_path / "run.log").read_text()
     assert out.stdout.count("steps=20 -> ok") == 1
+
+
+@pytest.mark.slow
+@pytest.mark.mnist
+def test_fused_mnist_sweep_prints_no_tensorflow_start_up_lines(tmp_path):
+    """The default for a softmax sweep: its jobs fused, trained in process, the optimizer step under XLA."""
+    out = run_cli("run.py", "-m", "task=softmax", "lr=0.5,0.1", f"data.dir={real_mnist_dir()}",
+                  "data.train_samples=200", "data.test_samples=100", f"hydra.sweep.dir={tmp_path}", env=_user_env())
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert [status for _, _, _, status in _job_lines(out.stdout)] == ["ok", "ok"], out.stdout
+    assert [record.fused for record in records(tmp_path).values()] == [2, 2]
+    assert _start_up_lines(out.stdout, out.stderr) == [], out.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.mnist
+def test_packed_local_sweep_prints_no_tensorflow_start_up_lines(tmp_path):
+    """Two jobs packed in one task of the local launcher: a worker process of its own, its standard
+    error in the task's .err file and echoed on the terminal when it fails."""
+    out = run_cli("run.py", "-m", "task=softmax", "lr=0.5,0.1", "hydra/launcher=local", "hydra.launcher.jobs_per_task=2",
+                  f"data.dir={real_mnist_dir()}", "data.train_samples=200", "data.test_samples=100",
+                  f"hydra.sweep.dir={tmp_path}", env=_user_env())
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert sorted(status for _, _, _, status in _job_lines(out.stdout)) == ["ok", "ok"], out.stdout
+    assert _start_up_lines(out.stdout, out.stderr, _err_files(tmp_path)) == [], _err_files(tmp_path)
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+@pytest.mark.mnist
+def test_slurm_err_files_hold_no_tensorflow_start_up_lines(tmp_path):
+    out = run_cli("run.py", "-m", "task=softmax", "lr=0.5,0.1", "hydra/launcher=slurm", f"data.dir={real_mnist_dir()}",
+                  "data.train_samples=200", "data.test_samples=100", f"hydra.sweep.dir={tmp_path}", env=_user_env())
+    assert out.returncode == 0, out.stdout + out.stderr
+    errors = _err_files(tmp_path)
+    assert list((tmp_path / ".submitit").rglob("*_log.err")), "no Slurm .err file"
+    assert _start_up_lines(out.stdout, out.stderr, errors) == [], errors
+
+
+@pytest.mark.slow
+@pytest.mark.mnist
+def test_search_prints_no_tensorflow_start_up_lines(tmp_path):
+    out = run_cli("run.py", "-m", "hparams_search=ex2_optuna", "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=2",
+                  f"data.dir={real_mnist_dir()}", "data.train_samples=200", "data.test_samples=100",
+                  f"hydra.sweep.dir={tmp_path}", env=_user_env())
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert [(k, n) for k, n, _, _ in _job_lines(out.stdout)] == [(1, 2), (2, 2)], out.stdout
+    assert _start_up_lines(out.stdout, out.stderr) == [], out.stderr
+
+
+@pytest.mark.slow
+def test_a_diverged_job_prints_inf_in_process_and_under_the_local_launcher(tmp_path):
+    """The record stores a loss that is not finite as null; the line says `inf` on either path."""
+    lines = {}
+    for where, launcher in (("in_process", []), ("local", ["hydra/launcher=local"])):
+        out = run_cli("run.py", "-m", "lr=5.0", "steps=100", *launcher, f"hydra.sweep.dir={tmp_path / where}",
+                      env=_user_env())
+        assert out.returncode == 0, out.stdout + out.stderr
+        lines[where] = [line.rsplit(" (", 1)[0] for line in out.stdout.splitlines() if line.startswith("[1/1]")]
+        assert records(tmp_path / where)["lr=5.0 steps=100"].metrics["final_loss"] is None
+    assert lines["in_process"] == lines["local"], lines
+    assert lines["local"] == ["[1/1] lr=5.0 steps=100 -> diverged final_loss=inf"], lines
+
+
+@pytest.mark.slow
+@pytest.mark.mnist
+def test_unfused_mnist_sweep_prints_no_keras_epoch_lines(tmp_path):
+    """Keras' progress is a single run's (README); a sweep's jobs print their [k/N] lines only."""
+    out = run_cli("run.py", "-m", "task=softmax", "lr=0.5,0.1", "hydra.sweeper.fuse=false", "epochs=2",
+                  f"data.dir={real_mnist_dir()}", "data.train_samples=200", "data.test_samples=100",
+                  f"hydra.sweep.dir={tmp_path}", env=_user_env())
+    assert out.returncode == 0, out.stdout + out.stderr
+    keras_lines = [line for line in (out.stdout + out.stderr).splitlines()
+                   if re.search(r"^Epoch \d+/\d+|\d+/\d+ .*step - (loss|accuracy)", line)]
+    assert keras_lines == [], keras_lines
+    assert len(_job_lines(out.stdout)) == 2, out.stdout
+    assert len(out.stdout.splitlines()) == 3, out.stdout  # two job lines and the summary
+    assert _start_up_lines(out.stdout, out.stderr) == [], out.stderr

@@ -22,14 +22,17 @@ class Progress:
     def __init__(self, total: int, count: int = 0):
         self.total = total
         self.count = count
+        self.lines: dict[int, int] = {}  # job number -> k of its `[k/N]` line (a search's best trial names it)
 
     def prefix(self) -> str:
         """`[k/N] ` of the last job counted."""
         return f"[{self.count}/{self.total}] "
 
-    def next_line(self, line: str) -> str:
-        """Count one more job and give its line with `[k/N] ` in front."""
+    def next_line(self, line: str, num: int | None = None) -> str:
+        """Count one more job (number `num`) and give its line with `[k/N] ` in front."""
         self.count += 1
+        if num is not None:
+            self.lines[num] = self.count
         return f"{self.prefix()}{line}"
 
 
@@ -48,9 +51,9 @@ class RunContext:
     single_run: bool = False                  # `python run.py` without -m: every metric, exit 1 on failure
     rank: int = 0                             # a multi-worker job's worker: only rank 0 writes
 
-    def line(self, text: str) -> str:
-        """A job's line as the sweep prints it: counted, with `[k/N] ` in a sweep."""
-        return self.progress.next_line(text) if self.progress is not None else text
+    def line(self, text: str, num: int | None = None) -> str:
+        """Job `num`'s line as the sweep prints it: counted, with `[k/N] ` in a sweep."""
+        return self.progress.next_line(text, num) if self.progress is not None else text
 
     def planned_job(self, num: int, overrides: list[str]) -> PlannedJob | None:
         """The job this process planned as number `num` with these overrides, if it did."""

@@ -10,14 +10,31 @@ from sweeper.job.record import Record
 from sweeper.job.status import Status
 
 
-def _format(value: Any) -> str:
+def number(value: Any) -> str:
+    """A number as a line shows it: 4 significant digits; one that is not finite as `inf`, whether
+    the job holds it (in process) or its record (read back: JSON stores it as null)."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "inf"
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _shown(override: str) -> str:
+    """`lr=0.01567667719550607` (a search's value) as `lr=0.01568`; a value that 4 significant
+    digits keep as it is (`lr=0.1`, `epsilon=1e-9`, `lr=5.0`) is left as written."""
+    key, sep, value = override.partition("=")
+    try:
+        parsed = float(value)
+    except ValueError:
+        return override
+    short = number(parsed)
+    return f"{key}{sep}{short}" if math.isfinite(parsed) and float(short) != parsed else override
 
 
 def label(overrides: Sequence[str]) -> str:
     """A job's overrides as its line shows them: less the preset's (`experiment=ex1_adam`), which
-    every job of the sweep shares."""
-    return " ".join(o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in PRESET_GROUPS)
+    every job of the sweep shares, and numbers at 4 significant digits (the record and the job's
+    overrides keep them whole)."""
+    return " ".join(_shown(o) for o in overrides if o.split("=", 1)[0].lstrip("+~") not in PRESET_GROUPS)
 
 
 def job_line(record: Record, every_metric: bool) -> str:
@@ -25,10 +42,10 @@ def job_line(record: Record, every_metric: bool) -> str:
     if record.status in (Status.FAILED, Status.INTERRUPTED):
         detail = record.error or ""
     elif every_metric:
-        detail = " ".join(f"{k}={_format(v)}" for k, v in record.metrics.items())
+        detail = " ".join(f"{k}={number(v)}" for k, v in record.metrics.items())
     else:
-        value = record.metrics.get(record.objective) if record.objective is not None else None
-        detail = f"{record.objective}={_format(value)}"
+        detail = f"{record.objective}={number(record.metrics.get(record.objective))}" \
+            if record.objective is not None and record.objective in record.metrics else f"{record.objective}=none"
     seconds = ""
     if record.train_time_s is not None and record.attempts > 1:  # more than this command's time
         seconds = f" (training {record.train_time_s:.2f} s over {record.attempts} attempts)"

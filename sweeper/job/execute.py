@@ -57,7 +57,7 @@ def _skip_done(job: PlannedJob, context: RunContext) -> Record | None:
         echo(f"error: {e}", warning=True)
         raise SystemExit(2) from None
     if record:
-        echo(context.line(f"{label(record.overrides)} -> skipped: done ({job.directory})"))
+        echo(context.line(f"{label(record.overrides)} -> skipped: done ({job.directory})", job.num))
     return record
 
 
@@ -88,7 +88,7 @@ def _run_and_record(job: PlannedJob, context: RunContext) -> Record:
                 _tensorboard(job_dir, record)
             if not logging.get("keep_state", False):
                 checkpoint.discard(job_dir)  # the record has it all now
-        echo(context.line(job_line(record, every_metric=context.single_run)))
+        echo(context.line(job_line(record, every_metric=context.single_run), job.num))
     return record
 
 
@@ -103,7 +103,7 @@ def execute(job: PlannedJob, context: RunContext) -> Record | None:
         return record_of(job, outcome.status, outcome, None, environment.now(), 1)
     running = owner.take(job.directory)
     if running is not None:
-        echo(context.line(f"{label(job.overrides)} -> skipped: running ({running})"))
+        echo(context.line(f"{label(job.overrides)} -> skipped: running ({running})", job.num))
         return None
     try:
         return _skip_done(job, context) or _run_and_record(job, context)

@@ -13,6 +13,7 @@ from typing import Any, Iterable, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
+from sweeper.hparams import applicable_hparams
 from sweeper.job.record import RECORD_NAME, Record, read_record
 from sweeper.job.status import FINISHED
 
@@ -33,8 +34,8 @@ def _content(cfg: Any, data_dir: Any = None) -> dict[Any, Any]:
     content: dict[Any, Any] = {}
     for key in cfg:
         if key not in _NOT_FINGERPRINTED:
-            node = cfg[key]
-            content[key] = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+            value = cfg[key]
+            content[key] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
     run = content.get("task", {}).get("run") if isinstance(content.get("task"), dict) else None
     if isinstance(run, dict):
         run.pop("logging", None)  # a task may take the logging switches too
@@ -50,7 +51,7 @@ def _content(cfg: Any, data_dir: Any = None) -> dict[Any, Any]:
     return content
 
 
-def _hash(content: dict) -> str:
+def _hash(content: dict[Any, Any]) -> str:
     return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -66,12 +67,11 @@ def former_fingerprints(cfg: DictConfig) -> tuple[str, ...]:
     return (_hash(_content(cfg, _KEEP)), _hash(_content(cfg, (None,))))
 
 
-def earlier_config(job_dir: Path | None) -> dict | None:
+def earlier_config(job_dir: Path | None) -> dict[Any, Any] | None:
     """The config of the job that ran in `job_dir` (Hydra's `.hydra/config.yaml`), as fingerprinted
     content; None when there is none, it is newer than the job's record (a job running now has
     written its own), or it cannot be resolved here."""
-    path = Path(job_dir) / ".hydra" / "config.yaml" if job_dir is not None else None
-    if path is None or not path.is_file():
+    if job_dir is None or not (path := Path(job_dir) / ".hydra" / "config.yaml").is_file():
         return None
     record = Path(job_dir) / RECORD_NAME
     if record.exists() and path.stat().st_mtime > record.stat().st_mtime:
@@ -120,8 +120,6 @@ def difference(job_dir: Path | None, overrides: Sequence[str], hparams: dict[str
         if found:
             return found
     if now_hparams is None and now is not None:
-        from sweeper.hparams import applicable_hparams
-
         now_hparams = applicable_hparams(now)
     if hparams is not None and now_hparams is not None:
         found = _changes(dict(hparams), dict(now_hparams))

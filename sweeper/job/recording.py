@@ -65,5 +65,5 @@ def record_stopped(job: PlannedJob, stop: BaseException, started: str, context: 
     record = record_of(job, Status.INTERRUPTED, saved_so_far(job.directory), stopped_error(stop), started,
                        count_attempt(job.directory))
     write_record(job.directory, record)
-    echo(context.line(job_line(record, every_metric=context.single_run)))
+    echo(context.line(job_line(record, every_metric=context.single_run), job.num))
     return record

@@ -72,10 +72,10 @@ def announce(job: PlannedJob, returned: JobReturn, context: RunContext) -> None:
         except ValueError:
             pass  # no record (another run owned the directory): the line below says what is known
     if record is not None:
-        print(context.line(job_line(record, every_metric=False)), flush=True)
+        print(context.line(job_line(record, every_metric=False), job.num), flush=True)
     else:
         reason = returned._return_value if returned.status == JobStatus.FAILED else "no record"
-        print(context.line(f"{label(job.overrides)} -> {reason}"), flush=True)
+        print(context.line(f"{label(job.overrides)} -> {reason}", job.num), flush=True)
 
 
 def ended_without_result(job: Job[Any], state: str) -> JobReturn:

@@ -3,23 +3,20 @@ sweeper composed when it planned it, so that no job is composed twice.
 
 It does what `BasicLauncher.launch` does for each job (Hydra's `run_job`: the job's directory, its
 `.hydra/` files, `run.log`, the job callbacks), with the run context active around the jobs so that
-their entry point finds it (sweeper/job/context.py).
+their entry point finds it (sweeper/job/context.py). Not Hydra's lines: `Launching N jobs locally`
+and `#k : <overrides>`; the sweep prints its own (`[k/N]`, sweeper/sweep/progress.py).
 """
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from hydra._internal.core_plugins.basic_launcher import BasicLauncher
-from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job, setup_globals
+from hydra.core.utils import JobReturn, configure_log, run_job, setup_globals
 from omegaconf import open_dict
 
 from sweeper.job import context as run_context
 from sweeper.job.context import RunContext
 from sweeper.job.planned import PlannedJob
-
-# Hydra's own logger name: the sweep leaves its `#k : overrides` line out (sweeper/sweep/progress.py).
-log = logging.getLogger("hydra._internal.core_plugins.basic_launcher")
 
 
 def launch(launcher: BasicLauncher, jobs: list[PlannedJob], context: RunContext) -> list[JobReturn]:
@@ -27,11 +24,9 @@ def launch(launcher: BasicLauncher, jobs: list[PlannedJob], context: RunContext)
     assert launcher.hydra_context is not None and launcher.config is not None and launcher.task_function is not None
     configure_log(launcher.config.hydra.hydra_logging, launcher.config.hydra.verbose)
     Path(str(launcher.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-    log.info(f"Launching {len(jobs)} jobs locally")
     runs = []
     with run_context.active(context):
         for job in jobs:
-            log.info(f"\t#{job.num} : {' '.join(filter_overrides(job.overrides))}")
             cfg = job.cfg
             with open_dict(cfg):
                 cfg.hydra.job.id = job.num

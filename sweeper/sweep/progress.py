@@ -1,9 +1,9 @@
-"""Live progress of a sweep: `[k/N]` in front of each job's line, Hydra's own per-job line left
-out beside it, and the summary line at the end. Shared by the grid and the Optuna sweepers and by
+"""Live progress of a sweep: `[k/N]` in front of each job's line (Hydra's own `Launching N jobs`
+and `#k : <overrides>` lines are not logged: sweeper/launching/in_process.py), and the summary
+line at the end. Shared by the grid and the Optuna sweepers and by
 the launchers that run jobs in other processes."""
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Collection
 
@@ -11,20 +11,8 @@ from sweeper.job.context import Progress
 from sweeper.job.status import FINISHED, summary
 from sweeper.sweep.jobs import read_sweep
 
-# Hydra's basic launcher logs `#k : <overrides>` before each job; the sweep prints its own line.
-_HYDRA_JOB_LINE = "\t#"
-
-
-def _not_a_job_line(record: logging.LogRecord) -> bool:
-    return not str(record.msg).startswith(_HYDRA_JOB_LINE)
-
-
 def start(total: int, done: int = 0) -> Progress:
-    """A sweep of `total` jobs starts (`done` of them counted before, a resumed search's): its
-    counter, and Hydra's per-job line left out."""
-    launcher_log = logging.getLogger("hydra._internal.core_plugins.basic_launcher")
-    if _not_a_job_line not in launcher_log.filters:
-        launcher_log.addFilter(_not_a_job_line)
+    """A sweep of `total` jobs starts (`done` of them counted before, a resumed search's): its counter."""
     return Progress(total, done)
 
 

@@ -25,7 +25,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 from sweeper.job.context import Progress, RunContext
-from sweeper.job.display import objective
+from sweeper.job.display import label, number, objective
 from sweeper.job.record import RECORD_NAME, Record, read_record
 from sweeper.job.status import FINISHED, Status
 from sweeper.job.trial import DEFAULT_STUDY, StorageError, open_storage, storage_spec
@@ -225,7 +225,7 @@ class Search:
         except KeyboardInterrupt:
             print(f"\ninterrupted; continue the search with: python -m sweeper resume {sweep_dir}", flush=True)
             raise SystemExit(130) from None
-        self._write_best(study, sweep_dir)
+        self._write_best(study, sweep_dir, counter)
         progress.end(sweep_dir, time.perf_counter() - start, set(before))
 
     def _check_direction(self) -> None:
@@ -315,8 +315,10 @@ class Search:
                       "search stopped", flush=True)
                 break
 
-    def _write_best(self, study: Study, sweep_dir: Path) -> None:
-        """optimization_results.yaml, as the stock sweeper writes it, and one line."""
+    def _write_best(self, study: Study, sweep_dir: Path, counter: Progress) -> None:
+        """optimization_results.yaml, as the stock sweeper writes it, and one line: `best: trial 7
+        ([8/12]): lr=0.01568 ... -> 0.913; ...`, naming the trial's `[k/N]` line (trials count from 0,
+        lines from 1), or `an earlier run` for a resumed search's trial that this run did not print."""
         try:
             best = study.best_trial
         except ValueError:
@@ -325,7 +327,8 @@ class Search:
         results = {"name": "optuna", "best_params": best.params, "best_value": best.value,
                    "best_trial": best.number, "study_name": self.study_name}
         OmegaConf.save(OmegaConf.create(results), sweep_dir / "optimization_results.yaml")
-        params = " ".join(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
-                          for key, value in best.params.items())
-        print(f"best: trial {best.number} ({params}) -> {best.value:.6g}; {sweep_dir / 'optimization_results.yaml'}",
-              flush=True)
+        params = label([f"{key}={value}" for key, value in best.params.items()])
+        k = counter.lines.get(best.number)
+        where = f"[{k}/{counter.total}]" if k is not None else "an earlier run"
+        print(f"best: trial {best.number} ({where}): {params} -> {number(best.value)}; "
+              f"{sweep_dir / 'optimization_results.yaml'}", flush=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from sweeper.job.record import write_atomic
-from sweeper.training.tf import import_tensorflow
+from sweeper.training.tf import import_keras, import_tensorflow
 
 if TYPE_CHECKING:
     import keras
@@ -66,7 +66,8 @@ def save(saving: tf.train.CheckpointManager, job_dir: Path, epochs: int, counter
 def saver(job_dir: Path, model: keras.Model, counters: Callable[[], dict[str, Any]]) -> keras.callbacks.Callback:
     """A callback saving the state at every epoch end; `counters()` gives what to keep beside it
     (put it after the callback that updates those counters)."""
-    import keras
+    import_keras()
+    import keras  # started quietly above; imported by name for its types
 
     saving = manager(job_dir, model)
 

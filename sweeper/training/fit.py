@@ -19,7 +19,7 @@ from sweeper.job.trial import status_of as trial_status
 from sweeper.training import checkpoint
 from sweeper.training.curves import CURVES, EPOCH_CURVES as _EPOCH_CURVES, Curves
 from sweeper.training.tensorboard import keras_callbacks
-from sweeper.training.tf import import_tensorflow
+from sweeper.training.tf import import_keras, import_tensorflow
 
 if TYPE_CHECKING:
     import keras
@@ -58,7 +58,8 @@ def dataset(images: np.ndarray, labels: np.ndarray, *, batch_size: int, input_sh
 
 def _recorder(steps_per_epoch: int, batch_size: int, samples: int,
               saved: dict[str, Any] | None, reporter: Reporter | None = None) -> keras.callbacks.Callback:
-    import keras
+    import_keras()
+    import keras  # started quietly above; imported by name for its types
 
     class Recorder(keras.callbacks.Callback):
         """Keeps the record's curves and timings (sweeper/training/curves.py) from Keras' logs
@@ -114,7 +115,13 @@ def job_callbacks(job_dir: Path | None, model: keras.Model, recorder: Any,
 
 
 def _verbosity() -> int:
-    """Keras' progress bar on a terminal; one line per epoch in a log file (Slurm)."""
+    """Keras' progress in a single run: its bar on a terminal, one line per epoch in a log file;
+    none in a sweep (in process, packed or on Slurm), whose jobs print their `[k/N]` lines."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        return 0
     return 1 if sys.stdout.isatty() else 2
 
 
@@ -142,8 +149,7 @@ def train(make_model: Callable[[], keras.Model], splits: Splits, *, optimizer: d
     and the trained model.
     """
     tf = import_tensorflow()
-    import keras
-
+    keras = import_keras()
     keras.backend.clear_session()  # a sweep in one process: drop the previous job's model
     keras.utils.set_random_seed(seed)
     strategy = strategy or tf.distribute.get_strategy()

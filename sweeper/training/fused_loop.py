@@ -27,7 +27,7 @@ from sweeper.training import fit
 from sweeper.training.curves import Curves
 from sweeper.training.fused_state import CopyStates
 from sweeper.training.tensorboard import EpochScalars
-from sweeper.training.tf import import_tensorflow
+from sweeper.training.tf import import_keras, import_tensorflow
 
 if TYPE_CHECKING:
     import keras
@@ -206,9 +206,8 @@ def train(make_model: Callable[[], keras.Model], forward: Forward, splits: Any, 
     (sweeper/training/fused_state.py); with `logging.tensorboard`, each copy gets Keras' per-epoch
     TensorBoard scalars there (sweeper/training/tensorboard.py).
     """
+    import_keras()  # TensorFlow and Keras started quietly; imported by name for their types
     import keras
-
-    import_tensorflow()  # started quietly: the import below finds it
     import tensorflow as tf
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)  # as fit.train: the same first weights, the same batches

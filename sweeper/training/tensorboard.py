@@ -29,7 +29,7 @@ from typing import Any, Iterable, Sequence
 
 from sweeper.job.record import Record
 from sweeper.job.status import Status
-from sweeper.training.tf import import_tensorflow
+from sweeper.training.tf import import_keras, import_tensorflow
 
 LOG_DIR = "tensorboard"
 CURVE_TAG = "train_loss_curve"
@@ -45,7 +45,7 @@ def keras_callbacks(job_dir: Path | None, enabled: bool = True) -> list[Any]:
     """
     if not enabled or job_dir is None:
         return []
-    import keras
+    keras = import_keras()
 
     return [keras.callbacks.TensorBoard(log_dir=str(Path(job_dir) / LOG_DIR), update_freq="epoch",
                                         write_graph=False, profile_batch=0)]

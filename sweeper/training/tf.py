@@ -21,8 +21,16 @@ from typing import Iterator, cast
 START_UP_LINES = re.compile(
     r"^WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     r"|^[IWE]\d{4} [^\]]*\] (oneDNN custom operations are on|Could not find cuda drivers"
-    r"|failed call to cuInit|This TensorFlow binary is optimized to use available CPU instructions)"
+    r"|failed call to cuInit|This TensorFlow binary is optimized to use available CPU instructions"
+    # and, at its first XLA compilation (a fused sweep's), INFO lines that TF_CPP_MIN_LOG_LEVEL
+    # stops when set before TensorFlow is imported
+    r"|XLA service \S+ initialized for platform|  StreamExecutor \[\d+\]: |Compiled cluster using XLA)"
     r"|^To enable the following instructions: .*rebuild TensorFlow with the appropriate compiler flags")
+
+
+# INFO off, warnings and errors still show; set as this module is imported (the sweeper imports it
+# before any job runs), so that even a TensorFlow started elsewhere would start with it.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 
 def without_start_up_lines(text: str) -> str:
@@ -61,9 +69,10 @@ def import_tensorflow() -> ModuleType:
     each all-reduce under MirroredStrategy, a retracing warning for each new model of an
     in-process sweep and an INFO line for each checkpoint of mirrored variables.
 
-    Call it before `import keras`, which imports TensorFlow. Numerics are untouched (oneDNN stays on).
+    Keras imports TensorFlow: take it from `import_keras`, never from a bare `import keras` (the
+    start-up lines, and the XLA lines of a fused sweep's first compilation, would then escape).
+    Numerics are untouched (oneDNN stays on).
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # INFO off; warnings and errors still show
     with _start_up_lines_dropped():
         import tensorflow as tf
 
@@ -73,3 +82,11 @@ def import_tensorflow() -> ModuleType:
     tf.get_logger().setLevel("ERROR")
     logging.getLogger("absl").setLevel(logging.WARNING)
     return cast(ModuleType, tf)  # TensorFlow ships no types: its module is Any to the type checker
+
+
+def import_keras() -> ModuleType:
+    """Keras, after TensorFlow has started quietly (`import_tensorflow`): the one way to import it."""
+    import_tensorflow()
+    import keras
+
+    return cast(ModuleType, keras)  # Keras ships no types either
