@@ -242,3 +242,12 @@ def test_every_benchmark_the_docs_name_exists():
     named = {name for path in [*PAGES, ROOT / "benchmarks" / "RESULTS.md"]
              for name in re.findall(r"benchmarks/\w+\.py", path.read_text())}
     assert named and not [name for name in named if not (ROOT / name).is_file()]
+
+
+def test_the_readme_layout_names_every_module():
+    """The annotated tree in README.md's Layout names every module of sweeper/ and tasks/."""
+    readme = (ROOT / "README.md").read_text()
+    layout = readme[readme.index("## Layout"):].split("\n## ", 1)[0]
+    modules = [path for folder in ("sweeper", "tasks") for path in (ROOT / folder).rglob("*.py") if path.name != "__init__.py"]
+    missing = [str(path.relative_to(ROOT)) for path in modules if path.name not in layout]
+    assert not missing, f"README.md's Layout does not name {missing}"
