@@ -1,4 +1,4 @@
-"""Fused sweeps against the same jobs one at a time, side by side in one run (README "Fused sweeps").
+"""Fused sweeps against the same jobs one at a time, side by side in one run (docs/fused.md; the figures: benchmarks/RESULTS.md).
 
 1. The 64-job ex1_adam grid, fused and with hydra.sweeper.fuse=false: the per-job cost beyond
    start-up, (the grid's seconds - a 2-job multirun's of the same mode, after the import) / 62 (a

@@ -17,7 +17,7 @@ SCHEMA_VERSION = 2  # 1: before `schema_version`, `direction` and `preset` were 
 
 @dataclasses.dataclass
 class Record:
-    """What one job leaves behind. The README's "Result record" section documents each field."""
+    """What one job leaves behind. docs/records.md, "The result record", documents each field (tests/test_docs.py keeps them equal)."""
 
     status: Status                               # one of status.RECORDED; in the file: its value ("ok")
     task: str                                    # task name (conf/task/<task>.yaml)
