@@ -71,7 +71,7 @@ OPTIMIZER_HPARAMS = tuple(KERAS_NAMES)
 KERAS_ARGS = tuple(KERAS_NAMES.values())
 
 # Other keys checked the same way: they are settings, not hyperparameters of the table.
-_SETTINGS: tuple[HParam, ...] = (
+SETTINGS: tuple[HParam, ...] = (
     HParam("devices", "gpu", lambda v: v in ("gpu", "cpu"), "gpu or cpu", "cpu"),
     HParam("data.train_samples", None, lambda v: v is None or _count(v), "an integer > 0 or null (all)", "1000"),
     HParam("data.test_samples", None, lambda v: v is None or _count(v), "an integer > 0 or null (all)", "1000"),
@@ -89,7 +89,7 @@ def _get(cfg: Any, dotted: str) -> Any:
 
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError (one line: key, value, what is allowed) for the first bad value."""
-    for hparam in (*REGISTRY, *_SETTINGS):
+    for hparam in (*REGISTRY, *SETTINGS):
         value = _get(cfg, hparam.name)
         if not hparam.check(value):
             raise ConfigError(f"{hparam.name}={value!r} is invalid: {hparam.hint}")

@@ -18,7 +18,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Glob
 
-from sweeper.hparams import _SETTINGS, REGISTRY
+from sweeper.hparams import SETTINGS, REGISTRY
 from sweeper.job.record import Record
 from sweeper.job.status import Status
 from tests.conftest import ROOT, skip_or_fail
@@ -149,7 +149,7 @@ def test_the_status_table_names_every_status_in_order():
 def test_the_hyperparameter_table_is_the_registry():
     rows = _table_after(DOCS / "configuration.md", "Hyperparameters")
     documented = [(_names(row[0]), row[2]) for row in rows]
-    assert documented == [([h.name], h.allowed) for h in (*REGISTRY, *_SETTINGS)]
+    assert documented == [([h.name], h.allowed) for h in (*REGISTRY, *SETTINGS)]
 
 
 # -- commands ----------------------------------------------------------------------------------------
