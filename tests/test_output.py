@@ -57,13 +57,13 @@ def test_start_up_lines_are_recognised_and_others_kept():
 
 
 def _started_before(tree: ast.AST, node: ast.stmt) -> bool:
-    """Whether the function holding `node` calls import_tensorflow() or import_keras() before it
-    (the import then finds TensorFlow started quietly, and names the module for its types)."""
-    for function in ast.walk(tree):
-        if isinstance(function, ast.FunctionDef) and node in function.body:
+    """Whether the function (or module) holding `node` calls import_tensorflow() or import_keras()
+    before it (the import then finds TensorFlow started quietly, and names the module for its types)."""
+    for body in ast.walk(tree):
+        if isinstance(body, (ast.FunctionDef, ast.Module)) and node in body.body:
             return any(isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
                        and call.func.id in ("import_tensorflow", "import_keras") and call.lineno < node.lineno
-                       for call in ast.walk(function))
+                       for statement in body.body for call in ast.walk(statement))
     return False
 
 
