@@ -162,3 +162,43 @@ def test_local_launcher_packs_jobs_into_processes(tmp_path):
     statuses = [read_record(sweep / str(n) / "result.json").status for n in range(4)]
     assert statuses == ["ok", "ok", "failed", "failed"]
     assert all((sweep / str(n) / ".hydra" / "config.yaml").exists() for n in range(4))
+
+
+class _Counting:
+    """Hydra's config loader, counting full compositions (`load_sweep_config`)."""
+
+    def __init__(self, loader):
+        self.loader, self.compositions = loader, 0
+
+    def __getattr__(self, name):
+        return getattr(self.loader, name)
+
+    def load_sweep_config(self, *args, **kwargs):
+        self.compositions += 1
+        return self.loader.load_sweep_config(*args, **kwargs)
+
+
+class _Submits:
+    """A launcher of ours as the sweeper sees one: it takes planned jobs."""
+
+    def launch_planned(self, jobs, context):
+        return []
+
+
+def test_a_sweep_to_slurm_composes_each_job_once_and_plans_its_resources(sweep_of, tmp_path):
+    """The sweeper plans each job once (one composition per combination of group options), with
+    its resources; the launcher submits the planned jobs and composes none."""
+    from hydra.types import HydraContext
+
+    from sweeper.sweep.planning import plan_sweep
+
+    loader, primary, _ = sweep_of(master=["hydra/launcher=slurm", f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+    counting = _Counting(loader)
+    overrides = [[f"lr={lr}", f"steps={steps}"] for lr in (0.1, 0.01) for steps in (10, 20)]
+    jobs, done = plan_sweep(HydraContext(config_loader=counting, callbacks=None), primary, _Submits(), overrides,
+                            tmp_path / "sweep", sweeper="checked")
+    assert done == {} and [job.num for job in jobs] == [0, 1, 2, 3]
+    assert counting.compositions == 1  # lr and steps are hyperparameters: set on one composition
+    assert [(job.resources or {}).get("timeout_min") for job in jobs] == [120] * 4
+    assert all(job.config is None for job in jobs)  # nothing held for jobs that run elsewhere
+    assert [job.directory for job in jobs] == [tmp_path / "sweep" / str(n) for n in range(4)]
