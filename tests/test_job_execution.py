@@ -8,11 +8,11 @@ import subprocess
 import sys
 
 from sweeper.job import owner
+from sweeper.job.context import Progress, RunContext
 from sweeper.job.execute import execute
 from sweeper.job.fingerprint import fingerprint
-from sweeper.job.record import read_record
-from sweeper.job.context import RunContext
 from sweeper.job.planned import PlannedJob
+from sweeper.job.record import read_record
 from sweeper.sweep.collate import collate
 
 
@@ -52,3 +52,16 @@ def test_a_live_owner_keeps_its_directory_and_a_stale_one_is_taken_over(compose_
     assert execute(spec, RunContext()).status == "ok"  # its owner is gone: taken over
     assert not (spec.directory / owner.OWNER_NAME).exists()
 
+
+
+def test_the_run_context_counts_each_job_once(compose_cfg, tmp_path, capsys):
+    """The context handed to `execute` carries the sweep's counter: each job's line (run, or
+    skipped as done) is counted once; reading the prefix moves nothing."""
+    jobs = [_spec(compose_cfg, tmp_path / str(n), f"lr={lr}", "steps=20") for n, lr in enumerate((0.1, 0.01))]
+    context = RunContext(progress=Progress(3))
+    for job in [*jobs, jobs[0]]:
+        execute(job, context)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" ", 1)[0] for line in lines] == ["[1/3]", "[2/3]", "[3/3]"]
+    assert lines[2].endswith(f"-> skipped: done ({jobs[0].directory})")
+    assert context.progress is not None and context.progress.prefix() == context.progress.prefix() == "[3/3] "
