@@ -6,6 +6,7 @@ hashed it in; `former_fingerprints` and the job directory's `.hydra/config.yaml`
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from pathlib import Path
@@ -28,9 +29,8 @@ class MismatchError(Exception):
     """A job directory (or a sweep directory) holds the work of a different configuration."""
 
 
-def _content(cfg: Any, data_dir: Any = None) -> dict[Any, Any]:
-    """What the fingerprint hashes: the resolved config, less Hydra's keys and the logging switches,
-    and less data.dir (data_dir=None), or with data.dir set to `data_dir` (the former way; _KEEP: as is)."""
+def _resolved(cfg: Any) -> dict[Any, Any]:
+    """The resolved config, less Hydra's keys and the logging switches (the task's copy too)."""
     content: dict[Any, Any] = {}
     for key in cfg:
         if key not in _NOT_FINGERPRINTED:
@@ -39,16 +39,30 @@ def _content(cfg: Any, data_dir: Any = None) -> dict[Any, Any]:
     run = content.get("task", {}).get("run") if isinstance(content.get("task"), dict) else None
     if isinstance(run, dict):
         run.pop("logging", None)  # a task may take the logging switches too
+    return content
+
+
+def _located(content: dict[Any, Any], data_dir: Any = None) -> dict[Any, Any]:
+    """`content` less data.dir (data_dir=None), or with data.dir set to `data_dir[0]` (the former
+    way; _KEEP: as it is); a copy where it changes."""
+    if data_dir is _KEEP:
+        return content
+    located = copy.deepcopy(content)
     for path in _LOCATIONS:
-        node: Any = content
+        node: Any = located
         for part in path[:-1]:
             node = node.get(part) if isinstance(node, dict) else None
         if isinstance(node, dict) and path[-1] in node:
             if data_dir is None:
                 del node[path[-1]]
-            elif data_dir is not _KEEP:
+            else:
                 node[path[-1]] = data_dir[0]
-    return content
+    return located
+
+
+def _content(cfg: Any, data_dir: Any = None) -> dict[Any, Any]:
+    """What the fingerprint hashes: the resolved config less data.dir (see _located)."""
+    return _located(_resolved(cfg), data_dir)
 
 
 def _hash(content: dict[Any, Any]) -> str:
@@ -64,7 +78,14 @@ def fingerprint(cfg: DictConfig) -> str:
 def former_fingerprints(cfg: DictConfig) -> tuple[str, ...]:
     """The fingerprints this configuration had before data.dir left the identity (records and job
     lists written then): with data.dir as it is now, and with data.dir null (MNIST_DIR unset)."""
-    return (_hash(_content(cfg, _KEEP)), _hash(_content(cfg, (None,))))
+    return identity(cfg)[1]
+
+
+def identity(cfg: DictConfig) -> tuple[str, tuple[str, ...]]:
+    """The fingerprint and the former fingerprints, from one resolution of the config (a planned
+    job needs both; resolving is most of a fingerprint's cost)."""
+    content = _resolved(cfg)
+    return _hash(_located(content)), (_hash(_located(content, _KEEP)), _hash(_located(content, (None,))))
 
 
 def earlier_config(job_dir: Path | None) -> dict[Any, Any] | None:

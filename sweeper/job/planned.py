@@ -11,7 +11,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from sweeper.job.fingerprint import fingerprint, former_fingerprints
+from sweeper.job.fingerprint import identity
 from sweeper.job.trial import TrialLink, link_of
 
 PRESET_GROUPS = ("experiment", "hparams_search")  # the config groups whose options are presets
@@ -58,7 +58,8 @@ def plan_job(cfg: DictConfig, hydra_cfg: Any | None = None, directory: Path | No
     hydra_cfg = cfg.hydra if hydra_cfg is None else hydra_cfg
     subdir = str(hydra_cfg.sweep.subdir)
     directory = Path(str(hydra_cfg.sweep.dir)) / subdir if directory is None else directory
+    now, former = identity(cfg)
     return PlannedJob(num=int(hydra_cfg.job.num), directory=directory, dir=subdir,
-                      overrides=list(hydra_cfg.overrides.task), fingerprint=fingerprint(cfg), config=cfg,
-                      former=former_fingerprints(cfg), preset=preset_of(hydra_cfg.runtime.choices),
+                      overrides=list(hydra_cfg.overrides.task), fingerprint=now, config=cfg,
+                      former=former, preset=preset_of(hydra_cfg.runtime.choices),
                       trial=link_of(hydra_cfg, OmegaConf.select(cfg, "task.objective")))

@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from sweeper.hparams import check_or_exit
 from sweeper.job import context as run_context
 from sweeper.job.context import RunContext
-from sweeper.job.fingerprint import fingerprint, former_fingerprints
+from sweeper.job.fingerprint import identity
 from sweeper.job.planned import PlannedJob, plan_job, preset_of
 
 
@@ -29,9 +29,9 @@ def job_from_hydra(cfg: DictConfig) -> tuple[PlannedJob, RunContext]:
     directory = Path(hydra_cfg.runtime.output_dir)
     if hydra_cfg.mode == RunMode.RUN:  # `python run.py` without -m
         check_or_exit(cfg)
+        now, former = identity(cfg)
         job = PlannedJob(num=0, directory=directory, dir=".", overrides=list(hydra_cfg.overrides.task),
-                         fingerprint=fingerprint(cfg), config=cfg, preset=preset_of(hydra_cfg.runtime.choices),
-                         former=former_fingerprints(cfg))
+                         fingerprint=now, config=cfg, preset=preset_of(hydra_cfg.runtime.choices), former=former)
         return job, RunContext(single_run=True)
     context = run_context.current()
     planned = context.planned_job(int(hydra_cfg.job.num), list(hydra_cfg.overrides.task))
