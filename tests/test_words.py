@@ -22,3 +22,10 @@ def test_collate_of_a_one_job_sweep_says_1_job(sweeper_cli, tmp_path):
     assert f"\n1 job; wrote {sweep / 'results.csv'}" in result.stdout
     status = sweeper_cli("status", str(sweep))
     assert status.stdout.strip().endswith(f"1 job: 1 ok ({sweep})"), status.stdout
+
+
+def test_the_scaling_legend_is_english():
+    from sweeper.report.course_figures import _ideal_label
+
+    assert _ideal_label("ours (CPU replicas)") == "ideal, from our first point"
+    assert _ideal_label("published (GPUs)") == "ideal, from the published first point"
