@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sweeper import words
+
 if TYPE_CHECKING:  # the commands import what they need when they run
     from sweeper.course_runner import Profile
 
@@ -55,7 +57,7 @@ def _collate(args: argparse.Namespace) -> int:
         print(f"error: no job directories under {args.dir}: give the sweep directory (hydra.sweep.dir)", file=sys.stderr)
         return 2
     print(write_tables(args.dir, table))
-    print(f"\n{len(table)} jobs; wrote {args.dir / 'results.csv'} and {args.dir / 'results.md'}")
+    print(f"\n{words.counted(len(table), 'job')}; wrote {args.dir / 'results.csv'} and {args.dir / 'results.md'}")
     return 0
 
 
@@ -123,8 +125,9 @@ def _list_course(profile: Profile, directory: Path, overrides: list[str]) -> int
             return 2
         total += count
         command = sweep_command(profile, sweep, directory, overrides)
-        print(f"{sweep.name} ({sweep.exercise}): {count} jobs: python run.py {' '.join(command[2:])}")
-    print(f"course {profile.name}: {len(profile.sweeps)} sweeps, {total} jobs, into {directory}")
+        print(f"{sweep.name} ({sweep.exercise}): {words.counted(count, 'job')}: python run.py {' '.join(command[2:])}")
+    print(f"course {profile.name}: {words.counted(len(profile.sweeps), 'sweep')}, {words.counted(total, 'job')}, "
+          f"into {directory}")
     return 0
 
 

@@ -19,6 +19,7 @@ from typing import Any, Iterable, NoReturn, Sequence, cast
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from sweeper.words import counted
 from sweeper.hparams import HPARAMS, applicable_hparams, check_or_exit, interpolated_key
 from sweeper.job.planned import preset_of
 from tasks.mnist import DataError, check
@@ -193,7 +194,7 @@ class Applicability:
     def check(self) -> None:
         for key, count in self.unused.items():
             if count == self.jobs:
-                refuse(f"{key} applies to none of the {self.jobs} jobs ({self.example[key]}): remove it")
+                refuse(f"{key} applies to none of the {counted(self.jobs, 'job')} ({self.example[key]}): remove it")
         partial = [f"{key} ({self.example[key]})" for key, count in self.unused.items() if 0 < count < self.jobs]
         if partial:
             print(f"note: applies to some jobs only: {'; '.join(partial)}", file=sys.stderr, flush=True)

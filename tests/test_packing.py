@@ -150,6 +150,6 @@ def test_a_request_no_node_can_satisfy_is_one_line_before_submitting(tmp_path):
     result = slurm_multirun(sweep, "task=cnn", "gpus=1", "devices=cpu", "data.train_samples=64", "data.test_samples=32")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     line = result.stderr.strip().splitlines()[-1]
-    assert line.startswith("error: job 0 (task=cnn gpus=1 ") and "asks for 4 CPUs, 8 GB, 1 GPUs per task" in line
+    assert line.startswith("error: job 0 (task=cnn gpus=1 ") and "asks for 4 CPUs, 8 GB, 1 GPU per task" in line
     assert "have at most 2 CPUs" in line and "lower hydra.launcher.cpus_per_gpu (now 4 CPUs per GPU)" in line
     assert not [entry for entry in entries(sweep).values() if entry.slurm_job_id]  # nothing submitted

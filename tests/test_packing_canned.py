@@ -33,7 +33,11 @@ VM = {"vm": {"cpus": 2, "mem_mb": 21694, "gpus": 4}}
     ({"cpus_per_task": 4, "gpus_per_node": 1, "mem_gb": 8}, "lower hydra.launcher.cpus_per_gpu (now 4 CPUs per GPU)"),
     ({"cpus_per_task": 3, "gpus_per_node": None, "mem_gb": 8}, "lower hydra.launcher.cpus_per_task (now 1)"),
     ({"cpus_per_task": 1, "gpus_per_node": None, "mem_gb": 64}, "lower hydra.launcher.mem_gb (now 8)"),
-    ({"cpus_per_task": 1, "gpus_per_node": 5, "mem_gb": 8}, "ask for fewer GPUs (gpus=..., or hydra.launcher.gpus_per_node)"),
+    ({"cpus_per_task": 1, "gpus_per_node": 5, "mem_gb": 8},
+     "ask for at most 4 GPUs per task (gpus=..., or hydra.launcher.gpus_per_node; now 5)"),
+    # More GPUs than a node has, and their CPUs (cpus_per_gpu x 8) too: the GPUs are the mistake.
+    ({"cpus_per_task": 32, "gpus_per_node": 8, "mem_gb": 8},
+     "ask for at most 4 GPUs per task (gpus=..., or hydra.launcher.gpus_per_node; now 8)"),
 ])
 def test_a_request_no_node_has_names_the_setting_to_change(params, fix):
     why = impossible(params, VM, SETTINGS)

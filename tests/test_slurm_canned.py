@@ -256,3 +256,58 @@ def test_a_sweep_directory_with_a_line_break_is_refused(compose_cfg, tmp_path):
     params = _params(compose_cfg, tmp_path / "a\nb", hostile=False)
     with pytest.raises(Exception, match="line break"):
         _safe_for_sbatch(params)
+
+
+# ---------------------------------------------------------------------------------------------
+# Slurm mistakes through the command line: one line, exit 2, nothing else
+
+SBATCH_NO_PARTITION = ("sbatch: error: invalid partition specified: nope\n"
+                       "sbatch: error: Batch job submission failed: Invalid partition name specified\n")
+
+
+def _slurm_sweep(slurm: FakeSlurm, tmp_path: Path, *overrides: str, mnist: bool = False):
+    """`python run.py -m hydra/launcher=slurm ...` on the fake Slurm commands (srun: submitit looks for it)."""
+    from tests.conftest import ROOT, checkout_env, run_cli
+
+    slurm.command("srun")
+    env = checkout_env()
+    if mnist:
+        from tests.mnist_files import write_mnist
+        env["MNIST_DIR"] = str(write_mnist(tmp_path / "mnist", train=64, test=32))
+    return run_cli(str(ROOT / "run.py"), "-m", "hydra/launcher=slurm", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+                   *overrides, env=env)
+
+
+def test_more_gpus_than_a_node_has_names_the_gpus(slurm, tmp_path):
+    slurm.command("sinfo", "debug*|vm|2|21694|gpu:4\n")
+    result = _slurm_sweep(slurm, tmp_path, "task=cnn", "gpus=8", mnist=True)
+    assert (result.returncode, result.stdout) == (2, ""), result.stderr
+    assert result.stderr.splitlines() == [
+        "error: job 0 (task=cnn gpus=8) asks for 32 CPUs, 8 GB, 8 GPUs per task; the nodes of the default "
+        "partition have at most 2 CPUs, 21.2 GB, 4 GPUs: ask for at most 4 GPUs per task (gpus=..., or "
+        "hydra.launcher.gpus_per_node; now 8); nothing was submitted"]
+    assert not [call for call in slurm.calls() if call.startswith("sbatch")]
+
+
+def test_a_partition_sbatch_refuses_is_one_line(slurm, tmp_path):
+    slurm.command("sinfo", "")  # no such partition: sbatch says what is wrong
+    slurm.command("sbatch", stderr=SBATCH_NO_PARTITION, code=1)
+    result = _slurm_sweep(slurm, tmp_path, "steps=5,10", "hydra.launcher.partition=nope")
+    assert (result.returncode, result.stdout) == (2, ""), result.stderr
+    assert result.stderr.splitlines() == [
+        "error: Slurm refused jobs 0-1 (steps=5, ...): invalid partition specified: nope; nothing was submitted"]
+
+
+def test_a_refusal_after_a_submission_names_the_jobs_submitted(slurm, tmp_path):
+    # One task per array (max_array_size=1): sbatch takes the first, refuses the second.
+    slurm.command("sinfo", "")
+    taken = tmp_path / "taken"
+    script = slurm.bin_dir / "sbatch"
+    script.write_text(f"#!/bin/sh\nif [ -e {taken} ]; then printf '%s' {shlex.quote(SBATCH_NO_PARTITION)} >&2; exit 1; fi\n"
+                      f": > {taken}\necho 'Submitted batch job 77'\n")
+    script.chmod(0o755)
+    result = _slurm_sweep(slurm, tmp_path, "steps=5,10", "hydra.launcher.partition=nope", "hydra.launcher.max_array_size=1")
+    assert (result.returncode, result.stdout) == (2, ""), result.stderr
+    assert result.stderr.splitlines() == [
+        "error: Slurm refused job 1 (steps=10): invalid partition specified: nope; submitted before them and going "
+        f"on: 1 job (Slurm job ids: 77), follow them with: python -m sweeper status {(tmp_path / 'sweep').resolve()}"]

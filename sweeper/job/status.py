@@ -10,6 +10,8 @@ import enum
 from collections import Counter
 from typing import Iterable
 
+from sweeper.words import counted
+
 
 class Status(str, enum.Enum):
     # How a job ended: written in its record.
@@ -106,4 +108,4 @@ def summary(statuses: Iterable[Status], skipped: int = 0) -> str:
     if skipped:
         parts.append(f"{skipped} skipped (done before)")
     total = sum(counts.values()) + skipped
-    return f"{total} job{'s' if total != 1 else ''}: {', '.join(parts) or 'none'}"
+    return f"{counted(total, 'job')}: {', '.join(parts) or 'none'}"

@@ -9,11 +9,14 @@ differs here.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
+import re
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus
@@ -29,6 +32,7 @@ from sweeper.launching.resources import by_resources, executor, resources_of, sa
 from sweeper.launching.scheduler import job_states, max_array_size, node_offers
 from sweeper.sweep import manifest
 from sweeper.sweep.jobs import read_job
+from sweeper.words import counted
 
 if TYPE_CHECKING:
     from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
@@ -43,7 +47,6 @@ def launch(launcher: BaseSubmititLauncher, jobs: list[PlannedJob], context: RunC
     `wait=false`, print the Slurm job ids and return). Jobs Slurm still has pending or running
     from an earlier submission are not submitted again: their tasks are waited for."""
     sweep_dir = sweep_dir_of(launcher)
-    log.info(f"Slurm sweep output dir : {sweep_dir}")
     per_task, parallel = setting(launcher.params, "jobs_per_task"), setting(launcher.params, "jobs_in_parallel")
     alive = _alive_tasks(jobs, sweep_dir)
     taken = {i for task in alive for i in task.positions}
@@ -59,19 +62,22 @@ def launch(launcher: BaseSubmititLauncher, jobs: list[PlannedJob], context: RunC
         packs = [positions[start:start + per_task] for start in range(0, len(positions), per_task)]
         for start in range(0, len(packs), chunk):
             submitted = _submit(made, launcher, jobs, packs[start:start + chunk], singletons, sweep_dir,
-                                per_task > 1, parallel)
+                                per_task > 1, parallel, tasks)
             tasks += submitted
             manifest.record_submitted(sweep_dir, {jobs[i].num: (task.job.job_id, task.packed)
                                                   for task in submitted for i in task.positions})
             arrays.append(_describe(jobs, submitted, params))
+    log.info(f"Slurm sweep output dir : {sweep_dir}")  # after the refusals: each is one line, alone
     if alive:
         ids = sorted({task.job.job_id for task in alive})
-        print(f"{len(taken)} jobs are still pending or running in Slurm ({', '.join(ids[:8])}"
+        print(f"{counted(len(taken), 'job')} {'is' if len(taken) == 1 else 'are'} still pending or running in Slurm "
+              f"({', '.join(ids[:8])}"
               f"{', ...' if len(ids) > 8 else ''}): not submitted again", flush=True)
     if not launcher.params.get("wait", True):
         return _report_submitted(jobs, tasks, arrays, sweep_dir)
-    count = len(tasks) + len(alive)
-    what = f"{len(jobs)} Slurm jobs" if count == len(jobs) else f"{len(jobs)} jobs in {_tasks(count)}"
+    n_tasks = len(tasks) + len(alive)
+    what = (counted(len(jobs), "Slurm job") if n_tasks == len(jobs)
+            else f"{counted(len(jobs), 'job')} in {counted(n_tasks, 'Slurm task')}")
     print(f"Waiting for {what}; Slurm job ids: {', '.join(arrays) or 'submitted before'}", flush=True)
     try:
         return collect(jobs, tasks + alive, context)
@@ -131,41 +137,73 @@ def _refuse_impossible(jobs: list[PlannedJob], groups: dict[str, list[int]], set
 
 
 def _submit(made: AutoExecutor, launcher: BaseSubmititLauncher, jobs: list[PlannedJob], packs: list[list[int]],
-            singletons: dict[Any, Any], sweep_dir: Path, packed: bool, parallel: int) -> list[SubmittedTask]:
-    """Submit these tasks as one array (or one job); sbatch's refusal becomes one clear line."""
+            singletons: dict[Any, Any], sweep_dir: Path, packed: bool, parallel: int,
+            before: list[SubmittedTask]) -> list[SubmittedTask]:
+    """Submit these tasks as one array (or one job); sbatch's refusal becomes one line and exit 2
+    (`before`: the tasks this launch has submitted already, which the line names)."""
     from submitit.core.utils import FailedJobError
 
     submitted: list[Job[Any]]  # a packed task's result is {job number: JobReturn}, a job's its JobReturn
     try:
-        if packed:
-            sent = [[jobs[i].sent() for i in pack] for pack in packs]
-            submitted = made.map_array(PackedTask(launcher, parallel), sent, [singletons] * len(sent))
-        else:
-            args = [job_args(jobs[pack[0]], singletons) for pack in packs]
-            submitted = made.map_array(launcher, *zip(*args))
+        # submitit prints sbatch's error output before raising it: the refusal says it once, below.
+        with contextlib.redirect_stderr(io.StringIO()):
+            if packed:
+                sent = [[jobs[i].sent() for i in pack] for pack in packs]
+                submitted = made.map_array(PackedTask(launcher, parallel), sent, [singletons] * len(sent))
+            else:
+                args = [job_args(jobs[pack[0]], singletons) for pack in packs]
+                submitted = made.map_array(launcher, *zip(*args))
     except (FailedJobError, OSError) as e:
-        reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
-        first, last = jobs[packs[0][0]], jobs[packs[-1][-1]]
-        nums = f"{first.num}-{last.num}" if first is not last else f"{first.num}"
-        raise CompactHydraException(
-            f"Slurm refused jobs {nums} ({' '.join(first.overrides)}{', ...' if first is not last else ''}): {reason}; "
-            f"the Slurm job ids of the jobs submitted before them are in {manifest.path_of(sweep_dir)}") from None
+        _refuse_submission(e, jobs, packs, before, sweep_dir)
     now = time.time()
     return [SubmittedTask(pack, job, packed, now) for pack, job in zip(packs, submitted)]
 
 
-def _tasks(count: int) -> str:
-    return f"{count} Slurm task{'s' if count != 1 else ''}"
+def sbatch_reason(error: BaseException) -> str:
+    """sbatch's refusal in one line: its most specific line (`invalid partition specified: nope`
+    rather than the `Batch job submission failed: ...` that follows it), without `sbatch: error: `."""
+    lines = [re.sub(r"^sbatch: error: ", "", line.strip()) for line in str(error).splitlines() if line.strip()]
+    specific = [line for line in lines if not line.startswith("Batch job submission failed")]
+    if specific:
+        return specific[0]
+    if lines:
+        return lines[-1].removeprefix("Batch job submission failed: ")
+    return type(error).__name__
+
+
+def _refuse_submission(error: BaseException, jobs: list[PlannedJob], packs: list[list[int]],
+                       before: list[SubmittedTask], sweep_dir: Path) -> NoReturn:
+    """One line and exit 2 for jobs sbatch refused; the tasks submitted before them are named only
+    when there are some (they run on, and `resume` waits for them rather than submitting them again)."""
+    first, last = jobs[packs[0][0]], jobs[packs[-1][-1]]
+    nums = f"{first.num}-{last.num}" if first is not last else f"{first.num}"
+    what = f"jobs {nums}" if first is not last else f"job {nums}"
+    line = (f"error: Slurm refused {what} ({' '.join(first.overrides) or 'defaults'}"
+            f"{', ...' if first is not last else ''}): {sbatch_reason(error)}")
+    if before:
+        ids = sorted({task.job.job_id.split("_")[0] for task in before}, key=int)
+        earlier = sum(len(task.positions) for task in before)
+        line += (f"; submitted before them and going on: {counted(earlier, 'job')} (Slurm job ids: {', '.join(ids)}), "
+                 f"follow them with: python -m sweeper status {sweep_dir.resolve()}")
+    else:
+        line += "; nothing was submitted"
+    print(line, file=sys.stderr, flush=True)
+    raise SystemExit(2)
+
+
+def _tasks(number: int) -> str:
+    return counted(number, "Slurm task")
 
 
 def _describe(jobs: list[PlannedJob], tasks: list[SubmittedTask], params: dict[str, Any]) -> str:
     slurm_id = tasks[0].job.job_id.split("_")[0]
     first, last = jobs[tasks[0].positions[0]], jobs[tasks[-1].positions[-1]]
     nums = f"{first.num}-{last.num}" if first is not last else f"{first.num}"
-    count = sum(len(task.positions) for task in tasks)
+    jobs_count = sum(len(task.positions) for task in tasks)
     packing = f" in {_tasks(len(tasks))}" if tasks[0].packed else ""
     gpus = params.get("gpus_per_node") or 0
-    return (f"{slurm_id} (jobs {nums}: {count} x {gpus} GPU, {params['cpus_per_task']} CPU, "
+    return (f"{slurm_id} ({'jobs' if first is not last else 'job'} {nums}: {jobs_count} x {gpus} GPU, "
+            f"{params['cpus_per_task']} CPU, "
             f"{params.get('mem_gb')} GB{packing})")
 
 
@@ -173,8 +211,8 @@ def _report_submitted(jobs: list[PlannedJob], tasks: list[SubmittedTask], arrays
                       sweep_dir: Path) -> list[JobReturn]:
     """Non-blocking: say what was submitted and where it will land; the jobs write their records."""
     where = sweep_dir.resolve()
-    count = sum(len(task.positions) for task in tasks)
-    print(f"Submitted {count} jobs to Slurm, without waiting; Slurm job ids: {', '.join(arrays) or 'none'}",
+    submitted = sum(len(task.positions) for task in tasks)
+    print(f"Submitted {counted(submitted, 'job')} to Slurm, without waiting; Slurm job ids: {', '.join(arrays) or 'none'}",
           flush=True)
     print(f"Sweep directory: {where}", flush=True)
     print(f"Follow it with: python -m sweeper status {where}", flush=True)

@@ -11,6 +11,7 @@ import datetime
 from pathlib import Path
 from types import ModuleType
 
+from sweeper.words import counted
 from sweeper.job.record import write_atomic
 from sweeper.job.status import PROBLEM
 from sweeper.sweep.collate import collate, write_tables
@@ -32,7 +33,7 @@ def _image(lines: list[str], out: Path, path: Path | None, caption: str) -> None
 def _group_sections(plt: ModuleType, group: Group, out: Path, search: bool) -> tuple[list[str], list[Path]]:
     lines, figures = [f"## {group.title}", ""], []
     better = "highest" if group.direction == "maximize" else "lowest"
-    lines += [f"{len(group.rows)} jobs; objective `{group.objective}` ({better} is best); varied: "
+    lines += [f"{counted(len(group.rows), 'job')}; objective `{group.objective}` ({better} is best); varied: "
               f"{', '.join(group.varied) or 'nothing'}.", ""]
     if search:
         ranked = group.ranked()

@@ -134,6 +134,12 @@ def _accuracy_per_epoch(plt: ModuleType, exercise: Exercise, groups: list[Group]
     return [(path, "test accuracy per epoch; the published 99% marker dashed")]
 
 
+def _ideal_label(label: str) -> str:
+    """The legend of a series' ideal line: `ideal, from our first point` for `ours (...)`."""
+    whose = "our" if label.startswith("ours") else f"the {label.split(' ')[0]}"
+    return f"ideal, from {whose} first point"
+
+
 def _scaling(plt: ModuleType, exercise: Exercise, groups: list[Group], matches: list[Match], out: Path) -> list[Figure]:
     """Training time, speedup and efficiency against GPUs: ours (GPUs or CPU replicas) and published."""
     published = sorted((m.row.config["gpus"], m.row.value) for m in matches if m.row.metric == "train_time_s")
@@ -147,7 +153,7 @@ def _scaling(plt: ModuleType, exercise: Exercise, groups: list[Group], matches: 
         if not len(gpus):
             continue
         left.plot(gpus, times, "o-", color=color, label=label)
-        left.plot(gpus, times[0] * gpus[0] / gpus, ":", color=color, label=f"ideal, from {label.split(' ')[0]}'s first")
+        left.plot(gpus, times[0] * gpus[0] / gpus, ":", color=color, label=_ideal_label(label))
         speedup = times[0] / times
         right.plot(gpus, speedup, "o-", color=color, label=label)
         for g, s in zip(gpus, speedup):

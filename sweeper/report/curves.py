@@ -10,6 +10,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+from sweeper.words import counted
 from sweeper.job.status import Status
 from sweeper.sweep.jobs import Job
 from sweeper.report.groups import BAND_POINTS, FEW_RUNS, Group, MAX_CURVES, MAX_DIVERGED, MAX_RUN_PANELS, STATUS_COLOR, metric_text
@@ -79,7 +80,7 @@ def loss_figure(plt: ModuleType, group: Group, path: Path) -> Path | None:
         ax.plot(x[-1:], y[-1:], marker="x", color=STATUS_COLOR[Status.DIVERGED], markersize=9, mew=2)
     if len(diverged) > len(shown):
         ax.plot([], [], color=STATUS_COLOR[Status.DIVERGED], linestyle="--",
-                label=f"{len(diverged) - len(shown)} more diverged run{'s' if len(diverged) - len(shown) > 1 else ''} not drawn")
+                label=f"{counted(len(diverged) - len(shown), 'more diverged run')} not drawn")
     ax.set_yscale("log")
     exact = any((y == floor).any() for _, y in curves.values())
     if exact:
@@ -140,7 +141,7 @@ def _epoch_few(plt: ModuleType, group: Group, runs: list[Run], path: Path) -> Pa
         ax.set_title(f"{kind} per epoch (solid: train, dashed: test)")
         ax.xaxis.get_major_locator().set_params(integer=True)
     axes[1].legend(loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
-    fig.suptitle(f"{group.title}: training and test accuracy and loss per epoch, {len(runs)} runs")
+    fig.suptitle(f"{group.title}: training and test accuracy and loss per epoch, {counted(len(runs), 'run')}")
     return save(fig, path, tight=True)
 
 
@@ -171,7 +172,7 @@ def _epoch_multiples(plt: ModuleType, group: Group, runs: list[Run], kind: str, 
     for ax in axes[:, 0]:
         ax.set_ylabel(kind if kind == "loss" else "accuracy", fontsize=8)
     axes[0, 0].legend(fontsize=7)
-    chosen = f"{len(runs)} of {total} runs, best to worst" if total > len(runs) else f"{total} runs"
+    chosen = f"{len(runs)} of {total} runs, best to worst" if total > len(runs) else counted(total, "run")
     fig.suptitle(f"{group.title}: {kind} per epoch, train (solid) and test (dashed); {chosen}")
     # Fixed spacing: tight_layout measures every tick label, seconds for a grid of panels.
     fig.subplots_adjust(left=0.06, right=0.98, bottom=0.6 / fig.get_figheight(),

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sweeper.words import counted
 from sweeper.hparams import HPARAMS
 from sweeper.job.status import PROBLEM, RECORDED, Status, summary
 from sweeper.sweep.jobs import Job, Sweep
@@ -16,11 +17,12 @@ from sweeper.report.groups import Group, MAX_GRID_VALUES, MAX_LISTED, NOT_AXES, 
 def summary_lines(sweep: Sweep) -> list[str]:
     statuses = [job.status for job in sweep.jobs]
     covered = sum(job.status in RECORDED and job.record is not None for job in sweep.jobs)  # a killed trial: failed, no record
-    lines = [f"Covers **{covered} of {len(statuses)} jobs** with a record; {summary(statuses)}."]
+    lines = [f"Covers **{covered} of {counted(len(statuses), 'job')}** with a record; {summary(statuses)}."]
     if not sweep.manifests:
         lines.append("No job list (jobs.json) here: the total counts the job directories found, not the jobs planned.")
     for directory, manifest in sweep.manifests.items():
-        kind = f"a search of {manifest.total} trials" if manifest.search else f"{manifest.total} jobs planned"
+        kind = (f"a search of {counted(manifest.total, 'trial')}" if manifest.search
+                else f"{counted(manifest.total, 'job')} planned")
         lines.append(f"Sweep `{directory.name}`: hydra/sweeper={manifest.sweeper}, {kind}.")
     return lines
 

@@ -34,7 +34,7 @@ def pending_lines(sweep: Sweep) -> list[str]:
         if job.status == Status.PENDING and job.entry is not None and job.entry.slurm_job_id:
             by_id.setdefault(job.entry.slurm_job_id, []).append(job.name)
     reasons = reasons_of(by_id) if by_id else {}
-    return [f"Slurm job {slurm_id} (job{'s' if len(names) > 1 else ''} {' '.join(names)}) pending: {reasons[slurm_id]}"
+    return [f"Slurm job {slurm_id} ({'jobs' if len(names) > 1 else 'job'} {' '.join(names)}) pending: {reasons[slurm_id]}"
             for slurm_id, names in by_id.items() if slurm_id in reasons]
 
 
