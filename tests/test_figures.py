@@ -1,0 +1,87 @@
+"""What the report's figures show, read from their artists (matplotlib's Agg backend): the figures
+of `python -m sweeper report DIR` and of the course report, drawn from synthetic sweeps."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sweeper.__main__ import main
+from tests import synthetic
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """drawn(): the figures written so far, by file name, left open to be read (not closed after saving)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    figures: dict[str, Figure] = {}
+    savefig = Figure.savefig
+
+    def keep(self, path, *args, **kwargs):
+        figures[Path(path).name] = self
+        return savefig(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    monkeypatch.setattr(plt, "close", lambda fig=None: None)
+    yield lambda: figures
+    for fig in figures.values():
+        matplotlib.pyplot.close(fig)
+
+
+def report(sweep: Path, capsys) -> None:
+    assert main(["report", str(sweep)]) == 0
+    capsys.readouterr()
+
+
+def set_metric(job_dir: Path, **metrics) -> None:
+    data = json.loads((job_dir / "result.json").read_text())
+    data["metrics"].update(metrics)
+    (job_dir / "result.json").write_text(json.dumps(data))
+
+
+def extent(fig, artist):
+    return artist.get_window_extent(fig.canvas.get_renderer())
+
+
+def test_heatmap_labels_keep_clear_of_the_colour_bar_before_them(drawn, capsys, tmp_path):
+    sweep = tmp_path / "adam"
+    synthetic.adam_grid_sweep(sweep)
+    report(sweep, capsys)
+    fig = drawn()["heatmap_linear_adam.png"]
+    fig.canvas.draw()
+    panels = [ax for ax in fig.axes if ax.images]
+    assert len(panels) == 3
+    for before, after in zip(panels, panels[1:]):
+        bar = before.images[0].colorbar.ax
+        right_of_bar = max(extent(fig, bar.yaxis.label).x1, *(extent(fig, t).x1 for t in bar.get_yticklabels()))
+        left_of_next = min(extent(fig, after.yaxis.label).x0, *(extent(fig, t).x0 for t in after.get_yticklabels()))
+        assert left_of_next - right_of_bar >= 0.25 * fig.dpi, (right_of_bar, left_of_next)
+
+
+def test_a_loss_of_exactly_zero_is_not_coloured_as_the_smallest_loss(drawn, capsys, tmp_path):
+    sweep = tmp_path / "adam"
+    jobs = synthetic.adam_grid_sweep(sweep)
+    exact = jobs.index({"lr": 0.1, "beta1": 0.9, "beta2": 0.9})
+    set_metric(sweep / str(exact), final_loss=0.0)
+    report(sweep, capsys)
+    fig = drawn()["heatmap_linear_adam.png"]
+    lr_beta1 = next(ax for ax in fig.axes if ax.get_title().startswith("lr x beta1"))
+    rows = [t.get_text() for t in lr_beta1.get_yticklabels()]
+    columns = [t.get_text() for t in lr_beta1.get_xticklabels()]
+    i, j = rows.index("0.1"), columns.index("0.9")
+    image = lr_beta1.images[0]
+    shown = image.to_rgba(image.get_array())
+    smallest = image.cmap(image.norm(image.norm.vmin))
+    assert not np.allclose(shown[i, j], smallest)      # the zero cell is not the minimum's colour
+    hatched = [p for p in lr_beta1.patches if p.get_hatch()]
+    assert [(p.get_x() + 0.5, p.get_y() + 0.5) for p in hatched] == [(j, i)]
+    assert not np.allclose(hatched[0].get_facecolor(), smallest)
+    assert "hatched: exactly 0" in image.colorbar.ax.get_ylabel()
+    assert any(t.get_text() == "0" for t in lr_beta1.texts)
