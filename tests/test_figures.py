@@ -85,3 +85,45 @@ def test_a_loss_of_exactly_zero_is_not_coloured_as_the_smallest_loss(drawn, caps
     assert not np.allclose(hatched[0].get_facecolor(), smallest)
     assert "hatched: exactly 0" in image.colorbar.ax.get_ylabel()
     assert any(t.get_text() == "0" for t in lr_beta1.texts)
+
+
+def course_report(directory: Path, capsys) -> None:
+    assert main(["course", "smoke", "--dir", str(directory), "--report-only"]) == 0
+    capsys.readouterr()
+
+
+def tick_texts(ax, which: str = "x") -> list[str]:
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    return [t.get_text() for t in axis.get_majorticklabels() + axis.get_minorticklabels() if t.get_text()]
+
+
+def test_every_optimizer_of_a_grid_gets_its_panel_with_readable_ticks(drawn, capsys, tmp_path):
+    synthetic.ex2_course(tmp_path / "course")
+    course_report(tmp_path / "course", capsys)
+    fig = drawn()["ex2_grid_lines.png"]
+    fig.canvas.draw()
+    panels = {ax.get_title(): ax for ax in fig.axes}
+    assert sorted(panels) == ["softmax, adagrad", "softmax, adam", "softmax, gd", "softmax, momentum"]
+    assert tick_texts(panels["softmax, gd"]) == ["0.5", "0.7"]
+    assert tick_texts(panels["softmax, momentum"]) == ["0.1", "0.5"]
+    assert tick_texts(panels["softmax, adagrad"]) == ["0.5"]
+    for ax in panels.values():
+        assert not any("10^" in t or "times" in t for t in tick_texts(ax) + tick_texts(ax, "y")), tick_texts(ax)
+    # momentum varies two: the line is the best over momentum at each lr
+    line = next(line for line in panels["softmax, momentum"].lines if line.get_label().startswith("ours, best"))
+    assert list(line.get_xdata()) == [0.1, 0.5]
+
+
+def test_a_published_value_beside_a_reduced_set_up_is_marked_on_the_figure(drawn, capsys, tmp_path):
+    synthetic.ex2_course(tmp_path / "reduced", train_samples=500)
+    course_report(tmp_path / "reduced", capsys)
+    fig = drawn()["ex2_grid_lines.png"]
+    for ax in fig.axes:
+        assert any(line.get_label() == "published best" for line in ax.lines)
+        notes = [t.get_text() for t in ax.texts if "reduced set-up" in t.get_text()]
+        assert len(notes) == 1 and "500 of 60,000 train images" in notes[0], ax.get_title()
+    # The same jobs on all 60,000 images: compared, nothing to mark.
+    synthetic.ex2_course(tmp_path / "full", train_samples=60_000)
+    course_report(tmp_path / "full", capsys)
+    fig = drawn()["ex2_grid_lines.png"]
+    assert not any("reduced" in t.get_text() for ax in fig.axes for t in ax.texts)
