@@ -127,3 +127,14 @@ def test_a_published_value_beside_a_reduced_set_up_is_marked_on_the_figure(drawn
     course_report(tmp_path / "full", capsys)
     fig = drawn()["ex2_grid_lines.png"]
     assert not any("reduced" in t.get_text() for ax in fig.axes for t in ax.texts)
+
+
+def test_exercise_3_figures_mark_a_reduced_set_up_beside_the_published(drawn, capsys, tmp_path):
+    synthetic.ex3_course(tmp_path / "course", train_samples=256)
+    course_report(tmp_path / "course", capsys)
+    figures = drawn()
+    ours = next(ax for ax in figures["ex3_1epoch_lr_batch.png"].axes if ax.get_title().startswith("ours"))
+    assert [t.get_text() for t in ours.texts if "reduced set-up" in t.get_text()] == [
+        "ours: reduced set-up\n(256 of 60,000 train images), not compared"]
+    epochs = figures["ex3_40epochs_accuracy_per_epoch.png"].axes[0]
+    assert any("reduced set-up" in t.get_text() and "2 of 40 epochs" in t.get_text() for t in epochs.texts)
