@@ -138,3 +138,20 @@ def test_exercise_3_figures_mark_a_reduced_set_up_beside_the_published(drawn, ca
         "ours: reduced set-up\n(256 of 60,000 train images), not compared"]
     epochs = figures["ex3_40epochs_accuracy_per_epoch.png"].axes[0]
     assert any("reduced set-up" in t.get_text() and "2 of 40 epochs" in t.get_text() for t in epochs.texts)
+
+
+def test_diverged_runs_that_stop_at_one_point_are_counted_not_stacked(drawn, capsys, tmp_path):
+    sweep = tmp_path / "gd"
+    lrs = [0.01, 0.05, 0.1, 0.5, 0.6, 0.7, 0.8, 0.9]
+    synthetic.write_job_list(sweep, "linear", "gd", [{"lr": lr} for lr in lrs], steps=1000)
+    for number, lr in enumerate(lrs):  # the five largest diverge at the same step, off the scale
+        synthetic.linear_job(sweep / str(number), "gd", diverge_at=30 if lr >= 0.5 else None, lr=lr)
+    synthetic.linear_job(sweep / "2", "gd", diverge_at=20, lr=0.1)  # and one elsewhere
+    report(sweep, capsys)
+    ax = drawn()["loss_linear_gd.png"].axes[0]
+    crosses = [line for line in ax.lines if line.get_marker() == "x" and len(line.get_xdata())]
+    counts = [t for t in ax.texts if t.get_gid() == "diverged-count"]
+    assert len(crosses) == 2 and [t.get_text() for t in counts] == ["×5"]
+    stacked = next(line for line in crosses if line.get_xdata()[0] == 30)
+    assert tuple(counts[0].xy) == (stacked.get_xdata()[0], stacked.get_ydata()[0])
+    assert "6 diverged" in ax.get_title()
