@@ -7,6 +7,7 @@ per-epoch train/test accuracy and loss. Each sweep has the job list (`jobs.json`
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -169,3 +170,37 @@ def optuna_sweep(sweep: Path, trials: list[dict[str, Any]], n_trials: int) -> No
     write_job_list(sweep, "softmax", "momentum", trials, preset="hparams_search=ex2_optuna", n_trials=n_trials)
     for number, hparams in enumerate(trials):
         mnist_job(sweep / str(number), "softmax", "momentum", **hparams)
+
+
+EX2_SWEEPS = {"ex2_gd": ("gd", {"lr": [0.7, 0.5]}),
+              "ex2_momentum": ("momentum", {"lr": [0.1, 0.5], "momentum": [0.8, 0.9]}),
+              "ex2_adagrad": ("adagrad", {"lr": [0.5]}),
+              "ex2_adam": ("adam", {"lr": [0.1], "beta1": [0.8], "beta2": [0.8], "epsilon": [1e-9]})}
+
+
+def course_sweep(sweep: Path, task: str, optimizer: str, values: dict[str, list], train_samples: int,
+                 **fixed: Any) -> None:
+    """A sweep of a course directory: the grid of `values` with `fixed`, on train_samples of the
+    60,000 training images (fewer is a reduced set-up)."""
+    jobs = _grid(values)
+    write_job_list(sweep, task, optimizer, jobs, preset=f"experiment={sweep.name}", **fixed)
+    for number, hparams in enumerate(jobs):
+        mnist_job(sweep / str(number), task, optimizer, **fixed, **hparams)
+        record = sweep / str(number) / "result.json"
+        data = json.loads(record.read_text())
+        data["metrics"].update(train_samples=train_samples, test_samples=10_000)
+        record.write_text(json.dumps(data))
+
+
+def ex2_course(directory: Path, train_samples: int = 500) -> None:
+    """Exercise 2's sweeps of a course directory (the smoke profile's names), one epoch at batch 100."""
+    for name, (optimizer, values) in EX2_SWEEPS.items():
+        course_sweep(directory / name, "softmax", optimizer, values, train_samples, batch_size=100, epochs=1)
+
+
+def ex3_course(directory: Path, train_samples: int = 256) -> None:
+    """Exercise 3's sweeps of a course directory, as the smoke profile names them."""
+    course_sweep(directory / "ex3_1epoch", "cnn", "adam", {"lr": [1e-3], "batch_size": [16, 250]}, train_samples,
+                 epochs=1)
+    course_sweep(directory / "ex3_40epochs", "cnn", "adam", {"lr": [1e-4], "batch_size": [16]}, train_samples,
+                 epochs=2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 from types import ModuleType
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -14,9 +14,12 @@ from sweeper.report.curves import epoch_figures, loss_figure
 from sweeper.report.groups import Group, fmt_number
 from sweeper.report.heatmaps import heatmap_figure
 from sweeper.report.plotting import save
-from sweeper.report.published import Exercise, Match
+from sweeper.report.published import Exercise, Match, Verdict
 from sweeper.report.scaling import scaling_table
 from sweeper.report.tables import grid_pairs, grid_values
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 Figure = tuple[Path, str]   # the PNG and its caption
 
@@ -30,33 +33,88 @@ def _loss_curves(plt: ModuleType, exercise: Exercise, groups: list[Group], match
     return made
 
 
+def _x_key(group: Group) -> str | None:
+    """The hyperparameter a group's line runs along: lr where the jobs have one, else the first varied."""
+    if "lr" in group.rows.columns:
+        return "lr"
+    return group.varied[0] if group.varied else None
+
+
+def reduced_note(matches: list[Match]) -> str:
+    """What the figure says beside published values whose jobs ran on less than the published set-up,
+    as the table's `set-up` column says it: "" where none did."""
+    reasons = sorted({reason for m in matches if m.verdict == Verdict.REDUCED for reason in m.reduced})
+    return f"ours: {Verdict.REDUCED} ({', '.join(reasons)}), not compared" if reasons else ""
+
+
+def mark_reduced(ax: Axes, matches: list[Match], below: float = -0.3) -> None:
+    """The reduced set-up of our values beside published ones, under the axis label in the table's words."""
+    note = reduced_note(matches)
+    if note:
+        ax.text(0.5, below, note.replace(" (", "\n(", 1), transform=ax.transAxes, fontsize=7.5, color="#b00000",
+                ha="center", va="top")
+
+
+def _log_ticks(ax: Axes, values: list[float]) -> None:
+    """A log axis labelled at the values drawn, as plain decimals (not 5x10^-1, 6x10^-1)."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+
+    ticks = sorted({float(v) for v in values})
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.set_xticks(ticks, [fmt_number(v) for v in ticks])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlim(ticks[0] / (2 if len(ticks) == 1 else 1.25), ticks[-1] * (2 if len(ticks) == 1 else 1.25))
+
+
 def _line_figure(plt: ModuleType, exercise: Exercise, groups: list[Group], matches: list[Match], path: Path) -> Path:
-    """The objective against the one hyperparameter each group varies; the published best starred."""
-    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.6), squeeze=False)
+    """The objective against lr, one panel per optimizer (the best over its other hyperparameters);
+    the published best starred, marked where ours ran on a reduced set-up."""
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.9), squeeze=False)
     for ax, group in zip(axes.flat, groups):
-        key = group.varied[0]
-        rows = group.rows[group.rows.status == Status.OK].sort_values(key)
+        key = _x_key(group)
+        assert key is not None, "_grid: groups with a hyperparameter"
+        rows = group.rows[group.rows.status == Status.OK].dropna(subset=[key, group.objective])
         scale = 100 if "accuracy" in group.objective else 1
-        ax.plot(rows[key], rows[group.objective] * scale, "o-", label="ours")
-        for match in matches:
-            if match.row.metric == group.objective and match.row.config.get("optimizer") == group.optimizer \
-                    and key in match.row.config:
-                ax.plot([match.row.config[key]], [match.row.value], "*", color="#d62728", markersize=12, label="published best")
+        others = [k for k in group.varied if k != key]
+        best = rows.groupby(key)[group.objective]
+        line = (best.max() if group.direction == "maximize" else best.min()).sort_index()
+        if others:
+            ax.plot(rows[key], rows[group.objective] * scale, "o", color="#1f77b4", alpha=0.3, markersize=4,
+                    label=f"ours, each {', '.join(others)}")
+        ax.plot(line.index, line.to_numpy() * scale, "o-", color="#1f77b4",
+                label="ours" + (f", best over {', '.join(others)}" if others else ""))
+        xs = [float(v) for v in line.index]
+        ys = list(rows[group.objective] * scale)
+        mine = [m for m in matches if m.row.metric == group.objective and m.row.config.get("optimizer") == group.optimizer
+                and key in m.row.config]
+        for match in mine:
+            ax.plot([match.row.config[key]], [match.row.value], "*", color="#d62728", markersize=12, label="published best")
+            xs.append(float(match.row.config[key]))
+            ys.append(match.row.value)
+        mark_reduced(ax, mine)
+        if ys and max(ys) - min(ys) < 2 * scale / 100:  # a readable range, not 90.960-91.000
+            middle = (max(ys) + min(ys)) / 2
+            ax.set_ylim(middle - 1.2 * scale / 100, middle + 1.2 * scale / 100)
+        ax.yaxis.get_major_formatter().set_useOffset(False)
         ax.set_xscale("log")
+        if xs:
+            _log_ticks(ax, xs)
         ax.set_xlabel(key)
         ax.set_ylabel(group.objective + (" (%)" if scale == 100 else ""))
         ax.set_title(group.title)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return save(fig, path)
 
 
 def _grid(plt: ModuleType, exercise: Exercise, groups: list[Group], matches: list[Match], out: Path) -> list[Figure]:
     made = []
-    lines = [g for g in groups if len(g.varied) == 1]
+    lines = [g for g in groups if _x_key(g) is not None]
     if lines:
         path = _line_figure(plt, exercise, lines, matches, out / f"{exercise.key}_grid_lines.png")
-        made.append((path, "test accuracy over each one-hyperparameter grid; the published best starred"))
+        made.append((path, "test accuracy against lr, one panel per optimizer (the best over its other hyperparameters); "
+                           "the published best starred"))
     for group in groups:
         pairs = grid_pairs(group)
         if not pairs:
@@ -99,6 +157,8 @@ def _lr_batch_heatmap(plt: ModuleType, exercise: Exercise, groups: list[Group], 
         ax.grid(False)
         ax.set_title(f"{name}: test accuracy (%) after one epoch")
         fig.colorbar(image, ax=ax, shrink=0.9)
+        if name == "ours":
+            mark_reduced(ax, [m for m in matches if m.row.metric == "test_accuracy"], below=-0.22)
     fig.tight_layout()
     path = save(fig, out / f"{exercise.key}_lr_batch.png")
     return [(path, "test accuracy after one epoch over lr x batch size: published (left), ours (right); empty: not run")]
@@ -130,7 +190,8 @@ def _accuracy_per_epoch(plt: ModuleType, exercise: Exercise, groups: list[Group]
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_title("test accuracy per epoch")
     ax.legend(loc="lower right", fontsize=8)
-    path = save(fig, out / f"{exercise.key}_accuracy_per_epoch.png")
+    mark_reduced(ax, matches, below=-0.14)
+    path = save(fig, out / f"{exercise.key}_accuracy_per_epoch.png", tight=True)
     return [(path, "test accuracy per epoch; the published 99% marker dashed")]
 
 
@@ -170,6 +231,7 @@ def _scaling(plt: ModuleType, exercise: Exercise, groups: list[Group], matches: 
         ax.set_xlabel("GPUs (or CPU replicas)")
         ax.set_xticks(every, [str(int(g)) for g in every])
         ax.legend(fontsize=8)
+    mark_reduced(left, [m for m in matches if m.row.metric == "train_time_s"], below=-0.16)
     fig.tight_layout()
     path = save(fig, out / f"{exercise.key}_scaling.png")
     return [(path, "training time, speedup and parallel efficiency against devices: ours beside the published")]

@@ -5,7 +5,7 @@ import math
 import warnings
 from pathlib import Path
 from types import ModuleType
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 import pandas as pd
@@ -15,6 +15,9 @@ from sweeper.job.status import Status
 from sweeper.sweep.jobs import Job
 from sweeper.report.groups import BAND_POINTS, FEW_RUNS, Group, MAX_CURVES, MAX_DIVERGED, MAX_RUN_PANELS, STATUS_COLOR, metric_text
 from sweeper.report.plotting import save
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 
 def _curve(job: Job) -> tuple[np.ndarray, np.ndarray] | None:
@@ -37,6 +40,28 @@ def _floor(curves: Iterable[tuple[np.ndarray, np.ndarray]]) -> float:
 def _ranks(n: int, k: int) -> list[int]:
     """k indices out of n ranked ones: the first, the last and evenly spaced ones between."""
     return list(range(n)) if n <= k else sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
+
+
+def _diverged_ends(ax: Axes, curves: list[tuple[np.ndarray, np.ndarray]], ceiling: float | None) -> None:
+    """A cross where each diverged run stopped (every one, drawn or not); runs that stopped at the
+    same point share one cross with their number beside it, so that N diverged runs read as N."""
+    ends: dict[tuple[float, float], int] = {}
+    for x, y in curves:
+        finite = y[np.isfinite(y)]
+        last = float(finite[-1]) if finite.size else np.nan
+        if ceiling is not None and not (last <= ceiling):  # off the scale, or no finite loss at all
+            last = ceiling
+        key = (float(x[-1]), last)
+        ends[key] = ends.get(key, 0) + 1
+    for (x_end, y_end), count in ends.items():
+        ax.plot([x_end], [y_end], marker="x", linestyle="none", color=STATUS_COLOR[Status.DIVERGED], markersize=9,
+                mew=2, gid="diverged-end")
+        if count > 1:
+            ax.annotate(f"×{count}", (x_end, y_end), textcoords="offset points", xytext=(7, 2), fontsize=9,
+                        fontweight="bold", color=STATUS_COLOR[Status.DIVERGED], gid="diverged-count")
+    if any(count > 1 for count in ends.values()):
+        ax.plot([], [], marker="x", linestyle="none", color=STATUS_COLOR[Status.DIVERGED], mew=2,
+                label="where diverged runs stopped (×N: N runs at one point)")
 
 
 def loss_figure(plt: ModuleType, group: Group, path: Path) -> Path | None:
@@ -77,7 +102,7 @@ def loss_figure(plt: ModuleType, group: Group, path: Path) -> Path | None:
             y = np.minimum(y, ceiling)
         label = f"diverged at step {int(x[-1])}: {group.label(row)}"
         ax.plot(x, y, color=STATUS_COLOR[Status.DIVERGED], linestyle="--", linewidth=1.2, label=label)
-        ax.plot(x[-1:], y[-1:], marker="x", color=STATUS_COLOR[Status.DIVERGED], markersize=9, mew=2)
+    _diverged_ends(ax, [curves[name] for name in diverged.job], ceiling if np.isfinite(top) else None)
     if len(diverged) > len(shown):
         ax.plot([], [], color=STATUS_COLOR[Status.DIVERGED], linestyle="--",
                 label=f"{counted(len(diverged) - len(shown), 'more diverged run')} not drawn")
