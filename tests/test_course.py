@@ -176,7 +176,7 @@ def test_quick_and_full_compose_and_list_the_sweeps_they_promise(capsys):
     for name, sweeps in expected.items():
         assert main(["course", name, "--list", "--dir", "/nonexistent/course"]) == 0
         out = capsys.readouterr().out
-        listed = dict(re.findall(r"^(\S+) \(\w+\): (\d+) jobs: python run.py -m experiment=", out, re.M))
+        listed = dict(re.findall(r"^(\S+) \(\w+\): (\d+) jobs?: python run.py -m experiment=", out, re.M))
         assert {k: int(v) for k, v in listed.items()} == sweeps
         assert f"course {name}: {len(sweeps)} sweeps, {sum(sweeps.values())} jobs" in out
         assert not Path("/nonexistent/course").exists()

@@ -95,7 +95,7 @@ def _where(jobs: list[Job]) -> list[str]:
     devices = Counter(str(d) for r in records for d in (r.metrics.get("devices") or []))
     slurm = sum(1 for r in records if r.environment.get("SLURM_JOB_ID"))
     commits = Counter((r.git_commit or "unknown")[:10] for r in records)
-    return [f"hosts: {', '.join(f'{h} ({counted(n, "job")})' for h, n in hosts.most_common()) or 'none yet'}",
+    return ["hosts: " + (', '.join(f"{h} ({counted(n, 'job')})" for h, n in hosts.most_common()) or 'none yet'),
             f"devices of the CNN jobs: {', '.join(devices) or 'none'}; the other jobs ran on the CPU",
             f"versions: {'; '.join(versions) or 'none yet'}",
             f"Slurm: {slurm} of {counted(len(records), 'job')} ran in a Slurm job" if slurm else "Slurm: none (local processes)",
