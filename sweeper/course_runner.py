@@ -1,6 +1,6 @@
 """`python -m sweeper course PROFILE`: run every sweep of the course, then write its report.
 
-A profile (`conf/course/<profile>.yaml`) is a list of sweeps, each a preset and the overrides that
+A profile (`course_profiles/<profile>.yaml`) is a list of sweeps, each a preset and the overrides that
 size it. Each sweep is `python run.py -m experiment=<preset> <overrides> <user overrides>` into
 `DIR/<name>`, a process of its own (TensorFlow splits the CPU into logical devices only before it
 starts, and exercise 4 needs that); run again, a sweep skips its finished jobs (the fingerprints)
@@ -16,7 +16,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 ROOT = Path(__file__).resolve().parents[1]
-PROFILE_DIR = ROOT / "conf" / "course"
+PROFILE_DIR = ROOT / "course_profiles"  # not under conf/: Hydra would list them as a config group
 ENTRY_POINT = ROOT / "run.py"
 EXERCISES = ("ex1", "ex2", "ex3_1epoch", "ex3_40epochs", "ex4")  # the published data file's keys
 
@@ -77,10 +77,10 @@ def check_overrides(overrides: list[str], where: str) -> None:
 
 
 def load_profile(name: str) -> Profile:
-    """The profile conf/course/<name>.yaml; ProfileError (one line) when it is unknown or malformed."""
+    """The profile course_profiles/<name>.yaml; ProfileError (one line) when it is unknown or malformed."""
     path = PROFILE_DIR / f"{name}.yaml"
     if not path.exists():
-        raise ProfileError(f"no course profile {name!r}: choose one of {', '.join(profiles())} (conf/course/)")
+        raise ProfileError(f"no course profile {name!r}: choose one of {', '.join(profiles())} (course_profiles/)")
     data = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
     if not isinstance(data, dict) or not isinstance(data.get("sweeps"), list) or not data["sweeps"]:
         raise ProfileError(f"{path}: a profile needs `sweeps:`, a list of {{name, exercise, preset, overrides}}")
@@ -136,8 +136,8 @@ def planned_jobs(profile: Profile, sweep: CourseSweep, extra: list[str]) -> list
 def run_course(profile: Profile, directory: Path, extra: list[str]) -> int:
     """Run each sweep in turn. A refused command (exit 2: a bad override) stops the course before
     the next sweep; a sweep whose jobs failed does not (its report rows say so). Returns 2, 1 when
-    a sweep had failed jobs, else 0."""
-    directory.mkdir(parents=True, exist_ok=True)
+    a sweep had failed jobs, else 0. The directory is made by the first sweep that runs (Hydra makes
+    its sweep directory): a course refused at its first sweep leaves nothing behind."""
     worst = 0
     for number, sweep in enumerate(profile.sweeps, 1):
         command = sweep_command(profile, sweep, directory, extra)

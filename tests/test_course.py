@@ -213,12 +213,21 @@ def _same(text: str, value) -> bool:
 def test_bad_input_is_one_line_and_exit_2(tmp_path):
     unknown = course("nosuch", "--dir", str(tmp_path / "x"))
     assert unknown.returncode == 2 and "Traceback" not in unknown.stderr
-    assert unknown.stderr.strip() == "error: no course profile 'nosuch': choose one of full, quick, smoke (conf/course/)"
+    assert unknown.stderr.strip() == "error: no course profile 'nosuch': choose one of full, quick, smoke (course_profiles/)"
     bad = course("smoke", "--dir", str(tmp_path / "x"), "0.5")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
     assert "'0.5' is not a Hydra override" in bad.stderr
     misspelt = course("smoke", "--list", "optimiser=adam")
     assert misspelt.returncode == 2 and misspelt.stderr.startswith("error: sweep ex1_gd: Could not override 'optimiser'")
+    refused = course("smoke", "--dir", str(tmp_path / "x"), "lr=-1")  # refused by the first sweep's run.py
+    assert refused.returncode == 2 and "lr=-1 is invalid" in refused.stderr
     missing = course("smoke", "--dir", str(tmp_path / "x"), "--report-only")
     assert missing.returncode == 2 and "does not exist" in missing.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_run_help_lists_no_course_group():
+    """The course profiles are read by `python -m sweeper course`, not by Hydra: `run.py --help`
+    must not offer a `course=...` group that `run.py` cannot use."""
+    groups = run_cli("run.py", "--help").stdout.split("== Config ==")[0]
+    assert "experiment: ex1_adagrad" in groups and "course:" not in groups
