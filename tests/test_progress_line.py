@@ -17,7 +17,7 @@ from tasks import softmax
 
 SGD = {"_target_": "keras.optimizers.SGD", "name": "gd", "learning_rate": 0.5}
 EPOCH_LINE = re.compile(r"^(.*: )?epoch (\d+)/(\d+): loss \S+( to \S+)?, test accuracy \S+( to \S+)?, \d+ images/s, "
-                        r"\d+:\d\d(, \d+:\d\d left)?$")
+                        r"\d+\.\d\d s(, \d+:\d\d left)?$")
 IN_PLACE = re.compile(r"\r([^\r\x1b]*)\x1b\[K")
 
 
@@ -87,9 +87,9 @@ def test_on_a_terminal_one_line_is_updated_in_place_and_the_epochs_go_to_the_log
     assert shown[3].startswith("lr=0.5: epoch 2/2 step 1/3 loss 0.4 to 0.7, 100 images/s, 0:0")
     assert out.endswith("\r\x1b[K") and "\n" not in out  # nothing left on the terminal, no line added
     logged = run_log.read_text().splitlines()
-    assert logged == ["[sweeper.job][INFO] - lr=0.5: epoch 1/2: loss 0.4 to 0.6, test accuracy 0.9, 100 images/s, 0:04, "
+    assert logged == ["[sweeper.job][INFO] - lr=0.5: epoch 1/2: loss 0.4 to 0.6, test accuracy 0.9, 100 images/s, 4.00 s, "
                       "0:04 left",
-                      "[sweeper.job][INFO] - lr=0.5: epoch 2/2: loss 0.4 to 0.6, test accuracy 0.9, 100 images/s, 0:04"]
+                      "[sweeper.job][INFO] - lr=0.5: epoch 2/2: loss 0.4 to 0.6, test accuracy 0.9, 100 images/s, 4.00 s"]
 
 
 def test_off_a_terminal_one_line_per_epoch_printed_and_logged(capsys, run_log):
@@ -98,7 +98,7 @@ def test_off_a_terminal_one_line_per_epoch_printed_and_logged(capsys, run_log):
     assert "\r" not in out and "\x1b" not in out
     lines = out.splitlines()
     assert [EPOCH_LINE.match(line)[2] for line in lines] == ["1", "2", "3"], lines
-    assert lines[0] == "epoch 1/3: loss 0.4 to 0.6, test accuracy 0.9, 83 images/s, 0:04, 0:08 left"  # 250 images
+    assert lines[0] == "epoch 1/3: loss 0.4 to 0.6, test accuracy 0.9, 83 images/s, 4.00 s, 0:08 left"  # 250 images
     assert [line.split(" - ", 1)[1] for line in run_log.read_text().splitlines()] == lines
 
 

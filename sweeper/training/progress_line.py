@@ -108,7 +108,7 @@ class Progress:
         seen = min(self.step * self.batch_size, self.samples)
         left = f", {duration(self._left(now))} left" if self.epoch + 1 < self.epochs else ""
         line = (f"{self.prefix}epoch {self.epoch + 1}/{self.epochs}: loss {values(loss)}, test accuracy "
-                f"{values(accuracy)}, {seen / max(train_s, 1e-9):.0f} images/s, {duration(now - self.epoch_start)}"
+                f"{values(accuracy)}, {seen / max(train_s, 1e-9):.0f} images/s, {now - self.epoch_start:.2f} s"
                 f"{left}")
         echo(line, terminal=not self.terminal)
 
