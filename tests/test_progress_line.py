@@ -117,6 +117,15 @@ def test_the_line_is_cut_to_the_terminal_width(capsys, monkeypatch):
     assert terminal.getvalue() == "\r" + "x" * 29 + "\x1b[K\r\x1b[K"
 
 
+def test_on_a_narrow_terminal_the_name_is_cut_not_the_numbers(capsys, monkeypatch):
+    terminal = Terminal(capsys, monkeypatch)
+    monkeypatch.setenv("COLUMNS", "80")
+    _drive(Progress("task=softmax data.train_samples=3000 data.test_samples=500 epochs=2", 100, 300, terminal=True))
+    shown = IN_PLACE.findall(terminal.getvalue())
+    assert shown[0] == "task=softmax da...: epoch 1/2 step 1/3 loss 0.5 to 0.7, 100 images/s, 0:05 left"
+    assert len(shown[0]) == 79
+
+
 def test_a_softmax_job_on_a_terminal(tiny, capsys, monkeypatch, run_log):
     terminal = Terminal(capsys, monkeypatch)
     with progress_line.naming("lr=0.5"):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import shutil
 import time
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -69,6 +70,15 @@ def duration(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+def shortened(prefix: str, room_after: int) -> str:
+    """`prefix` (the name and `: `), cut short with `...` where the terminal's width would otherwise
+    cut the numbers after it (`room_after` characters)."""
+    room = shutil.get_terminal_size().columns - 1 - room_after
+    if len(prefix) <= room:
+        return prefix
+    return f"{prefix[:max(room - 5, 0)]}...: " if room >= 10 else ""
+
+
 class Progress:
     """The line's arithmetic and where it goes, apart from Keras (tests drive it directly)."""
 
@@ -99,8 +109,9 @@ class Progress:
         self.step = step
         if self.terminal and (now - self.shown >= REFRESH_S or step == self.steps):
             self.shown = now
-            in_place(f"{self.prefix}epoch {self.epoch + 1}/{self.epochs} step {step}/{self.steps} "
-                     f"loss {values(loss)}, {self._rate(now)}, {duration(self._left(now))} left")
+            numbers = (f"epoch {self.epoch + 1}/{self.epochs} step {step}/{self.steps} loss {values(loss)}, "
+                       f"{self._rate(now)}, {duration(self._left(now))} left")
+            in_place(shortened(self.prefix, len(numbers)) + numbers)
 
     def end_epoch(self, loss: Any, accuracy: Any, train_s: float, now: float) -> None:
         """The epoch's line, with its training loss and test accuracy and `train_s`, its training
