@@ -237,6 +237,9 @@ def test_fused_mnist_sweep_prints_no_tensorflow_start_up_lines(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     assert [status for _, _, _, status in _job_lines(out.stdout)] == ["ok", "ok"], out.stdout
     assert [record.fused for record in records(tmp_path).values()] == [2, 2]
+    # one progress line per epoch for the group, naming its copies
+    assert _epoch_lines(out.stdout) == [("task=softmax [2 fused: lr=0.5 | lr=0.1]", 1, 1)], out.stdout
+    assert len(out.stdout.splitlines()) == 4, out.stdout
     assert _start_up_lines(out.stdout, out.stderr) == [], out.stderr
 
 
@@ -290,10 +293,21 @@ def test_a_diverged_job_prints_inf_in_process_and_under_the_local_launcher(tmp_p
     assert lines["local"] == ["[1/1] lr=5.0 steps=100 -> diverged final_loss=inf"], lines
 
 
+EPOCH_LINE = re.compile(r"^(.*): epoch (\d+)/(\d+): loss .*, test accuracy .*, \d+ images/s, \d+\.\d\d s(, \d+:\d\d left)?$")
+
+
+def _epoch_lines(stdout: str) -> list[tuple[str, int, int]]:
+    """The progress line's per-epoch lines (sweeper/training/progress_line.py): (name, epoch, epochs),
+    the name less the `data.*` overrides every job of these sweeps shares."""
+    return [(re.sub(r" data\.\S+", "", m[1]), int(m[2]), int(m[3]))
+            for m in map(EPOCH_LINE.match, stdout.splitlines()) if m]
+
+
 @pytest.mark.slow
 @pytest.mark.mnist
-def test_unfused_mnist_sweep_prints_no_keras_epoch_lines(tmp_path):
-    """Keras' progress is a single run's (README); a sweep's jobs print their [k/N] lines only."""
+def test_unfused_mnist_sweep_prints_one_line_per_epoch_per_job_and_no_keras_lines(tmp_path):
+    """Off a terminal each job's progress is one line per epoch (in its run.log too), Keras' own
+    lines none; then the job's [k/N] line, and the summary."""
     out = run_cli("run.py", "-m", "task=softmax", "lr=0.5,0.1", "hydra.sweeper.fuse=false", "epochs=2",
                   f"data.dir={real_mnist_dir()}", "data.train_samples=200", "data.test_samples=100",
                   f"hydra.sweep.dir={tmp_path}", env=_user_env())
@@ -302,5 +316,9 @@ def test_unfused_mnist_sweep_prints_no_keras_epoch_lines(tmp_path):
                    if re.search(r"^Epoch \d+/\d+|\d+/\d+ .*step - (loss|accuracy)", line)]
     assert keras_lines == [], keras_lines
     assert len(_job_lines(out.stdout)) == 2, out.stdout
-    assert len(out.stdout.splitlines()) == 3, out.stdout  # two job lines and the summary
+    first, second = "task=softmax lr=0.5 epochs=2", "task=softmax lr=0.1 epochs=2"
+    assert _epoch_lines(out.stdout) == [(first, 1, 2), (first, 2, 2), (second, 1, 2), (second, 2, 2)], out.stdout
+    assert len(out.stdout.splitlines()) == 7, out.stdout  # four epoch lines, two job lines and the summary
+    assert "\r" not in out.stdout and "\x1b" not in out.stdout  # nothing in place off a terminal
+    assert [line for line in (tmp_path / "1" / "run.log").read_text().splitlines() if ": epoch " in line] != []
     assert _start_up_lines(out.stdout, out.stderr) == [], out.stderr

@@ -37,6 +37,19 @@ def label(overrides: Sequence[str]) -> str:
     return " ".join(_shown(o) for o in overrides if o.split("=", 1)[0].lstrip("+~") not in PRESET_GROUPS)
 
 
+def group_label(overrides: Sequence[Sequence[str]], width: int = 60) -> str:
+    """A fused group's name, from its jobs' overrides: what they share as `label` shows it, then
+    each job's own in brackets, `task=softmax [2 fused: lr=0.5 | lr=0.1]`; past `width` characters
+    the first job's and the last's only, `[64 fused: lr=0.1 | ... | lr=0.001]`."""
+    shown = [label(o).split(" ") if label(o) else [] for o in overrides]
+    shared = [o for o in shown[0] if all(o in others for others in shown[1:])] if shown else []
+    own = [" ".join(o for o in job if o not in shared) for job in shown]
+    copies = " | ".join(own)
+    if len(copies) > width and len(own) > 2:
+        copies = f"{own[0]} | ... | {own[-1]}"
+    return " ".join([*shared, f"[{len(own)} fused: {copies}]"])
+
+
 def job_line(record: Record, every_metric: bool) -> str:
     """`<overrides> -> <status> <metric> (<seconds>)`: one line per job (a sweep puts `[k/N] ` in front)."""
     if record.status in (Status.FAILED, Status.INTERRUPTED):

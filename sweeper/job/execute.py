@@ -23,7 +23,7 @@ from sweeper.job.planned import PlannedJob
 from sweeper.job.record import Record, write_record
 from sweeper.job.recording import count_attempt, record_of, saved_so_far, stopped_error
 from sweeper.job.status import FINISHED, Status
-from sweeper.training import checkpoint
+from sweeper.training import checkpoint, progress_line
 from sweeper.training.tensorboard import write_summary
 
 
@@ -45,7 +45,9 @@ def call_task(job: PlannedJob, job_dir: Path | None, context: RunContext,
     cfg = job.cfg
     run = hydra.utils.instantiate(cfg.task.run, _partial_=True, _convert_="all")
     pruning = {"trial": reporter} if reporter is not None else {}  # only tasks that can be pruned take it
-    trained: Outcome = run(optimizer=OmegaConf.to_container(cfg.optimizer, resolve=True), job_dir=job_dir, **pruning)
+    with progress_line.naming(label(job.overrides) if context.rank == 0 else None):  # others train quietly
+        trained: Outcome = run(optimizer=OmegaConf.to_container(cfg.optimizer, resolve=True), job_dir=job_dir,
+                               **pruning)
     return trained
 
 

@@ -30,11 +30,12 @@ from omegaconf import DictConfig, OmegaConf
 from sweeper.hparams import KERAS_ARGS, OPTIMIZER_HPARAMS
 from sweeper.job import environment, owner
 from sweeper.job.context import RunContext
+from sweeper.job.display import group_label
 from sweeper.job.fingerprint import MismatchError, finished_record
 from sweeper.job.outcome import Outcome
 from sweeper.job.planned import PlannedJob
 from sweeper.job.recording import record_stopped
-from sweeper.training import checkpoint
+from sweeper.training import checkpoint, progress_line
 
 # The top-level keys and the optimizer node's keys that fused jobs may differ in.
 HYPERPARAMETER_KEYS = OPTIMIZER_HPARAMS
@@ -137,7 +138,8 @@ class FusedPlan:
             return
         started = environment.now()
         try:
-            outcomes = train_group([m.cfg for m in members], [m.directory for m in members])
+            with progress_line.naming(group_label([m.overrides for m in members])):  # one line for the group
+                outcomes = train_group([m.cfg for m in members], [m.directory for m in members])
         except Exception as e:  # every member's record says so; the sweep goes on
             group.error = e
             return

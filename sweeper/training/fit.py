@@ -5,7 +5,6 @@ per-epoch state, and the outcome. The MNIST tasks (tasks/softmax.py, tasks/cnn.p
 from __future__ import annotations
 
 import math
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -16,7 +15,7 @@ from sweeper.job.outcome import Outcome
 from sweeper.job.status import Status
 from sweeper.job.trial import Reporter
 from sweeper.job.trial import status_of as trial_status
-from sweeper.training import checkpoint
+from sweeper.training import checkpoint, progress_line
 from sweeper.training.curves import CURVES, EPOCH_CURVES as _EPOCH_CURVES, Curves
 from sweeper.training.tensorboard import keras_callbacks
 from sweeper.training.tf import import_keras, import_tensorflow
@@ -114,17 +113,6 @@ def job_callbacks(job_dir: Path | None, model: keras.Model, recorder: Any,
     return callbacks
 
 
-def _verbosity() -> int:
-    """Keras' progress in a single run: its bar on a terminal, one line per epoch in a log file;
-    none in a sweep (in process, packed or on Slurm), whose jobs print their `[k/N]` lines."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-        return 0
-    return 1 if sys.stdout.isatty() else 2
-
-
 def compiled(make_model: Callable[[], keras.Model], optimizer: dict[str, Any]) -> keras.Model:
     """`make_model()` compiled as every MNIST job's: the job's Keras optimizer (`optimizer`, its
     config), cross-entropy, accuracy. (A fused copy's state is saved from such a model too.)"""
@@ -173,9 +161,10 @@ def train(make_model: Callable[[], keras.Model], splits: Splits, *, optimizer: d
         validation_data=dataset(splits.test_images, splits.test_labels, batch_size=test_batch,
                                 input_shape=input_shape),
         validation_steps=math.ceil(test_count / test_batch),
-        callbacks=[recorder, *job_callbacks(job_dir, model, recorder, logging or {})],
+        callbacks=[recorder, *job_callbacks(job_dir, model, recorder, logging or {}),
+                   progress_line.callback(global_batch, train_count)],
         shuffle=False,  # the dataset shuffles itself
-        verbose=_verbosity(),
+        verbose=0,  # the progress line shows the job's progress (progress_line.py)
     )
     elapsed = time.perf_counter() - start
     fit_time = (saved or {}).get("fit_time_s", 0.0) + elapsed  # every attempt's training

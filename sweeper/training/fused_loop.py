@@ -23,7 +23,7 @@ import numpy as np
 
 from sweeper.hparams import KERAS_ARGS, KERAS_NAMES
 from sweeper.job.outcome import Outcome
-from sweeper.training import fit
+from sweeper.training import fit, progress_line
 from sweeper.training.curves import Curves
 from sweeper.training.fused_state import CopyStates
 from sweeper.training.tensorboard import EpochScalars
@@ -178,6 +178,11 @@ class _Copies:
             if self.curves[i].step_end(step, float(running[i])):
                 self.alive[i] = False  # diverged: the job ends after this step
 
+    def running(self, which: np.ndarray) -> np.ndarray:
+        """The running mean loss this epoch of the copies `which` (a mask or indices), as Keras has it."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.asarray(self.total[which] / self.count[which])
+
     def end_epoch(self, train_s: float, test_s: float, fit_s: float, test_loss: np.ndarray,
                   test_accuracy: np.ndarray) -> None:
         """Group times: each copy of the epoch gets its share (the group's time / N)."""
@@ -263,27 +268,37 @@ def train(make_model: Callable[[], keras.Model], forward: Forward, splits: Any, 
     test_data = fit.dataset(splits.test_images, splits.test_labels, batch_size=fit.TEST_BATCH,
                             input_shape=input_shape).take(math.ceil(test_count / fit.TEST_BATCH))
     copies = _Copies(n, steps, batch_size, train_count, saved)
+    shown = progress_line.callback(batch_size, train_count)  # one line for the group, driven here
+    shown.set_params({"epochs": epochs, "steps": steps})
+    shown.on_train_begin()
     start = time.perf_counter()
     for epoch in range(done, epochs):
         if not copies.alive.any():
             break
         copies.begin_epoch(epoch)
+        shown.on_epoch_begin(epoch)
         epoch_start = time.perf_counter()
         for step in range(1, steps + 1):
             x, y = next(train_data)
             loss, correct = train_step(x, y, tf.constant(copies.alive))
+            live = copies.alive.copy()  # the copies that trained this step
             copies.batch_end(step, int(y.shape[0]), loss.numpy(), correct.numpy())
+            shown.on_train_batch_end(step - 1, {"loss": copies.running(live)})
             if not copies.alive.any():
                 break
         train_s = time.perf_counter() - epoch_start
+        shown.on_test_begin()
         test_loss, test_accuracy = _evaluate(test_step, test_data, n)
+        shown.on_test_end()
         copies.end_epoch(train_s, time.perf_counter() - epoch_start - train_s, time.perf_counter() - start,
                          test_loss, test_accuracy)
         trained = np.flatnonzero(copies.in_epoch)
+        shown.on_epoch_end(epoch, {"loss": copies.running(trained), "val_accuracy": test_accuracy[trained]})
         if scalars:  # before the state, as Keras' callbacks are ordered for a lone job (fit.job_callbacks)
             scalars.write(epoch, trained, copies.counters, int(updating[0][0].iterations.numpy()))
         if states:
             states.save(epoch + 1, trained, copies.counters)
+    shown.on_train_end()
     if scalars:
         scalars.close()
     elapsed = time.perf_counter() - start
