@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from hydra.errors import CompactHydraException
 from omegaconf import DictConfig, OmegaConf
@@ -69,6 +69,16 @@ DEFAULTS = {h.name: h.default for h in REGISTRY}
 KERAS_NAMES = {h.name: h.keras for h in REGISTRY if h.keras is not None}
 OPTIMIZER_HPARAMS = tuple(KERAS_NAMES)
 KERAS_ARGS = tuple(KERAS_NAMES.values())
+
+
+def optimizer_arguments(cfg: DictConfig) -> dict[str, Any]:
+    """A job's optimizer node as the task gets it: resolved, its hyperparameters as floats (the
+    registry takes `lr=5`; Keras takes a learning rate only as a float)."""
+    arguments = cast(dict[str, Any], OmegaConf.to_container(cfg.optimizer, resolve=True))  # a mapping node
+    for key in KERAS_ARGS:
+        if _is_number(arguments.get(key)):
+            arguments[key] = float(arguments[key])
+    return arguments
 
 # Other keys checked the same way: they are settings, not hyperparameters of the table.
 SETTINGS: tuple[HParam, ...] = (

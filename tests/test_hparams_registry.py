@@ -26,3 +26,17 @@ def test_the_hint_of_a_refused_value_names_it_and_an_override_that_is_accepted(c
     example = re.fullmatch(rf"{hparam.name} must be .+ \(e\.g\. (\S+)\)", hparam.hint).group(1)
     validate(compose_cfg(example))
 
+
+
+def test_an_integer_learning_rate_reaches_keras_as_a_float(compose_cfg, tmp_path):
+    """The registry takes `lr=5`; Keras takes a learning rate only as a float: the job's optimizer
+    arguments carry it as one, fused or alone (`-m lr=5,50` failed in process once)."""
+    from sweeper.hparams import optimizer_arguments
+    from sweeper.job.fused_groups import train_group
+
+    configs = [compose_cfg("optimizer=momentum", f"lr={lr}", "steps=20") for lr in (5, 1)]
+    arguments = optimizer_arguments(configs[0])
+    assert arguments["learning_rate"] == 5.0 and isinstance(arguments["learning_rate"], float)
+    assert configs[0].lr == 5  # the job's own value is kept as given (its record's hparams)
+    outcomes = train_group(configs, [tmp_path / "0", tmp_path / "1"])
+    assert [outcome.status for outcome in outcomes] == ["diverged", "diverged"]

@@ -11,8 +11,8 @@ import traceback
 from pathlib import Path
 
 import hydra.utils
-from omegaconf import OmegaConf
 
+from sweeper.hparams import optimizer_arguments
 from sweeper.job import environment, owner, trial
 from sweeper.job.context import RunContext
 from sweeper.job.display import job_line, label
@@ -46,8 +46,7 @@ def call_task(job: PlannedJob, job_dir: Path | None, context: RunContext,
     run = hydra.utils.instantiate(cfg.task.run, _partial_=True, _convert_="all")
     pruning = {"trial": reporter} if reporter is not None else {}  # only tasks that can be pruned take it
     with progress_line.naming(label(job.overrides) if context.rank == 0 else None):  # others train quietly
-        trained: Outcome = run(optimizer=OmegaConf.to_container(cfg.optimizer, resolve=True), job_dir=job_dir,
-                               **pruning)
+        trained: Outcome = run(optimizer=optimizer_arguments(cfg), job_dir=job_dir, **pruning)
     return trained
 
 

@@ -22,12 +22,12 @@ import dataclasses
 import importlib
 import json
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence, cast
+from typing import Any, Callable, Iterable, Sequence
 
 import hydra.utils
 from omegaconf import DictConfig, OmegaConf
 
-from sweeper.hparams import KERAS_ARGS, OPTIMIZER_HPARAMS
+from sweeper.hparams import KERAS_ARGS, OPTIMIZER_HPARAMS, optimizer_arguments
 from sweeper.job import environment, owner
 from sweeper.job.context import RunContext
 from sweeper.job.display import group_label
@@ -178,7 +178,7 @@ def train_group(configs: Sequence[DictConfig], job_dirs: Sequence[Path]) -> list
     """Train the jobs of `configs` (one fusion key) as one computation: the task's `run_fused`
     with the arguments of its `run` node and every job's optimizer. One outcome per job, in order."""
     run = hydra.utils.instantiate(configs[0].task.run, _partial_=True, _convert_="all")
-    optimizers = [cast("dict[str, Any]", OmegaConf.to_container(c.optimizer, resolve=True)) for c in configs]
+    optimizers = [optimizer_arguments(c) for c in configs]
     fused = fused_function(configs[0])
     assert fused is not None, "jobs are fused only where the task has a run_fused (fusion_key)"
     return fused(optimizers=optimizers, job_dirs=list(job_dirs), **run.keywords)
