@@ -39,14 +39,15 @@ def make_model(dropout: float = 0.5) -> keras.Model:
 
 def run(*, optimizer: dict[str, Any], data: dict[str, Any], batch_size: int, epochs: int, seed: int,
         gpus: int = 0, devices: str = "gpu", logging: dict[str, Any] | None = None,
-        job_dir: Path | None = None, dropout: float = 0.5, trial: Reporter | None = None) -> Outcome:
+        job_dir: Path | None = None, dropout: float = 0.5, trial: Reporter | None = None,
+        progress: str | None = None) -> Outcome:
     """Train on MNIST (the `data` node) with `batch_size` images per replica on `gpus` devices.
     `dropout` is not in conf/task/cnn.yaml (a job's fingerprint stays): `+task.run.dropout=0`."""
     splits = mnist.load(**data)
     replicas = replica_devices.strategy(gpus, devices)
     outcome, _ = fit.train(functools.partial(make_model, dropout), splits, optimizer=optimizer, batch_size=batch_size, epochs=epochs,
                              seed=seed, input_shape=INPUT_SHAPE, strategy=replicas, job_dir=job_dir, trial=trial,
-                             logging=logging)
+                             logging=logging, progress=progress)
     outcome.metrics.update(replicas=replicas.num_replicas_in_sync, devices=replica_devices.device_names(replicas))
     return outcome
 
@@ -81,7 +82,8 @@ def fused_logits(weights: list[Any], x: Any, training: bool = False, dropout: fl
 
 def run_fused(*, optimizers: list[dict[str, Any]], data: dict[str, Any], batch_size: int, epochs: int, seed: int,
               gpus: int = 0, devices: str = "gpu", logging: dict[str, Any] | None = None,
-              job_dirs: list[Path] | None = None, dropout: float = 0.5) -> list[Outcome]:
+              job_dirs: list[Path] | None = None, dropout: float = 0.5,
+              progress: str | None = None) -> list[Outcome]:
     """`run` for each optimizer config (one family) on one device, trained as one computation
     (sweeper.training.fused_loop); jobs on several devices are not fused (sweeper/job/fused_groups.py)."""
     splits = mnist.load(**data)
@@ -89,7 +91,7 @@ def run_fused(*, optimizers: list[dict[str, Any]], data: dict[str, Any], batch_s
     outcomes = fused_loop.train(functools.partial(make_model, dropout),
                            functools.partial(fused_logits, dropout=dropout), splits, optimizers=optimizers,
                            batch_size=batch_size, epochs=epochs, seed=seed, input_shape=INPUT_SHAPE,
-                           job_dirs=job_dirs, logging=logging)
+                           job_dirs=job_dirs, logging=logging, progress=progress)
     for outcome in outcomes:
         outcome.metrics.update(replicas=1, devices=replica_devices.device_names(one))
     return outcomes

@@ -26,11 +26,13 @@ def make_model() -> keras.Model:
 
 
 def run(*, optimizer: dict[str, Any], data: dict[str, Any], batch_size: int, epochs: int, seed: int,
-        logging: dict[str, Any] | None = None, job_dir: Path | None = None, trial: Reporter | None = None) -> Outcome:
+        logging: dict[str, Any] | None = None, job_dir: Path | None = None, trial: Reporter | None = None,
+        progress: str | None = None) -> Outcome:
     """Train on MNIST (the `data` node: dir, train_samples, test_samples) with cross-entropy."""
     splits = mnist.load(**data)
     outcome, _ = fit.train(make_model, splits, optimizer=optimizer, batch_size=batch_size, epochs=epochs,
-                             seed=seed, input_shape=INPUT_SHAPE, job_dir=job_dir, logging=logging, trial=trial)
+                             seed=seed, input_shape=INPUT_SHAPE, job_dir=job_dir, logging=logging, trial=trial,
+                             progress=progress)
     return outcome
 
 
@@ -43,8 +45,10 @@ def fused_logits(weights: list[Any], x: Any, training: bool = False) -> Any:
 
 
 def run_fused(*, optimizers: list[dict[str, Any]], data: dict[str, Any], batch_size: int, epochs: int, seed: int,
-              logging: dict[str, Any] | None = None, job_dirs: list[Path] | None = None) -> list[Outcome]:
+              logging: dict[str, Any] | None = None, job_dirs: list[Path] | None = None,
+              progress: str | None = None) -> list[Outcome]:
     """`run` for each optimizer config (one family), trained as one computation (sweeper.training.fused_loop)."""
     splits = mnist.load(**data)
     return fused_loop.train(make_model, fused_logits, splits, optimizers=optimizers, batch_size=batch_size,
-                       epochs=epochs, seed=seed, input_shape=INPUT_SHAPE, job_dirs=job_dirs, logging=logging)
+                       epochs=epochs, seed=seed, input_shape=INPUT_SHAPE, job_dirs=job_dirs, logging=logging,
+                       progress=progress)

@@ -65,3 +65,16 @@ def test_the_run_context_counts_each_job_once(compose_cfg, tmp_path, capsys):
     assert [line.split(" ", 1)[0] for line in lines] == ["[1/3]", "[2/3]", "[3/3]"]
     assert lines[2].endswith(f"-> skipped: done ({jobs[0].directory})")
     assert context.progress is not None and context.progress.prefix() == context.progress.prefix() == "[3/3] "
+
+
+def test_a_task_gets_only_the_optional_arguments_it_takes():
+    """`trial` and `progress` go to a task that takes them, and have a value: a task written
+    without them (a user's own) is called as before."""
+    from sweeper.job.outcome import offered
+
+    def plain(*, optimizer: dict, job_dir: object = None) -> None: ...
+
+    def full(*, optimizer: dict, job_dir: object = None, trial: object = None, progress: str | None = None) -> None: ...
+
+    assert offered(plain, trial="reporter", progress="lr=0.1") == {}
+    assert offered(full, trial=None, progress="lr=0.1") == {"progress": "lr=0.1"}

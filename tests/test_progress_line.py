@@ -11,7 +11,6 @@ import pytest
 
 from sweeper.job import job_log
 from sweeper.job.display import group_label
-from sweeper.training import progress_line
 from sweeper.training.progress_line import Progress, duration, values
 from tasks import softmax
 
@@ -128,8 +127,7 @@ def test_on_a_narrow_terminal_the_name_is_cut_not_the_numbers(capsys, monkeypatc
 
 def test_a_softmax_job_on_a_terminal(tiny, capsys, monkeypatch, run_log):
     terminal = Terminal(capsys, monkeypatch)
-    with progress_line.naming("lr=0.5"):
-        outcome = softmax.run(optimizer=SGD, data=data(tiny), batch_size=100, epochs=2, seed=0)
+    outcome = softmax.run(optimizer=SGD, data=data(tiny), batch_size=100, epochs=2, seed=0, progress="lr=0.5")
     assert outcome.status == "ok"
     out = terminal.getvalue()
     shown = IN_PLACE.findall(out)
@@ -141,8 +139,7 @@ def test_a_softmax_job_on_a_terminal(tiny, capsys, monkeypatch, run_log):
 
 
 def test_a_softmax_job_in_a_log_prints_one_line_per_epoch(tiny, capsys):
-    with progress_line.naming("lr=0.5"):
-        softmax.run(optimizer=SGD, data=data(tiny), batch_size=100, epochs=3, seed=0)
+    softmax.run(optimizer=SGD, data=data(tiny), batch_size=100, epochs=3, seed=0, progress="lr=0.5")
     lines = capsys.readouterr().out.splitlines()
     assert [EPOCH_LINE.match(line)[2] for line in lines] == ["1", "2", "3"], lines
     assert lines[-1].startswith("lr=0.5: epoch 3/3: loss ") and "left" not in lines[-1]
@@ -150,9 +147,8 @@ def test_a_softmax_job_in_a_log_prints_one_line_per_epoch(tiny, capsys):
 
 def test_a_fused_group_prints_one_line_per_epoch_naming_its_copies(tiny, capsys):
     name = group_label([["task=softmax", "lr=0.5"], ["task=softmax", "lr=0.1"]])
-    with progress_line.naming(name):
-        outcomes = softmax.run_fused(optimizers=[SGD, {**SGD, "learning_rate": 0.1}], data=data(tiny), batch_size=100,
-                                     epochs=2, seed=0)
+    outcomes = softmax.run_fused(optimizers=[SGD, {**SGD, "learning_rate": 0.1}], data=data(tiny), batch_size=100,
+                                 epochs=2, seed=0, progress=name)
     assert [o.status for o in outcomes] == ["ok", "ok"]
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 and all(line.startswith("task=softmax [2 fused: lr=0.5 | lr=0.1]: epoch ") for line in lines)
@@ -161,9 +157,8 @@ def test_a_fused_group_prints_one_line_per_epoch_naming_its_copies(tiny, capsys)
 
 def test_a_fused_group_on_a_terminal(tiny, capsys, monkeypatch):
     terminal = Terminal(capsys, monkeypatch)
-    with progress_line.naming("[2 fused: lr=0.5 | lr=0.1]"):
-        softmax.run_fused(optimizers=[SGD, {**SGD, "learning_rate": 0.1}], data=data(tiny), batch_size=100, epochs=1,
-                          seed=0)
+    softmax.run_fused(optimizers=[SGD, {**SGD, "learning_rate": 0.1}], data=data(tiny), batch_size=100, epochs=1,
+                      seed=0, progress="[2 fused: lr=0.5 | lr=0.1]")
     out = terminal.getvalue()
     shown = [s for s in IN_PLACE.findall(out) if s]
     assert shown and all(s.startswith("[2 fused: lr=0.5 | lr=0.1]: epoch 1/1 step ") for s in shown), shown
@@ -171,6 +166,5 @@ def test_a_fused_group_on_a_terminal(tiny, capsys, monkeypatch):
 
 
 def test_no_progress_where_the_runner_asks_for_none(tiny, capsys):
-    with progress_line.naming(None):
-        softmax.run(optimizer=SGD, data=data(tiny), batch_size=100, epochs=1, seed=0)
+    softmax.run(optimizer=SGD, data=data(tiny), batch_size=100, epochs=1, seed=0, progress=None)
     assert capsys.readouterr().out == ""

@@ -18,12 +18,12 @@ from sweeper.job.context import RunContext
 from sweeper.job.display import job_line, label
 from sweeper.job.fingerprint import MismatchError, finished_record
 from sweeper.job.job_log import echo
-from sweeper.job.outcome import Outcome
+from sweeper.job.outcome import Outcome, offered
 from sweeper.job.planned import PlannedJob
 from sweeper.job.record import Record, write_record
 from sweeper.job.recording import count_attempt, record_of, saved_so_far, stopped_error
 from sweeper.job.status import FINISHED, Status
-from sweeper.training import checkpoint, progress_line
+from sweeper.training import checkpoint
 from sweeper.training.tensorboard import write_summary
 
 
@@ -44,9 +44,9 @@ def call_task(job: PlannedJob, job_dir: Path | None, context: RunContext,
             return outcome
     cfg = job.cfg
     run = hydra.utils.instantiate(cfg.task.run, _partial_=True, _convert_="all")
-    pruning = {"trial": reporter} if reporter is not None else {}  # only tasks that can be pruned take it
-    with progress_line.naming(label(job.overrides) if context.rank == 0 else None):  # others train quietly
-        trained: Outcome = run(optimizer=optimizer_arguments(cfg), job_dir=job_dir, **pruning)
+    name = label(job.overrides) if context.rank == 0 else None  # the other workers train quietly
+    trained: Outcome = run(optimizer=optimizer_arguments(cfg), job_dir=job_dir,
+                           **offered(run, trial=reporter, progress=name))
     return trained
 
 

@@ -32,10 +32,10 @@ from sweeper.job import environment, owner
 from sweeper.job.context import RunContext
 from sweeper.job.display import group_label
 from sweeper.job.fingerprint import MismatchError, finished_record
-from sweeper.job.outcome import Outcome
+from sweeper.job.outcome import Outcome, offered
 from sweeper.job.planned import PlannedJob
 from sweeper.job.recording import record_stopped
-from sweeper.training import checkpoint, progress_line
+from sweeper.training import checkpoint
 
 # The top-level keys and the optimizer node's keys that fused jobs may differ in.
 HYPERPARAMETER_KEYS = OPTIMIZER_HPARAMS
@@ -138,8 +138,8 @@ class FusedPlan:
             return
         started = environment.now()
         try:
-            with progress_line.naming(group_label([m.overrides for m in members])):  # one line for the group
-                outcomes = train_group([m.cfg for m in members], [m.directory for m in members])
+            outcomes = train_group([m.cfg for m in members], [m.directory for m in members],
+                                   progress=group_label([m.overrides for m in members]))  # one line for the group
         except Exception as e:  # every member's record says so; the sweep goes on
             group.error = e
             return
@@ -174,11 +174,12 @@ def _record_stopped(members: Sequence[PlannedJob], stop: BaseException, started:
             owner.give_back(member.directory)
 
 
-def train_group(configs: Sequence[DictConfig], job_dirs: Sequence[Path]) -> list[Outcome]:
+def train_group(configs: Sequence[DictConfig], job_dirs: Sequence[Path], progress: str | None = None) -> list[Outcome]:
     """Train the jobs of `configs` (one fusion key) as one computation: the task's `run_fused`
-    with the arguments of its `run` node and every job's optimizer. One outcome per job, in order."""
+    with the arguments of its `run` node and every job's optimizer (`progress`: the name of the
+    group's progress line, where the task shows one). One outcome per job, in order."""
     run = hydra.utils.instantiate(configs[0].task.run, _partial_=True, _convert_="all")
     optimizers = [optimizer_arguments(c) for c in configs]
     fused = fused_function(configs[0])
     assert fused is not None, "jobs are fused only where the task has a run_fused (fusion_key)"
-    return fused(optimizers=optimizers, job_dirs=list(job_dirs), **run.keywords)
+    return fused(optimizers=optimizers, job_dirs=list(job_dirs), **run.keywords, **offered(fused, progress=progress))

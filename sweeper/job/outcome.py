@@ -1,8 +1,10 @@
-"""What a task function returns to the framework."""
+"""What a task function returns to the framework, and which of the framework's optional arguments
+it takes (`trial`: a search's trial reporter; `progress`: the name its progress line shows)."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import inspect
+from typing import Any, Callable
 
 from sweeper.job.status import Status
 
@@ -20,3 +22,10 @@ class Outcome:
     def __post_init__(self) -> None:
         # A task may return the value ("ok"): kept as the Status, an unknown one refused here.
         self.status = Status(self.status)
+
+
+def offered(function: Callable[..., Any], **optional: Any) -> dict[str, Any]:
+    """Of the framework's optional arguments, those `function` (a task's `run` or `run_fused`) takes
+    and that have a value: a task written without them is called as before."""
+    parameters = inspect.signature(function).parameters
+    return {name: value for name, value in optional.items() if value is not None and name in parameters}

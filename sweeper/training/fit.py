@@ -127,7 +127,7 @@ def compiled(make_model: Callable[[], keras.Model], optimizer: dict[str, Any]) -
 def train(make_model: Callable[[], keras.Model], splits: Splits, *, optimizer: dict[str, Any], batch_size: int,
           epochs: int, seed: int, input_shape: Sequence[int], strategy: tf.distribute.Strategy | None = None,
           job_dir: Path | None = None, logging: dict[str, Any] | None = None,
-          trial: Reporter | None = None) -> tuple[Outcome, keras.Model]:
+          trial: Reporter | None = None, progress: str | None = None) -> tuple[Outcome, keras.Model]:
     """Train `make_model()` with Keras `fit`, evaluating on the test set after every epoch.
 
     A job that finds training state in `job_dir` (sweeper.checkpoint) continues from there.
@@ -162,7 +162,7 @@ def train(make_model: Callable[[], keras.Model], splits: Splits, *, optimizer: d
                                 input_shape=input_shape),
         validation_steps=math.ceil(test_count / test_batch),
         callbacks=[recorder, *job_callbacks(job_dir, model, recorder, logging or {}),
-                   progress_line.callback(global_batch, train_count)],
+                   progress_line.callback(progress, global_batch, train_count)],
         shuffle=False,  # the dataset shuffles itself
         verbose=0,  # the progress line shows the job's progress (progress_line.py)
     )

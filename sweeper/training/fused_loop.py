@@ -196,7 +196,7 @@ class _Copies:
 def train(make_model: Callable[[], keras.Model], forward: Forward, splits: Any, *,
           optimizers: Sequence[dict[str, Any]], batch_size: int, epochs: int, seed: int,
           input_shape: Sequence[int], job_dirs: Sequence[Path] | None = None,
-          logging: dict[str, Any] | None = None) -> list[Outcome]:
+          logging: dict[str, Any] | None = None, progress: str | None = None) -> list[Outcome]:
     """`fit.train` of `make_model()` for each of `optimizers`, as one computation: the same batches
     in the same order, each weight's copies one [N, ...] variable, `forward` computing every copy's
     logits at once, one optimizer step for all (`optimizer_for`), the copies' records kept as
@@ -268,7 +268,7 @@ def train(make_model: Callable[[], keras.Model], forward: Forward, splits: Any, 
     test_data = fit.dataset(splits.test_images, splits.test_labels, batch_size=fit.TEST_BATCH,
                             input_shape=input_shape).take(math.ceil(test_count / fit.TEST_BATCH))
     copies = _Copies(n, steps, batch_size, train_count, saved)
-    shown = progress_line.callback(batch_size, train_count)  # one line for the group, driven here
+    shown = progress_line.callback(progress, batch_size, train_count)  # one line for the group, driven here
     shown.set_params({"epochs": epochs, "steps": steps})
     shown.on_train_begin()
     start = time.perf_counter()

@@ -13,16 +13,16 @@ off: one way to show progress), and the fused loop (fused_loop.py) calls its hoo
 for the group with each value over its live copies (`0.31 to 0.45`: the lowest to the highest).
 
 The line's name is the job's label (its overrides, as its `[k/N]` line shows them) or its fused
-group's (sweeper/job/display.py's `group_label`), set around the training by whoever runs it
-(`naming`); a job without one (a task called directly) has none.
+group's (sweeper/job/display.py's `group_label`), passed by whoever runs it to the task as its
+`progress` argument (sweeper/job/execute.py, fused_groups.py); a job without one (a task called
+directly, a worker of a multi-worker job other than the first) shows none.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import shutil
 import time
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,21 +34,6 @@ if TYPE_CHECKING:
     import keras
 
 REFRESH_S = 0.25    # the in-place line is redrawn at most this often
-
-_name: str | None = ""  # the running job's name; None: it shows no progress (`naming`)
-
-
-@contextlib.contextmanager
-def naming(name: str | None) -> Iterator[None]:
-    """The progress line of what trains inside names it `name` (None: no progress is shown, as for a
-    worker of a multi-worker job other than the first)."""
-    global _name
-    before, _name = _name, name
-    try:
-        yield
-    finally:
-        _name = before
-
 
 def values(value: Any) -> str:
     """A loss or an accuracy as the line shows it: one number, or for a fused group's live copies
@@ -128,19 +113,19 @@ class Progress:
             clear_in_place()
 
 
-def progress(batch_size: int, samples: int) -> Progress | None:
-    """The running job's progress (None where its runner asked for none, `naming(None)`)."""
-    return Progress(_name, batch_size, samples, on_terminal()) if _name is not None else None
+def progress(name: str | None, batch_size: int, samples: int) -> Progress | None:
+    """The progress of the job (or fused group) `name`; None where its runner asked for none."""
+    return Progress(name, batch_size, samples, on_terminal()) if name is not None else None
 
 
-def callback(batch_size: int, samples: int) -> keras.callbacks.Callback:
+def callback(name: str | None, batch_size: int, samples: int) -> keras.callbacks.Callback:
     """The progress line as a Keras callback: for Keras' `fit` (`params`: its epochs and steps), or
     driven by hand with the same hooks and logs (the fused loop: `set_params` first; each log value
     may hold every live copy's)."""
     import_keras()
     import keras  # started quietly above; imported by name for its types
 
-    shown = progress(batch_size, samples)
+    shown = progress(name, batch_size, samples)
 
     class ProgressLine(keras.callbacks.Callback):
         def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:

@@ -1,0 +1,1 @@
+"""Hydra launchers of hpc-sweeper: `slurm` and `local` (submitit, per-job resources)."""

@@ -1,0 +1,194 @@
+"""`python -m sweeper COMMAND DIR`: work on a sweep directory after (or while) it runs."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sweeper import words
+
+if TYPE_CHECKING:  # the commands import what they need when they run
+    from sweeper.course_runner import Profile
+
+
+def _directory(text: str) -> Path:
+    path = Path(text)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a directory: give a sweep directory such as outputs/multirun/<date>")
+    return path
+
+
+def _not_a_job(args: argparse.Namespace) -> bool:
+    """False, after one line that names the sweep's folder, when DIR is a job of a sweep."""
+    from sweeper.sweep.jobs import sweep_of_job
+
+    sweep = sweep_of_job(args.dir)
+    if sweep is None:
+        return True
+    print(f"error: {args.dir} is one job of the sweep {sweep}: give the sweep's folder "
+          f"(python -m sweeper {args.command} {sweep})", file=sys.stderr)
+    return False
+
+
+def _sweeps(args: argparse.Namespace) -> list[Path] | None:
+    """What collate and report read in DIR (sweeper/sweep/jobs.py sweeps_in); None after one line
+    when DIR is a job of a sweep, or neither a sweep nor a folder of sweeps."""
+    from sweeper.sweep.jobs import NotASweep, sweeps_in
+
+    if not _not_a_job(args):
+        return None
+    try:
+        return sweeps_in(args.dir)
+    except NotASweep as e:
+        print(f"error: {e}", file=sys.stderr)
+        return None
+
+
+def _collate(args: argparse.Namespace) -> int:
+    from sweeper.sweep.collate import collate, write_tables
+    from sweeper.sweep.jobs import read_sweep
+
+    sweeps = _sweeps(args)
+    if sweeps is None:
+        return 2
+    table = collate(args.dir, read_sweep(args.dir, sweeps).jobs)
+    if table.empty:
+        print(f"error: no job directories under {args.dir}: give the sweep directory (hydra.sweep.dir)", file=sys.stderr)
+        return 2
+    print(write_tables(args.dir, table))
+    print(f"\n{words.counted(len(table), 'job')}; wrote {args.dir / 'results.csv'} and {args.dir / 'results.md'}")
+    return 0
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from sweeper.sweep.resume import resume
+
+    try:
+        return resume(args.dir, args.overrides)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _report(args: argparse.Namespace) -> int:
+    from sweeper.report import report
+    from sweeper.sweep.jobs import job_dirs
+
+    sweeps = _sweeps(args)
+    if sweeps is None:
+        return 2
+    if not any(job_dirs(sweep) for sweep in sweeps):
+        print(f"error: no job directories under {args.dir}: give the sweep directory (hydra.sweep.dir)", file=sys.stderr)
+        return 2
+    path, figures = report(args.dir, sweeps)
+    print(f"wrote {path}")
+    for figure in figures:
+        print(f"wrote {figure}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from sweeper.job.status import summary
+    from sweeper.launching.scheduler import query_timeout
+    from sweeper.sweep.status_command import pending_lines, sweep_status
+
+    if not _not_a_job(args):
+        return 2
+    sweep, table = sweep_status(args.dir)
+    if table.empty:
+        print(f"error: no jobs under {args.dir}: give the sweep directory (hydra.sweep.dir)", file=sys.stderr)
+        return 2
+    width = table["overrides"].str.len().max()
+    print(table.to_string(index=False, justify="left", formatters={"overrides": lambda text: text.ljust(width)}))
+    reasons = pending_lines(sweep)
+    if reasons:
+        print("\n" + "\n".join(reasons))
+    if not sweep.slurm_answered:
+        print(f"warning: Slurm did not answer within {query_timeout():g} s: Slurm states unknown", file=sys.stderr)
+    print(f"\n{summary(job.status for job in sweep.jobs)} ({args.dir})")
+    return 0
+
+
+def _list_course(profile: Profile, directory: Path, overrides: list[str]) -> int:
+    """Each sweep of the profile, its job count and its command; nothing runs."""
+    from hydra.errors import HydraException
+
+    from sweeper.course_runner import planned_jobs, sweep_command
+
+    total = 0
+    for sweep in profile.sweeps:
+        try:
+            count = len(planned_jobs(profile, sweep, overrides))
+        except HydraException as e:
+            print(f"error: sweep {sweep.name}: {' '.join(str(e).split())}", file=sys.stderr)
+            return 2
+        total += count
+        command = sweep_command(profile, sweep, directory, overrides)
+        print(f"{sweep.name} ({sweep.exercise}): {words.counted(count, 'job')}: python run.py {' '.join(command[2:])}")
+    print(f"course {profile.name}: {words.counted(len(profile.sweeps), 'sweep')}, {words.counted(total, 'job')}, "
+          f"into {directory}")
+    return 0
+
+
+def _course(args: argparse.Namespace) -> int:
+    from sweeper.course_runner import ProfileError, check_overrides, load_profile, run_course
+
+    try:
+        profile = load_profile(args.profile)
+        check_overrides(args.overrides, "the command line")
+    except ProfileError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    directory = args.dir or Path("outputs") / "course" / profile.name
+    if args.list:
+        return _list_course(profile, directory, args.overrides)
+    if args.report_only and not directory.is_dir():
+        print(f"error: {directory} does not exist: run `python -m sweeper course {profile.name}` first, "
+              "or give its directory with --dir", file=sys.stderr)
+        return 2
+    code = 0 if args.report_only else run_course(profile, directory, args.overrides)
+    if code not in (0, 1):
+        return code
+    from sweeper.report.course_report import course_report
+
+    markdown, page, figures = course_report(directory, profile)
+    print(f"wrote {markdown} and {page} ({len(figures)} figures)")
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sweeper", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    collate = commands.add_parser("collate", help="one table of every job record under DIR")
+    collate.add_argument("dir", type=_directory, help="a sweep directory, or a folder of sweeps")
+    collate.set_defaults(func=_collate)
+    again = commands.add_parser("resume", help="run the sweep stored in DIR again: only unfinished jobs run")
+    again.add_argument("dir", type=_directory, help="the sweep directory (it holds multirun.yaml)")
+    again.add_argument("overrides", nargs="*", help="launcher settings only, e.g. hydra/launcher=slurm")
+    again.set_defaults(func=_resume)
+    report = commands.add_parser("report", help="tables and figures of DIR in DIR/report/ (report.md, PNGs)")
+    report.add_argument("dir", type=_directory, help="a sweep directory, or a folder of sweeps")
+    report.set_defaults(func=_report)
+    status = commands.add_parser("status", help="each job's state: from Slurm, then from its record")
+    status.add_argument("dir", type=_directory, help="a sweep directory")
+    status.set_defaults(func=_status)
+    course = commands.add_parser("course", help="run a course profile's sweeps (course_profiles/), then write its report")
+    course.add_argument("profile", help="smoke, quick or full (course_profiles/<profile>.yaml)")
+    course.add_argument("overrides", nargs="*", help="Hydra overrides for every sweep, e.g. hydra/launcher=slurm data.dir=...")
+    course.add_argument("--dir", type=Path, default=None, help="where the sweeps and the report go (default outputs/course/PROFILE)")
+    course.add_argument("--report-only", action="store_true", help="rebuild the report from what is there; run nothing")
+    course.add_argument("--list", action="store_true", help="list the sweeps, their job counts and commands; run nothing")
+    course.set_defaults(func=_course)
+    # The course's overrides may come after its options (`course smoke --dir D data.dir=...`).
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command != "course":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if rest:
+        args.overrides += rest
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

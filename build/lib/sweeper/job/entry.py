@@ -1,0 +1,18 @@
+"""What `run.py` calls for each job Hydra runs: the two layers, one after the other."""
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from sweeper.job.display import objective
+from sweeper.job.execute import execute
+from sweeper.job.spec import job_from_hydra
+from sweeper.job.status import Status
+
+
+def run_job(cfg: DictConfig) -> float:
+    """Run the job `cfg` describes in Hydra's job directory; return its objective (NaN if none)."""
+    job, context = job_from_hydra(cfg)
+    record = execute(job, context)
+    if record is not None and record.status == Status.FAILED and context.single_run:
+        raise SystemExit(1)
+    return objective(record)

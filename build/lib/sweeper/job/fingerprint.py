@@ -1,0 +1,201 @@
+"""A job's identity: the fingerprint of its configuration, and whether a record is of that job.
+
+Where the data are read from (`data.dir`) is not what a job is: the same files in another folder
+are the same experiment, so the fingerprint leaves it out. Records and job lists written before
+hashed it in; `former_fingerprints` and the job directory's `.hydra/config.yaml` still recognise them.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+
+from sweeper.hparams import applicable_hparams
+from sweeper.job.record import RECORD_NAME, Record, read_record
+from sweeper.job.status import FINISHED
+
+# Keys that do not change what a job computes: Hydra's own, and where logs go.
+_NOT_FINGERPRINTED = ("hydra", "logging")
+# Nested keys that do not either: where the data are read from (the task's copy of the data node too).
+_LOCATIONS = (("data", "dir"), ("task", "run", "data", "dir"))
+_KEEP = object()
+
+
+class MismatchError(Exception):
+    """A job directory (or a sweep directory) holds the work of a different configuration."""
+
+
+def _resolved(cfg: Any) -> dict[Any, Any]:
+    """The resolved config, less Hydra's keys and the logging switches (the task's copy too)."""
+    content: dict[Any, Any] = {}
+    for key in cfg:
+        if key not in _NOT_FINGERPRINTED:
+            value = cfg[key]
+            content[key] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+    run = content.get("task", {}).get("run") if isinstance(content.get("task"), dict) else None
+    if isinstance(run, dict):
+        run.pop("logging", None)  # a task may take the logging switches too
+    return content
+
+
+def _located(content: dict[Any, Any], data_dir: Any = None) -> dict[Any, Any]:
+    """`content` less data.dir (data_dir=None), or with data.dir set to `data_dir[0]` (the former
+    way; _KEEP: as it is); a copy where it changes."""
+    if data_dir is _KEEP:
+        return content
+    located = copy.deepcopy(content)
+    for path in _LOCATIONS:
+        node: Any = located
+        for part in path[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and path[-1] in node:
+            if data_dir is None:
+                del node[path[-1]]
+            else:
+                node[path[-1]] = data_dir[0]
+    return located
+
+
+def _content(cfg: Any, data_dir: Any = None) -> dict[Any, Any]:
+    """What the fingerprint hashes: the resolved config less data.dir (see _located)."""
+    return _located(_resolved(cfg), data_dir)
+
+
+def _hash(content: dict[Any, Any]) -> str:
+    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def fingerprint(cfg: DictConfig) -> str:
+    """A hash of the resolved job config, without Hydra's own (runtime) keys, the logging switches
+    and where the data are (data.dir)."""
+    return _hash(_content(cfg))
+
+
+def former_fingerprints(cfg: DictConfig) -> tuple[str, ...]:
+    """The fingerprints this configuration had before data.dir left the identity (records and job
+    lists written then): with data.dir as it is now, and with data.dir null (MNIST_DIR unset)."""
+    return identity(cfg)[1]
+
+
+def identity(cfg: DictConfig) -> tuple[str, tuple[str, ...]]:
+    """The fingerprint and the former fingerprints, from one resolution of the config (a planned
+    job needs both; resolving is most of a fingerprint's cost)."""
+    content = _resolved(cfg)
+    return _hash(_located(content)), (_hash(_located(content, _KEEP)), _hash(_located(content, (None,))))
+
+
+def earlier_config(job_dir: Path | None) -> dict[Any, Any] | None:
+    """The config of the job that ran in `job_dir` (Hydra's `.hydra/config.yaml`), as fingerprinted
+    content; None when there is none, it is newer than the job's record (a job running now has
+    written its own), or it cannot be resolved here."""
+    if job_dir is None or not (path := Path(job_dir) / ".hydra" / "config.yaml").is_file():
+        return None
+    record = Path(job_dir) / RECORD_NAME
+    if record.exists() and path.stat().st_mtime > record.stat().st_mtime:
+        return None
+    try:
+        return _content(OmegaConf.load(path))
+    except Exception:  # an interpolation that only resolved there and then: unknown
+        return None
+
+
+def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        flat: dict[str, Any] = {}
+        for key, value in node.items():
+            flat.update(_flat(value, f"{prefix}{key}."))
+        return flat or {prefix[:-1]: {}}
+    return {prefix[:-1]: node}
+
+
+def _show(value: Any) -> str:
+    return "null" if value is None else "(absent)" if value is _KEEP else str(value)
+
+
+def _changes(before: dict[str, Any], after: dict[str, Any], limit: int = 4) -> str | None:
+    """`lr: 0.1 -> 0.2, epochs: 1 -> 2`: the keys whose values differ; None when none do."""
+    keys = [key for key in {**before, **after} if before.get(key, _KEEP) != after.get(key, _KEEP)]
+    pair = {key: (repr(before.get(key, _KEEP)), repr(after.get(key, _KEEP))) for key in keys}
+    top = {pair[key] for key in keys if "." not in key}
+    # A nested key that took the top-level one's value (`optimizer.learning_rate: ${lr}`) repeats it.
+    shown = [key for key in keys if "." not in key or pair[key] not in top]
+    if not shown:
+        return None
+    text = ", ".join(f"{key}: {_show(before.get(key, _KEEP))} -> {_show(after.get(key, _KEEP))}" for key in shown[:limit])
+    return text + (f" (and {len(shown) - limit} more)" if len(shown) > limit else "")
+
+
+def difference(job_dir: Path | None, overrides: Sequence[str], hparams: dict[str, Any] | None,
+               now_overrides: Sequence[str], now: DictConfig | None = None,
+               now_hparams: dict[str, Any] | None = None) -> str | None:
+    """What differs between the job that ran in `job_dir` (its `.hydra/config.yaml`, else its
+    recorded `hparams` and `overrides`) and the configuration now (its config `now`, or its
+    hyperparameters and overrides); None when nothing known differs."""
+    earlier = earlier_config(job_dir)
+    if earlier is not None and now is not None:
+        found = _changes(_flat(earlier), _flat(_content(now)))
+        if found:
+            return found
+    if now_hparams is None and now is not None:
+        now_hparams = applicable_hparams(now)
+    if hparams is not None and now_hparams is not None:
+        found = _changes(dict(hparams), dict(now_hparams))
+        if found:
+            return found
+    before = dict(o.partition("=")[::2] for o in overrides)
+    after = dict(o.partition("=")[::2] for o in now_overrides)
+    return _changes(before, after)
+
+
+def same_configuration(recorded: str | None, expected: str, former: Iterable[str] = (),
+                       job_dir: Path | None = None) -> bool:
+    """Whether a recorded fingerprint is this configuration's: the same, one it had before data.dir
+    left the identity, or the job directory's own config fingerprinted now is it."""
+    if recorded == expected or recorded in tuple(former):
+        return True
+    earlier = earlier_config(job_dir)
+    return earlier is not None and _hash(earlier) == expected
+
+
+def is_same_job(record: Record, expected: str, overrides: list[str], former: Iterable[str] = (),
+                job_dir: Path | None = None) -> bool:
+    """Whether `record` was written by the job of this fingerprint (or of its `former` ones, or,
+    for the job that ran in `job_dir`, of the config Hydra saved there). A record of schema 1
+    hashed another layout of the config: there the same overrides in the same directory are the same job."""
+    if same_configuration(record.fingerprint, expected, former, job_dir):
+        return True
+    return record.schema_version < 2 and list(record.overrides) == list(overrides)
+
+
+def mismatch(job_dir: Path, record: Record, expected: str, overrides: list[str],
+             now: DictConfig | None = None) -> MismatchError:
+    changed = difference(job_dir, record.overrides, record.hparams, overrides, now)
+    what = (f"({changed})" if changed else
+            f"{' '.join(record.overrides) or 'defaults'} (fingerprint {record.fingerprint}), not "
+            f"{' '.join(overrides) or 'defaults'} ({expected})")
+    return MismatchError(f"{job_dir} holds the record of another configuration {what}: "
+                         "use a new hydra.sweep.dir, or delete that directory to run it again")
+
+
+def finished_record(job_dir: Path, expected: str, overrides: list[str], former: Iterable[str] = (),
+                    now: DictConfig | None = None) -> Record | None:
+    """The job's finished record when it is there for this configuration; None if it must run.
+
+    `former`: the fingerprints this configuration had before (former_fingerprints); `now`: its
+    config, to name what differs. Raises MismatchError when the directory holds the record of
+    another configuration.
+    """
+    path = Path(job_dir) / RECORD_NAME
+    if not path.exists():
+        return None
+    try:
+        record = read_record(path)
+    except ValueError:
+        return None  # unreadable: run again, the new record replaces it
+    if not is_same_job(record, expected, overrides, former, Path(job_dir)):
+        raise mismatch(Path(job_dir), record, expected, overrides, now)
+    return record if record.status in FINISHED else None

@@ -1,0 +1,22 @@
+"""What a task function returns to the framework."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from sweeper.job.status import Status
+
+
+@dataclasses.dataclass
+class Outcome:
+    status: Status                    # ok | diverged | pruned (interrupted: the framework's, for a stopped job)
+    metrics: dict[str, Any]           # final figures (final_loss, test_accuracy, ...)
+    history: dict[str, list[Any]]     # curves (loss per step, per-epoch metrics, ...)
+    train_time_s: float | None        # training alone, excluding imports and set-up (None: an interrupted
+                                      # job whose saved state has no time)
+    fused: int | None = None          # trained in a fused group of this many jobs: train_time_s is its share
+    started: str | None = None        # a fused job: when its group started training (the record's `started`)
+
+    def __post_init__(self) -> None:
+        # A task may return the value ("ok"): kept as the Status, an unknown one refused here.
+        self.status = Status(self.status)

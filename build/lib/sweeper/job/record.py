@@ -1,0 +1,128 @@
+"""The per-job result record: one `result.json` in each job's directory, written atomically."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sweeper.job.status import RECORDED, Status
+
+RECORD_NAME = "result.json"
+SCHEMA_VERSION = 2  # 1: before `schema_version`, `direction` and `preset` were recorded
+
+
+@dataclasses.dataclass
+class Record:
+    """What one job leaves behind. docs/records.md, "The result record", documents each field (tests/test_docs.py keeps them equal)."""
+
+    status: Status                               # one of status.RECORDED; in the file: its value ("ok")
+    task: str                                    # task name (conf/task/<task>.yaml)
+    optimizer: str                               # optimizer name (conf/optimizer/<optimizer>.yaml)
+    hparams: dict[str, Any]                      # the hyperparameters that apply to this job
+    metrics: dict[str, Any]                      # final figures: final_loss, W, b, test_accuracy, ...
+    history: dict[str, list[Any]]                # curves: loss per step, per-epoch metrics, ...
+    train_time_s: float | None                   # training alone: no imports, no start-up
+    started: str                                 # ISO 8601 times, UTC
+    finished: str
+    overrides: list[str]                         # the command-line overrides that made this job
+    versions: dict[str, str]                     # python, tensorflow, keras
+    git_commit: str | None
+    host: str
+    error: str | None = None                     # the exception's message when status is failed
+    objective: str | None = None                 # the metric returned to the sweeper
+    fingerprint: str | None = None               # hash of the resolved job config (resume)
+    attempts: int = 1                            # how many times the job started (requeue, resume)
+    environment: dict[str, str] = dataclasses.field(default_factory=dict)  # SLURM_JOB_ID, ... when set
+    direction: str | None = None                 # minimize | maximize: how the objective ranks jobs
+    preset: str | None = None                    # the experiment or hparams_search it came from
+    fused: int | None = None                     # N: trained fused with N-1 others (train_time_s: its share)
+    schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        # The file holds the value ("ok"), and callers may pass it so: kept as the Status.
+        self.status = Status(self.status)
+
+
+def _finite_or_none(value: Any) -> Any:
+    """JSON has no NaN/Infinity: a diverged job's non-finite numbers become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(v) for v in value]
+    return value
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _written(path: Path, text: str, durable: bool = True) -> str:
+    """A temporary file beside `path`, holding `text` (on disk, when durable)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            if durable:
+                os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` so that readers see the old file or the new one, never half of one."""
+    tmp = _written(path, text)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def create_atomic(path: Path, text: str, durable: bool = True) -> bool:
+    """Write `text` to `path` whole, only if there is no such file: False when there is one.
+    durable=False: no fsync, for a file that need not outlive a crash of the machine."""
+    tmp = _written(path, text, durable)
+    try:
+        os.link(tmp, path)  # atomic, and fails where the file exists
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def write_record(job_dir: Path, record: Record) -> Path:
+    path = Path(job_dir) / RECORD_NAME
+    data = _finite_or_none({**dataclasses.asdict(record), "status": record.status.value})
+    write_atomic(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
+    return path
+
+
+_FIELDS = {field.name for field in dataclasses.fields(Record)}
+
+
+def read_record(path: Path) -> Record:
+    """Parse one record, of this schema or an older one (fields it does not know are ignored);
+    raises ValueError naming the file when it is not a valid record."""
+    try:
+        data = json.loads(Path(path).read_text())
+        known = {key: value for key, value in data.items() if key in _FIELDS}
+        known.setdefault("schema_version", 1)
+        record = Record(**known)  # an unknown status: ValueError
+        if record.status not in RECORDED:
+            raise ValueError(f"status {record.status.value!r} is not one a job records")
+        return record
+    except (OSError, ValueError, TypeError, AttributeError) as e:
+        raise ValueError(f"{path}: not a valid result record ({e})") from None

@@ -1,0 +1,41 @@
+"""The first layer of running a job: Hydra's job context turned into a planned job and its run
+context.
+
+Only here does job code read Hydra's global state (`HydraConfig`) and the run context that the
+code running jobs in this process set (sweeper/job/context.py); the second layer
+(sweeper/job/execute.py) runs a planned job with none, so that one process can run many.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from sweeper.hparams import check_or_exit
+from sweeper.job import context as run_context
+from sweeper.job.context import RunContext
+from sweeper.job.fingerprint import identity
+from sweeper.job.planned import PlannedJob, plan_job, preset_of
+
+
+def job_from_hydra(cfg: DictConfig) -> tuple[PlannedJob, RunContext]:
+    """The job Hydra is running now and its run context: the job as this process planned it where
+    it did (a sweep in process, a packed task: composed and checked once), else planned here from
+    Hydra's config. A bad value exits 2 with one line."""
+    hydra_cfg = HydraConfig.get()
+    directory = Path(hydra_cfg.runtime.output_dir)
+    if hydra_cfg.mode == RunMode.RUN:  # `python run.py` without -m
+        check_or_exit(cfg)
+        now, former = identity(cfg)
+        job = PlannedJob(num=0, directory=directory, dir=".", overrides=list(hydra_cfg.overrides.task),
+                         fingerprint=now, config=cfg, preset=preset_of(hydra_cfg.runtime.choices), former=former)
+        return job, RunContext(single_run=True)
+    context = run_context.current()
+    planned = context.planned_job(int(hydra_cfg.job.num), list(hydra_cfg.overrides.task))
+    if planned is not None:
+        return dataclasses.replace(planned, directory=directory), context
+    check_or_exit(cfg)
+    return plan_job(cfg, hydra_cfg, directory), context

@@ -1,0 +1,350 @@
+"""Commands refused before anything is written: one line on stderr (`error: ...`) and exit status 2.
+
+What is refused: a misspelt key (with the nearest known one), a hyperparameter that applies to none
+of the jobs, a nested key that bypasses a hyperparameter (`optimizer.learning_rate`), a grid preset
+without `-m`, and a search space on the grid sweeper. A single run is checked by a Hydra callback
+before Hydra creates its run directory (conf/config.yaml, `hydra.callbacks`); a multirun by the
+`checked` sweeper before it claims the sweep directory.
+"""
+from __future__ import annotations
+
+import contextlib
+import difflib
+import functools
+import io
+import sys
+from pathlib import Path
+from typing import Any, Iterable, NoReturn, Sequence, cast
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from sweeper.words import counted
+from sweeper.hparams import HPARAMS, applicable_hparams, check_or_exit, interpolated_key
+from sweeper.job.planned import preset_of
+from tasks.mnist import DataError, check
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def refuse(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
+
+
+def _parse(overrides: Sequence[str]) -> list[Any]:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create().parse_overrides(list(overrides))
+
+
+# -- misspelt keys (run.py, before Hydra composes) ------------------------------------------------
+
+@functools.cache
+def _known_keys() -> tuple[list[str], list[str]]:
+    """The top-level keys of conf/config.yaml and the config groups (conf/<group>/)."""
+    keys = [str(key) for key in OmegaConf.load(CONF / "config.yaml") if key != "defaults"]
+    groups = sorted(path.name for path in CONF.iterdir() if path.is_dir())
+    return keys, groups
+
+
+@functools.cache
+def _aliases() -> dict[str, str]:
+    """What the optimizer and task files call a hyperparameter (`learning_rate: ${lr}` -> lr)."""
+    aliases = {}
+    for path in [*CONF.glob("optimizer/*.yaml"), *CONF.glob("task/*.yaml")]:
+        raw = cast("dict[str, Any]", OmegaConf.to_container(OmegaConf.load(path), resolve=False))  # a mapping's file
+        for node in raw.values():
+            for field, value in (node.items() if isinstance(node, dict) else []):
+                if (hparam := interpolated_key(value)) in HPARAMS:
+                    aliases[field] = hparam
+    return aliases
+
+
+def _unknown_key_hint(key: str, value: str) -> str | None:
+    """`did you mean lr=0.1?` for a top-level key that is neither a key nor a group; None if known."""
+    keys, groups = _known_keys()
+    if key in keys or key in groups or key == "hydra":
+        return None
+    if key in _aliases():
+        return f"did you mean {_aliases()[key]}={value}?"
+    near_key = difflib.get_close_matches(key, keys, n=1)
+    near_group = difflib.get_close_matches(key, groups, n=1)
+    if near_group and (not near_key or difflib.SequenceMatcher(None, key, near_group[0]).ratio()
+                       >= difflib.SequenceMatcher(None, key, near_key[0]).ratio()):
+        return f"did you mean {near_group[0]}={value}?"
+    if near_key:
+        return f"did you mean {near_key[0]}={value}?"
+    return f"the keys are {', '.join(HPARAMS)} (python run.py --help lists the groups)"
+
+
+@functools.cache
+def _nodes() -> dict[str, tuple[str, ...]]:
+    """Each nested node of the config and its keys (`data` -> dir, train_samples, test_samples),
+    from conf/config.yaml and every task and optimizer file (whichever option a job chooses)."""
+    nodes: dict[str, set[str]] = {}
+
+    def add(node: Any, prefix: str) -> None:
+        for key, value in node.items():
+            if isinstance(value, dict) and key != "defaults":
+                nodes.setdefault(f"{prefix}{key}", set()).update(str(k) for k in value)
+                add(value, f"{prefix}{key}.")
+
+    for path in [CONF / "config.yaml", *CONF.glob("task/*.yaml"), *CONF.glob("optimizer/*.yaml")]:
+        raw = cast(dict[str, Any], OmegaConf.to_container(OmegaConf.load(path), resolve=False))  # a mapping file
+        add({key: value for key, value in raw.items() if key != "hydra"}, "")
+    return {node: tuple(sorted(keys)) for node, keys in nodes.items()}
+
+
+def _nested_key_hint(key: str, value: str) -> str | None:
+    """`did you mean data.train_samples=100?` for a nested key that no option's node has; None if
+    some option's node has it, or the node is not known here (Hydra says)."""
+    node, _, leaf = key.rpartition(".")
+    keys = _nodes().get(node)
+    if not node or keys is None or leaf in keys:
+        return None
+    near = difflib.get_close_matches(leaf, keys, n=1)
+    if near:
+        return f"did you mean {node}.{near[0]}={value}?"
+    return f"the keys of {node} are {', '.join(k for k in keys if not k.startswith('_'))}"
+
+
+def check_argv(argv: Sequence[str]) -> None:
+    """Refuse an override of a top-level key the config does not have (Hydra would say `not in
+    struct`), naming the nearest key or group. Anything unusual is left to Hydra."""
+    from hydra._internal.utils import get_args_parser
+
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # a bad flag: Hydra's parser says it, once
+            args, _ = get_args_parser().parse_known_args(list(argv))
+        if args.config_name or args.config_path or args.config_dir:
+            return
+        parsed = _parse(args.overrides)
+    except (Exception, SystemExit):  # Hydra says what is wrong with the command line itself
+        return
+    for override in parsed:
+        if override.type.name != "CHANGE" or override.package is not None:
+            continue  # +key, ++key, ~key: Hydra's own meaning
+        _check_search_option(override)
+        top = override.key_or_group.split(".")[0].split("/")[0]
+        value = override.input_line.partition("=")[2]
+        hint = _unknown_key_hint(top, value) or (_nested_key_hint(override.key_or_group, value)
+                                                 if top != "hydra" else None)
+        if hint:
+            refuse(f"{override.key_or_group} is not a key of the config: {hint}")
+
+
+def _check_search_option(override: Any) -> None:
+    """Refuse an unknown sampler or pruner of the search sweeper (conf/hydra/sweeper/<group>/)."""
+    group = override.key_or_group
+    if group not in ("hydra/sweeper/sampler", "hydra/sweeper/pruner"):
+        return
+    options = sorted(path.stem for path in (CONF / group).glob("*.yaml"))
+    value = override.input_line.partition("=")[2]
+    if value not in options:
+        kind = group.rsplit("/", 1)[1]
+        example = {"sampler": "tpe", "pruner": "median"}[kind]
+        refuse(f"unknown {kind} {value!r}: the {kind}s are {', '.join(options)} ({group}={example})")
+
+
+# -- hyperparameters that apply to no job ---------------------------------------------------------
+
+def given_hparams(overrides: Iterable[str]) -> dict[str, str]:
+    """The top-level hyperparameters among a job's overrides (`lr=0.1` -> {"lr": "0.1"})."""
+    given = {}
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if sep and key in HPARAMS:
+            given[key] = value
+    return given
+
+
+def _choice(cfg: DictConfig, group: str) -> str:
+    return f"{group}={OmegaConf.select(cfg, f'hydra.runtime.choices.{group}', default='?')}"
+
+
+def _takes(cfg: DictConfig) -> str:
+    """`task=linear optimizer=gd take lr, steps`."""
+    return f"{_choice(cfg, 'task')} {_choice(cfg, 'optimizer')} take {', '.join(applicable_hparams(cfg))}"
+
+
+def not_applying(cfg: DictConfig, overrides: Iterable[str]) -> list[str]:
+    """The hyperparameters the user gave that this job's task and optimizer do not read."""
+    used = applicable_hparams(cfg)
+    return [key for key in given_hparams(overrides) if key not in used]
+
+
+class Applicability:
+    """Which given hyperparameters apply to which jobs of a sweep: refuse those that apply to none,
+    say once those that apply to some jobs only."""
+
+    def __init__(self) -> None:
+        self.jobs = 0
+        self.unused: dict[str, int] = {}    # key -> jobs it does not apply to
+        self.example: dict[str, str] = {}   # key -> what a job it does not apply to takes
+
+    def add(self, cfg: DictConfig, overrides: Sequence[str]) -> None:
+        self.jobs += 1
+        for key in given_hparams(overrides):
+            self.unused.setdefault(key, 0)
+        for key in not_applying(cfg, overrides):
+            self.unused[key] += 1
+            self.example.setdefault(key, _takes(cfg))
+
+    def check(self) -> None:
+        for key, count in self.unused.items():
+            if count == self.jobs:
+                refuse(f"{key} applies to none of the {counted(self.jobs, 'job')} ({self.example[key]}): remove it")
+        partial = [f"{key} ({self.example[key]})" for key, count in self.unused.items() if 0 < count < self.jobs]
+        if partial:
+            print(f"note: applies to some jobs only: {'; '.join(partial)}", file=sys.stderr, flush=True)
+
+
+# -- keys added with + that nothing takes ----------------------------------------------------------
+
+@functools.cache
+def _arguments(target: str) -> tuple[str, ...] | None:
+    """The keyword arguments of the function `module.name`, read from its source without importing
+    it (a task's module may import TensorFlow); None when unknown or when it takes **kwargs."""
+    import ast
+    import importlib.util
+
+    module, _, name = target.rpartition(".")
+    try:
+        spec = importlib.util.find_spec(module)
+        tree = ast.parse(Path(spec.origin).read_text())  # type: ignore[union-attr, arg-type]
+    except Exception:
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == name:
+            if node.args.kwarg is not None:
+                return None
+            return tuple(a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs])
+    return None
+
+
+DATA_LOADER = "tasks.mnist.load"  # what the `data` node's keys are the arguments of
+
+
+def check_additions(cfg: DictConfig, overrides: Iterable[str]) -> None:
+    """Refuse `+data.trian_samples=100` or `+task.run.foo=1`: a key added that the data loader or
+    the task's function does not take (it would fail with a TypeError once the job runs)."""
+    for override in overrides:
+        if not override.startswith("+"):
+            continue
+        key, _, value = override.lstrip("+").partition("=")
+        parts = key.split(".")
+        if parts[:2] == ["task", "run"] and len(parts) == 3:
+            node, target = "task.run", OmegaConf.select(cfg, "task.run._target_")
+        elif parts[0] == "data" and len(parts) == 2:
+            node, target = "data", DATA_LOADER
+        else:
+            continue
+        takes = _arguments(str(target)) if target else None
+        if takes is None or parts[-1] in takes or parts[-1].startswith("_"):
+            continue
+        present = [str(k) for k in (OmegaConf.select(cfg, node) or {}) if not str(k).startswith("_")]
+        near = difflib.get_close_matches(parts[-1], takes, n=1)
+        hint = (f"did you mean {'' if near[0] in present else '+'}{node}.{near[0]}={value}?" if near else
+                f"it takes {', '.join(t for t in takes if t not in ('optimizer', 'job_dir', 'trial'))}")
+        refuse(f"{override}: {target} takes no argument {parts[-1]!r}: {hint}")
+
+
+# -- the data the jobs read ------------------------------------------------------------------------
+
+class DataCheck:
+    """The data a sweep's jobs read (their task's `data` node: MNIST), checked once before the
+    first job: a missing folder or file, or no copy and no download, is one line, not one per job."""
+
+    def __init__(self) -> None:
+        self.dirs: dict[str | None, None] = {}
+
+    def add(self, cfg: DictConfig) -> None:
+        if OmegaConf.select(cfg, "task.run.data") is not None:
+            self.dirs.setdefault(OmegaConf.select(cfg, "task.run.data.dir"))
+
+    def check(self) -> None:
+        if not self.dirs:
+            return
+        for directory in self.dirs:
+            try:
+                check(directory)
+            except DataError as e:
+                refuse(str(e))
+
+
+# -- nested keys that bypass a hyperparameter ------------------------------------------------------
+
+@functools.cache
+def _group_file(group: str, option: str) -> dict[str, Any]:
+    path = CONF / group / f"{option}.yaml"
+    # a config group's file is a mapping: its container a dict
+    return cast("dict[str, Any]", OmegaConf.to_container(OmegaConf.load(path), resolve=False)) if path.is_file() else {}
+
+
+def check_bypass(cfg: DictConfig, overrides: Iterable[str]) -> None:
+    """Refuse `optimizer.learning_rate=0.5` where the optimizer file reads `${lr}`: the record
+    would not show what the job trained with."""
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        group = key.split(".")[0]
+        if not sep or group not in ("optimizer", "task") or "." not in key:
+            continue
+        node: Any = _group_file(group, str(OmegaConf.select(cfg, f"hydra.runtime.choices.{group}")))
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        hparam = interpolated_key(node)
+        if hparam in HPARAMS:
+            refuse(f"{override} bypasses {hparam}: set {hparam}={value} instead")
+
+
+# -- grids ------------------------------------------------------------------------------------------
+
+def check_grid_values(parsed: Iterable[Any]) -> None:
+    """Refuse a search space (`interval(...)`) on the grid sweeper, which can only list values."""
+    for override in parsed:
+        if override.is_sweep_override() and not override.is_discrete_sweep():
+            space = override.value()
+            values = f"{space.start},{space.end}" if override.is_interval_sweep() else "0.1,0.01"
+            searches = ", ".join(sorted(path.stem for path in CONF.glob("hparams_search/*.yaml")))
+            refuse(f"{override.input_line} is a search space, which a grid cannot list: use a search preset "
+                   f"(hparams_search={searches}) or a list of values ({override.get_key_element()}={values})")
+
+
+def grid_size(cfg: DictConfig) -> int:
+    """How many jobs `-m` would make of this run's preset grid (hydra.sweeper.params) and overrides."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    params = OmegaConf.select(cfg, "hydra.sweeper.params") or {}
+    arguments = [f"{key}={value}" for key, value in params.items()] + list(cfg.hydra.overrides.task)
+    parsed = _parse(arguments)
+    if any(o.is_sweep_override() and not o.is_discrete_sweep() for o in parsed):
+        return 1  # a search: not a grid
+    return sum(len(batch) for batch in BasicSweeper.split_arguments(parsed, None))
+
+
+def _preset(cfg: DictConfig) -> str:
+    return preset_of(cfg.hydra.runtime.choices) or "this command"
+
+
+def check_single_run(cfg: DictConfig) -> None:
+    """Everything refused in a run without -m, before Hydra writes anything."""
+    check_or_exit(cfg)
+    overrides = list(cfg.hydra.overrides.task)
+    if str(OmegaConf.select(cfg, "hydra.sweeper._target_", default="")).endswith(".CheckedSweeper"):
+        jobs = grid_size(cfg)
+        if jobs > 1:
+            refuse(f"{_preset(cfg)} is a grid of {jobs} jobs: add -m (python run.py -m {' '.join(overrides)})")
+    check_additions(cfg, overrides)
+    unused = not_applying(cfg, overrides)
+    if unused:
+        key = unused[0]
+        refuse(f"{key}={given_hparams(overrides)[key]} does not apply to this job ({_takes(cfg)}): remove it")
+    check_bypass(cfg, overrides)
+
+
+class RefuseBeforeWriting(Callback):
+    """Hydra callback: check a single run before Hydra creates its run directory."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        check_single_run(config)

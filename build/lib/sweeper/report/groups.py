@@ -1,0 +1,109 @@
+"""What a report shows per group: the jobs of one task and one optimizer, and how numbers are written."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sweeper.hparams import HPARAMS
+from sweeper.job.status import Status
+from sweeper.sweep.jobs import Job
+
+
+REPORT_DIR = "report"
+MAX_CURVES = 8          # labelled curves per loss panel: best, worst and ranks between
+MAX_DIVERGED = 3        # diverged curves drawn per panel; the rest are counted in the legend
+MAX_RUN_PANELS = 30     # per-epoch small multiples: panels per figure
+FEW_RUNS = 6            # up to this many runs share one per-epoch panel
+MAX_GRID_VALUES = 12    # a hyperparameter with more values than this is not a grid axis
+MAX_LISTED = 200        # problem jobs listed by name in report.md
+BAND_POINTS = 400       # resolution of the band of all runs behind the loss curves
+NOT_AXES = ("seed",)    # repeats, not a grid axis
+
+STATUS_COLOR = {Status.DIVERGED: "#d62728", Status.FAILED: "#7f7f7f"}
+STATUS_TEXT = {Status.DIVERGED.text: "#b00000", Status.FAILED.text: "#333333"}   # other statuses: #555555
+
+
+@dataclass
+class Group:
+    """The jobs of one task and one optimizer: one figure of each kind."""
+
+    task: str
+    optimizer: str
+    objective: str
+    direction: str                       # minimize | maximize
+    rows: pd.DataFrame                   # its rows of the collated table
+    jobs: dict[str, Job]                 # job name -> job, for the histories
+    varied: list[str] = field(default_factory=list)  # hyperparameters with more than one value
+
+    @property
+    def title(self) -> str:
+        return f"{self.task}, {self.optimizer}"
+
+    @property
+    def slug(self) -> str:
+        return f"{self.task}_{self.optimizer}".replace("/", "_")
+
+    def ranked(self) -> pd.DataFrame:
+        """Its ok rows with a finite objective, best first."""
+        objective = pd.to_numeric(self.rows.get(self.objective), errors="coerce")  # type: ignore[call-overload]  # pandas-stubs: None is taken too (NaN)
+        ok: pd.DataFrame = self.rows[(self.rows.status == Status.OK) & np.isfinite(objective)]
+        return ok.sort_values(self.objective, ascending=self.direction != "maximize", kind="stable")
+
+    def label(self, row: pd.Series, per_line: int = 0) -> str:
+        """The varied hyperparameters of a row, short: `lr=0.1 beta1=0.9`; per_line: wrapped."""
+        parts = [f"{k}={fmt_number(row[k])}" for k in self.varied] or [f"job {row['job']}"]
+        if not per_line:
+            return " ".join(parts)
+        return "\n".join(" ".join(parts[i:i + per_line]) for i in range(0, len(parts), per_line))
+
+
+def fmt_number(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e6:
+        return str(int(value))
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def metric_text(metric: str, value: float) -> str:
+    if not math.isfinite(value):
+        return "nan"
+    return f"{value:.4f}" if "accuracy" in metric else f"{value:.3g}"
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    shown = frame.astype(object).where(frame.notna(), None)
+    return shown.to_markdown(index=False, floatfmt=".4g", missingval="")
+
+
+def direction_of(jobs: list[Job], objective: str) -> str:
+    """The task's direction, as its records (or its sweep's job list) say; a guess from the
+    metric's name only for records of schema 1, which did not say."""
+    said = [job.record.direction if job.record and job.record.direction else job.entry.direction if job.entry else None
+            for job in jobs]
+    known = [d for d in said if d is not None and d in ("minimize", "maximize")]
+    if known:
+        return max(set(known), key=known.count)
+    return "maximize" if "accuracy" in objective else "minimize"
+
+
+def read_groups(table: pd.DataFrame, jobs: list[Job]) -> list[Group]:
+    by_name = {job.name: job for job in jobs}
+    if not {"task", "optimizer"} <= set(table.columns):
+        return []
+    groups = []
+    for (task, optimizer), rows in table.dropna(subset=["task", "optimizer"]).groupby(["task", "optimizer"]):
+        records = [record for n in rows.job if (record := by_name[n].record) is not None]
+        objectives = [r.objective for r in records if r.objective is not None and r.objective in rows.columns]
+        if not objectives:
+            continue
+        objective = max(set(objectives), key=objectives.count)
+        direction = direction_of([by_name[n] for n in rows.job], objective)
+        rows = rows.dropna(axis=1, how="all")
+        varied = [k for k in HPARAMS if k in rows.columns and rows[k].nunique() > 1]
+        groups.append(Group(str(task), str(optimizer), objective, direction, rows, {n: by_name[n] for n in rows.job}, varied))
+    return groups
+
+

@@ -1,0 +1,127 @@
+"""The report's tables: summary, best per optimizer, jobs with problems, grids of two hyperparameters."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sweeper.words import counted
+from sweeper.hparams import HPARAMS
+from sweeper.job.status import PROBLEM, RECORDED, Status, summary
+from sweeper.sweep.jobs import Job, Sweep
+from sweeper.report.groups import Group, MAX_GRID_VALUES, MAX_LISTED, NOT_AXES, fmt_number, metric_text
+
+
+def summary_lines(sweep: Sweep) -> list[str]:
+    statuses = [job.status for job in sweep.jobs]
+    covered = sum(job.status in RECORDED and job.record is not None for job in sweep.jobs)  # a killed trial: failed, no record
+    lines = [f"Covers **{covered} of {counted(len(statuses), 'job')}** with a record; {summary(statuses)}."]
+    if not sweep.manifests:
+        lines.append("No job list (jobs.json) here: the total counts the job directories found, not the jobs planned.")
+    for directory, manifest in sweep.manifests.items():
+        kind = (f"a search of {counted(manifest.total, 'trial')}" if manifest.search
+                else f"{counted(manifest.total, 'job')} planned")
+        lines.append(f"Sweep `{directory.name}`: hydra/sweeper={manifest.sweeper}, {kind}.")
+    return lines
+
+
+def best_table(groups: list[Group]) -> pd.DataFrame:
+    rows = []
+    for group in groups:
+        ranked = group.ranked()
+        if ranked.empty:
+            continue
+        best = ranked.iloc[0]
+        hparams = {k: best[k] for k in HPARAMS if k in ranked.columns and pd.notna(best[k])}
+        rows.append({"task": group.task, "optimizer": group.optimizer, "job": best.job,
+                     "best": f"{group.objective} = {metric_text(group.objective, float(best[group.objective]))}",
+                     "direction": group.direction,
+                     **{k: fmt_number(v) for k, v in hparams.items()},
+                     "train_time_s": best.get("train_time_s")})
+    return pd.DataFrame(rows)
+
+
+_REASONS = {
+    Status.NOT_STARTED: "not started: no job directory yet",
+    Status.MISSING: "no result.json and nobody runs it: stopped before it finished",
+    Status.PENDING: "waiting in Slurm's queue",
+    Status.RUNNING: "running: no result.json yet",
+}
+
+
+def _reason(row: pd.Series, job: Job | None) -> str:
+    status = Status(row.status)
+    if status == Status.DIVERGED:
+        loss = job.record.history.get("loss") if job and job.record else None
+        return f"loss not finite after step {len(loss)}" if loss else "loss not finite"
+    if status in _REASONS:
+        return _REASONS[status]
+    if job and job.record is None and job.entry and job.entry.trial_failed:
+        return "running when its search was killed: its trial marked failed, its budget asked again"
+    error = row.get("error")
+    if isinstance(error, str):
+        return error
+    return f"Slurm: {status.text}, without a result.json" if job and job.slurm else status.text
+
+
+def problems_table(table: pd.DataFrame, jobs: list[Job]) -> pd.DataFrame:
+    """The first MAX_LISTED jobs that did not finish well, with the reason."""
+    by_name = {job.name: job for job in jobs}
+    bad = table[table.status.isin([s.value for s in PROBLEM])].head(MAX_LISTED)
+    hparams = [k for k in HPARAMS if k in table.columns and table[k].nunique() > 1] or \
+        [k for k in HPARAMS if k in bad.columns and bad[k].notna().any()]  # what tells these jobs apart
+    rows = [{"job": row.job, "task": row.get("task"), "optimizer": row.get("optimizer"),
+             "hyperparameters": " ".join(f"{k}={fmt_number(row[k])}" for k in hparams if pd.notna(row[k])),
+             "status": row.status, "reason": _reason(row, by_name.get(row.job))}
+            for _, row in bad.iterrows()]
+    return pd.DataFrame(rows, columns=["job", "task", "optimizer", "hyperparameters", "status", "reason"])
+
+
+def grid_pairs(group: Group) -> list[tuple[str, str]]:
+    """Pairs of hyperparameters the group varies on a grid: few values each, most cells present."""
+    axes = [k for k in group.varied if k not in NOT_AXES and k != "gpus" and group.rows[k].nunique() <= MAX_GRID_VALUES]
+    pairs = []
+    for i, a in enumerate(axes):
+        for b in axes[i + 1:]:
+            cells = group.rows[[a, b]].dropna().drop_duplicates()
+            if len(cells) >= 0.5 * group.rows[a].nunique() * group.rows[b].nunique():
+                pairs.append((a, b))
+    return pairs
+
+
+def _cell(frame: pd.DataFrame, objective: str, direction: str) -> tuple[float, str]:
+    """One grid cell's best objective over the other hyperparameters, or why there is none."""
+    values = pd.to_numeric(frame.loc[frame.status == Status.OK, objective], errors="coerce").dropna()
+    values = values[np.isfinite(values)]
+    if len(values):
+        value = float(values.max() if direction == "maximize" else values.min())
+        return value, metric_text(objective, value)
+    for status in Status:  # the first status, in Status' order, that a job of the cell has
+        if (frame.status == status.value).any():
+            return math.nan, status.text
+    return math.nan, ""
+
+
+# a heatmap's grid: its two hyperparameters, their values (rows, columns), the cells' values and texts
+Grid = tuple[str, str, list[Any], list[Any], np.ndarray, list[list[str]]]
+
+
+def grid_values(group: Group, a: str, b: str) -> tuple[list[Any], list[Any], np.ndarray, list[list[str]]]:
+    rows_values = sorted(group.rows[a].dropna().unique())
+    cols_values = sorted(group.rows[b].dropna().unique())
+    values = np.full((len(rows_values), len(cols_values)), np.nan)
+    texts = [["missing"] * len(cols_values) for _ in rows_values]
+    for (va, vb), frame in group.rows.groupby([a, b]):
+        i, j = rows_values.index(va), cols_values.index(vb)
+        values[i, j], texts[i][j] = _cell(frame, group.objective, group.direction)
+    return rows_values, cols_values, values, texts
+
+
+def pivot_markdown(a: str, b: str, rows_values: list[Any], cols_values: list[Any], texts: list[list[str]]) -> str:
+    frame = pd.DataFrame(texts, columns=[f"{b}={fmt_number(v)}" for v in cols_values])
+    frame.insert(0, f"{a} \\ {b}", [fmt_number(v) for v in rows_values])
+    return frame.to_markdown(index=False)
+
+

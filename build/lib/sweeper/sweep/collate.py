@@ -1,0 +1,62 @@
+"""Collation: every job under a directory, as one table (results.csv, results.md)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sweeper.hparams import HPARAMS
+from sweeper.job.record import write_atomic
+from sweeper.sweep.jobs import Job, read_jobs
+
+# Metrics in the order the table shows them; other scalar metrics follow, sorted by name.
+METRIC_ORDER = ("final_loss", "W", "b", "test_accuracy", "test_loss", "train_loss",
+                "train_time_s", "fused", "samples_per_s", "params", "replicas")
+
+
+def _row(job: Job) -> dict[str, Any]:
+    row: dict[str, Any] = {"job": job.name}
+    record = job.record
+    if record is None:  # what its sweep's job list says it runs with
+        entry = job.entry
+        known = {"task": entry.task, "optimizer": entry.optimizer, **entry.hparams} if entry else {}
+        return {**row, **known, "status": job.status.value, **({"error": job.error} if job.error else {})}
+    row.update(task=record.task, optimizer=record.optimizer, **record.hparams, status=job.status.value)
+    row.update({k: v for k, v in record.metrics.items() if isinstance(v, (int, float, str, type(None)))})
+    row["train_time_s"] = record.train_time_s
+    if record.fused:  # train_time_s is then a share of the group's time: say so beside it
+        row["fused"] = record.fused
+    if record.error:
+        row["error"] = record.error
+    return row
+
+
+def _column_order(columns: list[str]) -> list[str]:
+    head = ["job", "task", "optimizer", *HPARAMS, "status"]
+    metrics = [c for c in METRIC_ORDER if c in columns]
+    rest = sorted(c for c in columns if c not in head and c not in metrics and c != "error")
+    return [c for c in head if c in columns] + metrics + rest + (["error"] if "error" in columns else [])
+
+
+def collate(root: Path, jobs: list[Job] | None = None) -> pd.DataFrame:
+    """One row per job under root, sorted by task, optimizer, then hyperparameters.
+
+    Jobs of a sweep's job list that have not started are rows too (`not_started`). `jobs`: what
+    read_jobs(root) returned, for a caller that needs the records as well and reads each once.
+    """
+    rows = [_row(job) for job in (read_jobs(root) if jobs is None else jobs)]
+    table = pd.DataFrame(rows, columns=None if rows else ["job", "status"])
+    table = table[_column_order(list(table.columns))]
+    keys = [c for c in ("task", "optimizer", *HPARAMS, "job") if c in table.columns]
+    return table.sort_values(keys, na_position="last", kind="stable").reset_index(drop=True)
+
+
+def write_tables(root: Path, table: pd.DataFrame) -> str:
+    """Write root/results.csv and root/results.md; return the Markdown table."""
+    shown = table.astype(object).where(table.notna(), None)  # empty cells, not "nan"
+    markdown = shown.to_markdown(index=False, floatfmt=".6g", missingval="")
+    write_atomic(root / "results.csv", table.to_csv(index=False))
+    write_atomic(root / "results.md", markdown + "\n")
+    return markdown
+

@@ -1,0 +1,83 @@
+"""The grid sweep (`hydra/sweeper=checked`): Hydra's basic sweeper, made for long sweeps that break.
+
+Before anything is written it checks every job's config, refuses a sweep directory that holds
+another sweep, and writes the sweep's job list (`jobs.json`, sweeper/sweep/manifest.py); it skips
+the jobs already done there (same configuration, finished record). It prints `[k/N]` progress, a
+summary at the end, and exits non-zero when a job failed. In process, the jobs of a batch that
+differ only in optimizer hyperparameters train as one computation (sweeper/job/fused_groups.py).
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from hydra._internal.core_plugins.basic_launcher import BasicLauncher
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobReturn
+from omegaconf import OmegaConf
+
+from sweeper.job.context import Progress, RunContext
+from sweeper.job.display import label
+from sweeper.job.fused_groups import FusedPlan
+from sweeper.job.planned import PlannedJob
+from sweeper.refusals import check_grid_values
+from sweeper.sweep import manifest, progress
+from sweeper.sweep.planning import launch, plan_sweep
+
+
+class GridSweep(BasicSweeper):
+    def __init__(self, max_batch_size: Optional[int] = None, params: Optional[Dict[str, str]] = None,
+                 fuse: bool = True, max_fused: Optional[int] = 64) -> None:
+        super().__init__(max_batch_size=max_batch_size, params=params)
+        if max_fused is not None and max_fused < 1:
+            print(f"error: hydra.sweeper.max_fused={max_fused}: give a number of jobs >= 1 (or null: no cap)",
+                  file=sys.stderr, flush=True)
+            raise SystemExit(2)
+        self.fuse = fuse
+        self.max_fused = max_fused
+
+    def sweep(self, arguments: List[str]) -> Any:
+        """Hydra's BasicSweeper.sweep, with every job checked and the sweep's job list claimed
+        before anything is written (multirun.yaml included), and a summary at the end."""
+        assert self.hydra_context is not None and self.config is not None and self.launcher is not None
+        params = self._parse_config() + list(arguments)
+        parsed = OverridesParser.create(config_loader=self.hydra_context.config_loader).parse_overrides(params)
+        check_grid_values(parsed)
+        self.overrides = self.split_arguments(parsed, self.max_batch_size)
+        overrides = [list(job) for batch in self.overrides for job in batch]
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        to_run, done = plan_sweep(self.hydra_context, self.config, self.launcher, overrides, sweep_dir,
+                                  sweeper=manifest.GRID)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        counter = progress.start(len(overrides))
+        for num, job_dir in done.items():
+            print(counter.next_line(f"{label(overrides[num])} -> skipped: done ({job_dir})"), flush=True)
+        by_num = {job.num: job for job in to_run}
+        start = time.perf_counter()
+        returns: List[Sequence[JobReturn]] = []
+        first = 0
+        try:
+            while not self.is_done():
+                batch = self.get_job_batch()
+                jobs = [by_num[num] for num in range(first, first + len(batch)) if num in by_num]
+                results = launch(self.launcher, jobs, self._context(jobs, counter))
+                for result in results:
+                    _ = result.return_value  # raises what a job raised outside its task
+                first += len(batch)
+                returns.append(results)
+        except KeyboardInterrupt:
+            print(f"\ninterrupted; finish the sweep with: python -m sweeper resume {sweep_dir}", flush=True)
+            raise SystemExit(130) from None
+        if OmegaConf.select(self.config, "hydra.launcher.wait", default=True):
+            progress.end(sweep_dir, time.perf_counter() - start, done)
+        return returns  # without waiting, `python -m sweeper status` follows the jobs
+
+    def _context(self, jobs: List[PlannedJob], counter: Progress) -> RunContext:
+        """The batch's run context: the counter; in process, the planned jobs and their fused groups."""
+        if not isinstance(self.launcher, BasicLauncher):
+            return RunContext(progress=counter)
+        fused = FusedPlan(jobs, self.max_fused) if self.fuse else None
+        return RunContext(progress=counter, fused=fused, planned={job.num: job for job in jobs})

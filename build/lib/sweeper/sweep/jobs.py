@@ -1,0 +1,224 @@
+"""A sweep's jobs, read once: its job list (jobs.json), each job's record, and each job's status.
+
+`collate`, `status`, `report`, `resume` and a sweep's end all read jobs here. A directory holding
+several sweeps (or single runs) is read sweep by sweep; job directories that no job list names
+(a sweep from before job lists, single runs) are read from their records alone.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import sys
+from pathlib import Path
+
+from sweeper.job.owner import OWNER_NAME, is_alive, read_owner
+from sweeper.job.record import RECORD_NAME, Record, read_record
+from sweeper.job.status import Status, decide
+from sweeper.launching.scheduler import job_states
+from sweeper.sweep.manifest import MANIFEST_NAME, ListedJob, Manifest, read_manifest
+
+
+@dataclasses.dataclass
+class Job:
+    """One job under the directory read: where it is, what it is, how it stands."""
+
+    name: str                       # its directory relative to the directory read
+    path: Path | None               # None: a search's trial not asked for yet
+    status: Status
+    record: Record | None = None
+    error: str | None = None        # why its record is corrupt
+    entry: ListedJob | None = None   # what its sweep's job list says of it
+    slurm: str | None = None        # Slurm's state, where the launcher recorded its job id
+    sweep: Path | None = None       # the sweep directory whose list names it
+
+    @property
+    def overrides(self) -> list[str]:
+        """What made this job: its job list's entry, else its record, else Hydra's overrides.yaml."""
+        if self.entry is not None:
+            return self.entry.overrides
+        if self.record is not None:
+            return self.record.overrides
+        path = self.path / ".hydra" / "overrides.yaml" if self.path else None
+        if path is None or not path.exists():
+            return []
+        from omegaconf import OmegaConf
+
+        return [str(line) for line in OmegaConf.load(path)]
+
+
+@dataclasses.dataclass
+class Sweep:
+    """The jobs under a directory, and the job lists of the sweeps there."""
+
+    root: Path
+    jobs: list[Job]
+    manifests: dict[Path, Manifest]
+    slurm_answered: bool = True     # False: Slurm was asked about its jobs and did not answer
+
+
+# What makes a directory a job's: Hydra's `.hydra/`, a record, or an owner.
+_JOB_MARKS = frozenset({".hydra", RECORD_NAME, OWNER_NAME})
+
+
+def _walk(root: Path) -> tuple[list[Path], list[Path]]:
+    """Job directories (they hold `.hydra/`, a record or an owner) and sweep directories (they hold
+    a job list) under root. A job directory is not searched further: its files can be many."""
+    jobs, sweeps = [], []
+    for directory, subdirs, files in os.walk(root):
+        if MANIFEST_NAME in files:
+            sweeps.append(Path(directory))
+        if _JOB_MARKS.intersection(subdirs) or _JOB_MARKS.intersection(files):
+            jobs.append(Path(directory))
+            subdirs.clear()
+    return jobs, sweeps
+
+
+def job_dirs(root: Path) -> list[Path]:
+    """Every job directory under root."""
+    return _walk(Path(root))[0]
+
+
+def _is_job_dir(path: Path) -> bool:
+    return path.is_dir() and bool(_JOB_MARKS.intersection(os.listdir(path)))
+
+
+def _is_single_run(path: Path) -> bool:
+    """A run without -m (outputs/runs/<date>): Hydra's saved config says `mode: RUN`."""
+    try:
+        return "\n  mode: RUN\n" in (path / ".hydra" / "hydra.yaml").read_text()
+    except OSError:
+        return False
+
+
+def _is_sweep_dir(path: Path) -> bool:
+    """A job list or Hydra's multirun.yaml, or job directories right inside (not single runs')."""
+    if (path / MANIFEST_NAME).exists() or (path / "multirun.yaml").exists():
+        return True
+    return any(_is_job_dir(child) and not _is_single_run(child) for child in _subdirs(path))
+
+
+def _subdirs(path: Path) -> list[Path]:
+    try:
+        return sorted(child for child in path.iterdir() if child.is_dir() and not child.is_symlink())
+    except OSError:  # a folder this user may not read is no sweep
+        return []
+
+
+def sweep_of_job(path: Path) -> Path | None:
+    """The sweep directory that holds job directory `path`; None when `path` is no job of a sweep."""
+    path = Path(path).resolve()
+    if not _is_job_dir(path):
+        return None
+    sweep = path.parent
+    return sweep if (sweep / MANIFEST_NAME).exists() or (sweep / "multirun.yaml").exists() else None
+
+
+class NotASweep(ValueError):
+    """A folder that collate and report refuse: the message is one line, naming what to give."""
+
+
+def sweeps_in(root: Path) -> list[Path]:
+    """What `collate` and `report` read, and write their results beside: root itself when it is a
+    sweep directory (or a single run's), else the sweep directories inside a folder of sweeps
+    (every folder in it a sweep, or a single run, which is left out). Raises NotASweep for
+    anything else, without walking it: records deeper would mix unrelated work, and results are
+    written only into a sweep or a folder of sweeps the user named."""
+    root = Path(root)
+    if _is_job_dir(root) or _is_sweep_dir(root):
+        return [root]
+    children = [child for child in _subdirs(root) if not child.name.startswith(".") and child.name != "report"]
+    sweeps = [child for child in children if _is_sweep_dir(child)]
+    others = [child for child in children if child not in sweeps and not _is_single_run(child)]
+    if sweeps and not others:
+        return sweeps
+    if sweeps:
+        raise NotASweep(f"{root} holds sweeps and other folders (such as {others[0]}): give a sweep directory "
+                        "or a folder of sweeps only")
+    holding = next((child for child in children if any(_is_sweep_dir(g) for g in _subdirs(child))), None)
+    if holding is not None:
+        raise NotASweep(f"{root} holds no sweep, only sweeps deeper: give a sweep directory or a folder of "
+                        f"sweeps (such as {holding})")
+    raise NotASweep(f"{root} holds no sweep: no job list (jobs.json), multirun.yaml or job directories in it or "
+                    "in its folders: give a sweep directory (hydra.sweep.dir, such as outputs/multirun/<date>) "
+                    "or a folder of sweeps")
+
+
+def _in_number_order(path: Path) -> list[tuple[int, int, str]]:
+    """Sort key: numbers as numbers, so that job 2 comes before job 10."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", path.as_posix())]
+
+
+def _name(root: Path, path: Path) -> str:
+    return path.relative_to(root).as_posix() or "."
+
+
+def read_job(root: Path, path: Path, entry: ListedJob | None = None, slurm: str | None = None) -> Job:
+    """The job in directory `path` (named relative to root): its record, or why it has none."""
+    name = _name(root, path)
+    record_path = path / RECORD_NAME
+    packed = entry is not None and entry.packed_task is not None
+    owner = read_owner(path) if packed or not record_path.exists() else None
+    owner_alive = owner is not None and is_alive(owner)
+    if record_path.exists():
+        try:
+            record = read_record(record_path)
+        except ValueError as e:
+            print(f"warning: {e}", file=sys.stderr)
+            return Job(name, path, decide(corrupt=True, slurm=slurm), error=str(e), entry=entry, slurm=slurm)
+        status = decide(record.status, slurm=slurm, owner_alive=owner_alive, packed=packed)
+        return Job(name, path, status, record, entry=entry, slurm=slurm)
+    status = decide(slurm=slurm, owner_alive=owner_alive, started=path.exists(), packed=packed,
+                    trial_failed=entry is not None and entry.trial_failed)
+    return Job(name, path, status, entry=entry, slurm=slurm)
+
+
+def _slurm_states(manifests: dict[Path, Manifest]) -> dict[str, str] | None:
+    """Slurm's state of every job the launcher submitted; None when Slurm did not answer."""
+    ids = [job.slurm_job_id for manifest in manifests.values() for job in manifest.jobs if job.slurm_job_id]
+    if not ids:
+        return {}
+    return job_states(ids)
+
+
+def _manifests(sweeps: list[Path]) -> dict[Path, Manifest]:
+    found = {}
+    for sweep in sweeps:
+        try:
+            manifest = read_manifest(sweep)
+        except ValueError as e:
+            print(f"warning: {e}", file=sys.stderr)
+            continue
+        if manifest is not None:
+            found[sweep] = manifest
+    return found
+
+
+def read_sweep(root: Path, within: list[Path] | None = None) -> Sweep:
+    """Every job under root (or under the folders `within` it only: sweeps_in(root)): sweep by
+    sweep, each in the order of its job list, then the others by name (numbers in number order)."""
+    root = Path(root)
+    directories, sweeps = [], []
+    for top in within if within is not None else [root]:
+        found = _walk(top)
+        directories += found[0]
+        sweeps += found[1]
+    manifests = _manifests(sorted(sweeps, key=_in_number_order))
+    states = _slurm_states(manifests)
+    jobs: list[Job] = []
+    listed: set[Path] = set()
+    for sweep_dir, manifest in manifests.items():
+        for entry in sorted(manifest.jobs, key=lambda entry: entry.num):
+            path = sweep_dir / entry.dir
+            job = read_job(root, path, entry, (states or {}).get(entry.slurm_job_id or ""))
+            job.sweep = sweep_dir
+            jobs.append(job)
+            listed.add(path)
+        for number in range(len(manifest.jobs), manifest.total):  # a search's trials not asked yet
+            jobs.append(Job(f"{_name(root, sweep_dir)}#{number}", None, Status.NOT_STARTED, sweep=sweep_dir))
+    jobs += [read_job(root, path) for path in sorted(directories, key=_in_number_order) if path not in listed]
+    return Sweep(root, jobs, manifests, slurm_answered=states is not None)
+
+
+def read_jobs(root: Path) -> list[Job]:
+    return read_sweep(root).jobs

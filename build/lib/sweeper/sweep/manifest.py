@@ -1,0 +1,164 @@
+"""A sweep's job list: `jobs.json` in the sweep directory, written before its first job runs.
+
+The sweeper writes it (a search appends each trial as it asks for it); launchers add what they
+learn (the Slurm job id); collate, status, report and resume read it. One process writes it, the
+sweep's; every write replaces the file atomically.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from sweeper.hparams import applicable_hparams
+from sweeper.job.fingerprint import MismatchError, difference, same_configuration
+from sweeper.job.planned import PlannedJob
+from sweeper.job.record import create_atomic, write_atomic
+
+MANIFEST_NAME = "jobs.json"
+SCHEMA_VERSION = 1
+
+
+class DamagedManifest(ValueError):
+    """A job list that cannot be read; the message names the file and what to do."""
+
+
+@dataclasses.dataclass
+class ListedJob:
+    """One row of the job list: a planned job's serialisable part, and what launchers add."""
+
+    num: int                        # hydra.job.num: its place in the sweep
+    dir: str                        # its directory, relative to the sweep directory
+    overrides: list[str]
+    fingerprint: str
+    task: str | None
+    optimizer: str | None
+    hparams: dict[str, Any]         # the hyperparameters that apply to it, with its values
+    objective: str | None = None
+    direction: str | None = None    # minimize | maximize
+    preset: str | None = None       # experiment=... or hparams_search=...
+    slurm_job_id: str | None = None  # set by the Slurm launcher when it submits the job: its latest
+    packed_task: str | None = None  # the Slurm task the job is packed into (jobs_per_task > 1), else None
+    trial: int | None = None        # a search's trial number
+    trial_failed: bool = False      # the search marked its trial failed: it was running when the search died
+    slurm_job_ids: list[str] = dataclasses.field(default_factory=list)  # every Slurm id it was submitted as
+
+
+# What a job list calls its sweeper: the option of `hydra/sweeper` (stable), not a Python class name;
+# lists written before said the class name, which reading maps.
+GRID, SEARCH = "checked", "optuna_search"
+_OLD_NAMES = {"CheckedSweeper": GRID, "OptunaSweeper": SEARCH}
+
+
+@dataclasses.dataclass
+class Manifest:
+    sweeper: str                    # GRID or SEARCH
+    search: bool                    # trials are asked as it runs: `total` of them in the end
+    total: int                      # the jobs the sweep will have
+    jobs: list[ListedJob]
+    schema_version: int = SCHEMA_VERSION
+
+
+def listed_job(job: PlannedJob, cfg: DictConfig, trial: int | None = None) -> ListedJob:
+    """The job list's row of a planned job, from its composed config; `trial`: a search's trial number."""
+    return ListedJob(
+        num=job.num, dir=job.dir, overrides=list(job.overrides), fingerprint=job.fingerprint,
+        task=OmegaConf.select(cfg, "task.name"), optimizer=OmegaConf.select(cfg, "optimizer.name"),
+        hparams=applicable_hparams(cfg), objective=OmegaConf.select(cfg, "task.objective"),
+        direction=OmegaConf.select(cfg, "task.direction"), preset=job.preset, trial=trial)
+
+
+def path_of(sweep_dir: Path) -> Path:
+    return Path(sweep_dir) / MANIFEST_NAME
+
+
+def read_manifest(sweep_dir: Path) -> Manifest | None:
+    """The sweep's job list; None where there is none (a sweep from before it existed, a single
+    run). Raises ValueError naming the file when it is damaged."""
+    path = path_of(sweep_dir)
+    try:
+        data = json.loads(path.read_text())
+        jobs = [ListedJob(**job) for job in data.pop("jobs")]
+        data["sweeper"] = _OLD_NAMES.get(data.get("sweeper"), data.get("sweeper"))
+        return Manifest(**data, jobs=jobs)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
+        raise DamagedManifest(f"{path}: not a valid job list ({e}); delete it to collate from the job "
+                              "directories alone, or use a new hydra.sweep.dir") from None
+
+
+def _text(manifest: Manifest) -> str:
+    return json.dumps(dataclasses.asdict(manifest), indent=1, default=str) + "\n"
+
+
+def write_manifest(sweep_dir: Path, manifest: Manifest) -> None:
+    write_atomic(path_of(sweep_dir), _text(manifest))
+
+
+def claim(sweep_dir: Path, manifest: Manifest,
+          planned: dict[int, tuple[tuple[str, ...], DictConfig | None]] | None = None) -> Manifest:
+    """Make `manifest` the sweep directory's job list, before any job runs.
+
+    Where the directory has a list already (a resumed sweep, or another sweep started into it),
+    every job number both lists hold must be the same configuration in the same directory, or
+    MismatchError (naming what differs) is raised and nothing is written; jobs only the new list
+    has are added. `planned`: each job's former fingerprints and its config (where this process
+    keeps it) by number, to recognise a list written before data.dir left the fingerprint and to
+    name what differs.
+    """
+    sweep_dir = Path(sweep_dir)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    if create_atomic(path_of(sweep_dir), _text(manifest)):
+        return manifest
+    existing = read_manifest(sweep_dir)
+    assert existing is not None
+    known = {job.num: job for job in existing.jobs}
+    planned = planned or {}
+    for job in manifest.jobs:
+        old = known.get(job.num)
+        if old is None:
+            continue
+        former, cfg = planned.get(job.num, ((), None))
+        if old.dir != job.dir or not same_configuration(old.fingerprint, job.fingerprint, former, sweep_dir / old.dir):
+            changed = difference(sweep_dir / old.dir, old.overrides, old.hparams, job.overrides, cfg, job.hparams)
+            what = (f"another configuration ({changed})" if changed and old.dir == job.dir else
+                    f"{' '.join(old.overrides) or 'defaults'} (fingerprint {old.fingerprint}, in {old.dir}), not "
+                    f"{' '.join(job.overrides) or 'defaults'} ({job.fingerprint}, in {job.dir})")
+            raise MismatchError(f"{sweep_dir} holds another sweep: its job {job.num} is {what}: "
+                                "use a new hydra.sweep.dir, or delete that directory to run it again")
+    added = [job for job in manifest.jobs if job.num not in known]
+    if added or manifest.total > existing.total:
+        existing.jobs = sorted([*existing.jobs, *added], key=lambda job: job.num)
+        existing.total = max(existing.total, manifest.total, len(existing.jobs))
+        write_manifest(sweep_dir, existing)
+    return existing
+
+
+def update(sweep_dir: Path, changes: dict[int, dict[str, Any]]) -> None:
+    """Set fields of some jobs (by number), e.g. {3: {"slurm_job_id": "123_3"}}."""
+    manifest = read_manifest(sweep_dir)
+    if manifest is None:
+        return
+    for job in manifest.jobs:
+        for key, value in changes.get(job.num, {}).items():
+            setattr(job, key, value)
+    write_manifest(sweep_dir, manifest)
+
+
+def record_submitted(sweep_dir: Path, submitted: dict[int, tuple[str, bool]]) -> None:
+    """The Slurm job id each job (by number) was just submitted as, and whether it is a packed task's:
+    the latest in `slurm_job_id` (and `packed_task`), every one in `slurm_job_ids`."""
+    manifest = read_manifest(sweep_dir)
+    if manifest is None:
+        return
+    for job in manifest.jobs:
+        if job.num in submitted:
+            slurm_id, packed = submitted[job.num]
+            job.slurm_job_id, job.packed_task = slurm_id, slurm_id if packed else None
+            job.slurm_job_ids = [*job.slurm_job_ids, slurm_id]
+    write_manifest(sweep_dir, manifest)
+

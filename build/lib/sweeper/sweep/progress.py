@@ -1,0 +1,29 @@
+"""Live progress of a sweep: `[k/N]` in front of each job's line (Hydra's own `Launching N jobs`
+and `#k : <overrides>` lines are not logged: sweeper/launching/in_process.py), and the summary
+line at the end. Shared by the grid and the Optuna sweepers and by
+the launchers that run jobs in other processes."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Collection
+
+from sweeper.job.context import Progress
+from sweeper.job.status import FINISHED, summary
+from sweeper.sweep.jobs import read_sweep
+
+def start(total: int, done: int = 0) -> Progress:
+    """A sweep of `total` jobs starts (`done` of them counted before, a resumed search's): its counter."""
+    return Progress(total, done)
+
+
+def end(sweep_dir: Path, seconds: float, done: Collection[int] = ()) -> None:
+    """`sweep: 4 jobs: 3 ok, 1 failed in 3.1 s wall time; collate: ...` (this command's time: a job's
+    line gives its training time, over every attempt); exit 1 naming the jobs that did not finish. `done`: the numbers of the jobs found done before the sweep started (not run again)."""
+    ran = [job for job in read_sweep(sweep_dir).jobs
+           if job.sweep == sweep_dir and job.entry is not None and job.entry.num not in done]
+    print(f"sweep: {summary([job.status for job in ran], skipped=len(done))} in {seconds:.1f} s wall time; "
+          f"collate: python -m sweeper collate {sweep_dir}", flush=True)
+    failed = [str(job.path) for job in ran if job.status not in FINISHED]
+    if failed:
+        print(f"error: {len(failed)} job(s) did not finish: {' '.join(failed)}", flush=True)
+        raise SystemExit(1)

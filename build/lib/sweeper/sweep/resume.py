@@ -1,0 +1,52 @@
+"""`python -m sweeper resume DIR`: run a sweep again in its directory; finished jobs are kept."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from sweeper.job.status import ACTIVE, NEEDS_RERUN, summary
+from sweeper.sweep.jobs import read_sweep
+
+# Overrides that `resume` accepts because they change where jobs run, not what they compute.
+_LAUNCHER_PREFIXES = ("hydra/launcher=", "hydra.launcher.", "hydra.verbose", "hydra/hydra_logging=", "hydra/job_logging=")
+
+
+def resume_command(sweep_dir: Path, extra: list[str], entry_point: Path) -> list[str]:
+    """The command that re-launches the sweep stored in sweep_dir/multirun.yaml into sweep_dir."""
+    stored = sweep_dir / "multirun.yaml"
+    if not stored.exists():
+        raise ValueError(f"{stored} not found: give the directory of a sweep started with `python run.py -m`")
+    refused = [o for o in extra if not o.lstrip("+~").startswith(_LAUNCHER_PREFIXES)]
+    if refused:
+        raise ValueError(f"resume refuses {' '.join(refused)}: only launcher settings (hydra/launcher=..., "
+                         "hydra.launcher.*) may change; start a new sweep to change jobs")
+    saved = OmegaConf.load(stored).hydra
+    hydra_overrides = [o for o in saved.overrides.hydra if not o.startswith("hydra.sweep.dir=")]
+    if any(o.startswith("hydra/launcher=") for o in extra):
+        hydra_overrides = [o for o in hydra_overrides if not o.lstrip("+~").startswith(_LAUNCHER_PREFIXES)]
+    return [sys.executable, str(entry_point), "-m", *saved.overrides.task, *hydra_overrides, *extra,
+            f"hydra.sweep.dir={sweep_dir.resolve()}"]
+
+
+def resume(sweep_dir: Path, extra: list[str]) -> int:
+    """Run the stored sweep again in the same directory: only missing and unfinished jobs run."""
+    entry_point = Path(__file__).resolve().parents[2] / "run.py"
+    command = resume_command(sweep_dir, extra, entry_point)
+    jobs = [job for job in read_sweep(sweep_dir).jobs if job.sweep == sweep_dir]
+    active = [job for job in jobs if job.status in ACTIVE]
+    if active and any(job.entry is None or not job.entry.slurm_job_id for job in active):
+        raise ValueError(f"{len(active)} job(s) of {sweep_dir} are still {' or '.join(sorted({j.status.text for j in active}))} "
+                         f"({' '.join(job.name for job in active[:5])}{' ...' if len(active) > 5 else ''}): "
+                         "wait for them (python -m sweeper status DIR), or cancel them, then resume")
+    if active:  # Slurm's: the launcher asks Slurm again and submits none of them twice
+        print(f"left to Slurm: {summary(job.status for job in active)}", flush=True)
+    if jobs and not any(job.status in NEEDS_RERUN for job in jobs):
+        print(f"nothing to resume: {summary(job.status for job in jobs)} ({sweep_dir})", flush=True)
+        return 0
+    if jobs:
+        print(f"to run again: {summary(job.status for job in jobs if job.status in NEEDS_RERUN)}", flush=True)
+    print("resuming:", " ".join(command[1:]), flush=True)
+    return subprocess.run(command, cwd=entry_point.parent).returncode

@@ -1,0 +1,43 @@
+"""`python -m sweeper status DIR`: where each job of a sweep is, from Slurm and from the records."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from sweeper.job.status import Status
+from sweeper.launching.scheduler import pending_reasons as reasons_of
+from sweeper.sweep.jobs import Sweep, read_sweep
+
+COLUMNS = ["job", "slurm_job_id", "slurm", "status", "overrides"]
+
+
+def status_table(sweep: Sweep) -> pd.DataFrame:
+    """One row per job (job, slurm_job_id, slurm, status, overrides), in the sweep's order (job
+    number); a sweep that never went to Slurm has no Slurm columns."""
+    rows = []
+    for job in sweep.jobs:
+        entry = job.entry
+        rows.append({"job": job.name, "slurm_job_id": (entry.slurm_job_id if entry else None) or "-",
+                     "slurm": job.slurm.split()[0].lower() if job.slurm else "-", "status": job.status.value,
+                     "overrides": " ".join(job.overrides)})
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    if (table["slurm_job_id"] == "-").all():
+        table = table.drop(columns=["slurm_job_id", "slurm"])
+    return table
+
+
+def pending_lines(sweep: Sweep) -> list[str]:
+    """Why Slurm keeps each pending task pending: `Slurm job 123_1 (jobs 4 5 6) pending: Resources`."""
+    by_id: dict[str, list[str]] = {}
+    for job in sweep.jobs:
+        if job.status == Status.PENDING and job.entry is not None and job.entry.slurm_job_id:
+            by_id.setdefault(job.entry.slurm_job_id, []).append(job.name)
+    reasons = reasons_of(by_id) if by_id else {}
+    return [f"Slurm job {slurm_id} ({'jobs' if len(names) > 1 else 'job'} {' '.join(names)}) pending: {reasons[slurm_id]}"
+            for slurm_id, names in by_id.items() if slurm_id in reasons]
+
+
+def sweep_status(root: Path) -> tuple[Sweep, pd.DataFrame]:
+    sweep = read_sweep(root)
+    return sweep, status_table(sweep)
