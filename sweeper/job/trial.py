@@ -1,7 +1,7 @@
 """A search's trial, seen from the job that runs it: the job reports its objective to the trial
 through the study's storage and stops when the study's pruner says so.
 
-The search sweeper (hydra_plugins/sweeper_plugins/optuna_search.py) runs trial N as job N; the job
+The search (sweeper/sweep/search.py) runs trial N as job N; the job
 finds its study from its own Hydra config (`hydra.sweeper`: storage, study name, pruner), so a job
 on a Slurm node reports to the same journal file as the sweeper, with nothing passed beside the
 config. With the pruner `none` a job does not open the storage at all.
