@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sweeper.words import counted
 from sweeper.hparams import HPARAMS, applicable_hparams, check_or_exit, interpolated_key
+from sweeper.job.outcome import FRAMEWORK_ARGUMENTS
 from sweeper.job.planned import preset_of
 from tasks.mnist import DataError, check
 
@@ -240,13 +241,16 @@ def check_additions(cfg: DictConfig, overrides: Iterable[str]) -> None:
             node, target = "data", DATA_LOADER
         else:
             continue
-        takes = _arguments(str(target)) if target else None
-        if takes is None or parts[-1] in takes or parts[-1].startswith("_"):
+        arguments = _arguments(str(target)) if target else None
+        if arguments is None or parts[-1].startswith("_"):
+            continue
+        takes = [name for name in arguments if name not in FRAMEWORK_ARGUMENTS]  # the rest the framework gives
+        if parts[-1] in takes:
             continue
         present = [str(k) for k in (OmegaConf.select(cfg, node) or {}) if not str(k).startswith("_")]
         near = difflib.get_close_matches(parts[-1], takes, n=1)
         hint = (f"did you mean {'' if near[0] in present else '+'}{node}.{near[0]}={value}?" if near else
-                f"it takes {', '.join(t for t in takes if t not in ('optimizer', 'job_dir', 'trial'))}")
+                f"it takes {', '.join(takes)}")
         refuse(f"{override}: {target} takes no argument {parts[-1]!r}: {hint}")
 
 

@@ -125,6 +125,9 @@ def test_a_grid_preset_whose_grid_the_command_line_fixes_is_one_job(compose_cfg)
                                       "data, batch_size, epochs, seed, gpus, devices, logging, dropout"),
     (["task=cnn", "+task.run.dropuot=0"], "error: +task.run.dropuot=0: tasks.cnn.run takes no argument 'dropuot': "
                                           "did you mean +task.run.dropout=0?"),
+    (["task=cnn", "+task.run.progress=x"], "error: +task.run.progress=x: tasks.cnn.run takes no argument "
+                                           "'progress': it takes data, batch_size, epochs, seed, gpus, devices, "
+                                           "logging, dropout"),  # the framework gives it, never the config
     (["logging.tensorboard=maybe"], "error: logging.tensorboard='maybe' is invalid: logging.tensorboard must be "
                                     "true or false (e.g. logging.tensorboard=false)"),
 ])

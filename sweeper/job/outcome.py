@@ -24,6 +24,10 @@ class Outcome:
         self.status = Status(self.status)
 
 
+# What the framework passes a task, never the config: a `+task.run.<one of these>` is refused.
+FRAMEWORK_ARGUMENTS = ("optimizer", "job_dir", "trial", "progress")
+
+
 def offered(function: Callable[..., Any], **optional: Any) -> dict[str, Any]:
     """Of the framework's optional arguments, those `function` (a task's `run` or `run_fused`) takes
     and that have a value: a task written without them is called as before."""
