@@ -1,1 +1,0 @@
-"""Hydra launchers of hpc-sweeper: `slurm` and `local` (submitit, per-job resources)."""

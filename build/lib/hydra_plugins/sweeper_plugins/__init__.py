@@ -1,1 +1,0 @@
-"""Hydra plugins of hpc-sweeper (Hydra finds plugins only under the hydra_plugins namespace)."""
