@@ -2,7 +2,7 @@
 
 Where the data are read from (`data.dir`) is not what a job is: the same files in another folder
 are the same experiment, so the fingerprint leaves it out. Records and job lists written before
-hashed it in; `former_fingerprints` and the job directory's `.hydra/config.yaml` still recognise them.
+hashed it in; `identity`'s former fingerprints and the job directory's `.hydra/config.yaml` still recognise them.
 """
 from __future__ import annotations
 
@@ -75,15 +75,10 @@ def fingerprint(cfg: DictConfig) -> str:
     return _hash(_content(cfg))
 
 
-def former_fingerprints(cfg: DictConfig) -> tuple[str, ...]:
-    """The fingerprints this configuration had before data.dir left the identity (records and job
-    lists written then): with data.dir as it is now, and with data.dir null (MNIST_DIR unset)."""
-    return identity(cfg)[1]
-
-
 def identity(cfg: DictConfig) -> tuple[str, tuple[str, ...]]:
-    """The fingerprint and the former fingerprints, from one resolution of the config (a planned
-    job needs both; resolving is most of a fingerprint's cost)."""
+    """The fingerprint, and the fingerprints this configuration had before data.dir left the identity
+    (records and job lists written then: with data.dir as it is now, and null, MNIST_DIR unset),
+    from one resolution of the config (resolving is most of a fingerprint's cost)."""
     content = _resolved(cfg)
     return _hash(_located(content)), (_hash(_located(content, _KEEP)), _hash(_located(content, (None,))))
 
@@ -185,7 +180,7 @@ def finished_record(job_dir: Path, expected: str, overrides: list[str], former: 
                     now: DictConfig | None = None) -> Record | None:
     """The job's finished record when it is there for this configuration; None if it must run.
 
-    `former`: the fingerprints this configuration had before (former_fingerprints); `now`: its
+    `former`: the fingerprints this configuration had before (identity); `now`: its
     config, to name what differs. Raises MismatchError when the directory holds the record of
     another configuration.
     """
