@@ -1,6 +1,6 @@
 # `make run`: create .venv, install, run the exercise-1 gradient-descent grid and print its table.
 # `make test`: create .venv if needed, install the test and optuna extras, type-check (mypy), run the tests.
-# `make slurm-up` / `make slurm-down`: a single-node Slurm cluster on this machine (root, Debian).
+# `make slurm-up` / `make slurm-down`: a two-node Slurm cluster on this machine (root, Debian).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python

@@ -13,11 +13,11 @@ running() {
 
 [ -f "$STARTED" ] || { echo "slurm-down: nothing to stop (no daemon started by slurm-up)"; exit 0; }
 
+# Each line: LABEL PID, LABEL the process name or NAME@NODE (one slurmd per node).
 for name in slurmd slurmctld slurmdbd mariadbd munged; do
-    pid="$(sed -n "s/^$name //p" "$STARTED")"
-    [ -n "$pid" ] || continue
+  sed -n "s/^\($name\(@[^ ]*\)\?\) \([0-9]*\)$/\1 \3/p" "$STARTED" | while read -r label pid; do
     if ! running "$pid" "$name"; then
-        echo "slurm-down: $name (pid $pid) is not running"
+        echo "slurm-down: $label (pid $pid) is not running"
         continue
     fi
     kill "$pid"
@@ -27,9 +27,10 @@ for name in slurmd slurmctld slurmdbd mariadbd munged; do
     done
     if running "$pid" "$name"; then
         kill -9 "$pid"
-        echo "slurm-down: killed $name (pid $pid): it did not stop within 30 s"
+        echo "slurm-down: killed $label (pid $pid): it did not stop within 30 s"
     else
-        echo "slurm-down: stopped $name (pid $pid)"
+        echo "slurm-down: stopped $label (pid $pid)"
     fi
+  done
 done
 rm -f "$STARTED"

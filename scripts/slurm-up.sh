@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
-# A single-node Slurm cluster with accounting on this machine, for the tests and for trying the
+# A two-node Slurm cluster with accounting on this machine, for the tests and for trying the
 # Slurm launcher: `make slurm-up`. Debian 12, as root, without systemd: each daemon is started
 # directly. Installs the Debian packages when missing, writes /etc/slurm/{slurm,slurmdbd,gres}.conf,
-# starts munged, mariadbd, slurmdbd, slurmctld and slurmd, and waits until the node is idle.
+# starts munged, mariadbd, slurmdbd, slurmctld and one slurmd per node, and waits until the nodes
+# are idle.
+#
+# The two nodes ($HOST and ${HOST}2) are two slurmd on this host (`slurmd -N NAME`, each with its
+# own port (6818 and 6828: slurmdbd holds 6819), pid file, spool and log), so that a job can span nodes (`srun -N2`, nodes=2). Each
+# claims all of the machine's CPUs and four fake GPUs: Slurm counts per node and does not know
+# they share the hardware. The second name resolves to 127.0.0.1 through /etc/hosts, as a real
+# cluster's node names resolve, so that the workers of a multi-node job find each other.
 #
 # Idempotent: a second run finds everything in place and returns at once. A daemon already
 # running is left alone (and is not stopped by `make slurm-down`, which stops only what this
@@ -18,6 +25,8 @@ STARTED="$STATE_DIR/started"
 MARK="# Written by hpc-sweeper scripts/slurm-up.sh; make slurm-up rewrites it."
 PACKAGES=(slurmctld slurmd slurm-client munge slurmdbd mariadb-server)
 HOST="$(hostname)"
+NODES=("$HOST" "${HOST}2")
+HOSTS_LINE="127.0.0.1 ${HOST}2 # hpc-sweeper slurm-up: the second Slurm node"
 DB_SOCKET=/run/mysqld/mysqld.sock
 
 log() { echo "slurm-up: $*"; }
@@ -63,11 +72,11 @@ alive() {
     running "$(cat "$1" 2>/dev/null)" "$2"
 }
 
-# start NAME PIDFILE COMMAND...: run the (self-daemonizing) command, wait for its pid file, and
-# list it as ours. One at a time: a daemon started before the previous one wrote its pid file
-# can kill it.
+# start LABEL PIDFILE COMMAND...: run the (self-daemonizing) command, wait for its pid file, and
+# list it as ours under LABEL (its process name, or NAME@NODE for one slurmd of several). One at a
+# time: a daemon started before the previous one wrote its pid file can kill it.
 start() {
-    local name="$1" pidfile="$2"
+    local label="$1" name="${1%@*}" pidfile="$2"
     shift 2
     rm -f "$pidfile"
     "$@"
@@ -77,9 +86,9 @@ start() {
     done
     alive "$pidfile" "$name" || die "$name did not start (see its log under /var/log)"
     mkdir -p "$STATE_DIR"
-    { grep -v "^$name " "$STARTED" 2>/dev/null || true; echo "$name $(cat "$pidfile")"; } >"$STARTED.tmp"
+    { grep -v "^$label " "$STARTED" 2>/dev/null || true; echo "$label $(cat "$pidfile")"; } >"$STARTED.tmp"
     mv -f "$STARTED.tmp" "$STARTED"
-    log "started $name (pid $(cat "$pidfile"))"
+    log "started $label (pid $(cat "$pidfile"))"
 }
 
 # stop NAME PIDFILE: stop the running daemon (to restart it with a new configuration).
@@ -191,12 +200,14 @@ MaxArraySize=$MAX_ARRAY_SIZE
 ReturnToService=2
 KillWait=5
 StateSaveLocation=/var/lib/slurm/slurmctld
-SlurmdSpoolDir=/var/lib/slurm/slurmd
+# %n: the node's name, one of each per slurmd.
+SlurmdSpoolDir=/var/lib/slurm/slurmd-%n
 SlurmctldLogFile=/var/log/slurm/slurmctld.log
-SlurmdLogFile=/var/log/slurm/slurmd.log
+SlurmdLogFile=/var/log/slurm/slurmd-%n.log
 SlurmctldPidFile=/run/slurm/slurmctld.pid
-SlurmdPidFile=/run/slurm/slurmd.pid
-NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$memory Gres=gpu:4 State=UNKNOWN
+SlurmdPidFile=/run/slurm/slurmd-%n.pid
+NodeName=${NODES[0]} NodeHostname=$HOST NodeAddr=127.0.0.1 Port=6818 CPUs=$cpus RealMemory=$memory Gres=gpu:4 State=UNKNOWN
+NodeName=${NODES[1]} NodeHostname=$HOST NodeAddr=127.0.0.1 Port=6828 CPUs=$cpus RealMemory=$memory Gres=gpu:4 State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
 }
@@ -225,21 +236,38 @@ wait_until() {
 }
 
 wait_for_node() {
-    local state="" deadline=$((SECONDS + 60))
+    local node="$1" state="" deadline=$((SECONDS + 60))
     while [ $SECONDS -lt $deadline ]; do
-        state="$(timeout 5 sinfo -h -n "$HOST" -o %t 2>/dev/null || true)"
+        state="$(timeout 5 sinfo -h -n "$node" -o %t 2>/dev/null || true)"
         case "$state" in
             idle | mix | alloc) return ;;
-            down* | drain* | drng*) scontrol update nodename="$HOST" state=resume 2>/dev/null || true ;;
+            down* | drain* | drng*) scontrol update nodename="$node" state=resume 2>/dev/null || true ;;
         esac
         sleep 0.1
     done
-    die "node $HOST is '$state', not idle (see /var/log/slurm/slurmctld.log and slurmd.log)"
+    die "node $node is '$state', not idle (see /var/log/slurm/slurmctld.log and slurmd-$node.log)"
+}
+
+# The second node's name resolves here, as a cluster's node names do.
+add_host_names() {
+    grep -qF "$HOSTS_LINE" /etc/hosts || echo "$HOSTS_LINE" >>/etc/hosts
+}
+
+# stop_slurmds: every slurmd running from a pid file of this script (before a new configuration;
+# /run/slurm/slurmd.pid: the single node of an earlier version of this script).
+stop_slurmds() {
+    local pidfile
+    for pidfile in /run/slurm/slurmd.pid /run/slurm/slurmd-*.pid; do
+        [ -f "$pidfile" ] && alive "$pidfile" slurmd && stop slurmd "$pidfile"
+    done
+    [ -f "$STARTED" ] && sed -i '/^slurmd /d' "$STARTED"  # the single node's entry
+    return 0
 }
 
 main() {
     install_packages
-    mkdir -p /etc/slurm /run/slurm /var/lib/slurm/slurmctld /var/lib/slurm/slurmd /var/log/slurm
+    mkdir -p /etc/slurm /run/slurm /var/lib/slurm/slurmctld /var/log/slurm
+    add_host_names
     start_munge
     start_mariadb
 
@@ -254,14 +282,19 @@ main() {
     # slurmctld exits at once when slurmdbd does not answer yet (its first start creates tables).
     wait_until "slurmdbd does not answer" 120 sacctmgr -n list cluster
     if [ -n "$conf_changed" ]; then
-        alive /run/slurm/slurmd.pid slurmd && stop slurmd /run/slurm/slurmd.pid
+        stop_slurmds
         alive /run/slurm/slurmctld.pid slurmctld && stop slurmctld /run/slurm/slurmctld.pid
     fi
     alive /run/slurm/slurmctld.pid slurmctld || start slurmctld /run/slurm/slurmctld.pid /usr/sbin/slurmctld
     wait_until "slurmctld does not answer" 60 scontrol ping
-    alive /run/slurm/slurmd.pid slurmd || start slurmd /run/slurm/slurmd.pid /usr/sbin/slurmd
-    wait_for_node
-    log "node $HOST is up: $(sinfo -h -o '%P %t %c CPUs %G')"
+    local node
+    for node in "${NODES[@]}"; do
+        mkdir -p "/var/lib/slurm/slurmd-$node"
+        alive "/run/slurm/slurmd-$node.pid" slurmd ||
+            start "slurmd@$node" "/run/slurm/slurmd-$node.pid" /usr/sbin/slurmd -N "$node"
+    done
+    for node in "${NODES[@]}"; do wait_for_node "$node"; done
+    log "nodes ${NODES[*]} are up: $(sinfo -h -o '%P %D nodes %t %c CPUs %G')"
 }
 
 main
