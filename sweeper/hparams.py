@@ -61,6 +61,7 @@ REGISTRY: tuple[HParam, ...] = (
     HParam("epochs", 1, _count, "an integer > 0", "1"),
     HParam("steps", 1000, _count, "an integer > 0", "1000"),
     HParam("gpus", 0, lambda v: _is_integer(v) and v >= 0, "an integer >= 0", "2"),
+    HParam("nodes", 1, _count, "an integer > 0", "2"),
     HParam("seed", 0, _is_integer, "an integer", "0"),
 )
 HPARAMS = tuple(h.name for h in REGISTRY)

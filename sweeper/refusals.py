@@ -302,6 +302,31 @@ def check_bypass(cfg: DictConfig, overrides: Iterable[str]) -> None:
             refuse(f"{override} bypasses {hparam}: set {hparam}={value} instead")
 
 
+# -- one job over several workers ------------------------------------------------------------------
+
+SLURM_LAUNCHER = "hydra_plugins.launcher_plugins.submitit_launchers.SlurmLauncher"
+
+
+def check_workers(cfg: DictConfig) -> None:
+    """Refuse a job over several workers (`nodes` > 1 or `hydra.launcher.tasks_per_node` > 1) where
+    it cannot run: anywhere but its own Slurm job (in process, locally, packed with other jobs; a
+    fused group is planned only there), or with a task that trains in one process (its `run` does
+    not take `${nodes}`)."""
+    nodes = cfg.get("nodes") or 1
+    tasks = OmegaConf.select(cfg, "hydra.launcher.tasks_per_node", default=1) or 1
+    if nodes == 1 and tasks == 1:
+        return
+    what = f"nodes={nodes}" if nodes > 1 else f"hydra.launcher.tasks_per_node={tasks}"
+    if OmegaConf.select(cfg, "hydra.launcher._target_", default=None) != SLURM_LAUNCHER:
+        refuse(f"{what} trains one job over several Slurm tasks: it runs only on the Slurm launcher "
+               "(python run.py -m hydra/launcher=slurm ...)")
+    if (OmegaConf.select(cfg, "hydra.launcher.jobs_per_task", default=1) or 1) > 1:
+        refuse(f"{what}: a job over several workers has its Slurm job to itself, it cannot be packed with "
+               "others (packing=none, or hydra.launcher.jobs_per_task=1)")
+    if "nodes" not in applicable_hparams(cfg):
+        refuse(f"{what}: {_choice(cfg, 'task')} trains in one process; task=cnn trains over several workers")
+
+
 # -- grids ------------------------------------------------------------------------------------------
 
 def check_grid_values(parsed: Iterable[Any]) -> None:
@@ -334,6 +359,7 @@ def _preset(cfg: DictConfig) -> str:
 def check_single_run(cfg: DictConfig) -> None:
     """Everything refused in a run without -m, before Hydra writes anything."""
     check_or_exit(cfg)
+    check_workers(cfg)
     overrides = list(cfg.hydra.overrides.task)
     if str(OmegaConf.select(cfg, "hydra.sweeper._target_", default="")).endswith(".CheckedSweeper"):
         jobs = grid_size(cfg)

@@ -1,4 +1,5 @@
-"""Exercise 3: the course's convolutional network on MNIST; exercise 4: the same on N GPUs."""
+"""Exercise 3: the course's convolutional network on MNIST; exercise 4: the same on N GPUs, and on
+several nodes (one worker per Slurm task: sweeper/training/workers.py)."""
 from __future__ import annotations
 
 import functools
@@ -8,12 +9,14 @@ from typing import TYPE_CHECKING, Any
 from sweeper.job.outcome import Outcome
 from sweeper.job.trial import Reporter
 from sweeper.training import devices as replica_devices
-from sweeper.training import fit, fused_loop
+from sweeper.training import fit, fused_loop, worker_loop, workers as slurm_workers
 from sweeper.training.tf import import_keras, import_tensorflow
 from tasks import mnist
 
 if TYPE_CHECKING:
     import keras
+
+    from sweeper.training.workers import Workers
 
 INPUT_SHAPE = (28, 28, 1)
 
@@ -38,17 +41,42 @@ def make_model(dropout: float = 0.5) -> keras.Model:
 
 
 def run(*, optimizer: dict[str, Any], data: dict[str, Any], batch_size: int, epochs: int, seed: int,
-        gpus: int = 0, devices: str = "gpu", logging: dict[str, Any] | None = None,
+        gpus: int = 0, devices: str = "gpu", nodes: int = 1, logging: dict[str, Any] | None = None,
         job_dir: Path | None = None, dropout: float = 0.5, trial: Reporter | None = None,
-        progress: str | None = None) -> Outcome:
+        progress: str | None = None, workers: Workers | None = None) -> Outcome:
     """Train on MNIST (the `data` node) with `batch_size` images per replica on `gpus` devices.
-    `dropout` is not in conf/task/cnn.yaml (a job's fingerprint stays): `+task.run.dropout=0`."""
+    `dropout` is not in conf/task/cnn.yaml (a job's fingerprint stays): `+task.run.dropout=0`.
+    `workers`: this process's place among the Slurm tasks of a job over several (the framework's):
+    every task trains, data-parallel (`nodes`: how many nodes the job asked for)."""
+    if workers is not None:
+        return _run_on_workers(workers, optimizer=optimizer, data=data, batch_size=batch_size, epochs=epochs,
+                               seed=seed, gpus=gpus, devices=devices, logging=logging, job_dir=job_dir,
+                               dropout=dropout, progress=progress)
+    if nodes > 1:
+        raise replica_devices.DeviceError(f"nodes={nodes} but this process is the only task of its job: "
+                                          "run it with -m hydra/launcher=slurm")
     splits = mnist.load(**data)
     replicas = replica_devices.strategy(gpus, devices)
     outcome, _ = fit.train(functools.partial(make_model, dropout), splits, optimizer=optimizer, batch_size=batch_size, epochs=epochs,
                              seed=seed, input_shape=INPUT_SHAPE, strategy=replicas, job_dir=job_dir, trial=trial,
                              logging=logging, progress=progress)
     outcome.metrics.update(replicas=replicas.num_replicas_in_sync, devices=replica_devices.device_names(replicas))
+    return outcome
+
+
+def _run_on_workers(workers: Workers, *, optimizer: dict[str, Any], data: dict[str, Any], batch_size: int,
+                    epochs: int, seed: int, gpus: int, devices: str, logging: dict[str, Any] | None,
+                    job_dir: Path | None, dropout: float, progress: str | None) -> Outcome:
+    """`run` as one worker of several; each prints its final weights' checksum (equal on every worker)."""
+    replicas = slurm_workers.strategy(workers, gpus, devices)  # before TensorFlow runs anything else
+    splits = mnist.load(**data)
+    outcome, model = worker_loop.train(functools.partial(make_model, dropout), splits, optimizer=optimizer,
+                                       batch_size=batch_size, epochs=epochs, seed=seed, input_shape=INPUT_SHAPE,
+                                       strategy=replicas, workers=workers, job_dir=job_dir, logging=logging,
+                                       progress=progress)
+    print(f"{workers.name(workers.rank)}: final weights sha256 {worker_loop.checksum(model)}", flush=True)
+    outcome.metrics.update(workers=workers.count, nodes=workers.nodes, replicas=replicas.num_replicas_in_sync,
+                           devices=replica_devices.device_names(replicas))
     return outcome
 
 

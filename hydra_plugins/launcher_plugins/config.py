@@ -30,6 +30,9 @@ class SlurmConf(SlurmQueueConf):
     wait: bool = True                        # false: submit, print the Slurm job ids, return at once
     jobs_per_task: int = 1                   # jobs run one after the other in one Slurm task (packing)
     jobs_in_parallel: int = 1                # of a packed task's jobs, how many run at once (worker processes)
+    # A job over several workers (nodes > 1, tasks_per_node > 1): a worker silent this long (a
+    # collective waiting on it) ends the job, `failed`, naming it (docs/slurm.md#several-nodes).
+    worker_timeout_s: int = 120
 
 
 @dataclass

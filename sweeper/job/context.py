@@ -14,6 +14,7 @@ from typing import Iterator, Protocol
 
 from sweeper.job.outcome import Outcome
 from sweeper.job.planned import PlannedJob
+from sweeper.training.workers import Workers
 
 
 class Progress:
@@ -49,7 +50,11 @@ class RunContext:
     fused: FusedOutcomes | None = None        # the fused groups planned for this process's jobs
     planned: dict[int, PlannedJob] = dataclasses.field(default_factory=dict)  # composed here, by number
     single_run: bool = False                  # `python run.py` without -m: every metric, exit 1 on failure
-    rank: int = 0                             # a multi-worker job's worker: only rank 0 writes
+    workers: Workers | None = None            # a job over several Slurm tasks: this one's place; only rank 0 writes
+
+    @property
+    def rank(self) -> int:
+        return self.workers.rank if self.workers is not None else 0
 
     def line(self, text: str, num: int | None = None) -> str:
         """Job `num`'s line as the sweep prints it: counted, with `[k/N] ` in a sweep."""

@@ -46,7 +46,7 @@ def call_task(job: PlannedJob, job_dir: Path | None, context: RunContext,
     run = hydra.utils.instantiate(cfg.task.run, _partial_=True, _convert_="all")
     name = label(job.overrides) if context.rank == 0 else None  # the other workers train quietly
     trained: Outcome = run(optimizer=optimizer_arguments(cfg), job_dir=job_dir,
-                           **offered(run, trial=reporter, progress=name))
+                           **offered(run, trial=reporter, progress=name, workers=context.workers))
     return trained
 
 
@@ -97,10 +97,11 @@ def execute(job: PlannedJob, context: RunContext) -> Record | None:
     """Run the job and write its record in its directory; return the record (a finished one found
     there is returned as it is). None when another live run owns the directory: it is left alone.
 
-    A worker of rank > 0 of a multi-worker job trains but writes nothing in the directory.
+    A worker of rank > 0 of a job over several workers trains (from the state the chief saved in
+    the directory, if any) but writes nothing there.
     """
     if context.rank != 0:
-        outcome = call_task(job, None, context)
+        outcome = call_task(job, job.directory, context)
         return record_of(job, outcome.status, outcome, None, environment.now(), 1)
     running = owner.take(job.directory)
     if running is not None:

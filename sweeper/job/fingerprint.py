@@ -23,6 +23,9 @@ _NOT_FINGERPRINTED = ("hydra", "logging")
 # Nested keys that do not either: where the data are read from (the task's copy of the data node too).
 _LOCATIONS = (("data", "dir"), ("task", "run", "data", "dir"))
 _KEEP = object()
+# Keys added after records were written, left out at their default so those records keep their
+# fingerprint (a job on one node is what it was before `nodes` existed); the task's copy too.
+_ADDED_LATER = {"nodes": 1}
 
 
 class MismatchError(Exception):
@@ -39,6 +42,10 @@ def _resolved(cfg: Any) -> dict[Any, Any]:
     run = content.get("task", {}).get("run") if isinstance(content.get("task"), dict) else None
     if isinstance(run, dict):
         run.pop("logging", None)  # a task may take the logging switches too
+    for key, default in _ADDED_LATER.items():
+        for node in (content, run if isinstance(run, dict) else {}):
+            if key in node and node[key] == default:
+                del node[key]
     return content
 
 

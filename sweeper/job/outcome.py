@@ -1,5 +1,6 @@
 """What a task function returns to the framework, and which of the framework's optional arguments
-it takes (`trial`: a search's trial reporter; `progress`: the name its progress line shows)."""
+it takes (`trial`: a search's trial reporter; `progress`: the name its progress line shows;
+`workers`: its place among the Slurm tasks of a job over several, sweeper/training/workers.py)."""
 from __future__ import annotations
 
 import dataclasses
@@ -25,7 +26,7 @@ class Outcome:
 
 
 # What the framework passes a task, never the config: a `+task.run.<one of these>` is refused.
-FRAMEWORK_ARGUMENTS = ("optimizer", "job_dir", "trial", "progress")
+FRAMEWORK_ARGUMENTS = ("optimizer", "job_dir", "trial", "progress", "workers")
 
 
 def offered(function: Callable[..., Any], **optional: Any) -> dict[str, Any]:

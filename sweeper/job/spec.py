@@ -19,6 +19,7 @@ from sweeper.job import context as run_context
 from sweeper.job.context import RunContext
 from sweeper.job.fingerprint import identity
 from sweeper.job.planned import PlannedJob, plan_job, preset_of
+from sweeper.training.workers import DEFAULT_TIMEOUT_S, from_slurm
 
 
 def job_from_hydra(cfg: DictConfig) -> tuple[PlannedJob, RunContext]:
@@ -38,4 +39,7 @@ def job_from_hydra(cfg: DictConfig) -> tuple[PlannedJob, RunContext]:
     if planned is not None:
         return dataclasses.replace(planned, directory=directory), context
     check_or_exit(cfg)
+    # A job over several Slurm tasks (nodes=N): each task is one of its workers.
+    timeout = hydra_cfg.launcher.get("worker_timeout_s") or DEFAULT_TIMEOUT_S
+    context = dataclasses.replace(context, workers=from_slurm(timeout_s=int(timeout)))
     return plan_job(cfg, hydra_cfg, directory), context

@@ -43,17 +43,26 @@ def job_resources(cfg: DictConfig) -> dict[str, Any]:
     """The submitit parameters of one job, from that job's own config: the one place that decides.
 
     The launcher settings (`hydra.launcher`) are resolved in the job's config, so they may depend on
-    it. GPUs per node: `hydra.launcher.gpus_per_node` when set, else the job's `gpus`. CPUs:
-    `cpus_per_task`, or `cpus_per_gpu` for each GPU when that is more. The timeout signal: at
+    it. Nodes: the job's `nodes`, `hydra.launcher.tasks_per_node` workers on each. GPUs per worker:
+    `hydra.launcher.gpus_per_node` when set, else the job's `gpus` (per node: that times the
+    workers on it). CPUs per worker: `cpus_per_task`, or `cpus_per_gpu` for each GPU when that is more. The timeout signal: at
     most half the time limit before its end.
     """
     params = cast("dict[str, Any]", OmegaConf.to_container(cfg.hydra.launcher, resolve=True))  # a DictConfig's: a dict
+    tasks = params.get("tasks_per_node") or 1
+    params["nodes"] = int(cfg.get("nodes") or 1)  # the job's key decides, as `gpus` does
     gpus = params.get("gpus_per_node")
     if gpus is None:
         gpus = int(cfg.get("gpus") or 0)
-    params["gpus_per_node"] = gpus or None  # None: no GPU option at all, for clusters without GPUs
+    params["gpus_per_node"] = gpus * tasks or None  # None: no GPU option at all, for clusters without GPUs
     cpus = params.get("cpus_per_task") or 1
     params["cpus_per_task"] = max(cpus, gpus * (params.get("cpus_per_gpu") or 0))
+    if params["nodes"] * tasks > 1:
+        # A worker that ends makes the others' collectives fail within worker_timeout_s; the chief
+        # then writes the `failed` record. Slurm ends the step a minute later whatever hangs
+        # (--wait), not at once (--kill-on-bad-exit: the chief would die before writing it).
+        wait = int(params.get("worker_timeout_s") or 120) + 60
+        params["srun_args"] = [*(params.get("srun_args") or []), f"--wait={wait}"]
     # Slurm signals a job signal_delay_s (120) before its time limit, so that it can requeue; with
     # a short limit that would be at its start, before submitit handles the signal: the job dies.
     if params.get("signal_delay_s") and params.get("timeout_min"):

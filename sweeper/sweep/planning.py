@@ -23,7 +23,7 @@ from sweeper.job.fingerprint import MismatchError, finished_record
 from sweeper.job.planned import PlannedJob
 from sweeper.launching import in_process
 from sweeper.launching.compose import planned_jobs
-from sweeper.refusals import Applicability, DataCheck, check_additions, check_bypass
+from sweeper.refusals import Applicability, DataCheck, check_additions, check_bypass, check_workers
 from sweeper.sweep import manifest
 
 
@@ -50,6 +50,7 @@ def plan_sweep(hydra_context: HydraContext, config: DictConfig, launcher: Launch
         for job, cfg in planned_jobs(hydra_context.config_loader, config, overrides, first,
                                      keep_config=in_this_process, resources=submits):
             check_or_exit(cfg)
+            check_workers(cfg)
             check_bypass(cfg, job.overrides)
             check_additions(cfg, job.overrides)
             applicability.add(cfg, job.overrides)

@@ -55,7 +55,7 @@ def dataset(images: np.ndarray, labels: np.ndarray, *, batch_size: int, input_sh
     return data.with_options(options)
 
 
-def _recorder(steps_per_epoch: int, batch_size: int, samples: int,
+def make_recorder(steps_per_epoch: int, batch_size: int, samples: int,
               saved: dict[str, Any] | None, reporter: Reporter | None = None) -> keras.callbacks.Callback:
     import_keras()
     import keras  # started quietly above; imported by name for its types
@@ -101,6 +101,7 @@ def _recorder(steps_per_epoch: int, batch_size: int, samples: int,
                 self.model.stop_training = True
 
     return Recorder()
+
 
 
 def job_callbacks(job_dir: Path | None, model: keras.Model, recorder: Any,
@@ -150,7 +151,7 @@ def train(make_model: Callable[[], keras.Model], splits: Splits, *, optimizer: d
     train_count, test_count = len(splits.train_labels), len(splits.test_labels)
     steps = math.ceil(train_count / global_batch)
     test_batch = TEST_BATCH * replicas
-    recorder = _recorder(steps, global_batch, train_count, saved, trial)
+    recorder = make_recorder(steps, global_batch, train_count, saved, trial)
     start = time.perf_counter()
     model.fit(
         dataset(splits.train_images, splits.train_labels, batch_size=global_batch, input_shape=input_shape,
