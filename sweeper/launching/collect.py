@@ -84,9 +84,11 @@ def ended_without_result(job: Job[Any], state: str) -> JobReturn:
 
 
 def _result(job: Job[Any]) -> JobReturn:
-    """The job's own JobReturn, or a failed one holding the error, without raising."""
+    """The job's own JobReturn, or a failed one holding the error, without raising. A job over
+    several workers has a result per Slurm task: the chief's (task 0) is the job's, and a lost
+    worker's missing one is no matter."""
     try:
-        returned: JobReturn = job.results()[0]
+        returned: JobReturn = job.task(0).results()[0]
         return returned
     except Exception as e:  # submitit raises for a job that failed outside the task
         return JobReturn(status=JobStatus.FAILED, _return_value=e)
