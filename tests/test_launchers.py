@@ -84,6 +84,38 @@ def test_command_line_launcher_settings_win(sweep_of, monkeypatch):
     assert [p["cpus_per_task"] for p in params] == [6, 8]              # max(cpus_per_task, gpus x cpus_per_gpu)
 
 
+def test_a_job_over_several_workers_asks_for_its_nodes_and_tasks(sweep_of):
+    """nodes=N: N nodes, one task each, each with the job's GPUs; tasks_per_node=K: K tasks per
+    node, the node's GPUs K times the job's; Slurm waits for a lost worker's peers a minute past
+    the collectives' timeout before it ends the step."""
+    master = ["hydra/launcher=slurm", "task=cnn", "hydra.launcher.worker_timeout_s=30"]
+    _, _, configs = sweep_of(["nodes=1"], ["nodes=2", "gpus=2"], ["hydra.launcher.tasks_per_node=2", "gpus=1"],
+                             master=master)
+    params = [job_resources(cfg) for cfg in configs]
+    assert [(p["nodes"], p["tasks_per_node"], p["gpus_per_node"], p["cpus_per_task"]) for p in params] == [
+        (1, 1, None, 1), (2, 1, 2, 8), (1, 2, 2, 4)]
+    assert [p.get("srun_args") for p in params] == [None, ["--wait=90"], ["--wait=90"]]
+    assert "worker_timeout_s" not in params[0]
+
+
+def test_workers_find_each_other_from_slurms_variables():
+    from sweeper.training.workers import from_slurm, port_of, tasks_per_node
+
+    assert tasks_per_node("2(x3),1") == [2, 2, 2, 1] and tasks_per_node("1") == [1]
+    assert from_slurm({"SLURM_STEP_NUM_TASKS": "1"}) is None and from_slurm({}) is None
+    env = {"SLURM_STEP_NUM_TASKS": "4", "SLURM_STEP_NODELIST": "a,b", "SLURM_STEP_TASKS_PER_NODE": "2(x2)",
+           "SLURM_PROCID": "3", "SLURM_LOCALID": "1", "SLURM_JOB_ID": "77"}
+    try:
+        workers = from_slurm(env, timeout_s=30)
+    except FileNotFoundError:  # no scontrol here to expand the node list
+        pytest.skip("needs scontrol (Slurm's client)")
+    assert workers is not None
+    port = port_of("77", 4)
+    assert workers.addresses() == [f"a:{port}", f"a:{port + 1}", f"b:{port + 2}", f"b:{port + 3}"]
+    assert (workers.rank, workers.nodes, workers.on_this_node, workers.timeout_s) == (3, ["a", "b"], 2, 30)
+    assert port_of("78", 4) != port  # another job on the node listens elsewhere
+
+
 def _resolved(cfg) -> dict:
     """The job's own config and the Hydra settings a launcher reads, resolved (in place: their
     interpolations refer to the whole config)."""

@@ -46,6 +46,30 @@ def test_a_hyperparameter_that_applies_to_some_jobs_is_said_once(tmp_path):
     assert len(list((tmp_path / "sweep").glob("*/result.json"))) == 2
 
 
+@pytest.mark.parametrize("args, line", [
+    (["task=cnn", "nodes=2"],
+     "error: nodes=2 trains one job over several Slurm tasks: it runs only on the Slurm launcher "
+     "(python run.py -m hydra/launcher=slurm ...)"),
+    (["-m", "task=cnn", "nodes=2", "hydra/launcher=local"],
+     "error: nodes=2 trains one job over several Slurm tasks: it runs only on the Slurm launcher "
+     "(python run.py -m hydra/launcher=slurm ...)"),
+    (["-m", "task=cnn", "nodes=2", "hydra/launcher=slurm", "hydra.launcher.jobs_per_task=4"],
+     "error: nodes=2: a job over several workers has its Slurm job to itself, it cannot be packed with others "
+     "(packing=none, or hydra.launcher.jobs_per_task=1)"),
+    (["-m", "task=linear", "hydra/launcher=slurm", "hydra.launcher.tasks_per_node=2"],
+     "error: hydra.launcher.tasks_per_node=2: task=linear trains in one process; task=cnn trains over several "
+     "workers"),
+    (["-m", "task=softmax", "nodes=2", "hydra/launcher=slurm"],
+     "error: nodes=2: task=softmax trains in one process; task=cnn trains over several workers"),
+    (["-m", "task=cnn", "nodes=0", "hydra/launcher=slurm"],
+     "error: nodes=0 is invalid: nodes must be an integer > 0 (e.g. nodes=2)"),
+])
+def test_a_job_over_several_workers_where_it_cannot_run(tmp_path, args, line):
+    """In process, on the local launcher, packed with others (a fused group forms only there), or
+    with a task that trains in one process: one line before anything runs."""
+    assert refused(tmp_path, *args) == line
+
+
 def test_a_preset_value_the_user_did_not_give_is_not_refused(compose_cfg):
     from sweeper.refusals import not_applying
 
