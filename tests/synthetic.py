@@ -165,6 +165,18 @@ def gpu_sweep(sweep: Path, devices: str = "gpu") -> None:
                   device=devices.upper(), **hparams, gpus=gpus)
 
 
+NODE_TIMES = {1: 100.0, 2: 60.0}  # ex4_nodes: 4 GPUs on each of 1 and 2 nodes
+
+
+def nodes_sweep(sweep: Path) -> None:
+    """cnn with gpus=4 on nodes=1,2 (ex4_nodes): 4 and 8 GPUs in all."""
+    hparams = dict(lr=0.0001, beta1=0.9, beta2=0.999, epsilon=1e-7, batch_size=16, epochs=3, gpus=4)
+    write_job_list(sweep, "cnn", "adam", [{"nodes": nodes} for nodes in NODE_TIMES], **hparams)
+    for number, nodes in enumerate(NODE_TIMES):
+        mnist_job(sweep / str(number), "cnn", "adam", train_time_s=NODE_TIMES[nodes], replicas=4 * nodes,
+                  device="GPU", **hparams, nodes=nodes)
+
+
 def optuna_sweep(sweep: Path, trials: list[dict[str, Any]], n_trials: int) -> None:
     """An Optuna search over the softmax task: the trials given have run, of n_trials."""
     write_job_list(sweep, "softmax", "momentum", trials, preset="hparams_search=ex2_optuna", n_trials=n_trials)

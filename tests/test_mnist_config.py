@@ -24,7 +24,7 @@ def test_cnn_defaults_are_the_courses(compose_cfg):
     cfg = compose_cfg("task=cnn")
     assert cfg.optimizer.name == "adam"
     assert applicable_hparams(cfg) == {"lr": 1e-4, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-7, "batch_size": 50,
-                                       "epochs": 1, "gpus": 0, "seed": 0}
+                                       "epochs": 1, "gpus": 0, "nodes": 1, "seed": 0}
     assert compose_cfg("task=cnn", "optimizer=gd").optimizer.name == "gd"  # still the user's choice
 
 
@@ -43,7 +43,8 @@ def test_data_node_reaches_the_task_and_defaults_to_mnist_dir(compose_cfg, monke
     "name,task,optimizer,jobs",
     [("ex2_gd", "softmax", "gd", 6), ("ex2_momentum", "softmax", "momentum", 24),
      ("ex2_adagrad", "softmax", "adagrad", 6), ("ex2_adam", "softmax", "adam", 192),
-     ("ex3_1epoch", "cnn", "adam", 56), ("ex3_40epochs", "cnn", "adam", 18), ("ex4_gpus", "cnn", "adam", 3)],
+     ("ex3_1epoch", "cnn", "adam", 56), ("ex3_40epochs", "cnn", "adam", 18), ("ex4_gpus", "cnn", "adam", 3),
+     ("ex4_nodes", "cnn", "adam", 2)],
 )
 def test_presets_define_the_course_grids(compose_cfg, name, task, optimizer, jobs):
     cfg = compose_cfg(f"experiment={name}")
@@ -57,6 +58,12 @@ def test_exercise_4_preset(compose_cfg):
     assert cfg.hydra.sweeper.params.gpus == "1,2,4"
     assert (cfg.batch_size, cfg.lr, cfg.epochs) == (16, 1e-4, 40)
     assert compose_cfg("experiment=ex4_gpus", "epochs=2").epochs == 2
+
+
+def test_exercise_4_on_two_nodes_preset(compose_cfg):
+    cfg = compose_cfg("experiment=ex4_nodes")
+    assert (str(cfg.hydra.sweeper.params.gpus), cfg.hydra.sweeper.params.nodes) == ("4", "1,2")
+    assert (cfg.batch_size, cfg.lr, cfg.epochs) == (16, 1e-4, 40)
 
 
 @pytest.mark.parametrize(

@@ -146,6 +146,20 @@ def test_gpu_scaling_table_and_figure(report_of, tmp_path):
     assert_images(sweep, "gpu_scaling_cnn_adam.png", "loss_cnn_adam.png", "epochs_cnn_adam.png")
 
 
+def test_gpu_scaling_counts_every_gpu_of_a_job_over_several_nodes(report_of, tmp_path):
+    sweep = tmp_path / "nodes"
+    synthetic.nodes_sweep(sweep)
+    markdown, _ = report_of(sweep)
+    table = section(markdown, "### GPU scaling")
+    header = [c.strip() for c in table.split("\n")[2].strip("|").split("|")]
+    assert header[:3] == ["gpus", "devices", "runs"] and header[3] == "nodes"
+    rows = {int(row[0]): row for row in table_rows(table)}
+    assert sorted(rows) == [4, 8] and [int(rows[g][3]) for g in (4, 8)] == [1, 2]
+    speedup = float(rows[8][header.index("speedup")])
+    assert speedup == pytest.approx(synthetic.NODE_TIMES[1] / synthetic.NODE_TIMES[2], rel=1e-3)
+    assert float(rows[8][header.index("ideal_speedup")]) == 2
+
+
 def test_search_report_shows_best_trial_and_objective_by_trial(report_of, tmp_path):
     sweep = tmp_path / "optuna"
     trials = [dict(lr=lr, momentum=m) for lr, m in [(0.001, 0.9), (0.3, 0.6), (0.05, 0.95), (0.02, 0.7)]]

@@ -1,5 +1,6 @@
-"""GPU scaling: training time, speedup and efficiency against the number of GPUs, or of CPU
-replicas where the jobs ran with `devices=cpu` (their records' `devices` metric names CPUs)."""
+"""GPU scaling: training time, speedup and efficiency against the number of GPUs of a job (nodes x
+GPUs: a job over several nodes has `gpus` on each), or of CPU replicas where the jobs ran with
+`devices=cpu` (their records' `devices` metric names CPUs)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,13 +26,18 @@ def unit(table: pd.DataFrame) -> str:
 
 
 def scaling_table(group: Group) -> pd.DataFrame | None:
-    if "gpus" not in group.varied or "train_time_s" not in group.rows.columns:
+    """One row per number of GPUs of a job (`gpus`: nodes x GPUs per node), with `nodes` where some
+    job ran on several."""
+    if not {"gpus", "nodes"} & set(group.varied) or "train_time_s" not in group.rows.columns:
         return None
     rows = group.rows
+    nodes = rows["nodes"].fillna(1).astype(int) if "nodes" in rows.columns else pd.Series(1, index=rows.index)
+    rows = rows.assign(gpus=rows.gpus * nodes, nodes=nodes)  # a record from before `nodes` ran on one
     rows = rows[(rows.status == Status.OK) & rows.train_time_s.notna() & (rows.gpus > 0)]  # gpus=0: the CPU
     if rows.gpus.nunique() < 2:
         return None
-    columns = {"train_time_s": "median"} | ({"replicas": "max"} if "replicas" in rows.columns else {}) \
+    columns = ({"nodes": "max"} if (rows.nodes > 1).any() else {}) | {"train_time_s": "median"} \
+        | ({"replicas": "max"} if "replicas" in rows.columns else {}) \
         | ({"samples_per_s": "median"} if "samples_per_s" in rows.columns else {})
     rows = rows.assign(devices=[_device_kind(group, job) for job in rows.job])
     table = rows.groupby("gpus").agg(devices=("devices", lambda kinds: "/".join(sorted(set(kinds)))),
