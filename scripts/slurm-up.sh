@@ -294,7 +294,7 @@ main() {
             start "slurmd@$node" "/run/slurm/slurmd-$node.pid" /usr/sbin/slurmd -N "$node"
     done
     for node in "${NODES[@]}"; do wait_for_node "$node"; done
-    log "nodes ${NODES[*]} are up: $(sinfo -h -o '%P %D nodes %t %c CPUs %G')"
+    log "the cluster of ${NODES[*]} is up: $(sinfo -h -o "%P %D nodes %t %c CPUs %G")"
 }
 
 main

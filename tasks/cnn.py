@@ -109,11 +109,14 @@ def fused_logits(weights: list[Any], x: Any, training: bool = False, dropout: fl
 
 
 def run_fused(*, optimizers: list[dict[str, Any]], data: dict[str, Any], batch_size: int, epochs: int, seed: int,
-              gpus: int = 0, devices: str = "gpu", logging: dict[str, Any] | None = None,
+              gpus: int = 0, devices: str = "gpu", nodes: int = 1, logging: dict[str, Any] | None = None,
               job_dirs: list[Path] | None = None, dropout: float = 0.5,
               progress: str | None = None) -> list[Outcome]:
     """`run` for each optimizer config (one family) on one device, trained as one computation
-    (sweeper.training.fused_loop); jobs on several devices are not fused (sweeper/job/fused_groups.py)."""
+    (sweeper.training.fused_loop); jobs on several devices are not fused (sweeper/job/fused_groups.py),
+    nor jobs over several nodes (`nodes` is 1 here: those run only in a Slurm job of their own)."""
+    if nodes != 1:
+        raise ValueError(f"nodes={nodes}: a fused group trains on one device")
     splits = mnist.load(**data)
     one = replica_devices.strategy(0, devices)
     outcomes = fused_loop.train(functools.partial(make_model, dropout),

@@ -116,6 +116,21 @@ def test_workers_find_each_other_from_slurms_variables():
     assert port_of("78", 4) != port  # another job on the node listens elsewhere
 
 
+def test_gpus_asked_for_a_worker_but_absent_fail_in_one_line():
+    from sweeper.training.devices import DeviceError
+    from sweeper.training.workers import Workers, strategy
+
+    from sweeper.training.tf import import_tensorflow
+
+    if import_tensorflow().config.list_physical_devices("GPU"):
+        pytest.skip("a GPU is here: this is the machine without one")
+    workers = Workers(rank=1, hosts=("a", "b"), port=20000, local_rank=0)
+    with pytest.raises(DeviceError, match=r"^gpus=1 but 0 GPU\(s\) visible to worker 1 \(b\) .*add devices=cpu$"):
+        strategy(workers, 1, "gpu")
+    with pytest.raises(DeviceError, match="each worker trains one CPU replica"):
+        strategy(workers, 2, "cpu")
+
+
 def _resolved(cfg) -> dict:
     """The job's own config and the Hydra settings a launcher reads, resolved (in place: their
     interpolations refer to the whole config)."""

@@ -52,6 +52,13 @@ def test_a_request_one_node_has_passes():
     assert impossible({"cpus_per_task": 8, "gpus_per_node": 1, "mem_gb": 8}, nodes, SETTINGS) is not None
 
 
+def test_the_workers_on_a_node_need_their_cpus_together():
+    two = {"cpus_per_task": 2, "gpus_per_node": None, "mem_gb": 8, "tasks_per_node": 2}
+    why = impossible(two, VM, SETTINGS)
+    assert why is not None and why.startswith("asks for 4 CPUs, 8 GB, 0 GPUs per node;")
+    assert impossible({**two, "cpus_per_task": 1}, VM, SETTINGS) is None
+
+
 def test_pending_reasons_from_squeue(slurm):
     slurm.command("squeue", "12_0|PartitionConfig\n12_[1-2]|Priority\n")
     assert pending_reasons(["12_0", "12_2"]) == {"12_0": "PartitionConfig", "12_2": "Priority"}

@@ -62,7 +62,8 @@ def fusion_key(cfg: DictConfig) -> str | None:
     """Jobs with the same key train the same model on the same batches with one optimizer family:
     the resolved config less the optimizer hyperparameters (and Hydra's own node). None: the task
     does not fuse."""
-    if fused_function(cfg) is None or OmegaConf.select(cfg, "task.run.gpus", default=0):
+    if (fused_function(cfg) is None or OmegaConf.select(cfg, "task.run.gpus", default=0)
+            or OmegaConf.select(cfg, "task.run.nodes", default=1) != 1):
         return None  # a fused group trains on one device: jobs on several train apart
     content = {key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
                for key in cfg if key != "hydra" and key not in HYPERPARAMETER_KEYS}

@@ -14,7 +14,9 @@ NEVER = frozenset({"PartitionConfig", "PartitionNodeLimit", "PartitionTimeLimit"
 
 
 def _request(params: dict[str, Any]) -> dict[str, int]:
-    return {"cpus": int(params.get("cpus_per_task") or 1), "mem_mb": int((params.get("mem_gb") or 0) * 1024),
+    """What one node must hold: every task's CPUs on it (tasks_per_node), the node's memory and GPUs."""
+    tasks = int(params.get("tasks_per_node") or 1)
+    return {"cpus": int(params.get("cpus_per_task") or 1) * tasks, "mem_mb": int((params.get("mem_gb") or 0) * 1024),
             "gpus": int(params.get("gpus_per_node") or 0)}
 
 
@@ -50,5 +52,6 @@ def impossible(params: dict[str, Any], nodes: dict[str, dict[str, int]], setting
     if short is None:  # each alone fits some node, not all together on one
         short = next(key for key in wanted if wanted[key] > min(node[key] for node in nodes.values()))
     partition = params.get("partition") or "the default partition"
-    return (f"asks for {_text(wanted)} per task; the nodes of {partition} have at most {_text(most)}: "
+    per = "per node" if int(params.get("tasks_per_node") or 1) > 1 else "per task"
+    return (f"asks for {_text(wanted)} {per}; the nodes of {partition} have at most {_text(most)}: "
             f"{_fix(short, params, settings, most)}")
