@@ -19,6 +19,9 @@ from typing import Any, Iterable, NoReturn, Sequence, cast
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from hydra_plugins.launcher_plugins.config import SlurmConf
+from hydra_plugins.sweeper_plugins.config import OptunaSearchConf
+
 from sweeper.words import counted
 from sweeper.hparams import HPARAMS, applicable_hparams, check_or_exit, interpolated_key
 from sweeper.job.outcome import FRAMEWORK_ARGUMENTS
@@ -304,20 +307,17 @@ def check_bypass(cfg: DictConfig, overrides: Iterable[str]) -> None:
 
 # -- one job over several workers ------------------------------------------------------------------
 
-SLURM_LAUNCHER = "hydra_plugins.launcher_plugins.submitit_launchers.SlurmLauncher"
-
-
 def check_workers(cfg: DictConfig) -> None:
     """Refuse a job over several workers (`nodes` > 1 or `hydra.launcher.tasks_per_node` > 1) where
     it cannot run: anywhere but its own Slurm job (in process, locally, packed with other jobs; a
-    fused group is planned only there), or with a task that trains in one process (its `run` does
-    not take `${nodes}`)."""
+    fused group is planned only there), in a search (its pruner would stop the chief alone), or
+    with a task that trains in one process (its `run` does not take `${nodes}`)."""
     nodes = cfg.get("nodes") or 1
     tasks = OmegaConf.select(cfg, "hydra.launcher.tasks_per_node", default=1) or 1
     if nodes == 1 and tasks == 1:
         return
     what = f"nodes={nodes}" if nodes > 1 else f"hydra.launcher.tasks_per_node={tasks}"
-    if OmegaConf.select(cfg, "hydra.launcher._target_", default=None) != SLURM_LAUNCHER:
+    if OmegaConf.select(cfg, "hydra.launcher._target_", default=None) != SlurmConf._target_:
         refuse(f"{what} trains one job over several Slurm tasks: it runs only on the Slurm launcher "
                "(python run.py -m hydra/launcher=slurm ...)")
     if (OmegaConf.select(cfg, "hydra.launcher.jobs_per_task", default=1) or 1) > 1:
@@ -325,6 +325,23 @@ def check_workers(cfg: DictConfig) -> None:
                "others (packing=none, or hydra.launcher.jobs_per_task=1)")
     if "nodes" not in applicable_hparams(cfg):
         refuse(f"{what}: {_choice(cfg, 'task')} trains in one process; task=cnn trains over several workers")
+    if OmegaConf.select(cfg, "hydra.sweeper._target_", default=None) == OptunaSearchConf._target_:
+        refuse(searched_over_workers(what))
+
+
+def searched_over_workers(what: str) -> str:
+    """Why a search's trial cannot be a job over several workers (`what`: `nodes=2`)."""
+    return (f"{what}: a search's trials report every epoch to be pruned, which a job over several workers "
+            "does not do; search on one node, then train the best on several (nodes=2 without the search)")
+
+
+def workers_asked(overrides: Iterable[str]) -> str | None:
+    """`nodes=2` or `hydra.launcher.tasks_per_node=2` where the overrides ask for several workers."""
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key in ("nodes", "hydra.launcher.tasks_per_node") and value.strip() not in ("", "1"):
+            return override
+    return None
 
 
 # -- grids ------------------------------------------------------------------------------------------

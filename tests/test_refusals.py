@@ -61,6 +61,9 @@ def test_a_hyperparameter_that_applies_to_some_jobs_is_said_once(tmp_path):
      "workers"),
     (["-m", "task=softmax", "nodes=2", "hydra/launcher=slurm"],
      "error: nodes=2: task=softmax trains in one process; task=cnn trains over several workers"),
+    (["-m", "hparams_search=ex2_optuna", "task=cnn", "nodes=2", "hydra/launcher=slurm"],
+     "error: nodes=2: a search's trials report every epoch to be pruned, which a job over several workers does "
+     "not do; search on one node, then train the best on several (nodes=2 without the search)"),
     (["-m", "task=cnn", "nodes=0", "hydra/launcher=slurm"],
      "error: nodes=0 is invalid: nodes must be an integer > 0 (e.g. nodes=2)"),
 ])

@@ -83,13 +83,14 @@ def port_of(job_id: str, workers: int) -> int:
 
 
 def from_slurm(env: Mapping[str, str] = os.environ, timeout_s: int = DEFAULT_TIMEOUT_S) -> Workers | None:
-    """This process's place among the tasks of its Slurm job step; None where it is the only task
-    (or runs outside Slurm): a job of one worker trains as it always has."""
-    count = int(env.get("SLURM_STEP_NUM_TASKS") or env.get("SLURM_NTASKS") or 1)
+    """This process's place among the tasks of its Slurm job step (srun's variables; a batch script
+    or an allocation's shell has none); None where it is the only task or runs outside a step: a
+    job of one worker trains as it always has."""
+    count = int(env.get("SLURM_STEP_NUM_TASKS") or 1)
     if count < 2:
         return None
-    nodes = hostnames(env.get("SLURM_STEP_NODELIST") or env["SLURM_JOB_NODELIST"])
-    per_node = tasks_per_node(env.get("SLURM_STEP_TASKS_PER_NODE") or env["SLURM_TASKS_PER_NODE"])
+    nodes = hostnames(env["SLURM_STEP_NODELIST"])
+    per_node = tasks_per_node(env["SLURM_STEP_TASKS_PER_NODE"])
     hosts = tuple(node for node, tasks in zip(nodes, per_node) for _ in range(tasks))
     if len(hosts) != count:
         raise DeviceError(f"Slurm lists {len(hosts)} tasks on nodes {','.join(nodes)} for a step of {count}")
