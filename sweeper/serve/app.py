@@ -127,6 +127,7 @@ def make_app(root: Path, within: list[Path], token: str, refresh_s: float | None
               Mount("/static", StaticFiles(directory=STATIC), name="static")]
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        live.start()
         yield
         figures.close()
 

@@ -62,7 +62,8 @@ class Snapshot:
     table: pd.DataFrame
     jobs: dict[str, Job]
     overview: dict[str, Any]
-    taken: float    # time.monotonic() when read
+    taken: float        # time.monotonic() when read
+    took: float = 0.0   # seconds the read took
 
 
 def _frame(frame: pd.DataFrame) -> dict[str, Any]:
@@ -108,11 +109,18 @@ class Live:
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="sweep-reader")
         self._warned: set[str] = set()
 
+    def start(self) -> None:
+        """Read the sweep now, before the first request asks (a large sweep takes seconds)."""
+        with self._lock:
+            if self._latest is None and self._reading is None:
+                self._reading = self._reader.submit(self._read)
+
     def _read(self) -> Snapshot:
-        said = io.StringIO()
+        said, started = io.StringIO(), time.monotonic()
         try:
             with contextlib.redirect_stderr(said):  # the reader's warnings: once each, not at every read
                 snapshot = read_snapshot(self.root, self.within)
+            snapshot.took = time.monotonic() - started
             with self._lock:
                 self._latest = snapshot
             return snapshot
@@ -125,18 +133,21 @@ class Live:
                     print(line, file=sys.stderr)
 
     def snapshot(self) -> Snapshot:
+        """The latest snapshot; a new read starts when it is `every` seconds old (or as old as two
+        reads take: a read of a large sweep is not started again and again)."""
         with self._lock:
             latest, reading = self._latest, self._reading
-            if reading is None and (latest is None or time.monotonic() - latest.taken >= self.every):
+            due = latest is None or time.monotonic() - latest.taken >= max(self.every, 2 * latest.took)
+            if reading is None and due:
                 reading = self._reading = self._reader.submit(self._read)
-        if reading is None:
-            assert latest is not None
-            return latest
         if latest is None:  # the first read: nothing to show before it
+            assert reading is not None
             return reading.result()
+        if reading is None or latest.took > WAIT_S:  # a read that takes long: the last one now, it at a later poll
+            return latest
         try:
             return reading.result(timeout=WAIT_S)
-        except StillReading:  # a large sweep: the last read now, this one at a later poll
+        except StillReading:
             return latest
 
 
