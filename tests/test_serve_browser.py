@@ -12,13 +12,12 @@ import pytest
 
 from sweeper.job.status import summary
 from sweeper.sweep.jobs import read_sweep
-from tests.conftest import run_cli, skip_or_fail
+from tests.conftest import CHROMEDRIVER, run_cli
 from tests.serving import serving
 from tests.synthetic import linear_job, write_job, write_job_list
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # the sweeps are real multiruns
 
-CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 LIVE_S = 5.0   # a record that lands shows within this long, without a reload
 ATTACK = '<img src=x onerror="window.attacked=1"><script>window.attacked=2</script>'
 
@@ -32,20 +31,16 @@ def artifacts(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def chrome():
-    if not (Path(CHROMIUM).exists() and Path(DRIVER).exists()):
-        skip_or_fail(f"no {CHROMIUM} or {DRIVER}: apt-get install chromium chromium-driver")
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        skip_or_fail("selenium is not installed: pip install -e '.[test]'")
+def chrome(chromium):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
     options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
+    options.binary_location = chromium
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1100"):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
     yield driver
     driver.quit()
