@@ -23,7 +23,9 @@ from sweeper.serve.app import FORBIDDEN
 from sweeper.sweep.jobs import read_sweep
 from tests.conftest import ROOT, checkout_env
 from tests.serving import serving
-from tests.synthetic import linear_job, softmax_grid_sweep, write_job, write_job_list
+from sweeper.sweep.manifest import update
+from tests.synthetic import linear_job, optuna_sweep, softmax_grid_sweep, write_job, write_job_list
+from tests.test_slurm_canned import FakeSlurm
 
 SCRIPT = "<script>window.attacked = 1</script>"
 
@@ -232,3 +234,32 @@ def test_serve_prints_the_url_and_the_ssh_line_and_listens_on_localhost_only(swe
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
         assert "Traceback" not in process.stderr.read()
+
+
+def test_a_search_shows_the_objective_by_trial(tmp_path):
+    search = tmp_path / "search"
+    optuna_sweep(search, [{"lr": 0.1, "momentum": 0.9}, {"lr": 0.5, "momentum": 0.8}, {"lr": 0.01, "momentum": 0.5}],
+                 n_trials=6)
+    with serving(search) as server:
+        overview = json.loads(server.get("/api/sweep").body)
+        assert overview["sweeps"] == [{"dir": str(search), "sweeper": "optuna_search", "search": True, "total": 6}]
+        assert overview["summary"] == "6 jobs: 3 ok, 3 not started"
+        figures = [name.split("/")[1] for name in json.loads(server.get("/api/figures").body)["figures"]]
+    assert figures[0] == "search_softmax_momentum.png"
+
+
+def test_slurms_pending_reasons_are_on_the_page(sweep, tmp_path, monkeypatch):
+    """Jobs 8-11 submitted as Slurm array 77: sacct says 77_8 runs and the others wait; squeue says why."""
+    update(sweep, {number: {"slurm_job_id": f"77_{number}"} for number in range(8, 12)})
+    slurm = FakeSlurm(tmp_path / "bin", tmp_path / "calls.log")
+    slurm.bin_dir.mkdir()
+    monkeypatch.setenv("PATH", str(slurm.bin_dir))
+    slurm.command("sacct", "77_8|RUNNING\n77_[9-11]|PENDING\n")
+    slurm.command("squeue", "77_9|Priority\n77_10|Priority\n77_11|Resources\n")
+    with serving(sweep) as server:
+        overview = json.loads(server.get("/api/sweep").body)
+        job = json.loads(server.get("/api/job", name="9").body)
+    assert overview["pending"] == ["Slurm job 77_9 (job 9) pending: Priority", "Slurm job 77_10 (job 10) pending: Priority",
+                                   "Slurm job 77_11 (job 11) pending: Resources"]
+    assert {c["status"]: c["count"] for c in overview["counts"]}["pending"] == 3
+    assert (job["status"], job["slurm"], job["slurm_job_id"]) == ("pending", "PENDING", "77_9")
