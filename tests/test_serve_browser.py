@@ -97,6 +97,15 @@ def _column(driver, name: str) -> list[str]:
     return [row[index] for row in _rows(driver)]
 
 
+def _click(driver, selector: str) -> None:
+    """Click at once: the page rebuilds its tables at every poll, so an element found first may be gone."""
+    driver.execute_script("document.querySelector(arguments[0]).click()", selector)
+
+
+def _text(driver, selector: str) -> str:
+    return driver.execute_script("return document.querySelector(arguments[0]).innerText", selector)
+
+
 def _errors(driver) -> list[str]:
     return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
 
@@ -112,12 +121,12 @@ def test_the_sweep_page_shows_every_job_with_its_status(page, sweeps, artifacts)
     assert len(expected) == 8
     _until(lambda: len(_rows(page)) == 8, what="eight rows")
     assert sorted(zip(_column(page, "job"), _column(page, "status"))) == expected
-    assert page.find_element("id", "summary").text == summary(job.status for job in jobs)
-    assert "1 not started" in page.find_element("id", "counts").text
+    assert _text(page, "#summary") == summary(job.status for job in jobs)
+    assert "1 not started" in _text(page, "#counts")
     _until(lambda: page.execute_script(
         "return [...document.querySelectorAll('#figures img')].filter(i => i.complete && i.naturalWidth > 0).length") >= 2,
         timeout=60, what="the report's figures")
-    assert page.find_element("id", "best").text.count("\n") >= 2  # a header and one row per group
+    assert _text(page, "#best").count("\n") >= 2  # a header and one row per group
     page.save_screenshot(str(artifacts / "sweep.png"))
     assert _errors(page) == []
 
@@ -125,48 +134,48 @@ def test_the_sweep_page_shows_every_job_with_its_status(page, sweeps, artifacts)
 def test_sorting_and_a_filter_change_the_rows(page):
     _sweep_view(page)
     _until(lambda: len(_rows(page)) == 8)
-    page.find_element("css selector", "#jobs th[data-column='lr']").click()
-    _until(lambda: "\u25b2" in page.find_element("css selector", "#jobs th[data-column='lr']").text)
+    _click(page, "#jobs th[data-column='lr']")
+    _until(lambda: "\u25b2" in _text(page, "#jobs th[data-column='lr']"))
     rates = [float(v) for v in _column(page, "lr")]
     assert rates == sorted(rates)
-    page.find_element("css selector", "#jobs th[data-column='lr']").click()
+    _click(page, "#jobs th[data-column='lr']")
     _until(lambda: [float(v) for v in _column(page, "lr")] == sorted(rates, reverse=True), what="lr descending")
     where = page.find_element("id", "where")
     where.send_keys("lr>=0.1")
     _until(lambda: len(_rows(page)) == 4, what="lr>=0.1: 0.1 and 0.5 of softmax, 0.1 of ex1, 0.5 of notes")
     assert all(float(v) >= 0.1 for v in _column(page, "lr"))
-    assert page.find_element("id", "matched").text == "4 of 8 jobs shown by the filter"
+    assert _text(page, "#matched") == "4 of 8 jobs shown by the filter"
     where.clear()
     page.execute_script("document.getElementById('where').dispatchEvent(new Event('input'))")
     _until(lambda: len(_rows(page)) == 8)
-    page.find_element("css selector", "#status-filter input[value='failed']").click()
+    _click(page, "#status-filter input[value='failed']")
     _until(lambda: _column(page, "status") == ["failed"], what="the failed job alone")
-    page.find_element("css selector", "#status-filter input[value='failed']").click()
+    _click(page, "#status-filter input[value='failed']")
     _until(lambda: len(_rows(page)) == 8)
-    page.find_element("css selector", "#jobs th[data-column='job']").click()  # back to a plain order
+    _click(page, "#jobs th[data-column='job']")  # back to a plain order
     assert _errors(page) == []
 
 
 def test_a_job_page_shows_its_curve(page, artifacts):
     _sweep_view(page)
     _until(lambda: "softmax/1" in _column(page, "job"))
-    page.find_element("link text", "softmax/1").click()
-    _until(lambda: page.find_element("id", "job-name").text == "job softmax/1")
+    _click(page, "#jobs a[href='#job=softmax%2F1']")
+    _until(lambda: _text(page, "#job-name") == "job softmax/1")
     _until(lambda: page.execute_script(
         "return [...document.querySelectorAll('#job-figures img')].filter(i => i.complete && i.naturalWidth > 0).length") == 2,
         timeout=30, what="the loss curve and the per-epoch figure")
-    facts = page.find_element("id", "job-facts").text
+    facts = _text(page, "#job-facts")
     assert "ok" in facts and "lr=0.5" in facts
-    assert "test_accuracy" in page.find_element("id", "job-metrics").text
-    assert '"status": "ok"' in page.find_element("id", "job-record").text
+    assert "test_accuracy" in _text(page, "#job-metrics")
+    assert '"status": "ok"' in _text(page, "#job-record")
     page.save_screenshot(str(artifacts / "job.png"))
     assert _errors(page) == []
 
 
 def test_values_holding_html_show_as_text(page, artifacts):
     page.execute_script("window.location.hash = '#job=' + encodeURIComponent('notes/0')")
-    _until(lambda: page.find_element("id", "job-error").text == f"ValueError: {ATTACK}", what="the error as text")
-    assert page.find_element("id", "job-log").text == f"starting\n{ATTACK}"
+    _until(lambda: _text(page, "#job-error") == f"ValueError: {ATTACK}", what="the error as text")
+    assert _text(page, "#job-log") == f"starting\n{ATTACK}"
     assert page.execute_script("return window.attacked") is None
     assert page.execute_script("return document.querySelectorAll('img[src=x], main script').length") == 0
     page.save_screenshot(str(artifacts / "failed_job.png"))
@@ -205,7 +214,7 @@ def big_sweep(tmp_path_factory) -> Path:
 
 
 def _matched(driver) -> str:
-    return driver.find_element("id", "matched").text
+    return _text(driver, "#matched")
 
 
 @pytest.mark.slow
