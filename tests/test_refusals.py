@@ -155,9 +155,12 @@ def test_a_value_of_the_wrong_type_is_one_line(tmp_path, args, line):
     assert refused(tmp_path, "-m", *args, "seed=1,2") == line
 
 
-def test_a_value_of_the_wrong_type_is_refused_before_slurm_is_asked(tmp_path):
-    assert refused(tmp_path, "-m", "hydra/launcher=slurm", "data.dir=3", "seed=1,2") == (
-        "error: data.dir=3 is invalid: data.dir must be a string or null")
+@pytest.mark.parametrize("args", [["hydra/launcher=slurm", "seed=1,2"], ["packing=small_jobs", "hydra/launcher=slurm",
+                                                                       "seed=1,2"],
+                                  ["hparams_search=ex1_optuna"]], ids=" ".join)
+def test_a_value_of_the_wrong_type_is_refused_whichever_launcher_or_sweeper(tmp_path, args):
+    """Before Slurm is asked, and before a search writes its study's journal."""
+    assert refused(tmp_path, "-m", *args, "data.dir=3") == "error: data.dir=3 is invalid: data.dir must be a string or null"
 
 
 def test_a_new_tasks_file_with_its_own_keys_runs_and_its_arguments_are_typed(tmp_path):
