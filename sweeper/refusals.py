@@ -23,6 +23,7 @@ from sweeper.words import counted
 from sweeper.hparams import HPARAMS, applicable_hparams, check_or_exit, interpolated_key
 from sweeper.job.outcome import FRAMEWORK_ARGUMENTS
 from sweeper.job.planned import preset_of
+from sweeper import schema
 from tasks.mnist import DataError, check
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -203,27 +204,6 @@ class Applicability:
 
 # -- keys added with + that nothing takes ----------------------------------------------------------
 
-@functools.cache
-def _arguments(target: str) -> tuple[str, ...] | None:
-    """The keyword arguments of the function `module.name`, read from its source without importing
-    it (a task's module may import TensorFlow); None when unknown or when it takes **kwargs."""
-    import ast
-    import importlib.util
-
-    module, _, name = target.rpartition(".")
-    try:
-        spec = importlib.util.find_spec(module)
-        tree = ast.parse(Path(spec.origin).read_text())  # type: ignore[union-attr, arg-type]
-    except Exception:
-        return None
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef) and node.name == name:
-            if node.args.kwarg is not None:
-                return None
-            return tuple(a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs])
-    return None
-
-
 DATA_LOADER = "tasks.mnist.load"  # what the `data` node's keys are the arguments of
 
 
@@ -241,7 +221,7 @@ def check_additions(cfg: DictConfig, overrides: Iterable[str]) -> None:
             node, target = "data", DATA_LOADER
         else:
             continue
-        arguments = _arguments(str(target)) if target else None
+        arguments = schema.arguments(str(target)) if target else None
         if arguments is None or parts[-1].startswith("_"):
             continue
         takes = [name for name in arguments if name not in FRAMEWORK_ARGUMENTS]  # the rest the framework gives
