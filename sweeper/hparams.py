@@ -11,6 +11,8 @@ from typing import Any, Callable, cast
 from hydra.errors import CompactHydraException
 from omegaconf import DictConfig, OmegaConf
 
+from sweeper.schema import type_error
+
 
 class ConfigError(CompactHydraException):
     """A bad value in a job's config; its message is the one line the user sees."""
@@ -99,11 +101,15 @@ def _get(cfg: Any, dotted: str) -> Any:
 
 
 def validate(cfg: DictConfig) -> None:
-    """Raise ConfigError (one line: key, value, what is allowed) for the first bad value."""
+    """Raise ConfigError (one line: key, value, what is allowed) for the first bad value: the
+    registry's keys with their ranges first, then every typed key (sweeper/schema.py)."""
     for hparam in (*REGISTRY, *SETTINGS):
         value = _get(cfg, hparam.name)
         if not hparam.check(value):
             raise ConfigError(f"{hparam.name}={value!r} is invalid: {hparam.hint}")
+    error = type_error(cfg)
+    if error:
+        raise ConfigError(error)
 
 
 _INTERPOLATION = re.compile(r"^\$\{(\w+)\}$")

@@ -26,6 +26,7 @@ from sweeper.words import counted
 from sweeper.hparams import HPARAMS, applicable_hparams, check_or_exit, interpolated_key
 from sweeper.job.outcome import FRAMEWORK_ARGUMENTS
 from sweeper.job.planned import preset_of
+from sweeper import schema
 from tasks.mnist import DataError, check
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -206,27 +207,6 @@ class Applicability:
 
 # -- keys added with + that nothing takes ----------------------------------------------------------
 
-@functools.cache
-def _arguments(target: str) -> tuple[str, ...] | None:
-    """The keyword arguments of the function `module.name`, read from its source without importing
-    it (a task's module may import TensorFlow); None when unknown or when it takes **kwargs."""
-    import ast
-    import importlib.util
-
-    module, _, name = target.rpartition(".")
-    try:
-        spec = importlib.util.find_spec(module)
-        tree = ast.parse(Path(spec.origin).read_text())  # type: ignore[union-attr, arg-type]
-    except Exception:
-        return None
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef) and node.name == name:
-            if node.args.kwarg is not None:
-                return None
-            return tuple(a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs])
-    return None
-
-
 DATA_LOADER = "tasks.mnist.load"  # what the `data` node's keys are the arguments of
 
 
@@ -244,7 +224,7 @@ def check_additions(cfg: DictConfig, overrides: Iterable[str]) -> None:
             node, target = "data", DATA_LOADER
         else:
             continue
-        arguments = _arguments(str(target)) if target else None
+        arguments = schema.arguments(str(target)) if target else None
         if arguments is None or parts[-1].startswith("_"):
             continue
         takes = [name for name in arguments if name not in FRAMEWORK_ARGUMENTS]  # the rest the framework gives
@@ -326,22 +306,8 @@ def check_workers(cfg: DictConfig) -> None:
     if "nodes" not in applicable_hparams(cfg):
         refuse(f"{what}: {_choice(cfg, 'task')} trains in one process; task=cnn trains over several workers")
     if OmegaConf.select(cfg, "hydra.sweeper._target_", default=None) == OptunaSearchConf._target_:
-        refuse(searched_over_workers(what))
-
-
-def searched_over_workers(what: str) -> str:
-    """Why a search's trial cannot be a job over several workers (`what`: `nodes=2`)."""
-    return (f"{what}: a search's trials report every epoch to be pruned, which a job over several workers "
-            "does not do; search on one node, then train the best on several (nodes=2 without the search)")
-
-
-def workers_asked(overrides: Iterable[str]) -> str | None:
-    """`nodes=2` or `hydra.launcher.tasks_per_node=2` where the overrides ask for several workers."""
-    for override in overrides:
-        key, _, value = override.partition("=")
-        if key in ("nodes", "hydra.launcher.tasks_per_node") and value.strip() not in ("", "1"):
-            return override
-    return None
+        refuse(f"{what}: a search's trials report every epoch to be pruned, which a job over several workers "
+               "does not do; search on one node, then train the best on several (nodes=2 without the search)")
 
 
 # -- grids ------------------------------------------------------------------------------------------
