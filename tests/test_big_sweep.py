@@ -1,0 +1,109 @@
+"""A big grid's start (sweeper/launching/compose.py, sweeper/sweep/planning.py): each job planned by a
+dictionary merge is the job composed in full, the job list is written as a stream and reads as the
+document written before, and planning holds no config per job."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import tracemalloc
+
+import pytest
+from hydra import initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.types import HydraContext, RunMode
+from omegaconf import open_dict
+
+from sweeper.job.fingerprint import container, former_of, identity
+from sweeper.job.fused_groups import fusion_key
+from sweeper.job.planned import plan_job
+from sweeper.launching.compose import Planner
+from sweeper.sweep import manifest
+from sweeper.sweep.planning import plan_sweep
+from tests.conftest import ROOT
+
+
+@pytest.fixture
+def loader_and_master(tmp_path):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        master = loader.load_configuration("config", [f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+                                           run_mode=RunMode.MULTIRUN)
+        yield loader, master
+    GlobalHydra.instance().clear()
+
+
+JOBS = [["optimizer=adam", "lr=0.1", "beta1=0.8"], ["optimizer=adam", "lr=0.01", "beta2=0.95", "steps=20"],
+        ["optimizer=momentum", "lr=0.5", "momentum=0.8"], ["optimizer=gd", "lr=5", "seed=3"],
+        ["optimizer=adam", "lr=0.1", "beta1=0.8", "data.train_samples=100"], ["task=softmax", "lr=0.2", "batch_size=16"],
+        ["optimizer=adam", "lr=0.3", "epsilon=1e-8", "logging.tensorboard=false"]]
+
+
+def test_each_planned_job_is_the_job_composed_in_full(loader_and_master):
+    loader, master = loader_and_master
+    planner = Planner(loader, master)
+    for num, overrides in enumerate(JOBS):
+        planned, resolved = planner.plan(planner.job(num, overrides))
+        composed = loader.load_sweep_config(master, overrides)
+        with open_dict(composed.hydra.job):
+            composed.hydra.job.num = num
+        full = plan_job(composed)
+        assert (planned.num, planned.dir, planned.directory, planned.overrides) == (
+            full.num, full.dir, full.directory, full.overrides)
+        assert planned.fingerprint == identity(composed)[0] and former_of(resolved) == identity(composed)[1]
+        assert resolved == container(composed)
+        assert fusion_key(composed, resolved) == fusion_key(composed)
+    assert len(planner.combinations) == 6  # the hyperparameters alone do not compose anew
+    assert all(c.landings for c in planner.combinations.values())  # each resolved by a dictionary merge
+
+
+def test_a_value_computed_from_a_hyperparameter_is_resolved_job_by_job(loader_and_master):
+    loader, master = loader_and_master
+    planner = Planner(loader, master)
+    overrides = ["+note=lr_${lr}"]  # not the value itself: the probes cannot stand in for it
+    for num, lr in enumerate(("0.1", "0.2")):
+        planned, resolved = planner.plan(planner.job(num, [*overrides, f"lr={lr}"]))
+        assert resolved["note"] == f"lr_{lr}"
+        composed = loader.load_sweep_config(master, [*overrides, f"lr={lr}"])
+        assert planned.fingerprint == identity(composed)[0]
+    assert [c.landings for c in planner.combinations.values()] == [None]
+
+
+def _listed(n: int) -> manifest.Manifest:
+    return manifest.Manifest(sweeper=manifest.GRID, search=False, total=n, jobs=[manifest.ListedJob(
+        num=i, dir=str(i), overrides=[f"lr={i}"], fingerprint=f"f{i}", task="linear", optimizer="gd",
+        hparams={"lr": i, "steps": 10}, objective="final_loss", direction="minimize") for i in range(n)])
+
+
+def test_a_streamed_job_list_reads_as_the_document_written_before(tmp_path):
+    listed = _listed(5)
+    old = json.dumps(dataclasses.asdict(listed), indent=1, default=str) + "\n"  # as lists were written before
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "jobs.json").write_text(old)
+    manifest.claim(tmp_path / "new", listed)
+    streamed = (tmp_path / "new" / "jobs.json").read_text()
+    assert json.loads(streamed) == json.loads(old)  # the same entries in the same order
+    assert manifest.read_manifest(tmp_path / "old") == manifest.read_manifest(tmp_path / "new") == listed
+    assert len(streamed.splitlines()) == 5 + 2  # a job a line, between the header and the end
+
+
+def _peak_per_job(loader, master, n: int, sweep) -> float:
+    overrides = [[f"lr={i + 1}", f"steps={i % 7 + 1}"] for i in range(n)]
+    tracemalloc.start()
+    try:
+        jobs, done = plan_sweep(HydraContext(config_loader=loader, callbacks=None), master, None, overrides, sweep,
+                                sweeper=manifest.GRID, keep_config=False)
+        kept, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(jobs) == n and not done and all(job.config is None for job in jobs)
+    assert manifest.read_manifest(sweep).total == n
+    return peak / n
+
+
+def test_planning_holds_no_config_per_job(loader_and_master, tmp_path):
+    """Planning 500 and 2,500 jobs: the memory it takes per job stays what a planned job without
+    its config takes (a config is ~100 kB), not more at the larger size."""
+    loader, master = loader_and_master
+    small = _peak_per_job(loader, master, 500, tmp_path / "small")
+    large = _peak_per_job(loader, master, 2500, tmp_path / "large")
+    assert large < 3000 and large < 1.5 * small, (small, large)
