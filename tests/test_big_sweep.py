@@ -5,17 +5,23 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import pickle
+import shutil
 import tracemalloc
 
 import pytest
 from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.utils import run_job, setup_globals
+from hydra.experimental.callback import Callback
+from hydra._internal.callbacks import Callbacks
 from hydra.types import HydraContext, RunMode
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
 from sweeper.job.fingerprint import container, former_of, identity
 from sweeper.job.fused_groups import fusion_key
 from sweeper.job.planned import plan_job
+from sweeper.launching import in_process
 from sweeper.launching.compose import Planner
 from sweeper.sweep import manifest
 from sweeper.sweep.planning import plan_sweep
@@ -107,3 +113,43 @@ def test_planning_holds_no_config_per_job(loader_and_master, tmp_path):
     small = _peak_per_job(loader, master, 500, tmp_path / "small")
     large = _peak_per_job(loader, master, 2500, tmp_path / "large")
     assert large < 3000 and large < 1.5 * small, (small, large)
+
+
+class _Calls(Callback):
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def on_job_start(self, config, **kwargs) -> None:
+        self.calls.append(f"start {config.hydra.job.num}")
+
+    def on_job_end(self, config, job_return, **kwargs) -> None:
+        self.calls.append(f"end {config.hydra.job.num} {job_return.return_value}")
+
+
+def test_a_job_run_in_process_leaves_the_files_hydra_leaves(loader_and_master, tmp_path):
+    """in_process.run_job (Hydra's run_job with fewer copies) against Hydra's own, on the same job:
+    the same `.hydra/` files, byte for byte, the same callbacks, the same JobReturn."""
+    loader, master = loader_and_master
+    planner = Planner(loader, master)
+    job = planner.job(3, ["optimizer=adam", "lr=0.1", "beta1=0.8"])
+    directory = planner.plan(job)[0].directory
+    setup_globals()
+    seen = []
+    files, returns = [], []
+    for run in ("hydra", "ours"):
+        callbacks = _Calls()
+        context = HydraContext(config_loader=loader, callbacks=Callbacks())
+        context.callbacks.callbacks = [callbacks]  # type: ignore[attr-defined]
+        cfg = pickle.loads(pickle.dumps(planner.config(job)))
+        task = lambda task_cfg: (seen.append(OmegaConf.to_yaml(task_cfg)), task_cfg.lr * 2)[1]  # noqa: E731
+        if run == "hydra":
+            ret = run_job(task, cfg, "hydra.sweep.dir", "hydra.sweep.subdir", context)
+        else:
+            ret = in_process.run_job(context, task, cfg, directory)
+        files.append({p.name: p.read_bytes() for p in sorted((directory / ".hydra").iterdir())})
+        returns.append((ret.return_value, ret.overrides, ret.working_dir, OmegaConf.to_yaml(ret.cfg),
+                        OmegaConf.to_yaml(ret.hydra_cfg), callbacks.calls))
+        shutil.rmtree(directory)
+    assert sorted(files[0]) == ["config.yaml", "hydra.yaml", "overrides.yaml"] and files[0] == files[1]
+    assert returns[0] == returns[1] and returns[1][-1] == ["start 3", "end 3 0.2"]
+    assert seen[0] == seen[1]

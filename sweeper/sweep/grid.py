@@ -74,6 +74,7 @@ class GridSweep(BasicSweeper):
                 results = launch(self.launcher, jobs, self._context(jobs, counter, planner))
                 for result in results:
                     _ = result.return_value  # raises what a job raised outside its task
+                    result.cfg = result.hydra_cfg = None  # 100 kB a job: memory would grow with the jobs run
                 for job in jobs:
                     job.config = None
                 returns.append(results)

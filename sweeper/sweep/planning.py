@@ -9,8 +9,8 @@ asks for the configs of a batch at a time (`configs`).
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
+import pickle
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -117,9 +117,10 @@ def _identity(planner: Planner, num: int, overrides: Sequence[str]) -> tuple[tup
 
 
 def configs(planner: Planner, jobs: list[PlannedJob]) -> None:
-    """Give each job (planned by `planner`) a copy of its composed config, to run in this process."""
+    """Give each job (planned by `planner`) a copy of its composed config, to run in this process.
+    A copy through pickle (which OmegaConf supports) takes half a deepcopy's time: ~5 ms a job."""
     for job in jobs:
-        job.config = copy.deepcopy(planner.config(planner.job(job.num, job.overrides)))
+        job.config = pickle.loads(pickle.dumps(planner.config(planner.job(job.num, job.overrides))))
 
 
 def launch(launcher: Launcher, jobs: list[PlannedJob], context: RunContext) -> list[JobReturn]:
