@@ -101,7 +101,7 @@ def slurm_seconds(jobs: int, per_task: int, tmp: Path) -> tuple[float, int]:
     sweep = tmp / "slurm"
     start = time.perf_counter()
     out = subprocess.run([sys.executable, "run.py", "-m", *grid(jobs), "hydra/launcher=slurm",
-                          f"+hydra.launcher.jobs_per_task={per_task}", "hydra.launcher.wait=false",
+                          f"hydra.launcher.jobs_per_task={per_task}", "hydra.launcher.wait=false",
                           "+hydra.launcher.additional_parameters.hold=true", f"hydra.sweep.dir={sweep}"],
                          cwd=ROOT, capture_output=True, text=True)
     seconds = time.perf_counter() - start
