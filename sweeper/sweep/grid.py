@@ -27,7 +27,7 @@ from sweeper.job.planned import PlannedJob
 from sweeper.refusals import check_grid_values
 from sweeper.sweep import manifest, progress
 from sweeper.launching.compose import Planner
-from sweeper.sweep.planning import configs, launch, plan_sweep
+from sweeper.sweep.planning import configs, launch, plan_sweep, planner_for
 
 
 IN_PROCESS_BATCH = 256  # jobs given their config at once in process: fused groups (max_fused) form within them
@@ -54,7 +54,7 @@ class GridSweep(BasicSweeper):
         overrides = [list(job) for batch in self.split_arguments(parsed, None) for job in batch]
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         in_process = isinstance(self.launcher, BasicLauncher)
-        planner = Planner(self.hydra_context.config_loader, self.config, resources=not in_process)
+        planner = planner_for(self.hydra_context, self.config, self.launcher)
         to_run, done = plan_sweep(self.hydra_context, self.config, self.launcher, overrides, sweep_dir,
                                   sweeper=manifest.GRID, planner=planner, keep_config=False)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")

@@ -64,6 +64,12 @@ class _Checks:
         self.data.check()  # the data every job reads, once, before the first job (and before jobs.json)
 
 
+def planner_for(hydra_context: HydraContext, config: DictConfig, launcher: Launcher | None) -> Planner:
+    """The sweep's planner: with each job's resources where one of our launchers submits the jobs."""
+    submits = hasattr(launcher, "launch_planned") and not isinstance(launcher, BasicLauncher)
+    return Planner(hydra_context.config_loader, config, resources=submits)
+
+
 def plan_sweep(hydra_context: HydraContext, config: DictConfig, launcher: Launcher | None,
                overrides: Sequence[Sequence[str]], sweep_dir: Path, *, sweeper: str, first: int = 0,
                total: int | None = None, planner: Planner | None = None,
@@ -76,8 +82,7 @@ def plan_sweep(hydra_context: HydraContext, config: DictConfig, launcher: Launch
     done: dict[int, Path] = {}
     to_run: list[PlannedJob] = []
     in_this_process = isinstance(launcher, BasicLauncher)
-    submits = hasattr(launcher, "launch_planned") and not in_this_process
-    planner = planner or Planner(hydra_context.config_loader, config, resources=submits)
+    planner = planner or planner_for(hydra_context, config, launcher)
     checks = _Checks()
     written = manifest.Writer(sweeper, total is not None, len(overrides) if total is None else total)
     rows: dict[int, manifest.ListedJob] = {}  # by combination: its first job's row, which the others copy
