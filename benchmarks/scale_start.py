@@ -2,8 +2,10 @@
 lr=<N/1000 values> beta1=<10> beta2=<10> epsilon=<10> steps=10` at 1k, 10k and 100k jobs.
 
 Each size runs the sweep as a subprocess (benchmarks/scale_start.py --child) that stops at the
-first job's start, and prints: seconds to the job list written (jobs.json's mtime) and to the first
-job started, and the sweep process's peak RSS (ru_maxrss). Then the per-job time of the fused
+first job's start, and prints: seconds from the process's launch (Python's and Hydra's start
+included) to the job list written (jobs.json's mtime) and to the first job started (TensorFlow's
+import included: the grid fuses, which imports the task), and the sweep process's peak RSS
+(ru_maxrss, TensorFlow's ~550 MB included). Then the per-job time of the fused
 in-process grid: the first --run jobs (default 200) of the largest grid, run for real, against a
 run of half as many (per job = the difference / the difference in jobs: the start left out).
 With --slurm, the largest grid packed into Slurm tasks (hydra.launcher.jobs_per_task) submitted
@@ -46,12 +48,12 @@ def grid(jobs: int) -> list[str]:
             *(f"{key}={','.join(values[key](i) for i in range(n))}" for key, n in axes.items())]
 
 
-def child(sweep: str, overrides: list[str]) -> None:
-    """Run the sweep in this process up to its first job; print the seconds and peak RSS as JSON."""
+def child(start: float, sweep: str, overrides: list[str]) -> None:
+    """Run the sweep in this process up to its first job; print the seconds since `start` (when the
+    parent started this process) and the peak RSS as JSON."""
     sys.path.insert(0, str(ROOT))
     import sweeper
 
-    start = time.time()
     first_s: list[float] = []
 
     def first(cfg: object) -> float:
@@ -70,8 +72,8 @@ def child(sweep: str, overrides: list[str]) -> None:
 
 
 def start_figures(jobs: int, tmp: Path) -> dict[str, float]:
-    out = subprocess.run([sys.executable, __file__, "--child", str(tmp / f"start{jobs}"), *grid(jobs)], cwd=ROOT,
-                         capture_output=True, text=True)
+    out = subprocess.run([sys.executable, __file__, "--child", str(time.time()), str(tmp / f"start{jobs}"),
+                          *grid(jobs)], cwd=ROOT, capture_output=True, text=True)
     lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
     if not lines:
         raise SystemExit(f"the {jobs}-job sweep printed no figures: {out.stderr[-2000:]}")
@@ -155,6 +157,6 @@ def main() -> None:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--child"]:
         os.chdir(ROOT)
-        child(sys.argv[2], sys.argv[3:])
+        child(float(sys.argv[2]), sys.argv[3], sys.argv[4:])
     else:
         main()
