@@ -5,14 +5,15 @@ Each size runs the sweep as a subprocess (benchmarks/scale_start.py --child) tha
 first job's start, and prints: seconds from the process's launch (Python's and Hydra's start
 included) to the job list written (jobs.json's mtime) and to the first job started (TensorFlow's
 import included: the grid fuses, which imports the task), and the sweep process's peak RSS
-(ru_maxrss, TensorFlow's ~550 MB included). Then the per-job time of the fused
-in-process grid: the first --run jobs (default 200) of the largest grid, run for real, against a
-run of half as many (per job = the difference / the difference in jobs: the start left out).
+(ru_maxrss, TensorFlow's ~550 MB included). Then the per-job time of the fused in-process grid:
+the first --run jobs (default 512) of the largest grid run for real (the whole 100,000 would take
+hours), per job from the records' times of its second half (fused groups' training included;
+benchmarks/ex1_grid.py and benchmarks/hydra_share.py give what of it is beyond training).
 With --slurm, the largest grid packed into Slurm tasks (hydra.launcher.jobs_per_task) submitted
 held (sbatch --hold), timed, and every array it submitted cancelled. Last, the growth exponent of
 each time from the smallest size to the largest (log time ratio / log jobs ratio).
 
-    python benchmarks/scale_start.py [--sizes 1000,10000,100000] [--run 200] [--slurm]
+    python benchmarks/scale_start.py [--sizes 1000,10000,100000] [--run 512] [--slurm [--jobs-per-task 1000]]
 """
 from __future__ import annotations
 
@@ -80,19 +81,21 @@ def start_figures(jobs: int, tmp: Path) -> dict[str, float]:
     return json.loads(lines[-1])
 
 
-def run_seconds(jobs: int, first: int, tmp: Path) -> float:
-    """Seconds of the first `first` jobs of the `jobs`-job grid, fused, in process, for real."""
-    overrides = [*grid(jobs), f"hydra.sweep.dir={tmp / f'run{first}'}", "logging.tensorboard=false"]
-    sweep = tmp / f"run{first}"
-    start = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "run.py", "-m", *overrides], cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    while process.poll() is None and len(list(sweep.glob("*/result.json"))) < first:
+def per_job_seconds(jobs: int, first: int, tmp: Path) -> float:
+    """Seconds a job of the `jobs`-job grid, fused, in process, for real: its first `first` jobs run,
+    and the time between the records of job first/2 and job first, over the jobs between (the
+    start, planning included, left out; the fused groups' training in)."""
+    sweep = tmp / "run"
+    process = subprocess.Popen([sys.executable, "run.py", "-m", *grid(jobs), f"hydra.sweep.dir={sweep}",
+                                "logging.tensorboard=false"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    records = [sweep / str(num) / "result.json" for num in range(first)]
+    while process.poll() is None and not records[-1].exists():
         time.sleep(0.2)
-    seconds = time.perf_counter() - start
     process.terminate()
     process.wait()
-    return seconds
+    half = max(path.stat().st_mtime for path in records[:first // 2])
+    return (max(path.stat().st_mtime for path in records) - half) / (first - first // 2)
 
 
 def slurm_seconds(jobs: int, per_task: int, tmp: Path) -> tuple[float, int]:
@@ -123,9 +126,9 @@ def exponent(small: tuple[int, float], large: tuple[int, float]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="1000,10000,100000")
-    parser.add_argument("--run", type=int, default=200, help="jobs of the largest grid run for real")
+    parser.add_argument("--run", type=int, default=512, help="jobs of the largest grid run for real")
     parser.add_argument("--slurm", action="store_true")
-    parser.add_argument("--jobs-per-task", type=int, default=100)
+    parser.add_argument("--jobs-per-task", type=int, default=1000)
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
     figures = {}
@@ -137,11 +140,10 @@ def main() -> None:
             print(f"{jobs:>7} jobs: job list written {f['job_list_s']:.1f} s, first job started {f['first_job_s']:.1f} s, "
                   f"peak RSS {f['peak_rss_mb']:.0f} MB", flush=True)
         if args.run:
-            half = run_seconds(sizes[-1], args.run // 2, tmp)
-            whole = run_seconds(sizes[-1], args.run, tmp)
-            per_job = (whole - half) / (args.run - args.run // 2)
-            print(f"fused in-process grid of {sizes[-1]} jobs, per job beyond the start (its first {args.run} jobs run, "
-                  f"against its first {args.run // 2}; steps=10, no TensorBoard logs): {1000 * per_job:.0f} ms", flush=True)
+            per_job = per_job_seconds(sizes[-1], args.run, tmp)
+            print(f"fused in-process grid of {sizes[-1]} jobs, per job (its first {args.run} jobs run; from the "
+                  f"record of job {args.run // 2} to job {args.run - 1}'s; steps=10, no TensorBoard logs): "
+                  f"{1000 * per_job:.0f} ms", flush=True)
         if args.slurm:
             seconds, arrays = slurm_seconds(sizes[-1], args.jobs_per_task, tmp)
             print(f"Slurm: {sizes[-1]} jobs packed {args.jobs_per_task} a task submitted held in {seconds:.1f} s "

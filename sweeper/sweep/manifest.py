@@ -171,7 +171,13 @@ def claim(sweep_dir: Path, listed: Manifest | Writer,
     where the fingerprints differ, to recognise a list written before data.dir left the
     fingerprint and to name what differs.
     """
-    written = Writer.of(listed) if isinstance(listed, Manifest) else listed
+    if isinstance(listed, Manifest):
+        written = Writer.of(listed)
+        try:
+            return claim(sweep_dir, written, planned)
+        finally:
+            written.close()
+    written = listed
     sweep_dir = Path(sweep_dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     with written.document() as document:

@@ -45,6 +45,7 @@ class _Checks:
         self.applicability = Applicability()
         self.data = DataCheck()
         self.seen: dict[int, tuple[tuple[str, ...], str]] = {}  # by combination: hyperparameters it takes, who takes them
+        self.reading: set[int] = set()  # the combinations with a job to run: their data is checked
 
     def add(self, job: Job, cfg: DictConfig | None, resolved: dict[Any, Any]) -> tuple[str, ...]:
         """Check the job (`cfg`: its config, given for a combination's first job); return the
@@ -53,11 +54,16 @@ class _Checks:
         if cfg is not None and id(job.combination) not in self.seen:
             check_bypass(cfg, job.overrides)  # only the overrides that are not hyperparameters matter:
             check_additions(cfg, job.overrides)  # the same for the combination's every job
-            self.data.add(cfg)
             self.seen[id(job.combination)] = tuple(applicable_hparams(cfg)), takes(cfg)
         used, who = self.seen[id(job.combination)]
         self.applicability.add_job(used, who, job.overrides)
         return used
+
+    def to_run(self, job: Job, planner: Planner) -> None:
+        """The job runs (it was not done before): the data its combination reads is checked."""
+        if id(job.combination) not in self.reading:
+            self.reading.add(id(job.combination))
+            self.data.add(planner.config(job))
 
     def check(self) -> None:
         self.applicability.check()
@@ -104,6 +110,7 @@ def plan_sweep(hydra_context: HydraContext, config: DictConfig, launcher: Launch
                     sweep_dir / planned.dir, planned.fingerprint, planned.overrides, planned.former, planner.config(job)):
                 done[planned.num] = sweep_dir / planned.dir
             else:
+                checks.to_run(job, planner)
                 to_run.append(planned)
         checks.check()
         manifest.claim(sweep_dir, written, lambda num: _identity(planner, num, overrides[num - first]))
