@@ -148,13 +148,12 @@ def main() -> None:
             seconds, arrays = slurm_seconds(sizes[-1], args.jobs_per_task, tmp)
             print(f"Slurm: {sizes[-1]} jobs packed {args.jobs_per_task} a task submitted held in {seconds:.1f} s "
                   f"as {arrays} arrays (then cancelled)", flush=True)
-    if len(sizes) > 1:
-        small, large = sizes[0], sizes[-1]
+    pairs = [(sizes[0], sizes[-1])] + ([(sizes[-2], sizes[-1])] if len(sizes) > 2 else [])
+    for small, large in pairs if len(sizes) > 1 else []:
         for key, name in (("job_list_s", "job list written"), ("first_job_s", "first job started"),
                           ("peak_rss_mb", "peak RSS")):
             print(f"growth exponent {small} -> {large} jobs, {name}: "
                   f"{exponent((small, figures[small][key]), (large, figures[large][key])):.2f}")
-
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--child"]:
