@@ -1,6 +1,8 @@
-"""A big grid's start (sweeper/launching/compose.py, sweeper/sweep/planning.py): each job planned by a
-dictionary merge is the job composed in full, the job list is written as a stream and reads as the
-document written before, and planning holds no config per job."""
+"""A big grid's start and run (sweeper/launching/compose.py, sweeper/sweep/planning.py,
+sweeper/launching/in_process.py): each job planned by a dictionary merge is the job composed in
+full, the job list is written as a stream and reads as the document written before, planning holds
+no config per job, a job run in process leaves Hydra's own files, and a grid run a batch at a time
+runs each job once."""
 from __future__ import annotations
 
 import dataclasses
@@ -21,11 +23,12 @@ from omegaconf import OmegaConf, open_dict
 from sweeper.job.fingerprint import container, former_of, identity
 from sweeper.job.fused_groups import fusion_key
 from sweeper.job.planned import plan_job
+from sweeper.job.record import read_record
 from sweeper.launching import in_process
 from sweeper.launching.compose import Planner
 from sweeper.sweep import manifest
 from sweeper.sweep.planning import plan_sweep
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_cli
 
 
 @pytest.fixture
@@ -153,3 +156,25 @@ def test_a_job_run_in_process_leaves_the_files_hydra_leaves(loader_and_master, t
     assert sorted(files[0]) == ["config.yaml", "hydra.yaml", "overrides.yaml"] and files[0] == files[1]
     assert returns[0] == returns[1] and returns[1][-1] == ["start 3", "end 3 0.2"]
     assert seen[0] == seen[1]
+
+
+@pytest.mark.slow
+def test_a_grid_run_in_batches_runs_each_job_once_fused_within_its_batch(tmp_path):
+    """In process, configs are given a batch at a time (256; here hydra.sweeper.max_batch_size=3):
+    every job runs once with its own record, `.hydra/` files and run.log; fused groups stay within
+    their batch; the job list is in job order."""
+    sweep = tmp_path / "sweep"
+    result = run_cli("run.py", "-m", "optimizer=adam", "steps=5", "lr=0.1,0.01,0.001,0.0001", "beta1=0.8,0.9",
+                     "logging.tensorboard=false", "hydra.sweeper.max_batch_size=3", f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    listed = manifest.read_manifest(sweep)
+    assert [job.num for job in listed.jobs] == list(range(8)) and listed.total == 8
+    records = [read_record(sweep / str(num) / "result.json") for num in range(8)]
+    assert all(record.status.value == "ok" for record in records)
+    assert [record.fused for record in records] == [3, 3, 3, 3, 3, 3, 2, 2]  # batches 0-2, 3-5, 6-7
+    for num, job in enumerate(listed.jobs):
+        assert job.hparams == {"lr": records[num].hparams["lr"], "beta1": records[num].hparams["beta1"],
+                               "beta2": 0.999, "epsilon": 1e-07, "steps": 5}
+        assert sorted(p.name for p in (sweep / str(num) / ".hydra").iterdir()) == [
+            "config.yaml", "hydra.yaml", "overrides.yaml"]
+        assert (sweep / str(num) / "run.log").read_text().count(" -> ok ") == 1
