@@ -77,6 +77,15 @@ def test_a_value_computed_from_a_hyperparameter_is_resolved_job_by_job(loader_an
     assert [c.landings for c in planner.combinations.values()] == [None]
 
 
+def test_a_hyperparameter_given_as_an_interpolation_is_resolved(loader_and_master):
+    loader, master = loader_and_master
+    planner = Planner(loader, master)
+    for num, overrides in enumerate([["optimizer=adam", "lr=0.1"], ["optimizer=adam", "lr=${beta1}", "beta1=0.8"]]):
+        planned, resolved = planner.plan(planner.job(num, overrides))
+        assert planned.fingerprint == identity(loader.load_sweep_config(master, overrides))[0]
+    assert resolved["lr"] == 0.8 and resolved["optimizer"]["learning_rate"] == 0.8
+
+
 def _listed(n: int) -> manifest.Manifest:
     return manifest.Manifest(sweeper=manifest.GRID, search=False, total=n, jobs=[manifest.ListedJob(
         num=i, dir=str(i), overrides=[f"lr={i}"], fingerprint=f"f{i}", task="linear", optimizer="gd",

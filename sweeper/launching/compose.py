@@ -147,8 +147,8 @@ class Combination:
 
     def resolved_of(self, job: Job, parsed: Sequence[Override]) -> dict[Any, Any]:
         """The job's resolved config (fingerprint.container): the probes' places filled with its values."""
-        if self.landings is None:
-            return container(self.set(job.num, job.overrides, job.values, parsed))
+        if self.landings is None or any(isinstance(v, str) and "${" in v for v in job.values.values()):
+            return container(self.set(job.num, job.overrides, job.values, parsed))  # `lr='${beta1}'` too
         values = {**self.defaults, **job.values}
         return cast("dict[Any, Any]", _put(self.resolved, {path: values[key] for path, key in self.landings.items()}))
 
