@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import pickle
 import shutil
 import tracemalloc
@@ -138,7 +139,20 @@ class _Calls(Callback):
         self.calls.append(f"end {config.hydra.job.num} {job_return.return_value}")
 
 
-def test_a_job_run_in_process_leaves_the_files_hydra_leaves(loader_and_master, tmp_path):
+@pytest.fixture
+def root_logging_restored():
+    """Hydra's job logging adds a file handler in the job's directory, which the test removes: the
+    handlers the root logger had before come back, or later tests' log lines go to a deleted file."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in root.handlers:
+        if handler not in handlers:
+            handler.close()
+    root.handlers, root.level = handlers, level
+
+
+def test_a_job_run_in_process_leaves_the_files_hydra_leaves(loader_and_master, tmp_path, root_logging_restored):
     """in_process.run_job (Hydra's run_job with fewer copies) against Hydra's own, on the same job:
     the same `.hydra/` files, byte for byte, the same callbacks, the same JobReturn."""
     loader, master = loader_and_master
