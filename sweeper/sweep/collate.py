@@ -17,7 +17,7 @@ METRIC_ORDER = ("final_loss", "W", "b", "test_accuracy", "test_loss", "train_los
 
 def _row(job: Job) -> dict[str, Any]:
     row: dict[str, Any] = {"job": job.name}
-    record = job.record
+    record = job.summary
     if record is None:  # what its sweep's job list says it runs with
         entry = job.entry
         known = {"task": entry.task, "optimizer": entry.optimizer, **entry.hparams} if entry else {}

@@ -3,6 +3,10 @@
 `collate`, `status`, `report`, `resume` and a sweep's end all read jobs here. A directory holding
 several sweeps (or single runs) is read sweep by sweep; job directories that no job list names
 (a sweep from before job lists, single runs) are read from their records alone.
+
+A listed job's record is taken from its sweep's index (sweeper/sweep/index.py) while the index
+describes the record's file as it is now (one stat a job), else read from the file and added to
+the index; its history is read only when asked for (`Job.record`).
 """
 from __future__ import annotations
 
@@ -11,11 +15,13 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 from sweeper.job.owner import OWNER_NAME, is_alive, read_owner
-from sweeper.job.record import RECORD_NAME, Record, read_record
+from sweeper.job.record import RECORD_NAME, Record, read_record, read_record_keyed, record_data, record_from
 from sweeper.job.status import Status, decide
 from sweeper.launching.scheduler import job_states
+from sweeper.sweep.index import FileKey, append, file_key, line, read_index
 from sweeper.sweep.manifest import MANIFEST_NAME, ListedJob, Manifest, read_manifest
 
 
@@ -26,19 +32,33 @@ class Job:
     name: str                       # its directory relative to the directory read
     path: Path | None               # None: a search's trial not asked for yet
     status: Status
-    record: Record | None = None
+    summary: Record | None = None   # its record; from the sweep's index, without its history
     error: str | None = None        # why its record is corrupt
     entry: ListedJob | None = None   # what its sweep's job list says of it
     slurm: str | None = None        # Slurm's state, where the launcher recorded its job id
     sweep: Path | None = None       # the sweep directory whose list names it
+    whole: bool = True              # False: `summary` came from the index, its history empty
+
+    @property
+    def record(self) -> Record | None:
+        """Its whole record, history included: read from its file the first time it is asked for
+        where the index gave the rest. Use `summary` for anything but the history: a report of
+        100,000 jobs reads only the histories it draws."""
+        if not self.whole and self.path is not None:
+            self.whole = True
+            try:
+                self.summary = read_record(self.path / RECORD_NAME)
+            except ValueError as e:  # gone or damaged since: what the index said stands
+                print(f"warning: {e}", file=sys.stderr)
+        return self.summary
 
     @property
     def overrides(self) -> list[str]:
         """What made this job: its job list's entry, else its record, else Hydra's overrides.yaml."""
         if self.entry is not None:
             return self.entry.overrides
-        if self.record is not None:
-            return self.record.overrides
+        if self.summary is not None:
+            return self.summary.overrides
         path = self.path / ".hydra" / "overrides.yaml" if self.path else None
         if path is None or not path.exists():
             return []
@@ -153,21 +173,55 @@ def _name(root: Path, path: Path) -> str:
     return path.relative_to(root).as_posix() or "."
 
 
-def read_job(root: Path, path: Path, entry: ListedJob | None = None, slurm: str | None = None) -> Job:
-    """The job in directory `path` (named relative to root): its record, or why it has none."""
-    name = _name(root, path)
-    record_path = path / RECORD_NAME
-    packed = entry is not None and entry.packed_task is not None
-    owner = read_owner(path) if packed or not record_path.exists() else None
-    owner_alive = owner is not None and is_alive(owner)
-    if record_path.exists():
+@dataclasses.dataclass
+class _Index:
+    """A sweep's index as read, and the lines of the records it lacked, to add to it."""
+
+    lines: dict[str, dict[FileKey, dict[str, Any]]]
+    missing: list[bytes] = dataclasses.field(default_factory=list)
+
+    def record(self, path: Path) -> tuple[Record, bool] | None:
+        """The record in job directory `path` (None: none there) and whether it is whole: from the
+        index when a line describes its file as it is, else read from the file and noted for the index."""
         try:
-            record = read_record(record_path)
-        except ValueError as e:
-            print(f"warning: {e}", file=sys.stderr)
-            return Job(name, path, decide(corrupt=True, slurm=slurm), error=str(e), entry=entry, slurm=slurm)
+            key = file_key(os.stat(path / RECORD_NAME))
+        except FileNotFoundError:
+            return None
+        indexed = self.lines.get(path.name, {}).get(key)
+        if indexed is not None:
+            try:
+                return record_from(indexed), False
+            except (ValueError, TypeError):
+                pass  # a line edited by hand: the record decides
+        record, key = read_record_keyed(path / RECORD_NAME)
+        self.missing.append(line(path.name, key, record_data(record)))
+        return record, True
+
+
+def _recorded(path: Path, index: _Index | None) -> tuple[Record, bool] | None:
+    if index is not None:
+        return index.record(path)
+    record_path = path / RECORD_NAME
+    return (read_record(record_path), True) if record_path.exists() else None
+
+
+def read_job(root: Path, path: Path, entry: ListedJob | None = None, slurm: str | None = None,
+             index: _Index | None = None) -> Job:
+    """The job in directory `path` (named relative to root): its record, or why it has none.
+    `index`: its sweep's, when `path` is a job directory right in the sweep's."""
+    name = _name(root, path)
+    packed = entry is not None and entry.packed_task is not None
+    try:
+        found = _recorded(path, index)
+    except ValueError as e:
+        print(f"warning: {e}", file=sys.stderr)
+        return Job(name, path, decide(corrupt=True, slurm=slurm), error=str(e), entry=entry, slurm=slurm)
+    owner = read_owner(path) if packed or found is None else None
+    owner_alive = owner is not None and is_alive(owner)
+    if found is not None:
+        record, whole = found
         status = decide(record.status, slurm=slurm, owner_alive=owner_alive, packed=packed)
-        return Job(name, path, status, record, entry=entry, slurm=slurm)
+        return Job(name, path, status, record, entry=entry, slurm=slurm, whole=whole)
     status = decide(slurm=slurm, owner_alive=owner_alive, started=path.exists(), packed=packed,
                     trial_failed=entry is not None and entry.trial_failed)
     return Job(name, path, status, entry=entry, slurm=slurm)
@@ -208,12 +262,15 @@ def read_sweep(root: Path, within: list[Path] | None = None) -> Sweep:
     jobs: list[Job] = []
     listed: set[Path] = set()
     for sweep_dir, manifest in manifests.items():
+        index = _Index(read_index(sweep_dir))
         for entry in sorted(manifest.jobs, key=lambda entry: entry.num):
             path = sweep_dir / entry.dir
-            job = read_job(root, path, entry, (states or {}).get(entry.slurm_job_id or ""))
+            indexed = index if path.parent == sweep_dir else None  # sweep_of(): deeper jobs are not indexed
+            job = read_job(root, path, entry, (states or {}).get(entry.slurm_job_id or ""), indexed)
             job.sweep = sweep_dir
             jobs.append(job)
             listed.add(path)
+        append(sweep_dir, index.missing)  # rebuilt: the next reader need not parse them again
         for number in range(len(manifest.jobs), manifest.total):  # a search's trials not asked yet
             jobs.append(Job(f"{_name(root, sweep_dir)}#{number}", None, Status.NOT_STARTED, sweep=sweep_dir))
     jobs += [read_job(root, path) for path in sorted(directories, key=_in_number_order) if path not in listed]
