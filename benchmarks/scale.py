@@ -9,7 +9,8 @@ job list, and each job's record written through write_record, so indexed as a re
 would, and its peak resident memory is that process's (ru_maxrss). `rebuild` is collate with the
 sweep's index deleted: what the first read of a sweep without one costs (it writes the index anew).
 
-Run: python benchmarks/scale.py [--sizes 1000,10000,100000] [--steps 1000]
+Run: python benchmarks/scale.py [--sizes 1000,10000,100000] [--steps 1000] [--dir DIR]
+(--dir: write the sweeps into DIR/<jobs> and keep them; a sweep already there is read again, not rewritten.)
 (100,000 records of 1,000 loss values are 2.7 GB on disk: see `df -h /tmp`.)
 """
 from __future__ import annotations
@@ -90,6 +91,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,100000", help="job counts, comma separated")
     parser.add_argument("--steps", type=int, default=1000, help="loss values per record (1,000: 27 kB records)")
+    parser.add_argument("--dir", type=Path, help="keep the sweeps here (and reuse those already here)")
     parser.add_argument("--step", nargs=2, metavar=("STEP", "SWEEP"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.step:
@@ -99,11 +101,13 @@ def main() -> None:
     results: dict[int, dict[str, tuple[float, float]]] = {}
     for jobs in sizes:
         with tempfile.TemporaryDirectory() as tmp:
-            sweep = Path(tmp) / "sweep"
+            sweep = (args.dir or Path(tmp)) / str(jobs)
             start = time.perf_counter()
-            write_sweep(sweep, jobs, args.steps)
+            if not (sweep / "jobs.json").exists():
+                shutil.rmtree(sweep, ignore_errors=True)
+                write_sweep(sweep, jobs, args.steps)
             size = sum(entry.stat().st_size for entry in sweep.glob("*/result.json")) / 2**20
-            print(f"{jobs} jobs: wrote the sweep in {time.perf_counter() - start:.0f} s ({size:.0f} MiB of records)",
+            print(f"{jobs} jobs: the sweep written in {time.perf_counter() - start:.0f} s ({size:.0f} MiB of records)",
                   flush=True)
             results[jobs] = {step: measure(step, sweep) for step in STEPS}
             for step, (seconds, mib) in results[jobs].items():

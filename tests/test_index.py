@@ -17,7 +17,7 @@ import pytest
 
 from sweeper.job.record import RECORD_NAME, read_record, write_record
 from sweeper.sweep import index
-from sweeper.sweep.collate import collate
+from sweeper.sweep.collate import collate, plain_markdown
 from sweeper.sweep.jobs import read_sweep
 from sweeper.sweep.manifest import MANIFEST_NAME
 from tests import synthetic
@@ -166,3 +166,19 @@ def test_only_a_sweeps_jobs_are_indexed(tmp_path):
     assert index.LISTED == MANIFEST_NAME
     synthetic.linear_job(tmp_path / "run", "adam", lr=0.1, steps=10)
     assert not (tmp_path / index.INDEX_DIR).exists()
+
+
+def test_a_long_table_is_written_unpadded_with_the_same_cells(sweep):
+    """results.md of more than ALIGNED_ROWS jobs: the cells tabulate writes, without the padding."""
+    table = collate(sweep)
+    table.loc[3, "error"] = "ValueError: a | b"
+    shown = table.astype(object).where(table.notna(), None)
+    aligned = shown.to_markdown(index=False, floatfmt=".6g", missingval="").splitlines()
+    plain = plain_markdown(shown).splitlines()
+
+    def cells(line: str) -> list[str]:
+        return [cell.strip() for cell in line.replace("\\|", "¦").strip("|").split("|")]
+
+    assert len(plain) == len(aligned) == JOBS + 2
+    assert [cells(line) for line in plain[2:]] == [cells(line.replace(" | b", " \\| b")) for line in aligned[2:]]
+    assert cells(plain[0]) == cells(aligned[0])

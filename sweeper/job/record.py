@@ -135,7 +135,7 @@ _FIELDS = {field.name for field in dataclasses.fields(Record)}
 def record_from(data: Any) -> Record:
     """A record of this schema or an older one, from its file's JSON (fields it does not know are
     ignored). Raises ValueError (or TypeError: a field missing) when it is not a valid record."""
-    known = {key: value for key, value in data.items() if key in _FIELDS}
+    known = data if data.keys() == _FIELDS else {key: value for key, value in data.items() if key in _FIELDS}
     known.setdefault("schema_version", 1)
     record = Record(**known)  # an unknown status: ValueError
     if record.status not in RECORDED:

@@ -81,13 +81,19 @@ class Sweep:
 _JOB_MARKS = frozenset({".hydra", RECORD_NAME, OWNER_NAME})
 
 
-def _walk(root: Path) -> tuple[list[Path], list[Path]]:
+def _walk(root: Path, lists: dict[Path, Manifest | None] | None = None) -> tuple[list[Path], list[Path]]:
     """Job directories (they hold `.hydra/`, a record or an owner) and sweep directories (they hold
-    a job list) under root. A job directory is not searched further: its files can be many."""
+    a job list) under root. A job directory is not searched further: its files can be many.
+    `lists`: the job lists read on the way go there, and the jobs they list right in their sweep
+    directory are not visited (nor returned): 100,000 of them cost a listing each."""
     jobs, sweeps = [], []
     for directory, subdirs, files in os.walk(root):
         if MANIFEST_NAME in files:
             sweeps.append(Path(directory))
+            if lists is not None:
+                listed = lists[Path(directory)] = _manifest(Path(directory))
+                known = {entry.dir for entry in listed.jobs} if listed is not None else set()
+                subdirs[:] = [name for name in subdirs if name not in known]
         if _JOB_MARKS.intersection(subdirs) or _JOB_MARKS.intersection(files):
             jobs.append(Path(directory))
             subdirs.clear()
@@ -184,7 +190,7 @@ class _Index:
         """The record in job directory `path` (None: none there) and whether it is whole: from the
         index when a line describes its file as it is, else read from the file and noted for the index."""
         try:
-            key = file_key(os.stat(path / RECORD_NAME))
+            key = file_key(os.stat(os.path.join(path, RECORD_NAME)))
         except FileNotFoundError:
             return None
         indexed = self.lines.get(path.name, {}).get(key)
@@ -206,10 +212,10 @@ def _recorded(path: Path, index: _Index | None) -> tuple[Record, bool] | None:
 
 
 def read_job(root: Path, path: Path, entry: ListedJob | None = None, slurm: str | None = None,
-             index: _Index | None = None) -> Job:
+             index: _Index | None = None, name: str | None = None) -> Job:
     """The job in directory `path` (named relative to root): its record, or why it has none.
     `index`: its sweep's, when `path` is a job directory right in the sweep's."""
-    name = _name(root, path)
+    name = _name(root, path) if name is None else name
     packed = entry is not None and entry.packed_task is not None
     try:
         found = _recorded(path, index)
@@ -235,17 +241,12 @@ def _slurm_states(manifests: dict[Path, Manifest]) -> dict[str, str] | None:
     return job_states(ids)
 
 
-def _manifests(sweeps: list[Path]) -> dict[Path, Manifest]:
-    found = {}
-    for sweep in sweeps:
-        try:
-            manifest = read_manifest(sweep)
-        except ValueError as e:
-            print(f"warning: {e}", file=sys.stderr)
-            continue
-        if manifest is not None:
-            found[sweep] = manifest
-    return found
+def _manifest(sweep: Path) -> Manifest | None:
+    try:
+        return read_manifest(sweep)
+    except ValueError as e:
+        print(f"warning: {e}", file=sys.stderr)
+        return None
 
 
 def read_sweep(root: Path, within: list[Path] | None = None) -> Sweep:
@@ -253,20 +254,24 @@ def read_sweep(root: Path, within: list[Path] | None = None) -> Sweep:
     sweep, each in the order of its job list, then the others by name (numbers in number order)."""
     root = Path(root)
     directories, sweeps = [], []
+    lists: dict[Path, Manifest | None] = {}
     for top in within if within is not None else [root]:
-        found = _walk(top)
+        found = _walk(top, lists)
         directories += found[0]
         sweeps += found[1]
-    manifests = _manifests(sorted(sweeps, key=_in_number_order))
+    manifests = {sweep: manifest for sweep in sorted(sweeps, key=_in_number_order)
+                 if (manifest := lists[sweep]) is not None}
     states = _slurm_states(manifests)
     jobs: list[Job] = []
     listed: set[Path] = set()
     for sweep_dir, manifest in manifests.items():
         index = _Index(read_index(sweep_dir))
+        prefix = "" if sweep_dir == root else f"{_name(root, sweep_dir)}/"
         for entry in sorted(manifest.jobs, key=lambda entry: entry.num):
             path = sweep_dir / entry.dir
             indexed = index if path.parent == sweep_dir else None  # sweep_of(): deeper jobs are not indexed
-            job = read_job(root, path, entry, (states or {}).get(entry.slurm_job_id or ""), indexed)
+            name = f"{prefix}{entry.dir}" if indexed else None  # as _name() says it, without its cost
+            job = read_job(root, path, entry, (states or {}).get(entry.slurm_job_id or ""), indexed, name)
             job.sweep = sweep_dir
             jobs.append(job)
             listed.add(path)
