@@ -21,7 +21,7 @@ FEW_RUNS = 6            # up to this many runs share one per-epoch panel
 MAX_GRID_VALUES = 12    # a hyperparameter with more values than this is not a grid axis
 MAX_LISTED = 200        # problem jobs listed by name in report.md
 BAND_POINTS = 400       # resolution of the band of all runs behind the loss curves
-MAX_HISTORIES = 1000    # histories a figure reads: a larger group's are this many ranks, spread evenly
+MAX_HISTORIES = 500     # histories a figure reads: a larger group's are this many ranks, spread evenly
 NOT_AXES = ("seed",)    # repeats, not a grid axis
 
 STATUS_COLOR = {Status.DIVERGED: "#d62728", Status.FAILED: "#7f7f7f"}
