@@ -191,7 +191,7 @@ class _Index:
         index when a line describes its file as it is, else read from the file and noted for the index."""
         try:
             key = file_key(os.stat(os.path.join(path, RECORD_NAME)))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
         indexed = self.lines.get(path.name, {}).get(key)
         if indexed is not None:
