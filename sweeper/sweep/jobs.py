@@ -187,8 +187,9 @@ class _Index:
     missing: list[bytes] = dataclasses.field(default_factory=list)
 
     def record(self, path: Path) -> tuple[Record, bool] | None:
-        """The record in job directory `path` (None: none there) and whether it is whole: from the
-        index when a line describes its file as it is, else read from the file and noted for the index."""
+        """The record in job directory `path` without its history (None: none there), and False
+        (not whole): from the index when a line describes its file as it is, else read from the
+        file and noted for the index."""
         try:
             key = file_key(os.stat(os.path.join(path, RECORD_NAME)))
         except (FileNotFoundError, NotADirectoryError):
@@ -201,7 +202,8 @@ class _Index:
                 pass  # a line edited by hand: the record decides
         record, key = read_record_keyed(path / RECORD_NAME)
         self.missing.append(line(path.name, key, record_data(record)))
-        return record, True
+        # Kept without its history, as if from the index: 100,000 histories do not fit in memory.
+        return dataclasses.replace(record, history={}), False
 
 
 def _recorded(path: Path, index: _Index | None) -> tuple[Record, bool] | None:
