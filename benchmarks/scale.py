@@ -75,8 +75,9 @@ def run_step(step: str, sweep: Path) -> None:
     print(json.dumps({"seconds": time.perf_counter() - start}))
 
 
-def measure(step: str, sweep: Path) -> tuple[float, float]:
-    """(seconds, peak resident MiB) of one step in a fresh process."""
+def measure(step: str, sweep: Path) -> tuple[float, float, float]:
+    """(seconds, CPU seconds, peak resident MiB) of one step in a fresh process. The CPU seconds
+    are the whole process's (start-up and imports too); on a shared machine they vary less."""
     child = subprocess.Popen([sys.executable, __file__, "--step", step, str(sweep)], stdout=subprocess.PIPE, text=True,
                              cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     out = child.stdout.read() if child.stdout else ""
@@ -84,7 +85,7 @@ def measure(step: str, sweep: Path) -> tuple[float, float]:
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode != 0:
         raise SystemExit(f"{step} of {sweep} failed")
-    return json.loads(out.strip().splitlines()[-1])["seconds"], usage.ru_maxrss / 1024
+    return json.loads(out.strip().splitlines()[-1])["seconds"], usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def main() -> None:
@@ -98,7 +99,7 @@ def main() -> None:
         run_step(args.step[0], Path(args.step[1]))
         return
     sizes = [int(size) for size in args.sizes.split(",")]
-    results: dict[int, dict[str, tuple[float, float]]] = {}
+    results: dict[int, dict[str, tuple[float, float, float]]] = {}
     for jobs in sizes:
         with tempfile.TemporaryDirectory() as tmp:
             sweep = (args.dir or Path(tmp)) / str(jobs)
@@ -110,11 +111,11 @@ def main() -> None:
             print(f"{jobs} jobs: the sweep written in {time.perf_counter() - start:.0f} s ({size:.0f} MiB of records)",
                   flush=True)
             results[jobs] = {step: measure(step, sweep) for step in STEPS}
-            for step, (seconds, mib) in results[jobs].items():
-                print(f"  {step:8} {seconds:7.2f} s  {mib:6.0f} MiB", flush=True)
+            for step, (seconds, cpu, mib) in results[jobs].items():
+                print(f"  {step:8} {seconds:7.2f} s  (process CPU {cpu:6.2f} s)  {mib:6.0f} MiB", flush=True)
     if len(sizes) > 1:
         small, large = sizes[0], sizes[-1]
-        print(f"growth exponent, {small} to {large} jobs (log time ratio / log jobs ratio):")
+        print(f"growth exponent, {small} to {large} jobs (log time ratio / log jobs ratio), of the step's seconds:")
         for step in STEPS:
             ratio = results[large][step][0] / results[small][step][0]
             print(f"  {step:8} {math.log(ratio) / math.log(large / small):.2f}")
