@@ -113,8 +113,12 @@ def test_records_deleted_or_edited_by_hand_win_over_the_index(sweep):
 
 def test_a_damaged_index_is_ignored_line_by_line(sweep):
     shard = next((sweep / index.INDEX_DIR).glob("*.jsonl"))
+    key = index.file_key(os.stat(sweep / "6" / RECORD_NAME))
+    damaged = json.dumps({"job": "6", "file": list(key), "status": "ok", "record": "{not a record"})
+    with open(shard, "ab") as f:  # job 6's line, for its file as it is, but its record damaged: the file says
+        f.write(damaged.encode() + b"\n")
     with open(shard, "ab") as f:
-        f.write(b"not json\n" + b'{"job": "2", "file": [1, 2], "record": {}}\n' + index.line("4", (0, 0, 0), {})[:-9])
+        f.write(b"not json\n" + b'{"job": "2", "file": [1, 2], "record": {}}\n' + index.line("4", (0, 0, 0), {"status": "ok"})[:-9])
     assert assert_agrees(sweep) == JOBS
 
 

@@ -30,6 +30,9 @@ LISTED = "jobs.json"  # sweeper/sweep/manifest.py's MANIFEST_NAME (which imports
 
 # (inode, size, mtime_ns): what a line says of its record's file; the file replaced or edited, it differs.
 FileKey = tuple[int, int, int]
+# What a line says of a record: its status, and the record without its history as JSON text, parsed
+# only when asked for: `status` and `resume` need the status alone.
+Indexed = tuple[str, str]
 
 _shard: tuple[int, str] | None = None   # (pid, file name) of this process's shard
 
@@ -58,8 +61,8 @@ def sweep_of(job_dir: Path) -> Path | None:
 def line(job: str, key: FileKey, record: dict[str, Any]) -> bytes:
     """One index line: job directory (relative to the sweep), its record's file key, the record
     with its history left empty (histories are most of a record: 27 kB of a linear job's 28)."""
-    summary = {**record, "history": {}}
-    return (json.dumps({"job": job, "file": list(key), "record": summary}, allow_nan=False) + "\n").encode()
+    summary = json.dumps({**record, "history": {}}, allow_nan=False)
+    return (json.dumps({"job": job, "file": list(key), "status": record["status"], "record": summary}) + "\n").encode()
 
 
 def append(sweep_dir: Path, lines: list[bytes]) -> None:
@@ -87,10 +90,10 @@ def index_record(job_dir: Path, key: FileKey, record: dict[str, Any]) -> None:
         append(sweep_dir, [line(Path(job_dir).name, key, record)])
 
 
-def read_index(sweep_dir: Path) -> dict[str, dict[FileKey, dict[str, Any]]]:
-    """Every line of the sweep's shards, by job and file key: {job: {key: record without history}}.
+def read_index(sweep_dir: Path) -> dict[str, dict[FileKey, Indexed]]:
+    """Every line of the sweep's shards, by job and file key: {job: {key: (status, record)}}.
     A torn last line (a writer killed mid-line) and lines that do not parse are skipped."""
-    found: dict[str, dict[FileKey, dict[str, Any]]] = {}
+    found: dict[str, dict[FileKey, Indexed]] = {}
     try:
         shards = sorted(os.scandir(Path(sweep_dir) / INDEX_DIR), key=lambda entry: entry.name)
     except OSError:
@@ -106,11 +109,11 @@ def read_index(sweep_dir: Path) -> dict[str, dict[FileKey, dict[str, Any]]]:
         lines = text.split(b"\n")[:-1]  # after the last newline: a line not yet whole
         for row in _parsed(lines):
             try:
-                job, key, record = row["job"], tuple(row["file"]), row["record"]
+                job, key, status, record = row["job"], tuple(row["file"]), row["status"], row["record"]
             except (KeyError, TypeError):
                 continue
-            if isinstance(job, str) and isinstance(record, dict) and len(key) == 3:
-                found.setdefault(job, {})[key] = record
+            if isinstance(job, str) and isinstance(status, str) and isinstance(record, str) and len(key) == 3:
+                found.setdefault(job, {})[key] = status, record
     return found
 
 

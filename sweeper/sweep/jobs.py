@@ -13,17 +13,18 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
+import json
 import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 from sweeper.job.owner import OWNER_NAME, is_alive, read_owner
 from sweeper.job.record import RECORD_NAME, Record, read_record, read_record_keyed, record_data, record_from
-from sweeper.job.status import Status, decide
+from sweeper.job.status import RECORDED, Status, decide
 from sweeper.launching.scheduler import job_states
-from sweeper.sweep.index import FileKey, append, file_key, line, read_index
+from sweeper.sweep.index import FileKey, Indexed, append, file_key, line, read_index
 from sweeper.sweep.manifest import MANIFEST_NAME, ListedJob, Manifest, read_manifest
 
 
@@ -34,12 +35,24 @@ class Job:
     name: str                       # its directory relative to the directory read
     path: Path | None               # None: a search's trial not asked for yet
     status: Status
-    summary: Record | None = None   # its record; from the sweep's index, without its history
+    found: Record | str | None = None  # its record, whole or without its history (str: the index's JSON of it)
     error: str | None = None        # why its record is corrupt
     entry: ListedJob | None = None   # what its sweep's job list says of it
     slurm: str | None = None        # Slurm's state, where the launcher recorded its job id
     sweep: Path | None = None       # the sweep directory whose list names it
-    whole: bool = True              # False: `summary` came from the index, its history empty
+    whole: bool = True              # False: `found` came from the index, without its history
+
+    @property
+    def summary(self) -> Record | None:
+        """Its record, its history left out where the sweep's index gave it: parsed the first time
+        it is asked for (`status` and `resume` need the status alone)."""
+        if isinstance(self.found, str):
+            try:
+                self.found = record_from(json.loads(self.found))
+            except (ValueError, TypeError):  # a line damaged by hand: the file says
+                self.found = None
+                return self.record
+        return self.found
 
     @property
     def record(self) -> Record | None:
@@ -49,7 +62,7 @@ class Job:
         if not self.whole and self.path is not None:
             self.whole = True
             try:
-                self.summary = read_record(self.path / RECORD_NAME)
+                self.found = read_record(self.path / RECORD_NAME)
             except ValueError as e:  # gone or damaged since: what the index said stands
                 print(f"warning: {e}", file=sys.stderr)
         return self.summary
@@ -185,35 +198,38 @@ def _name(root: Path, path: Path) -> str:
 class _Index:
     """A sweep's index as read, and the lines of the records it lacked, to add to it."""
 
-    lines: dict[str, dict[FileKey, dict[str, Any]]]
+    lines: dict[str, dict[FileKey, Indexed]]
     sweep: str                      # its directory
     missing: list[bytes] = dataclasses.field(default_factory=list)
 
-    def record(self, path: Path) -> tuple[Record, bool] | None:
-        """The record in job directory `path` without its history (None: none there), and False
-        (not whole): from the index when a line describes its file as it is, else read from the
-        file and noted for the index."""
+    def record(self, path: Path) -> tuple[Status, Record | str, bool] | None:
+        """The status of the record in job directory `path` (None: none there), the record
+        without its history (str: its JSON, from the index) and False (not whole): from the index
+        when a line describes its file as it is, else read from the file and noted for the index."""
         try:
             key = file_key(os.stat(f"{self.sweep}/{path.name}/{RECORD_NAME}"))  # pathlib: seconds in 100,000
         except (FileNotFoundError, NotADirectoryError):
             return None
         indexed = self.lines.get(path.name, {}).get(key)
-        if indexed is not None:
-            try:
-                return record_from(indexed), False
-            except (ValueError, TypeError):
-                pass  # a line edited by hand: the record decides
+        if indexed is not None and indexed[0] in _RECORDED_VALUES:  # else a line edited by hand: the file says
+            return Status(indexed[0]), indexed[1], False
         record, key = read_record_keyed(path / RECORD_NAME)
         self.missing.append(line(path.name, key, record_data(record)))
         # Kept without its history, as if from the index: 100,000 histories do not fit in memory.
-        return dataclasses.replace(record, history={}), False
+        return record.status, dataclasses.replace(record, history={}), False
 
 
-def _recorded(path: Path, index: _Index | None) -> tuple[Record, bool] | None:
+_RECORDED_VALUES = frozenset(status.value for status in RECORDED)
+
+
+def _recorded(path: Path, index: _Index | None) -> tuple[Status, Record | str, bool] | None:
     if index is not None:
         return index.record(path)
     record_path = path / RECORD_NAME
-    return (read_record(record_path), True) if record_path.exists() else None
+    if not record_path.exists():
+        return None
+    record = read_record(record_path)
+    return record.status, record, True
 
 
 def read_job(root: Path, path: Path, entry: ListedJob | None = None, slurm: str | None = None,
@@ -230,8 +246,8 @@ def read_job(root: Path, path: Path, entry: ListedJob | None = None, slurm: str 
     owner = read_owner(path) if packed or found is None else None
     owner_alive = owner is not None and is_alive(owner)
     if found is not None:
-        record, whole = found
-        status = decide(record.status, slurm=slurm, owner_alive=owner_alive, packed=packed)
+        recorded, record, whole = found
+        status = decide(recorded, slurm=slurm, owner_alive=owner_alive, packed=packed)
         return Job(name, path, status, record, entry=entry, slurm=slurm, whole=whole)
     status = decide(slurm=slurm, owner_alive=owner_alive, started=path.exists(), packed=packed,
                     trial_failed=entry is not None and entry.trial_failed)
