@@ -15,11 +15,12 @@ from pathlib import Path
 import pandas.testing
 import pytest
 
+from sweeper.job.fingerprint import MismatchError, finished_record
 from sweeper.job.record import RECORD_NAME, read_record, write_record
 from sweeper.sweep import index
 from sweeper.sweep.collate import collate, plain_markdown
 from sweeper.sweep.jobs import read_sweep
-from sweeper.sweep.manifest import MANIFEST_NAME
+from sweeper.sweep.manifest import MANIFEST_NAME, read_manifest
 from tests import synthetic
 from tests.conftest import ROOT, checkout_env, run_cli
 
@@ -95,6 +96,14 @@ def test_the_index_agrees_after_a_real_sweep(tmp_path):
     assert result.returncode == 0, result.stderr
     assert list((sweep / index.INDEX_DIR).glob("*.jsonl")), "the sweep's process wrote its shard"
     assert assert_agrees(sweep) == 4
+    lines = index.read_index(sweep)
+    for entry in read_manifest(sweep).jobs:  # what planning a resume decides: through the index, the same
+        whole = finished_record(sweep / entry.dir, entry.fingerprint, entry.overrides)
+        summary = finished_record(sweep / entry.dir, entry.fingerprint, entry.overrides, indexed=lines[entry.dir])
+        assert whole is not None and summary is not None and summary == dataclasses.replace(whole, history={})
+    entry = read_manifest(sweep).jobs[0]
+    with pytest.raises(MismatchError):
+        finished_record(sweep / entry.dir, "another", ["lr=9"], indexed=lines[entry.dir])
 
 
 def test_records_deleted_or_edited_by_hand_win_over_the_index(sweep):

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sweeper.job.status import RECORDED, Status
-from sweeper.sweep.index import FileKey, file_key, index_record
+from sweeper.sweep.index import FileKey, Indexed, file_key, index_record
 
 RECORD_NAME = "result.json"
 SCHEMA_VERSION = 2  # 1: before `schema_version`, `direction` and `preset` were recorded
@@ -157,3 +157,15 @@ def read_record_keyed(path: Path) -> tuple[Record, FileKey]:
             return record_from(json.loads(f.read())), key
     except (OSError, ValueError, TypeError, AttributeError) as e:
         raise ValueError(f"{path}: not a valid result record ({e})") from None
+
+
+def read_summary(path: Path, indexed: dict[FileKey, Indexed] | None) -> Record:
+    """The record at `path`, without its history where the sweep's index (`indexed`: its lines
+    of this job) describes the file as it is; else read whole. Raises ValueError as read_record."""
+    try:
+        line = (indexed or {}).get(file_key(os.stat(path)))
+        if line is not None:
+            return record_from(json.loads(line[1]))
+    except (OSError, ValueError, TypeError):
+        pass  # the file says
+    return read_record(path)

@@ -25,6 +25,7 @@ from sweeper.launching import in_process
 from sweeper.launching.compose import planned_jobs
 from sweeper.refusals import Applicability, DataCheck, check_additions, check_bypass
 from sweeper.sweep import manifest
+from sweeper.sweep.index import read_index
 
 
 def _fail(message: str) -> None:
@@ -44,6 +45,7 @@ def plan_sweep(hydra_context: HydraContext, config: DictConfig, launcher: Launch
     applicability = Applicability()
     data = DataCheck()
     identities: dict[int, tuple[tuple[str, ...], DictConfig | None]] = {}
+    indexed = read_index(sweep_dir)  # a resume's finished jobs: from the index, not their record files
     in_this_process = isinstance(launcher, BasicLauncher)
     submits = hasattr(launcher, "launch_planned") and not in_this_process
     try:
@@ -55,7 +57,8 @@ def plan_sweep(hydra_context: HydraContext, config: DictConfig, launcher: Launch
             applicability.add(cfg, job.overrides)
             identities[job.num] = job.former, job.config
             rows.append(manifest.listed_job(job, cfg, trial=job.num if total is not None else None))
-            if finished_record(sweep_dir / job.dir, job.fingerprint, job.overrides, job.former, cfg):
+            if finished_record(sweep_dir / job.dir, job.fingerprint, job.overrides, job.former, cfg,
+                               indexed.get(job.dir)):
                 done[job.num] = sweep_dir / job.dir
                 job.config = None
             else:
