@@ -8,7 +8,7 @@ import pandas as pd
 
 from sweeper.hparams import HPARAMS
 from sweeper.job.record import write_atomic
-from sweeper.sweep.jobs import Job, read_jobs
+from sweeper.sweep.jobs import Job, read_jobs, without_cycle_collection
 
 # Metrics in the order the table shows them; other scalar metrics follow, sorted by name.
 METRIC_ORDER = ("final_loss", "W", "b", "test_accuracy", "test_loss", "train_loss",
@@ -45,7 +45,8 @@ def collate(root: Path, jobs: list[Job] | None = None) -> pd.DataFrame:
     Jobs of a sweep's job list that have not started are rows too (`not_started`). `jobs`: what
     read_jobs(root) returned, for a caller that needs the records as well and reads each once.
     """
-    rows = [_row(job) for job in (read_jobs(root) if jobs is None else jobs)]
+    with without_cycle_collection():  # each job's record parsed here, from the index's JSON
+        rows = [_row(job) for job in (read_jobs(root) if jobs is None else jobs)]
     table = pd.DataFrame(rows, columns=None if rows else ["job", "status"])
     table = table[_column_order(list(table.columns))]
     keys = [c for c in ("task", "optimizer", *HPARAMS, "job") if c in table.columns]
