@@ -110,6 +110,29 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    import getpass
+    import socket
+
+    from sweeper.serve.app import PortTaken, listen, make_app, new_token, serve
+
+    sweeps = _sweeps(args)
+    if sweeps is None:
+        return 2
+    try:
+        sock = listen(args.host, args.port)
+    except PortTaken as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    port, token = sock.getsockname()[1], new_token()
+    shown = "localhost" if args.host in ("127.0.0.1", "localhost", "::1") else args.host
+    print(f"serving {args.dir} at http://{shown}:{port}/?token={token} (Ctrl-C stops it); from a laptop: "
+          f"ssh -N -L {port}:localhost:{port} {getpass.getuser()}@{socket.getfqdn()}, then open that URL there",
+          flush=True)
+    serve(make_app(args.dir, sweeps, token), sock)
+    return 0
+
+
 def _list_course(profile: Profile, directory: Path, overrides: list[str]) -> int:
     """Each sweep of the profile, its job count and its command; nothing runs."""
     from hydra.errors import HydraException
@@ -173,6 +196,12 @@ def main(argv: list[str] | None = None) -> int:
     status = commands.add_parser("status", help="each job's state: from Slurm, then from its record")
     status.add_argument("dir", type=_directory, help="a sweep directory")
     status.set_defaults(func=_status)
+    serve = commands.add_parser("serve", help="a live page of DIR for a browser (docs/watching.md); read-only")
+    serve.add_argument("dir", type=_directory, help="a sweep directory, or a folder of sweeps")
+    serve.add_argument("--port", type=int, default=None, help="the port to listen on (default: the first free of 8765-8784)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="the address to listen on (default 127.0.0.1: this machine only; reach it through ssh -L)")
+    serve.set_defaults(func=_serve)
     course = commands.add_parser("course", help="run a course profile's sweeps (course_profiles/), then write its report")
     course.add_argument("profile", help="smoke, quick or full (course_profiles/<profile>.yaml)")
     course.add_argument("overrides", nargs="*", help="Hydra overrides for every sweep, e.g. hydra/launcher=slurm data.dir=...")

@@ -11,6 +11,8 @@ from typing import Any, Callable, cast
 from hydra.errors import CompactHydraException
 from omegaconf import DictConfig, OmegaConf
 
+from sweeper.schema import type_error
+
 
 class ConfigError(CompactHydraException):
     """A bad value in a job's config; its message is the one line the user sees."""
@@ -97,12 +99,16 @@ def _get(cfg: Any, dotted: str) -> Any:
     return cfg
 
 
-def validate(cfg: DictConfig) -> None:
-    """Raise ConfigError (one line: key, value, what is allowed) for the first bad value."""
+def validate(cfg: DictConfig | dict[Any, Any]) -> None:
+    """Raise ConfigError (one line: key, value, what is allowed) for the first bad value: the
+    registry's keys with their ranges first, then every typed key (sweeper/schema.py)."""
     for hparam in (*REGISTRY, *SETTINGS):
         value = _get(cfg, hparam.name)
         if not hparam.check(value):
             raise ConfigError(f"{hparam.name}={value!r} is invalid: {hparam.hint}")
+    error = type_error(cfg)
+    if error:
+        raise ConfigError(error)
 
 
 _INTERPOLATION = re.compile(r"^\$\{(\w+)\}$")
@@ -135,8 +141,9 @@ def applicable_hparams(cfg: DictConfig) -> dict[str, Any]:
     return {key: cfg[key] for key in HPARAMS if key in used}
 
 
-def check_or_exit(cfg: DictConfig) -> None:
-    """Validate; on a bad value print the one-line error and exit 2, before any job has run."""
+def check_or_exit(cfg: DictConfig | dict[Any, Any]) -> None:
+    """Validate (a config, or a resolved one as a dict); on a bad value print the one-line error
+    and exit 2, before any job has run."""
     try:
         validate(cfg)
     except ConfigError as e:

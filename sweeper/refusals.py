@@ -23,6 +23,7 @@ from sweeper.words import counted
 from sweeper.hparams import HPARAMS, applicable_hparams, check_or_exit, interpolated_key
 from sweeper.job.outcome import FRAMEWORK_ARGUMENTS
 from sweeper.job.planned import preset_of
+from sweeper import schema
 from tasks.mnist import DataError, check
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -164,7 +165,7 @@ def _choice(cfg: DictConfig, group: str) -> str:
     return f"{group}={OmegaConf.select(cfg, f'hydra.runtime.choices.{group}', default='?')}"
 
 
-def _takes(cfg: DictConfig) -> str:
+def takes(cfg: DictConfig) -> str:
     """`task=linear optimizer=gd take lr, steps`."""
     return f"{_choice(cfg, 'task')} {_choice(cfg, 'optimizer')} take {', '.join(applicable_hparams(cfg))}"
 
@@ -185,12 +186,16 @@ class Applicability:
         self.example: dict[str, str] = {}   # key -> what a job it does not apply to takes
 
     def add(self, cfg: DictConfig, overrides: Sequence[str]) -> None:
+        self.add_job(tuple(applicable_hparams(cfg)), takes(cfg), overrides)
+
+    def add_job(self, used: Sequence[str], who: str, overrides: Sequence[str]) -> None:
+        """A job that reads the hyperparameters `used` (applicable_hparams), `who` saying whose they are (takes)."""
         self.jobs += 1
         for key in given_hparams(overrides):
             self.unused.setdefault(key, 0)
-        for key in not_applying(cfg, overrides):
-            self.unused[key] += 1
-            self.example.setdefault(key, _takes(cfg))
+            if key not in used:
+                self.unused[key] += 1
+                self.example.setdefault(key, who)
 
     def check(self) -> None:
         for key, count in self.unused.items():
@@ -202,27 +207,6 @@ class Applicability:
 
 
 # -- keys added with + that nothing takes ----------------------------------------------------------
-
-@functools.cache
-def _arguments(target: str) -> tuple[str, ...] | None:
-    """The keyword arguments of the function `module.name`, read from its source without importing
-    it (a task's module may import TensorFlow); None when unknown or when it takes **kwargs."""
-    import ast
-    import importlib.util
-
-    module, _, name = target.rpartition(".")
-    try:
-        spec = importlib.util.find_spec(module)
-        tree = ast.parse(Path(spec.origin).read_text())  # type: ignore[union-attr, arg-type]
-    except Exception:
-        return None
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef) and node.name == name:
-            if node.args.kwarg is not None:
-                return None
-            return tuple(a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs])
-    return None
-
 
 DATA_LOADER = "tasks.mnist.load"  # what the `data` node's keys are the arguments of
 
@@ -241,7 +225,7 @@ def check_additions(cfg: DictConfig, overrides: Iterable[str]) -> None:
             node, target = "data", DATA_LOADER
         else:
             continue
-        arguments = _arguments(str(target)) if target else None
+        arguments = schema.arguments(str(target)) if target else None
         if arguments is None or parts[-1].startswith("_"):
             continue
         takes = [name for name in arguments if name not in FRAMEWORK_ARGUMENTS]  # the rest the framework gives
@@ -343,7 +327,7 @@ def check_single_run(cfg: DictConfig) -> None:
     unused = not_applying(cfg, overrides)
     if unused:
         key = unused[0]
-        refuse(f"{key}={given_hparams(overrides)[key]} does not apply to this job ({_takes(cfg)}): remove it")
+        refuse(f"{key}={given_hparams(overrides)[key]} does not apply to this job ({takes(cfg)}): remove it")
     check_bypass(cfg, overrides)
 
 

@@ -1,6 +1,7 @@
 """Shared fixtures: compose the project's config as Hydra would, and run the entry point."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -139,3 +140,23 @@ def _no_handler_closes_a_capture():
 def _slurm_marked_tests_need_the_cluster(request):
     if request.node.get_closest_marker("slurm"):
         request.getfixturevalue("slurm_cluster")
+
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"  # Debian's chromium, chromium-driver
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The browser of the tests marked `browser`: Debian's Chromium, its driver, and Selenium."""
+    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not Path(path).exists()]
+    if missing:
+        skip_or_fail(f"no {' or '.join(missing)}: apt-get install chromium chromium-driver (.ci/run does)")
+    if importlib.util.find_spec("selenium") is None:
+        skip_or_fail("selenium is not installed: pip install -e '.[test]'")
+    return CHROMIUM
+
+
+@pytest.fixture(autouse=True)
+def _browser_marked_tests_need_chromium(request):
+    if request.node.get_closest_marker("browser"):
+        request.getfixturevalue("chromium")

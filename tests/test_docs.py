@@ -21,6 +21,7 @@ from hydra.core.override_parser.types import Glob
 from sweeper.hparams import SETTINGS, REGISTRY
 from sweeper.job.record import Record
 from sweeper.job.status import Status
+from sweeper.schema import describe, leaves
 from tests.conftest import ROOT, skip_or_fail
 
 DOCS = ROOT / "docs"
@@ -148,8 +149,14 @@ def test_the_status_table_names_every_status_in_order():
 
 def test_the_hyperparameter_table_is_the_registry():
     rows = _table_after(DOCS / "configuration.md", "Hyperparameters")
-    documented = [(_names(row[0]), row[2]) for row in rows]
+    documented = [(_names(row[0]), row[3]) for row in rows]
     assert documented == [([h.name], h.allowed) for h in (*REGISTRY, *SETTINGS)]
+
+
+def test_the_config_tables_give_every_typed_key_its_type_from_the_schema():
+    rows = [*_table_after(DOCS / "configuration.md", "Hyperparameters"), *_table_after(DOCS / "configuration.md", "Types")]
+    documented = [(name, row[1]) for row in rows for name in _names(row[0])]
+    assert sorted(documented) == sorted((key, describe(tp)) for key, tp in leaves())
 
 
 # -- commands ----------------------------------------------------------------------------------------

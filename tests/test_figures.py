@@ -3,6 +3,7 @@ of `python -m sweeper report DIR` and of the course report, drawn from synthetic
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -155,3 +156,61 @@ def test_diverged_runs_that_stop_at_one_point_are_counted_not_stacked(drawn, cap
     stacked = next(line for line in crosses if line.get_xdata()[0] == 30)
     assert tuple(counts[0].xy) == (stacked.get_xdata()[0], stacked.get_ydata()[0])
     assert "6 diverged" in ax.get_title()
+
+
+def shown_ticks(axis) -> list[str]:
+    """The tick labels drawn inside the axis' view (a locator may place ticks beyond it)."""
+    low, high = sorted(axis.get_view_interval())
+    ticks = axis.get_major_ticks() + axis.get_minor_ticks()
+    return [text for tick in ticks if low <= tick.get_loc() <= high
+            for text in [tick.label1.get_text() or tick.label2.get_text()] if text]
+
+
+def plain(texts: list[str]) -> bool:
+    """Every label a plain number (`200`, `2.5`), none a power of ten (`2x10^2`, mathtext)."""
+    return all(re.fullmatch(r"-?\d+(\.\d+)?", text) for text in texts)
+
+
+def test_a_log_axis_within_a_decade_is_labelled_with_plain_numbers(drawn, capsys, tmp_path):
+    """Exercise 4's training times (36 to 120 s, published 150 to 650 s) and a loss curve that moves
+    within a decade: a few plain ticks, where matplotlib labelled 2x10^2, 3x10^2, 2.48x10^0."""
+    synthetic.gpu_sweep(tmp_path / "course" / "ex4_gpus")
+    course_report(tmp_path / "course", capsys)
+    synthetic.gpu_sweep(tmp_path / "gpus")
+    report(tmp_path / "gpus", capsys)
+    figures = drawn()
+    times = figures["ex4_scaling.png"].axes[0]
+    loss = figures["loss_cnn_adam.png"].axes[0]
+    for ax in (times, loss):
+        ax.figure.canvas.draw()
+        assert ax.get_yscale() == "log"
+        low, high = ax.get_ylim()
+        assert high / low < 10
+        texts = shown_ticks(ax.yaxis)
+        assert len(texts) >= 2 and plain(texts), texts
+
+
+def test_a_log_axis_over_decades_keeps_its_powers_of_ten(drawn, capsys, tmp_path):
+    synthetic.adam_grid_sweep(tmp_path / "adam")
+    report(tmp_path / "adam", capsys)
+    ax = drawn()["loss_linear_adam.png"].axes[0]
+    ax.figure.canvas.draw()
+    texts = shown_ticks(ax.yaxis)
+    assert len(texts) >= 3 and all("10^{" in text for text in texts), texts
+
+
+def test_a_log_colour_bar_within_a_decade_is_labelled_with_plain_numbers(drawn, capsys, tmp_path):
+    """The heatmaps of losses that differ by less than ten times: their colour bars' ticks."""
+    sweep = tmp_path / "adam"
+    jobs = synthetic.adam_grid_sweep(sweep)
+    for number in range(len(jobs)):
+        set_metric(sweep / str(number), final_loss=0.4 + 0.3 * number / len(jobs))
+    report(sweep, capsys)
+    fig = drawn()["heatmap_linear_adam.png"]
+    fig.canvas.draw()
+    bars = [ax.images[0].colorbar.ax for ax in fig.axes if ax.images]
+    assert len(bars) == 3
+    for bar in bars:
+        assert bar.get_yscale() == "log"
+        texts = shown_ticks(bar.yaxis)
+        assert len(texts) >= 2 and plain(texts), texts

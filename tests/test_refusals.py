@@ -2,6 +2,7 @@
 no traceback and nothing written (the run happens in an empty directory that must stay empty)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -135,6 +136,51 @@ def test_a_misspelt_or_added_nested_key_is_one_line(tmp_path, args, line):
     """Hydra's advice (`+data.trian_samples=100`) is refused too, before anything runs, with or without -m."""
     assert refused(tmp_path, *args) == line
     assert refused(tmp_path, "-m", *args, "seed=1,2") == line
+
+
+@pytest.mark.parametrize("args, line", [
+    (["data.train_samples=abc"], "error: data.train_samples='abc' is invalid: data.train_samples must be an integer > 0 "
+                                 "or null (all) (e.g. data.train_samples=1000)"),
+    (["lr=fast"], "error: lr='fast' is invalid: lr must be a number > 0 (e.g. lr=0.01)"),
+    (["epochs=1.5"], "error: epochs=1.5 is invalid: epochs must be an integer > 0 (e.g. epochs=1)"),
+    (["batch_size='32'"], "error: batch_size='32' is invalid: batch_size must be an integer > 0 (e.g. batch_size=32)"),
+    (["data.dir=3"], "error: data.dir=3 is invalid: data.dir must be a string or null"),
+    (["task.direction=up"], "error: task.direction='up' is invalid: task.direction must be minimize or maximize"),
+    (["task=cnn", "+task.run.dropout=abc"], "error: task.run.dropout='abc' is invalid: task.run.dropout must be a number"),
+])
+def test_a_value_of_the_wrong_type_is_one_line(tmp_path, args, line):
+    """Every node is typed (sweeper/schema.py): the key, the value and the type, before anything
+    runs, with or without -m, whichever launcher."""
+    assert refused(tmp_path, *args) == line
+    assert refused(tmp_path, "-m", *args, "seed=1,2") == line
+
+
+@pytest.mark.parametrize("args", [["hydra/launcher=slurm", "seed=1,2"], ["packing=small_jobs", "hydra/launcher=slurm",
+                                                                       "seed=1,2"],
+                                  ["hparams_search=ex1_optuna"]], ids=" ".join)
+def test_a_value_of_the_wrong_type_is_refused_whichever_launcher_or_sweeper(tmp_path, args):
+    """Before Slurm is asked, and before a search writes its study's journal."""
+    assert refused(tmp_path, "-m", *args, "data.dir=3") == "error: data.dir=3 is invalid: data.dir must be a string or null"
+
+
+def test_a_new_tasks_file_with_its_own_keys_runs_and_its_arguments_are_typed(tmp_path):
+    """A new task is a YAML file (here beside the project's, through Hydra's search path) with keys
+    beyond the schema; its `run` node is typed by its function (tasks.linear.run: steps: int)."""
+    (tmp_path / "conf" / "task").mkdir(parents=True)
+    (tmp_path / "conf" / "task" / "mine.yaml").write_text(
+        "# @package _global_\n"
+        "task:\n  name: mine\n  objective: final_loss\n  direction: minimize\n"
+        "  notes: a key of this task only\n"
+        "  run:\n    _target_: tasks.linear.run\n    steps: 7\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    search_path = f"hydra.searchpath=[file://{tmp_path / 'conf'}]"
+    assert refused(work, search_path, "task=mine", "task.run.steps=abc") == (
+        "error: task.run.steps='abc' is invalid: task.run.steps must be an integer")
+    result = run_cli(str(ROOT / "run.py"), search_path, "task=mine", f"hydra.run.dir={tmp_path / 'run'}",
+                     "logging.tensorboard=false", cwd=work, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["status"] == "ok"
 
 
 def test_an_argument_the_task_takes_may_be_added(compose_cfg):

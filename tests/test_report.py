@@ -268,3 +268,17 @@ def test_a_sweep_of_one_epoch_jobs_has_no_per_epoch_figures(sweeper_cli, tmp_pat
     made = sorted(p.name for p in (sweep / "report").glob("*.png"))
     assert made == ["heatmap_softmax_gd.png", "loss_softmax_gd.png"]
 
+
+
+def test_a_group_whose_jobs_all_failed_is_reported(tmp_path, sweeper_cli):
+    """No job of the group has a value of its objective: the report lists them, and draws nothing."""
+    sweep = tmp_path / "sweep"
+    synthetic.write_job_list(sweep, "linear", "gd", [{"lr": 0.5}, {"lr": 0.1}])
+    for number, lr in enumerate((0.5, 0.1)):
+        synthetic.write_job(sweep / str(number), "linear", "gd", {"lr": lr}, {"final_loss": None}, {"loss": [1.0]},
+                            status="failed", error="ValueError: no data")
+    result = sweeper_cli("report", str(sweep))
+    assert result.returncode == 0, result.stderr
+    text = (sweep / "report" / "report.md").read_text()
+    assert "2 jobs: 2 failed" in text and text.count("ValueError: no data") == 4  # its reason, and in the table
+    assert "Best per optimizer" not in text

@@ -5,9 +5,10 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from sweeper.job.status import RECORDED, Status
 from sweeper.sweep.index import FileKey, Indexed, file_key, index_record
@@ -65,12 +66,16 @@ def _umask() -> int:
     return mask
 
 
-def _written(path: Path, text: str, durable: bool = True) -> str:
-    """A temporary file beside `path`, holding `text` (on disk, when durable)."""
+def _written(path: Path, text: str | IO[str], durable: bool = True) -> str:
+    """A temporary file beside `path`, holding `text`, or what is left to read of a file (on disk,
+    when durable)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
-            f.write(text)
+            if isinstance(text, str):
+                f.write(text)
+            else:
+                shutil.copyfileobj(text, f)
             f.flush()
             if durable:
                 os.fsync(f.fileno())
@@ -81,7 +86,7 @@ def _written(path: Path, text: str, durable: bool = True) -> str:
     return tmp
 
 
-def write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str | IO[str]) -> None:
     """Write `text` so that readers see the old file or the new one, never half of one."""
     tmp = _written(path, text)
     try:
@@ -91,8 +96,8 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def create_atomic(path: Path, text: str, durable: bool = True) -> bool:
-    """Write `text` to `path` whole, only if there is no such file: False when there is one.
+def create_atomic(path: Path, text: str | IO[str], durable: bool = True) -> bool:
+    """Write `text` (or a file's text) to `path` whole, only if there is no such file: False when there is one.
     durable=False: no fsync, for a file that need not outlive a crash of the machine."""
     tmp = _written(path, text, durable)
     try:

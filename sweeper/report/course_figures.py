@@ -13,7 +13,7 @@ from sweeper.job.status import Status
 from sweeper.report.curves import epoch_figures, loss_figure
 from sweeper.report.groups import Group, fmt_number
 from sweeper.report.heatmaps import heatmap_figure
-from sweeper.report.plotting import save
+from sweeper.report.plotting import plain_log_ticks, save
 from sweeper.report.published import Exercise, Match, Verdict
 from sweeper.report.scaling import scaling_table
 from sweeper.report.tables import grid_pairs, grid_values
@@ -232,6 +232,7 @@ def _scaling(plt: ModuleType, exercise: Exercise, groups: list[Group], matches: 
         ax.set_xticks(every, [str(int(g)) for g in every])
         ax.legend(fontsize=8)
     mark_reduced(left, [m for m in matches if m.row.metric == "train_time_s"], below=-0.16)
+    plain_log_ticks(left.yaxis)
     fig.tight_layout()
     path = save(fig, out / f"{exercise.key}_scaling.png")
     return [(path, "training time, speedup and parallel efficiency against devices: ours beside the published")]

@@ -15,7 +15,7 @@ from sweeper.job.status import Status
 from sweeper.sweep.jobs import Job
 from sweeper.report.groups import (BAND_POINTS, FEW_RUNS, Group, MAX_CURVES, MAX_DIVERGED, MAX_HISTORIES, MAX_RUN_PANELS,
                                    STATUS_COLOR, metric_text)
-from sweeper.report.plotting import save
+from sweeper.report.plotting import plain_log_ticks, save
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -130,6 +130,7 @@ def loss_figure(plt: ModuleType, group: Group, path: Path) -> Path | None:
     if len(diverged) and np.isfinite(top):
         bottom = floor / 2 if exact else min(np.nanmin(curves[n][1]) for n in ok) / 2
         ax.set_ylim(bottom, top)
+    plain_log_ticks(ax.yaxis)
     ax.set_xlabel("training step")
     ax.set_ylabel("training loss (log scale)" + ("; 0 drawn at the bottom" if exact else ""))
     count = f"{len(picks)} of {finished} finished runs" if finished > len(picks) else f"{finished} finished runs"
@@ -210,7 +211,8 @@ def _epoch_multiples(plt: ModuleType, group: Group, runs: list[Run], kind: str, 
     for ax in axes.flat[len(runs):]:
         ax.set_visible(False)
     if kind == "loss":
-        axes[0, 0].set_yscale("log")
+        axes[0, 0].set_yscale("log")  # the panels share it
+        plain_log_ticks(axes[0, 0].yaxis)
     for ax in axes[-1]:
         ax.set_xlabel("epoch", fontsize=8)
     for ax in axes[:, 0]:

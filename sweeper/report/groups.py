@@ -102,7 +102,7 @@ def read_groups(table: pd.DataFrame, jobs: list[Job]) -> list[Group]:
             continue
         objective = max(set(objectives), key=objectives.count)
         direction = direction_of([by_name[n] for n in rows.job], objective)
-        rows = rows.dropna(axis=1, how="all")
+        rows = rows.loc[:, rows.notna().any() | (rows.columns == objective)]  # the objective's column stays, even all empty
         varied = [k for k in HPARAMS if k in rows.columns and rows[k].nunique() > 1]
         groups.append(Group(str(task), str(optimizer), objective, direction, rows, {n: by_name[n] for n in rows.job}, varied))
     return groups

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sweeper.report.groups import Group, STATUS_TEXT, fmt_number
-from sweeper.report.plotting import save
+from sweeper.report.plotting import plain_log_ticks, save
 from sweeper.report.tables import Grid
 
 if TYPE_CHECKING:
@@ -89,7 +89,9 @@ def heatmap_figure(plt: ModuleType, group: Group, grids: list[Grid], path: Path)
         ax.set_title(f"{a} x {b}" + (f" (best over {', '.join(others)})" if others else ""), fontsize=10)
         zero = "\nhatched: exactly 0" if zeros else ""
         bar = fig.colorbar(image, ax=ax, label=group.objective + (" (log scale)" if log else "") + zero, shrink=0.9)
-        if not log:
+        if log:
+            plain_log_ticks(bar.ax.yaxis)
+        else:
             bar.formatter.set_useOffset(False)
     for ax in axes.flat[len(grids):]:
         ax.set_visible(False)

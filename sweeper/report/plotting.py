@@ -6,6 +6,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from matplotlib.axis import Axis
     from matplotlib.figure import Figure
 
 
@@ -32,3 +33,21 @@ def save(fig: Figure, path: Path, tight: bool = False) -> Path:
     return path
 
 
+def plain_log_ticks(axis: Axis) -> None:
+    """A log axis spanning less than two decades labels the ticks matplotlib labels as plain
+    numbers (200, 300, 400; 2.48, 2.5), not as 2x10^2, 3x10^2 or 2.48x10^0: with few powers of ten
+    in view, matplotlib labels the ticks between them. An axis over more keeps its powers of ten.
+    Call it once the axis' limits are final."""
+    from matplotlib.ticker import LogFormatterSciNotation
+
+    class Plain(LogFormatterSciNotation):
+        """matplotlib's choice of which ticks to label, each labelled as a plain number."""
+
+        def __call__(self, x: float, pos: int | None = None) -> str:
+            return f"{x:g}" if super().__call__(x, pos) else ""
+
+    low, high = sorted(axis.get_view_interval())
+    if axis.get_scale() != "log" or low <= 0 or high / low >= 100:
+        return
+    axis.set_major_formatter(Plain())
+    axis.set_minor_formatter(Plain(labelOnlyBase=False))

@@ -9,7 +9,7 @@ import pandas as pd
 
 from sweeper.job.status import Status
 from sweeper.report.groups import Group, STATUS_COLOR
-from sweeper.report.plotting import save
+from sweeper.report.plotting import plain_log_ticks, save
 
 
 def trial_of(name: str) -> int | None:
@@ -38,6 +38,7 @@ def search_figure(plt: ModuleType, group: Group, path: Path) -> Path | None:
                 label="diverged / failed (no value)")
     if "accuracy" not in group.objective and ok[group.objective].min() > 0:
         ax.set_yscale("log")
+        plain_log_ticks(ax.yaxis)
     ax.set_xlabel("trial number")
     ax.set_ylabel(group.objective)
     better = "higher" if group.direction == "maximize" else "lower"

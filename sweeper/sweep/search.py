@@ -24,12 +24,14 @@ from hydra.core.plugins import Plugins
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
+from sweeper.hparams import check_or_exit
 from sweeper.job.context import Progress, RunContext
 from sweeper.job.display import label, number, objective
 from sweeper.job.record import RECORD_NAME, Record, read_record
 from sweeper.job.status import FINISHED, Status
 from sweeper.job.trial import DEFAULT_STUDY, StorageError, open_storage, storage_spec
 from sweeper.sweep import manifest, progress
+from sweeper.launching.compose import job_configs
 from sweeper.sweep.planning import launch, plan_sweep
 
 if TYPE_CHECKING:  # optuna is the `optuna` extra: imported where a search runs
@@ -203,6 +205,8 @@ class Search:
             _fail("a search asks its next trials from the results of the last: it cannot run with "
                   "hydra.launcher.wait=false (leave it out)")
         self._check_directory(sweep_dir)
+        # what every trial shares (`data.dir=3`): refused before the study's journal is written
+        check_or_exit(next(job_configs(self.hydra_context.config_loader, self.config, [fixed])))
         study = self._open_study(sweep_dir, sampler, pruner)
         sweep_dir.mkdir(parents=True, exist_ok=True)  # the journal made it; a database did not
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
