@@ -14,7 +14,8 @@ from typing import Any, Iterable, Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from sweeper.hparams import applicable_hparams
-from sweeper.job.record import RECORD_NAME, Record, read_record
+from sweeper.job.record import RECORD_NAME, Record, read_record, read_summary
+from sweeper.sweep.index import FileKey, Indexed
 from sweeper.job.status import FINISHED
 
 # Keys that do not change what a job computes: Hydra's own, and where logs go.
@@ -202,18 +203,20 @@ def mismatch(job_dir: Path, record: Record, expected: str, overrides: list[str],
 
 
 def finished_record(job_dir: Path, expected: str, overrides: list[str], former: Iterable[str] = (),
-                    now: DictConfig | None = None) -> Record | None:
+                    now: DictConfig | None = None, indexed: dict[FileKey, Indexed] | None = None) -> Record | None:
     """The job's finished record when it is there for this configuration; None if it must run.
 
     `former`: the fingerprints this configuration had before (identity); `now`: its
-    config, to name what differs. Raises MismatchError when the directory holds the record of
-    another configuration.
+    config, to name what differs; `indexed`: the sweep index's lines of this job, where the
+    caller read them: the record is then taken from there, without its history (planning a resume
+    of 100,000 jobs reads no record file). Raises MismatchError when the directory holds the
+    record of another configuration.
     """
     path = Path(job_dir) / RECORD_NAME
     if not path.exists():
         return None
     try:
-        record = read_record(path)
+        record = read_summary(path, indexed) if indexed else read_record(path)
     except ValueError:
         return None  # unreadable: run again, the new record replaces it
     if not is_same_job(record, expected, overrides, former, Path(job_dir)):

@@ -30,6 +30,7 @@ from sweeper.launching import in_process
 from sweeper.launching.compose import Job, Planner
 from sweeper.refusals import Applicability, DataCheck, check_additions, check_bypass, takes
 from sweeper.sweep import manifest
+from sweeper.sweep.index import read_index
 
 
 def _fail(message: str) -> None:
@@ -87,6 +88,7 @@ def plan_sweep(hydra_context: HydraContext, config: DictConfig, launcher: Launch
     `configs` for a batch at a time, with the same `planner`)."""
     done: dict[int, Path] = {}
     to_run: list[PlannedJob] = []
+    indexed = read_index(sweep_dir)  # a resume's finished jobs: from the index, not their record files
     in_this_process = isinstance(launcher, BasicLauncher)
     planner = planner or planner_for(hydra_context, config, launcher)
     checks = _Checks()
@@ -107,7 +109,8 @@ def plan_sweep(hydra_context: HydraContext, config: DictConfig, launcher: Launch
                                       trial=planned.num if total is not None else None)
             written.add(row)
             if (sweep_dir / planned.dir / RECORD_NAME).exists() and finished_record(
-                    sweep_dir / planned.dir, planned.fingerprint, planned.overrides, planned.former, planner.config(job)):
+                    sweep_dir / planned.dir, planned.fingerprint, planned.overrides, planned.former, planner.config(job),
+                    indexed.get(planned.dir)):
                 done[planned.num] = sweep_dir / planned.dir
             else:
                 checks.to_run(job, planner)
