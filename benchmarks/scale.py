@@ -1,7 +1,8 @@
 """Reading a sweep back at 1,000, 10,000 and 100,000 jobs: collate, report, resume's planning and
 status, each timed with its peak memory, and the growth exponent of each from the smallest size
-to the largest (1: time grows as the jobs do). The start half (expansion, the job list, per-job
-overhead, submission) is benchmarks/scale_start.py.
+to the largest (1: time grows as the jobs do). First it runs the start half at the same sizes
+(benchmarks/scale_start.py: the job list, the first job, peak memory, per-job overhead, and with
+--slurm the packed submission), unless --read-only.
 
 For each size, writes a synthetic linear Adam sweep into a temporary folder (tests/synthetic.py: its
 job list, and each job's record written through write_record, so indexed as a real job's would be;
@@ -9,7 +10,7 @@ job list, and each job's record written through write_record, so indexed as a re
 would, and its peak resident memory is that process's (ru_maxrss). `rebuild` is collate with the
 sweep's index deleted: what the first read of a sweep without one costs (it writes the index anew).
 
-Run: python benchmarks/scale.py [--sizes 1000,10000,100000] [--steps 1000] [--dir DIR]
+Run: python benchmarks/scale.py [--sizes 1000,10000,100000] [--steps 1000] [--dir DIR] [--slurm] [--read-only]
 (--dir: write the sweeps into DIR/<jobs> and keep them; a sweep already there is read again, not rewritten.)
 (100,000 records of 1,000 loss values are 2.7 GB on disk: see `df -h /tmp`.)
 """
@@ -94,10 +95,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000, help="loss values per record (1,000: 27 kB records)")
     parser.add_argument("--dir", type=Path, help="keep the sweeps here (and reuse those already here)")
     parser.add_argument("--step", nargs=2, metavar=("STEP", "SWEEP"), help=argparse.SUPPRESS)
+    parser.add_argument("--slurm", action="store_true", help="the start half submits the largest grid to Slurm too")
+    parser.add_argument("--read-only", action="store_true", help="the read-back half only")
     args = parser.parse_args()
     if args.step:
         run_step(args.step[0], Path(args.step[1]))
         return
+    if not args.read_only:
+        print("the start half (benchmarks/scale_start.py):", flush=True)
+        start_half = [sys.executable, str(ROOT / "benchmarks" / "scale_start.py"), "--sizes", args.sizes]
+        subprocess.run(start_half + (["--slurm"] if args.slurm else []), check=True)
+        print("the read-back half:", flush=True)
     sizes = [int(size) for size in args.sizes.split(",")]
     results: dict[int, dict[str, tuple[float, float, float]]] = {}
     for jobs in sizes:
