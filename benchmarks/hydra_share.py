@@ -1,6 +1,6 @@
 """Run `run.py` with its arguments, TensorFlow imported first, and print, as one JSON line last, the
 number of jobs and the seconds of the whole sweep (after the import), of Hydra's `run_job` (each
-job's run in an in-process sweep), of the task function within it, and the difference: Hydra's own
+job's run in an in-process sweep: sweeper/launching/in_process.py's, Hydra's elsewhere), of the task function within it, and the difference: Hydra's own
 per-job work (its config copies, the `.hydra/` files, logging set-up). benchmarks/fused.py times
 sweeps so: the seconds of importing TensorFlow, which vary by a second from run to run, stay out.
 
@@ -37,9 +37,11 @@ def main() -> None:
     import keras  # noqa: F401  (imported now: out of the first job's time)
 
     import sweeper
+    from sweeper.launching import in_process
 
     # Hydra loads its launcher plugins anew (their `from hydra.core.utils import run_job` then gets this).
     hydra.core.utils.run_job = timed("run_job", hydra.core.utils.run_job)
+    in_process.run_job = timed("run_job", in_process.run_job)  # the grid's in-process jobs: Hydra's, with fewer copies
     sweeper.run_job = timed("task", sweeper.run_job)  # what run.py's task function calls
     sys.argv = [str(ROOT / "run.py"), *sys.argv[1:]]
     start = time.perf_counter()

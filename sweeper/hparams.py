@@ -100,7 +100,7 @@ def _get(cfg: Any, dotted: str) -> Any:
     return cfg
 
 
-def validate(cfg: DictConfig) -> None:
+def validate(cfg: DictConfig | dict[Any, Any]) -> None:
     """Raise ConfigError (one line: key, value, what is allowed) for the first bad value: the
     registry's keys with their ranges first, then every typed key (sweeper/schema.py)."""
     for hparam in (*REGISTRY, *SETTINGS):
@@ -142,8 +142,9 @@ def applicable_hparams(cfg: DictConfig) -> dict[str, Any]:
     return {key: cfg[key] for key in HPARAMS if key in used}
 
 
-def check_or_exit(cfg: DictConfig) -> None:
-    """Validate; on a bad value print the one-line error and exit 2, before any job has run."""
+def check_or_exit(cfg: DictConfig | dict[Any, Any]) -> None:
+    """Validate (a config, or a resolved one as a dict); on a bad value print the one-line error
+    and exit 2, before any job has run."""
     try:
         validate(cfg)
     except ConfigError as e:

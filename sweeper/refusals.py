@@ -168,7 +168,7 @@ def _choice(cfg: DictConfig, group: str) -> str:
     return f"{group}={OmegaConf.select(cfg, f'hydra.runtime.choices.{group}', default='?')}"
 
 
-def _takes(cfg: DictConfig) -> str:
+def takes(cfg: DictConfig) -> str:
     """`task=linear optimizer=gd take lr, steps`."""
     return f"{_choice(cfg, 'task')} {_choice(cfg, 'optimizer')} take {', '.join(applicable_hparams(cfg))}"
 
@@ -189,12 +189,16 @@ class Applicability:
         self.example: dict[str, str] = {}   # key -> what a job it does not apply to takes
 
     def add(self, cfg: DictConfig, overrides: Sequence[str]) -> None:
+        self.add_job(tuple(applicable_hparams(cfg)), takes(cfg), overrides)
+
+    def add_job(self, used: Sequence[str], who: str, overrides: Sequence[str]) -> None:
+        """A job that reads the hyperparameters `used` (applicable_hparams), `who` saying whose they are (takes)."""
         self.jobs += 1
         for key in given_hparams(overrides):
             self.unused.setdefault(key, 0)
-        for key in not_applying(cfg, overrides):
-            self.unused[key] += 1
-            self.example.setdefault(key, _takes(cfg))
+            if key not in used:
+                self.unused[key] += 1
+                self.example.setdefault(key, who)
 
     def check(self) -> None:
         for key, count in self.unused.items():
@@ -287,12 +291,13 @@ def check_bypass(cfg: DictConfig, overrides: Iterable[str]) -> None:
 
 # -- one job over several workers ------------------------------------------------------------------
 
-def check_workers(cfg: DictConfig) -> None:
+def check_workers(cfg: DictConfig, nodes: int | None = None) -> None:
     """Refuse a job over several workers (`nodes` > 1 or `hydra.launcher.tasks_per_node` > 1) where
     it cannot run: anywhere but its own Slurm job (in process, locally, packed with other jobs; a
     fused group is planned only there), in a search (its pruner would stop the chief alone), or
-    with a task that trains in one process (its `run` does not take `${nodes}`)."""
-    nodes = cfg.get("nodes") or 1
+    with a task that trains in one process (its `run` does not take `${nodes}`). `nodes`: the job's,
+    where `cfg` is its combination's config (sweeper/sweep/planning.py), else cfg's."""
+    nodes = nodes or cfg.get("nodes") or 1
     tasks = OmegaConf.select(cfg, "hydra.launcher.tasks_per_node", default=1) or 1
     if nodes == 1 and tasks == 1:
         return
@@ -352,7 +357,7 @@ def check_single_run(cfg: DictConfig) -> None:
     unused = not_applying(cfg, overrides)
     if unused:
         key = unused[0]
-        refuse(f"{key}={given_hparams(overrides)[key]} does not apply to this job ({_takes(cfg)}): remove it")
+        refuse(f"{key}={given_hparams(overrides)[key]} does not apply to this job ({takes(cfg)}): remove it")
     check_bypass(cfg, overrides)
 
 

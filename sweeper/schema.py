@@ -197,8 +197,15 @@ def run_types(target: str) -> dict[str, Any]:
 _REFERENCE = re.compile(r"^\$\{([\w.]+)\}$")
 
 
-def _value(cfg: DictConfig, dotted: str) -> tuple[bool, Any]:
+def _value(cfg: DictConfig | dict[Any, Any], dotted: str) -> tuple[bool, Any]:
     """(present, resolved value) of a dotted key; a node as a plain container."""
+    if not isinstance(cfg, DictConfig):  # resolved already
+        node: Any = cfg
+        for key in dotted.split("."):
+            if not isinstance(node, dict) or key not in node:
+                return False, None
+            node = node[key]
+        return True, node
     node = OmegaConf.select(cfg, dotted, default=dataclasses.MISSING)
     if node is dataclasses.MISSING:
         return False, None
@@ -214,13 +221,17 @@ def _raw(raw: Any, dotted: str) -> Any:
     return raw
 
 
-def type_error(cfg: DictConfig) -> str | None:
+def type_error(cfg: DictConfig | dict[Any, Any]) -> str | None:
     """`data.dir=3 is invalid: data.dir must be a string or null` for the first value of the
-    wrong type, the task's `run` node checked against its function; None if all are typed right."""
+    wrong type, the task's `run` node checked against its function; None if all are typed right.
+    `cfg`: a job's config, or its resolved config as a dictionary (the planner's, a merge per job)."""
     typed = dict(_typed_keys())
-    raw = {key: OmegaConf.to_container(value, resolve=False) if isinstance(value, DictConfig) else value
-           for key, value in cfg.items_ex(resolve=False) if key != "hydra"}
-    target = OmegaConf.select(cfg, "task.run._target_")
+    if isinstance(cfg, DictConfig):
+        raw = {key: OmegaConf.to_container(value, resolve=False) if isinstance(value, DictConfig) else value
+               for key, value in cfg.items_ex(resolve=False) if key != "hydra"}
+        target = OmegaConf.select(cfg, "task.run._target_")
+    else:
+        raw, target = cfg, _raw(cfg, "task.run._target_")
     if isinstance(target, str):
         typed |= {f"task.run.{name}": tp for name, tp in run_types(target).items()}
     for key, tp in typed.items():

@@ -1,6 +1,7 @@
 """The result record: atomic writes, JSON without NaN, clear errors for broken files."""
 from __future__ import annotations
 
+import io
 import json
 import os
 
@@ -45,8 +46,12 @@ def test_atomic_write_replaces_whole_files_and_leaves_no_temporaries(tmp_path):
 def test_failed_write_keeps_the_old_file(tmp_path):
     target = tmp_path / "result.json"
     target.write_text("old")
-    with pytest.raises(TypeError):
-        write_atomic(target, None)  # type: ignore[arg-type]
+    class Unreadable(io.StringIO):  # a source that fails half way, as a full disk or a lost mount would
+        def read(self, size: int | None = -1) -> str:
+            raise OSError("read failed")
+
+    with pytest.raises(OSError, match="read failed"):
+        write_atomic(target, Unreadable())
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
 

@@ -11,7 +11,7 @@ from omegaconf import MISSING
 @dataclass
 class CheckedSweeperConf:
     _target_: str = "hydra_plugins.sweeper_plugins.checked_sweeper.CheckedSweeper"
-    max_batch_size: Optional[int] = None      # None: one batch with every job
+    max_batch_size: Optional[int] = None      # None: one batch (in process: 256 jobs at a time)
     params: Optional[Dict[str, str]] = None   # the grid, as in Hydra's basic sweeper
     fuse: bool = True                         # in process: fuse the jobs that differ only in optimizer hyperparameters
     max_fused: Optional[int] = 64             # at most this many jobs a fused group (memory); None: no cap

@@ -6,7 +6,6 @@ hashed it in; `identity`'s former fingerprints and the job directory's `.hydra/c
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from pathlib import Path
@@ -15,7 +14,8 @@ from typing import Any, Iterable, Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from sweeper.hparams import applicable_hparams
-from sweeper.job.record import RECORD_NAME, Record, read_record
+from sweeper.job.record import RECORD_NAME, Record, read_record, read_summary
+from sweeper.sweep.index import FileKey, Indexed
 from sweeper.job.status import FINISHED
 
 # Keys that do not change what a job computes: Hydra's own, and where logs go.
@@ -32,21 +32,45 @@ class MismatchError(Exception):
     """A job directory (or a sweep directory) holds the work of a different configuration."""
 
 
+def container(cfg: Any) -> dict[Any, Any]:
+    """The resolved config less Hydra's own node: what a job's identity and fusion are read from."""
+    return {key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
+            for key in cfg if key != "hydra"}
+
+
+def _without(content: dict[Any, Any], path: tuple[str, ...], value: Any = _KEEP) -> dict[Any, Any]:
+    """`content` with the key at `path` deleted (value _KEEP) or set, copying only the dicts on the
+    path (a sweep's jobs share the rest); `content` itself where the path is not there."""
+    head, *rest = path
+    node = content.get(head)
+    if not rest:
+        if head not in content:
+            return content
+        changed = {key: item for key, item in content.items() if key != head}
+        if value is not _KEEP:
+            changed[head] = value
+        return changed
+    if not isinstance(node, dict):
+        return content
+    inner = _without(node, tuple(rest), value)
+    return content if inner is node else {**content, head: inner}
+
+
+def _fingerprinted(content: dict[Any, Any]) -> dict[Any, Any]:
+    """A container (see container) less the logging switches (the task's copy too)."""
+    content = {key: value for key, value in content.items() if key not in _NOT_FINGERPRINTED}
+    content = _without(content, ("task", "run", "logging"))  # a task may take the logging switches too
+    for key, default in _ADDED_LATER.items():
+        run = content.get("task", {}).get("run") if isinstance(content.get("task"), dict) else None
+        for path, node in (((key,), content), (("task", "run", key), run if isinstance(run, dict) else {})):
+            if key in node and node[key] == default:
+                content = _without(content, path)
+    return content
+
+
 def _resolved(cfg: Any) -> dict[Any, Any]:
     """The resolved config, less Hydra's keys and the logging switches (the task's copy too)."""
-    content: dict[Any, Any] = {}
-    for key in cfg:
-        if key not in _NOT_FINGERPRINTED:
-            value = cfg[key]
-            content[key] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
-    run = content.get("task", {}).get("run") if isinstance(content.get("task"), dict) else None
-    if isinstance(run, dict):
-        run.pop("logging", None)  # a task may take the logging switches too
-    for key, default in _ADDED_LATER.items():
-        for node in (content, run if isinstance(run, dict) else {}):
-            if key in node and node[key] == default:
-                del node[key]
-    return content
+    return _fingerprinted(container(cfg))
 
 
 def _located(content: dict[Any, Any], data_dir: Any = None) -> dict[Any, Any]:
@@ -54,17 +78,9 @@ def _located(content: dict[Any, Any], data_dir: Any = None) -> dict[Any, Any]:
     way; _KEEP: as it is); a copy where it changes."""
     if data_dir is _KEEP:
         return content
-    located = copy.deepcopy(content)
     for path in _LOCATIONS:
-        node: Any = located
-        for part in path[:-1]:
-            node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, dict) and path[-1] in node:
-            if data_dir is None:
-                del node[path[-1]]
-            else:
-                node[path[-1]] = data_dir[0]
-    return located
+        content = _without(content, path, _KEEP if data_dir is None else data_dir[0])
+    return content
 
 
 def _content(cfg: Any, data_dir: Any = None) -> dict[Any, Any]:
@@ -82,12 +98,24 @@ def fingerprint(cfg: DictConfig) -> str:
     return _hash(_content(cfg))
 
 
+def fingerprint_of(resolved: dict[Any, Any]) -> str:
+    """The fingerprint of a job from its config's `container`: a sweep's planner has it without a
+    config for each job (sweeper/launching/compose.py)."""
+    return _hash(_located(_fingerprinted(resolved)))
+
+
+def former_of(resolved: dict[Any, Any]) -> tuple[str, ...]:
+    """The fingerprints a job had before data.dir left the identity (records and job lists written
+    then: with data.dir as it is now, and null, MNIST_DIR unset), from its config's `container`."""
+    content = _fingerprinted(resolved)
+    return _hash(_located(content, _KEEP)), _hash(_located(content, (None,)))
+
+
 def identity(cfg: DictConfig) -> tuple[str, tuple[str, ...]]:
-    """The fingerprint, and the fingerprints this configuration had before data.dir left the identity
-    (records and job lists written then: with data.dir as it is now, and null, MNIST_DIR unset),
-    from one resolution of the config (resolving is most of a fingerprint's cost)."""
-    content = _resolved(cfg)
-    return _hash(_located(content)), (_hash(_located(content, _KEEP)), _hash(_located(content, (None,))))
+    """The fingerprint and the former ones (former_of), from one resolution of the config
+    (resolving is most of a fingerprint's cost)."""
+    resolved = container(cfg)
+    return fingerprint_of(resolved), former_of(resolved)
 
 
 def earlier_config(job_dir: Path | None) -> dict[Any, Any] | None:
@@ -184,18 +212,20 @@ def mismatch(job_dir: Path, record: Record, expected: str, overrides: list[str],
 
 
 def finished_record(job_dir: Path, expected: str, overrides: list[str], former: Iterable[str] = (),
-                    now: DictConfig | None = None) -> Record | None:
+                    now: DictConfig | None = None, indexed: dict[FileKey, Indexed] | None = None) -> Record | None:
     """The job's finished record when it is there for this configuration; None if it must run.
 
     `former`: the fingerprints this configuration had before (identity); `now`: its
-    config, to name what differs. Raises MismatchError when the directory holds the record of
-    another configuration.
+    config, to name what differs; `indexed`: the sweep index's lines of this job, where the
+    caller read them: the record is then taken from there, without its history (planning a resume
+    of 100,000 jobs reads no record file). Raises MismatchError when the directory holds the
+    record of another configuration.
     """
     path = Path(job_dir) / RECORD_NAME
     if not path.exists():
         return None
     try:
-        record = read_record(path)
+        record = read_summary(path, indexed) if indexed else read_record(path)
     except ValueError:
         return None  # unreadable: run again, the new record replaces it
     if not is_same_job(record, expected, overrides, former, Path(job_dir)):

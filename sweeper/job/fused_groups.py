@@ -31,7 +31,7 @@ from sweeper.hparams import KERAS_ARGS, OPTIMIZER_HPARAMS, optimizer_arguments
 from sweeper.job import environment, owner
 from sweeper.job.context import RunContext
 from sweeper.job.display import group_label
-from sweeper.job.fingerprint import MismatchError, finished_record
+from sweeper.job.fingerprint import MismatchError, container, finished_record
 from sweeper.job.outcome import Outcome, offered
 from sweeper.job.planned import PlannedJob
 from sweeper.job.recording import record_stopped
@@ -58,19 +58,19 @@ def fused_function(cfg: DictConfig) -> Callable[..., list[Outcome]] | None:
     return getattr(importlib.import_module(module), "run_fused", None)
 
 
-def fusion_key(cfg: DictConfig) -> str | None:
+def fusion_key(cfg: DictConfig, resolved: dict[Any, Any] | None = None) -> str | None:
     """Jobs with the same key train the same model on the same batches with one optimizer family:
     the resolved config less the optimizer hyperparameters (and Hydra's own node). None: the task
-    does not fuse."""
+    does not fuse. `resolved`: the config's fingerprint.container where the caller has it (a
+    sweep's planner, without resolving each job's config)."""
     if (fused_function(cfg) is None or OmegaConf.select(cfg, "task.run.gpus", default=0)
             or OmegaConf.select(cfg, "task.run.nodes", default=1) != 1):
         return None  # a fused group trains on one device: jobs on several train apart
-    content = {key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
-               for key in cfg if key != "hydra" and key not in HYPERPARAMETER_KEYS}
+    resolved = container(cfg) if resolved is None else resolved
+    content = {key: value for key, value in resolved.items() if key not in HYPERPARAMETER_KEYS}
     optimizer = content.get("optimizer")
     if isinstance(optimizer, dict):
-        for key in OPTIMIZER_KEYS:
-            optimizer.pop(key, None)
+        content["optimizer"] = {key: value for key, value in optimizer.items() if key not in OPTIMIZER_KEYS}
     return json.dumps(content, sort_keys=True, default=str)
 
 
@@ -78,17 +78,19 @@ class FusedPlan:
     """The fused groups planned for the jobs one process runs: each job's group, by its directory,
     until the job's `execute` comes to it."""
 
-    def __init__(self, jobs: Iterable[PlannedJob] = (), max_fused: int | None = None):
+    def __init__(self, jobs: Iterable[PlannedJob] = (), max_fused: int | None = None,
+                 resolved: Callable[[PlannedJob], dict[Any, Any]] | None = None):
         self._planned: dict[Path, Group] = {}
-        self.groups = self.plan(jobs, max_fused)
+        self.groups = self.plan(jobs, max_fused, resolved)
 
-    def plan(self, jobs: Iterable[PlannedJob], max_fused: int | None = None) -> list[list[PlannedJob]]:
+    def plan(self, jobs: Iterable[PlannedJob], max_fused: int | None = None,
+             resolved: Callable[[PlannedJob], dict[Any, Any]] | None = None) -> list[list[PlannedJob]]:
         """Group the jobs that fuse (in their order, at most `max_fused` a group) and keep each group
         of two or more for `outcome_of`. Jobs with saved training state fuse with those that saved as
-        many epochs. Returns those groups."""
+        many epochs. Returns those groups. `resolved`: each job's resolved config (fusion_key)."""
         by_key: dict[tuple[str, int], list[PlannedJob]] = {}
         for job in jobs:
-            key = fusion_key(job.cfg)
+            key = fusion_key(job.cfg, resolved(job) if resolved is not None else None)
             if key is not None:
                 by_key.setdefault((key, checkpoint.saved_epoch(job.directory)), []).append(job)
         groups = []

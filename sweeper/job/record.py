@@ -5,11 +5,13 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from sweeper.job.status import RECORDED, Status
+from sweeper.sweep.index import FileKey, Indexed, file_key, index_record
 
 RECORD_NAME = "result.json"
 SCHEMA_VERSION = 2  # 1: before `schema_version`, `direction` and `preset` were recorded
@@ -64,12 +66,16 @@ def _umask() -> int:
     return mask
 
 
-def _written(path: Path, text: str, durable: bool = True) -> str:
-    """A temporary file beside `path`, holding `text` (on disk, when durable)."""
+def _written(path: Path, text: str | IO[str], durable: bool = True) -> str:
+    """A temporary file beside `path`, holding `text`, or what is left to read of a file (on disk,
+    when durable)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
-            f.write(text)
+            if isinstance(text, str):
+                f.write(text)
+            else:
+                shutil.copyfileobj(text, f)
             f.flush()
             if durable:
                 os.fsync(f.fileno())
@@ -80,7 +86,7 @@ def _written(path: Path, text: str, durable: bool = True) -> str:
     return tmp
 
 
-def write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str | IO[str]) -> None:
     """Write `text` so that readers see the old file or the new one, never half of one."""
     tmp = _written(path, text)
     try:
@@ -90,8 +96,8 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def create_atomic(path: Path, text: str, durable: bool = True) -> bool:
-    """Write `text` to `path` whole, only if there is no such file: False when there is one.
+def create_atomic(path: Path, text: str | IO[str], durable: bool = True) -> bool:
+    """Write `text` (or a file's text) to `path` whole, only if there is no such file: False when there is one.
     durable=False: no fsync, for a file that need not outlive a crash of the machine."""
     tmp = _written(path, text, durable)
     try:
@@ -103,26 +109,68 @@ def create_atomic(path: Path, text: str, durable: bool = True) -> bool:
         Path(tmp).unlink(missing_ok=True)
 
 
+def record_data(record: Record) -> dict[str, Any]:
+    """The record as its file holds it."""
+    return _finite_or_none({**dataclasses.asdict(record), "status": record.status.value})  # type: ignore[no-any-return]
+
+
 def write_record(job_dir: Path, record: Record) -> Path:
+    """Write the job's record atomically, then add it to its sweep's index (sweeper/sweep/index.py).
+
+    Every record is written here, so every record written reaches the index, right after it lands:
+    a process killed between the two leaves a record the index lacks, which readers read from its
+    file. The index line names the file by its temporary's inode, size and time, taken before the
+    rename, so that it describes this record even if another process replaces it at once."""
     path = Path(job_dir) / RECORD_NAME
-    data = _finite_or_none({**dataclasses.asdict(record), "status": record.status.value})
-    write_atomic(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
+    data = record_data(record)
+    tmp = _written(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
+    try:
+        key = file_key(os.stat(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    index_record(Path(job_dir), key, data)
     return path
 
 
 _FIELDS = {field.name for field in dataclasses.fields(Record)}
 
 
+def record_from(data: Any) -> Record:
+    """A record of this schema or an older one, from its file's JSON (fields it does not know are
+    ignored). Raises ValueError (or TypeError: a field missing) when it is not a valid record."""
+    known = data if data.keys() == _FIELDS else {key: value for key, value in data.items() if key in _FIELDS}
+    known.setdefault("schema_version", 1)
+    record = Record(**known)  # an unknown status: ValueError
+    if record.status not in RECORDED:
+        raise ValueError(f"status {record.status.value!r} is not one a job records")
+    return record
+
+
 def read_record(path: Path) -> Record:
-    """Parse one record, of this schema or an older one (fields it does not know are ignored);
-    raises ValueError naming the file when it is not a valid record."""
+    """Parse one record; raises ValueError naming the file when it is not a valid record."""
+    return read_record_keyed(path)[0]
+
+
+def read_record_keyed(path: Path) -> tuple[Record, FileKey]:
+    """Parse one record, and the key (inode, size, time) of the very file parsed: what the
+    sweep's index says of it. Raises ValueError naming the file when it is not a valid record."""
     try:
-        data = json.loads(Path(path).read_text())
-        known = {key: value for key, value in data.items() if key in _FIELDS}
-        known.setdefault("schema_version", 1)
-        record = Record(**known)  # an unknown status: ValueError
-        if record.status not in RECORDED:
-            raise ValueError(f"status {record.status.value!r} is not one a job records")
-        return record
+        with open(path, "rb") as f:
+            key = file_key(os.fstat(f.fileno()))
+            return record_from(json.loads(f.read())), key
     except (OSError, ValueError, TypeError, AttributeError) as e:
         raise ValueError(f"{path}: not a valid result record ({e})") from None
+
+
+def read_summary(path: Path, indexed: dict[FileKey, Indexed] | None) -> Record:
+    """The record at `path`, without its history where the sweep's index (`indexed`: its lines
+    of this job) describes the file as it is; else read whole. Raises ValueError as read_record."""
+    try:
+        line = (indexed or {}).get(file_key(os.stat(path)))
+        if line is not None:
+            return record_from(json.loads(line[1]))
+    except (OSError, ValueError, TypeError):
+        pass  # the file says
+    return read_record(path)

@@ -3,10 +3,19 @@
 A full composition (`load_sweep_config`) costs about 50 ms, so a 2,000-job grid would spend
 100 s on it before the first job is submitted. A grid mostly varies top-level hyperparameters
 (`lr=0.1,0.01`): those are set on a config composed once per combination of the other overrides.
+
+Resolving a config costs about 5 ms too, so a 100,000-job grid does not resolve each job's either:
+each combination is resolved twice, with every hyperparameter set to a probe value, and the places
+where each probe lands are noted; a job's resolved config is then the combination's with its own
+values put in those places (a dictionary merge). Where a probe does not land as itself (a value
+computed from a hyperparameter, a hyperparameter that is an interpolation), each job of that
+combination is resolved in full, as before.
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
+from pathlib import Path
 from typing import Any, Iterator, Sequence, cast
 
 from hydra._internal.config_loader_impl import get_overrides_dirname
@@ -17,12 +26,212 @@ from hydra.plugins.launcher import Launcher
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from sweeper.hparams import HPARAMS
+from sweeper.job.fingerprint import container, fingerprint_of, former_of
 from sweeper.job.planned import PlannedJob, plan_job
+from sweeper.job.record import RECORD_NAME
 from sweeper.launching.resources import job_resources
+
+# Two sets of values no config holds, one per hyperparameter: where they land in a resolved config.
+_PROBES = tuple({key: float(f"{first}{i:02d}e-299") for i, key in enumerate(HPARAMS)} for first in ("1.2345", "6.789"))
+_SUBDIR_IS_NUM = "${hydra.job.num}"
 
 
 def _is_hparam(override: Override) -> bool:
     return override.type == OverrideType.CHANGE and override.package is None and override.key_or_group in HPARAMS
+
+
+class _NotPlain(Exception):
+    """A resolved config where a hyperparameter's value is not simply copied."""
+
+
+def _landings(a: Any, b: Any, where: tuple[Any, ...], found: dict[tuple[Any, ...], str],
+              by_value: dict[tuple[Any, Any], str]) -> None:
+    """The paths where two resolutions (probes 0 and 1) differ, each with the hyperparameter whose
+    probe is there; _NotPlain where they differ otherwise."""
+    if isinstance(a, dict) and isinstance(b, dict) and a.keys() == b.keys():
+        for key in a:
+            _landings(a[key], b[key], (*where, key), found, by_value)
+    elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            _landings(x, y, (*where, i), found, by_value)
+    elif type(a) is not type(b) or a != b:
+        key = by_value.get((a, b)) if isinstance(a, float) and isinstance(b, float) else None
+        if key is None:
+            raise _NotPlain(".".join(map(str, where)))
+        found[where] = key
+
+
+def _put(content: Any, values: dict[tuple[Any, ...], Any]) -> Any:
+    """`content` with the value at each path replaced, copying only the containers on those paths."""
+    heads: dict[Any, dict[tuple[Any, ...], Any]] = {}
+    for path, value in values.items():
+        if not path:
+            return value
+        heads.setdefault(path[0], {})[path[1:]] = value
+    copied = list(content) if isinstance(content, list) else dict(content)
+    for head, inner in heads.items():
+        copied[head] = _put(content[head], inner)
+    return copied
+
+
+@dataclasses.dataclass
+class Job:
+    """A job as the planner knows it before any config of its own: its number, overrides, the
+    hyperparameter values it sets, and the combination of the other overrides it belongs to."""
+
+    num: int
+    overrides: list[str]
+    values: dict[str, Any]
+    combination: Combination
+
+
+class Combination:
+    """One combination of the overrides that are not hyperparameters: composed once, resolved twice."""
+
+    def __init__(self, loader: ConfigLoader, master: DictConfig, rest: tuple[str, ...]) -> None:
+        self.cfg = loader.load_sweep_config(master_config=master, sweep_overrides=list(rest))
+        raw = cast("dict[str, Any]", OmegaConf.to_container(self.cfg, resolve=False))  # a DictConfig's: a dict
+        self.defaults = {key: raw[key] for key in HPARAMS if key in raw}
+        self.subdir_is_num = raw["hydra"]["sweep"]["subdir"] == _SUBDIR_IS_NUM
+        self.sweep_dir = Path(str(self.cfg.hydra.sweep.dir))
+        self.first: PlannedJob | None = None    # its first job, planned from its config: what jobs share
+        self.resources: dict[Any, dict[str, Any]] = {}
+        self.landings: dict[tuple[Any, ...], str] | None = None
+        self.resolved: dict[Any, Any] = {}
+        self.launcher_shared = False            # its launcher's settings the same for all its jobs
+        if not any(OmegaConf.is_interpolation(self.cfg, key) for key in self.defaults):
+            self._probe()
+
+    def _probe(self) -> None:
+        """Where each hyperparameter lands in the resolved config (None: not simply copied somewhere);
+        Hydra's per-job keys differ between the probes too, so a key that reads them is seen."""
+        resolved, launchers = [], []
+        for i, probe in enumerate(_PROBES):
+            overrides = [f"probe_{i}={i}"]
+            try:
+                self.set(-1 - i, overrides, {key: probe[key] for key in self.defaults},
+                         OverridesParser.create().parse_overrides(overrides))
+                resolved.append(container(self.cfg))
+            except Exception:  # a resolver or a typed node that takes no probe: each job resolved alone
+                return
+            try:
+                launchers.append(OmegaConf.to_container(self.cfg.hydra.launcher, resolve=True))
+            except Exception:  # unresolvable here: each job's resources from its own config (and error)
+                launchers.append(i)
+        self.launcher_shared = launchers[0] == launchers[1]
+        by_value = {(_PROBES[0][key], _PROBES[1][key]): key for key in self.defaults}
+        landings: dict[tuple[Any, ...], str] = {}
+        try:
+            _landings(resolved[0], resolved[1], (), landings, by_value)
+        except _NotPlain:
+            return
+        self.landings, self.resolved = landings, resolved[0]
+
+    def set(self, num: int, overrides: Sequence[str], values: dict[str, Any],
+            parsed: Sequence[Override] | None = None) -> DictConfig:
+        """The combination's config made the job's (reused: copy it to keep it): its values, and what
+        load_configuration sets from the overrides and the launcher from the job number."""
+        cfg = self.cfg
+        with read_write(cfg), open_dict(cfg):
+            for key, default in self.defaults.items():
+                cfg[key] = values.get(key, default)
+            cfg.hydra.overrides.task = list(overrides)
+            cfg.hydra.job.override_dirname = get_overrides_dirname(
+                overrides=list(parsed) if parsed is not None else [],
+                kv_sep=cfg.hydra.job.config.override_dirname.kv_sep,
+                item_sep=cfg.hydra.job.config.override_dirname.item_sep,
+                exclude_keys=cfg.hydra.job.config.override_dirname.exclude_keys,
+            )
+            cfg.hydra.job.num = num
+        return cfg
+
+    def resolved_of(self, job: Job, parsed: Sequence[Override]) -> dict[Any, Any]:
+        """The job's resolved config (fingerprint.container): the probes' places filled with its values."""
+        if self.landings is None or any(isinstance(v, str) and "${" in v for v in job.values.values()):
+            return container(self.set(job.num, job.overrides, job.values, parsed))  # `lr='${beta1}'` too
+        values = {**self.defaults, **job.values}
+        return cast("dict[Any, Any]", _put(self.resolved, {path: values[key] for path, key in self.landings.items()}))
+
+
+class Planner:
+    """A sweep's jobs planned from their overrides: one composition per combination of the overrides
+    that are not hyperparameters, and per job a dictionary merge, not a config."""
+
+    def __init__(self, loader: ConfigLoader, master: DictConfig, *, resources: bool = False) -> None:
+        self.loader, self.master, self.resources = loader, master, resources
+        self.parser = OverridesParser.create(config_loader=loader)
+        self.parsed: dict[str, Override] = {}       # each distinct override's parse (a grid has few)
+        self.combinations: dict[tuple[str, ...], Combination] = {}
+
+    def _parse(self, overrides: Sequence[str]) -> list[Override]:
+        missing = [o for o in overrides if o not in self.parsed]
+        if missing:
+            self.parsed.update(zip(missing, self.parser.parse_overrides(missing)))
+        return [self.parsed[o] for o in overrides]
+
+    def job(self, num: int, overrides: Sequence[str]) -> Job:
+        """The job's values and combination (composing the combination the first time it is seen).
+        Raises Hydra's ConfigCompositionException for overrides that do not compose."""
+        parsed = self._parse(overrides)
+        values = {o.key_or_group: o.value() for o in parsed if _is_hparam(o)}
+        # the parser keeps each override's text in input_line: never None here
+        rest = cast("tuple[str, ...]", tuple(o.input_line for o in parsed if not _is_hparam(o)))
+        if not values.keys() <= self._combination(rest).defaults.keys():
+            rest, values = tuple(overrides), {}  # a key this config lacks: Hydra's own error, or its config
+        return Job(num, list(overrides), values, self._combination(rest))
+
+    def _combination(self, rest: tuple[str, ...]) -> Combination:
+        if rest not in self.combinations:
+            self.combinations[rest] = Combination(self.loader, self.master, rest)
+        return self.combinations[rest]
+
+    def config(self, job: Job) -> DictConfig:
+        """The job's composed config, as Hydra would compose it (reused for the next job: copy it to keep it)."""
+        return job.combination.set(job.num, job.overrides, job.values, self._parse(job.overrides))
+
+    def plan(self, job: Job) -> tuple[PlannedJob, dict[Any, Any]]:
+        """The planned job (without its config) and its resolved config (fingerprint.container)."""
+        combination = job.combination
+        resolved = combination.resolved_of(job, self._parse(job.overrides))
+        if combination.first is None or not combination.subdir_is_num or combination.landings is None:
+            planned = plan_job(self.config(job))
+            planned.config = None
+            combination.first = combination.first or planned
+            if self.resources:
+                planned.resources = job_resources(combination.cfg)
+            return planned, resolved
+        first = combination.first
+        trial = dataclasses.replace(first.trial, number=job.num) if first.trial is not None else None
+        directory = combination.sweep_dir / str(job.num)
+        # The former fingerprints only where a record may be of one (three hashes a job otherwise).
+        former = former_of(resolved) if (directory / RECORD_NAME).exists() else ()
+        planned = dataclasses.replace(first, num=job.num, directory=directory, dir=str(job.num),
+                                      overrides=job.overrides, fingerprint=fingerprint_of(resolved),
+                                      former=former, trial=trial)
+        if self.resources:
+            planned.resources = self._resources(job, resolved)
+        return planned, resolved
+
+    def _resources(self, job: Job, resolved: dict[Any, Any]) -> dict[str, Any]:
+        """job_resources of the job's config: one per value of `gpus` where the launcher's settings
+        take no hyperparameter (the usual case), else from the job's own config."""
+        combination = job.combination
+        if combination.launcher_shared:
+            key = resolved.get("gpus")
+            if key not in combination.resources:
+                combination.resources[key] = job_resources(self.config(job))
+            return dict(combination.resources[key])
+        return job_resources(self.config(job))
+
+    def resolved(self, planned: PlannedJob) -> dict[Any, Any]:
+        """A job's resolved config (fingerprint.container), from the job this planner planned."""
+        job = self.job(planned.num, planned.overrides)
+        return job.combination.resolved_of(job, self._parse(job.overrides))
+
+    def former(self, job: Job) -> tuple[str, ...]:
+        """The job's former fingerprints (fingerprint.former_of): asked only where an earlier job
+        list is compared, so that planning a fresh sweep does not hash each job three times."""
+        return former_of(job.combination.resolved_of(job, self._parse(job.overrides)))
 
 
 def job_configs(loader: ConfigLoader, master: DictConfig, job_overrides: Sequence[Sequence[str]],
@@ -32,34 +241,9 @@ def job_configs(loader: ConfigLoader, master: DictConfig, job_overrides: Sequenc
     The config yielded is reused for a later job: read what you need before taking the next one.
     Raises Hydra's ConfigCompositionException for overrides that do not compose.
     """
-    parser = OverridesParser.create(config_loader=loader)
-    composed: dict[tuple[str, ...], tuple[DictConfig, dict[str, Any]]] = {}
+    planner = Planner(loader, master)
     for num, overrides in enumerate(job_overrides, start=initial_job_idx):
-        parsed = parser.parse_overrides(list(overrides))
-        values = {o.key_or_group: o.value() for o in parsed if _is_hparam(o)}
-        # the parser keeps each override's text in input_line: never None here
-        rest = cast("tuple[str, ...]", tuple(o.input_line for o in parsed if not _is_hparam(o)))
-        if rest not in composed:
-            cfg = loader.load_sweep_config(master_config=master, sweep_overrides=list(rest))
-            raw = cast("dict[str, Any]", OmegaConf.to_container(cfg, resolve=False))  # a DictConfig's: a dict
-            composed[rest] = cfg, {key: raw[key] for key in HPARAMS if key in raw}
-        cfg, defaults = composed[rest]
-        if not values.keys() <= defaults.keys():  # a key this config lacks: Hydra's own error, or its config
-            cfg = loader.load_sweep_config(master_config=master, sweep_overrides=list(overrides))
-            values, defaults = {}, {}
-        with read_write(cfg), open_dict(cfg):
-            for key, default in defaults.items():
-                cfg[key] = values.get(key, default)
-            # What load_configuration sets from the overrides, and the launcher from the job number.
-            cfg.hydra.overrides.task = list(overrides)
-            cfg.hydra.job.override_dirname = get_overrides_dirname(
-                overrides=parsed,
-                kv_sep=cfg.hydra.job.config.override_dirname.kv_sep,
-                item_sep=cfg.hydra.job.config.override_dirname.item_sep,
-                exclude_keys=cfg.hydra.job.config.override_dirname.exclude_keys,
-            )
-            cfg.hydra.job.num = num
-        yield cfg
+        yield planner.config(planner.job(num, overrides))
 
 
 def planned_jobs(loader: ConfigLoader, master: DictConfig, job_overrides: Sequence[Sequence[str]],
@@ -82,6 +266,6 @@ def plan_for_launcher(launcher: Launcher, job_overrides: Sequence[Sequence[str]]
     """The jobs a stock sweeper hands a launcher of ours as overrides, planned here (our sweepers
     plan them themselves and call `launch_planned`)."""
     context = getattr(launcher, "hydra_context")
-    jobs = planned_jobs(context.config_loader, getattr(launcher, "config"), job_overrides, initial_job_idx,
-                        keep_config=False, resources=True)
-    return [job for job, _ in jobs]
+    planner = Planner(context.config_loader, getattr(launcher, "config"), resources=True)
+    return [planner.plan(planner.job(num, overrides))[0]
+            for num, overrides in enumerate(job_overrides, start=initial_job_idx)]

@@ -14,7 +14,7 @@ from types import ModuleType
 from sweeper.words import counted
 from sweeper.job.record import write_atomic
 from sweeper.job.status import PROBLEM
-from sweeper.sweep.collate import collate, write_tables
+from sweeper.sweep.collate import ALIGNED_ROWS, collate, write_tables
 from sweeper.sweep.jobs import read_sweep
 from sweeper.report.curves import epoch_figures, loss_figure
 from sweeper.report.groups import Group, REPORT_DIR, fmt_number, markdown_table, metric_text, read_groups
@@ -102,7 +102,11 @@ def report(root: Path, within: list[Path] | None = None) -> tuple[Path, list[Pat
         section, made = _group_sections(plt, group, out, search)
         lines += section
         figures += made
-    lines += ["## All jobs", "", "As `python -m sweeper collate` writes it (results.csv, results.md).", "", full, ""]
+    lines += ["## All jobs", ""]
+    if len(table) > ALIGNED_ROWS:  # a page of 100,000 rows is read by no one: the files have them
+        lines += [f"{counted(len(table), 'job')}: see results.csv and results.md beside the sweep.", ""]
+    else:
+        lines += ["As `python -m sweeper collate` writes it (results.csv, results.md).", "", full, ""]
     path = out / "report.md"
     write_atomic(path, "\n".join(lines))
     return path, figures

@@ -89,7 +89,7 @@ def _hparams_text(row: pd.Series) -> str:
 
 
 def _where(jobs: list[Job]) -> list[str]:
-    records = [job.record for job in jobs if job.record is not None]
+    records = [job.summary for job in jobs if job.summary is not None]
     hosts = Counter(r.host for r in records)
     versions = Counter(" ".join(f"{k} {v}" for k, v in sorted(r.versions.items())) for r in records)
     devices = Counter(str(d) for r in records for d in (r.metrics.get("devices") or []))

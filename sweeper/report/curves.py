@@ -13,7 +13,8 @@ import pandas as pd
 from sweeper.words import counted
 from sweeper.job.status import Status
 from sweeper.sweep.jobs import Job
-from sweeper.report.groups import BAND_POINTS, FEW_RUNS, Group, MAX_CURVES, MAX_DIVERGED, MAX_RUN_PANELS, STATUS_COLOR, metric_text
+from sweeper.report.groups import (BAND_POINTS, FEW_RUNS, Group, MAX_CURVES, MAX_DIVERGED, MAX_HISTORIES, MAX_RUN_PANELS,
+                                   STATUS_COLOR, metric_text)
 from sweeper.report.plotting import plain_log_ticks, save
 
 if TYPE_CHECKING:
@@ -64,11 +65,23 @@ def _diverged_ends(ax: Axes, curves: list[tuple[np.ndarray, np.ndarray]], ceilin
                 label="where diverged runs stopped (×N: N runs at one point)")
 
 
+def _spread(names: list[str]) -> list[str]:
+    """At most MAX_HISTORIES of ranked names, the first and last among them: the runs whose
+    histories a figure reads. A record's history is most of it: 100,000 of them are gigabytes."""
+    return [names[i] for i in _ranks(len(names), MAX_HISTORIES)]
+
+
 def loss_figure(plt: ModuleType, group: Group, path: Path) -> Path | None:
     ranked = group.ranked()
-    curves = {name: c for name in group.rows.job if (c := _curve(group.jobs[name])) is not None}
+    all_diverged = group.rows[group.rows.status == Status.DIVERGED]
+    read = _spread(list(ranked.job)) + _spread(list(all_diverged.job))
+    if len(group.rows) <= MAX_HISTORIES:
+        read = list(group.rows.job)
+    curves = {name: c for name in read if (c := _curve(group.jobs[name])) is not None}
     ok = [name for name in ranked.job if name in curves]
-    diverged = group.rows[(group.rows.status == Status.DIVERGED) & group.rows.job.isin(list(curves))]
+    place = {name: i for i, name in enumerate(ranked.job)}  # rank among all finished runs, read or not
+    finished = len(ok) if len(group.rows) <= MAX_HISTORIES else len(ranked)  # ranked: with a final objective
+    diverged = all_diverged[all_diverged.job.isin(list(curves))]
     if not ok and diverged.empty:
         return None
     floor = _floor(curves.values())
@@ -82,16 +95,17 @@ def loss_figure(plt: ModuleType, group: Group, path: Path) -> Path | None:
         with warnings.catch_warnings():  # steps that no run reached: no band there
             warnings.simplefilter("ignore", RuntimeWarning)
             ax.fill_between(grid, np.nanmin(stack, axis=0), np.nanmax(stack, axis=0), color="#cccccc",
-                            alpha=0.6, linewidth=0, label=f"range of all {len(ok)} finished runs")
+                            alpha=0.6, linewidth=0, label=f"range of all {len(ok)} finished runs" if len(ok) == finished
+                            else f"range of {len(ok)} of {finished} finished runs, spread evenly over the ranks")
     picks = _ranks(len(ok), MAX_CURVES)
     colors = plt.get_cmap("viridis")(np.linspace(0, 0.9, max(len(picks), 2)))
     rows = ranked.set_index("job", drop=False)
     for color, i in zip(colors, picks):
         row = rows.loc[ok[i]]
-        rank = "best" if i == 0 else "worst" if i == len(ok) - 1 else f"#{i + 1}"
+        rank = "best" if i == 0 else "worst" if i == len(ok) - 1 else f"#{place[ok[i]] + 1}"
         value = metric_text(group.objective, float(row[group.objective]))
         ax.plot(*curves[ok[i]], color=color, linewidth=1.4,
-                label=f"{rank} of {len(ok)}: {group.label(row)} ({group.objective} {value})")
+                label=f"{rank} of {finished}: {group.label(row)} ({group.objective} {value})")
     # Diverged runs climb out of the top: the axis stays on the finished runs' range.
     top = 100 * max((np.nanmax(curves[n][1]) for n in ok), default=np.nan)
     shown = diverged.iloc[_ranks(len(diverged), MAX_DIVERGED)] if len(diverged) else diverged
@@ -103,9 +117,12 @@ def loss_figure(plt: ModuleType, group: Group, path: Path) -> Path | None:
         label = f"diverged at step {int(x[-1])}: {group.label(row)}"
         ax.plot(x, y, color=STATUS_COLOR[Status.DIVERGED], linestyle="--", linewidth=1.2, label=label)
     _diverged_ends(ax, [curves[name] for name in diverged.job], ceiling if np.isfinite(top) else None)
-    if len(diverged) > len(shown):
+    if len(all_diverged) > len(diverged):
+        ax.plot([], [], marker="x", linestyle="none", color=STATUS_COLOR[Status.DIVERGED], mew=2,
+                label=f"ends of {len(diverged)} of {len(all_diverged)} diverged runs, spread evenly")
+    if len(all_diverged) > len(shown):
         ax.plot([], [], color=STATUS_COLOR[Status.DIVERGED], linestyle="--",
-                label=f"{counted(len(diverged) - len(shown), 'more diverged run')} not drawn")
+                label=f"{counted(len(all_diverged) - len(shown), 'more diverged run')} not drawn")
     ax.set_yscale("log")
     exact = any((y == floor).any() for _, y in curves.values())
     if exact:
@@ -116,9 +133,9 @@ def loss_figure(plt: ModuleType, group: Group, path: Path) -> Path | None:
     plain_log_ticks(ax.yaxis)
     ax.set_xlabel("training step")
     ax.set_ylabel("training loss (log scale)" + ("; 0 drawn at the bottom" if exact else ""))
-    count = f"{len(picks)} of {len(ok)} finished runs" if len(ok) > len(picks) else f"{len(ok)} finished runs"
+    count = f"{len(picks)} of {finished} finished runs" if finished > len(picks) else f"{finished} finished runs"
     ax.set_title(f"{group.title}: training loss per step ({count}"
-                 f"{f', {len(diverged)} diverged' if len(diverged) else ''})")
+                 f"{f', {len(all_diverged)} diverged' if len(all_diverged) else ''})")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
     return save(fig, path, tight=True)
 
@@ -140,8 +157,10 @@ def _epoch_runs(group: Group) -> list[Run]:
     """Runs with per-epoch histories; when there are many, ranks from best to worst."""
     ranked = group.ranked()
     others = group.rows[~group.rows.job.isin(ranked.job)]
-    rows = [row for _, row in pd.concat([ranked, others]).iterrows()]
-    runs = [(row, e) for row in rows if (e := _epochs(group.jobs[row.job])) is not None]
+    rows = pd.concat([ranked, others])
+    if len(rows) > MAX_HISTORIES:  # the panels pick ranks: read those that can be picked
+        rows = rows.iloc[_ranks(len(rows), MAX_HISTORIES)]
+    runs = [(row, e) for _, row in rows.iterrows() if (e := _epochs(group.jobs[row.job])) is not None]
     if len(runs) > MAX_RUN_PANELS:
         runs = [runs[i] for i in _ranks(len(runs), MAX_RUN_PANELS)]
     elif len(runs) > FEW_RUNS:  # all of them: in the order of the table (the grid's order)
@@ -219,7 +238,9 @@ def epoch_figures(plt: ModuleType, group: Group, out: Path) -> list[Path]:
         return []
     if len(runs) <= FEW_RUNS:
         return [_epoch_few(plt, group, runs, out / f"epochs_{group.slug}.png")]
-    total = sum(1 for name in group.rows.job if _epochs(group.jobs[name]) is not None)
+    total = len(group.rows)  # of many runs, the histories of all are not read: each taken to have epochs
+    if total <= MAX_HISTORIES:
+        total = sum(1 for name in group.rows.job if _epochs(group.jobs[name]) is not None)
     return [_epoch_multiples(plt, group, runs, kind, total, out / f"epochs_{kind}_{group.slug}.png")
             for kind in ("accuracy", "loss")]
 

@@ -21,6 +21,7 @@ FEW_RUNS = 6            # up to this many runs share one per-epoch panel
 MAX_GRID_VALUES = 12    # a hyperparameter with more values than this is not a grid axis
 MAX_LISTED = 200        # problem jobs listed by name in report.md
 BAND_POINTS = 400       # resolution of the band of all runs behind the loss curves
+MAX_HISTORIES = 500     # histories a figure reads: a larger group's are this many ranks, spread evenly
 NOT_AXES = ("seed",)    # repeats, not a grid axis
 
 STATUS_COLOR = {Status.DIVERGED: "#d62728", Status.FAILED: "#7f7f7f"}
@@ -81,7 +82,7 @@ def markdown_table(frame: pd.DataFrame) -> str:
 def direction_of(jobs: list[Job], objective: str) -> str:
     """The task's direction, as its records (or its sweep's job list) say; a guess from the
     metric's name only for records of schema 1, which did not say."""
-    said = [job.record.direction if job.record and job.record.direction else job.entry.direction if job.entry else None
+    said = [job.summary.direction if job.summary and job.summary.direction else job.entry.direction if job.entry else None
             for job in jobs]
     known = [d for d in said if d is not None and d in ("minimize", "maximize")]
     if known:
@@ -95,7 +96,7 @@ def read_groups(table: pd.DataFrame, jobs: list[Job]) -> list[Group]:
         return []
     groups = []
     for (task, optimizer), rows in table.dropna(subset=["task", "optimizer"]).groupby(["task", "optimizer"]):
-        records = [record for n in rows.job if (record := by_name[n].record) is not None]
+        records = [record for n in rows.job if (record := by_name[n].summary) is not None]
         objectives = [r.objective for r in records if r.objective is not None and r.objective in rows.columns]
         if not objectives:
             continue

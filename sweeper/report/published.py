@@ -156,8 +156,8 @@ def _same(a: Any, b: Any) -> bool:
 
 def _known(job: Job) -> dict[str, Any]:
     """What a job is: task, optimizer and hyperparameters, from its record or its job list."""
-    if job.record is not None:
-        return {"task": job.record.task, "optimizer": job.record.optimizer, **job.record.hparams}
+    if job.summary is not None:
+        return {"task": job.summary.task, "optimizer": job.summary.optimizer, **job.summary.hparams}
     if job.entry is not None:
         return {"task": job.entry.task, "optimizer": job.entry.optimizer, **job.entry.hparams}
     return {}
@@ -165,7 +165,7 @@ def _known(job: Job) -> dict[str, Any]:
 
 def _ran_on(job: Job) -> str | None:
     """`cpu` where the job's replicas were logical CPUs, `gpu` where GPUs; None before it ran."""
-    names = (job.record.metrics.get("devices") if job.record else None) or []
+    names = (job.summary.metrics.get("devices") if job.summary else None) or []
     if not names:
         return None
     return "cpu" if all("CPU" in str(n).upper() for n in names) else "gpu"
@@ -182,7 +182,7 @@ def _reduced(row: Row, job: Job, known: dict[str, Any]) -> list[str] | None:
             reasons.append(f"{known[key]} of {row.config[key]} {key}")
     if row.config.get("devices") == "gpu" and _ran_on(job) == "cpu":
         reasons.append("CPU replicas, not GPUs")
-    metrics = job.record.metrics if job.record else {}
+    metrics = job.summary.metrics if job.summary else {}
     for key, full in MNIST_SIZES.items():
         if isinstance(metrics.get(key), int) and metrics[key] < full:
             reasons.append(f"{metrics[key]:,} of {full:,} {key.replace('_samples', '')} images")
@@ -192,8 +192,8 @@ def _reduced(row: Row, job: Job, known: dict[str, Any]) -> list[str] | None:
 def _rank(job: Job, reduced: list[str]) -> tuple[bool, bool, int, int]:
     """The job to show for a row: a finished one, the published set-up, then the most epochs/images."""
     finished = job.status in FINISHED
-    metrics = job.record.metrics if job.record else {}
-    epochs = job.record.hparams.get("epochs", 0) if job.record else 0
+    metrics = job.summary.metrics if job.summary else {}
+    epochs = job.summary.hparams.get("epochs", 0) if job.summary else 0
     return (not finished, bool(reduced), -epochs, -(metrics.get("train_samples") or 0))
 
 

@@ -15,7 +15,7 @@ from sweeper.report.plotting import save
 
 def _device_kind(group: Group, job: str) -> str:
     """`CPU` when the job's replicas ran on CPUs (as its record's `devices` metric names them), else `GPU`."""
-    record = group.jobs[job].record
+    record = group.jobs[job].summary
     names = (record.metrics.get("devices") if record else None) or []
     return "CPU" if names and all("CPU" in str(name).upper() for name in names) else "GPU"
 

@@ -16,7 +16,7 @@ from sweeper.report.groups import Group, MAX_GRID_VALUES, MAX_LISTED, NOT_AXES, 
 
 def summary_lines(sweep: Sweep) -> list[str]:
     statuses = [job.status for job in sweep.jobs]
-    covered = sum(job.status in RECORDED and job.record is not None for job in sweep.jobs)  # a killed trial: failed, no record
+    covered = sum(job.status in RECORDED and job.summary is not None for job in sweep.jobs)  # a killed trial: failed, no record
     lines = [f"Covers **{covered} of {counted(len(statuses), 'job')}** with a record; {summary(statuses)}."]
     if not sweep.manifests:
         lines.append("No job list (jobs.json) here: the total counts the job directories found, not the jobs planned.")
@@ -58,7 +58,7 @@ def _reason(row: pd.Series, job: Job | None) -> str:
         return f"loss not finite after step {len(loss)}" if loss else "loss not finite"
     if status in _REASONS:
         return _REASONS[status]
-    if job and job.record is None and job.entry and job.entry.trial_failed:
+    if job and job.summary is None and job.entry and job.entry.trial_failed:
         return "running when its search was killed: its trial marked failed, its budget asked again"
     error = row.get("error")
     if isinstance(error, str):

@@ -270,7 +270,7 @@ def job_detail(root: Path, snapshot: Snapshot, name: str) -> dict[str, Any] | No
 
 def _version(jobs: list[Job]) -> str:
     """What the figures of these jobs are drawn from: each job's status and its record's end."""
-    text = "\n".join(f"{job.name} {job.status.value} {job.record.finished if job.record else ''}" for job in jobs)
+    text = "\n".join(f"{job.name} {job.status.value} {job.summary.finished if job.summary else ''}" for job in jobs)
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 

@@ -8,7 +8,7 @@ import pandas as pd
 
 from sweeper.hparams import HPARAMS
 from sweeper.job.record import write_atomic
-from sweeper.sweep.jobs import Job, read_jobs
+from sweeper.sweep.jobs import Job, read_jobs, without_cycle_collection
 
 # Metrics in the order the table shows them; other scalar metrics follow, sorted by name.
 METRIC_ORDER = ("final_loss", "W", "b", "test_accuracy", "test_loss", "train_loss",
@@ -17,7 +17,7 @@ METRIC_ORDER = ("final_loss", "W", "b", "test_accuracy", "test_loss", "train_los
 
 def _row(job: Job) -> dict[str, Any]:
     row: dict[str, Any] = {"job": job.name}
-    record = job.record
+    record = job.summary
     if record is None:  # what its sweep's job list says it runs with
         entry = job.entry
         known = {"task": entry.task, "optimizer": entry.optimizer, **entry.hparams} if entry else {}
@@ -45,17 +45,39 @@ def collate(root: Path, jobs: list[Job] | None = None) -> pd.DataFrame:
     Jobs of a sweep's job list that have not started are rows too (`not_started`). `jobs`: what
     read_jobs(root) returned, for a caller that needs the records as well and reads each once.
     """
-    rows = [_row(job) for job in (read_jobs(root) if jobs is None else jobs)]
+    with without_cycle_collection():  # each job's record parsed here, from the index's JSON
+        rows = [_row(job) for job in (read_jobs(root) if jobs is None else jobs)]
     table = pd.DataFrame(rows, columns=None if rows else ["job", "status"])
     table = table[_column_order(list(table.columns))]
     keys = [c for c in ("task", "optimizer", *HPARAMS, "job") if c in table.columns]
     return table.sort_values(keys, na_position="last", kind="stable").reset_index(drop=True)
 
 
+# Above this many rows results.md is not padded to align its columns: tabulate's alignment takes
+# about 9 s for 100,000 rows, and no one reads a table that long by eye.
+ALIGNED_ROWS = 10_000
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    return format(value, ".6g") if isinstance(value, float) else str(value).replace("|", "\\|")
+
+
+def plain_markdown(shown: pd.DataFrame) -> str:
+    """A Markdown table, its columns not padded to align."""
+    lines = ["| " + " | ".join(map(str, shown.columns)) + " |", "|" + "|".join("---" for _ in shown.columns) + "|"]
+    cells = pd.DataFrame({column: shown[column].map(_cell) for column in shown.columns})
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells.itertuples(index=False)])
+
+
 def write_tables(root: Path, table: pd.DataFrame) -> str:
     """Write root/results.csv and root/results.md; return the Markdown table."""
     shown = table.astype(object).where(table.notna(), None)  # empty cells, not "nan"
-    markdown = shown.to_markdown(index=False, floatfmt=".6g", missingval="")
+    if len(table) > ALIGNED_ROWS:
+        markdown = plain_markdown(shown)
+    else:
+        markdown = shown.to_markdown(index=False, floatfmt=".6g", missingval="")
     write_atomic(root / "results.csv", table.to_csv(index=False))
     write_atomic(root / "results.md", markdown + "\n")
     return markdown

@@ -8,6 +8,7 @@ differ only in optimizer hyperparameters train as one computation (sweeper/job/f
 """
 from __future__ import annotations
 
+import itertools
 import sys
 import time
 from pathlib import Path
@@ -25,7 +26,11 @@ from sweeper.job.fused_groups import FusedPlan
 from sweeper.job.planned import PlannedJob
 from sweeper.refusals import check_grid_values
 from sweeper.sweep import manifest, progress
-from sweeper.sweep.planning import launch, plan_sweep
+from sweeper.launching.compose import Planner
+from sweeper.sweep.planning import configs, launch, plan_sweep, planner_for
+
+
+IN_PROCESS_BATCH = 256  # jobs given their config at once in process: fused groups (max_fused) form within them
 
 
 class GridSweep(BasicSweeper):
@@ -46,27 +51,32 @@ class GridSweep(BasicSweeper):
         params = self._parse_config() + list(arguments)
         parsed = OverridesParser.create(config_loader=self.hydra_context.config_loader).parse_overrides(params)
         check_grid_values(parsed)
-        self.overrides = self.split_arguments(parsed, self.max_batch_size)
-        overrides = [list(job) for batch in self.overrides for job in batch]
+        overrides = [list(job) for batch in self.split_arguments(parsed, None) for job in batch]
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        in_process = isinstance(self.launcher, BasicLauncher)
+        planner = planner_for(self.hydra_context, self.config, self.launcher)
         to_run, done = plan_sweep(self.hydra_context, self.config, self.launcher, overrides, sweep_dir,
-                                  sweeper=manifest.GRID)
+                                  sweeper=manifest.GRID, planner=planner, keep_config=False)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         counter = progress.start(len(overrides))
         for num, job_dir in done.items():
             print(counter.next_line(f"{label(overrides[num])} -> skipped: done ({job_dir})"), flush=True)
-        by_num = {job.num: job for job in to_run}
         start = time.perf_counter()
         returns: List[Sequence[JobReturn]] = []
-        first = 0
+        # Hydra's batches (max_batch_size) by job number; in process, at most IN_PROCESS_BATCH jobs
+        # hold their config at once, so that memory does not grow with the sweep.
+        size = self.max_batch_size or (IN_PROCESS_BATCH if in_process else max(len(overrides), 1))
         try:
-            while not self.is_done():
-                batch = self.get_job_batch()
-                jobs = [by_num[num] for num in range(first, first + len(batch)) if num in by_num]
-                results = launch(self.launcher, jobs, self._context(jobs, counter))
+            for _, batch in itertools.groupby(to_run, key=lambda job: job.num // size):
+                jobs = list(batch)
+                if in_process:
+                    configs(planner, jobs)
+                results = launch(self.launcher, jobs, self._context(jobs, counter, planner))
                 for result in results:
                     _ = result.return_value  # raises what a job raised outside its task
-                first += len(batch)
+                    result.cfg = result.hydra_cfg = None  # 100 kB a job: memory would grow with the jobs run
+                for job in jobs:
+                    job.config = None
                 returns.append(results)
         except KeyboardInterrupt:
             print(f"\ninterrupted; finish the sweep with: python -m sweeper resume {sweep_dir}", flush=True)
@@ -75,9 +85,9 @@ class GridSweep(BasicSweeper):
             progress.end(sweep_dir, time.perf_counter() - start, done)
         return returns  # without waiting, `python -m sweeper status` follows the jobs
 
-    def _context(self, jobs: List[PlannedJob], counter: Progress) -> RunContext:
+    def _context(self, jobs: List[PlannedJob], counter: Progress, planner: Planner) -> RunContext:
         """The batch's run context: the counter; in process, the planned jobs and their fused groups."""
         if not isinstance(self.launcher, BasicLauncher):
             return RunContext(progress=counter)
-        fused = FusedPlan(jobs, self.max_fused) if self.fuse else None
+        fused = FusedPlan(jobs, self.max_fused, planner.resolved) if self.fuse else None
         return RunContext(progress=counter, fused=fused, planned={job.num: job for job in jobs})

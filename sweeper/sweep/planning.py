@@ -1,12 +1,16 @@
 """A sweep's jobs, planned and claimed before anything runs, and handed to the launcher: shared by
 the grid sweeper (sweeper/sweep/grid.py) and the search (sweeper/sweep/search.py).
 
-Planning composes each job's config once (sweeper/launching/compose.py), validates it, refuses a
-sweep directory that holds other work, and writes the sweep's job list; launching hands the
-planned jobs to the launcher with the sweep's run context.
+Planning composes each combination of config groups once and each job's config by a dictionary
+merge (sweeper/launching/compose.py), validates it, refuses a sweep directory that holds other
+work, and writes the sweep's job list as a stream; launching hands the planned jobs to the
+launcher with the sweep's run context. No config is held for every job of a big grid: the grid
+asks for the configs of a batch at a time (`configs`).
 """
 from __future__ import annotations
 
+import dataclasses
+import pickle
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -17,14 +21,16 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext
 from omegaconf import DictConfig
 
-from sweeper.hparams import check_or_exit
+from sweeper.hparams import applicable_hparams, check_or_exit
 from sweeper.job.context import RunContext
 from sweeper.job.fingerprint import MismatchError, finished_record
 from sweeper.job.planned import PlannedJob
+from sweeper.job.record import RECORD_NAME
 from sweeper.launching import in_process
-from sweeper.launching.compose import planned_jobs
-from sweeper.refusals import Applicability, DataCheck, check_additions, check_bypass, check_workers
+from sweeper.launching.compose import Job, Planner
+from sweeper.refusals import Applicability, DataCheck, check_additions, check_bypass, check_workers, takes
 from sweeper.sweep import manifest
+from sweeper.sweep.index import read_index
 
 
 def _fail(message: str) -> None:
@@ -32,44 +38,107 @@ def _fail(message: str) -> None:
     raise SystemExit(2)
 
 
+class _Checks:
+    """What is checked of a sweep's jobs before anything is written: each combination's config once
+    (its settings, the keys it bypasses or adds, its data), each job's values."""
+
+    def __init__(self) -> None:
+        self.applicability = Applicability()
+        self.data = DataCheck()
+        self.seen: dict[int, tuple[tuple[str, ...], str]] = {}  # by combination: hyperparameters it takes, who takes them
+        self.reading: set[int] = set()  # the combinations with a job to run: their data is checked
+        self.configs: dict[int, DictConfig] = {}  # by combination: its launcher, sweeper and task, for check_workers
+
+    def add(self, job: Job, cfg: DictConfig | None, resolved: dict[Any, Any]) -> tuple[str, ...]:
+        """Check the job (`cfg`: its config, given for a combination's first job); return the
+        hyperparameters that apply to it."""
+        check_or_exit(resolved)
+        if cfg is not None and id(job.combination) not in self.seen:
+            check_bypass(cfg, job.overrides)  # only the overrides that are not hyperparameters matter:
+            check_additions(cfg, job.overrides)  # the same for the combination's every job
+            self.seen[id(job.combination)] = tuple(applicable_hparams(cfg)), takes(cfg)
+            self.configs[id(job.combination)] = cfg
+        check_workers(self.configs[id(job.combination)], int(resolved.get("nodes") or 1))  # nodes: the job's own
+        used, who = self.seen[id(job.combination)]
+        self.applicability.add_job(used, who, job.overrides)
+        return used
+
+    def to_run(self, job: Job, planner: Planner) -> None:
+        """The job runs (it was not done before): the data its combination reads is checked."""
+        if id(job.combination) not in self.reading:
+            self.reading.add(id(job.combination))
+            self.data.add(planner.config(job))
+
+    def check(self) -> None:
+        self.applicability.check()
+        self.data.check()  # the data every job reads, once, before the first job (and before jobs.json)
+
+
+def planner_for(hydra_context: HydraContext, config: DictConfig, launcher: Launcher | None) -> Planner:
+    """The sweep's planner: with each job's resources where one of our launchers submits the jobs."""
+    submits = hasattr(launcher, "launch_planned") and not isinstance(launcher, BasicLauncher)
+    return Planner(hydra_context.config_loader, config, resources=submits)
+
+
 def plan_sweep(hydra_context: HydraContext, config: DictConfig, launcher: Launcher | None,
                overrides: Sequence[Sequence[str]], sweep_dir: Path, *, sweeper: str, first: int = 0,
-               total: int | None = None) -> tuple[list[PlannedJob], dict[int, Path]]:
+               total: int | None = None, planner: Planner | None = None,
+               keep_config: bool = True) -> tuple[list[PlannedJob], dict[int, Path]]:
     """Plan the jobs (numbers `first`...), check each, claim the sweep directory with their job
     list. Returns the jobs still to run, and those done before (same configuration, finished
-    record) by number. `total`: a search's number of trials (its job list grows as it asks them)."""
+    record) by number. `total`: a search's number of trials (its job list grows as it asks them).
+    The jobs that run in this process get their config unless `keep_config` is False (then ask
+    `configs` for a batch at a time, with the same `planner`)."""
     done: dict[int, Path] = {}
     to_run: list[PlannedJob] = []
-    rows = []
-    applicability = Applicability()
-    data = DataCheck()
-    identities: dict[int, tuple[tuple[str, ...], DictConfig | None]] = {}
+    indexed = read_index(sweep_dir)  # a resume's finished jobs: from the index, not their record files
     in_this_process = isinstance(launcher, BasicLauncher)
-    submits = hasattr(launcher, "launch_planned") and not in_this_process
+    planner = planner or planner_for(hydra_context, config, launcher)
+    checks = _Checks()
+    written = manifest.Writer(sweeper, total is not None, len(overrides) if total is None else total)
+    rows: dict[int, manifest.ListedJob] = {}  # by combination: its first job's row, which the others copy
     try:
-        for job, cfg in planned_jobs(hydra_context.config_loader, config, overrides, first,
-                                     keep_config=in_this_process, resources=submits):
-            check_or_exit(cfg)
-            check_workers(cfg)
-            check_bypass(cfg, job.overrides)
-            check_additions(cfg, job.overrides)
-            applicability.add(cfg, job.overrides)
-            identities[job.num] = job.former, job.config
-            rows.append(manifest.listed_job(job, cfg, trial=job.num if total is not None else None))
-            if finished_record(sweep_dir / job.dir, job.fingerprint, job.overrides, job.former, cfg):
-                done[job.num] = sweep_dir / job.dir
-                job.config = None
+        for num, job_overrides in enumerate(overrides, start=first):
+            job = planner.job(num, job_overrides)
+            planned, resolved = planner.plan(job)
+            new = id(job.combination) not in rows
+            cfg = planner.config(job) if new else None
+            used = checks.add(job, cfg, resolved)
+            if new:
+                rows[id(job.combination)] = manifest.listed_job(planned, planner.config(job))
+            row = dataclasses.replace(rows[id(job.combination)], num=planned.num, dir=planned.dir,
+                                      overrides=planned.overrides, fingerprint=planned.fingerprint,
+                                      hparams={key: resolved[key] for key in used},
+                                      trial=planned.num if total is not None else None)
+            written.add(row)
+            if (sweep_dir / planned.dir / RECORD_NAME).exists() and finished_record(
+                    sweep_dir / planned.dir, planned.fingerprint, planned.overrides, planned.former, planner.config(job),
+                    indexed.get(planned.dir)):
+                done[planned.num] = sweep_dir / planned.dir
             else:
-                data.add(cfg)
-                to_run.append(job)
-        applicability.check()
-        data.check()  # the data every job reads, once, before the first job (and before jobs.json)
-        listed = manifest.Manifest(sweeper=sweeper, search=total is not None,
-                                   total=len(overrides) if total is None else total, jobs=rows)
-        manifest.claim(sweep_dir, listed, identities)
+                checks.to_run(job, planner)
+                to_run.append(planned)
+        checks.check()
+        manifest.claim(sweep_dir, written, lambda num: _identity(planner, num, overrides[num - first]))
     except (MismatchError, manifest.DamagedManifest) as e:
         _fail(str(e))
+    finally:
+        written.close()
+    if in_this_process and keep_config:
+        configs(planner, to_run)
     return to_run, done
+
+
+def _identity(planner: Planner, num: int, overrides: Sequence[str]) -> tuple[tuple[str, ...], DictConfig]:
+    job = planner.job(num, overrides)
+    return planner.former(job), planner.config(job)
+
+
+def configs(planner: Planner, jobs: list[PlannedJob]) -> None:
+    """Give each job (planned by `planner`) a copy of its composed config, to run in this process.
+    A copy through pickle (which OmegaConf supports) takes half a deepcopy's time: ~5 ms a job."""
+    for job in jobs:
+        job.config = pickle.loads(pickle.dumps(planner.config(planner.job(job.num, job.overrides))))
 
 
 def launch(launcher: Launcher, jobs: list[PlannedJob], context: RunContext) -> list[JobReturn]:
