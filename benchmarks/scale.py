@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sweeper.sweep import index  # noqa: E402
+from sweeper.job import index  # noqa: E402
 from tests import synthetic  # noqa: E402
 
 STEPS = ("collate", "report", "resume", "status", "rebuild")

@@ -1,4 +1,4 @@
-"""The sweep's index (sweeper/sweep/index.py): it agrees with the records, whatever happened to
+"""The sweep's index (sweeper/job/index.py): it agrees with the records, whatever happened to
 them or to its writers, and collate through it equals collate from the records."""
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 
 from sweeper.job.fingerprint import MismatchError, finished_record
 from sweeper.job.record import RECORD_NAME, read_record, write_record
-from sweeper.sweep import index
+from sweeper.job import index
 from sweeper.sweep.collate import collate, plain_markdown
 from sweeper.sweep.jobs import read_sweep
 from sweeper.sweep.manifest import MANIFEST_NAME, read_manifest

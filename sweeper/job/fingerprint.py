@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sweeper.hparams import applicable_hparams
 from sweeper.job.record import RECORD_NAME, Record, read_record, read_summary
-from sweeper.sweep.index import FileKey, Indexed
+from sweeper.job.index import FileKey, Indexed
 from sweeper.job.status import FINISHED
 
 # Keys that do not change what a job computes: Hydra's own, and where logs go.

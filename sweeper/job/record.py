@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from sweeper.job.status import RECORDED, Status
-from sweeper.sweep.index import FileKey, Indexed, file_key, index_record
+from sweeper.job.index import FileKey, Indexed, file_key, index_record
 
 RECORD_NAME = "result.json"
 SCHEMA_VERSION = 2  # 1: before `schema_version`, `direction` and `preset` were recorded
@@ -115,7 +115,7 @@ def record_data(record: Record) -> dict[str, Any]:
 
 
 def write_record(job_dir: Path, record: Record) -> Path:
-    """Write the job's record atomically, then add it to its sweep's index (sweeper/sweep/index.py).
+    """Write the job's record atomically, then add it to its sweep's index (sweeper/job/index.py).
 
     Every record is written here, so every record written reaches the index, right after it lands:
     a process killed between the two leaves a record the index lacks, which readers read from its

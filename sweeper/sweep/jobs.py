@@ -4,7 +4,7 @@
 several sweeps (or single runs) is read sweep by sweep; job directories that no job list names
 (a sweep from before job lists, single runs) are read from their records alone.
 
-A listed job's record is taken from its sweep's index (sweeper/sweep/index.py) while the index
+A listed job's record is taken from its sweep's index (sweeper/job/index.py) while the index
 describes the record's file as it is now (one stat a job), else read from the file and added to
 the index; its history is read only when asked for (`Job.record`).
 """
@@ -24,7 +24,7 @@ from sweeper.job.owner import OWNER_NAME, is_alive, read_owner
 from sweeper.job.record import RECORD_NAME, Record, read_record, read_record_keyed, record_data, record_from
 from sweeper.job.status import RECORDED, Status, decide
 from sweeper.launching.scheduler import job_states
-from sweeper.sweep.index import FileKey, Indexed, append, file_key, line, read_index
+from sweeper.job.index import FileKey, Indexed, append, file_key, line, read_index
 from sweeper.sweep.manifest import MANIFEST_NAME, ListedJob, Manifest, read_manifest
 
 

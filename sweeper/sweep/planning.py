@@ -30,7 +30,7 @@ from sweeper.launching import in_process
 from sweeper.launching.compose import Job, Planner
 from sweeper.refusals import Applicability, DataCheck, check_additions, check_bypass, check_workers, takes
 from sweeper.sweep import manifest
-from sweeper.sweep.index import read_index
+from sweeper.job.index import read_index
 
 
 def _fail(message: str) -> None:

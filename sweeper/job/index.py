@@ -13,8 +13,8 @@ last line, which readers ignore (a line counts only once its newline is written)
 out in one write() of the whole line. Readers merge the shards; where several lines describe a
 job, the one that matches its record's file wins, whatever the order of the shards.
 
-This module imports nothing of the project: sweeper/job/record.py appends here as it writes a
-record, and the job list's module imports record.py.
+It sits with the record (sweeper/job/record.py appends here as it writes one) and imports nothing
+of the project; the sweep's readers (sweeper/sweep/jobs.py, planning.py) read it.
 """
 from __future__ import annotations
 
