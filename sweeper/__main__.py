@@ -91,7 +91,7 @@ def _report(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from sweeper.job.status import summary
     from sweeper.launching.scheduler import query_timeout
-    from sweeper.sweep.status_command import pending_lines, sweep_status
+    from sweeper.sweep.status_command import pending_lines, rows_shown, sweep_status
 
     if not _not_a_job(args):
         return 2
@@ -99,8 +99,12 @@ def _status(args: argparse.Namespace) -> int:
     if table.empty:
         print(f"error: no jobs under {args.dir}: give the sweep directory (hydra.sweep.dir)", file=sys.stderr)
         return 2
-    width = table["overrides"].str.len().max()
-    print(table.to_string(index=False, justify="left", formatters={"overrides": lambda text: text.ljust(width)}))
+    table, left_out = rows_shown(table, args.all)
+    if not table.empty:
+        width = table["overrides"].str.len().max()
+        print(table.to_string(index=False, justify="left", formatters={"overrides": lambda text: text.ljust(width)}))
+    if left_out:
+        print(left_out)
     reasons = pending_lines(sweep)
     if reasons:
         print("\n" + "\n".join(reasons))
@@ -195,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     report.set_defaults(func=_report)
     status = commands.add_parser("status", help="each job's state: from Slurm, then from its record")
     status.add_argument("dir", type=_directory, help="a sweep directory")
+    status.add_argument("--all", action="store_true", help="list every job (a sweep of more than 100 jobs lists "
+                        "those that did not end ok)")
     status.set_defaults(func=_status)
     serve = commands.add_parser("serve", help="a live page of DIR for a browser (docs/watching.md); read-only")
     serve.add_argument("dir", type=_directory, help="a sweep directory, or a folder of sweeps")

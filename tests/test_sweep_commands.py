@@ -110,3 +110,27 @@ def test_a_folder_of_sweeps_and_other_things_is_refused(sweeper_cli, softmax_swe
     result = sweeper_cli("collate", str(softmax_sweep.parent))
     assert result.returncode == 2 and "holds sweeps and other folders" in result.stderr
     assert not (softmax_sweep.parent / "results.csv").exists()
+
+
+@pytest.fixture
+def sweep_of_150(tmp_path):
+    """150 linear jobs: 140 ok, 5 diverged, 5 not started."""
+    sweep = tmp_path / "big"
+    jobs = [{"lr": 0.1, "seed": number} for number in range(150)]
+    synthetic.write_job_list(sweep, "linear", "gd", jobs, steps=5)
+    for number, hparams in enumerate(jobs[:145]):
+        synthetic.linear_job(sweep / str(number), "gd", steps=5, diverge_at=3 if number % 29 == 28 else None, **hparams)
+    return sweep
+
+
+def test_status_of_a_big_sweep_lists_the_jobs_that_did_not_end_ok(sweeper_cli, sweep_of_150):
+    result = sweeper_cli("status", str(sweep_of_150))
+    assert result.returncode == 0, result.stderr
+    table, summary = result.stdout.split("\n\n")
+    lines = table.splitlines()
+    assert [line.split()[:2] for line in lines[1:-1]] == (
+        [[str(n), "diverged"] for n in (28, 57, 86, 115, 144)] + [[str(n), "not_started"] for n in range(145, 150)])
+    assert lines[-1] == "140 more jobs not listed (140 of them ok): `--all` lists every job"
+    assert summary.startswith("150 jobs: 140 ok, 5 diverged, 5 not started")
+    every = sweeper_cli("status", str(sweep_of_150), "--all").stdout.split("\n\n")[0].splitlines()
+    assert len(every) == 151 and "not listed" not in every[-1]

@@ -8,8 +8,11 @@ import pandas as pd
 from sweeper.job.status import Status
 from sweeper.launching.scheduler import pending_reasons as reasons_of
 from sweeper.sweep.jobs import Sweep, read_sweep
+from sweeper.words import counted
 
 COLUMNS = ["job", "slurm_job_id", "slurm", "status", "overrides"]
+# A terminal reads a few dozen rows: a bigger sweep lists its jobs that did not end ok, this many at most.
+LISTED_AT_MOST = 100
 
 
 def status_table(sweep: Sweep) -> pd.DataFrame:
@@ -25,6 +28,18 @@ def status_table(sweep: Sweep) -> pd.DataFrame:
     if (table["slurm_job_id"] == "-").all():
         table = table.drop(columns=["slurm_job_id", "slurm"])
     return table
+
+
+def rows_shown(table: pd.DataFrame, every: bool = False) -> tuple[pd.DataFrame, str | None]:
+    """The rows `status` prints, and a line saying what it leaves out: every row of a sweep of at
+    most LISTED_AT_MOST jobs (or with `--all`); of a bigger one, the jobs that did not end ok, the
+    first LISTED_AT_MOST of them."""
+    if every or len(table) <= LISTED_AT_MOST:
+        return table, None
+    ok = int((table["status"] == Status.OK.value).sum())
+    shown = table[table["status"] != Status.OK.value].head(LISTED_AT_MOST)
+    left = len(table) - len(shown)
+    return shown, f"{counted(left, 'more job')} not listed ({ok} of them ok): `--all` lists every job"
 
 
 def pending_lines(sweep: Sweep) -> list[str]:
