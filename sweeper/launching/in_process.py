@@ -48,7 +48,9 @@ def launch(launcher: BasicLauncher, jobs: list[PlannedJob], context: RunContext)
                 cfg.hydra.job.id = job.num
                 cfg.hydra.job.num = job.num
             runs.append(run_job(launcher.hydra_context, launcher.task_function, cfg, job.directory))
-            configure_log(launcher.config.hydra.hydra_logging, launcher.config.hydra.verbose)
+    # Hydra sets its own logging back after each job; nothing logs between two jobs here, and the
+    # next job's run_job sets up its own, so once after the last is enough (2 ms a job less).
+    configure_log(launcher.config.hydra.hydra_logging, launcher.config.hydra.verbose)
     return runs
 
 
@@ -71,6 +73,17 @@ def _save(cfg: Any, name: str, directory: Path) -> None:
     (directory / name).write_text(_yaml(cfg), encoding="utf-8")
 
 
+def _set_hydra_config(config: DictConfig) -> None:
+    """`HydraConfig.instance().set_config(config)` without its deep copy of Hydra's node (7 ms a job):
+    HydraConfig holds {hydra: <the job's own Hydra node>}, read-only, its parent the job's config,
+    as Hydra's copy is; nothing changes the node after this, so a copy would only cost time."""
+    OmegaConf.set_readonly(config.hydra, True)
+    holder = DictConfig({}, flags={"no_deepcopy_set_nodes": True})
+    holder.hydra = config.hydra
+    config.hydra._set_parent(config)  # the holder took it: interpolations resolve in the job's config again
+    HydraConfig.instance().cfg = holder  # type: ignore[assignment]  # as set_config sets it
+
+
 def _flush_loggers() -> None:
     """What Hydra flushes after a job: the handlers its job logging set up (the root logger's: run.log)."""
     for handler in logging.getLogger().handlers:
@@ -86,7 +99,7 @@ def run_job(hydra_context: HydraContext, task_function: TaskFunction, config: Di
     orig_hydra_cfg = HydraConfig.instance().cfg
     with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
         config.hydra.runtime.output_dir = os.path.abspath(output_dir)
-    HydraConfig.instance().set_config(config)  # a copy of Hydra's node, its parent the job's config
+    _set_hydra_config(config)
     chdir = None
     try:
         ret = JobReturn()
