@@ -27,7 +27,7 @@ from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobRuntime, JobStatus, configure_log, env_override, setup_globals
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import DictConfig, Node, OmegaConf, open_dict, read_write
 from omegaconf._utils import get_omega_conf_dumper
 
 from sweeper.job import context as run_context
@@ -73,15 +73,23 @@ def _save(cfg: Any, name: str, directory: Path) -> None:
     (directory / name).write_text(_yaml(cfg), encoding="utf-8")
 
 
-def _set_hydra_config(config: DictConfig) -> None:
-    """`HydraConfig.instance().set_config(config)` without its deep copy of Hydra's node (7 ms a job):
-    HydraConfig holds {hydra: <the job's own Hydra node>}, read-only, its parent the job's config,
-    as Hydra's copy is; nothing changes the node after this, so a copy would only cost time."""
-    OmegaConf.set_readonly(config.hydra, True)
+def _holding(config: DictConfig, keys: list[str]) -> DictConfig:
+    """A config of `config`'s nodes `keys` themselves, not copies (OmegaConf.masked_copy deep-copies
+    them: 7 ms a job for Hydra's node). Each node stays a child of `config`, so its interpolations
+    resolve in the job's config, as Hydra sets its node's parent. The job's config is its own (the
+    sweeper composed it for this job) and nothing changes it after this: a copy would only cost time."""
     holder = DictConfig({}, flags={"no_deepcopy_set_nodes": True})
-    holder.hydra = config.hydra
-    config.hydra._set_parent(config)  # the holder took it: interpolations resolve in the job's config again
-    HydraConfig.instance().cfg = holder  # type: ignore[assignment]  # as set_config sets it
+    for key in keys:
+        holder[key] = config._get_node(key)
+        cast(Node, config._get_node(key))._set_parent(config)  # the holder took it as its child
+    holder._set_flag("no_deepcopy_set_nodes", None)  # what is set in it later is copied, as usual
+    return holder
+
+
+def _set_hydra_config(config: DictConfig) -> None:
+    """HydraConfig.instance().set_config(config), with Hydra's node held, not copied (_holding)."""
+    OmegaConf.set_readonly(config.hydra, True)
+    HydraConfig.instance().cfg = _holding(config, ["hydra"])  # type: ignore[assignment]  # as set_config sets it
 
 
 def _flush_loggers() -> None:
@@ -103,7 +111,7 @@ def run_job(hydra_context: HydraContext, task_function: TaskFunction, config: Di
     chdir = None
     try:
         ret = JobReturn()
-        task_cfg = OmegaConf.masked_copy(config, [str(key) for key in config if key != "hydra"])
+        task_cfg = _holding(config, [str(key) for key in config if key != "hydra"])
         ret.cfg = task_cfg
         # replaced (not changed) by the next job's; Hydra's own type says HydraConf, it holds a DictConfig
         hydra_cfg = cast(DictConfig, HydraConfig.instance().cfg)
