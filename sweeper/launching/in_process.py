@@ -6,12 +6,13 @@ It does what `BasicLauncher.launch` does for each job (Hydra's `run_job`: the jo
 their entry point finds it (sweeper/job/context.py). Not Hydra's lines: `Launching N jobs locally`
 and `#k : <overrides>`; the sweep prints its own (`[k/N]`, sweeper/sweep/progress.py).
 
-`run_job` is Hydra's `hydra.core.utils.run_job` (1.3) with its copies cut to one: Hydra sets its
-global config twice and copies the job's config whole twice more (for the task and for Hydra's
-node), which is most of Hydra's 30 ms a job; here the job's config is already a copy of its own
-(the sweeper's), so the task's part is taken once and Hydra's node is the one HydraConfig holds;
-the `.hydra/` files are dumped by libyaml's emitter. The files written, the callbacks called and
-the JobReturn are Hydra's.
+`run_job` is Hydra's `hydra.core.utils.run_job` (1.3) without its copies: Hydra sets its global
+config twice and copies the job's config whole twice more (for the task and for Hydra's node),
+which was most of Hydra's 30 ms a job; here the job's config is already its own (the sweeper
+composed it for this job), so the task's config and HydraConfig's hold its nodes (`_holding`);
+the `.hydra/` files are dumped by libyaml's emitter, and Hydra's logging is set back once after
+the last job rather than after each. The files written, the callbacks called and the JobReturn
+are Hydra's (tests/test_big_sweep.py compares them); benchmarks/per_job.py measures the rest.
 """
 from __future__ import annotations
 
