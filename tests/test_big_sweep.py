@@ -15,6 +15,7 @@ import tracemalloc
 import pytest
 from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import run_job, setup_globals
 from hydra.experimental.callback import Callback
 from hydra._internal.callbacks import Callbacks
@@ -154,7 +155,8 @@ def root_logging_restored():
 
 def test_a_job_run_in_process_leaves_the_files_hydra_leaves(loader_and_master, tmp_path, root_logging_restored):
     """in_process.run_job (Hydra's run_job with fewer copies) against Hydra's own, on the same job:
-    the same `.hydra/` files, byte for byte, the same callbacks, the same JobReturn."""
+    the same `.hydra/` files, byte for byte, the same callbacks, the same JobReturn, the same
+    HydraConfig seen by the task (read-only), and the task's log line in run.log."""
     loader, master = loader_and_master
     planner = Planner(loader, master)
     job = planner.job(3, ["optimizer=adam", "lr=0.1", "beta1=0.8"])
@@ -167,12 +169,17 @@ def test_a_job_run_in_process_leaves_the_files_hydra_leaves(loader_and_master, t
         context = HydraContext(config_loader=loader, callbacks=Callbacks())
         context.callbacks.callbacks = [callbacks]  # type: ignore[attr-defined]
         cfg = pickle.loads(pickle.dumps(planner.config(job)))
-        task = lambda task_cfg: (seen.append(OmegaConf.to_yaml(task_cfg)), task_cfg.lr * 2)[1]  # noqa: E731
+        def task(task_cfg):
+            logging.getLogger("task").info("the task's line")  # lands in run.log
+            seen.append((OmegaConf.to_yaml(task_cfg), OmegaConf.to_yaml(HydraConfig.get()),
+                         OmegaConf.is_readonly(HydraConfig.get()), HydraConfig.get().runtime.output_dir))
+            return task_cfg.lr * 2
         if run == "hydra":
             ret = run_job(task, cfg, "hydra.sweep.dir", "hydra.sweep.subdir", context)
         else:
             ret = in_process.run_job(context, task, cfg, directory)
         files.append({p.name: p.read_bytes() for p in sorted((directory / ".hydra").iterdir())})
+        assert ["[task][INFO] - the task's line" in p.read_text() for p in directory.glob("*.log")] == [True]
         returns.append((ret.return_value, ret.overrides, ret.working_dir, OmegaConf.to_yaml(ret.cfg),
                         OmegaConf.to_yaml(ret.hydra_cfg), callbacks.calls))
         shutil.rmtree(directory)

@@ -86,9 +86,10 @@ def _written(path: Path, text: str | IO[str], durable: bool = True) -> str:
     return tmp
 
 
-def write_atomic(path: Path, text: str | IO[str]) -> None:
-    """Write `text` so that readers see the old file or the new one, never half of one."""
-    tmp = _written(path, text)
+def write_atomic(path: Path, text: str | IO[str], durable: bool = True) -> None:
+    """Write `text` so that readers see the old file or the new one, never half of one.
+    durable=False: no fsync, for a file that need not outlive a crash of the machine."""
+    tmp = _written(path, text, durable)
     try:
         os.replace(tmp, path)
     except BaseException:
