@@ -146,6 +146,13 @@ def job_dirs(root: Path) -> list[Path]:
     return _walk(Path(root))[0]
 
 
+def has_job_dir(root: Path) -> bool:
+    """Whether any job directory is under root: the walk stops at the first (job_dirs() lists
+    100,000 directories of a big sweep, seconds, to say the same)."""
+    return any(_JOB_MARKS.intersection(subdirs) or _JOB_MARKS.intersection(files)
+               for _, subdirs, files in os.walk(root))
+
+
 def _is_job_dir(path: Path) -> bool:
     return path.is_dir() and bool(_JOB_MARKS.intersection(os.listdir(path)))
 
