@@ -73,12 +73,12 @@ def _resume(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from sweeper.report import report
-    from sweeper.sweep.jobs import job_dirs
+    from sweeper.sweep.jobs import has_job_dir
 
     sweeps = _sweeps(args)
     if sweeps is None:
         return 2
-    if not any(job_dirs(sweep) for sweep in sweeps):
+    if not any(has_job_dir(sweep) for sweep in sweeps):
         print(f"error: no job directories under {args.dir}: give the sweep directory (hydra.sweep.dir)", file=sys.stderr)
         return 2
     path, figures = report(args.dir, sweeps)

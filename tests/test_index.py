@@ -19,6 +19,7 @@ from sweeper.job.fingerprint import MismatchError, finished_record
 from sweeper.job.record import RECORD_NAME, read_record, write_record
 from sweeper.job import index
 from sweeper.sweep.collate import collate, plain_markdown
+from sweeper.sweep import jobs as jobs_module
 from sweeper.sweep.jobs import read_sweep
 from sweeper.sweep.manifest import MANIFEST_NAME, read_manifest
 from tests import synthetic
@@ -129,6 +130,33 @@ def test_a_damaged_index_is_ignored_line_by_line(sweep):
     with open(shard, "ab") as f:
         f.write(b"not json\n" + b'{"job": "2", "file": [1, 2], "record": {}}\n' + index.line("4", (0, 0, 0), {"status": "ok"})[:-9])
     assert assert_agrees(sweep) == JOBS
+
+
+def test_lines_written_before_the_record_was_kept_as_json_text_still_serve(sweep):
+    """Lines of an index written before (the record a JSON string in the line) are read the same."""
+    shutil.rmtree(sweep / index.INDEX_DIR)
+    lines = []
+    for number in range(JOBS):
+        path = sweep / str(number) / RECORD_NAME
+        data = json.loads(path.read_text())
+        summary = json.dumps({**data, "history": {}})
+        row = {"job": str(number), "file": list(index.file_key(os.stat(path))), "status": data["status"], "record": summary}
+        lines.append((json.dumps(row) + "\n").encode())
+    index.append(sweep, lines)
+    assert assert_agrees(sweep) == JOBS, "every record from the lines written before"
+
+
+def test_collate_parses_summaries_in_batches_as_each_alone(sweep, monkeypatch):
+    """summarize() parses the index's summaries many at once; a damaged one among them leaves its
+    batch to each job's own parse, and the damaged job's record is read from its file."""
+    monkeypatch.setattr(jobs_module, "_PARSED_AT_ONCE", 100)
+    shard = next((sweep / index.INDEX_DIR).glob("*.jsonl"))
+    key = index.file_key(os.stat(sweep / "150" / RECORD_NAME))
+    with open(shard, "ab") as f:
+        f.write(json.dumps({"job": "150", "file": list(key), "status": "ok"})[:-1].encode() + b', "record": {"a": 1,}}\n')
+    batched = dict(zip(collate(sweep)["job"], collate(sweep)["final_loss"]))
+    alone = {job.name: job.summary.metrics["final_loss"] for job in read_sweep(sweep).jobs if job.summary is not None}
+    assert len(batched) == JOBS and batched == alone
 
 
 def test_the_latest_record_wins_whatever_the_order_of_the_shards(sweep):

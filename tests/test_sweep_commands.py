@@ -134,3 +134,14 @@ def test_status_of_a_big_sweep_lists_the_jobs_that_did_not_end_ok(sweeper_cli, s
     assert summary.startswith("150 jobs: 140 ok, 5 diverged, 5 not started")
     every = sweeper_cli("status", str(sweep_of_150), "--all").stdout.split("\n\n")[0].splitlines()
     assert len(every) == 151 and "not listed" not in every[-1]
+
+
+def test_report_of_a_sweep_none_of_whose_jobs_started_is_refused(sweeper_cli, tmp_path):
+    """A job list and no job directory: nothing to report (the walk stops at the first job directory)."""
+    sweep = tmp_path / "sweep"
+    synthetic.write_job_list(sweep, "linear", "adam", [{"lr": 0.1}, {"lr": 0.2}])
+    (sweep / "index").mkdir()
+    result = sweeper_cli("report", str(sweep))
+    assert result.returncode == 2 and result.stderr == f"error: no job directories under {sweep}: give the sweep directory (hydra.sweep.dir)\n"
+    synthetic.linear_job(sweep / "1", "adam", lr=0.2)
+    assert sweeper_cli("report", str(sweep)).returncode == 0

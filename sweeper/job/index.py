@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import socket
 from pathlib import Path
@@ -59,10 +60,13 @@ def sweep_of(job_dir: Path) -> Path | None:
 
 
 def line(job: str, key: FileKey, record: dict[str, Any]) -> bytes:
-    """One index line: job directory (relative to the sweep), its record's file key, the record
-    with its history left empty (histories are most of a record: 27 kB of a linear job's 28)."""
+    """One index line: job directory (relative to the sweep), its record's file key, its status, the
+    record with its history left empty (histories are most of a record: 27 kB of a linear job's
+    28), last and as JSON itself, so that a reader takes the rest of the line without parsing it
+    (read_index) and parses it only when asked (sweeper/sweep/jobs.py Job.summary)."""
     summary = json.dumps({**record, "history": {}}, allow_nan=False)
-    return (json.dumps({"job": job, "file": list(key), "status": record["status"], "record": summary}) + "\n").encode()
+    head = json.dumps({"job": job, "file": list(key), "status": record["status"]})
+    return f'{head[:-1]}, "record": {summary}}}\n'.encode()
 
 
 def append(sweep_dir: Path, lines: list[bytes]) -> None:
@@ -90,6 +94,12 @@ def index_record(job_dir: Path, key: FileKey, record: dict[str, Any]) -> None:
         append(sweep_dir, [line(Path(job_dir).name, key, record)])
 
 
+# A line as line() writes it: job, file key and status read with no JSON parser, the record kept as
+# its text. Lines written otherwise (by hand; before, the record was a JSON string) are parsed whole.
+_LINE = re.compile(rb'\{"job": ("(?:[^"\\]|\\.)*"), "file": \[(\d+), (\d+), (\d+)\], "status": "(\w+)", '
+                   rb'"record": (\{.*\})\}\Z')
+
+
 def read_index(sweep_dir: Path) -> dict[str, dict[FileKey, Indexed]]:
     """Every line of the sweep's shards, by job and file key: {job: {key: (status, record)}}.
     A torn last line (a writer killed mid-line) and lines that do not parse are skipped."""
@@ -106,20 +116,38 @@ def read_index(sweep_dir: Path) -> dict[str, dict[FileKey, Indexed]]:
                 text = f.read()
         except OSError:
             continue
-        lines = text.split(b"\n")[:-1]  # after the last newline: a line not yet whole
-        for row in _parsed(lines):
-            try:
-                job, key, status, record = row["job"], tuple(row["file"]), row["status"], row["record"]
-            except (KeyError, TypeError):
+        others = []
+        for raw in text.split(b"\n")[:-1]:  # after the last newline: a line not yet whole
+            match = _LINE.match(raw)
+            if match is None:
+                others.append(raw)
                 continue
-            if isinstance(job, str) and isinstance(status, str) and isinstance(record, str) and len(key) == 3:
-                found.setdefault(job, {})[key] = status, record
+            job = match[1][1:-1].decode() if b"\\" not in match[1] else json.loads(match[1])
+            key = int(match[2]), int(match[3]), int(match[4])
+            found.setdefault(job, {})[key] = match[5].decode(), match[6].decode()
+        for row in map(_fields, _parsed(others)):
+            if row is not None:
+                found.setdefault(row[0], {})[row[1]] = row[2], row[3]
     return found
 
 
+def _fields(row: Any) -> tuple[str, FileKey, str, str] | None:
+    """A line's job, file key, status and record (JSON text), from the line parsed; None where it
+    lacks one."""
+    try:
+        job, key, status, record = row["job"], tuple(row["file"]), row["status"], row["record"]
+    except (KeyError, TypeError):
+        return None
+    if isinstance(record, dict):
+        record = json.dumps(record)
+    if isinstance(job, str) and isinstance(status, str) and isinstance(record, str) and len(key) == 3:
+        return job, key, status, record
+    return None
+
+
 def _parsed(lines: list[bytes]) -> list[Any]:
-    """The lines parsed: all at once (a fifth faster than line by line), else one by one, leaving
-    out those that do not parse."""
+    """Lines parsed as JSON: all at once (a fifth faster than line by line), else one by one,
+    leaving out those that do not parse."""
     try:
         parsed: list[Any] = json.loads(b"[" + b",".join(lines) + b"]")
         if len(parsed) == len(lines):  # no line held two values, or none

@@ -8,7 +8,7 @@ import pandas as pd
 
 from sweeper.hparams import HPARAMS
 from sweeper.job.record import write_atomic
-from sweeper.sweep.jobs import Job, read_jobs, without_cycle_collection
+from sweeper.sweep.jobs import Job, read_jobs, summarize, without_cycle_collection
 
 # Metrics in the order the table shows them; other scalar metrics follow, sorted by name.
 METRIC_ORDER = ("final_loss", "W", "b", "test_accuracy", "test_loss", "train_loss",
@@ -45,8 +45,10 @@ def collate(root: Path, jobs: list[Job] | None = None) -> pd.DataFrame:
     Jobs of a sweep's job list that have not started are rows too (`not_started`). `jobs`: what
     read_jobs(root) returned, for a caller that needs the records as well and reads each once.
     """
+    jobs = read_jobs(root) if jobs is None else jobs
     with without_cycle_collection():  # each job's record parsed here, from the index's JSON
-        rows = [_row(job) for job in (read_jobs(root) if jobs is None else jobs)]
+        summarize(jobs)
+        rows = [_row(job) for job in jobs]
     table = pd.DataFrame(rows, columns=None if rows else ["job", "status"])
     table = table[_column_order(list(table.columns))]
     keys = [c for c in ("task", "optimizer", *HPARAMS, "job") if c in table.columns]
@@ -67,8 +69,10 @@ def _cell(value: Any) -> str:
 def plain_markdown(shown: pd.DataFrame) -> str:
     """A Markdown table, its columns not padded to align."""
     lines = ["| " + " | ".join(map(str, shown.columns)) + " |", "|" + "|".join("---" for _ in shown.columns) + "|"]
-    cells = pd.DataFrame({column: shown[column].map(_cell) for column in shown.columns})
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells.itertuples(index=False)])
+    # Column by column on plain lists: pandas' map and itertuples cost 2 s at 100,000 rows.
+    cells = [[format(value, ".6g") if type(value) is float else _cell(value) for value in shown[column].tolist()]
+             for column in shown.columns]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in zip(*cells)])
 
 
 def write_tables(root: Path, table: pd.DataFrame) -> str:

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import sys
+import typing
 from pathlib import Path
 from typing import Iterator
 
@@ -82,6 +83,31 @@ class Job:
         return [str(line) for line in OmegaConf.load(path)]
 
 
+# Summaries parsed together: one json.loads of many is a third faster than one each; this many at a
+# time, so that the joined text stays a few tens of MB.
+_PARSED_AT_ONCE = 10_000
+
+
+def summarize(jobs: list[Job]) -> None:
+    """Parse the summaries the index gave (`Job.summary`) of all `jobs` now, many in one
+    json.loads: for collate, which asks for every one. A batch that does not parse as one (a line
+    damaged by hand) is left to each job's own `summary`."""
+    pending = [job for job in jobs if isinstance(job.found, str)]
+    for start in range(0, len(pending), _PARSED_AT_ONCE):
+        batch = pending[start:start + _PARSED_AT_ONCE]
+        try:
+            parsed = json.loads("[" + ",".join(typing.cast(str, job.found) for job in batch) + "]")
+        except ValueError:
+            continue
+        if len(parsed) != len(batch):  # one held two values or none: each parses its own
+            continue
+        for job, data in zip(batch, parsed):
+            try:
+                job.found = record_from(data)
+            except (ValueError, TypeError, AttributeError):
+                pass  # its `summary` reads the file
+
+
 @dataclasses.dataclass
 class Sweep:
     """The jobs under a directory, and the job lists of the sweeps there."""
@@ -118,6 +144,13 @@ def _walk(root: Path, lists: dict[Path, Manifest | None] | None = None) -> tuple
 def job_dirs(root: Path) -> list[Path]:
     """Every job directory under root."""
     return _walk(Path(root))[0]
+
+
+def has_job_dir(root: Path) -> bool:
+    """Whether any job directory is under root: the walk stops at the first (job_dirs() lists
+    100,000 directories of a big sweep, seconds, to say the same)."""
+    return any(_JOB_MARKS.intersection(subdirs) or _JOB_MARKS.intersection(files)
+               for _, subdirs, files in os.walk(root))
 
 
 def _is_job_dir(path: Path) -> bool:
