@@ -11,7 +11,7 @@ from typing import Any, Callable, cast
 from hydra.errors import CompactHydraException
 from omegaconf import DictConfig, OmegaConf
 
-from sweeper.schema import type_error
+from sweeper.schema import lookup, type_error
 
 
 class ConfigError(CompactHydraException):
@@ -93,18 +93,11 @@ SETTINGS: tuple[HParam, ...] = (
 )
 
 
-def _get(cfg: Any, dotted: str) -> Any:
-    """cfg["a"]["b"] for "a.b", None where a key is missing; cfg is a DictConfig or a dict."""
-    for key in dotted.split("."):
-        cfg = cfg.get(key) if cfg is not None else None
-    return cfg
-
-
 def validate(cfg: DictConfig | dict[Any, Any]) -> None:
     """Raise ConfigError (one line: key, value, what is allowed) for the first bad value: the
     registry's keys with their ranges first, then every typed key (sweeper/schema.py)."""
     for hparam in (*REGISTRY, *SETTINGS):
-        value = _get(cfg, hparam.name)
+        value = lookup(cfg, hparam.name)[1]
         if not hparam.check(value):
             raise ConfigError(f"{hparam.name}={value!r} is invalid: {hparam.hint}")
     error = type_error(cfg)

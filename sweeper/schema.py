@@ -197,28 +197,25 @@ def run_types(target: str) -> dict[str, Any]:
 _REFERENCE = re.compile(r"^\$\{([\w.]+)\}$")
 
 
+def lookup(node: Any, dotted: str) -> tuple[bool, Any]:
+    """(present, value) of a dotted key (`data.dir`) in a config or a plain dictionary."""
+    for key in dotted.split("."):
+        if not isinstance(node, (dict, DictConfig)) or key not in node:
+            return False, None
+        node = node[key]
+    return True, node
+
+
 def _value(cfg: DictConfig | dict[Any, Any], dotted: str) -> tuple[bool, Any]:
     """(present, resolved value) of a dotted key; a node as a plain container."""
     if not isinstance(cfg, DictConfig):  # resolved already
-        node: Any = cfg
-        for key in dotted.split("."):
-            if not isinstance(node, dict) or key not in node:
-                return False, None
-            node = node[key]
-        return True, node
+        return lookup(cfg, dotted)
     node = OmegaConf.select(cfg, dotted, default=dataclasses.MISSING)
     if node is dataclasses.MISSING:
         return False, None
     if isinstance(node, (DictConfig, ListConfig)):
         return True, OmegaConf.to_container(node, resolve=True)
     return True, node
-
-
-def _raw(raw: Any, dotted: str) -> Any:
-    """A key's value in the config before interpolation (`${lr}`), None where it is missing."""
-    for key in dotted.split("."):
-        raw = raw.get(key) if isinstance(raw, dict) else None
-    return raw
 
 
 def type_error(cfg: DictConfig | dict[Any, Any]) -> str | None:
@@ -231,13 +228,13 @@ def type_error(cfg: DictConfig | dict[Any, Any]) -> str | None:
                for key, value in cfg.items_ex(resolve=False) if key != "hydra"}
         target = OmegaConf.select(cfg, "task.run._target_")
     else:
-        raw, target = cfg, _raw(cfg, "task.run._target_")
+        raw, target = cfg, lookup(cfg, "task.run._target_")[1]
     if isinstance(target, str):
         typed |= {f"task.run.{name}": tp for name, tp in run_types(target).items()}
     for key, tp in typed.items():
         if typing.get_origin(tp) is dict:
             continue  # task.run: its keys are typed one by one
-        reference = _REFERENCE.match(str(_raw(raw, key)))
+        reference = _REFERENCE.match(str(lookup(raw, key)[1]))
         if reference and typed.get(reference.group(1)) == tp:
             continue  # `${lr}`: checked where it is set (resolving every one is most of the time)
         present, value = _value(cfg, key)

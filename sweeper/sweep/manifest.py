@@ -18,11 +18,12 @@ from typing import IO, Any, Callable, Iterable, Iterator
 from omegaconf import DictConfig, OmegaConf
 
 from sweeper.hparams import applicable_hparams
+from sweeper.job.index import LISTED
 from sweeper.job.fingerprint import MismatchError, difference, same_configuration
 from sweeper.job.planned import PlannedJob
 from sweeper.job.record import create_atomic, write_atomic
 
-MANIFEST_NAME = "jobs.json"
+MANIFEST_NAME = LISTED  # named where the record writer, below this module, needs it too
 SCHEMA_VERSION = 1
 
 
