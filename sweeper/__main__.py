@@ -184,6 +184,19 @@ def _course(args: argparse.Namespace) -> int:
     return code
 
 
+def _hparams(args: argparse.Namespace) -> int:
+    from sweeper.hparams import ConfigError
+    from sweeper.hparams_table import table
+    from sweeper.refusals import CONF
+
+    try:
+        print(table([CONF, *([args.config_dir] if args.config_dir else [])]))
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sweeper", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -215,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     course.add_argument("--report-only", action="store_true", help="rebuild the report from what is there; run nothing")
     course.add_argument("--list", action="store_true", help="list the sweeps, their job counts and commands; run nothing")
     course.set_defaults(func=_course)
+    hparams = commands.add_parser("hparams", help="the hyperparameters the task and optimizer files declare, as a table")
+    hparams.add_argument("--config-dir", type=_directory, default=None, help="your conf/ too (as run.py's --config-dir)")
+    hparams.set_defaults(func=_hparams)
     # The course's overrides may come after its options (`course smoke --dir D data.dir=...`).
     args, rest = parser.parse_known_args(argv)
     if rest and args.command != "course":

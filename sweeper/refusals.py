@@ -23,7 +23,7 @@ from hydra_plugins.launcher_plugins.config import SlurmConf
 from hydra_plugins.sweeper_plugins.config import OptunaSearchConf
 
 from sweeper.words import counted
-from sweeper.hparams import HPARAMS, applicable_hparams, check_or_exit, interpolated_key
+from sweeper.hparams import DECLARATIONS, NOT_HPARAMS, applicable_hparams, check_or_exit, interpolated_key
 from sweeper.job.outcome import FRAMEWORK_ARGUMENTS
 from sweeper.job.planned import preset_of
 from sweeper import schema
@@ -45,34 +45,62 @@ def _parse(overrides: Sequence[str]) -> list[Any]:
 
 # -- misspelt keys (run.py, before Hydra composes) ------------------------------------------------
 
-@functools.cache
-def _known_keys() -> tuple[list[str], list[str]]:
-    """The top-level keys of conf/config.yaml and the config groups (conf/<group>/)."""
-    keys = [str(key) for key in OmegaConf.load(CONF / "config.yaml") if key != "defaults"]
-    groups = sorted(path.name for path in CONF.iterdir() if path.is_dir())
-    return keys, groups
+def _files(dirs: tuple[Path, ...], pattern: str) -> list[Path]:
+    return [path for directory in dirs for path in sorted(directory.glob(pattern))]
+
+
+def _load(path: Path) -> dict[str, Any]:
+    """A config file's content, unresolved; {} for one that is not a mapping."""
+    try:
+        loaded = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    except Exception:  # Hydra says what is wrong with the file itself
+        return {}
+    return {str(key): value for key, value in loaded.items()} if isinstance(loaded, dict) else {}
+
+
+def _global_files(dirs: tuple[Path, ...]) -> list[dict[str, Any]]:
+    """config.yaml and every group's file whose keys are top-level (`# @package _global_`): the task,
+    optimizer and preset files, the project's and those of the user's --config-dir."""
+    found = [_load(path) for path in _files(dirs, "config.yaml")]
+    for path in _files(dirs, "*/*.yaml"):
+        with path.open() as text:
+            if "@package _global_" in text.readline():
+                found.append(_load(path))
+    return found
 
 
 @functools.cache
-def _aliases() -> dict[str, str]:
+def _known_keys(dirs: tuple[Path, ...] = (CONF,)) -> tuple[list[str], list[str]]:
+    """The top-level keys that config.yaml and the task, optimizer and preset files set (a task's own
+    hyperparameters among them), and the config groups (conf/<group>/)."""
+    keys = {key: None for content in _global_files(dirs) for key in content
+            if key not in ("defaults", "hydra", "task", "optimizer", DECLARATIONS)}
+    groups = sorted({path.name for directory in dirs for path in directory.iterdir() if path.is_dir()})
+    return list(keys), groups
+
+
+@functools.cache
+def _aliases(dirs: tuple[Path, ...] = (CONF,)) -> dict[str, str]:
     """What the optimizer and task files call a hyperparameter (`learning_rate: ${lr}` -> lr)."""
+    keys = set(_known_keys(dirs)[0])
     aliases = {}
-    for path in [*CONF.glob("optimizer/*.yaml"), *CONF.glob("task/*.yaml")]:
-        raw = cast("dict[str, Any]", OmegaConf.to_container(OmegaConf.load(path), resolve=False))  # a mapping's file
-        for node in raw.values():
-            for field, value in (node.items() if isinstance(node, dict) else []):
-                if (hparam := interpolated_key(value)) in HPARAMS:
-                    aliases[field] = hparam
+    for content in _global_files(dirs):
+        for name in ("optimizer", "task"):
+            node = content.get(name)
+            run = node.get("run") if isinstance(node, dict) and name == "task" else node
+            for field, value in (run.items() if isinstance(run, dict) else []):
+                if (hparam := interpolated_key(value)) in keys and field != hparam:
+                    aliases[str(field)] = hparam
     return aliases
 
 
-def _unknown_key_hint(key: str, value: str) -> str | None:
+def _unknown_key_hint(key: str, value: str, dirs: tuple[Path, ...] = (CONF,)) -> str | None:
     """`did you mean lr=0.1?` for a top-level key that is neither a key nor a group; None if known."""
-    keys, groups = _known_keys()
+    keys, groups = _known_keys(dirs)
     if key in keys or key in groups or key == "hydra":
         return None
-    if key in _aliases():
-        return f"did you mean {_aliases()[key]}={value}?"
+    if key in _aliases(dirs):
+        return f"did you mean {_aliases(dirs)[key]}={value}?"
     near_key = difflib.get_close_matches(key, keys, n=1)
     near_group = difflib.get_close_matches(key, groups, n=1)
     if near_group and (not near_key or difflib.SequenceMatcher(None, key, near_group[0]).ratio()
@@ -80,11 +108,11 @@ def _unknown_key_hint(key: str, value: str) -> str | None:
         return f"did you mean {near_group[0]}={value}?"
     if near_key:
         return f"did you mean {near_key[0]}={value}?"
-    return f"the keys are {', '.join(HPARAMS)} (python run.py --help lists the groups)"
+    return f"the keys are {', '.join(keys)} (python run.py --help lists the groups)"
 
 
 @functools.cache
-def _nodes() -> dict[str, tuple[str, ...]]:
+def _nodes(dirs: tuple[Path, ...] = (CONF,)) -> dict[str, tuple[str, ...]]:
     """Each nested node of the config and its keys (`data` -> dir, train_samples, test_samples),
     from conf/config.yaml and every task and optimizer file (whichever option a job chooses)."""
     nodes: dict[str, set[str]] = {}
@@ -95,17 +123,17 @@ def _nodes() -> dict[str, tuple[str, ...]]:
                 nodes.setdefault(f"{prefix}{key}", set()).update(str(k) for k in value)
                 add(value, f"{prefix}{key}.")
 
-    for path in [CONF / "config.yaml", *CONF.glob("task/*.yaml"), *CONF.glob("optimizer/*.yaml")]:
-        raw = cast(dict[str, Any], OmegaConf.to_container(OmegaConf.load(path), resolve=False))  # a mapping file
-        add({key: value for key, value in raw.items() if key != "hydra"}, "")
+    paths = [*_files(dirs, "config.yaml"), *_files(dirs, "task/*.yaml"), *_files(dirs, "optimizer/*.yaml")]
+    for path in paths:
+        add({key: value for key, value in _load(path).items() if key not in ("hydra", DECLARATIONS)}, "")
     return {node: tuple(sorted(keys)) for node, keys in nodes.items()}
 
 
-def _nested_key_hint(key: str, value: str) -> str | None:
+def _nested_key_hint(key: str, value: str, dirs: tuple[Path, ...] = (CONF,)) -> str | None:
     """`did you mean data.train_samples=100?` for a nested key that no option's node has; None if
     some option's node has it, or the node is not known here (Hydra says)."""
     node, _, leaf = key.rpartition(".")
-    keys = _nodes().get(node)
+    keys = _nodes(dirs).get(node)
     if not node or keys is None or leaf in keys:
         return None
     near = difflib.get_close_matches(leaf, keys, n=1)
@@ -122,8 +150,9 @@ def check_argv(argv: Sequence[str]) -> None:
     try:
         with contextlib.redirect_stderr(io.StringIO()):  # a bad flag: Hydra's parser says it, once
             args, _ = get_args_parser().parse_known_args(list(argv))
-        if args.config_name or args.config_path or args.config_dir:
+        if args.config_name or args.config_path:
             return
+        dirs = (CONF, Path(args.config_dir).resolve()) if args.config_dir else (CONF,)
         parsed = _parse(args.overrides)
     except (Exception, SystemExit):  # Hydra says what is wrong with the command line itself
         return
@@ -133,8 +162,8 @@ def check_argv(argv: Sequence[str]) -> None:
         _check_search_option(override)
         top = override.key_or_group.split(".")[0].split("/")[0]
         value = override.input_line.partition("=")[2]
-        hint = _unknown_key_hint(top, value) or (_nested_key_hint(override.key_or_group, value)
-                                                 if top != "hydra" else None)
+        hint = _unknown_key_hint(top, value, dirs) or (_nested_key_hint(override.key_or_group, value, dirs)
+                                                       if top != "hydra" else None)
         if hint:
             refuse(f"{override.key_or_group} is not a key of the config: {hint}")
 
@@ -154,12 +183,14 @@ def _check_search_option(override: Any) -> None:
 
 # -- hyperparameters that apply to no job ---------------------------------------------------------
 
-def given_hparams(overrides: Iterable[str]) -> dict[str, str]:
-    """The top-level hyperparameters among a job's overrides (`lr=0.1` -> {"lr": "0.1"})."""
+def given_hparams(overrides: Iterable[str], cfg: DictConfig) -> dict[str, str]:
+    """The top-level keys among a job's overrides that hold one value, a hyperparameter where one
+    applies (`lr=0.1` -> {"lr": "0.1"}; not a config group's `task=cnn`, not a nested key)."""
+    groups = OmegaConf.select(cfg, "hydra.runtime.choices", default=None) or {}
     given = {}
     for override in overrides:
         key, sep, value = override.partition("=")
-        if sep and key in HPARAMS:
+        if sep and key.isidentifier() and key not in groups and key in cfg and not OmegaConf.is_config(cfg[key]):
             given[key] = value
     return given
 
@@ -176,7 +207,7 @@ def takes(cfg: DictConfig) -> str:
 def not_applying(cfg: DictConfig, overrides: Iterable[str]) -> list[str]:
     """The hyperparameters the user gave that this job's task and optimizer do not read."""
     used = applicable_hparams(cfg)
-    return [key for key in given_hparams(overrides) if key not in used]
+    return [key for key in given_hparams(overrides, cfg) if key not in used and key not in NOT_HPARAMS]
 
 
 class Applicability:
@@ -189,12 +220,15 @@ class Applicability:
         self.example: dict[str, str] = {}   # key -> what a job it does not apply to takes
 
     def add(self, cfg: DictConfig, overrides: Sequence[str]) -> None:
-        self.add_job(tuple(applicable_hparams(cfg)), takes(cfg), overrides)
+        self.add_job(tuple(applicable_hparams(cfg)), takes(cfg), overrides, cfg)
 
-    def add_job(self, used: Sequence[str], who: str, overrides: Sequence[str]) -> None:
-        """A job that reads the hyperparameters `used` (applicable_hparams), `who` saying whose they are (takes)."""
+    def add_job(self, used: Sequence[str], who: str, overrides: Sequence[str], cfg: DictConfig) -> None:
+        """A job that reads the hyperparameters `used` (applicable_hparams), `who` saying whose they
+        are (takes); `cfg`: its combination's config (which keys are config groups, which values)."""
         self.jobs += 1
-        for key in given_hparams(overrides):
+        for key in given_hparams(overrides, cfg):
+            if key in NOT_HPARAMS:
+                continue
             self.unused.setdefault(key, 0)
             if key not in used:
                 self.unused[key] += 1
@@ -266,27 +300,29 @@ class DataCheck:
 
 # -- nested keys that bypass a hyperparameter ------------------------------------------------------
 
-@functools.cache
-def _group_file(group: str, option: str) -> dict[str, Any]:
-    path = CONF / group / f"{option}.yaml"
-    # a config group's file is a mapping: its container a dict
-    return cast("dict[str, Any]", OmegaConf.to_container(OmegaConf.load(path), resolve=False)) if path.is_file() else {}
-
-
 def check_bypass(cfg: DictConfig, overrides: Iterable[str]) -> None:
-    """Refuse `optimizer.learning_rate=0.5` where the optimizer file reads `${lr}`: the record
-    would not show what the job trained with."""
+    """Refuse `optimizer.learning_rate=0.5` where the optimizer file reads `${lr}` (or a task's
+    `task.run.hidden=8` where it reads `${hidden}`): the record would not show what the job trained with."""
     for override in overrides:
         key, sep, value = override.partition("=")
         group = key.split(".")[0]
         if not sep or group not in ("optimizer", "task") or "." not in key:
             continue
-        node: Any = _group_file(group, str(OmegaConf.select(cfg, f"hydra.runtime.choices.{group}")))
+        option = OmegaConf.select(cfg, f"hydra.runtime.choices.{group}")
+        node: Any = _load(path) if (path := _group_file(cfg, group, str(option))) else {}
         for part in key.split("."):
             node = node.get(part) if isinstance(node, dict) else None
         hparam = interpolated_key(node)
-        if hparam in HPARAMS:
+        if hparam is not None and hparam in cfg and not OmegaConf.is_config(cfg[hparam]):
             refuse(f"{override} bypasses {hparam}: set {hparam}={value} instead")
+
+
+def _group_file(cfg: DictConfig, group: str, option: str) -> Path | None:
+    """The file of a group's option, in the config's search path (the project's conf, the user's
+    --config-dir): Hydra's own record of where it composed from (hydra.runtime.config_sources)."""
+    sources = OmegaConf.select(cfg, "hydra.runtime.config_sources", default=None) or []
+    dirs = [Path(source.path) for source in sources if source.schema == "file"] + [CONF]
+    return next((path for d in dirs if (path := d / group / f"{option}.yaml").is_file()), None)
 
 
 # -- one job over several workers ------------------------------------------------------------------
@@ -357,7 +393,7 @@ def check_single_run(cfg: DictConfig) -> None:
     unused = not_applying(cfg, overrides)
     if unused:
         key = unused[0]
-        refuse(f"{key}={given_hparams(overrides)[key]} does not apply to this job ({takes(cfg)}): remove it")
+        refuse(f"{key}={given_hparams(overrides, cfg)[key]} does not apply to this job ({takes(cfg)}): remove it")
     check_bypass(cfg, overrides)
 
 

@@ -71,15 +71,10 @@ class OptimizerConf:
 
 @dataclasses.dataclass
 class Config:
-    """conf/config.yaml; the hyperparameters' ranges are sweeper.hparams.REGISTRY's."""
-    lr: float = MISSING
-    momentum: float = MISSING
-    beta1: float = MISSING
-    beta2: float = MISSING
-    epsilon: float = MISSING
-    batch_size: int = MISSING
-    epochs: int = MISSING
-    steps: int = MISSING
+    """conf/config.yaml's nodes and the framework's own keys (their ranges: sweeper.hparams.REGISTRY).
+    A task's or an optimizer's hyperparameters are typed where they are read: by the task function's
+    annotations and the optimizer node's fields (a top-level key takes the type of what reads it,
+    `typed_keys`), or by their declaration's `type`."""
     gpus: int = MISSING
     nodes: int = MISSING
     seed: int = MISSING
@@ -218,19 +213,41 @@ def _value(cfg: DictConfig | dict[Any, Any], dotted: str) -> tuple[bool, Any]:
     return True, node
 
 
-def type_error(cfg: DictConfig | dict[Any, Any]) -> str | None:
-    """`data.dir=3 is invalid: data.dir must be a string or null` for the first value of the
-    wrong type, the task's `run` node checked against its function; None if all are typed right.
-    `cfg`: a job's config, or its resolved config as a dictionary (the planner's, a merge per job)."""
-    typed = dict(_typed_keys())
+def _raw_and_target(cfg: DictConfig | dict[Any, Any]) -> tuple[dict[Any, Any], Any]:
     if isinstance(cfg, DictConfig):
         raw = {key: OmegaConf.to_container(value, resolve=False) if isinstance(value, DictConfig) else value
                for key, value in cfg.items_ex(resolve=False) if key != "hydra"}
-        target = OmegaConf.select(cfg, "task.run._target_")
-    else:
-        raw, target = cfg, lookup(cfg, "task.run._target_")[1]
+        return raw, OmegaConf.select(cfg, "task.run._target_")
+    return cfg, lookup(cfg, "task.run._target_")[1]
+
+
+def typed_keys(raw: dict[Any, Any], target: Any) -> dict[str, Any]:
+    """Each typed key of a config (unresolved: `raw`) and its type: the schema's, the task's `run`
+    arguments' by its function (`target`), and a top-level key that a typed key reads by plain
+    interpolation (`hidden: ${hidden}` in a run node whose function says `hidden: int`) its type."""
+    typed = dict(_typed_keys())
     if isinstance(target, str):
         typed |= {f"task.run.{name}": tp for name, tp in run_types(target).items()}
+    for key, tp in list(typed.items()):
+        reference = _REFERENCE.match(str(lookup(raw, key)[1]))
+        if reference and "." not in reference.group(1) and typing.get_origin(tp) is not dict:
+            typed.setdefault(reference.group(1), tp)
+    return typed
+
+
+def top_level_types(cfg: DictConfig | dict[Any, Any]) -> dict[str, Any]:
+    """The types of the config's top-level keys (typed_keys), a task's hyperparameters among them."""
+    return {key: tp for key, tp in typed_keys(*_raw_and_target(cfg)).items() if "." not in key}
+
+
+def type_error(cfg: DictConfig | dict[Any, Any], types: dict[str, Any] | None = None) -> str | None:
+    """`data.dir=3 is invalid: data.dir must be a string or null` for the first value of the
+    wrong type, top-level keys first, the task's `run` node checked against its function; None if
+    all are typed right. `cfg`: a job's config, or its resolved config as a dictionary (the
+    planner's, a merge per job: then `types`, its combination's top_level_types, types its top-level keys)."""
+    raw, target = _raw_and_target(cfg)
+    typed = typed_keys(raw, target)
+    typed = {**(types or {}), **{k: tp for k, tp in typed.items() if "." not in k}, **typed}
     for key, tp in typed.items():
         if typing.get_origin(tp) is dict:
             continue  # task.run: its keys are typed one by one

@@ -17,7 +17,8 @@ from sweeper.job.outcome import Outcome
 from sweeper.job.status import Status
 from sweeper.job.trial import Reporter, status_of
 from sweeper.training import fused_loop
-from sweeper.training.fused_loop import LEARNING_RATE, Hyperparameter
+from sweeper.training.fused_loop import Hyperparameter
+from sweeper.training.fused_state import LEARNING_RATE
 from sweeper.training.tf import import_tensorflow
 
 import_tensorflow()  # started quietly: the import below finds it

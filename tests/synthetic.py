@@ -35,10 +35,15 @@ def write_job_list(sweep: Path, task: str, optimizer: str, jobs: list[dict[str, 
     claim(sweep, Manifest(sweeper=sweeper, search=bool(n_trials), total=n_trials or len(jobs), jobs=entries))
 
 
+CONFIG_ORDER = ["lr", "momentum", "beta1", "beta2", "epsilon", "batch_size", "epochs", "steps", "gpus", "nodes", "seed"]
+
+
 def write_job(job_dir: Path, task: str, optimizer: str, hparams: dict[str, Any], metrics: dict[str, Any],
               history: dict[str, list], status: str = "ok", train_time_s: float | None = 1.0,
               error: str | None = None, overrides: list[str] | None = None) -> None:
-    """A job directory as a job leaves it: `.hydra/overrides.yaml` and `result.json`."""
+    """A job directory as a job leaves it: `.hydra/overrides.yaml` and `result.json`, its hyperparameters
+    in the order a job records them (conf/config.yaml's)."""
+    hparams = dict(sorted(hparams.items(), key=lambda item: CONFIG_ORDER.index(item[0]) if item[0] in CONFIG_ORDER else 99))
     overrides = overrides if overrides is not None else [f"{k}={v}" for k, v in hparams.items()]
     (job_dir / ".hydra").mkdir(parents=True, exist_ok=True)
     (job_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))

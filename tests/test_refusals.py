@@ -169,8 +169,8 @@ def test_a_misspelt_or_added_nested_key_is_one_line(tmp_path, args, line):
     (["data.train_samples=abc"], "error: data.train_samples='abc' is invalid: data.train_samples must be an integer > 0 "
                                  "or null (all) (e.g. data.train_samples=1000)"),
     (["lr=fast"], "error: lr='fast' is invalid: lr must be a number > 0 (e.g. lr=0.01)"),
-    (["epochs=1.5"], "error: epochs=1.5 is invalid: epochs must be an integer > 0 (e.g. epochs=1)"),
-    (["batch_size='32'"], "error: batch_size='32' is invalid: batch_size must be an integer > 0 (e.g. batch_size=32)"),
+    (["task=cnn", "epochs=1.5"], "error: epochs=1.5 is invalid: epochs must be an integer > 0 (e.g. epochs=1)"),
+    (["task=cnn", "batch_size='32'"], "error: batch_size='32' is invalid: batch_size must be an integer > 0 (e.g. batch_size=1)"),
     (["data.dir=3"], "error: data.dir=3 is invalid: data.dir must be a string or null"),
     (["task.direction=up"], "error: task.direction='up' is invalid: task.direction must be minimize or maximize"),
     (["task=cnn", "+task.run.dropout=abc"], "error: task.run.dropout='abc' is invalid: task.run.dropout must be a number"),

@@ -6,8 +6,11 @@ from typing import Optional
 
 import pytest
 
-from sweeper.hparams import REGISTRY, SETTINGS, ConfigError, validate
-from sweeper.schema import describe, is_of, leaves, run_types
+from omegaconf import OmegaConf
+
+from sweeper.hparams import REGISTRY, SETTINGS, ConfigError, applicable_hparams, validate
+from sweeper.schema import describe, is_of, leaves, run_types, top_level_types
+from tests.conftest import ROOT
 
 TYPES = dict(leaves())
 
@@ -17,7 +20,7 @@ def test_what_the_registry_allows_is_of_the_schemas_type(hparam):
     """The registry adds ranges to the schema's types; its words start with the type's."""
     tp = TYPES[hparam.name]
     assert hparam.allowed.startswith(describe(tp).removesuffix(" or null"))
-    assert is_of(hparam.default, tp)
+    assert is_of(OmegaConf.select(OmegaConf.load(ROOT / "conf" / "config.yaml"), hparam.name), tp)
 
 
 def _keys(node: dict, prefix: str = "") -> list[str]:
@@ -27,24 +30,29 @@ def _keys(node: dict, prefix: str = "") -> list[str]:
 
 
 def test_every_node_of_the_config_is_typed(compose_cfg):
-    """Every leaf of the composed config but Hydra's own is typed, for every task and optimizer (a
-    task's `run` node: by its function)."""
-    from omegaconf import OmegaConf
-
+    """Every leaf of the composed config but Hydra's own and the declarations is typed, for every task
+    and optimizer (a task's `run` node: by its function; a hyperparameter by what reads it), less the
+    course's keys that the job does not read (config.yaml keeps them for old fingerprints)."""
     for task in ("linear", "softmax", "cnn"):
         for optimizer in ("gd", "momentum", "adagrad", "adam"):
-            cfg = OmegaConf.to_container(compose_cfg(f"task={task}", f"optimizer={optimizer}"), resolve=False)
+            composed = compose_cfg(f"task={task}", f"optimizer={optimizer}")
+            typed = set(TYPES) | set(top_level_types(composed))
+            unread = {"lr", "momentum", "beta1", "beta2", "epsilon", "batch_size", "epochs", "steps"} - \
+                set(applicable_hparams(composed))
+            cfg = OmegaConf.to_container(composed, resolve=False)
             cfg.pop("hydra")
+            cfg.pop("hparams")
             run = cfg["task"].pop("run")
-            assert set(_keys(cfg)) <= set(TYPES), (task, optimizer)
+            assert set(_keys(cfg)) - unread <= typed, (task, optimizer)
             interpolated = {"data", "logging"}  # nodes typed above
             assert set(run) - {"_target_"} - interpolated <= set(run_types(run["_target_"])), task
 
 
-def test_values_are_checked_as_they_are():
-    assert is_of(5, TYPES["lr"]) and is_of(0.5, TYPES["lr"])
-    assert not is_of(True, TYPES["lr"]) and not is_of("0.5", TYPES["lr"])
-    assert not is_of(1.5, TYPES["epochs"]) and not is_of("3", TYPES["seed"])
+def test_values_are_checked_as_they_are(compose_cfg):
+    types = top_level_types(compose_cfg("task=cnn"))
+    assert is_of(5, types["lr"]) and is_of(0.5, types["lr"])
+    assert not is_of(True, types["lr"]) and not is_of("0.5", types["lr"])
+    assert not is_of(1.5, types["epochs"]) and not is_of("3", TYPES["seed"])
     assert not is_of("yes", TYPES["logging.tensorboard"])
     assert is_of(None, TYPES["data.dir"]) and not is_of(None, TYPES["task.name"])
     assert is_of("cpu", TYPES["devices"]) and not is_of("tpu", TYPES["devices"])

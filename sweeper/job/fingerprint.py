@@ -13,13 +13,14 @@ from typing import Any, Iterable, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from sweeper.hparams import applicable_hparams
+from sweeper.hparams import DECLARATIONS, recorded_hparams
 from sweeper.job.record import RECORD_NAME, Record, read_record, read_summary
 from sweeper.job.index import FileKey, Indexed
 from sweeper.job.status import FINISHED
 
-# Keys that do not change what a job computes: Hydra's own, and where logs go.
-_NOT_FINGERPRINTED = ("hydra", "logging")
+# Keys that do not change what a job computes: Hydra's own, where logs go, and the hyperparameters'
+# declared ranges (sweeper/hparams.py).
+_NOT_FINGERPRINTED = ("hydra", "logging", DECLARATIONS)
 # Nested keys that do not either: where the data are read from (the task's copy of the data node too).
 _LOCATIONS = (("data", "dir"), ("task", "run", "data", "dir"))
 _KEEP = object()
@@ -171,7 +172,7 @@ def difference(job_dir: Path | None, overrides: Sequence[str], hparams: dict[str
         if found:
             return found
     if now_hparams is None and now is not None:
-        now_hparams = applicable_hparams(now)
+        now_hparams = recorded_hparams(now)
     if hparams is not None and now_hparams is not None:
         found = _changes(dict(hparams), dict(now_hparams))
         if found:

@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable, Sequence
 import hydra.utils
 from omegaconf import DictConfig, OmegaConf
 
-from sweeper.hparams import KERAS_ARGS, OPTIMIZER_HPARAMS, optimizer_arguments
+from sweeper.hparams import optimizer_arguments, optimizer_hparams
 from sweeper.job import environment, owner
 from sweeper.job.context import RunContext
 from sweeper.job.display import group_label
@@ -36,10 +36,10 @@ from sweeper.job.outcome import Outcome, offered
 from sweeper.job.planned import PlannedJob
 from sweeper.job.recording import record_stopped
 from sweeper.training import checkpoint
+from sweeper.training.fused_state import FUSED_ARGS
 
-# The top-level keys and the optimizer node's keys that fused jobs may differ in.
-HYPERPARAMETER_KEYS = OPTIMIZER_HPARAMS
-OPTIMIZER_KEYS = ("name", *KERAS_ARGS)
+# The optimizer node's keys that fused jobs may differ in (and the top-level keys they read).
+OPTIMIZER_KEYS = ("name", *FUSED_ARGS)
 
 
 @dataclasses.dataclass
@@ -67,7 +67,8 @@ def fusion_key(cfg: DictConfig, resolved: dict[Any, Any] | None = None) -> str |
             or OmegaConf.select(cfg, "task.run.nodes", default=1) != 1):
         return None  # a fused group trains on one device: jobs on several train apart
     resolved = container(cfg) if resolved is None else resolved
-    content = {key: value for key, value in resolved.items() if key not in HYPERPARAMETER_KEYS}
+    varied = {key for argument, key in optimizer_hparams(cfg).items() if argument in FUSED_ARGS}
+    content = {key: value for key, value in resolved.items() if key not in varied}
     optimizer = content.get("optimizer")
     if isinstance(optimizer, dict):
         content["optimizer"] = {key: value for key, value in optimizer.items() if key not in OPTIMIZER_KEYS}

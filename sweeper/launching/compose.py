@@ -1,8 +1,9 @@
 """Each job's config in a sweep, as Hydra's config loader composes it, without composing each one.
 
 A full composition (`load_sweep_config`) costs about 50 ms, so a 2,000-job grid would spend
-100 s on it before the first job is submitted. A grid mostly varies top-level hyperparameters
-(`lr=0.1,0.01`): those are set on a config composed once per combination of the other overrides.
+100 s on it before the first job is submitted. A grid mostly varies top-level keys (`lr=0.1,0.01`,
+a task's own `hidden=8,32`): those are set on a config composed once per combination of the other
+overrides (config groups, nested keys).
 
 Resolving a config costs about 5 ms too, so a 100,000-job grid does not resolve each job's either:
 each combination is resolved twice, with every hyperparameter set to a probe value, and the places
@@ -25,19 +26,25 @@ from hydra.core.override_parser.types import Override, OverrideType
 from hydra.plugins.launcher import Launcher
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from sweeper.hparams import HPARAMS
 from sweeper.job.fingerprint import container, fingerprint_of, former_of
 from sweeper.job.planned import PlannedJob, plan_job
 from sweeper.job.record import RECORD_NAME
 from sweeper.launching.resources import job_resources
 
-# Two sets of values no config holds, one per hyperparameter: where they land in a resolved config.
-_PROBES = tuple({key: float(f"{first}{i:02d}e-299") for i, key in enumerate(HPARAMS)} for first in ("1.2345", "6.789"))
 _SUBDIR_IS_NUM = "${hydra.job.num}"
 
 
-def _is_hparam(override: Override) -> bool:
-    return override.type == OverrideType.CHANGE and override.package is None and override.key_or_group in HPARAMS
+def _probes(keys: Sequence[str]) -> tuple[dict[str, float], dict[str, float]]:
+    """Two sets of values no config holds, one per top-level key: where they land in a resolved config."""
+    first, second = ({key: float(f"{start}{i:05d}e-299") for i, key in enumerate(keys)} for start in ("1.2345", "6.789"))
+    return first, second
+
+
+def _is_value(override: Override, groups: frozenset[str]) -> bool:
+    """An override of one top-level key (`lr=0.1`), not of a config group or a nested key."""
+    key = override.key_or_group
+    return (override.type == OverrideType.CHANGE and override.package is None and "." not in key
+            and "/" not in key and key not in groups)
 
 
 class _NotPlain(Exception):
@@ -91,7 +98,9 @@ class Combination:
     def __init__(self, loader: ConfigLoader, master: DictConfig, rest: tuple[str, ...]) -> None:
         self.cfg = loader.load_sweep_config(master_config=master, sweep_overrides=list(rest))
         raw = cast("dict[str, Any]", OmegaConf.to_container(self.cfg, resolve=False))  # a DictConfig's: a dict
-        self.defaults = {key: raw[key] for key in HPARAMS if key in raw}
+        # the top-level keys that hold one plain value: those a job of this combination may set
+        self.defaults = {key: value for key, value in raw.items() if key != "hydra" and not isinstance(value, (dict, list))
+                         and not (isinstance(value, str) and "${" in value)}
         self.subdir_is_num = raw["hydra"]["sweep"]["subdir"] == _SUBDIR_IS_NUM
         self.sweep_dir = Path(str(self.cfg.hydra.sweep.dir))
         self.first: PlannedJob | None = None    # its first job, planned from its config: what jobs share
@@ -99,14 +108,14 @@ class Combination:
         self.landings: dict[tuple[Any, ...], str] | None = None
         self.resolved: dict[Any, Any] = {}
         self.launcher_shared = False            # its launcher's settings the same for all its jobs
-        if not any(OmegaConf.is_interpolation(self.cfg, key) for key in self.defaults):
-            self._probe()
+        self._probe()
 
     def _probe(self) -> None:
         """Where each hyperparameter lands in the resolved config (None: not simply copied somewhere);
         Hydra's per-job keys differ between the probes too, so a key that reads them is seen."""
         resolved, launchers = [], []
-        for i, probe in enumerate(_PROBES):
+        probes = _probes(list(self.defaults))
+        for i, probe in enumerate(probes):
             overrides = [f"probe_{i}={i}"]
             try:
                 self.set(-1 - i, overrides, {key: probe[key] for key in self.defaults},
@@ -119,7 +128,7 @@ class Combination:
             except Exception:  # unresolvable here: each job's resources from its own config (and error)
                 launchers.append(i)
         self.launcher_shared = launchers[0] == launchers[1]
-        by_value = {(_PROBES[0][key], _PROBES[1][key]): key for key in self.defaults}
+        by_value = {(probes[0][key], probes[1][key]): key for key in self.defaults}
         landings: dict[tuple[Any, ...], str] = {}
         try:
             _landings(resolved[0], resolved[1], (), landings, by_value)
@@ -162,6 +171,7 @@ class Planner:
         self.parser = OverridesParser.create(config_loader=loader)
         self.parsed: dict[str, Override] = {}       # each distinct override's parse (a grid has few)
         self.combinations: dict[tuple[str, ...], Combination] = {}
+        self.groups = frozenset(loader.list_groups(""))  # top-level config groups: `task=...` is no value
 
     def _parse(self, overrides: Sequence[str]) -> list[Override]:
         missing = [o for o in overrides if o not in self.parsed]
@@ -173,9 +183,9 @@ class Planner:
         """The job's values and combination (composing the combination the first time it is seen).
         Raises Hydra's ConfigCompositionException for overrides that do not compose."""
         parsed = self._parse(overrides)
-        values = {o.key_or_group: o.value() for o in parsed if _is_hparam(o)}
+        values = {o.key_or_group: o.value() for o in parsed if _is_value(o, self.groups)}
         # the parser keeps each override's text in input_line: never None here
-        rest = cast("tuple[str, ...]", tuple(o.input_line for o in parsed if not _is_hparam(o)))
+        rest = cast("tuple[str, ...]", tuple(o.input_line for o in parsed if not _is_value(o, self.groups)))
         if not values.keys() <= self._combination(rest).defaults.keys():
             rest, values = tuple(overrides), {}  # a key this config lacks: Hydra's own error, or its config
         return Job(num, list(overrides), values, self._combination(rest))

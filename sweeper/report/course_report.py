@@ -16,7 +16,6 @@ import pandas as pd
 
 from sweeper.words import counted
 from sweeper.course_runner import Profile
-from sweeper.hparams import OPTIMIZER_HPARAMS
 from sweeper.job.record import write_atomic
 from sweeper.job.status import summary
 from sweeper.report.course_figures import FIGURES
@@ -82,9 +81,13 @@ def _best_of_grid(exercise: Exercise, groups: list[Group], matches: list[Match])
     return pd.DataFrame(rows)
 
 
+# What the course's optimizer files read (conf/optimizer/): the published numbers give these.
+COURSE_OPTIMIZER_HPARAMS = ("lr", "momentum", "beta1", "beta2", "epsilon")
+
+
 def _hparams_text(row: pd.Series) -> str:
     """The optimizer's hyperparameters of a table row: lr=0.5 momentum=0.9."""
-    return " ".join(f"{k}={fmt_number(row[k])}" for k in OPTIMIZER_HPARAMS
+    return " ".join(f"{k}={fmt_number(row[k])}" for k in COURSE_OPTIMIZER_HPARAMS
                     if k in row and pd.notna(row[k]))
 
 

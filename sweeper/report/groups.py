@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sweeper.hparams import HPARAMS
 from sweeper.job.status import Status
+from sweeper.sweep.collate import hparam_columns
 from sweeper.sweep.jobs import Job
 
 
@@ -39,6 +39,7 @@ class Group:
     rows: pd.DataFrame                   # its rows of the collated table
     jobs: dict[str, Job]                 # job name -> job, for the histories
     varied: list[str] = field(default_factory=list)  # hyperparameters with more than one value
+    hparams: list[str] = field(default_factory=list)  # every hyperparameter of its jobs, in the table's order
 
     @property
     def title(self) -> str:
@@ -95,6 +96,7 @@ def read_groups(table: pd.DataFrame, jobs: list[Job]) -> list[Group]:
     if not {"task", "optimizer"} <= set(table.columns):
         return []
     groups = []
+    hparams = hparam_columns(table)
     for (task, optimizer), rows in table.dropna(subset=["task", "optimizer"]).groupby(["task", "optimizer"]):
         records = [record for n in rows.job if (record := by_name[n].summary) is not None]
         objectives = [r.objective for r in records if r.objective is not None and r.objective in rows.columns]
@@ -103,8 +105,10 @@ def read_groups(table: pd.DataFrame, jobs: list[Job]) -> list[Group]:
         objective = max(set(objectives), key=objectives.count)
         direction = direction_of([by_name[n] for n in rows.job], objective)
         rows = rows.loc[:, rows.notna().any() | (rows.columns == objective)]  # the objective's column stays, even all empty
-        varied = [k for k in HPARAMS if k in rows.columns and rows[k].nunique() > 1]
-        groups.append(Group(str(task), str(optimizer), objective, direction, rows, {n: by_name[n] for n in rows.job}, varied))
+        own = [k for k in hparams if k in rows.columns]
+        varied = [k for k in own if rows[k].nunique() > 1]
+        groups.append(Group(str(task), str(optimizer), objective, direction, rows, {n: by_name[n] for n in rows.job},
+                            varied, own))
     return groups
 
 

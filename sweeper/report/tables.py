@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from sweeper.words import counted
-from sweeper.hparams import HPARAMS
+from sweeper.sweep.collate import hparam_columns
 from sweeper.job.status import PROBLEM, RECORDED, Status, summary
 from sweeper.sweep.jobs import Job, Sweep
 from sweeper.report.groups import Group, MAX_GRID_VALUES, MAX_LISTED, NOT_AXES, fmt_number, metric_text
@@ -34,7 +34,7 @@ def best_table(groups: list[Group]) -> pd.DataFrame:
         if ranked.empty:
             continue
         best = ranked.iloc[0]
-        hparams = {k: best[k] for k in HPARAMS if k in ranked.columns and pd.notna(best[k])}
+        hparams = {k: best[k] for k in group.hparams if k in ranked.columns and pd.notna(best[k])}
         rows.append({"task": group.task, "optimizer": group.optimizer, "job": best.job,
                      "best": f"{group.objective} = {metric_text(group.objective, float(best[group.objective]))}",
                      "direction": group.direction,
@@ -70,8 +70,9 @@ def problems_table(table: pd.DataFrame, jobs: list[Job]) -> pd.DataFrame:
     """The first MAX_LISTED jobs that did not finish well, with the reason."""
     by_name = {job.name: job for job in jobs}
     bad = table[table.status.isin([s.value for s in PROBLEM])].head(MAX_LISTED)
-    hparams = [k for k in HPARAMS if k in table.columns and table[k].nunique() > 1] or \
-        [k for k in HPARAMS if k in bad.columns and bad[k].notna().any()]  # what tells these jobs apart
+    names = hparam_columns(table)
+    hparams = [k for k in names if table[k].nunique() > 1] or \
+        [k for k in names if k in bad.columns and bad[k].notna().any()]  # what tells these jobs apart
     rows = [{"job": row.job, "task": row.get("task"), "optimizer": row.get("optimizer"),
              "hyperparameters": " ".join(f"{k}={fmt_number(row[k])}" for k in hparams if pd.notna(row[k])),
              "status": row.status, "reason": _reason(row, by_name.get(row.job))}

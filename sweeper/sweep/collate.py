@@ -6,7 +6,6 @@ from typing import Any
 
 import pandas as pd
 
-from sweeper.hparams import HPARAMS
 from sweeper.job.record import write_atomic
 from sweeper.sweep.jobs import Job, read_jobs, summarize, without_cycle_collection
 
@@ -15,13 +14,35 @@ METRIC_ORDER = ("final_loss", "W", "b", "test_accuracy", "test_loss", "train_los
                 "train_time_s", "fused", "samples_per_s", "params", "replicas")
 
 
-def _row(job: Job) -> dict[str, Any]:
+class _Names:
+    """The hyperparameters' names of a table, each placed after the name that comes before it in the
+    record that first has it (gd's `lr, steps` and adam's `lr, beta1, ..., steps` give `lr, beta1, ..., steps`)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.seen: set[tuple[str, ...]] = set()  # the records' name lists met so far (a sweep has few)
+
+    def update(self, names: dict[str, Any]) -> None:
+        key = tuple(names)
+        if key in self.seen:
+            return
+        self.seen.add(key)
+        for i, name in enumerate(key):
+            if name not in self.names:
+                after = self.names.index(key[i - 1]) + 1 if i else 0
+                self.names.insert(after, name)
+
+
+def _row(job: Job, hparams: _Names) -> dict[str, Any]:
+    """The job's row; `hparams` gathers the hyperparameters' names."""
     row: dict[str, Any] = {"job": job.name}
     record = job.summary
     if record is None:  # what its sweep's job list says it runs with
         entry = job.entry
+        hparams.update(entry.hparams if entry else {})
         known = {"task": entry.task, "optimizer": entry.optimizer, **entry.hparams} if entry else {}
         return {**row, **known, "status": job.status.value, **({"error": job.error} if job.error else {})}
+    hparams.update(record.hparams)
     row.update(task=record.task, optimizer=record.optimizer, **record.hparams, status=job.status.value)
     row.update({k: v for k, v in record.metrics.items() if isinstance(v, (int, float, str, type(None)))})
     row["train_time_s"] = record.train_time_s
@@ -32,8 +53,8 @@ def _row(job: Job) -> dict[str, Any]:
     return row
 
 
-def _column_order(columns: list[str]) -> list[str]:
-    head = ["job", "task", "optimizer", *HPARAMS, "status"]
+def _column_order(columns: list[str], hparams: list[str]) -> list[str]:
+    head = ["job", "task", "optimizer", *hparams, "status"]
     metrics = [c for c in METRIC_ORDER if c in columns]
     rest = sorted(c for c in columns if c not in head and c not in metrics and c != "error")
     return [c for c in head if c in columns] + metrics + rest + (["error"] if "error" in columns else [])
@@ -48,11 +69,25 @@ def collate(root: Path, jobs: list[Job] | None = None) -> pd.DataFrame:
     jobs = read_jobs(root) if jobs is None else jobs
     with without_cycle_collection():  # each job's record parsed here, from the index's JSON
         summarize(jobs)
-        rows = [_row(job) for job in jobs]
+        names = _Names()
+        rows = [_row(job, names) for job in jobs]
+    hparams = [name for name in names.names if name not in ("job", "task", "optimizer", "status")]
     table = pd.DataFrame(rows, columns=None if rows else ["job", "status"])
-    table = table[_column_order(list(table.columns))]
-    keys = [c for c in ("task", "optimizer", *HPARAMS, "job") if c in table.columns]
-    return table.sort_values(keys, na_position="last", kind="stable").reset_index(drop=True)
+    table = table[_column_order(list(table.columns), hparams)]
+    keys = [c for c in ("task", "optimizer", *hparams, "job") if c in table.columns]
+    try:
+        return table.sort_values(keys, na_position="last", kind="stable").reset_index(drop=True)
+    except TypeError:  # a key with values of several types (a task's 8 and another's "wide"): as they came
+        return table.sort_values(["task", "optimizer", "job"], na_position="last", kind="stable").reset_index(drop=True)
+
+
+def hparam_columns(table: pd.DataFrame) -> list[str]:
+    """The hyperparameters' columns of a collated table: those between the optimizer and the status."""
+    columns = list(table.columns)
+    if "status" not in columns:
+        return []
+    first = columns.index("optimizer") + 1 if "optimizer" in columns else columns.index("task") + 1 if "task" in columns else 1
+    return columns[first:columns.index("status")]
 
 
 # Above this many rows results.md is not padded to align its columns: tabulate's alignment takes

@@ -17,7 +17,7 @@ from typing import IO, Any, Callable, Iterable, Iterator
 
 from omegaconf import DictConfig, OmegaConf
 
-from sweeper.hparams import applicable_hparams
+from sweeper.hparams import recorded_hparams
 from sweeper.job.index import LISTED
 from sweeper.job.fingerprint import MismatchError, difference, same_configuration
 from sweeper.job.planned import PlannedJob
@@ -72,7 +72,7 @@ def listed_job(job: PlannedJob, cfg: DictConfig, trial: int | None = None) -> Li
     return ListedJob(
         num=job.num, dir=job.dir, overrides=list(job.overrides), fingerprint=job.fingerprint,
         task=OmegaConf.select(cfg, "task.name"), optimizer=OmegaConf.select(cfg, "optimizer.name"),
-        hparams=applicable_hparams(cfg), objective=OmegaConf.select(cfg, "task.objective"),
+        hparams=recorded_hparams(cfg), objective=OmegaConf.select(cfg, "task.objective"),
         direction=OmegaConf.select(cfg, "task.direction"), preset=job.preset, trial=trial)
 
 

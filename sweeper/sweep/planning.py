@@ -21,7 +21,8 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext
 from omegaconf import DictConfig
 
-from sweeper.hparams import applicable_hparams, check_or_exit
+from sweeper.hparams import applicable_hparams, check_or_exit, hparams_of, recorded_keys
+from sweeper.schema import top_level_types
 from sweeper.job.context import RunContext
 from sweeper.job.fingerprint import MismatchError, finished_record
 from sweeper.job.planned import PlannedJob
@@ -46,22 +47,27 @@ class _Checks:
         self.applicability = Applicability()
         self.data = DataCheck()
         self.seen: dict[int, tuple[tuple[str, ...], str]] = {}  # by combination: hyperparameters it takes, who takes them
+        self.recorded: dict[int, tuple[tuple[str, str | None], ...]] = {}  # by combination: its records' hparams keys
+        self.types: dict[int, dict[str, Any]] = {}  # by combination: its top-level keys' types (resolved configs have none)
         self.reading: set[int] = set()  # the combinations with a job to run: their data is checked
         self.configs: dict[int, DictConfig] = {}  # by combination: its launcher, sweeper and task, for check_workers
 
-    def add(self, job: Job, cfg: DictConfig | None, resolved: dict[Any, Any]) -> tuple[str, ...]:
-        """Check the job (`cfg`: its config, given for a combination's first job); return the
-        hyperparameters that apply to it."""
-        check_or_exit(resolved)
-        if cfg is not None and id(job.combination) not in self.seen:
+    def add(self, job: Job, cfg: DictConfig | None, resolved: dict[Any, Any]) -> dict[str, Any]:
+        """Check the job (`cfg`: its config, given for a combination's first job); return what its
+        record's `hparams` will hold."""
+        combination = id(job.combination)
+        if cfg is not None and combination not in self.seen:
             check_bypass(cfg, job.overrides)  # only the overrides that are not hyperparameters matter:
             check_additions(cfg, job.overrides)  # the same for the combination's every job
-            self.seen[id(job.combination)] = tuple(applicable_hparams(cfg)), takes(cfg)
-            self.configs[id(job.combination)] = cfg
-        check_workers(self.configs[id(job.combination)], int(resolved.get("nodes") or 1))  # nodes: the job's own
-        used, who = self.seen[id(job.combination)]
-        self.applicability.add_job(used, who, job.overrides)
-        return used
+            self.seen[combination] = tuple(applicable_hparams(cfg)), takes(cfg)
+            self.recorded[combination] = recorded_keys(cfg)
+            self.types[combination] = top_level_types(cfg)
+            self.configs[combination] = cfg
+        check_or_exit(resolved, self.types[combination])
+        check_workers(self.configs[combination], int(resolved.get("nodes") or 1))  # nodes: the job's own
+        used, who = self.seen[combination]
+        self.applicability.add_job(used, who, job.overrides, self.configs[combination])
+        return hparams_of(self.recorded[combination], resolved)
 
     def to_run(self, job: Job, planner: Planner) -> None:
         """The job runs (it was not done before): the data its combination reads is checked."""
@@ -103,12 +109,12 @@ def plan_sweep(hydra_context: HydraContext, config: DictConfig, launcher: Launch
             planned, resolved = planner.plan(job)
             new = id(job.combination) not in rows
             cfg = planner.config(job) if new else None
-            used = checks.add(job, cfg, resolved)
+            hparams = checks.add(job, cfg, resolved)
             if new:
                 rows[id(job.combination)] = manifest.listed_job(planned, planner.config(job))
             row = dataclasses.replace(rows[id(job.combination)], num=planned.num, dir=planned.dir,
                                       overrides=planned.overrides, fingerprint=planned.fingerprint,
-                                      hparams={key: resolved[key] for key in used},
+                                      hparams=hparams,
                                       trial=planned.num if total is not None else None)
             written.add(row)
             if (sweep_dir / planned.dir / RECORD_NAME).exists() and finished_record(

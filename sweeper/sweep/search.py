@@ -24,7 +24,7 @@ from hydra.core.plugins import Plugins
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from sweeper.hparams import check_or_exit
+from sweeper.hparams import check_or_exit, declarations
 from sweeper.job.context import Progress, RunContext
 from sweeper.job.display import label, number, objective
 from sweeper.job.record import RECORD_NAME, Record, read_record
@@ -93,6 +93,30 @@ def search_space(params: List[str], loader: Any) -> Tuple[Dict[str, BaseDistribu
         if values is not None:
             listed[key] = values
     return space, listed, list(fixed.values())
+
+
+DECLARED = "declared"  # a search's `params: {hidden: declared}`: the space its file declares (sweeper/hparams.py)
+
+
+def declared_distribution(key: str, cfg: DictConfig) -> Tuple[BaseDistribution, Optional[List[Any]]]:
+    """The distribution of a hyperparameter from its declaration: its `values`, or its bounds (both
+    ends, inclusive; `log: true` on a log scale), an integer range where the key is typed int."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    hparam = next((h for h in declarations(cfg) if h.name == key), None)
+    if hparam is None:
+        _fail(f"{key}: declared is a search over the range a file declares, and no file declares {key}: "
+              f"give a space ({key}: interval(0.01, 0.1)) or declare it (hparams: {{{key}: {{ge: 1, le: 64}}}})")
+    if hparam.values is not None:
+        return CategoricalDistribution(list(hparam.values)), list(hparam.values)
+    bounds = dict(hparam.bounds)
+    low, high = bounds.get("ge", bounds.get("gt")), bounds.get("le", bounds.get("lt"))
+    if low is None or high is None:
+        _fail(f"{key}: its declaration ({hparam.allowed}) has no two ends to search between: declare ge and le "
+              f"or values, or give a space ({key}: interval(...))")
+    if hparam.allowed.startswith("an integer"):
+        return IntDistribution(int(low), int(high), log=hparam.log), None
+    return FloatDistribution(float(low), float(high), log=hparam.log), None
 
 
 # -- sampler, pruner, storage ---------------------------------------------------------------------
@@ -197,8 +221,14 @@ class Search:
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
-        params = [f"{key}={value}" for key, value in self.params.items()]
+        params = [f"{key}={value}" for key, value in self.params.items() if value != DECLARED]
         space, listed, fixed = search_space(params + list(arguments), self.hydra_context.config_loader)
+        # what every trial shares (`data.dir=3`, `nodes=2`): refused before the study's journal is written
+        shared = next(job_configs(self.hydra_context.config_loader, self.config, [fixed]))
+        for key in (key for key, value in self.params.items() if value == DECLARED):
+            space[key], values = declared_distribution(key, shared)
+            if values is not None:
+                listed[key] = values
         sampler, grid_size = make_sampler(self.sampler_settings, space, listed)
         pruner = make_pruner(self.pruner_settings)
         self._check_direction()
@@ -206,8 +236,6 @@ class Search:
             _fail("a search asks its next trials from the results of the last: it cannot run with "
                   "hydra.launcher.wait=false (leave it out)")
         self._check_directory(sweep_dir)
-        # what every trial shares (`data.dir=3`, `nodes=2`): refused before the study's journal is written
-        shared = next(job_configs(self.hydra_context.config_loader, self.config, [fixed]))
         check_or_exit(shared)
         check_workers(shared)
         study = self._open_study(sweep_dir, sampler, pruner)

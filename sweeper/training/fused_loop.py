@@ -21,11 +21,10 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import hydra.utils
 import numpy as np
 
-from sweeper.hparams import KERAS_ARGS, KERAS_NAMES
 from sweeper.job.outcome import Outcome
 from sweeper.training import fit, progress_line
 from sweeper.training.curves import Curves
-from sweeper.training.fused_state import CopyStates
+from sweeper.training.fused_state import EPSILON, FUSED_ARGS, LEARNING_RATE, MOMENTUM, CopyStates
 from sweeper.training.tensorboard import EpochScalars
 from sweeper.training.tf import import_keras, import_tensorflow
 
@@ -33,8 +32,7 @@ if TYPE_CHECKING:
     import keras
     import tensorflow as tf
 
-# The hyperparameters that Keras' optimizers use otherwise than as a plain float (`optimizer_for`).
-LEARNING_RATE, MOMENTUM, EPSILON = KERAS_NAMES["lr"], KERAS_NAMES["momentum"], KERAS_NAMES["epsilon"]
+
 
 
 class Hyperparameter:
@@ -92,7 +90,7 @@ def optimizer_for(optimizers: Sequence[dict[str, Any]], variables: Sequence[tf.V
     setattr(optimizer, LEARNING_RATE, lambda: rate.value)  # a callable: Keras' update_step gets it as learning_rate
     if any(momentums):
         setattr(optimizer, MOMENTUM, Hyperparameter(copies, MOMENTUM).assign(momentums))
-    for name in (name for name in KERAS_ARGS if name not in (LEARNING_RATE, MOMENTUM)):
+    for name in (name for name in FUSED_ARGS if name not in (LEARNING_RATE, MOMENTUM)):
         values = [float(o[name]) for o in optimizers if name in o]
         if name == EPSILON and len(set(values)) == 1:
             setattr(optimizer, name, values[0])  # Keras' own float

@@ -17,9 +17,14 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from sweeper.hparams import KERAS_ARGS, KERAS_NAMES
 from sweeper.training import checkpoint, fit
 from sweeper.training.tf import import_tensorflow
+
+# The Keras optimizers' arguments a fused group's copies may differ in, one value per copy
+# (fused_loop.optimizer_for); jobs that differ in any other argument train apart (fused_groups.fusion_key).
+FUSED_ARGS = ("learning_rate", "momentum", "beta_1", "beta_2", "epsilon")
+# Those that Keras' optimizers use otherwise than as a plain float.
+LEARNING_RATE, MOMENTUM, EPSILON = "learning_rate", "momentum", "epsilon"
 
 if TYPE_CHECKING:
     import keras
@@ -41,8 +46,8 @@ def _layout(config: dict[str, Any]) -> str:
     """What shapes a lone optimizer's saved state: its class and options less the hyperparameters
     (the learning rate, a variable, is set before each save; the others are Python floats that a
     checkpoint does not hold), and whether SGD has momentum (it keeps momentum slots only then)."""
-    options = {k: v for k, v in config.items() if k not in KERAS_ARGS and k != "name"}
-    return json.dumps([options, bool(config.get(KERAS_NAMES["momentum"]))], sort_keys=True, default=str)
+    options = {k: v for k, v in config.items() if k not in FUSED_ARGS and k != "name"}
+    return json.dumps([options, bool(config.get(MOMENTUM))], sort_keys=True, default=str)
 
 
 def _numpy(variable: Any) -> np.ndarray:
@@ -78,7 +83,7 @@ class CopyStates:
             model.optimizer.build(model.trainable_variables)
             self.lone[key] = model
         model = self.lone[key]
-        model.optimizer.learning_rate = float(config[KERAS_NAMES["lr"]])
+        model.optimizer.learning_rate = float(config[LEARNING_RATE])
         return model
 
     def _pairs(self, model: keras.Model) -> Iterable[tuple[Any, Any]]:
