@@ -239,12 +239,13 @@ def _is_value(cfg: DictConfig, key: str) -> bool:
 
 def applicable_hparams(cfg: DictConfig) -> dict[str, Any]:
     """The top-level hyperparameters this job's optimizer and task actually read, in the config's
-    order: the keys the `optimizer` and `task` nodes take by plain interpolation (`${lr}`), so the
+    order, the framework's own (gpus, nodes, seed) last: the keys the `optimizer` and `task` nodes take by plain interpolation (`${lr}`), so the
     YAML files are the one place that says which hyperparameters apply to what."""
     used = set(interpolations(_raw(cfg, "task")))
     if takes_optimizer(cfg):
         used.update(interpolations(_raw(cfg, "optimizer")))
-    return {str(key): cfg[key] for key in cfg if key in used and _is_value(cfg, str(key))}
+    keys = [str(key) for key in cfg if key in used and _is_value(cfg, str(key))]
+    return {key: cfg[key] for key in sorted(keys, key=lambda key: key in HPARAMS)}  # the framework's last
 
 
 def takes_optimizer(cfg: DictConfig | dict[Any, Any]) -> bool:

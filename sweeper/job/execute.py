@@ -45,8 +45,8 @@ def call_task(job: PlannedJob, job_dir: Path | None, context: RunContext,
     cfg = job.cfg
     run = hydra.utils.instantiate(cfg.task.run, _partial_=True, _convert_="all")
     name = label(job.overrides) if context.rank == 0 else None  # the other workers train quietly
-    trained: Outcome = run(optimizer=optimizer_arguments(cfg), job_dir=job_dir,
-                           **offered(run, trial=reporter, progress=name, workers=context.workers))
+    trained: Outcome = run(**offered(run, optimizer=optimizer_arguments(cfg), job_dir=job_dir, trial=reporter,
+                                     progress=name, workers=context.workers))
     return trained
 
 

@@ -99,8 +99,8 @@ DECLARED = "declared"  # a search's `params: {hidden: declared}`: the space its 
 
 
 def declared_distribution(key: str, cfg: DictConfig) -> Tuple[BaseDistribution, Optional[List[Any]]]:
-    """The distribution of a hyperparameter from its declaration: its `values`, or its bounds (both
-    ends, inclusive; `log: true` on a log scale), an integer range where the key is typed int."""
+    """The distribution of a hyperparameter from its declaration: its `values`, or its bounds `ge` and
+    `le` (`log: true`: on a log scale), an integer range where the key is typed int."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     hparam = next((h for h in declarations(cfg) if h.name == key), None)
@@ -110,9 +110,9 @@ def declared_distribution(key: str, cfg: DictConfig) -> Tuple[BaseDistribution, 
     if hparam.values is not None:
         return CategoricalDistribution(list(hparam.values)), list(hparam.values)
     bounds = dict(hparam.bounds)
-    low, high = bounds.get("ge", bounds.get("gt")), bounds.get("le", bounds.get("lt"))
-    if low is None or high is None:
-        _fail(f"{key}: its declaration ({hparam.allowed}) has no two ends to search between: declare ge and le "
+    low, high = bounds.get("ge"), bounds.get("le")
+    if low is None or high is None:  # Optuna draws between two ends it may reach (gt, lt: it may not)
+        _fail(f"{key}: its declaration ({hparam.allowed}) has no two ends a search may reach: declare ge and le "
               f"or values, or give a space ({key}: interval(...))")
     if hparam.allowed.startswith("an integer"):
         return IntDistribution(int(low), int(high), log=hparam.log), None
