@@ -127,7 +127,7 @@ def test_unknown_group_option_lists_the_choices(tmp_path):
 def test_help_lists_the_config_groups():
     result = run_cli("run.py", "--help")
     assert result.returncode == 0
-    for text in ("task: cnn, linear, softmax", "optimizer: adagrad, adam, gd, momentum", "experiment: ex1_adagrad"):
+    for text in ("task: cnn, linear, softmax", "optimizer: adagrad, adam, adamw, gd, momentum", "experiment: ex1_adagrad"):
         assert text in result.stdout
 
 

@@ -83,8 +83,8 @@ def test_every_registered_optimizer_hyperparameter_is_per_copy(family, compose_c
     """The optimizer configs as the config files and the registry make them: a name the fused
     optimizer read otherwise than the registry gives would leave every copy the first's value."""
     read = {key for path in (ROOT / "conf" / "optimizer").glob("*.yaml")
-            for key in OmegaConf.load(path).hparams}  # every course optimizer's hyperparameters
-    assert set(COPY_VALUES) == read
+            for key in OmegaConf.load(path).hparams}  # every optimizer file's hyperparameters
+    assert set(COPY_VALUES) == read - {"weight_decay"}  # AdamW's: the same in every copy (fusion_key)
     configs = []
     for i in range(3):
         cfg = compose_cfg(f"optimizer={family}", *(f"{key}={values[i]}" for key, values in COPY_VALUES.items()))
@@ -250,3 +250,43 @@ def test_cnn_fused_with_dropout_is_within_run_to_run_spread(tiny):
     for name, floor in (("test_accuracy", 0.05), ("train_loss", 0.1)):
         spread = max(abs(first.metrics[name] - second.metrics[name]), floor * max(1.0, abs(alone.metrics[name])))
         assert abs(alone.metrics[name] - first.metrics[name]) <= 2 * spread, name
+
+
+def test_adamw_jobs_fuse_only_with_the_same_weight_decay(compose_cfg):
+    """AdamW's copies differ in the per-copy hyperparameters; its weight decay is one float for the group."""
+    from sweeper.job.fused_groups import fusion_key
+
+    keys = [fusion_key(compose_cfg("optimizer=adamw", f"lr={lr}", f"weight_decay={wd}", "steps=20"))
+            for lr, wd in ((0.1, 0.004), (0.01, 0.004), (0.1, 0.5))]
+    assert keys[0] is not None and keys[0] == keys[1] != keys[2]
+
+
+RMSPROP = """\
+# @package _global_
+rho: 0.9
+hparams:
+  rho: {ge: 0, lt: 1, type: float}
+optimizer:
+  _target_: keras.optimizers.RMSprop
+  name: rmsprop
+  learning_rate: ${lr}
+  rho: ${rho}
+"""
+
+
+@pytest.mark.slow
+def test_an_optimizer_of_a_users_file_trains_unfused_and_says_so_once(tmp_path):
+    """`conf/optimizer/rmsprop.yaml` of the user's: nothing else changed; the fused loop does not know
+    RMSprop, so its jobs train one by one, with one note line, and each record is a lone job's."""
+    (tmp_path / "conf" / "optimizer").mkdir(parents=True)
+    (tmp_path / "conf" / "optimizer" / "rmsprop.yaml").write_text(RMSPROP)
+    sweep = tmp_path / "sweep"
+    done = run_cli("run.py", "-m", "--config-dir", str(tmp_path / "conf"), "optimizer=rmsprop", "lr=0.1,0.01",
+                   "rho=0.9,0.5", "steps=30", f"hydra.sweep.dir={sweep}")
+    assert done.returncode == 0, done.stderr
+    notes = [line for line in done.stderr.splitlines() if line.startswith("note:")]
+    assert notes == ["note: optimizer=rmsprop (keras.optimizers.RMSprop) is not fused: its jobs train one by one "
+                     "(fused training knows SGD, Adam, Adagrad, AdamW)"]
+    found = records(sweep)
+    assert len(found) == 4 and all(r.status == "ok" and r.fused is None for r in found.values())
+    assert found["optimizer=rmsprop lr=0.1 rho=0.5 steps=30"].hparams == {"lr": 0.1, "rho": 0.5, "steps": 30}

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -36,7 +37,7 @@ from sweeper.job.outcome import Outcome, offered
 from sweeper.job.planned import PlannedJob
 from sweeper.job.recording import record_stopped
 from sweeper.training import checkpoint
-from sweeper.training.fused_state import FUSED_ARGS
+from sweeper.training.fused_state import FUSED_ARGS, FUSED_OPTIMIZERS
 
 # The optimizer node's keys that fused jobs may differ in (and the top-level keys they read).
 OPTIMIZER_KEYS = ("name", *FUSED_ARGS)
@@ -66,6 +67,9 @@ def fusion_key(cfg: DictConfig, resolved: dict[Any, Any] | None = None) -> str |
     if (fused_function(cfg) is None or OmegaConf.select(cfg, "task.run.gpus", default=0)
             or OmegaConf.select(cfg, "task.run.nodes", default=1) != 1):
         return None  # a fused group trains on one device: jobs on several train apart
+    if OmegaConf.select(cfg, "optimizer._target_") not in FUSED_OPTIMIZERS:
+        _say_unfused(str(OmegaConf.select(cfg, "optimizer._target_")), str(OmegaConf.select(cfg, "optimizer.name")))
+        return None
     resolved = container(cfg) if resolved is None else resolved
     varied = {key for argument, key in optimizer_hparams(cfg).items() if argument in FUSED_ARGS}
     content = {key: value for key, value in resolved.items() if key not in varied}
@@ -73,6 +77,18 @@ def fusion_key(cfg: DictConfig, resolved: dict[Any, Any] | None = None) -> str |
     if isinstance(optimizer, dict):
         content["optimizer"] = {key: value for key, value in optimizer.items() if key not in OPTIMIZER_KEYS}
     return json.dumps(content, sort_keys=True, default=str)
+
+
+_said: set[str] = set()  # the optimizers this process said it trains unfused
+
+
+def _say_unfused(target: str, name: str) -> None:
+    """Say once per process that an optimizer's jobs train one by one, and why."""
+    if target not in _said:
+        _said.add(target)
+        print(f"note: optimizer={name} ({target}) is not fused: its jobs train one by one "
+              f"(fused training knows {', '.join(t.rsplit('.', 1)[1] for t in FUSED_OPTIMIZERS)})",
+              file=sys.stderr, flush=True)
 
 
 class FusedPlan:

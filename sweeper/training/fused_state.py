@@ -23,6 +23,10 @@ from sweeper.training.tf import import_tensorflow
 # The Keras optimizers' arguments a fused group's copies may differ in, one value per copy
 # (fused_loop.optimizer_for); jobs that differ in any other argument train apart (fused_groups.fusion_key).
 FUSED_ARGS = ("learning_rate", "momentum", "beta_1", "beta_2", "epsilon")
+# The optimizers whose fused training is tested equal to each copy's alone (tests/test_fused.py);
+# a job with another trains unfused (fused_groups.fusion_key).
+FUSED_OPTIMIZERS = ("keras.optimizers.SGD", "keras.optimizers.Adam", "keras.optimizers.Adagrad",
+                    "keras.optimizers.AdamW")
 # Those that Keras' optimizers use otherwise than as a plain float.
 LEARNING_RATE, MOMENTUM, EPSILON = "learning_rate", "momentum", "epsilon"
 
