@@ -184,6 +184,21 @@ def _course(args: argparse.Namespace) -> int:
     return code
 
 
+def _new_task(args: argparse.Namespace) -> int:
+    from sweeper.new_task import Refused, write_task
+
+    try:
+        written = write_task(args.name, args.dir)
+    except Refused as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"wrote {path}")
+    here = "" if args.dir == Path(".") else f"cd {args.dir} && "
+    print(f"next: {here}pytest test_{args.name}.py; {here}hpc-sweeper -m --config-dir conf task={args.name} epochs=1,2")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sweeper", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -215,6 +230,11 @@ def main(argv: list[str] | None = None) -> int:
     course.add_argument("--report-only", action="store_true", help="rebuild the report from what is there; run nothing")
     course.add_argument("--list", action="store_true", help="list the sweeps, their job counts and commands; run nothing")
     course.set_defaults(func=_course)
+    new_task = commands.add_parser("new-task", help="write a task of your own to start from: NAME.py, "
+                                   "conf/task/NAME.yaml, test_NAME.py (docs/configuration.md#your-own-directory)")
+    new_task.add_argument("name", help="the task's name, its module's: a Python identifier")
+    new_task.add_argument("--dir", type=Path, default=Path("."), help="where to write them (default: here; made if need be)")
+    new_task.set_defaults(func=_new_task)
     # The course's overrides may come after its options (`course smoke --dir D data.dir=...`).
     args, rest = parser.parse_known_args(argv)
     if rest and args.command != "course":
