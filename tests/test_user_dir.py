@@ -55,7 +55,7 @@ def test_a_grid_of_the_users_task_in_process(grid):
     lines = [line for line in out.splitlines() if re.match(r"\[\d/2\] ", line)]
     assert [line.split(" -> ")[0] for line in lines] == ["[1/2] task=mine epochs=1", "[2/2] task=mine epochs=2"]
     assert all(" -> ok val_accuracy=" in line for line in lines), out
-    assert f"sweep: 2 jobs: 2 ok in " in out and f"collate: python -m sweeper collate {sweep}" in out
+    assert "sweep: 2 jobs: 2 ok in " in out and f"collate: python -m sweeper collate {sweep}" in out
     record = _record(sweep / "1")
     assert record["task"] == "mine" and len(record["history"]["val_accuracy"]) == 2
     assert record["git_commit"] is None  # the installed copy ran it: it is in no git checkout, this one is
