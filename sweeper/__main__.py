@@ -187,13 +187,28 @@ def _course(args: argparse.Namespace) -> int:
 def _hparams(args: argparse.Namespace) -> int:
     from sweeper.hparams import ConfigError
     from sweeper.hparams_table import table
-    from sweeper.refusals import CONF
+    from sweeper.paths import conf_dir
 
     try:
-        print(table([CONF, *([args.config_dir] if args.config_dir else [])]))
+        print(table([conf_dir(), *([args.config_dir] if args.config_dir else [])]))
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _new_task(args: argparse.Namespace) -> int:
+    from sweeper.new_task import Refused, write_task
+
+    try:
+        written = write_task(args.name, args.dir)
+    except Refused as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"wrote {path}")
+    here = "" if args.dir == Path(".") else f"cd {args.dir} && "
+    print(f"next: {here}pytest test_{args.name}.py; {here}hpc-sweeper -m --config-dir conf task={args.name} epochs=1,2")
     return 0
 
 
@@ -231,6 +246,11 @@ def main(argv: list[str] | None = None) -> int:
     hparams = commands.add_parser("hparams", help="the hyperparameters the task and optimizer files declare, as a table")
     hparams.add_argument("--config-dir", type=_directory, default=None, help="your conf/ too (as run.py's --config-dir)")
     hparams.set_defaults(func=_hparams)
+    new_task = commands.add_parser("new-task", help="write a task of your own to start from: NAME.py, "
+                                   "conf/task/NAME.yaml, test_NAME.py (docs/configuration.md#your-own-directory)")
+    new_task.add_argument("name", help="the task's name, its module's: a Python identifier")
+    new_task.add_argument("--dir", type=Path, default=Path("."), help="where to write them (default: here; made if need be)")
+    new_task.set_defaults(func=_new_task)
     # The course's overrides may come after its options (`course smoke --dir D data.dir=...`).
     args, rest = parser.parse_known_args(argv)
     if rest and args.command != "course":

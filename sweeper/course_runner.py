@@ -15,6 +15,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from sweeper.paths import conf_dir
+
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE_DIR = ROOT / "course_profiles"  # not under conf/: Hydra would list them as a config group
 ENTRY_POINT = ROOT / "run.py"
@@ -50,7 +52,7 @@ def _sweep(path: Path, index: int, node: object) -> CourseSweep:
     if not isinstance(node, dict) or "preset" not in node or "exercise" not in node:
         raise ProfileError(f"{where}: each sweep needs `preset` and `exercise` (e.g. {{preset: ex1_gd, exercise: ex1}})")
     preset = str(node["preset"])
-    if not (ROOT / "conf" / "experiment" / f"{preset}.yaml").exists():
+    if not (conf_dir() / "experiment" / f"{preset}.yaml").exists():
         raise ProfileError(f"{where}: no preset {preset!r} in conf/experiment/")
     overrides = node.get("overrides") or []
     if not isinstance(overrides, list):
@@ -125,7 +127,7 @@ def planned_jobs(profile: Profile, sweep: CourseSweep, extra: list[str]) -> list
     given = _given(profile, sweep, extra)
     plain = [o for o, parsed in zip(given, parser.parse_overrides(given)) if not parsed.is_sweep_override()]
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = compose(config_name="config", overrides=[f"experiment={sweep.preset}", *plain], return_hydra_config=True)
     GlobalHydra.instance().clear()
     params = [f"{key}={value}" for key, value in (cfg.hydra.sweeper.get("params") or {}).items()]

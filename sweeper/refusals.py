@@ -28,8 +28,9 @@ from sweeper.job.outcome import FRAMEWORK_ARGUMENTS
 from sweeper.job.planned import preset_of
 from sweeper import schema
 from tasks.mnist import DataError, check
+from sweeper.paths import conf_dir
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = conf_dir()
 
 
 def refuse(message: str) -> NoReturn:

@@ -160,3 +160,12 @@ def chromium() -> str:
 def _browser_marked_tests_need_chromium(request):
     if request.node.get_closest_marker("browser"):
         request.getfixturevalue("chromium")
+
+
+@pytest.fixture(scope="session")
+def installed(tmp_path_factory):
+    """The project pip-installed from a copy of this checkout (not editable) into a fresh virtual
+    environment, where the checkout is not importable (tests/installed.py)."""
+    from tests.installed import install
+
+    return install(ROOT, tmp_path_factory.mktemp("installed"))

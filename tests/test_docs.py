@@ -19,7 +19,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Glob
 
 from sweeper.hparams_table import table
-from sweeper.refusals import CONF
+from sweeper.paths import conf_dir
 from sweeper.job.record import Record
 from sweeper.job.status import Status
 from sweeper.schema import describe, leaves
@@ -152,7 +152,7 @@ def test_the_hyperparameter_table_is_the_declarations():
     """The table is `python -m sweeper hparams`: generated from the files' declarations and the registry."""
     lines = _prose(DOCS / "configuration.md")
     start = lines.index("| key | type | declared in, default | allowed | what |")
-    assert "\n".join(lines[start:start + len(table([CONF]).splitlines())]) == table([CONF])
+    assert "\n".join(lines[start:start + len(table([conf_dir()]).splitlines())]) == table([conf_dir()])
 
 
 def test_the_config_tables_give_every_typed_key_its_type_from_the_schema():

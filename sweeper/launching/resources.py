@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 import shlex
 import sys
@@ -16,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from hydra_plugins.launcher_plugins.config import LocalConf, SlurmConf
 from sweeper.job.planned import PlannedJob
+from sweeper.paths import job_pythonpath
 
 if TYPE_CHECKING:
     from submitit import AutoExecutor
@@ -122,11 +122,9 @@ def safe_for_sbatch(params: dict[str, Any]) -> dict[str, Any]:
 
 def _python() -> str:
     """The command that runs a job: the submitting Python (sys.executable, as submitit does), with
-    the app's directory first on its path as the submitting Python has it (sys.path[0]), so that
-    `run.py`'s own modules import wherever the job runs. It runs in the submitting directory."""
-    app_dir = os.path.abspath(sys.path[0] or os.getcwd())
-    path = os.pathsep.join([app_dir, *filter(None, [os.environ.get("PYTHONPATH")])])
-    return f"env PYTHONPATH={shlex.quote(path)} {shlex.quote(sys.executable)}"
+    the PYTHONPATH that imports the same framework and the user's task modules wherever the job
+    runs (sweeper/paths.py). It runs in the submitting directory."""
+    return f"env PYTHONPATH={shlex.quote(job_pythonpath())} {shlex.quote(sys.executable)}"
 
 
 def executor(cluster: str, params: dict[str, Any]) -> AutoExecutor:

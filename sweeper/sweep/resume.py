@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from sweeper.job.status import ACTIVE, NEEDS_RERUN, summary
 from sweeper.sweep.jobs import read_sweep
@@ -14,8 +14,10 @@ from sweeper.sweep.jobs import read_sweep
 _LAUNCHER_PREFIXES = ("hydra/launcher=", "hydra.launcher.", "hydra.verbose", "hydra/hydra_logging=", "hydra/job_logging=")
 
 
-def resume_command(sweep_dir: Path, extra: list[str], entry_point: Path) -> list[str]:
-    """The command that re-launches the sweep stored in sweep_dir/multirun.yaml into sweep_dir."""
+def resume_command(sweep_dir: Path, extra: list[str]) -> list[str]:
+    """The command that re-launches the sweep stored in sweep_dir/multirun.yaml into sweep_dir:
+    the entry point as a module (`python -m sweeper.run`: a checkout and an installed copy alike),
+    with the sweep's `--config-dir` (a user's task) and its overrides."""
     stored = sweep_dir / "multirun.yaml"
     if not stored.exists():
         raise ValueError(f"{stored} not found: give the directory of a sweep started with `python run.py -m`")
@@ -27,14 +29,28 @@ def resume_command(sweep_dir: Path, extra: list[str], entry_point: Path) -> list
     hydra_overrides = [o for o in saved.overrides.hydra if not o.startswith("hydra.sweep.dir=")]
     if any(o.startswith("hydra/launcher=") for o in extra):
         hydra_overrides = [o for o in hydra_overrides if not o.lstrip("+~").startswith(_LAUNCHER_PREFIXES)]
-    return [sys.executable, str(entry_point), "-m", *saved.overrides.task, *hydra_overrides, *extra,
-            f"hydra.sweep.dir={sweep_dir.resolve()}"]
+    return [sys.executable, "-m", "sweeper.run", *_config_dir(saved), "-m", *saved.overrides.task, *hydra_overrides,
+            *extra, f"hydra.sweep.dir={sweep_dir.resolve()}"]
+
+
+def _config_dir(saved: DictConfig) -> list[str]:
+    """`--config-dir DIR` where the sweep had one: Hydra keeps it, absolute, among its config sources."""
+    sources = OmegaConf.select(saved, "runtime.config_sources", default=None) or []
+    given = [str(source.path) for source in sources if source.provider == "command-line"]
+    return ["--config-dir", given[0]] if given else []
+
+
+def working_dir(sweep_dir: Path) -> Path:
+    """Where the sweep's command ran (multirun.yaml's hydra.runtime.cwd), where it runs again: a
+    user's task module imports from there, and a relative path of its overrides means the same;
+    the current directory when that one is gone."""
+    ran = OmegaConf.select(OmegaConf.load(sweep_dir / "multirun.yaml"), "hydra.runtime.cwd", default=None)
+    return Path(ran) if ran and Path(ran).is_dir() else Path.cwd()
 
 
 def resume(sweep_dir: Path, extra: list[str]) -> int:
     """Run the stored sweep again in the same directory: only missing and unfinished jobs run."""
-    entry_point = Path(__file__).resolve().parents[2] / "run.py"
-    command = resume_command(sweep_dir, extra, entry_point)
+    command = resume_command(sweep_dir, extra)
     jobs = [job for job in read_sweep(sweep_dir).jobs if job.sweep == sweep_dir]
     active = [job for job in jobs if job.status in ACTIVE]
     if active and any(job.entry is None or not job.entry.slurm_job_id for job in active):
@@ -48,5 +64,6 @@ def resume(sweep_dir: Path, extra: list[str]) -> int:
         return 0
     if jobs:
         print(f"to run again: {summary(job.status for job in jobs if job.status in NEEDS_RERUN)}", flush=True)
-    print("resuming:", " ".join(command[1:]), flush=True)
-    return subprocess.run(command, cwd=entry_point.parent).returncode
+    where = working_dir(sweep_dir)
+    print(f"resuming: python {' '.join(command[1:])} (in {where})", flush=True)
+    return subprocess.run(command, cwd=where).returncode
