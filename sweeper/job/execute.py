@@ -46,8 +46,8 @@ def call_task(job: PlannedJob, job_dir: Path | None, context: RunContext,
     run = task.build(cfg)
     name = label(job.overrides) if context.rank == 0 else None  # the other workers train quietly
     start = time.perf_counter()  # after the data are loaded: a dict's outcome is timed from here
-    returned = run(optimizer=optimizer_arguments(cfg), job_dir=job_dir,
-                   **offered(run, trial=reporter, progress=name, workers=context.workers))
+    returned = run(**offered(run, optimizer=optimizer_arguments(cfg), job_dir=job_dir, trial=reporter, progress=name,
+                             workers=context.workers))
     return outcome_of(returned, time.perf_counter() - start)
 
 

@@ -2,8 +2,8 @@
 
 A task is a function named by its config's `task.run._target_`, called with keyword arguments only:
 the `run` node's keys (its hyperparameters by interpolation, `data: ${data}`: what the data group's
-loader returned) and, of the framework's arguments (`FrameworkArguments`), `optimizer` always and
-each other one where the function takes it. It returns an `Outcome`, or a plain mapping of metric
+loader returned) and, of the framework's arguments (`FrameworkArguments`), each one its signature
+names. It returns an `Outcome`, or a plain mapping of metric
 names to values (`TaskResult`), which the framework makes the record's outcome (`outcome_of`).
 """
 from __future__ import annotations
@@ -40,9 +40,8 @@ class Outcome:
 
 
 class FrameworkArguments(TypedDict, total=False):
-    """The keyword arguments the framework gives a task, never its config (`+task.run.<one>` is refused).
-
-    `optimizer` goes to every task; the others only to a function whose signature names them.
+    """The keyword arguments the framework gives a task, never its config (`+task.run.<one>` is
+    refused): each to a function whose signature names it (a task without `job_dir` saves nothing).
     """
 
     optimizer: dict[str, Any]         # the job's Keras optimizer config (`_target_`, learning_rate, ...):
@@ -60,8 +59,8 @@ FRAMEWORK_ARGUMENTS = tuple(FrameworkArguments.__annotations__)
 
 
 def offered(function: Callable[..., Any], **optional: Any) -> dict[str, Any]:
-    """Of the framework's optional arguments, those `function` (a task's `run` or `run_fused`) takes
-    and that have a value: a task written without them is called as before."""
+    """Of the framework's arguments, those `function` (a task's `run` or `run_fused`) takes and
+    that have a value: a task written without them is called without them."""
     parameters = inspect.signature(function).parameters
     return {name: value for name, value in optional.items() if value is not None and name in parameters}
 
