@@ -19,7 +19,6 @@ from typing import Any, Mapping
 
 LOSS_POINTS_PER_EPOCH = 100   # history["loss"]: about this many points per epoch
 
-EPOCH_CURVES = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")  # the course's, one value per epoch
 _STEP_CURVES = ("loss", "loss_steps")
 _TIME_CURVE = "epoch_time_s"
 
