@@ -117,7 +117,8 @@ def child(runner: str, batch: int, epochs: int, samples: int, data: str) -> None
                     .prefetch(tf.data.AUTOTUNE))
         model.fit(data_set, epochs=epochs, verbose=0, callbacks=[Timer()])
     else:  # the framework's pipeline (sweeper/training/fit.py), in plain Keras: one iterator for all epochs
-        data_set = fit.dataset(splits.train_images, y, batch_size=batch, input_shape=cnn.INPUT_SHAPE, shuffle_seed=0)
+        data_set = fit.dataset((splits.train_images, y), batch_size=batch, prepare=fit.images(cnn.INPUT_SHAPE),
+                               shuffle_seed=0)
         model.fit(data_set, epochs=epochs, steps_per_epoch=-(-len(y) // batch), verbose=0, callbacks=[Timer()])
     print(json.dumps(timings))
 

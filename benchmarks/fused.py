@@ -85,8 +85,9 @@ def cnn(images: int) -> tuple[float, float]:
     """Samples/s of four CNN jobs at batch 16 (the median epoch after the first, which traces):
     fused, one after another."""
     from tasks import cnn as task
+    from tasks import mnist
 
-    data = {"dir": os.environ.get("MNIST_DIR"), "train_samples": images, "test_samples": 500}
+    data = mnist.load(dir=os.environ.get("MNIST_DIR"), train_samples=images, test_samples=500)
     optimizers = [{"_target_": "keras.optimizers.Adam", "name": "adam", "learning_rate": lr, "beta_1": 0.9,
                    "beta_2": 0.999, "epsilon": 1e-7} for lr in CNN_LRS]
     settings = {"data": data, "batch_size": 16, "epochs": 4, "seed": 0}

@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import difflib
 import functools
+import inspect
 import io
+import json
 import sys
 from pathlib import Path
 from typing import Any, Iterable, NoReturn, Sequence, cast
@@ -26,9 +28,10 @@ from sweeper.words import counted
 from sweeper.hparams import DECLARATIONS, NOT_HPARAMS, applicable_hparams, check_or_exit, interpolated_key
 from sweeper.job.outcome import FRAMEWORK_ARGUMENTS
 from sweeper.job.planned import preset_of
+from sweeper.job.task import data_checks
 from sweeper import schema
-from tasks.mnist import DataError, check
 from sweeper.paths import conf_dir
+from sweeper.training.tf import locate_quietly
 
 CONF = conf_dir()
 
@@ -115,7 +118,8 @@ def _unknown_key_hint(key: str, value: str, dirs: tuple[Path, ...] = (CONF,)) ->
 @functools.cache
 def _nodes(dirs: tuple[Path, ...] = (CONF,)) -> dict[str, tuple[str, ...]]:
     """Each nested node of the config and its keys (`data` -> dir, train_samples, test_samples),
-    from conf/config.yaml and every task and optimizer file (whichever option a job chooses)."""
+    from conf/config.yaml, every task and optimizer file and every data group's (whichever option a
+    job chooses)."""
     nodes: dict[str, set[str]] = {}
 
     def add(node: Any, prefix: str) -> None:
@@ -127,6 +131,8 @@ def _nodes(dirs: tuple[Path, ...] = (CONF,)) -> dict[str, tuple[str, ...]]:
     paths = [*_files(dirs, "config.yaml"), *_files(dirs, "task/*.yaml"), *_files(dirs, "optimizer/*.yaml")]
     for path in paths:
         add({key: value for key, value in _load(path).items() if key not in ("hydra", DECLARATIONS)}, "")
+    for path in _files(dirs, "data/*.yaml"):  # a data group's file is the `data` node
+        add({"data": _load(path)}, "")
     return {node: tuple(sorted(keys)) for node, keys in nodes.items()}
 
 
@@ -246,9 +252,6 @@ class Applicability:
 
 # -- keys added with + that nothing takes ----------------------------------------------------------
 
-DATA_LOADER = "tasks.mnist.load"  # what the `data` node's keys are the arguments of
-
-
 def check_additions(cfg: DictConfig, overrides: Iterable[str]) -> None:
     """Refuse `+data.trian_samples=100` or `+task.run.foo=1`: a key added that the data loader or
     the task's function does not take (it would fail with a TypeError once the job runs)."""
@@ -259,8 +262,8 @@ def check_additions(cfg: DictConfig, overrides: Iterable[str]) -> None:
         parts = key.split(".")
         if parts[:2] == ["task", "run"] and len(parts) == 3:
             node, target = "task.run", OmegaConf.select(cfg, "task.run._target_")
-        elif parts[0] == "data" and len(parts) == 2:
-            node, target = "data", DATA_LOADER
+        elif parts[0] == "data" and len(parts) == 2:  # the data node's keys: its loader's arguments
+            node, target = "data", OmegaConf.select(cfg, "data._target_")
         else:
             continue
         arguments = schema.arguments(str(target)) if target else None
@@ -279,24 +282,50 @@ def check_additions(cfg: DictConfig, overrides: Iterable[str]) -> None:
 # -- the data the jobs read ------------------------------------------------------------------------
 
 class DataCheck:
-    """The data a sweep's jobs read (their task's `data` node: MNIST), checked once before the
-    first job: a missing folder or file, or no copy and no download, is one line, not one per job."""
+    """The data a sweep's jobs read (each task's data node whose data group declares a `_check_`:
+    MNIST's is tasks.mnist.check), checked once before the first job: a missing folder or file is
+    one line, not one failed job each. Each check is called once per distinct set of the arguments
+    it takes (MNIST's: once per `dir`)."""
 
     def __init__(self) -> None:
-        self.dirs: dict[str | None, None] = {}
+        self.checks: dict[str, tuple[str, dict[str, Any]]] = {}
 
     def add(self, cfg: DictConfig) -> None:
-        if OmegaConf.select(cfg, "task.run.data") is not None:
-            self.dirs.setdefault(OmegaConf.select(cfg, "task.run.data.dir"))
+        for check, arguments in data_checks(cfg):
+            key = json.dumps([check, arguments], sort_keys=True, default=str)
+            self.checks.setdefault(key, (check, arguments))
 
     def check(self) -> None:
-        if not self.dirs:
-            return
-        for directory in self.dirs:
+        called: set[str] = set()
+        for check, arguments in self.checks.values():
             try:
-                check(directory)
-            except DataError as e:
-                refuse(str(e))
+                function = locate_quietly(check)
+            except Exception as e:  # a misspelt `_check_`: the config's mistake, one line
+                refuse(f"data check {check} cannot be imported: {_one_line(e)}")
+            taken = _taken(function, arguments)
+            key = json.dumps([check, taken], sort_keys=True, default=str)
+            if key in called:
+                continue
+            called.add(key)
+            try:
+                function(**taken)
+            except ValueError as e:  # the check's refusal (MNIST's DataError): its own line
+                refuse(_one_line(e, with_type=False))
+            except Exception as e:  # a check that failed otherwise: which, and why
+                refuse(f"data check {check} failed: {_one_line(e)}")
+
+
+def _taken(function: Any, arguments: dict[str, Any]) -> dict[str, Any]:
+    """The arguments `function` takes (all of them where it takes **kwargs)."""
+    parameters = inspect.signature(function).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return arguments
+    return {name: value for name, value in arguments.items() if name in parameters}
+
+
+def _one_line(error: BaseException, with_type: bool = True) -> str:
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}" if with_type else text or type(error).__name__
 
 
 # -- nested keys that bypass a hyperparameter ------------------------------------------------------

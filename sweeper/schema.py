@@ -35,7 +35,11 @@ class Direction(enum.Enum):
 
 @dataclasses.dataclass
 class DataConf:
-    """MNIST, for the softmax and cnn tasks: tasks.mnist.load's arguments."""
+    """A data group's node (conf/data/<name>.yaml): its loader, its check, and the loader's
+    arguments; those typed here are MNIST's (conf/data/mnist.yaml, tasks.mnist.load's), another
+    group's keys work untyped."""
+    _target_: str = MISSING                # the loader: the task gets what it returns
+    _check_: Optional[str] = None          # called once before a sweep (sweeper/refusals.py DataCheck)
     dir: Optional[str] = None              # the four IDX files; null: Keras downloads them once
     train_samples: Optional[int] = None    # null: all; N: the first N
     test_samples: Optional[int] = None

@@ -40,11 +40,11 @@ def make_model(dropout: float = 0.5) -> keras.Model:
     ])
 
 
-def run(*, optimizer: dict[str, Any], data: dict[str, Any], batch_size: int, epochs: int, seed: int,
+def run(*, optimizer: dict[str, Any], data: mnist.Splits, batch_size: int, epochs: int, seed: int,
         gpus: int = 0, devices: str = "gpu", nodes: int = 1, logging: dict[str, Any] | None = None,
         job_dir: Path | None = None, dropout: float = 0.5, trial: Reporter | None = None,
         progress: str | None = None, workers: Workers | None = None) -> Outcome:
-    """Train on MNIST (the `data` node) with `batch_size` images per replica on `gpus` devices.
+    """Train on MNIST (`data`: tasks.mnist.load's) with `batch_size` images per replica on `gpus` devices.
     `dropout` is not in conf/task/cnn.yaml (a job's fingerprint stays): `+task.run.dropout=0`.
     `workers`: this process's place among the Slurm tasks of a job over several (the framework's):
     every task trains, data-parallel (`nodes`: how many nodes the job asked for)."""
@@ -55,22 +55,21 @@ def run(*, optimizer: dict[str, Any], data: dict[str, Any], batch_size: int, epo
     if nodes > 1:
         raise replica_devices.DeviceError(f"nodes={nodes} but this process is the only task of its job: "
                                           "run it with -m hydra/launcher=slurm")
-    splits = mnist.load(**data)
     replicas = replica_devices.strategy(gpus, devices)
-    outcome, _ = fit.train(functools.partial(make_model, dropout), splits, optimizer=optimizer, batch_size=batch_size, epochs=epochs,
-                             seed=seed, input_shape=INPUT_SHAPE, strategy=replicas, job_dir=job_dir, trial=trial,
-                             logging=logging, progress=progress)
+    outcome, _ = fit.train(functools.partial(make_model, dropout), data.train, data.test, optimizer=optimizer,
+                           loss=fit.CROSS_ENTROPY, metrics=[fit.ACCURACY], prepare=fit.images(INPUT_SHAPE),
+                           batch_size=batch_size, epochs=epochs, seed=seed, strategy=replicas, job_dir=job_dir,
+                           trial=trial, logging=logging, progress=progress)
     outcome.metrics.update(replicas=replicas.num_replicas_in_sync, devices=replica_devices.device_names(replicas))
     return outcome
 
 
-def _run_on_workers(workers: Workers, *, optimizer: dict[str, Any], data: dict[str, Any], batch_size: int,
+def _run_on_workers(workers: Workers, *, optimizer: dict[str, Any], data: mnist.Splits, batch_size: int,
                     epochs: int, seed: int, gpus: int, devices: str, logging: dict[str, Any] | None,
                     job_dir: Path | None, dropout: float, progress: str | None) -> Outcome:
     """`run` as one worker of several; each prints its final weights' checksum (equal on every worker)."""
     replicas = slurm_workers.strategy(workers, gpus, devices)  # before TensorFlow runs anything else
-    splits = mnist.load(**data)
-    outcome, model = worker_loop.train(functools.partial(make_model, dropout), splits, optimizer=optimizer,
+    outcome, model = worker_loop.train(functools.partial(make_model, dropout), data.train, data.test, optimizer=optimizer,
                                        batch_size=batch_size, epochs=epochs, seed=seed, input_shape=INPUT_SHAPE,
                                        strategy=replicas, workers=workers, job_dir=job_dir, logging=logging,
                                        progress=progress)
@@ -108,7 +107,7 @@ def fused_logits(weights: list[Any], x: Any, training: bool = False, dropout: fl
     return tf.matmul(h, k4) + b4[:, None, :]
 
 
-def run_fused(*, optimizers: list[dict[str, Any]], data: dict[str, Any], batch_size: int, epochs: int, seed: int,
+def run_fused(*, optimizers: list[dict[str, Any]], data: mnist.Splits, batch_size: int, epochs: int, seed: int,
               gpus: int = 0, devices: str = "gpu", nodes: int = 1, logging: dict[str, Any] | None = None,
               job_dirs: list[Path] | None = None, dropout: float = 0.5,
               progress: str | None = None) -> list[Outcome]:
@@ -117,10 +116,9 @@ def run_fused(*, optimizers: list[dict[str, Any]], data: dict[str, Any], batch_s
     nor jobs over several nodes (`nodes` is 1 here: those run only in a Slurm job of their own)."""
     if nodes != 1:
         raise ValueError(f"nodes={nodes}: a fused group trains on one device")
-    splits = mnist.load(**data)
     one = replica_devices.strategy(0, devices)
     outcomes = fused_loop.train(functools.partial(make_model, dropout),
-                           functools.partial(fused_logits, dropout=dropout), splits, optimizers=optimizers,
+                           functools.partial(fused_logits, dropout=dropout), data.train, data.test, optimizers=optimizers,
                            batch_size=batch_size, epochs=epochs, seed=seed, input_shape=INPUT_SHAPE,
                            job_dirs=job_dirs, logging=logging, progress=progress)
     for outcome in outcomes:

@@ -1,8 +1,9 @@
 """MNIST for exercises 2 and 3: the four IDX files, read and checked with NumPy.
 
-The tasks (softmax.py, cnn.py) each give a model, load the data here and train it with
-sweeper/training/fit.py. Loading needs NumPy only, and comes first: a data error is reported before
-TensorFlow starts.
+conf/data/mnist.yaml names `load` as its loader and `check` as its check: a task whose `run` node
+takes `data: ${data}` (softmax.py, cnn.py) gets the `Splits` that `load` returns, and trains on them
+with sweeper/training/fit.py. Loading needs NumPy only, and comes first: a data error is reported
+before TensorFlow starts.
 """
 from __future__ import annotations
 
@@ -39,6 +40,15 @@ class Splits(NamedTuple):
     train_labels: np.ndarray
     test_images: np.ndarray
     test_labels: np.ndarray
+
+    @property
+    def train(self) -> tuple[np.ndarray, np.ndarray]:
+        """The training set as sweeper.train takes it: (images, labels)."""
+        return self.train_images, self.train_labels
+
+    @property
+    def test(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.test_images, self.test_labels
 
 
 # ---- IDX files -------------------------------------------------------------------------------

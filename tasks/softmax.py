@@ -25,14 +25,15 @@ def make_model() -> keras.Model:
     ])
 
 
-def run(*, optimizer: dict[str, Any], data: dict[str, Any], batch_size: int, epochs: int, seed: int,
+def run(*, optimizer: dict[str, Any], data: mnist.Splits, batch_size: int, epochs: int, seed: int,
         logging: dict[str, Any] | None = None, job_dir: Path | None = None, trial: Reporter | None = None,
         progress: str | None = None) -> Outcome:
-    """Train on MNIST (the `data` node: dir, train_samples, test_samples) with cross-entropy."""
-    splits = mnist.load(**data)
-    outcome, _ = fit.train(make_model, splits, optimizer=optimizer, batch_size=batch_size, epochs=epochs,
-                             seed=seed, input_shape=INPUT_SHAPE, job_dir=job_dir, logging=logging, trial=trial,
-                             progress=progress)
+    """Train on MNIST (`data`: what the data node's loader, tasks.mnist.load, returned) with
+    cross-entropy, its accuracy measured."""
+    outcome, _ = fit.train(make_model, data.train, data.test, optimizer=optimizer, loss=fit.CROSS_ENTROPY,
+                           metrics=[fit.ACCURACY], prepare=fit.images(INPUT_SHAPE), batch_size=batch_size,
+                           epochs=epochs, seed=seed, job_dir=job_dir, logging=logging, trial=trial,
+                           progress=progress)
     return outcome
 
 
@@ -44,11 +45,10 @@ def fused_logits(weights: list[Any], x: Any, training: bool = False) -> Any:
     return tf.einsum("bi,nio->nbo", x, kernel) + bias[:, None, :]
 
 
-def run_fused(*, optimizers: list[dict[str, Any]], data: dict[str, Any], batch_size: int, epochs: int, seed: int,
+def run_fused(*, optimizers: list[dict[str, Any]], data: mnist.Splits, batch_size: int, epochs: int, seed: int,
               logging: dict[str, Any] | None = None, job_dirs: list[Path] | None = None,
               progress: str | None = None) -> list[Outcome]:
     """`run` for each optimizer config (one family), trained as one computation (sweeper.training.fused_loop)."""
-    splits = mnist.load(**data)
-    return fused_loop.train(make_model, fused_logits, splits, optimizers=optimizers, batch_size=batch_size,
+    return fused_loop.train(make_model, fused_logits, data.train, data.test, optimizers=optimizers, batch_size=batch_size,
                        epochs=epochs, seed=seed, input_shape=INPUT_SHAPE, job_dirs=job_dirs, logging=logging,
                        progress=progress)

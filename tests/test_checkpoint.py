@@ -23,8 +23,9 @@ ADAM = {"_target_": "keras.optimizers.Adam", "name": "adam", "learning_rate": 1e
 
 def test_optimizer_state_and_epoch_come_back(tmp_path):
     splits = mnist.load(str(write_mnist(tmp_path / "mnist", train=200, test=50)))
-    _, trained = fit.train(softmax.make_model, splits, optimizer=ADAM, batch_size=50, epochs=2, seed=0,
-                             input_shape=softmax.INPUT_SHAPE, job_dir=tmp_path)
+    _, trained = fit.train(softmax.make_model, splits.train, splits.test, optimizer=ADAM, loss=fit.CROSS_ENTROPY,
+                           metrics=[fit.ACCURACY], prepare=fit.images(softmax.INPUT_SHAPE), batch_size=50, epochs=2,
+                           seed=0, job_dir=tmp_path)
     progress = json.loads((tmp_path / "state" / "progress.json").read_text())
     assert progress["epoch"] == 2 and len(progress["counters"]["train_loss"]) == 2
 

@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from sweeper.job.record import read_record
 from sweeper.job.status import Status
 from sweeper.training import fused_loop
-from tasks import linear, softmax
+from tasks import linear, mnist, softmax
 from tests.conftest import ROOT, records, run_cli
 from tests.mnist_files import write_mnist
 
@@ -153,7 +153,7 @@ SOFTMAX = {
 @pytest.mark.parametrize("family", SOFTMAX)
 def test_softmax_fused_is_each_job_alone(family, tiny):
     configs = SOFTMAX[family]
-    settings = {"data": {"dir": tiny, "train_samples": None, "test_samples": None}, "batch_size": 32, "epochs": 2,
+    settings = {"data": mnist.load(dir=tiny), "batch_size": 32, "epochs": 2,
                 "seed": 0}
     together = softmax.run_fused(optimizers=configs, **settings)
     for config, outcome in zip(configs, together):
@@ -230,7 +230,7 @@ CNN_OPTIMIZERS = [adam(1e-3), adam(1e-4, 0.8, 0.99, 1e-3), momentum(0.01, 0.9)]
 def test_cnn_fused_without_dropout_is_each_job_alone(tiny):
     from tasks import cnn
 
-    data = {"dir": tiny, "train_samples": None, "test_samples": None}
+    data = mnist.load(dir=tiny)
     together = cnn.run_fused(optimizers=CNN_OPTIMIZERS[:2], data=data, dropout=0.0, **CNN_SETTINGS)
     for config, outcome in zip(CNN_OPTIMIZERS[:2], together):
         alone = cnn.run(optimizer=config, data=data, dropout=0.0, **CNN_SETTINGS)
@@ -243,7 +243,7 @@ def test_cnn_fused_with_dropout_is_within_run_to_run_spread(tiny):
     they end is the run-to-run spread, and the lone run must end no farther from them."""
     from tasks import cnn
 
-    data = {"dir": tiny, "train_samples": None, "test_samples": None}
+    data = mnist.load(dir=tiny)
     config = adam(1e-3)
     first, second = cnn.run_fused(optimizers=[config, config], data=data, **CNN_SETTINGS)
     alone = cnn.run(optimizer=config, data=data, **CNN_SETTINGS)

@@ -19,7 +19,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from sweeper.job.record import read_record
 from sweeper.training import checkpoint
-from tasks import softmax
+from tasks import mnist, softmax
 from tests.conftest import ROOT, records, run_cli
 from tests.mnist_files import real_mnist_dir, write_mnist
 from tests.test_fused import adam, assert_same_outcome, gd, momentum
@@ -33,7 +33,7 @@ GROUPS = {"momentum": [momentum(0.5, 0.9), gd(0.1)],
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory):
     data = write_mnist(tmp_path_factory.mktemp("mnist"), train=300, test=100)
-    return {"data": {"dir": str(data), "train_samples": None, "test_samples": None}, "batch_size": 32, "seed": 0}
+    return {"data": mnist.load(dir=str(data)), "batch_size": 32, "seed": 0}
 
 
 def saved(job_dir: Path) -> tuple[dict, dict[str, np.ndarray]]:

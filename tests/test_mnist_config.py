@@ -30,12 +30,13 @@ def test_cnn_defaults_are_the_courses(compose_cfg):
 
 def test_data_node_reaches_the_task_and_defaults_to_mnist_dir(compose_cfg, monkeypatch):
     monkeypatch.delenv("MNIST_DIR", raising=False)
+    functions = {"_target_": "tasks.mnist.load", "_check_": "tasks.mnist.check"}  # conf/data/mnist.yaml
     task = OmegaConf.to_container(compose_cfg("task=cnn", "devices=cpu").task.run, resolve=True)
-    assert task["data"] == {"dir": None, "train_samples": None, "test_samples": None}
+    assert task["data"] == {**functions, "dir": None, "train_samples": None, "test_samples": None}
     assert task["devices"] == "cpu" and task["gpus"] == 0
     monkeypatch.setenv("MNIST_DIR", "/somewhere/mnist")
     task = OmegaConf.to_container(compose_cfg("task=softmax", "data.train_samples=500").task.run, resolve=True)
-    assert task["data"] == {"dir": "/somewhere/mnist", "train_samples": 500, "test_samples": None}
+    assert task["data"] == {**functions, "dir": "/somewhere/mnist", "train_samples": 500, "test_samples": None}
     assert compose_cfg("task=softmax", "data.dir=/here").task.run.data.dir == "/here"
 
 

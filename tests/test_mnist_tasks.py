@@ -8,7 +8,7 @@ import math
 import pytest
 
 from sweeper.sweep.collate import collate
-from tasks import cnn, softmax
+from tasks import cnn, mnist, softmax
 from sweeper.training.devices import DeviceError
 from tests.conftest import run_cli
 from tests.mnist_files import real_mnist_dir
@@ -20,8 +20,9 @@ METRICS = {"test_accuracy", "test_loss", "train_loss", "samples_per_s", "params"
            "test_time_s"}
 
 
-def data(directory: str, train: int | None = None, test: int | None = None) -> dict:
-    return {"dir": directory, "train_samples": train, "test_samples": test}
+def data(directory: str, train: int | None = None, test: int | None = None) -> mnist.Splits:
+    """What the data node's loader gives a task (conf/data/mnist.yaml)."""
+    return mnist.load(dir=directory, train_samples=train, test_samples=test)
 
 
 def test_softmax_starts_at_zero_and_learns(tiny):

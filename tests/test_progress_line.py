@@ -12,7 +12,7 @@ import pytest
 from sweeper.job import job_log
 from sweeper.job.display import group_label
 from sweeper.training.progress_line import Progress, duration, values
-from tasks import softmax
+from tasks import mnist, softmax
 
 SGD = {"_target_": "keras.optimizers.SGD", "name": "gd", "learning_rate": 0.5}
 EPOCH_LINE = re.compile(r"^(.*: )?epoch (\d+)/(\d+): loss \S+( to \S+)?, test accuracy \S+( to \S+)?, \d+ images/s, "
@@ -45,8 +45,8 @@ def run_log(tmp_path):
     handler.close()
 
 
-def data(directory: str) -> dict:
-    return {"dir": directory, "train_samples": None, "test_samples": None}
+def data(directory: str) -> mnist.Splits:
+    return mnist.load(dir=directory)
 
 
 def _drive(progress: Progress, epochs: int = 2, steps: int = 3) -> None:

@@ -1,24 +1,23 @@
 """The second layer of running a job: run a planned job and write its record, with no Hydra state.
 
 It takes the job's directory (sweeper/job/owner.py), skips a job done before, counts the
-attempt, calls the task (built with `hydra.utils.instantiate` from the task's `run` node), writes
+attempt, calls the task (built from the task's `run` node: sweeper/job/task.py), writes
 the record, the TensorBoard logs, and deletes the training state. Code that runs many jobs in one
 process (a sweep, a packed task, a fused group) calls `execute` once per job, with its run context.
 """
 from __future__ import annotations
 
+import time
 import traceback
 from pathlib import Path
 
-import hydra.utils
-
 from sweeper.hparams import optimizer_arguments
-from sweeper.job import environment, owner, trial
+from sweeper.job import environment, owner, task, trial
 from sweeper.job.context import RunContext
 from sweeper.job.display import job_line, label
 from sweeper.job.fingerprint import MismatchError, finished_record
 from sweeper.job.job_log import echo
-from sweeper.job.outcome import Outcome, offered
+from sweeper.job.outcome import Outcome, offered, outcome_of
 from sweeper.job.planned import PlannedJob
 from sweeper.job.record import Record, write_record
 from sweeper.job.recording import count_attempt, record_of, saved_so_far, stopped_error
@@ -36,18 +35,20 @@ def _tensorboard(job_dir: Path, record: Record) -> None:
 
 def call_task(job: PlannedJob, job_dir: Path | None, context: RunContext,
               reporter: trial.Reporter | None = None) -> Outcome:
-    """Build the task's function from its `run` node and call it with the optimizer's settings; a job
-    planned into a fused group gets its outcome from the group's one training (sweeper/job/fused_groups.py)."""
+    """Build the task's function from its `run` node and call it with the optimizer's settings; what
+    it returns made an outcome (a dict of metrics: outcome_of). A job planned into a fused group
+    gets its outcome from the group's one training (sweeper/job/fused_groups.py)."""
     if job_dir is not None and context.fused is not None:
         outcome = context.fused.outcome_of(job, context)
         if outcome is not None:
             return outcome
     cfg = job.cfg
-    run = hydra.utils.instantiate(cfg.task.run, _partial_=True, _convert_="all")
+    run = task.build(cfg)
     name = label(job.overrides) if context.rank == 0 else None  # the other workers train quietly
-    trained: Outcome = run(**offered(run, optimizer=optimizer_arguments(cfg), job_dir=job_dir, trial=reporter,
-                                     progress=name, workers=context.workers))
-    return trained
+    start = time.perf_counter()  # after the data are loaded: a dict's outcome is timed from here
+    returned = run(**offered(run, optimizer=optimizer_arguments(cfg), job_dir=job_dir, trial=reporter, progress=name,
+                             workers=context.workers))
+    return outcome_of(returned, time.perf_counter() - start)
 
 
 def _skip_done(job: PlannedJob, context: RunContext) -> Record | None:

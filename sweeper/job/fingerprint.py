@@ -3,6 +3,7 @@
 Where the data are read from (`data.dir`) is not what a job is: the same files in another folder
 are the same experiment, so the fingerprint leaves it out. Records and job lists written before
 hashed it in; `identity`'s former fingerprints and the job directory's `.hydra/config.yaml` still recognise them.
+The data node's check (`_check_`) is not what a job computes either; its loader (`_target_`) is.
 """
 from __future__ import annotations
 
@@ -17,12 +18,21 @@ from sweeper.hparams import DECLARATIONS, recorded_hparams
 from sweeper.job.record import RECORD_NAME, Record, read_record, read_summary
 from sweeper.job.index import FileKey, Indexed
 from sweeper.job.status import FINISHED
+from sweeper.job.task import CHECK
 
 # Keys that do not change what a job computes: Hydra's own, where logs go, and the hyperparameters'
 # declared ranges (sweeper/hparams.py).
 _NOT_FINGERPRINTED = ("hydra", "logging", DECLARATIONS)
-# Nested keys that do not either: where the data are read from (the task's copy of the data node too).
-_LOCATIONS = (("data", "dir"), ("task", "run", "data", "dir"))
+# The data node, and the course's tasks' copy of it (`data: ${data}`).
+_DATA_NODES = (("data",), ("task", "run", "data"))
+# Nested keys that do not either: where the data are read from.
+_LOCATIONS = tuple((*node, "dir") for node in _DATA_NODES)
+# The data node's loader is hashed: two data groups whose loaders differ are two experiments, even
+# with equal arguments (a re-run into the same folder with data=other must not skip its jobs). The
+# data node had no `_target_` before it became a config group (conf/data/), so a course job's
+# fingerprint changed then; `former_of` gives the former form (the node less its loader), so that
+# sweeps made before are recognised (tests/test_old_sweeps.py). Its check (`_check_`) is not hashed.
+_LOADER = "_target_"
 _KEEP = object()
 # Keys added after records were written, left out at their default so those records keep their
 # fingerprint (a job on one node is what it was before `nodes` existed); the task's copy too.
@@ -61,6 +71,8 @@ def _fingerprinted(content: dict[Any, Any]) -> dict[Any, Any]:
     """A container (see container) less the logging switches (the task's copy too)."""
     content = {key: value for key, value in content.items() if key not in _NOT_FINGERPRINTED}
     content = _without(content, ("task", "run", "logging"))  # a task may take the logging switches too
+    for data in _DATA_NODES:
+        content = _without(content, (*data, CHECK))
     for key, default in _ADDED_LATER.items():
         run = content.get("task", {}).get("run") if isinstance(content.get("task"), dict) else None
         for path, node in (((key,), content), (("task", "run", key), run if isinstance(run, dict) else {})):
@@ -106,10 +118,13 @@ def fingerprint_of(resolved: dict[Any, Any]) -> str:
 
 
 def former_of(resolved: dict[Any, Any]) -> tuple[str, ...]:
-    """The fingerprints a job had before data.dir left the identity (records and job lists written
-    then: with data.dir as it is now, and null, MNIST_DIR unset), from its config's `container`."""
+    """The fingerprints a job had before, from its config's `container`: before data.dir left the
+    identity (records and job lists written then: with data.dir as it is now, and null, MNIST_DIR
+    unset), and before the data node named its loader (without `_target_`)."""
     content = _fingerprinted(resolved)
-    return _hash(_located(content, _KEEP)), _hash(_located(content, (None,)))
+    for data in _DATA_NODES:
+        content = _without(content, (*data, _LOADER))
+    return _hash(_located(content, _KEEP)), _hash(_located(content, (None,))), _hash(_located(content))
 
 
 def identity(cfg: DictConfig) -> tuple[str, tuple[str, ...]]:
@@ -184,8 +199,8 @@ def difference(job_dir: Path | None, overrides: Sequence[str], hparams: dict[str
 
 def same_configuration(recorded: str | None, expected: str, former: Iterable[str] = (),
                        job_dir: Path | None = None) -> bool:
-    """Whether a recorded fingerprint is this configuration's: the same, one it had before data.dir
-    left the identity, or the job directory's own config fingerprinted now is it."""
+    """Whether a recorded fingerprint is this configuration's: the same, one it had before (data.dir
+    in it, no data loader in it), or the job directory's own config fingerprinted now is it."""
     if recorded == expected or recorded in tuple(former):
         return True
     earlier = earlier_config(job_dir)

@@ -19,17 +19,15 @@ trial every epoch (trial.py).
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-import hydra.utils
 from omegaconf import DictConfig, OmegaConf
 
 from sweeper.hparams import optimizer_arguments, optimizer_hparams
-from sweeper.job import environment, owner
+from sweeper.job import environment, owner, task
 from sweeper.job.context import RunContext
 from sweeper.job.display import group_label
 from sweeper.job.fingerprint import MismatchError, container, finished_record
@@ -38,6 +36,7 @@ from sweeper.job.planned import PlannedJob
 from sweeper.job.recording import record_stopped
 from sweeper.training import checkpoint
 from sweeper.training.fused_state import FUSED_ARGS, FUSED_OPTIMIZERS
+from sweeper.training.tf import locate_quietly
 
 # The optimizer node's keys that fused jobs may differ in (and the top-level keys they read).
 OPTIMIZER_KEYS = ("name", *FUSED_ARGS)
@@ -56,7 +55,7 @@ def fused_function(cfg: DictConfig) -> Callable[..., list[Outcome]] | None:
     if not target or "." not in target:
         return None
     module, _ = target.rsplit(".", 1)
-    return getattr(importlib.import_module(module), "run_fused", None)
+    return getattr(locate_quietly(module), "run_fused", None)
 
 
 def fusion_key(cfg: DictConfig, resolved: dict[Any, Any] | None = None) -> str | None:
@@ -198,7 +197,7 @@ def train_group(configs: Sequence[DictConfig], job_dirs: Sequence[Path], progres
     """Train the jobs of `configs` (one fusion key) as one computation: the task's `run_fused`
     with the arguments of its `run` node and every job's optimizer (`progress`: the name of the
     group's progress line, where the task shows one). One outcome per job, in order."""
-    run = hydra.utils.instantiate(configs[0].task.run, _partial_=True, _convert_="all")
+    run = task.build(configs[0])
     optimizers = [optimizer_arguments(c) for c in configs]
     fused = fused_function(configs[0])
     assert fused is not None, "jobs are fused only where the task has a run_fused (fusion_key)"

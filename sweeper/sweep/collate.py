@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from sweeper.job.record import write_atomic
-from sweeper.sweep.jobs import Job, read_jobs, summarize, without_cycle_collection
+from sweeper.sweep.jobs import Job, NotASweep, read_jobs, read_sweep, summarize, sweep_of_job, sweeps_in, \
+    without_cycle_collection
+
+if TYPE_CHECKING:  # pandas is imported when a table is made: `sweeper` (run.py's every job) goes without it
+    import pandas as pd
 
 # Metrics in the order the table shows them; other scalar metrics follow, sorted by name.
 METRIC_ORDER = ("final_loss", "W", "b", "test_accuracy", "test_loss", "train_loss",
@@ -66,6 +68,8 @@ def collate(root: Path, jobs: list[Job] | None = None) -> pd.DataFrame:
     Jobs of a sweep's job list that have not started are rows too (`not_started`). `jobs`: what
     read_jobs(root) returned, for a caller that needs the records as well and reads each once.
     """
+    import pandas as pd
+
     jobs = read_jobs(root) if jobs is None else jobs
     with without_cycle_collection():  # each job's record parsed here, from the index's JSON
         summarize(jobs)
@@ -88,6 +92,17 @@ def hparam_columns(table: pd.DataFrame) -> list[str]:
         return []
     first = columns.index("optimizer") + 1 if "optimizer" in columns else columns.index("task") + 1 if "task" in columns else 1
     return columns[first:columns.index("status")]
+
+
+def results(directory: str | Path) -> pd.DataFrame:
+    """The table of a sweep (or of a folder of sweeps): the rows `python -m sweeper collate DIR`
+    writes, as a DataFrame, for a notebook (`sweeper.results("outputs/multirun/...")`). Writes
+    nothing. Raises NotASweep (a ValueError, one line) for a folder that holds no sweep or is one job of one."""
+    root = Path(directory)
+    sweep = sweep_of_job(root)
+    if sweep is not None:
+        raise NotASweep(f"{root} is one job of the sweep {sweep}: give the sweep's folder")
+    return collate(root, read_sweep(root, sweeps_in(root)).jobs)
 
 
 # Above this many rows results.md is not padded to align its columns: tabulate's alignment takes

@@ -7,21 +7,47 @@ every epoch), at the steps in loss_steps (1-based, counted across epochs). A non
 loss ends the job after that step (it is then `diverged`).
 epoch_time_s: training alone; the test evaluation inside each epoch is timed apart (test_time_s).
 fit_time_s: the time in training up to the last finished epoch, over every attempt.
+Per epoch: the training loss and each of the task's metrics (`train_loss`, `train_<metric>`), then
+the test set's (`test_loss`, `test_<metric>`), named after Keras' logs (`epoch_curves`): the
+course's tasks, compiled with metrics=["accuracy"], keep train_loss, train_accuracy, test_loss,
+test_accuracy.
 """
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Mapping
 
 LOSS_POINTS_PER_EPOCH = 100   # history["loss"]: about this many points per epoch
 
-EPOCH_CURVES = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")  # one value per epoch
-CURVES = ("loss", "loss_steps", *EPOCH_CURVES, "epoch_time_s")
+_STEP_CURVES = ("loss", "loss_steps")
+_TIME_CURVE = "epoch_time_s"
 
 
 def fresh_counters() -> dict[str, Any]:
-    """The counters of a job that has trained nothing yet."""
-    return {**{name: [] for name in CURVES}, "test_time_s": 0.0, "samples_seen": 0, "fit_time_s": 0.0}
+    """The counters of a job that has trained nothing yet (its epoch curves come with its first epoch)."""
+    return {**{name: [] for name in (*_STEP_CURVES, _TIME_CURVE)}, "test_time_s": 0.0, "samples_seen": 0,
+            "fit_time_s": 0.0}
+
+
+def epoch_values(logs: Mapping[str, Any]) -> dict[str, float]:
+    """An epoch's curve values from Keras' logs at its end: `loss`, `mae` -> train_loss, train_mae;
+    `val_loss`, `val_mae` -> test_loss, test_mae (the test set is Keras' validation data)."""
+    return {(f"test_{key[4:]}" if key.startswith("val_") else f"train_{key}"): float(value)
+            for key, value in logs.items()}
+
+
+def epoch_curves(counters: Mapping[str, Any]) -> list[str]:
+    """The names of the per-epoch curves in a job's counters, in the order they were first kept."""
+    return [name for name, value in counters.items()
+            if isinstance(value, list) and name not in (*_STEP_CURVES, _TIME_CURVE)]
+
+
+def history_of(counters: Mapping[str, Any]) -> dict[str, list[float]]:
+    """The record's curves from a job's counters: the loss points and their steps, each epoch curve, the epoch times."""
+    history = {name: [float(v) for v in counters[name]]
+               for name in (*_STEP_CURVES, *epoch_curves(counters), _TIME_CURVE)}
+    history["loss_steps"] = [int(v) for v in history["loss_steps"]]
+    return history
 
 
 class Curves:
@@ -54,11 +80,11 @@ class Curves:
         self.counters["samples_seen"] = self.epoch * self.samples + seen
         return stopped
 
-    def end_epoch(self, metrics: dict[str, float], train_s: float, test_s: float, fit_s: float) -> None:
-        """`metrics`: the epoch's value of each of EPOCH_CURVES; `train_s`, `test_s`: the epoch's
+    def end_epoch(self, metrics: Mapping[str, float], train_s: float, test_s: float, fit_s: float) -> None:
+        """`metrics`: the epoch's value of each curve (epoch_values); `train_s`, `test_s`: the epoch's
         training and test times; `fit_s`: this attempt's time in training so far."""
         self.counters["epoch_time_s"].append(train_s)
-        for name in EPOCH_CURVES:
-            self.counters[name].append(float(metrics[name]))
+        for name, value in metrics.items():
+            self.counters.setdefault(name, []).append(float(value))
         self.counters["test_time_s"] += test_s
         self.counters["fit_time_s"] = self.before + fit_s

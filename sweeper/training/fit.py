@@ -1,13 +1,14 @@
-"""Training a Keras task with `fit`: the input pipeline, the record's curves and timings, the
-per-epoch state, and the outcome. The MNIST tasks (tasks/softmax.py, tasks/cnn.py) train through
-`train` here.
+"""Training a Keras model with `fit`: the task's model, loss, metrics and data (NumPy arrays or a
+tf.data.Dataset), the input pipeline, the record's curves and timings, the per-epoch state, and the
+outcome. The course's tasks (tasks/softmax.py, tasks/cnn.py) and a user's train through `train`
+(`from sweeper import train`).
 """
 from __future__ import annotations
 
 import math
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence, Union
 
 import numpy as np
 
@@ -16,7 +17,7 @@ from sweeper.job.status import Status
 from sweeper.job.trial import Reporter
 from sweeper.job.trial import status_of as trial_status
 from sweeper.training import checkpoint, progress_line
-from sweeper.training.curves import CURVES, EPOCH_CURVES as _EPOCH_CURVES, Curves
+from sweeper.training.curves import Curves, epoch_curves, epoch_values, history_of
 from sweeper.training.tensorboard import keras_callbacks
 from sweeper.training.tf import import_keras, import_tensorflow
 
@@ -24,16 +25,49 @@ if TYPE_CHECKING:
     import keras
     import tensorflow as tf
 
-    from tasks.mnist import Splits
+# A set of examples: (inputs, targets) as two arrays of equal length, or a tf.data.Dataset of single
+# (input, target) examples of known length (not batched: `train` batches it with the job's batch_size).
+Data = Union[tuple[np.ndarray, np.ndarray], "tf.data.Dataset"]
+# A function of a batch (inputs, targets) -> (inputs, targets), mapped after batching (`images`).
+Prepare = Callable[[Any, Any], tuple[Any, Any]]
 
-TEST_BATCH = 500              # test images per replica per evaluation step
+TEST_BATCH = 500              # test examples per replica per evaluation step
+# The loss and the metric the hand-written loops compute themselves (fused_loop.py, worker_loop.py:
+# the course's classifiers); the course's tasks give `train` the same.
+CROSS_ENTROPY = "sparse_categorical_crossentropy"
+ACCURACY = "accuracy"
 
 
-def dataset(images: np.ndarray, labels: np.ndarray, *, batch_size: int, input_shape: Sequence[int],
-            shuffle_seed: int | None = None, skip_batches: int = 0) -> tf.data.Dataset:
-    """Batches of (float32 images in [0, 1] shaped `input_shape`, int labels), repeated forever,
-    from batch `skip_batches` on (a job that continues from its state sees the batches it would
-    have seen without a stop: those of its next epoch, in that epoch's order).
+def examples(data: Data) -> int:
+    """How many examples `data` holds; ValueError (one line) where that is not known."""
+    if isinstance(data, (tuple, list)):
+        inputs, targets = data
+        if len(inputs) != len(targets):
+            raise ValueError(f"{len(inputs)} inputs but {len(targets)} targets: give as many of each")
+        return len(inputs)
+    count = int(data.cardinality())
+    if count < 0:  # tf.data's UNKNOWN (-2) or INFINITE (-1)
+        raise ValueError("a tf.data.Dataset of unknown length: give one of known length, not batched, "
+                         "not repeated (dataset.apply(tf.data.experimental.assert_cardinality(N)))")
+    return count
+
+
+def images(input_shape: Sequence[int]) -> Prepare:
+    """A batch of uint8 images as float32 in [0, 1] shaped `input_shape` (the course's MNIST)."""
+    import_tensorflow()  # started quietly: the import below finds it
+    import tensorflow as tf
+
+    def scale(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return tf.reshape(tf.cast(x, tf.float32) / 255.0, (-1, *input_shape)), y
+
+    return scale
+
+
+def dataset(data: Data, *, batch_size: int, prepare: Prepare | None = None, shuffle_seed: int | None = None,
+            skip_batches: int = 0) -> tf.data.Dataset:
+    """Batches of `data`, each mapped by `prepare`, repeated forever, from batch `skip_batches` on
+    (a job that continues from its state sees the batches it would have seen without a stop: those
+    of its next epoch, in that epoch's order).
 
     Use with `steps_per_epoch`: one iterator then serves every epoch. Measured here, a new
     iterator per epoch with tf.data's autotuning on stalled epochs for seconds while the old one
@@ -42,17 +76,16 @@ def dataset(images: np.ndarray, labels: np.ndarray, *, batch_size: int, input_sh
     import_tensorflow()  # started quietly: the import below finds it
     import tensorflow as tf
 
-    def scale(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        return tf.reshape(tf.cast(x, tf.float32) / 255.0, (-1, *input_shape)), y
-
-    data = tf.data.Dataset.from_tensor_slices((images, labels))
+    source = data if isinstance(data, tf.data.Dataset) else tf.data.Dataset.from_tensor_slices(tuple(data))
     if shuffle_seed is not None:  # a new order every epoch, the same orders for the same seed
-        data = data.shuffle(len(images), seed=shuffle_seed, reshuffle_each_iteration=True)
-    data = data.batch(batch_size).repeat().skip(skip_batches).map(scale).prefetch(2)  # skipped: not scaled
+        source = source.shuffle(examples(data), seed=shuffle_seed, reshuffle_each_iteration=True)
+    source = source.batch(batch_size).repeat().skip(skip_batches)
+    if prepare is not None:
+        source = source.map(prepare)  # after the skip: skipped batches are not prepared
     options = tf.data.Options()
     options.autotune.enabled = False
     options.deterministic = True
-    return data.with_options(options)
+    return source.prefetch(2).with_options(options)
 
 
 def make_recorder(steps_per_epoch: int, batch_size: int, samples: int,
@@ -91,12 +124,10 @@ def make_recorder(steps_per_epoch: int, batch_size: int, samples: int,
         def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             assert logs is not None, "Keras gives its logs"
             end = time.perf_counter()
-            metrics = {name: logs[key] for name, key in (("train_loss", "loss"), ("train_accuracy", "accuracy"),
-                                                         ("test_loss", "val_loss"), ("test_accuracy", "val_accuracy"))}
-            self.curves.end_epoch(metrics, end - self.epoch_start - self.epoch_test_s, self.epoch_test_s,
+            now = epoch_values(logs)  # train_loss, train_<metric>, test_loss, test_<metric>
+            self.curves.end_epoch(now, end - self.epoch_start - self.epoch_test_s, self.epoch_test_s,
                                   end - self.fit_start)
             # A search's trial: the pruner may stop this job here.
-            now = {name: self.counters[name][-1] for name in _EPOCH_CURVES}
             if reporter is not None and reporter.report(now, epoch + 1, last=epoch + 1 == self.params["epochs"]):
                 self.model.stop_training = True
 
@@ -106,7 +137,7 @@ def make_recorder(steps_per_epoch: int, batch_size: int, samples: int,
 
 def job_callbacks(job_dir: Path | None, model: keras.Model, recorder: Any,
                   logging: dict[str, Any]) -> list[keras.callbacks.Callback]:
-    """The Keras callbacks every MNIST job gets besides the record's own: per-epoch TensorBoard
+    """The Keras callbacks every Keras job gets besides the record's own: per-epoch TensorBoard
     scalars and the training state saved at every epoch end (after the recorder's counters)."""
     callbacks = keras_callbacks(job_dir, logging.get("tensorboard", False))
     if job_dir is not None:
@@ -114,53 +145,63 @@ def job_callbacks(job_dir: Path | None, model: keras.Model, recorder: Any,
     return callbacks
 
 
-def compiled(make_model: Callable[[], keras.Model], optimizer: dict[str, Any]) -> keras.Model:
-    """`make_model()` compiled as every MNIST job's: the job's Keras optimizer (`optimizer`, its
-    config), cross-entropy, accuracy. (A fused copy's state is saved from such a model too.)"""
+def compiled(make_model: Callable[[], keras.Model], optimizer: dict[str, Any], loss: Any,
+             metrics: Sequence[Any]) -> keras.Model:
+    """`make_model()` compiled with the job's Keras optimizer (`optimizer`, its config) and the
+    task's `loss` and `metrics` (anything Keras' `compile` takes). (A fused copy's state is saved
+    from such a model too.)"""
     import hydra.utils
 
     model = make_model()
-    model.compile(optimizer=hydra.utils.instantiate(optimizer), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(optimizer=hydra.utils.instantiate(optimizer), loss=loss, metrics=list(metrics))
     return model
 
 
-def train(make_model: Callable[[], keras.Model], splits: Splits, *, optimizer: dict[str, Any], batch_size: int,
-          epochs: int, seed: int, input_shape: Sequence[int], strategy: tf.distribute.Strategy | None = None,
+def train(make_model: Callable[[], keras.Model], train_data: Data, test_data: Data, *, optimizer: dict[str, Any],
+          loss: Any, metrics: Sequence[Any], batch_size: int, epochs: int, seed: int,
+          prepare: Prepare | None = None, strategy: tf.distribute.Strategy | None = None,
           job_dir: Path | None = None, logging: dict[str, Any] | None = None,
           trial: Reporter | None = None, progress: str | None = None) -> tuple[Outcome, keras.Model]:
-    """Train `make_model()` with Keras `fit`, evaluating on the test set after every epoch.
+    """Train `make_model()` with Keras `fit` on `train_data`, evaluating on `test_data` after every epoch.
 
-    A job that finds training state in `job_dir` (sweeper.checkpoint) continues from there.
+    `make_model`: a function returning a new, uncompiled Keras model (built here after the seed is
+    set, in the strategy's scope). `optimizer`: the job's optimizer config (the task's `optimizer`
+    argument). `loss`, `metrics`: what Keras' `compile` takes (`"mse"`, `["mae"]`, Keras objects);
+    the record's curves are named after them: train_loss, train_<metric>, test_loss,
+    test_<metric> per epoch, and the loss every few steps (`loss`, `loss_steps`). `train_data`,
+    `test_data`: `Data`, shuffled with `seed` every epoch (the training set) and batched with
+    `batch_size` per replica, each batch mapped by `prepare` where given. `job_dir`, `logging`,
+    `trial`, `progress`: the task's own framework arguments, passed on: a job that finds training
+    state in `job_dir` (sweeper/training/checkpoint.py) continues from there, and saves its own
+    every epoch.
 
-    Under `strategy` (default: TensorFlow's default strategy) the model is built and compiled in
-    its scope and each step takes `batch_size` images per replica. Returns the record's outcome
-    and the trained model.
+    Returns the record's outcome (status ok, or diverged where the loss stopped being finite, or
+    pruned; its metrics: the test set's last metrics, test_loss, train_loss, samples_per_s,
+    params, train_samples, test_samples, test_time_s) and the trained model.
     """
     tf = import_tensorflow()
     keras = import_keras()
+    train_count, test_count = examples(train_data), examples(test_data)
     keras.backend.clear_session()  # a sweep in one process: drop the previous job's model
     keras.utils.set_random_seed(seed)
     strategy = strategy or tf.distribute.get_strategy()
     replicas = strategy.num_replicas_in_sync
     global_batch = batch_size * replicas
     with strategy.scope():
-        model = compiled(make_model, optimizer)
+        model = compiled(make_model, optimizer, loss, metrics)
         done_epochs, saved = checkpoint.restore(job_dir, model)
 
-    train_count, test_count = len(splits.train_labels), len(splits.test_labels)
     steps = math.ceil(train_count / global_batch)
     test_batch = TEST_BATCH * replicas
     recorder = make_recorder(steps, global_batch, train_count, saved, trial)
     start = time.perf_counter()
     model.fit(
-        dataset(splits.train_images, splits.train_labels, batch_size=global_batch, input_shape=input_shape,
-                shuffle_seed=seed, skip_batches=done_epochs * steps),
+        dataset(train_data, batch_size=global_batch, prepare=prepare, shuffle_seed=seed,
+                skip_batches=done_epochs * steps),
         epochs=epochs,
         initial_epoch=done_epochs,
         steps_per_epoch=steps,
-        validation_data=dataset(splits.test_images, splits.test_labels, batch_size=test_batch,
-                                input_shape=input_shape),
+        validation_data=dataset(test_data, batch_size=test_batch, prepare=prepare),
         validation_steps=math.ceil(test_count / test_batch),
         callbacks=[recorder, *job_callbacks(job_dir, model, recorder, logging or {}),
                    progress_line.callback(progress, global_batch, train_count)],
@@ -175,13 +216,14 @@ def train(make_model: Callable[[], keras.Model], splits: Splits, *, optimizer: d
 def outcome(counters: dict[str, Any], params: int, elapsed: float, train_count: int, test_count: int,
             reporter: Reporter | None = None) -> Outcome:
     """The record's outcome from the recorder's `counters` (a fused copy's: sweeper/training/fused_loop.py)."""
-    history = {name: [float(v) for v in counters[name]] for name in CURVES}
-    history["loss_steps"] = [int(v) for v in history["loss_steps"]]
+    history = history_of(counters)
     finite = all(math.isfinite(v) for v in history["loss"] + history["train_loss"])
+    last = {name: history[name][-1] for name in epoch_curves(counters)}
+    tested = [name for name in last if name.startswith("test_") and name != "test_loss"]
     metrics = {
-        "test_accuracy": history["test_accuracy"][-1],
-        "test_loss": history["test_loss"][-1],
-        "train_loss": history["train_loss"][-1],
+        **{name: last[name] for name in tested},  # the task's metrics on the test set first
+        "test_loss": last["test_loss"],
+        "train_loss": last["train_loss"],
         "samples_per_s": counters["samples_seen"] / sum(history["epoch_time_s"]),
         "params": int(params),
         "train_samples": train_count,

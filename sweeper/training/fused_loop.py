@@ -191,11 +191,13 @@ class _Copies:
             self.curves[i].end_epoch(metrics, train_s / n, test_s / n, fit_s / n)
 
 
-def train(make_model: Callable[[], keras.Model], forward: Forward, splits: Any, *,
+def train(make_model: Callable[[], keras.Model], forward: Forward, train_data: fit.Data, test_data: fit.Data, *,
           optimizers: Sequence[dict[str, Any]], batch_size: int, epochs: int, seed: int,
           input_shape: Sequence[int], job_dirs: Sequence[Path] | None = None,
           logging: dict[str, Any] | None = None, progress: str | None = None) -> list[Outcome]:
-    """`fit.train` of `make_model()` for each of `optimizers`, as one computation: the same batches
+    """`fit.train` of the classifier `make_model()` (uint8 images shaped `input_shape`, integer
+    labels, cross-entropy and accuracy: the course's tasks) for each of `optimizers`, as one
+    computation: the same batches
     in the same order, each weight's copies one [N, ...] variable, `forward` computing every copy's
     logits at once, one optimizer step for all (`optimizer_for`), the copies' records kept as
     fit.py's Recorder keeps one job's. Each outcome is the one `fit.train` gives alone, within float
@@ -259,12 +261,13 @@ def train(make_model: Callable[[], keras.Model], forward: Forward, splits: Any, 
     def test_step(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         return scores(outputs(x, False), y)
 
-    train_count, test_count = len(splits.train_labels), len(splits.test_labels)
+    train_count, test_count = fit.examples(train_data), fit.examples(test_data)
     steps = math.ceil(train_count / batch_size)
-    train_data = iter(fit.dataset(splits.train_images, splits.train_labels, batch_size=batch_size,
-                                  input_shape=input_shape, shuffle_seed=seed, skip_batches=done * steps))
-    test_data = fit.dataset(splits.test_images, splits.test_labels, batch_size=fit.TEST_BATCH,
-                            input_shape=input_shape).take(math.ceil(test_count / fit.TEST_BATCH))
+    prepare = fit.images(input_shape)
+    batches = iter(fit.dataset(train_data, batch_size=batch_size, prepare=prepare, shuffle_seed=seed,
+                               skip_batches=done * steps))
+    test_batches = fit.dataset(test_data, batch_size=fit.TEST_BATCH,
+                               prepare=prepare).take(math.ceil(test_count / fit.TEST_BATCH))
     copies = _Copies(n, steps, batch_size, train_count, saved)
     shown = progress_line.callback(progress, batch_size, train_count)  # one line for the group, driven here
     shown.set_params({"epochs": epochs, "steps": steps})
@@ -277,7 +280,7 @@ def train(make_model: Callable[[], keras.Model], forward: Forward, splits: Any, 
         shown.on_epoch_begin(epoch)
         epoch_start = time.perf_counter()
         for step in range(1, steps + 1):
-            x, y = next(train_data)
+            x, y = next(batches)
             loss, correct = train_step(x, y, tf.constant(copies.alive))
             live = copies.alive.copy()  # the copies that trained this step
             copies.batch_end(step, int(y.shape[0]), loss.numpy(), correct.numpy())
@@ -286,7 +289,7 @@ def train(make_model: Callable[[], keras.Model], forward: Forward, splits: Any, 
                 break
         train_s = time.perf_counter() - epoch_start
         shown.on_test_begin()
-        test_loss, test_accuracy = _evaluate(test_step, test_data, n)
+        test_loss, test_accuracy = _evaluate(test_step, test_batches, n)
         shown.on_test_end()
         copies.end_epoch(train_s, time.perf_counter() - epoch_start - train_s, time.perf_counter() - start,
                          test_loss, test_accuracy)

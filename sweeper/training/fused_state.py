@@ -83,7 +83,7 @@ class CopyStates:
         config = self.optimizers[copy]
         key = _layout(config)
         if key not in self.lone:
-            model = fit.compiled(self.make_model, config)
+            model = fit.compiled(self.make_model, config, fit.CROSS_ENTROPY, [fit.ACCURACY])
             model.optimizer.build(model.trainable_variables)
             self.lone[key] = model
         model = self.lone[key]

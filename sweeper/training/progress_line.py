@@ -98,12 +98,13 @@ class Progress:
                        f"{self._rate(now)}, {duration(self._left(now))} left")
             in_place(shortened(self.prefix, len(numbers)) + numbers)
 
-    def end_epoch(self, loss: Any, accuracy: Any, train_s: float, now: float) -> None:
-        """The epoch's line, with its training loss and test accuracy and `train_s`, its training
-        time (test evaluation apart): printed and logged off a terminal, logged only on one."""
+    def end_epoch(self, loss: Any, accuracy: Any, train_s: float, now: float, metric: str = "accuracy") -> None:
+        """The epoch's line, with its training loss and test accuracy (or the task's first `metric`)
+        and `train_s`, its training time (test evaluation apart): printed and logged off a terminal,
+        logged only on one."""
         seen = min(self.step * self.batch_size, self.samples)
         left = f", {duration(self._left(now))} left" if self.epoch + 1 < self.epochs else ""
-        line = (f"{self.prefix}epoch {self.epoch + 1}/{self.epochs}: loss {values(loss)}, test accuracy "
+        line = (f"{self.prefix}epoch {self.epoch + 1}/{self.epochs}: loss {values(loss)}, test {metric} "
                 f"{values(accuracy)}, {seen / max(train_s, 1e-9):.0f} images/s, {now - self.epoch_start:.2f} s"
                 f"{left}")
         echo(line, terminal=not self.terminal)
@@ -152,8 +153,9 @@ def callback(name: str | None, batch_size: int, samples: int) -> keras.callbacks
             if shown is not None:
                 now = time.perf_counter()
                 logs = logs or {}
-                shown.end_epoch(logs.get("loss", []), logs.get("val_accuracy", []),
-                                now - self.epoch_start - self.test_s, now)
+                tested = [key for key in logs if key.startswith("val_") and key != "val_loss"] or ["val_loss"]
+                shown.end_epoch(logs.get("loss", []), logs[tested[0]] if tested[0] in logs else [],
+                                now - self.epoch_start - self.test_s, now, metric=tested[0][4:])
 
         def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
             if shown is not None:

@@ -1,4 +1,5 @@
-"""TensorFlow, imported in one place, without its C++ start-up lines on the user's terminal.
+"""TensorFlow, imported in one place, without its C++ start-up lines on the user's terminal; and a
+user's module (a task, a data loader) that imports it at its top, imported the same way.
 
 On a CPU machine TensorFlow 2.21 prints about seven lines as it starts (oneDNN, no CUDA drivers,
 CPU instructions, cuInit), most through absl before absl's logging is set up, where
@@ -15,7 +16,7 @@ import re
 import sys
 import tempfile
 from types import ModuleType
-from typing import Iterator, cast
+from typing import Any, Iterator, cast
 
 # The known start-up lines, and only those: anything else TensorFlow says is kept.
 START_UP_LINES = re.compile(
@@ -90,3 +91,16 @@ def import_keras() -> ModuleType:
     import keras
 
     return cast(ModuleType, keras)  # Keras ships no types either
+
+
+def locate_quietly(dotted: str) -> Any:
+    """The object a dotted name names (a task's `run`, a data loader or check: `mymodule.run`), its
+    module imported with TensorFlow's start-up lines dropped: a user's module that does `import keras`
+    at its top starts TensorFlow there, outside `import_tensorflow`. Raises ImportError."""
+    import hydra.utils
+
+    with _start_up_lines_dropped():
+        found = hydra.utils.get_object(dotted)
+    if "tensorflow" in sys.modules:
+        import_tensorflow()  # its loggers quieted, its devices listed quietly, as if started here
+    return found

@@ -31,30 +31,31 @@ if TYPE_CHECKING:
     import keras
     import tensorflow as tf
 
-    from tasks.mnist import Splits
+    from sweeper.training.fit import Data
 
 
 class WorkerLost(RuntimeError):
     """A collective failed: a worker died, or stayed silent past the timeout. One line: which."""
 
 
-def train(make_model: Callable[[], keras.Model], splits: Splits, *, optimizer: dict[str, Any], batch_size: int,
-          epochs: int, seed: int, input_shape: Sequence[int], strategy: tf.distribute.Strategy, workers: Workers,
-          job_dir: Path | None = None, logging: dict[str, Any] | None = None,
+def train(make_model: Callable[[], keras.Model], train_data: Data, test_data: Data, *, optimizer: dict[str, Any],
+          batch_size: int, epochs: int, seed: int, input_shape: Sequence[int], strategy: tf.distribute.Strategy,
+          workers: Workers, job_dir: Path | None = None, logging: dict[str, Any] | None = None,
           progress: str | None = None) -> tuple[Outcome, keras.Model]:
-    """Train `make_model()` on every worker with `batch_size` images per replica (the global batch:
-    that times every worker's replicas), evaluating on the chief after every epoch. Returns the
-    record's outcome (meaningful on the chief) and the trained model."""
+    """Train the classifier `make_model()` (uint8 images shaped `input_shape`, integer labels: the
+    loop computes cross-entropy and accuracy itself) on every worker with `batch_size` images per
+    replica (the global batch: that times every worker's replicas), evaluating on the chief after
+    every epoch. Returns the record's outcome (meaningful on the chief) and the trained model."""
     import_keras()  # TensorFlow and Keras started quietly; imported by name for their types
     import keras
     import tensorflow as tf
     keras.utils.set_random_seed(seed)
     global_batch = batch_size * strategy.num_replicas_in_sync
     with strategy.scope():
-        model = fit.compiled(make_model, optimizer)
+        model = fit.compiled(make_model, optimizer, fit.CROSS_ENTROPY, [fit.ACCURACY])
         done_epochs, saved = checkpoint.restore(job_dir, model)  # every worker: the chief's saved state
     chief = workers.rank == 0
-    train_count, test_count = len(splits.train_labels), len(splits.test_labels)
+    train_count, test_count = fit.examples(train_data), fit.examples(test_data)
     steps = math.ceil(train_count / global_batch)
     recorder = fit.make_recorder(steps, global_batch, train_count, saved)
     callbacks: list[keras.callbacks.Callback] = [recorder]
@@ -63,15 +64,15 @@ def train(make_model: Callable[[], keras.Model], splits: Splits, *, optimizer: d
                       progress_line.callback(progress, global_batch, train_count)]
     hooks = keras.callbacks.CallbackList(callbacks, model=model, epochs=epochs, steps=steps, verbose=0)
 
-    data = fit.dataset(splits.train_images, splits.train_labels, batch_size=global_batch, input_shape=input_shape,
-                       shuffle_seed=seed, skip_batches=done_epochs * steps)
+    data = fit.dataset(train_data, batch_size=global_batch, prepare=fit.images(input_shape), shuffle_seed=seed,
+                       skip_batches=done_epochs * steps)
     options = tf.data.Options()
     # Every worker reads every global batch and keeps its replicas' share of it, as one worker's
     # MirroredStrategy splits it between its replicas.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     batches = iter(strategy.experimental_distribute_dataset(data.with_options(options)))
     train_step = _train_step(strategy, model, keras)
-    evaluate = _evaluator(model, splits, input_shape, keras) if chief else None
+    evaluate = _evaluator(model, test_data, input_shape, keras) if chief else None
 
     start = time.perf_counter()
     hooks.on_train_begin()
@@ -134,14 +135,14 @@ def _train_step(strategy: tf.distribute.Strategy, model: keras.Model,
     return step  # type: ignore[no-any-return]  # tf.function: untyped
 
 
-def _evaluator(model: keras.Model, splits: Splits, input_shape: Sequence[int], keras: Any) -> Callable[[], dict[str, float]]:
+def _evaluator(model: keras.Model, test_data: Data, input_shape: Sequence[int], keras: Any) -> Callable[[], dict[str, float]]:
     """The chief's test loss and accuracy over the whole test set, on its own (the weights are
     every worker's): Keras' `val_loss` and `val_accuracy`."""
     import_tensorflow()  # started quietly: the import below finds it
     import tensorflow as tf
-    count = len(splits.test_labels)
-    data = fit.dataset(splits.test_images, splits.test_labels, batch_size=fit.TEST_BATCH,
-                       input_shape=input_shape).take(math.ceil(count / fit.TEST_BATCH))
+    count = fit.examples(test_data)
+    data = fit.dataset(test_data, batch_size=fit.TEST_BATCH,
+                       prepare=fit.images(input_shape)).take(math.ceil(count / fit.TEST_BATCH))
 
     @tf.function
     def sums(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
