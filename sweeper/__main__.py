@@ -208,7 +208,7 @@ def _new_task(args: argparse.Namespace) -> int:
     for path in written:
         print(f"wrote {path}")
     here = "" if args.dir == Path(".") else f"cd {args.dir} && "
-    print(f"next: {here}pytest test_{args.name}.py; {here}hpc-sweeper -m --config-dir conf task={args.name} epochs=1,2")
+    print(f"next: {here}pytest test_{args.name}.py; {here}hpc-sweeper -m --config-dir conf task={args.name} hidden=8,32")
     return 0
 
 

@@ -18,22 +18,34 @@ def test_new_task_writes_a_task_whose_test_passes_with_the_project_installed(ins
     done = installed.run(installed.python, "-m", "sweeper", "new-task", "mine", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert set(_tree(tmp_path)) == {tmp_path / "mine.py", tmp_path / "conf" / "task" / "mine.yaml",
-                                    tmp_path / "test_mine.py"}
-    assert done.stdout.splitlines()[:3] == ["wrote mine.py", "wrote conf/task/mine.yaml", "wrote test_mine.py"]
+                                    tmp_path / "conf" / "hparams_search" / "mine_search.yaml", tmp_path / "test_mine.py"}
+    assert done.stdout.splitlines()[:4] == ["wrote mine.py", "wrote conf/task/mine.yaml",
+                                            "wrote conf/hparams_search/mine_search.yaml", "wrote test_mine.py"]
     tested = installed.run(installed.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_mine.py",
                            cwd=tmp_path)
     assert tested.returncode == 0, tested.stdout + tested.stderr
     assert "2 passed" in tested.stdout
 
 
-def test_the_config_is_the_documented_format():
-    """The YAML is the format the framework reads (the task's hyperparameter a top-level key, its
-    declaration under `hparams`): written as the docs show it, the name put in."""
-    text = files("mine")[Path("conf") / "task" / "mine.yaml"]
-    assert text.startswith("# @package _global_\n# A task of your own: mine.py's `run`, swept with "
-                           "`hpc-sweeper -m --config-dir conf task=mine hidden=8,32`.\nhidden: 16 ")
-    assert "  hidden: {ge: 1, le: 4096, help: \"units of the hidden layer\"}\n" in text
-    assert "    _target_: mine.run\n    hidden: ${hidden}\n" in text
+def test_the_config_declares_the_tasks_own_hyperparameter(tmp_path, monkeypatch):
+    """The YAML is the format the framework reads: the task's hyperparameter a top-level key that its
+    `run` node reads, its range declared under `hparams`, its type the function's annotation."""
+    from omegaconf import OmegaConf
+
+    from sweeper.hparams import declared, interpolated_key
+    from sweeper.schema import run_types
+
+    for path, text in files("mine").items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = OmegaConf.to_container(OmegaConf.load(tmp_path / "conf" / "task" / "mine.yaml"), resolve=False)
+    assert interpolated_key(config["task"]["run"]["hidden"]) == "hidden" and config["hidden"] == 16
+    assert run_types("mine.run")["hidden"] is int
+    hidden = declared("hidden", config["hparams"]["hidden"], int)
+    assert hidden.allowed == "an integer in [1, 256]" and hidden.check(16) and not hidden.check(1.5)
+    search = OmegaConf.load(tmp_path / "conf" / "hparams_search" / "mine_search.yaml")
+    assert search.hydra.sweeper.params.hidden == "declared"
     assert "__NAME__" not in "".join(files("mine").values())
 
 

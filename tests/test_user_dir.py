@@ -16,7 +16,7 @@ from tests.conftest import ROOT, run_cli
 
 pytestmark = pytest.mark.slow
 
-GRID = ("-m", "--config-dir", "conf", "task=mine", "epochs=1,2")
+GRID = ("-m", "--config-dir", "conf", "task=mine", "epochs=1", "hidden=4,32")  # the task's own key
 
 
 @pytest.fixture(scope="module")
@@ -53,11 +53,14 @@ def test_the_installed_copy_is_imported_not_the_checkout(installed, user_dir):
 def test_a_grid_of_the_users_task_in_process(grid):
     sweep, out = grid
     lines = [line for line in out.splitlines() if re.match(r"\[\d/2\] ", line)]
-    assert [line.split(" -> ")[0] for line in lines] == ["[1/2] task=mine epochs=1", "[2/2] task=mine epochs=2"]
-    assert all(" -> ok val_accuracy=" in line for line in lines), out
+    assert [line.split(" -> ")[0] for line in lines] == ["[1/2] task=mine epochs=1 hidden=4",
+                                                          "[2/2] task=mine epochs=1 hidden=32"]
+    assert all(" -> ok test_accuracy=" in line for line in lines), out
     assert "sweep: 2 jobs: 2 ok in " in out and f"collate: python -m sweeper collate {sweep}" in out
     record = _record(sweep / "1")
-    assert record["task"] == "mine" and len(record["history"]["val_accuracy"]) == 2
+    assert record["task"] == "mine" and len(record["history"]["test_accuracy"]) == 1
+    assert record["hparams"] == {"lr": 0.01, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-07, "batch_size": 32,
+                                 "epochs": 1, "hidden": 32, "seed": 0}
     assert record["git_commit"] is None  # the installed copy ran it: it is in no git checkout, this one is
     assert (sweep / "0" / "run.log").is_file()
 
@@ -67,7 +70,10 @@ def test_collate_status_and_report_of_the_users_sweep(installed, grid, tmp_path)
     collated = installed.run(installed.python, "-m", "sweeper", "collate", sweep, cwd=tmp_path)
     assert collated.returncode == 0, collated.stderr
     header = (sweep / "results.csv").read_text().splitlines()[0].split(",")
-    assert header[:3] == ["job", "task", "optimizer"] and "val_accuracy" in header and "epochs" in header
+    assert header[:3] == ["job", "task", "optimizer"] and "test_accuracy" in header
+    assert header[header.index("epochs"):header.index("status")] == ["epochs", "hidden", "seed"]
+    assert [line.split(",")[header.index("hidden")] for line in (sweep / "results.csv").read_text().splitlines()[1:]] \
+        == ["4", "32"]
     status = installed.run(installed.python, "-m", "sweeper", "status", sweep, cwd=tmp_path)
     assert status.returncode == 0 and f"2 jobs: 2 ok ({sweep})" in status.stdout, status.stderr
     report = installed.run(installed.python, "-m", "sweeper", "report", sweep, cwd=tmp_path)
@@ -81,49 +87,32 @@ def test_a_local_grid_of_the_users_task_and_its_resume_from_elsewhere(installed,
     sweep = user_dir / "sweeps" / "local"
     done = installed.run(installed.command, *GRID, "hydra/launcher=local", f"hydra.sweep.dir={sweep}", cwd=user_dir)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.count(" -> ok val_accuracy=") == 2 and "sweep: 2 jobs: 2 ok" in done.stdout
+    assert done.stdout.count(" -> ok test_accuracy=") == 2 and "sweep: 2 jobs: 2 ok" in done.stdout
     assert _record(sweep / "0")["git_commit"] is None
     (sweep / "1" / "result.json").unlink()
     resumed = installed.run(installed.python, "-m", "sweeper", "resume", sweep, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert f"--config-dir {user_dir / 'conf'} -m task=mine epochs=1,2 hydra/launcher=local" in resumed.stdout
-    assert "[1/2] task=mine epochs=1 -> skipped: done" in resumed.stdout
-    assert "[2/2] task=mine epochs=2 -> ok val_accuracy=" in resumed.stdout
+    assert f"--config-dir {user_dir / 'conf'} -m task=mine epochs=1 hidden=4,32 hydra/launcher=local" in resumed.stdout
+    assert "[1/2] task=mine epochs=1 hidden=4 -> skipped: done" in resumed.stdout
+    assert "[2/2] task=mine epochs=1 hidden=32 -> ok test_accuracy=" in resumed.stdout
     assert _record(sweep / "1")["attempts"] == 2
 
 
-SEARCH = """# @package _global_
-defaults:
-  - override /task: mine
-  - override /optimizer: adam
-  - override /hydra/sweeper: optuna_search
-hydra:
-  sweeper:
-    direction: ${task.direction}
-    study_name: mine_search
-    n_trials: 2
-    sampler:
-      seed: 0
-    params:
-      lr: tag(log, interval(0.001, 0.1))
-"""
-
-
 def test_a_search_preset_of_the_users(installed, user_dir):
-    (user_dir / "conf" / "hparams_search").mkdir(exist_ok=True)
-    (user_dir / "conf" / "hparams_search" / "mine_search.yaml").write_text(SEARCH)
+    """new-task's search: the task's own key over its declared range, and lr."""
     sweep = user_dir / "sweeps" / "search"
     done = installed.run(installed.command, "-m", "--config-dir", "conf", "hparams_search=mine_search", "epochs=1",
-                         f"hydra.sweep.dir={sweep}", cwd=user_dir)
+                         "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={sweep}", cwd=user_dir)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.count(" -> ok val_accuracy=") == 2 and "best: trial " in done.stdout, done.stdout
-    assert _record(sweep / "1")["task"] == "mine" and _record(sweep / "1")["optimizer"] == "adam"
+    assert done.stdout.count(" -> ok test_accuracy=") == 2 and "best: trial " in done.stdout, done.stdout
+    record = _record(sweep / "1")
+    assert record["task"] == "mine" and record["optimizer"] == "adam" and 1 <= record["hparams"]["hidden"] <= 256
 
 
 def _same(out: str, sweep: Path) -> list[str]:
-    """Printed lines less what differs between two runs: seconds, and the sweep directory."""
+    """Printed lines less what differs between two runs: seconds, speeds, and the sweep directory."""
     out = out.replace(str(sweep), "SWEEP")
-    return [re.sub(r"\d+\.\d+ s\b", "T s", line) for line in out.splitlines()]
+    return [re.sub(r"\d+ images/s", "N images/s", re.sub(r"\d+\.\d+ s\b", "T s", line)) for line in out.splitlines()]
 
 
 def test_hpc_sweeper_prints_what_run_py_prints(installed, user_dir, grid):
@@ -142,8 +131,8 @@ def test_a_slurm_sweep_of_the_users_task(installed, user_dir):
     done = installed.run(installed.command, *GRID, "hydra/launcher=slurm", f"hydra.sweep.dir={sweep}", cwd=user_dir,
                          timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.count(" -> ok val_accuracy=") == 2, done.stdout
-    for job in ("0", "1"):
+    assert done.stdout.count(" -> ok test_accuracy=") == 2, done.stdout
+    for job, hidden in (("0", 4), ("1", 32)):
         record = _record(sweep / job)
-        assert record["status"] == "ok" and record["git_commit"] is None
+        assert record["status"] == "ok" and record["git_commit"] is None and record["hparams"]["hidden"] == hidden
         assert record["environment"].get("SLURM_JOB_ID"), record["environment"]
