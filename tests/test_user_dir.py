@@ -1,9 +1,8 @@
 """A user's own task, from the user's own directory, with the project pip-installed (not this
 checkout: tests/installed.py): `hpc-sweeper -m --config-dir conf task=mine ...` in process, with
-`hydra/launcher=local` and on Slurm, the job processes importing the user's module; a search
-preset in the user's conf; `python -m
-sweeper collate|status|report|resume` on those sweeps; and `hpc-sweeper` printing what `python
-run.py` prints."""
+`hydra/launcher=local`, the job processes importing the user's module; `python -m sweeper
+collate|status|report|resume` on those sweeps; and `hpc-sweeper` printing what `python run.py` prints.
+A search and a Slurm sweep of the user's task: tests/test_own_task_docs.py (docs/own_task.md as written)."""
 from __future__ import annotations
 
 import json
@@ -98,17 +97,6 @@ def test_a_local_grid_of_the_users_task_and_its_resume_from_elsewhere(installed,
     assert _record(sweep / "1")["attempts"] == 2
 
 
-def test_a_search_preset_of_the_users(installed, user_dir):
-    """new-task's search: the task's own key over its declared range, and lr."""
-    sweep = user_dir / "sweeps" / "search"
-    done = installed.run(installed.command, "-m", "--config-dir", "conf", "hparams_search=mine_search", "epochs=1",
-                         "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={sweep}", cwd=user_dir)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.count(" -> ok test_accuracy=") == 2 and "best: trial " in done.stdout, done.stdout
-    record = _record(sweep / "1")
-    assert record["task"] == "mine" and record["optimizer"] == "adam" and 1 <= record["hparams"]["hidden"] <= 256
-
-
 def _same(out: str, sweep: Path) -> list[str]:
     """Printed lines less what differs between two runs: seconds, speeds, and the sweep directory."""
     out = out.replace(str(sweep), "SWEEP")
@@ -122,17 +110,3 @@ def test_hpc_sweeper_prints_what_run_py_prints(installed, user_dir, grid):
     assert done.returncode == 0, done.stdout + done.stderr
     assert _same(done.stdout, by_run_py) == _same(out, sweep)
     assert (by_run_py / "0" / "run.log").is_file()  # the same job name: Hydra's log is run.log
-
-
-@pytest.mark.slurm
-def test_a_slurm_sweep_of_the_users_task(installed, user_dir):
-    """The compute node's job process imports the user's module, and the installed framework."""
-    sweep = user_dir / "sweeps" / "slurm"
-    done = installed.run(installed.command, *GRID, "hydra/launcher=slurm", f"hydra.sweep.dir={sweep}", cwd=user_dir,
-                         timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.count(" -> ok test_accuracy=") == 2, done.stdout
-    for job, hidden in (("0", 4), ("1", 32)):
-        record = _record(sweep / job)
-        assert record["status"] == "ok" and record["git_commit"] is None and record["hparams"]["hidden"] == hidden
-        assert record["environment"].get("SLURM_JOB_ID"), record["environment"]
