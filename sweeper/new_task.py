@@ -54,15 +54,15 @@ def make_model(hidden: int, activation: str) -> Any:
 
 
 def run(*, optimizer: dict[str, Any], hidden: int, epochs: int, batch_size: int, seed: int,
-        activation: str = "relu", job_dir: Path | None = None, trial: Reporter | None = None,
-        progress: str | None = None) -> Outcome:
+        activation: str = "relu", logging: dict[str, Any] | None = None, job_dir: Path | None = None,
+        trial: Reporter | None = None, progress: str | None = None) -> Outcome:
     \"\"\"Train a hidden layer of `hidden` units for `epochs` epochs with the framework's training helper:
     the record gets the curves per epoch (train_loss, test_accuracy, ...) and the last values as metrics
     (test_accuracy is the task's objective); a stopped job continues from its last epoch.\"\"\"
     train_data, test_data = make_data(seed)
     outcome, _ = train(lambda: make_model(hidden, activation), train_data, test_data, optimizer=optimizer,
                        loss="sparse_categorical_crossentropy", metrics=["accuracy"], batch_size=batch_size,
-                       epochs=epochs, seed=seed, job_dir=job_dir, trial=trial, progress=progress)
+                       epochs=epochs, seed=seed, job_dir=job_dir, logging=logging, trial=trial, progress=progress)
     return outcome
 """
 
@@ -89,6 +89,7 @@ task:
     batch_size: ${batch_size}
     seed: ${seed}
     activation: relu        # a setting, not a hyperparameter: swept as task.run.activation=relu,tanh
+    logging: ${logging}     # TensorBoard's curves per epoch (logging.tensorboard), kept state (logging.keep_state)
 """
 
 SEARCH = """# @package _global_

@@ -163,6 +163,8 @@ def check_argv(argv: Sequence[str]) -> None:
         parsed = _parse(args.overrides)
     except (Exception, SystemExit):  # Hydra says what is wrong with the command line itself
         return
+    if args.config_dir:
+        _check_shadowed(Path(args.config_dir))
     for override in parsed:
         if override.type.name != "CHANGE" or override.package is not None:
             continue  # +key, ++key, ~key: Hydra's own meaning
@@ -173,6 +175,17 @@ def check_argv(argv: Sequence[str]) -> None:
                                                        if top != "hydra" else None)
         if hint:
             refuse(f"{override.key_or_group} is not a key of the config: {hint}")
+
+
+def _check_shadowed(config_dir: Path) -> None:
+    """Refuse a file of the user's --config-dir that one of the project's hides: Hydra searches the
+    project's conf first, so the user's `conf/task/linear.yaml` would silently not be used."""
+    for path in sorted(config_dir.glob("*/**/*.yaml")):
+        relative = path.relative_to(config_dir)
+        if (CONF / relative).is_file():
+            group, option = relative.parent.as_posix(), relative.stem
+            refuse(f"{path} is hidden by the project's {group}={option}, which Hydra reads first: rename yours "
+                   f"(e.g. {relative.parent / f'my_{option}.yaml'}) and choose {group}=my_{option}")
 
 
 def _check_search_option(override: Any) -> None:

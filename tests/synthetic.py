@@ -43,8 +43,8 @@ def write_job(job_dir: Path, task: str, optimizer: str, hparams: dict[str, Any],
               error: str | None = None, overrides: list[str] | None = None) -> None:
     """A job directory as a job leaves it: `.hydra/overrides.yaml` and `result.json`, its hyperparameters
     in the order a job records them (conf/config.yaml's)."""
-    hparams = dict(sorted(hparams.items(), key=lambda item: CONFIG_ORDER.index(item[0]) if item[0] in CONFIG_ORDER else 99))
     overrides = overrides if overrides is not None else [f"{k}={v}" for k, v in hparams.items()]
+    hparams = dict(sorted(hparams.items(), key=lambda item: CONFIG_ORDER.index(item[0]) if item[0] in CONFIG_ORDER else 99))
     (job_dir / ".hydra").mkdir(parents=True, exist_ok=True)
     (job_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
     record = Record(status=status, task=task, optimizer=optimizer, hparams=hparams, metrics=metrics,

@@ -127,3 +127,12 @@ def test_a_search_over_a_choice_and_a_declared_range(user_dir: Path) -> None:
     assert len({r["hparams"]["width"] for r in records}) == 4  # drawn from the declared range
     header = (run_cli("-m", "sweeper", "collate", str(out)), (out / "results.csv").read_text().splitlines()[0])[1]
     assert header.startswith("job,task,optimizer,hidden,width,seed,status")
+
+
+def test_a_file_of_the_users_that_the_projects_hides_is_refused(user_dir: Path) -> None:
+    """Hydra reads the project's conf/task/linear.yaml before the user's: the user's would silently not run."""
+    (user_dir / "conf" / "task" / "linear.yaml").write_text(TASK)
+    done = sweep(user_dir, "-m", "--config-dir", "conf", "task=linear", f"hydra.sweep.dir={user_dir / 'out'}")
+    assert done.returncode == 2 and done.stderr.strip() == (
+        f"error: {Path('conf') / 'task' / 'linear.yaml'} is hidden by the project's task=linear, which Hydra reads "
+        "first: rename yours (e.g. task/my_linear.yaml) and choose task=my_linear")

@@ -52,3 +52,14 @@ def test_the_own_task_page_runs_as_written(installed, tmp_path: Path) -> None:
 
     report = (mine / "sweeps" / "grid" / "report" / "report.md").read_text()
     assert "### hidden x task.run.activation -> test_accuracy" in report
+
+
+def test_the_page_shows_what_new_task_writes() -> None:
+    """The page's YAML is new-task's file, and its signature is new-task's function's."""
+    from sweeper.new_task import files
+
+    written = files("mine")
+    page = PAGE.read_text()
+    assert re.search(r"```yaml\n(.*?)```", page, flags=re.S).group(1) == written[Path("conf") / "task" / "mine.yaml"]
+    signature = re.search(r"```python\n(.*?)```", page, flags=re.S).group(1)
+    assert signature in written[Path("mine.py")]
