@@ -304,13 +304,15 @@ def recorded_hparams(cfg: DictConfig) -> dict[str, Any]:
 def optimizer_hparams(cfg: DictConfig) -> dict[str, str]:
     """The optimizer node's arguments that read a hyperparameter, and which (`learning_rate` -> lr)."""
     raw = cast("dict[str, Any]", _raw(cfg, "optimizer") or {})
-    return {str(arg): key for arg, value in raw.items() if (key := interpolated_key(value)) and _is_value(cfg, key)}
+    return {str(arg): key for arg, value in raw.items() if (key := interpolated_key(value)) and key in cfg}
 
 
 def optimizer_arguments(cfg: DictConfig) -> dict[str, Any]:
     """A job's optimizer node as the task gets it: resolved, the arguments that read a hyperparameter
     declared `type: float` as floats (the checks take `lr=5`; Keras takes a learning rate only as a float)."""
     arguments = cast(dict[str, Any], OmegaConf.to_container(cfg.optimizer, resolve=True))  # a mapping node
+    if not any(_is_integer(value) for value in arguments.values()):
+        return arguments  # nothing to convert: most jobs (0.2 ms a job less)
     floats = {str(name) for name, spec in (_raw(cfg, DECLARATIONS) or {}).items()
               if isinstance(spec, dict) and spec.get("type") == "float"}
     for argument, key in optimizer_hparams(cfg).items():

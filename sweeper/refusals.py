@@ -16,7 +16,7 @@ import io
 import json
 import sys
 from pathlib import Path
-from typing import Any, Iterable, NoReturn, Sequence, cast
+from typing import Any, Container, Iterable, NoReturn, Sequence, cast
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
@@ -203,14 +203,19 @@ def _check_search_option(override: Any) -> None:
 
 # -- hyperparameters that apply to no job ---------------------------------------------------------
 
-def given_hparams(overrides: Iterable[str], cfg: DictConfig) -> dict[str, str]:
-    """The top-level keys among a job's overrides that hold one value, a hyperparameter where one
-    applies (`lr=0.1` -> {"lr": "0.1"}; not a config group's `task=cnn`, not a nested key)."""
+def value_keys(cfg: DictConfig) -> frozenset[str]:
+    """The config's top-level keys that hold one value (not a node, not a config group's)."""
     groups = OmegaConf.select(cfg, "hydra.runtime.choices", default=None) or {}
+    return frozenset(str(key) for key in cfg if key not in groups and key != "hydra" and not OmegaConf.is_config(cfg[key]))
+
+
+def given_hparams(overrides: Iterable[str], values: Container[str]) -> dict[str, str]:
+    """The top-level keys among a job's overrides that hold one value (`values`: value_keys), a
+    hyperparameter where one applies (`lr=0.1` -> {"lr": "0.1"}; not `task=cnn`, not a nested key)."""
     given = {}
     for override in overrides:
         key, sep, value = override.partition("=")
-        if sep and key.isidentifier() and key not in groups and key in cfg and not OmegaConf.is_config(cfg[key]):
+        if sep and key in values:
             given[key] = value
     return given
 
@@ -227,7 +232,7 @@ def takes(cfg: DictConfig) -> str:
 def not_applying(cfg: DictConfig, overrides: Iterable[str]) -> list[str]:
     """The hyperparameters the user gave that this job's task and optimizer do not read."""
     used = applicable_hparams(cfg)
-    return [key for key in given_hparams(overrides, cfg) if key not in used and key not in NOT_HPARAMS]
+    return [key for key in given_hparams(overrides, value_keys(cfg)) if key not in used and key not in NOT_HPARAMS]
 
 
 class Applicability:
@@ -240,13 +245,13 @@ class Applicability:
         self.example: dict[str, str] = {}   # key -> what a job it does not apply to takes
 
     def add(self, cfg: DictConfig, overrides: Sequence[str]) -> None:
-        self.add_job(tuple(applicable_hparams(cfg)), takes(cfg), overrides, cfg)
+        self.add_job(tuple(applicable_hparams(cfg)), takes(cfg), overrides, value_keys(cfg))
 
-    def add_job(self, used: Sequence[str], who: str, overrides: Sequence[str], cfg: DictConfig) -> None:
+    def add_job(self, used: Sequence[str], who: str, overrides: Sequence[str], values: Container[str]) -> None:
         """A job that reads the hyperparameters `used` (applicable_hparams), `who` saying whose they
-        are (takes); `cfg`: its combination's config (which keys are config groups, which values)."""
+        are (takes); `values`: its config's keys that hold one value (value_keys)."""
         self.jobs += 1
-        for key in given_hparams(overrides, cfg):
+        for key in given_hparams(overrides, values):
             if key in NOT_HPARAMS:
                 continue
             self.unused.setdefault(key, 0)
@@ -436,7 +441,7 @@ def check_single_run(cfg: DictConfig) -> None:
     unused = not_applying(cfg, overrides)
     if unused:
         key = unused[0]
-        refuse(f"{key}={given_hparams(overrides, cfg)[key]} does not apply to this job ({takes(cfg)}): remove it")
+        refuse(f"{key}={given_hparams(overrides, value_keys(cfg))[key]} does not apply to this job ({takes(cfg)}): remove it")
     check_bypass(cfg, overrides)
 
 

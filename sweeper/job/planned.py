@@ -38,6 +38,8 @@ class PlannedJob:
     trial: TrialLink | None = None    # a search's trial it reports to (sweeper/job/trial.py)
     resources: dict[str, Any] | None = None  # submitit parameters, for the launchers that submit
     former: tuple[str, ...] = ()      # its fingerprints as records written before data.dir left them hold them
+    hparams: dict[str, Any] | None = None  # its record's hparams, where its sweep's planner has them
+                                           # (sweeper/hparams.py recorded_hparams: the same, not computed again)
 
     @property
     def cfg(self) -> DictConfig:

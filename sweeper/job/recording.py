@@ -34,7 +34,7 @@ def record_of(job: PlannedJob, status: Status, outcome: Outcome | None, error: s
               attempts: int) -> Record:
     cfg = job.cfg
     return Record(
-        status=status, task=cfg.task.name, optimizer=cfg.optimizer.name, hparams=recorded_hparams(cfg),
+        status=status, task=cfg.task.name, optimizer=cfg.optimizer.name, hparams=job.hparams if job.hparams is not None else recorded_hparams(cfg),
         metrics=outcome.metrics if outcome else {}, history=outcome.history if outcome else {},
         train_time_s=outcome.train_time_s if outcome else None, started=(outcome and outcome.started) or started,
         finished=environment.now(),

@@ -215,7 +215,7 @@ class Planner:
         directory = combination.sweep_dir / str(job.num)
         # The former fingerprints only where a record may be of one (three hashes a job otherwise).
         former = former_of(resolved) if (directory / RECORD_NAME).exists() else ()
-        planned = dataclasses.replace(first, num=job.num, directory=directory, dir=str(job.num),
+        planned = dataclasses.replace(first, num=job.num, directory=directory, dir=str(job.num), hparams=None,
                                       overrides=job.overrides, fingerprint=fingerprint_of(resolved),
                                       former=former, trial=trial)
         if self.resources:

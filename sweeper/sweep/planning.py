@@ -29,7 +29,7 @@ from sweeper.job.planned import PlannedJob
 from sweeper.job.record import RECORD_NAME
 from sweeper.launching import in_process
 from sweeper.launching.compose import Job, Planner
-from sweeper.refusals import Applicability, DataCheck, check_additions, check_bypass, check_workers, takes
+from sweeper.refusals import Applicability, DataCheck, check_additions, check_bypass, check_workers, takes, value_keys
 from sweeper.sweep import manifest
 from sweeper.job.index import read_index
 
@@ -46,7 +46,8 @@ class _Checks:
     def __init__(self) -> None:
         self.applicability = Applicability()
         self.data = DataCheck()
-        self.seen: dict[int, tuple[tuple[str, ...], str]] = {}  # by combination: hyperparameters it takes, who takes them
+        self.seen: dict[int, tuple[tuple[str, ...], str, frozenset[str]]] = {}  # by combination: hyperparameters it
+        # takes, who takes them, its keys that hold one value
         self.recorded: dict[int, tuple[tuple[str, str | None], ...]] = {}  # by combination: its records' hparams keys
         self.types: dict[int, dict[str, Any]] = {}  # by combination: its top-level keys' types (resolved configs have none)
         self.reading: set[int] = set()  # the combinations with a job to run: their data is checked
@@ -59,14 +60,14 @@ class _Checks:
         if cfg is not None and combination not in self.seen:
             check_bypass(cfg, job.overrides)  # only the overrides that are not hyperparameters matter:
             check_additions(cfg, job.overrides)  # the same for the combination's every job
-            self.seen[combination] = tuple(applicable_hparams(cfg)), takes(cfg)
+            self.seen[combination] = tuple(applicable_hparams(cfg)), takes(cfg), value_keys(cfg)
             self.recorded[combination] = recorded_keys(cfg)
             self.types[combination] = top_level_types(cfg)
             self.configs[combination] = cfg
         check_or_exit(resolved, self.types[combination])
         check_workers(self.configs[combination], int(resolved.get("nodes") or 1))  # nodes: the job's own
-        used, who = self.seen[combination]
-        self.applicability.add_job(used, who, job.overrides, self.configs[combination])
+        used, who, values = self.seen[combination]
+        self.applicability.add_job(used, who, job.overrides, values)
         return hparams_of(self.recorded[combination], resolved)
 
     def to_run(self, job: Job, planner: Planner) -> None:
@@ -110,6 +111,7 @@ def plan_sweep(hydra_context: HydraContext, config: DictConfig, launcher: Launch
             new = id(job.combination) not in rows
             cfg = planner.config(job) if new else None
             hparams = checks.add(job, cfg, resolved)
+            planned.hparams = hparams
             if new:
                 rows[id(job.combination)] = manifest.listed_job(planned, planner.config(job))
             row = dataclasses.replace(rows[id(job.combination)], num=planned.num, dir=planned.dir,
