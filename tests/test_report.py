@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from sweeper.report.groups import fmt_number
 from sweeper.sweep.collate import collate
 from sweeper.job.record import read_record
 from sweeper.sweep import manifest
@@ -86,7 +87,13 @@ def test_complete_adam_grid(report_of, tmp_path):
     # The full table is collate's, and collate's files are written too.
     assert (sweep / "results.md").read_text().strip() in markdown
     assert len(pd.read_csv(sweep / "results.csv")) == len(jobs)
-    assert_images(sweep, "heatmap_linear_adam.png", "loss_linear_adam.png")
+    assert_images(sweep, "heatmap_linear_adam.png", "loss_linear_adam.png", "best_per_value_linear_adam.png")
+    # Best per value: each lr's best final loss over beta1 and beta2, as the table's own minimum.
+    per_lr = table_rows(section(markdown, "### Best per lr (over beta1, beta2)"))
+    ok = table[table.status == "ok"]
+    assert [row[0] for row in per_lr] == [fmt_number(v) for v in sorted(table.lr.unique())]
+    assert [row[1] for row in per_lr] == [f"{ok[ok.lr == v].final_loss.min():.3g}" for v in sorted(table.lr.unique())]
+    assert {row[2] for row in per_lr} == {"16"}
 
 
 def test_mnist_grid_has_heatmap_and_small_multiples(report_of, tmp_path):
@@ -102,7 +109,7 @@ def test_mnist_grid_has_heatmap_and_small_multiples(report_of, tmp_path):
     assert [row[0] for row in pivot] == ["0.01", "0.1", "0.5"]
     cell = table[(table.lr == 0.01) & (table.batch_size == 256)].test_accuracy.item()
     assert pivot[0][4] == f"{cell:.4f}"
-    assert_images(sweep, "heatmap_softmax_gd.png", "loss_softmax_gd.png",
+    assert_images(sweep, "heatmap_softmax_gd.png", "loss_softmax_gd.png", "best_per_value_softmax_gd.png",
                   "epochs_accuracy_softmax_gd.png", "epochs_loss_softmax_gd.png")
 
 
@@ -125,7 +132,7 @@ def test_partial_sweep_says_what_is_missing_and_why(report_of, tmp_path):
     assert pivot[0][1:] == ["not started"] * 4                  # lr=0.01
     assert pivot[1][2:] == ["failed", "corrupt", "missing"]     # lr=0.1
     assert pivot[2][1] == "diverged"                            # lr=0.5, batch_size=32
-    assert_images(sweep, "heatmap_softmax_gd.png", "loss_softmax_gd.png", "epochs_softmax_gd.png")
+    assert_images(sweep, "heatmap_softmax_gd.png", "loss_softmax_gd.png", "best_per_value_softmax_gd.png", "epochs_softmax_gd.png")
 
 
 def test_gpu_scaling_table_and_figure(report_of, tmp_path):
@@ -280,7 +287,7 @@ def test_a_sweep_of_one_epoch_jobs_has_no_per_epoch_figures(sweeper_cli, tmp_pat
     result = sweeper_cli("report", str(sweep))
     assert result.returncode == 0, result.stderr
     made = sorted(p.name for p in (sweep / "report").glob("*.png"))
-    assert made == ["heatmap_softmax_gd.png", "loss_softmax_gd.png"]
+    assert made == ["best_per_value_softmax_gd.png", "heatmap_softmax_gd.png", "loss_softmax_gd.png"]
 
 
 

@@ -2,8 +2,8 @@
 
 The table is collate's (the same rows, read once); the figures are drawn from the records'
 histories with matplotlib's non-interactive Agg backend. Each figure is made only when the sweep
-has the data for it: loss curves, per-epoch accuracy and loss, heatmaps over two grid-varied
-hyperparameters, GPU scaling, and the objective against the trial number of a search.
+has the data for it: loss curves, per-epoch accuracy and loss, the best per value of each varied
+hyperparameter, heatmaps over two grid-varied hyperparameters, GPU scaling, and the objective against the trial number of a search.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from sweeper.sweep.jobs import read_sweep
 from sweeper.report.curves import epoch_figures, loss_figure
 from sweeper.report.groups import Group, REPORT_DIR, fmt_number, markdown_table, metric_text, read_groups
 from sweeper.report.heatmaps import heatmap_figure
+from sweeper.report.values import section as per_value_section
 from sweeper.report.plotting import pyplot
 from sweeper.report.scaling import scaling_figure, scaling_table, unit
 from sweeper.report.search import search_figure, trial_of
@@ -44,6 +45,11 @@ def _group_sections(plt: ModuleType, group: Group, out: Path, search: bool) -> t
                       f"{metric_text(group.objective, float(best[group.objective]))}, {hparams}.", ""]
         path = search_figure(plt, group, out / f"search_{group.slug}.png")
         _image(lines, out, path, f"{group.objective} by trial")
+        figures += [path] if path else []
+    if not search:  # a search's trials draw values, not a grid's: the objective by trial tells it
+        per_value, path = per_value_section(plt, group, out)
+        lines += per_value
+        _image(lines, out, path, f"best {group.objective} per value")
         figures += [path] if path else []
     grids = []
     for a, b in grid_pairs(group):

@@ -92,7 +92,7 @@ def grid_pairs(group: Group) -> list[tuple[str, str]]:
     return pairs
 
 
-def _cell(frame: pd.DataFrame, objective: str, direction: str) -> tuple[float, str]:
+def cell_value(frame: pd.DataFrame, objective: str, direction: str) -> tuple[float, str]:
     """One grid cell's best objective over the other hyperparameters, or why there is none."""
     values = pd.to_numeric(frame.loc[frame.status == Status.OK, objective], errors="coerce").dropna()
     values = values[np.isfinite(values)]
@@ -116,7 +116,7 @@ def grid_values(group: Group, a: str, b: str) -> tuple[list[Any], list[Any], np.
     texts = [["missing"] * len(cols_values) for _ in rows_values]
     for (va, vb), frame in group.rows.groupby([a, b]):
         i, j = rows_values.index(va), cols_values.index(vb)
-        values[i, j], texts[i][j] = _cell(frame, group.objective, group.direction)
+        values[i, j], texts[i][j] = cell_value(frame, group.objective, group.direction)
     return rows_values, cols_values, values, texts
 
 
