@@ -32,3 +32,9 @@ def job_pythonpath() -> str:
     entry = os.path.abspath(sys.path[0] or os.getcwd())
     given = [path for path in os.environ.get("PYTHONPATH", "").split(os.pathsep) if path]
     return os.pathsep.join(dict.fromkeys([entry, os.getcwd(), *given]))
+
+
+def command() -> str:
+    """How the user started the sweep, for the commands the refusals suggest: `hpc-sweeper`, the
+    installed command, or the checkout's `python run.py`."""
+    return "hpc-sweeper" if Path(sys.argv[0]).name == "hpc-sweeper" else "python run.py"

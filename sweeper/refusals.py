@@ -30,7 +30,7 @@ from sweeper.job.outcome import FRAMEWORK_ARGUMENTS
 from sweeper.job.planned import preset_of
 from sweeper.job.task import data_checks
 from sweeper import schema
-from sweeper.paths import conf_dir
+from sweeper.paths import command, conf_dir
 from sweeper.training.tf import locate_quietly
 
 CONF = conf_dir()
@@ -112,7 +112,7 @@ def _unknown_key_hint(key: str, value: str, dirs: tuple[Path, ...] = (CONF,)) ->
         return f"did you mean {near_group[0]}={value}?"
     if near_key:
         return f"did you mean {near_key[0]}={value}?"
-    return f"the keys are {', '.join(keys)} (python run.py --help lists the groups)"
+    return f"the keys are {', '.join(keys)} ({command()} --help lists the groups)"
 
 
 @functools.cache
@@ -388,7 +388,7 @@ def check_workers(cfg: DictConfig, nodes: int | None = None) -> None:
     what = f"nodes={nodes}" if nodes > 1 else f"hydra.launcher.tasks_per_node={tasks}"
     if OmegaConf.select(cfg, "hydra.launcher._target_", default=None) != SlurmConf._target_:
         refuse(f"{what} trains one job over several Slurm tasks: it runs only on the Slurm launcher "
-               "(python run.py -m hydra/launcher=slurm ...)")
+               f"({command()} -m hydra/launcher=slurm ...)")
     if (OmegaConf.select(cfg, "hydra.launcher.jobs_per_task", default=1) or 1) > 1:
         refuse(f"{what}: a job over several workers has its Slurm job to itself, it cannot be packed with "
                "others (packing=none, or hydra.launcher.jobs_per_task=1)")
@@ -436,7 +436,7 @@ def check_single_run(cfg: DictConfig) -> None:
     if str(OmegaConf.select(cfg, "hydra.sweeper._target_", default="")).endswith(".CheckedSweeper"):
         jobs = grid_size(cfg)
         if jobs > 1:
-            refuse(f"{_preset(cfg)} is a grid of {jobs} jobs: add -m (python run.py -m {' '.join(overrides)})")
+            refuse(f"{_preset(cfg)} is a grid of {jobs} jobs: add -m ({command()} -m {' '.join(overrides)})")
     check_additions(cfg, overrides)
     unused = not_applying(cfg, overrides)
     if unused:

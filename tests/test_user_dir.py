@@ -110,3 +110,9 @@ def test_hpc_sweeper_prints_what_run_py_prints(installed, user_dir, grid):
     assert done.returncode == 0, done.stdout + done.stderr
     assert _same(done.stdout, by_run_py) == _same(out, sweep)
     assert (by_run_py / "0" / "run.log").is_file()  # the same job name: Hydra's log is run.log
+
+
+def test_a_refusal_names_the_command_the_user_typed(installed, user_dir):
+    done = installed.run(installed.command, "experiment=ex1_gd", cwd=user_dir)
+    assert (done.returncode, done.stderr.strip()) == (
+        2, "error: experiment=ex1_gd is a grid of 4 jobs: add -m (hpc-sweeper -m experiment=ex1_gd)")
