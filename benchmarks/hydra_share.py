@@ -36,13 +36,13 @@ def main() -> None:
     import hydra.core.utils
     import keras  # noqa: F401  (imported now: out of the first job's time)
 
-    import sweeper
+    import sweeper.run
     from sweeper.launching import in_process
 
     # Hydra loads its launcher plugins anew (their `from hydra.core.utils import run_job` then gets this).
     hydra.core.utils.run_job = timed("run_job", hydra.core.utils.run_job)
     in_process.run_job = timed("run_job", in_process.run_job)  # the grid's in-process jobs: Hydra's, with fewer copies
-    sweeper.run_job = timed("task", sweeper.run_job)  # what run.py's task function calls
+    sweeper.run.run_job = timed("task", sweeper.run.run_job)  # what the entry's task function calls (sweeper/run.py)
     sys.argv = [str(ROOT / "run.py"), *sys.argv[1:]]
     start = time.perf_counter()
     try:

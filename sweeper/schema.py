@@ -225,17 +225,26 @@ def _raw_and_target(cfg: DictConfig | dict[Any, Any]) -> tuple[dict[Any, Any], A
     return cfg, lookup(cfg, "task.run._target_")[1]
 
 
-def typed_keys(raw: dict[Any, Any], target: Any) -> dict[str, Any]:
+@functools.cache
+def _known_types(target: str | None) -> tuple[tuple[str, Any], ...]:
+    """The schema's typed keys and the task function's (`target`), less the nodes typed key by key."""
+    typed = dict(_typed_keys())
+    if target is not None:
+        typed |= {f"task.run.{name}": tp for name, tp in run_types(target).items()}
+    return tuple((key, tp) for key, tp in typed.items() if typing.get_origin(tp) is not dict)
+
+
+def typed_keys(raw: dict[Any, Any], target: Any, references: bool = True) -> dict[str, Any]:
     """Each typed key of a config (unresolved: `raw`) and its type: the schema's, the task's `run`
     arguments' by its function (`target`), and a top-level key that a typed key reads by plain
-    interpolation (`hidden: ${hidden}` in a run node whose function says `hidden: int`) its type."""
-    typed = dict(_typed_keys())
-    if isinstance(target, str):
-        typed |= {f"task.run.{name}": tp for name, tp in run_types(target).items()}
-    for key, tp in list(typed.items()):
-        reference = _REFERENCE.match(str(lookup(raw, key)[1]))
-        if reference and "." not in reference.group(1) and typing.get_origin(tp) is not dict:
-            typed.setdefault(reference.group(1), tp)
+    interpolation (`hidden: ${hidden}` in a run node whose function says `hidden: int`) its type
+    (`references`: False for a resolved config, which has none)."""
+    typed = dict(_known_types(target if isinstance(target, str) else None))
+    if references:
+        for key, tp in list(typed.items()):
+            reference = _REFERENCE.match(str(lookup(raw, key)[1]))
+            if reference and "." not in reference.group(1):
+                typed.setdefault(reference.group(1), tp)
     return typed
 
 
@@ -250,13 +259,11 @@ def type_error(cfg: DictConfig | dict[Any, Any], types: dict[str, Any] | None = 
     all are typed right. `cfg`: a job's config, or its resolved config as a dictionary (the
     planner's, a merge per job: then `types`, its combination's top_level_types, types its top-level keys)."""
     raw, target = _raw_and_target(cfg)
-    typed = typed_keys(raw, target)
+    unresolved = isinstance(cfg, DictConfig)
+    typed = typed_keys(raw, target, references=unresolved)
     typed = {**(types or {}), **{k: tp for k, tp in typed.items() if "." not in k}, **typed}
     for key, tp in typed.items():
-        if typing.get_origin(tp) is dict:
-            continue  # task.run: its keys are typed one by one
-        reference = _REFERENCE.match(str(lookup(raw, key)[1]))
-        if reference and typed.get(reference.group(1)) == tp:
+        if unresolved and (reference := _REFERENCE.match(str(lookup(raw, key)[1]))) and typed.get(reference.group(1)) == tp:
             continue  # `${lr}`: checked where it is set (resolving every one is most of the time)
         present, value = _value(cfg, key)
         if present and not is_of(value, tp):
