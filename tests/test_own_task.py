@@ -74,6 +74,19 @@ def user_dir(tmp_path: Path) -> Path:
     return home
 
 
+def tensorboard_hparams(job_dir: Path) -> dict:
+    """The hyperparameters of a job's session in TensorBoard's HParams dashboard, as its files hold them."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import metadata
+
+    accumulator = EventAccumulator(str(job_dir / "tensorboard"), size_guidance={"tensors": 0})
+    accumulator.Reload()
+    content = accumulator.SummaryMetadata(metadata.SESSION_START_INFO_TAG).plugin_data.content
+    values = metadata.parse_session_start_info_plugin_data(content).hparams
+    return {name: value.number_value if value.HasField("number_value") else value.string_value
+            for name, value in values.items()}
+
+
 def sweep(user_dir: Path, *args: str):
     env = checkout_env()
     env["PYTHONPATH"] = f"{user_dir}:{ROOT}"  # their module, and this checkout's framework
@@ -95,6 +108,8 @@ def test_a_grid_over_the_tasks_own_keys_and_a_nested_one(user_dir: Path) -> None
     assert header[:8] == ["job", "task", "optimizer", "hidden", "width", "seed", "task.run.activation", "status"]
     rows = [line.split(",")[3:7] for line in (out / "results.csv").read_text().splitlines()[1:]]
     assert len({tuple(row) for row in rows}) == 4, collated.stdout  # no two rows alike
+    assert tensorboard_hparams(out / "1") == {"hidden": 4.0, "width": 1.0, "seed": 0.0, "task.run.activation": "tanh",
+                                              "optimizer": "gd", "task": "mine"}
     report = run_cli("-m", "sweeper", "report", str(out))
     assert report.returncode == 0, report.stderr
     markdown = (out / "report" / "report.md").read_text()
