@@ -167,7 +167,8 @@ def test_report_of_a_real_partial_sweep(sweeper_cli, momentum_sweep, tmp_path):
     table = collate(sweep).set_index("job")
     assert (table.loc["3", "lr"], table.loc["3", "momentum"], table.loc["3", "status"]) == (0.01, 0.9, "not_started")
     assert {p.name for p in (sweep / "report").glob("*.png")} == {"heatmap_linear_momentum.png",
-                                                                  "loss_linear_momentum.png"}
+                                                                  "loss_linear_momentum.png",
+                                                                  "best_per_value_linear_momentum.png"}
 
 
 @pytest.mark.slow

@@ -74,11 +74,20 @@ def figure(plt: ModuleType, group: Group, tables: dict[str, pd.DataFrame], path:
     return save(fig, path)
 
 
+def _tables(group: Group) -> dict[str, pd.DataFrame]:
+    return {key: best_per_value(group, key) for key in value_keys(group)}
+
+
 def section(plt: ModuleType, group: Group, out: Path) -> tuple[list[str], Path | None]:
     """The report's lines (a table per key) and the figure (sweeper/report/__init__.py)."""
-    tables = {key: best_per_value(group, key) for key in value_keys(group)}
+    tables = _tables(group)
     lines: list[str] = []
     for key, table in tables.items():
         others = [k for k in group.varied if k != key]
         lines += [f"### Best per {key}" + (f" (over {', '.join(others)})" if others else ""), "", markdown(table), ""]
     return lines, figure(plt, group, tables, out / f"best_per_value_{group.slug}.png")
+
+
+def per_value_figure(plt: ModuleType, group: Group, out: Path) -> Path | None:
+    """The figure alone, as the report draws it (the live page's, sweeper/serve/live.py)."""
+    return figure(plt, group, _tables(group), out / f"best_per_value_{group.slug}.png")

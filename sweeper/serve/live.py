@@ -34,6 +34,7 @@ from sweeper.report.heatmaps import heatmap_figure
 from sweeper.report.plotting import pyplot
 from sweeper.report.scaling import scaling_figure, scaling_table
 from sweeper.report.search import search_figure
+from sweeper.report.values import per_value_figure
 from sweeper.report.tables import best_table, grid_pairs, grid_values
 from sweeper.sweep.collate import collate
 from sweeper.sweep.jobs import Job, Sweep, read_sweep
@@ -279,6 +280,8 @@ def _group_figures(plt: Any, group: Group, out: Path, search: bool) -> list[Path
     made: list[Path | None] = []
     if search:
         made.append(search_figure(plt, group, out / f"search_{group.slug}.png"))
+    else:
+        made.append(per_value_figure(plt, group, out))
     grids = [(a, b, *grid_values(group, a, b)) for a, b in grid_pairs(group)]
     if grids:
         made.append(heatmap_figure(plt, group, grids, out / f"heatmap_{group.slug}.png"))
