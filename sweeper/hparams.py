@@ -50,6 +50,7 @@ class HParam:
     log: bool = False                # a search samples it on a log scale
     bounds: tuple[tuple[str, float], ...] = ()   # (gt|ge|lt|le, value), as declared
     values: tuple[Any, ...] | None = None        # the values allowed, as declared
+    type: Any = None                             # int, float, bool, str: annotated or declared; None: any
 
     @property
     def hint(self) -> str:
@@ -141,7 +142,7 @@ def declared(name: str, spec: Any, tp: Any = None) -> HParam:
     values = tuple(values) if values is not None else None
     check = _checker(tp, bounds, values)
     return HParam(name, check, _allowed(tp, bounds, values), _text(_example(tp, dict(bounds), values)),
-                  str(spec.get("help") or ""), bool(spec.get("log")), bounds, values)
+                  str(spec.get("help") or ""), bool(spec.get("log")), bounds, values, tp)
 
 
 def _example(tp: Any, bounds: dict[str, float], values: Sequence[Any] | None) -> Any:

@@ -31,9 +31,8 @@ def declared_rows(dirs: list[Path]) -> list[dict[str, str]]:
             types = typed_keys(raw, lookup(raw, "task.run._target_")[1])
             for name, spec in raw[DECLARATIONS].items():
                 hparam = declared(str(name), spec, types.get(str(name)))
-                tp = types.get(str(name)) or {"int": int, "float": float, "bool": bool, "str": str}.get(spec.get("type"))
                 row = rows.setdefault((hparam.name, hparam.allowed), {
-                    "key": hparam.name, "type": describe(tp) if tp else "any", "where": [], "allowed": hparam.allowed,
+                    "key": hparam.name, "type": describe(hparam.type) if hparam.type else "any", "where": [], "allowed": hparam.allowed,
                     "help": hparam.help})
                 row["where"].append(f"{group}={path.stem} {_cell(raw.get(name))}")
     return [{**row, "where": ", ".join(row["where"])} for row in rows.values()]

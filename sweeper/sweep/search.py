@@ -114,7 +114,7 @@ def declared_distribution(key: str, cfg: DictConfig) -> Tuple[BaseDistribution, 
     if low is None or high is None:  # Optuna draws between two ends it may reach (gt, lt: it may not)
         _fail(f"{key}: its declaration ({hparam.allowed}) has no two ends a search may reach: declare ge and le "
               f"or values, or give a space ({key}: interval(...))")
-    if hparam.allowed.startswith("an integer"):
+    if hparam.type is int:
         return IntDistribution(int(low), int(high), log=hparam.log), None
     return FloatDistribution(float(low), float(high), log=hparam.log), None
 
