@@ -58,6 +58,12 @@ def _collate(args: argparse.Namespace) -> int:
         return 2
     print(write_tables(args.dir, table))
     print(f"\n{words.counted(len(table), 'job')}; wrote {args.dir / 'results.csv'} and {args.dir / 'results.md'}")
+    if args.by_config:
+        from sweeper.sweep.by_config import write_by_config
+
+        print(f"\n{write_by_config(args.dir, table)}")
+        print(f"\nby configuration (jobs alike but for their seed: one row); wrote {args.dir / 'results_by_config.csv'} "
+              f"and {args.dir / 'results_by_config.md'}")
     return 0
 
 
@@ -217,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     collate = commands.add_parser("collate", help="one table of every job record under DIR")
     collate.add_argument("dir", type=_directory, help="a sweep directory, or a folder of sweeps")
+    collate.add_argument("--by-config", action="store_true",
+                         help="also one row per configuration (its repeats: jobs alike but for their seed), each "
+                              "metric's mean, std and 95%% interval: results_by_config.csv and .md")
     collate.set_defaults(func=_collate)
     again = commands.add_parser("resume", help="run the sweep stored in DIR again: only unfinished jobs run")
     again.add_argument("dir", type=_directory, help="the sweep directory (it holds multirun.yaml)")

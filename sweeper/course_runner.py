@@ -123,6 +123,8 @@ def planned_jobs(profile: Profile, sweep: CourseSweep, extra: list[str]) -> list
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
+    from sweeper.sweep.repeats import with_seed_axis
+
     parser = OverridesParser.create()
     given = _given(profile, sweep, extra)
     plain = [o for o, parsed in zip(given, parser.parse_overrides(given)) if not parsed.is_sweep_override()]
@@ -131,7 +133,8 @@ def planned_jobs(profile: Profile, sweep: CourseSweep, extra: list[str]) -> list
         cfg = compose(config_name="config", overrides=[f"experiment={sweep.preset}", *plain], return_hydra_config=True)
     GlobalHydra.instance().clear()
     params = [f"{key}={value}" for key, value in (cfg.hydra.sweeper.get("params") or {}).items()]
-    batches = BasicSweeper.split_arguments(parser.parse_overrides(params + given), None)
+    arguments = with_seed_axis(params + given, parser.parse_overrides(params + given), cfg)  # repeats: as the grid does
+    batches = BasicSweeper.split_arguments(parser.parse_overrides(arguments), None)
     return [list(job) for batch in batches for job in batch]
 
 

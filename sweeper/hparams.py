@@ -68,6 +68,7 @@ HPARAMS = tuple(h.name for h in REGISTRY)
 
 # Other keys checked the same way: settings, never hyperparameters of the table.
 SETTINGS: tuple[HParam, ...] = (
+    HParam("repeats", _count, "an integer > 0", "5", "seeds per configuration of a sweep: seed, seed+1, ..."),
     HParam("devices", lambda v: v in ("gpu", "cpu"), "gpu or cpu", "cpu", "what gpus=N counts: GPUs, or logical CPU devices"),
     HParam("data.train_samples", lambda v: v is None or _count(v), "an integer > 0 or null (all)", "1000",
            "the first N training images"),

@@ -421,7 +421,16 @@ def grid_size(cfg: DictConfig) -> int:
     parsed = _parse(arguments)
     if any(o.is_sweep_override() and not o.is_discrete_sweep() for o in parsed):
         return 1  # a search: not a grid
-    return sum(len(batch) for batch in BasicSweeper.split_arguments(parsed, None))
+    repeats = OmegaConf.select(cfg, "repeats", default=1)  # checked before (SETTINGS): each configuration's seeds
+    return sum(len(batch) for batch in BasicSweeper.split_arguments(parsed, None)) * int(repeats)
+
+
+def check_reads_seed(cfg: DictConfig, hparams: Sequence[str]) -> None:
+    """Refuse repeats (checked before) of a task that reads no seed: each repeat would be the same run again."""
+    repeats = OmegaConf.select(cfg, "repeats", default=1)
+    if repeats > 1 and "seed" not in hparams:
+        refuse(f"repeats={repeats}: task {OmegaConf.select(cfg, 'task.name')} does not read the seed (no "
+               "`seed: ${seed}` in its task file), so its repeats would be one run made again: remove repeats")
 
 
 def _preset(cfg: DictConfig) -> str:
@@ -433,6 +442,7 @@ def check_single_run(cfg: DictConfig) -> None:
     check_or_exit(cfg)
     check_workers(cfg)
     overrides = list(cfg.hydra.overrides.task)
+    check_reads_seed(cfg, list(applicable_hparams(cfg)))
     if str(OmegaConf.select(cfg, "hydra.sweeper._target_", default="")).endswith(".CheckedSweeper"):
         jobs = grid_size(cfg)
         if jobs > 1:

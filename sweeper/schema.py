@@ -82,6 +82,7 @@ class Config:
     gpus: int = MISSING
     nodes: int = MISSING
     seed: int = MISSING
+    repeats: int = MISSING
     devices: Devices = MISSING
     data: DataConf = dataclasses.field(default_factory=DataConf)
     logging: LoggingConf = dataclasses.field(default_factory=LoggingConf)

@@ -7,6 +7,7 @@ import itertools
 import json
 import re
 import shutil
+import statistics
 import time
 from pathlib import Path
 
@@ -133,6 +134,14 @@ def test_smoke_report_cells_agree_with_the_records(smoke):
                      r"reduced set-up .*?, (\d+) not run", markdown)
     assert [int(n) for n in line.groups()] == [verdicts.count(v) for v in
                                                ("reproduced", "not reproduced", "reduced set-up", "not run")]
+    # Exercise 2's gd sweep runs two seeds (repeats=2): the row gives their mean ± std beside the published number.
+    ex2 = {(row["configuration"], row["metric"]): row for row in
+           md_table_rows(markdown, "Exercise 2: softmax regression on MNIST, one epoch, the best of each optimizer")}
+    gd2 = ex2[("optimizer=gd lr=0.7", "test_accuracy")]
+    seeds = [100 * record(job)["metrics"]["test_accuracy"] for job in gd2["job"].split()]
+    assert len(seeds) == 2 and [record(job)["hparams"]["seed"] for job in gd2["job"].split()] == [0, 1]
+    assert gd2["ours"] == f"{statistics.mean(seeds):.2f}% ± {statistics.stdev(seeds):.2f} pp (n=2)"
+    assert gd2["published"] == "91%" and gd2["published within our spread"] == ""  # a reduced set-up: not compared
     # Exercise 4 on 256 images and CPU replicas: shown, never compared.
     ex4 = {(row["configuration"], row["metric"]): row for row in md_table_rows(markdown, "Exercise 4: the CNN on 1, 2 and 4 GPUs")}
     two = ex4[("gpus=2", "test_accuracy")]

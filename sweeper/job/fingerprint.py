@@ -20,9 +20,9 @@ from sweeper.job.index import FileKey, Indexed
 from sweeper.job.status import FINISHED
 from sweeper.job.task import CHECK
 
-# Keys that do not change what a job computes: Hydra's own, where logs go, and the hyperparameters'
-# declared ranges (sweeper/hparams.py).
-_NOT_FINGERPRINTED = ("hydra", "logging", DECLARATIONS)
+# Keys that do not change what a job computes: Hydra's own, where logs go, the hyperparameters'
+# declared ranges (sweeper/hparams.py) and how many seeds its sweep runs (the job's own is `seed`).
+_NOT_FINGERPRINTED = ("hydra", "logging", DECLARATIONS, "repeats")
 # The data node, and the course's tasks' copy of it (`data: ${data}`).
 _DATA_NODES = (("data",), ("task", "run", "data"))
 # Nested keys that do not either: where the data are read from.

@@ -36,6 +36,9 @@ def _group_sections(plt: ModuleType, group: Group, out: Path, search: bool) -> t
     better = "highest" if group.direction == "maximize" else "lowest"
     lines += [f"{counted(len(group.rows), 'job')}; objective `{group.objective}` ({better} is best); varied: "
               f"{', '.join(group.varied) or 'nothing'}.", ""]
+    if group.configs is not None:
+        lines[-2] += (f" Repeats: {counted(len(group.configs), 'configuration')}, up to {group.seeds} seeds each; the tables "
+                      "and figures below are by configuration, each the mean over its ok repeats (± their standard deviation).")
     if search:
         ranked = group.ranked()
         if len(ranked):
@@ -55,7 +58,8 @@ def _group_sections(plt: ModuleType, group: Group, out: Path, search: bool) -> t
     for a, b in grid_pairs(group):
         rows_values, cols_values, values, texts = grid_values(group, a, b)
         others = [k for k in group.varied if k not in (a, b)]
-        lines += [f"### {a} x {b} -> {group.objective}" + (f" (best over {', '.join(others)})" if others else ""),
+        mean = "mean " if group.configs is not None else ""
+        lines += [f"### {a} x {b} -> {mean}{group.objective}" + (f" (best over {', '.join(others)})" if others else ""),
                   "", pivot_markdown(a, b, rows_values, cols_values, texts), ""]
         grids.append((a, b, rows_values, cols_values, values, texts))
     if grids:

@@ -74,7 +74,7 @@ def _line_figure(plt: ModuleType, exercise: Exercise, groups: list[Group], match
     for ax, group in zip(axes.flat, groups):
         key = _x_key(group)
         assert key is not None, "_grid: groups with a hyperparameter"
-        rows = group.rows[group.rows.status == Status.OK].dropna(subset=[key, group.objective])
+        rows = group.points[group.points.status == Status.OK].dropna(subset=[key, group.objective])  # with repeats: means
         scale = 100 if "accuracy" in group.objective else 1
         others = [k for k in group.varied if k != key]
         best = rows.groupby(key)[group.objective]
@@ -83,7 +83,11 @@ def _line_figure(plt: ModuleType, exercise: Exercise, groups: list[Group], match
             ax.plot(rows[key], rows[group.objective] * scale, "o", color="#1f77b4", alpha=0.3, markersize=4,
                     label=f"ours, each {', '.join(others)}")
         ax.plot(line.index, line.to_numpy() * scale, "o-", color="#1f77b4",
-                label="ours" + (f", best over {', '.join(others)}" if others else ""))
+                label="ours" + (f", best over {', '.join(others)}" if others else "") + group.of_repeats)
+        if group.configs is not None:  # each configuration's standard deviation over its repeats
+            std = rows[f"{group.objective}_std"].fillna(0) * scale
+            ax.errorbar(rows[key], rows[group.objective] * scale, yerr=std, fmt="none", ecolor="#1f77b4", capsize=3,
+                        label="± std over the seeds")
         xs = [float(v) for v in line.index]
         ys = list(rows[group.objective] * scale)
         mine = [m for m in matches if m.row.metric == group.objective and m.row.config.get("optimizer") == group.optimizer
@@ -131,7 +135,7 @@ def _lr_batch_heatmap(plt: ModuleType, exercise: Exercise, groups: list[Group], 
                  if m.row.metric == "test_accuracy"}
     ours = {}
     for group in groups:
-        for _, row in group.rows[group.rows.status == Status.OK].iterrows():
+        for _, row in group.points[group.points.status == Status.OK].iterrows():  # with repeats: their means
             ours[(row["lr"], row["batch_size"])] = 100 * row["test_accuracy"]
     if not ours and not published:
         return []

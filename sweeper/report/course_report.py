@@ -47,15 +47,20 @@ def _configuration(exercise: Exercise, match: Match) -> str:
                     if k not in exercise.shared or exercise.shared[k] != v)
 
 
+SPREAD = "published within our spread"   # of a row with repeats: where one more of our runs would land, 95%
+
+
 def _table(exercise: Exercise, matches: list[Match]) -> pd.DataFrame:
     rows = []
+    repeats = any(len(m.values) > 1 for m in matches)
     for m in matches:
         row = {"configuration": _configuration(exercise, m)}
         row |= {f"{k} (published)": fmt_number(v) for k, v in m.row.info.items()}
-        row |= {"metric": m.row.metric, "published": m.row.published_text, "ours": m.ours_text,
-                "difference": m.difference_text, "tolerance": m.row.tolerance_text, "verdict": m.verdict,
+        row |= {"metric": m.row.metric, "published": m.row.published_text, "ours": m.ours_text}
+        row |= {SPREAD: m.spread_text} if repeats else {}
+        row |= {"difference": m.difference_text, "tolerance": m.row.tolerance_text, "verdict": m.verdict,
                 "set-up": "; ".join(m.reduced) or ("as published" if m.job is not None else ""),
-                "job": m.job.name if m.job is not None else ""}
+                "job": " ".join(j.name for j in m.repeats) if len(m.repeats) > 1 else m.job.name if m.job is not None else ""}
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -64,7 +69,7 @@ def _best_of_grid(exercise: Exercise, groups: list[Group], matches: list[Match])
     """Our best of each optimizer's grid beside the published best."""
     rows = []
     for group in groups:
-        ranked = group.ranked()
+        ranked = group.ranked(points=True)
         published = [m for m in matches if m.row.config.get("optimizer") == group.optimizer and m.row.metric == group.objective]
         if ranked.empty and not published:
             continue
@@ -74,11 +79,20 @@ def _best_of_grid(exercise: Exercise, groups: list[Group], matches: list[Match])
             "published best": _configuration(exercise, published[0]) if published else "",
             f"published {group.objective}": published[0].row.published_text if published else "",
             "our best": _hparams_text(best) if best is not None else "none finished",
-            f"our {group.objective}": f"{100 * best[group.objective]:.2f}%" if best is not None else "",
+            f"our {group.objective}": _percent(group, best) if best is not None else "",
             "train_loss": f"{best['train_loss']:.3g}" if best is not None and "train_loss" in best else "",
             "jobs in our grid": len(group.rows),
         })
     return pd.DataFrame(rows)
+
+
+def _percent(group: Group, best: pd.Series) -> str:
+    """A best job's accuracy in %, or a configuration's mean ± std (n) where the grid has repeats."""
+    value = f"{100 * best[group.objective]:.2f}%"
+    std = best.get(f"{group.objective}_std")
+    if group.configs is None or std is None or not pd.notna(std):
+        return value
+    return f"{value} ± {100 * std:.2f} pp (n={best.n_ok})"
 
 
 # What the course's optimizer files read (conf/optimizer/): the published numbers give these.

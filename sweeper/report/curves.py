@@ -5,7 +5,7 @@ import math
 import warnings
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 import pandas as pd
@@ -71,7 +71,57 @@ def _spread(names: list[str]) -> list[str]:
     return [names[i] for i in _ranks(len(names), MAX_HISTORIES)]
 
 
+def _mean_curve(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """The repeats' curves of one configuration as one: steps, mean, lowest and highest, over the
+    steps all of them reached."""
+    if not curves:
+        return None
+    n = min(len(y) for _, y in curves)
+    stack = np.vstack([y[:n] for _, y in curves])
+    with warnings.catch_warnings():  # a step where every repeat's value is missing: no point there
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return curves[0][0][:n], np.nanmean(stack, axis=0), np.nanmin(stack, axis=0), np.nanmax(stack, axis=0)
+
+
+def _ok_jobs(group: Group, point: pd.Series) -> list[Job]:
+    return [group.jobs[name] for name in point.jobs if group.jobs[name].status == Status.OK]
+
+
+def _repeats_loss_figure(plt: ModuleType, group: Group, path: Path) -> Path | None:
+    """Of a group with repeats: each configuration's mean training loss over its ok repeats, with
+    their range as a band; the best, the worst and ranks between."""
+    ranked = group.ranked(points=True)
+    picks = _ranks(len(ranked), MAX_CURVES)
+    means = {i: m for i in picks if (m := _mean_curve([c for job in _ok_jobs(group, ranked.iloc[i])
+                                                         if (c := _curve(job)) is not None])) is not None}
+    if not means:
+        return None
+    floor = _floor((x, y) for x, _, y, _ in means.values())
+    fig, ax = plt.subplots(figsize=(9, 5.2))
+    colors = plt.get_cmap("viridis")(np.linspace(0, 0.9, max(len(means), 2)))
+    for color, (i, (x, mean, low, high)) in zip(colors, means.items()):
+        point = ranked.iloc[i]
+        rank = "best" if i == 0 else "worst" if i == len(ranked) - 1 else f"#{i + 1}"
+        ax.fill_between(x, np.maximum(low, floor), np.maximum(high, floor), color=color, alpha=0.2, linewidth=0)
+        ax.plot(x, np.maximum(mean, floor), color=color, linewidth=1.4,
+                label=f"{rank} of {len(ranked)}: {group.label(point)} ({group.objective} {group.value_text(point)})")
+    diverged = int(group.points.n_diverged.sum())
+    if diverged:
+        ax.plot([], [], color=STATUS_COLOR[Status.DIVERGED], linestyle="--",
+                label=f"{counted(diverged, 'diverged repeat')}: not in the means")
+    ax.set_yscale("log")
+    plain_log_ticks(ax.yaxis)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("training loss (log scale)")
+    ax.set_title(f"{group.title}: mean training loss per step over each configuration's ok repeats "
+                 f"(band: their range; {len(means)} of {counted(len(ranked), 'configuration')})", fontsize=10)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
+    return save(fig, path, tight=True)
+
+
 def loss_figure(plt: ModuleType, group: Group, path: Path) -> Path | None:
+    if group.configs is not None:
+        return _repeats_loss_figure(plt, group, path)
     ranked = group.ranked()
     all_diverged = group.rows[group.rows.status == Status.DIVERGED]
     read = _spread(list(ranked.job)) + _spread(list(all_diverged.job))
@@ -153,8 +203,30 @@ def _epochs(job: Job) -> dict[str, np.ndarray] | None:
     return found or None
 
 
+def _config_runs(group: Group) -> list[Run]:
+    """Of a group with repeats: each configuration as one run, its curves the means over its ok
+    repeats (and their range, as `<key>:low`, `<key>:high`); when there are many, ranks from best to worst."""
+    ranked = group.ranked(points=True)
+    points = pd.concat([ranked, group.points[~group.points.job.isin(ranked.job)]])
+    if len(points) > MAX_RUN_PANELS:
+        points = points.iloc[_ranks(len(points), MAX_RUN_PANELS)]
+    runs = []
+    for _, point in points.iterrows():
+        epochs = [e for job in _ok_jobs(group, point) if (e := _epochs(job)) is not None]
+        curves: dict[str, np.ndarray] = {}
+        for key in _EPOCH_KEYS:
+            mean = _mean_curve([(np.arange(len(e[key])), e[key]) for e in epochs if key in e])
+            if mean is not None:
+                curves[key], curves[f"{key}:low"], curves[f"{key}:high"] = mean[1:]
+        if curves:
+            runs.append((point, curves))
+    return runs
+
+
 def _epoch_runs(group: Group) -> list[Run]:
     """Runs with per-epoch histories; when there are many, ranks from best to worst."""
+    if group.configs is not None:
+        return _config_runs(group)
     ranked = group.ranked()
     others = group.rows[~group.rows.job.isin(ranked.job)]
     rows = pd.concat([ranked, others])
@@ -169,6 +241,20 @@ def _epoch_runs(group: Group) -> list[Run]:
     return runs
 
 
+def _runs(group: Group, n: int) -> str:
+    """What the panels' lines are: runs, or configurations drawn as their repeats' mean."""
+    if group.configs is None:
+        return counted(n, "run")
+    return f"{counted(n, 'configuration')}, each the mean of its ok repeats (band: their range)"
+
+
+def _band(ax: Axes, curves: dict[str, np.ndarray], key: str, color: Any) -> None:
+    """The range of a configuration's repeats around its mean curve, where the run is one."""
+    if f"{key}:low" in curves:
+        ax.fill_between(np.arange(1, len(curves[key]) + 1), curves[f"{key}:low"], curves[f"{key}:high"],
+                        color=color, alpha=0.15, linewidth=0)
+
+
 def _epoch_few(plt: ModuleType, group: Group, runs: list[Run], path: Path) -> Path:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     colors = plt.get_cmap("tab10")(np.arange(len(runs)) % 10)
@@ -180,13 +266,14 @@ def _epoch_few(plt: ModuleType, group: Group, runs: list[Run], path: Path) -> Pa
                     status = "" if row.status == Status.OK else f" [{row.status}]"
                     ax.plot(np.arange(1, len(y) + 1), y, style, marker="o", markersize=3, color=color,
                             label=f"{group.label(row)}{status}" if split == "train" else None)
+                    _band(ax, e, f"{split}_{kind}", color)
     for ax, kind in zip(axes, ("accuracy", "loss")):
         ax.set_xlabel("epoch")
         ax.set_ylabel(kind if kind == "loss" else "accuracy (fraction correct)")
         ax.set_title(f"{kind} per epoch (solid: train, dashed: test)")
         ax.xaxis.get_major_locator().set_params(integer=True)
     axes[1].legend(loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
-    fig.suptitle(f"{group.title}: training and test accuracy and loss per epoch, {counted(len(runs), 'run')}")
+    fig.suptitle(f"{group.title}: training and test accuracy and loss per epoch, {_runs(group, len(runs))}")
     return save(fig, path, tight=True)
 
 
@@ -202,9 +289,10 @@ def _epoch_multiples(plt: ModuleType, group: Group, runs: list[Run], kind: str, 
                 y = e[f"{split}_{kind}"]
                 ax.plot(np.arange(1, len(y) + 1), y, style, color=color, marker="o", markersize=2.5,
                         label=split)
+                _band(ax, e, f"{split}_{kind}", color)
         final = row.get(group.objective)
         status = "" if row.status == Status.OK else f" [{row.status}]"
-        score = f"\n{group.objective} {metric_text(group.objective, float(final))}" if pd.notna(final) else ""
+        score = f"\n{group.objective} {group.value_text(row)}" if pd.notna(final) else ""
         ax.set_title(f"{group.label(row, per_line=2)}{status}{score}", fontsize=7.5)
         ax.tick_params(labelsize=7)
         ax.xaxis.get_major_locator().set_params(integer=True)
@@ -218,7 +306,7 @@ def _epoch_multiples(plt: ModuleType, group: Group, runs: list[Run], kind: str, 
     for ax in axes[:, 0]:
         ax.set_ylabel(kind if kind == "loss" else "accuracy", fontsize=8)
     axes[0, 0].legend(fontsize=7)
-    chosen = f"{len(runs)} of {total} runs, best to worst" if total > len(runs) else counted(total, "run")
+    chosen = f"{len(runs)} of {_runs(group, total)}, best to worst" if total > len(runs) else _runs(group, total)
     fig.suptitle(f"{group.title}: {kind} per epoch, train (solid) and test (dashed); {chosen}")
     # Fixed spacing: tight_layout measures every tick label, seconds for a grid of panels.
     fig.subplots_adjust(left=0.06, right=0.98, bottom=0.6 / fig.get_figheight(),
@@ -238,8 +326,10 @@ def epoch_figures(plt: ModuleType, group: Group, out: Path) -> list[Path]:
         return []
     if len(runs) <= FEW_RUNS:
         return [_epoch_few(plt, group, runs, out / f"epochs_{group.slug}.png")]
-    total = len(group.rows)  # of many runs, the histories of all are not read: each taken to have epochs
-    if total <= MAX_HISTORIES:
+    total = len(group.points)  # of many runs, the histories of all are not read: each taken to have epochs
+    if group.configs is not None:
+        total = len(runs) if len(group.points) <= MAX_RUN_PANELS else total
+    elif total <= MAX_HISTORIES:
         total = sum(1 for name in group.rows.job if _epochs(group.jobs[name]) is not None)
     return [_epoch_multiples(plt, group, runs, kind, total, out / f"epochs_{kind}_{group.slug}.png")
             for kind in ("accuracy", "loss")]

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from sweeper.job.status import Status
+from sweeper.sweep.by_config import SEED, config_points, has_repeats
 from sweeper.sweep.collate import hparam_columns
 from sweeper.sweep.jobs import Job
 
@@ -38,8 +39,20 @@ class Group:
     direction: str                       # minimize | maximize
     rows: pd.DataFrame                   # its rows of the collated table
     jobs: dict[str, Job]                 # job name -> job, for the histories
-    varied: list[str] = field(default_factory=list)  # hyperparameters with more than one value
+    varied: list[str] = field(default_factory=list)  # hyperparameters with more than one value (the seed of repeats not)
     hparams: list[str] = field(default_factory=list)  # every hyperparameter of its jobs, in the table's order
+    configs: pd.DataFrame | None = None  # where its jobs have repeats: one row per configuration (config_points)
+
+    @property
+    def seeds(self) -> int:
+        """The most repeats of one configuration: 1 without repeats."""
+        return int(self.configs.n.max()) if self.configs is not None and len(self.configs) else 1
+
+    @property
+    def points(self) -> pd.DataFrame:
+        """What its tables, heatmaps and best-per figures rank: its configurations where it has
+        repeats (the objective their ok repeats' mean), else its jobs' rows."""
+        return self.rows if self.configs is None else self.configs
 
     @property
     def title(self) -> str:
@@ -49,11 +62,27 @@ class Group:
     def slug(self) -> str:
         return f"{self.task}_{self.optimizer}".replace("/", "_")
 
-    def ranked(self) -> pd.DataFrame:
-        """Its ok rows with a finite objective, best first."""
-        objective = pd.to_numeric(self.rows.get(self.objective), errors="coerce")  # type: ignore[call-overload]  # pandas-stubs: None is taken too (NaN)
-        ok: pd.DataFrame = self.rows[(self.rows.status == Status.OK) & np.isfinite(objective)]
+    def ranked(self, points: bool = False) -> pd.DataFrame:
+        """Its ok rows with a finite objective, best first; points: its `points` (configurations where it has repeats)."""
+        rows = self.points if points else self.rows
+        objective = pd.to_numeric(rows.get(self.objective), errors="coerce")  # type: ignore[call-overload]  # pandas-stubs: None is taken too (NaN)
+        ok: pd.DataFrame = rows[(rows.status == Status.OK) & np.isfinite(objective)]
         return ok.sort_values(self.objective, ascending=self.direction != "maximize", kind="stable")
+
+    @property
+    def of_repeats(self) -> str:
+        """What a figure's title adds where the group has repeats."""
+        return f", mean over up to {self.seeds} seeds" if self.configs is not None else ""
+
+    def value_text(self, point: pd.Series) -> str:
+        """A point's objective: a job's value, or a configuration's mean ± std (n ok repeats of N)."""
+        value = metric_text(self.objective, float(point[self.objective]))
+        if self.configs is None:
+            return value
+        std = float(point[f"{self.objective}_std"])
+        spread = f" ± {metric_text(self.objective, std)}" if math.isfinite(std) else ""
+        of = f" of {point.n}" if point.n_ok < point.n else ""
+        return f"{value}{spread} (n={point.n_ok}{of})"
 
     def label(self, row: pd.Series, per_line: int = 0) -> str:
         """The varied hyperparameters of a row, short: `lr=0.1 beta1=0.9`; per_line: wrapped."""
@@ -107,8 +136,11 @@ def read_groups(table: pd.DataFrame, jobs: list[Job]) -> list[Group]:
         rows = rows.loc[:, rows.notna().any() | (rows.columns == objective)]  # the objective's column stays, even all empty
         own = [k for k in hparams if k in rows.columns]
         varied = [k for k in own if rows[k].nunique() > 1]
+        configs = config_points(rows, objective) if has_repeats(rows) else None
+        if configs is not None:
+            varied = [k for k in varied if k != SEED]
         groups.append(Group(str(task), str(optimizer), objective, direction, rows, {n: by_name[n] for n in rows.job},
-                            varied, own))
+                            varied, own, configs))
     return groups
 
 

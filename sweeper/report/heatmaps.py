@@ -96,7 +96,7 @@ def heatmap_figure(plt: ModuleType, group: Group, grids: list[Grid], path: Path)
     for ax in axes.flat[len(grids):]:
         ax.set_visible(False)
     better = "higher" if group.direction == "maximize" else "lower"
-    fig.suptitle(f"{group.title}: {group.objective} over the grid ({better} is better)")
+    fig.suptitle(f"{group.title}: {group.objective} over the grid ({better} is better{group.of_repeats})")
     left, right = 0.6 / fig.get_figwidth() * columns, 0.98
     slot = (fig.get_figwidth() * (right - left) - GAP_IN * (columns - 1)) / columns   # inches per panel
     fig.subplots_adjust(left=left, right=right, bottom=0.9 / fig.get_figheight(),

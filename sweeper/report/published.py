@@ -12,12 +12,14 @@ import decimal
 import itertools
 import math
 import re
+import statistics
 from pathlib import Path
 from typing import Any, cast
 
 from omegaconf import OmegaConf
 
 from sweeper.job.status import FINISHED, Status
+from sweeper.sweep.by_config import one_more_run
 from sweeper.sweep.jobs import Job
 
 PUBLISHED = Path(__file__).with_name("published.yaml")
@@ -87,6 +89,8 @@ class Match:
     verdict: str
     reduced: list[str]                # why the job is not the published set-up
     why: str = ""                     # for `not run`: the job's status or that there is none
+    repeats: list[Job] = dataclasses.field(default_factory=list)  # the job and its repeats (other seeds), finished
+    values: list[float] = dataclasses.field(default_factory=list)  # their values, where finite: `ours` is the mean
 
     @property
     def ours_text(self) -> str:
@@ -94,7 +98,22 @@ class Match:
             return self.why
         if self.ours is None:
             return self.why or "no value"
-        return _number(self.ours, self.row.unit)
+        if len(self.values) < 2:
+            return _number(self.ours, self.row.unit)
+        std = statistics.stdev(self.values)
+        unit = " pp" if self.row.unit == "%" else ""
+        of = f" of {len(self.repeats)}" if len(self.values) < len(self.repeats) else ""
+        return f"{_number(self.ours, self.row.unit)} ± {std:.2f}{unit} (n={len(self.values)}{of})" if unit else \
+            f"{_number(self.ours, self.row.unit)} ± {std:.2g} (n={len(self.values)}{of})"
+
+    @property
+    def spread_text(self) -> str:
+        """Whether the published number lies where one more of our runs would land (95%), of repeats."""
+        if len(self.values) < 2 or self.row.bound or self.verdict in (Verdict.NOT_RUN, Verdict.REDUCED):
+            return ""  # a reduced set-up is not compared
+        low, high = one_more_run(self.values)
+        inside = "yes" if low <= self.row.value <= high else "no"
+        return f"{inside} ({_number(low, self.row.unit)} to {_number(high, self.row.unit)})"
 
     @property
     def difference_text(self) -> str:
@@ -255,15 +274,41 @@ def _within(row: Row, ours: float) -> bool:
     return abs(ours - row.value) <= max(allowed, printed_precision(row.value)) + 1e-12
 
 
+def repeats_of(job: Job, jobs: list[Job]) -> list[Job]:
+    """The finished jobs of `job`'s configuration, one per seed (a grid's seed-0 job and a repeats
+    sweep's are the same run): its repeats, the job first."""
+    known = {k: v for k, v in _known(job).items() if k != "seed"}
+    found, seeds = [job], {_known(job).get("seed")}
+    for other in jobs:
+        theirs = _known(other)
+        if other.status not in FINISHED or other.record is None or theirs.get("seed") in seeds:
+            continue
+        if {k for k in theirs if k != "seed"} == set(known) and all(_same(theirs[k], v) for k, v in known.items()):
+            found.append(other)
+            seeds.add(theirs.get("seed"))
+    return found
+
+
 def compare(row: Row, jobs: list[Job], none: str = "no job") -> Match:
-    """Our value for a published row; `none`: what to say when no job is the row's."""
+    """Our value for a published row: of its job, or the mean of its job's repeats (other seeds);
+    `none`: what to say when no job is the row's."""
     job, reduced = find_job(row, jobs)
     if job is None:
         return Match(row, None, None, Verdict.NOT_RUN, [], none)
     if job.status not in FINISHED:
         return Match(row, job, None, Verdict.NOT_RUN, reduced, job.status.text)
     assert job.record is not None, "a finished job's status is its record's"
-    ours = _value(row, job)
+    repeats = repeats_of(job, jobs) if not row.bound and not _EPOCHS_TO.match(row.metric) else [job]
+    values = [v for j in repeats if j.status == Status.OK and (v := _value(row, j)) is not None]
+    if len(repeats) > 1:
+        match = _compared(row, job, reduced, statistics.mean(values) if values else None)
+        match.repeats, match.values = repeats, values
+        return match
+    return _compared(row, job, reduced, _value(row, job))
+
+
+def _compared(row: Row, job: Job, reduced: list[str], ours: float | None) -> Match:
+    assert job.record is not None, "a finished job's status is its record's"
     why = "diverged" if job.status == Status.DIVERGED else ""
     if ours is None and _EPOCHS_TO.match(row.metric):
         why = f"not reached in {len(job.record.history.get('test_accuracy') or [])} epochs"

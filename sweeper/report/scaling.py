@@ -40,8 +40,11 @@ def scaling_table(group: Group) -> pd.DataFrame | None:
         | ({"replicas": "max"} if "replicas" in rows.columns else {}) \
         | ({"samples_per_s": "median"} if "samples_per_s" in rows.columns else {})
     rows = rows.assign(devices=[_device_kind(group, job) for job in rows.job])
+    spread = {"train_time_s_min": ("train_time_s", "min"), "train_time_s_max": ("train_time_s", "max"),
+              "train_time_s_std": ("train_time_s", "std")} if rows.gpus.value_counts().max() > 1 else {}  # repeats
     table = rows.groupby("gpus").agg(devices=("devices", lambda kinds: "/".join(sorted(set(kinds)))),
-                                     runs=("job", "size"), **{k: (k, how) for k, how in columns.items()}).reset_index()
+                                     runs=("job", "size"), **{k: (k, how) for k, how in columns.items()},
+                                     **spread).reset_index()
     base = table.iloc[0]
     table["speedup"] = base.train_time_s / table.train_time_s
     table["ideal_speedup"] = table.gpus / base.gpus
@@ -55,6 +58,10 @@ def scaling_figure(plt: ModuleType, group: Group, table: pd.DataFrame, path: Pat
     gpus = table.gpus.to_numpy(dtype=float)
     base_time, base_gpus = table.train_time_s.iloc[0], gpus[0]
     left.plot(gpus, table.train_time_s, "o-", color="#1f77b4", label="measured (median)")
+    if "train_time_s_min" in table:  # repeats: the range of their times
+        low, high = table.train_time_s - table.train_time_s_min, table.train_time_s_max - table.train_time_s
+        left.errorbar(gpus, table.train_time_s, yerr=[low, high], fmt="none", ecolor="#1f77b4", capsize=4,
+                      label="range over the runs of each count")
     left.plot(gpus, base_time * base_gpus / gpus, "--", color="#555555", label="ideal linear scaling")
     left.set_ylabel("training time (s)")
     left.set_title(f"training time against the number of {what}")

@@ -28,19 +28,38 @@ def summary_lines(sweep: Sweep) -> list[str]:
 
 
 def best_table(groups: list[Group]) -> pd.DataFrame:
+    """The best job of each group; where it has repeats, the best configuration by its mean, as
+    mean ± std (n), and whether the runner-up can be told apart from it."""
     rows = []
     for group in groups:
-        ranked = group.ranked()
+        ranked = group.ranked(points=True)
         if ranked.empty:
             continue
         best = ranked.iloc[0]
         hparams = {k: best[k] for k in group.hparams if k in ranked.columns and pd.notna(best[k])}
-        rows.append({"task": group.task, "optimizer": group.optimizer, "job": best.job,
-                     "best": f"{group.objective} = {metric_text(group.objective, float(best[group.objective]))}",
-                     "direction": group.direction,
-                     **{k: fmt_number(v) for k, v in hparams.items()},
-                     "train_time_s": best.get("train_time_s")})
+        row = {"task": group.task, "optimizer": group.optimizer, "job": best.job,
+               "best": f"{group.objective} = {group.value_text(best)}", "direction": group.direction,
+               **{k: fmt_number(v) for k, v in hparams.items()}, "train_time_s": best.get("train_time_s")}
+        if group.configs is not None:  # the configuration's jobs, its mean against the next one's
+            row.pop("train_time_s")
+            row = {"jobs" if k == "job" else k: " ".join(map(str, best.jobs)) if k == "job" else v for k, v in row.items()}
+            row["runner-up"] = runner_up(group, ranked)
+        rows.append(row)
     return pd.DataFrame(rows)
+
+
+def runner_up(group: Group, ranked: pd.DataFrame) -> str:
+    """Whether the best configuration and the next are told apart: their 95% intervals of the mean apart."""
+    if len(ranked) < 2:
+        return "none"
+    best, second = ranked.iloc[0], ranked.iloc[1]
+    low, high = f"{group.objective}_ci95_low", f"{group.objective}_ci95_high"
+    said = f"{group.label(second)}: {group.value_text(second)}"
+    if not all(math.isfinite(float(p[k])) for p in (best, second) for k in (low, high)):
+        return f"{said}; not told apart (an interval needs 2 ok repeats)"
+    if best[low] <= second[high] and second[low] <= best[high]:
+        return f"{said}; not told apart (95% intervals overlap)"
+    return f"{said}; behind (95% intervals apart)"
 
 
 _REASONS = {
@@ -82,23 +101,28 @@ def problems_table(table: pd.DataFrame, jobs: list[Job]) -> pd.DataFrame:
 
 def grid_pairs(group: Group) -> list[tuple[str, str]]:
     """Pairs of hyperparameters the group varies on a grid: few values each, most cells present."""
-    axes = [k for k in group.varied if k not in NOT_AXES and k != "gpus" and group.rows[k].nunique() <= MAX_GRID_VALUES]
+    points = group.points
+    axes = [k for k in group.varied if k not in NOT_AXES and k != "gpus" and points[k].nunique() <= MAX_GRID_VALUES]
     pairs = []
     for i, a in enumerate(axes):
         for b in axes[i + 1:]:
-            cells = group.rows[[a, b]].dropna().drop_duplicates()
-            if len(cells) >= 0.5 * group.rows[a].nunique() * group.rows[b].nunique():
+            cells = points[[a, b]].dropna().drop_duplicates()
+            if len(cells) >= 0.5 * points[a].nunique() * points[b].nunique():
                 pairs.append((a, b))
     return pairs
 
 
 def cell_value(frame: pd.DataFrame, objective: str, direction: str) -> tuple[float, str]:
-    """One grid cell's best objective over the other hyperparameters, or why there is none."""
+    """One grid cell's best objective over the other hyperparameters, or why there is none; of
+    configurations (points with repeats), the best mean, written mean ± std."""
     values = pd.to_numeric(frame.loc[frame.status == Status.OK, objective], errors="coerce").dropna()
     values = values[np.isfinite(values)]
     if len(values):
-        value = float(values.max() if direction == "maximize" else values.min())
-        return value, metric_text(objective, value)
+        best = values.idxmax() if direction == "maximize" else values.idxmin()
+        value = float(values[best])
+        std = frame[f"{objective}_std"].get(best) if f"{objective}_std" in frame else None
+        spread = f" ± {metric_text(objective, float(std))}" if std is not None and math.isfinite(std) else ""
+        return value, metric_text(objective, value) + spread
     for status in Status:  # the first status, in Status' order, that a job of the cell has
         if (frame.status == status.value).any():
             return math.nan, status.text
@@ -110,11 +134,12 @@ Grid = tuple[str, str, list[Any], list[Any], np.ndarray, list[list[str]]]
 
 
 def grid_values(group: Group, a: str, b: str) -> tuple[list[Any], list[Any], np.ndarray, list[list[str]]]:
-    rows_values = sorted(group.rows[a].dropna().unique())
-    cols_values = sorted(group.rows[b].dropna().unique())
+    points = group.points
+    rows_values = sorted(points[a].dropna().unique())
+    cols_values = sorted(points[b].dropna().unique())
     values = np.full((len(rows_values), len(cols_values)), np.nan)
     texts = [["missing"] * len(cols_values) for _ in rows_values]
-    for (va, vb), frame in group.rows.groupby([a, b]):
+    for (va, vb), frame in points.groupby([a, b]):
         i, j = rows_values.index(va), cols_values.index(vb)
         values[i, j], texts[i][j] = cell_value(frame, group.objective, group.direction)
     return rows_values, cols_values, values, texts

@@ -20,7 +20,7 @@ MAX_PANELS = 8  # keys drawn per figure
 def value_keys(group: Group) -> list[str]:
     """The keys shown value by value: varied, not a repeat's seed nor the devices (the scaling section's),
     few enough values to read."""
-    return [k for k in group.varied if k not in (*NOT_AXES, "gpus", "nodes") and group.rows[k].nunique() <= MAX_GRID_VALUES]
+    return [k for k in group.varied if k not in (*NOT_AXES, "gpus", "nodes") and group.points[k].nunique() <= MAX_GRID_VALUES]
 
 
 def _order(values: list[Any]) -> list[Any]:
@@ -31,14 +31,15 @@ def _order(values: list[Any]) -> list[Any]:
 
 
 def best_per_value(group: Group, key: str) -> pd.DataFrame:
-    """One row per value of `key`: the best objective of its ok jobs, or the status of the first of
-    its jobs where none is ok, and the jobs it has."""
+    """One row per value of `key`: the best objective of its ok jobs (of its configurations' means,
+    where the group has repeats), or the status of the first of its jobs where none is ok, and the jobs it has."""
     rows = []
-    for value in _order(list(group.rows[key].dropna().unique())):
-        frame = group.rows[group.rows[key] == value]
+    points = group.points
+    for value in _order(list(points[key].dropna().unique())):
+        frame = points[points[key] == value]
         best, text = cell_value(frame, group.objective, group.direction)
-        rows.append({key: fmt_number(value), f"best {group.objective}": text, "jobs": len(frame),
-                     "_value": value, "_best": best})
+        jobs = int(frame.n.sum()) if group.configs is not None else len(frame)
+        rows.append({key: fmt_number(value), f"best {group.objective}": text, "jobs": jobs, "_value": value, "_best": best})
     return pd.DataFrame(rows)
 
 
@@ -69,7 +70,7 @@ def figure(plt: ModuleType, group: Group, tables: dict[str, pd.DataFrame], path:
             ax.set_yscale("log")
         ax.set_xlabel(key)
         ax.set_ylabel(f"best {group.objective}")
-    fig.suptitle(f"{group.title}: best {group.objective} per value")
+    fig.suptitle(f"{group.title}: best {group.objective} per value{group.of_repeats}")
     fig.tight_layout()
     return save(fig, path)
 

@@ -94,15 +94,21 @@ def hparam_columns(table: pd.DataFrame) -> list[str]:
     return columns[first:columns.index("status")]
 
 
-def results(directory: str | Path) -> pd.DataFrame:
+def results(directory: str | Path, by_config: bool = False) -> pd.DataFrame:
     """The table of a sweep (or of a folder of sweeps): the rows `python -m sweeper collate DIR`
-    writes, as a DataFrame, for a notebook (`sweeper.results("outputs/multirun/...")`). Writes
-    nothing. Raises NotASweep (a ValueError, one line) for a folder that holds no sweep or is one job of one."""
+    writes, as a DataFrame, for a notebook (`sweeper.results("outputs/multirun/...")`); by_config:
+    the rows of `collate --by-config` (a configuration's repeats as one row, sweeper/sweep/by_config.py).
+    Writes nothing. Raises NotASweep (a ValueError, one line) for a folder that holds no sweep or is one job of one."""
     root = Path(directory)
     sweep = sweep_of_job(root)
     if sweep is not None:
         raise NotASweep(f"{root} is one job of the sweep {sweep}: give the sweep's folder")
-    return collate(root, read_sweep(root, sweeps_in(root)).jobs)
+    table = collate(root, read_sweep(root, sweeps_in(root)).jobs)
+    if not by_config:
+        return table
+    from sweeper.sweep.by_config import by_config as configurations  # it imports this module
+
+    return configurations(table)
 
 
 # Above this many rows results.md is not padded to align its columns: tabulate's alignment takes
