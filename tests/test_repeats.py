@@ -158,3 +158,24 @@ def test_the_live_page_shows_the_best_configuration_by_its_mean(user_dir: Path) 
     assert row["jobs"] == " ".join(str(n) for n in range(1, 8, 2)) and row["hidden"] == "64"  # seed-first numbering
     assert row["best"].startswith("score = ") and "(n=4)" in row["best"] and "95% intervals" in row["runner-up"]
     assert any(name.endswith("loss_noisy_gd.png") for name in figures)
+
+
+def test_a_configuration_counts_each_seed_once_and_keys_that_some_rows_lack() -> None:
+    """A folder of sweeps with a grid's seed-0 job and a repeats sweep's (the same run twice), and a
+    key one optimizer has and the other lacks (NaN): one row each, a seed counted once, an ok one kept."""
+    from sweeper.sweep.by_config import by_config, config_points, has_repeats
+
+    table = pd.DataFrame({
+        "job": ["grid/0", "seeds/0", "seeds/1", "seeds/2", "grid/1"],
+        "task": "softmax", "optimizer": ["gd", "gd", "gd", "gd", "momentum"],
+        "lr": 0.5, "momentum": [np.nan, np.nan, np.nan, np.nan, 0.9], "seed": [0, 0, 1, 2, 0],
+        "status": ["failed", "ok", "ok", "diverged", "ok"], "test_accuracy": [np.nan, 0.9, 0.8, np.nan, 0.7]})
+    assert has_repeats(table)
+    rows = by_config(table)
+    assert list(rows.optimizer) == ["gd", "momentum"] and list(rows.n) == [3, 1] and list(rows.seeds) == ["0,1,2", "0"]
+    assert list(rows.n_ok) == [2, 1] and list(rows.n_diverged) == [1, 0] and "n_failed" not in rows  # seed 0: the ok one
+    assert rows.jobs[0] == "seeds/0 seeds/1 seeds/2"
+    assert rows.test_accuracy_mean[0] == pytest.approx(0.85) and rows.test_accuracy_std[0] == pytest.approx(np.std([0.9, 0.8], ddof=1))
+    assert math.isnan(rows.test_accuracy_std[1]) and math.isnan(rows.test_accuracy_ci95_low[1])  # one repeat: no spread
+    points = config_points(table, "test_accuracy")
+    assert list(points.status) == ["ok", "ok"] and list(points.n_other) == [0, 0] and points.jobs[1] == ["grid/1"]

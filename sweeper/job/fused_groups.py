@@ -70,6 +70,8 @@ def fusion_key(cfg: DictConfig, resolved: dict[Any, Any] | None = None) -> str |
         _say_unfused(str(OmegaConf.select(cfg, "optimizer._target_")), str(OmegaConf.select(cfg, "optimizer.name")))
         return None
     resolved = container(cfg) if resolved is None else resolved
+    # The seed stays in the key: repeats (sweeper/sweep/repeats.py) train apart, since a group's copies
+    # share one data order (fused_loop.py feeds every copy the same batches) and a repeat draws its own.
     varied = {key for argument, key in optimizer_hparams(cfg).items() if argument in FUSED_ARGS}
     content = {key: value for key, value in resolved.items() if key not in varied}
     optimizer = content.get("optimizer")

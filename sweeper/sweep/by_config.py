@@ -46,22 +46,6 @@ def has_repeats(table: pd.DataFrame) -> bool:
     return bool(seeds.gt(1).any())
 
 
-def interval(values: list[float]) -> tuple[float, float, float, float]:
-    """Mean, sample standard deviation and the 95% t interval of the mean (NaN where under 2 values)."""
-    import numpy as np
-    from scipy import stats
-
-    k = len(values)
-    if not k:
-        return math.nan, math.nan, math.nan, math.nan
-    mean = float(np.mean(values))
-    if k < 2:
-        return mean, math.nan, math.nan, math.nan
-    std = float(np.std(values, ddof=1))
-    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, k - 1)) * std / math.sqrt(k)
-    return mean, std, mean - half, mean + half
-
-
 def one_more_run(values: list[float]) -> tuple[float, float]:
     """Where one more run would land, 95% of the time: mean ± t(0.975, k-1) s sqrt(1 + 1/k) over k
     values (NaN under 2): the spread a single published run is held against."""
@@ -76,12 +60,46 @@ def one_more_run(values: list[float]) -> tuple[float, float]:
     return mean - half, mean + half
 
 
-def _ok_values(frame: pd.DataFrame, metric: str) -> list[float]:
+def _configurations(table: pd.DataFrame, keys: list[str]) -> pd.Series:
+    """Each row's configuration, numbered in the table's order."""
+    return table.groupby(keys, dropna=False, sort=False).ngroup() if keys else table.index.to_series() * 0
+
+
+def _one_per_seed(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """One job per configuration and seed (an ok one where there is one), in the table's order: a
+    folder of sweeps may hold the same run twice (a grid's seed-0 job and a repeats sweep's), and a
+    seed counts once."""
+    if SEED not in table:
+        return table
+    ok_first = table.iloc[(table.status != Status.OK.value).to_numpy().argsort(kind="stable")]
+    return ok_first.drop_duplicates(subset=[*keys, SEED]).sort_index()
+
+
+def _spread(table: pd.DataFrame, number: pd.Series, metric: str) -> pd.DataFrame:
+    """Per configuration (`number`): the metric's mean, std, and 95% interval of the mean over its
+    ok rows with a finite value."""
     import numpy as np
     import pandas as pd
+    from scipy import stats
 
-    values = pd.to_numeric(frame.loc[frame.status == Status.OK.value, metric], errors="coerce")
-    return [float(v) for v in values if np.isfinite(v)]
+    values = pd.to_numeric(table[metric], errors="coerce") if metric in table else pd.Series(np.nan, index=table.index)
+    values = values[(table.status == Status.OK.value) & np.isfinite(values)]
+    found = values.groupby(number[values.index]).agg(["mean", "std", "count"])
+    half = stats.t.ppf(0.5 + CONFIDENCE / 2, np.maximum(found["count"] - 1, 1)) * found["std"] / np.sqrt(found["count"])
+    return pd.DataFrame({"mean": found["mean"], "std": found["std"], "ci95_low": found["mean"] - half,
+                         "ci95_high": found["mean"] + half}).reindex(range(int(number.max()) + 1 if len(number) else 0))
+
+
+def _counted(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
+    """The table one job per configuration and seed, each row's configuration number, and per
+    configuration its keys, `n`, and its jobs' count by status (a column per status)."""
+    keys = configuration_keys(table)
+    table = _one_per_seed(table, keys)
+    number = _configurations(table, keys)
+    first = table.loc[~number.duplicated(), keys].set_axis(number[~number.duplicated()].to_numpy())
+    statuses = table.status.groupby(number).value_counts().unstack(fill_value=0)
+    configs = first.assign(n=number.value_counts().sort_index())
+    return table, number, configs.join(statuses.add_prefix("n_"))
 
 
 def by_config(table: pd.DataFrame) -> pd.DataFrame:
@@ -90,23 +108,17 @@ def by_config(table: pd.DataFrame) -> pd.DataFrame:
     `<m>_ci95_low`, `<m>_ci95_high` over its ok repeats; `jobs`: its jobs' names. In the table's order."""
     import pandas as pd
 
-    keys = configuration_keys(table)
     metrics = metric_columns(table)
-    others = [s.value for s in Status if s != Status.OK and (table.status == s.value).any()] if "status" in table else []
-    rows = []
-    for values, frame in table.groupby(keys, dropna=False, sort=False):
-        frame = _one_per_seed(frame)
-        row: dict[str, Any] = dict(zip(keys, values))
-        row.update(n=len(frame), n_ok=int((frame.status == Status.OK.value).sum()))
-        row.update({f"n_{status}": int((frame.status == status).sum()) for status in others})
-        if SEED in frame:
-            row["seeds"] = ",".join(str(int(s)) for s in frame[SEED].dropna())
-        for metric in metrics:
-            mean, std, low, high = interval(_ok_values(frame, metric))
-            row.update({f"{metric}_mean": mean, f"{metric}_std": std, f"{metric}_ci95_low": low, f"{metric}_ci95_high": high})
-        row["jobs"] = " ".join(str(job) for job in frame.job)
-        rows.append(row)
-    return pd.DataFrame(rows)
+    table, number, configs = _counted(table)
+    counts = [f"n_{s.value}" for s in Status if s != Status.OK and f"n_{s.value}" in configs]
+    shown = configs[[*configuration_keys(table), "n"]].assign(n_ok=configs.get("n_ok", 0))
+    shown = shown.join(configs[counts])
+    if SEED in table:
+        shown["seeds"] = table[SEED].groupby(number).agg(lambda seeds: ",".join(str(int(s)) for s in seeds.dropna()))
+    spreads = [_spread(table, number, metric).add_prefix(f"{metric}_") for metric in metrics]
+    shown = pd.concat([shown, *spreads], axis=1)
+    shown["jobs"] = table.job.groupby(number).agg(lambda jobs: " ".join(map(str, jobs)))
+    return shown.reset_index(drop=True)
 
 
 def mean_text(mean: float, std: float, low: float | None = None, high: float | None = None, digits: str = ".4g") -> str:
@@ -139,35 +151,21 @@ def write_by_config(root: Path, table: pd.DataFrame) -> str:
     return text
 
 
-def _one_per_seed(frame: pd.DataFrame) -> pd.DataFrame:
-    """A configuration's jobs, one per seed (an ok one first): a folder of sweeps may hold the same
-    run twice (a grid's seed-0 job and a repeats sweep's), and a seed counts once."""
-    if SEED not in frame or frame[SEED].isna().all():
-        return frame
-    first_ok = frame.assign(_ok=frame.status != Status.OK.value).sort_values("_ok", kind="stable")
-    return frame.loc[sorted(first_ok.drop_duplicates(subset=[SEED]).index, key=list(frame.index).index)]
-
-
-def _status(frame: pd.DataFrame) -> str:
-    """A configuration's status: ok where a repeat is, else the first status, in Status' order, of its jobs."""
-    return next(s.value for s in Status if (frame.status == s.value).any()) if len(frame) else Status.NOT_STARTED.value
-
-
 def config_points(table: pd.DataFrame, objective: str) -> pd.DataFrame:
-    """A report's points where a group has repeats: per configuration its keys, `status`, the
-    objective's mean over the ok repeats (as `objective`) with `<objective>_std`, `_ci95_low`,
-    `_ci95_high`, `n`, `n_ok`, `n_diverged`, `n_other` (the other statuses) and `jobs` (a list); `job`: its first job."""
-    import pandas as pd
-
-    keys = configuration_keys(table)
-    rows = []
-    for values, frame in table.groupby(keys, dropna=False, sort=False):
-        frame = _one_per_seed(frame)
-        mean, std, low, high = interval(_ok_values(frame, objective)) if objective in frame else (math.nan,) * 4
-        ok = int((frame.status == Status.OK.value).sum())
-        diverged = int((frame.status == Status.DIVERGED.value).sum())
-        rows.append({**dict(zip(keys, values)), "job": frame.job.iloc[0],
-                     "status": _status(frame), objective: mean, f"{objective}_std": std, f"{objective}_ci95_low": low,
-                     f"{objective}_ci95_high": high, "n": len(frame), "n_ok": ok, "n_diverged": diverged,
-                     "n_other": len(frame) - ok - diverged, "jobs": list(frame.job)})
-    return pd.DataFrame(rows)
+    """A report's points where a group has repeats: per configuration its keys, `status` (ok where a
+    repeat is, else the first status in Status' order of its jobs), the objective's mean over the ok
+    repeats (as `objective`) with `<objective>_std`, `_ci95_low`, `_ci95_high`, `n`, `n_ok`,
+    `n_diverged`, `n_other` (its other statuses), `jobs` (a list) and `job` (its first)."""
+    table, number, configs = _counted(table)
+    order = [s.value for s in Status]
+    first = table.status.map(order.index).groupby(number).min()
+    points = configs[configuration_keys(table)].assign(
+        job=table.job.groupby(number).first(), status=[order[i] for i in first],
+        n=configs.n, n_ok=configs.get("n_ok", 0), n_diverged=configs.get("n_diverged", 0))
+    points["n_other"] = points.n - points.n_ok - points.n_diverged
+    spread = _spread(table, number, objective)
+    points[objective] = spread["mean"]
+    for part in ("std", "ci95_low", "ci95_high"):
+        points[f"{objective}_{part}"] = spread[part]
+    points["jobs"] = table.job.groupby(number).agg(list)
+    return points.reset_index(drop=True)
