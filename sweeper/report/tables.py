@@ -37,13 +37,12 @@ def best_table(groups: list[Group]) -> pd.DataFrame:
             continue
         best = ranked.iloc[0]
         hparams = {k: best[k] for k in group.hparams if k in ranked.columns and pd.notna(best[k])}
-        row = {"task": group.task, "optimizer": group.optimizer, "job": best.job,
+        repeats = group.configs is not None  # a configuration: its jobs, its mean against the next one's
+        row = {"task": group.task, "optimizer": group.optimizer,
+               **({"jobs": " ".join(map(str, best.jobs))} if repeats else {"job": best.job}),
                "best": f"{group.objective} = {group.value_text(best)}", "direction": group.direction,
-               **{k: fmt_number(v) for k, v in hparams.items()}, "train_time_s": best.get("train_time_s")}
-        if group.configs is not None:  # the configuration's jobs, its mean against the next one's
-            row.pop("train_time_s")
-            row = {"jobs" if k == "job" else k: " ".join(map(str, best.jobs)) if k == "job" else v for k, v in row.items()}
-            row["runner-up"] = runner_up(group, ranked)
+               **{k: fmt_number(v) for k, v in hparams.items()}}
+        row |= {"runner-up": runner_up(group, ranked)} if repeats else {"train_time_s": best.get("train_time_s")}
         rows.append(row)
     return pd.DataFrame(rows)
 
