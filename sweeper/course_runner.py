@@ -16,6 +16,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from sweeper.paths import conf_dir
+from sweeper.sweep.repeats import with_seed_axis
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE_DIR = ROOT / "course_profiles"  # not under conf/: Hydra would list them as a config group
@@ -122,8 +123,6 @@ def planned_jobs(profile: Profile, sweep: CourseSweep, extra: list[str]) -> list
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    from sweeper.sweep.repeats import with_seed_axis
 
     parser = OverridesParser.create()
     given = _given(profile, sweep, extra)

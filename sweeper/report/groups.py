@@ -9,8 +9,7 @@ import numpy as np
 import pandas as pd
 
 from sweeper.job.status import Status
-from sweeper.sweep.by_config import SEED, config_points, has_repeats
-from sweeper.sweep.collate import hparam_columns
+from sweeper.sweep.by_config import SEED, config_points, has_repeats, hparam_columns
 from sweeper.sweep.jobs import Job
 
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sweeper.job.record import write_atomic
 from sweeper.job.status import Status
-from sweeper.sweep.collate import hparam_columns
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -21,6 +20,15 @@ if TYPE_CHECKING:
 SEED = "seed"
 CONFIDENCE = 0.95
 NOT_METRICS = ("job", "task", "optimizer", "status", "error", "fused", "seeds")  # fused: the group's size
+
+
+def hparam_columns(table: pd.DataFrame) -> list[str]:
+    """The hyperparameters' columns of a collated table: those between the optimizer and the status."""
+    columns = list(table.columns)
+    if "status" not in columns:
+        return []
+    first = columns.index("optimizer") + 1 if "optimizer" in columns else columns.index("task") + 1 if "task" in columns else 1
+    return columns[first:columns.index("status")]
 
 
 def configuration_keys(table: pd.DataFrame) -> list[str]:

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sweeper.job.record import write_atomic
+from sweeper.sweep.by_config import by_config as configurations
 from sweeper.sweep.jobs import Job, NotASweep, read_jobs, read_sweep, summarize, sweep_of_job, sweeps_in, \
     without_cycle_collection
 
@@ -85,15 +86,6 @@ def collate(root: Path, jobs: list[Job] | None = None) -> pd.DataFrame:
         return table.sort_values(["task", "optimizer", "job"], na_position="last", kind="stable").reset_index(drop=True)
 
 
-def hparam_columns(table: pd.DataFrame) -> list[str]:
-    """The hyperparameters' columns of a collated table: those between the optimizer and the status."""
-    columns = list(table.columns)
-    if "status" not in columns:
-        return []
-    first = columns.index("optimizer") + 1 if "optimizer" in columns else columns.index("task") + 1 if "task" in columns else 1
-    return columns[first:columns.index("status")]
-
-
 def results(directory: str | Path, by_config: bool = False) -> pd.DataFrame:
     """The table of a sweep (or of a folder of sweeps): the rows `python -m sweeper collate DIR`
     writes, as a DataFrame, for a notebook (`sweeper.results("outputs/multirun/...")`); by_config:
@@ -104,11 +96,7 @@ def results(directory: str | Path, by_config: bool = False) -> pd.DataFrame:
     if sweep is not None:
         raise NotASweep(f"{root} is one job of the sweep {sweep}: give the sweep's folder")
     table = collate(root, read_sweep(root, sweeps_in(root)).jobs)
-    if not by_config:
-        return table
-    from sweeper.sweep.by_config import by_config as configurations  # it imports this module
-
-    return configurations(table)
+    return configurations(table) if by_config else table
 
 
 # Above this many rows results.md is not padded to align its columns: tabulate's alignment takes
