@@ -12,6 +12,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+import sweeper
+
 from tests.conftest import ROOT, checkout_env, run_cli
 
 # A task of the user's, without TensorFlow: its score moves with the seed, and one repeat diverges
@@ -98,6 +100,7 @@ def test_repeats_run_each_configuration_with_its_seeds_and_collate_by_configurat
         assert (row.score_ci95_low, row.score_ci95_high) == (pytest.approx(np.mean(values) - half),
                                                             pytest.approx(np.mean(values) + half))
     assert "±" in (out / "results_by_config.md").read_text()
+    pd.testing.assert_frame_equal(sweeper.results(out, by_config=True), table, check_dtype=False)  # a notebook's call
 
 
 def test_the_report_ranks_configurations_by_their_mean(user_dir: Path) -> None:

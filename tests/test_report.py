@@ -303,3 +303,23 @@ def test_a_group_whose_jobs_all_failed_is_reported(tmp_path, sweeper_cli):
     text = (sweep / "report" / "report.md").read_text()
     assert "2 jobs: 2 failed" in text and text.count("ValueError: no data") == 4  # its reason, and in the table
     assert "Best per optimizer" not in text
+
+
+def test_gpu_scaling_of_repeats_gives_the_spread_of_each_counts_times(report_of, tmp_path):
+    """Exercise 4 with two seeds per GPU count: the scaling table and figure say how far the times spread."""
+    sweep = tmp_path / "gpu_repeats"
+    hparams = dict(lr=0.001, beta1=0.9, beta2=0.999, epsilon=1e-7, batch_size=256, epochs=3)
+    times = {(1, 0): 100.0, (2, 0): 60.0, (1, 1): 110.0, (2, 1): 64.0}  # (gpus, seed): seconds, seed-first
+    synthetic.write_job_list(sweep, "cnn", "adam", [{"seed": seed, "gpus": gpus} for gpus, seed in times], **hparams)
+    for number, ((gpus, seed), seconds) in enumerate(times.items()):
+        synthetic.mnist_job(sweep / str(number), "cnn", "adam", train_time_s=seconds, replicas=gpus, **hparams,
+                            gpus=gpus, seed=seed)
+    markdown, _ = report_of(sweep)
+    table = section(markdown, "### GPU scaling")
+    header = [c.strip() for c in table.split("\n")[2].strip("|").split("|")]
+    rows = {int(row[0]): dict(zip(header, row)) for row in table_rows(table)}
+    assert [rows[g]["runs"] for g in (1, 2)] == ["2", "2"]
+    assert [float(rows[1][k]) for k in ("train_time_s", "train_time_s_min", "train_time_s_max")] == [105, 100, 110]
+    assert float(rows[2]["train_time_s_std"]) == pytest.approx(np.std([60, 64], ddof=1), rel=1e-3)
+    assert "Repeats: 2 configurations, up to 2 seeds each" in markdown
+    assert_images(sweep, "gpu_scaling_cnn_adam.png", "loss_cnn_adam.png", "epochs_cnn_adam.png")
