@@ -84,10 +84,10 @@ def _line_figure(plt: ModuleType, exercise: Exercise, groups: list[Group], match
                     label=f"ours, each {', '.join(others)}")
         ax.plot(line.index, line.to_numpy() * scale, "o-", color="#1f77b4",
                 label="ours" + (f", best over {', '.join(others)}" if others else "") + group.of_repeats)
-        if group.configs is not None:  # each configuration's standard deviation over its repeats
-            std = rows[f"{group.objective}_std"].fillna(0) * scale
-            ax.errorbar(rows[key], rows[group.objective] * scale, yerr=std, fmt="none", ecolor="#1f77b4", capsize=3,
-                        label="± std over the seeds")
+        if group.configs is not None:  # the standard deviation of each configuration with repeats
+            spread = rows[rows[f"{group.objective}_std"].notna()]
+            ax.errorbar(spread[key], spread[group.objective] * scale, yerr=spread[f"{group.objective}_std"] * scale,
+                        fmt="none", ecolor="#1f77b4", capsize=3, label="± std over its seeds")
         xs = [float(v) for v in line.index]
         ys = list(rows[group.objective] * scale)
         mine = [m for m in matches if m.row.metric == group.objective and m.row.config.get("optimizer") == group.optimizer

@@ -17,7 +17,7 @@ import pandas as pd
 from sweeper.words import counted
 from sweeper.course_runner import Profile
 from sweeper.job.record import write_atomic
-from sweeper.job.status import summary
+from sweeper.job.status import Status, summary
 from sweeper.report.course_figures import FIGURES
 from sweeper.report.document import Document
 from sweeper.report.groups import REPORT_DIR, Group, fmt_number, read_groups
@@ -80,10 +80,18 @@ def _best_of_grid(exercise: Exercise, groups: list[Group], matches: list[Match])
             f"published {group.objective}": published[0].row.published_text if published else "",
             "our best": _hparams_text(best) if best is not None else "none finished",
             f"our {group.objective}": _percent(group, best) if best is not None else "",
-            "train_loss": f"{best['train_loss']:.3g}" if best is not None and "train_loss" in best else "",
+            "train_loss": _train_loss(group, best) if best is not None else "",
             "jobs in our grid": len(group.rows),
         })
     return pd.DataFrame(rows)
+
+
+def _train_loss(group: Group, best: pd.Series) -> str:
+    """The best point's training loss: its job's, or the mean of its configuration's ok repeats."""
+    jobs = best.jobs if group.configs is not None else [best.job]
+    rows = group.rows[group.rows.job.isin(jobs) & (group.rows.status == Status.OK)]
+    values = rows.train_loss.dropna() if "train_loss" in rows else pd.Series(dtype=float)
+    return f"{values.mean():.3g}" if len(values) else ""
 
 
 def _percent(group: Group, best: pd.Series) -> str:
