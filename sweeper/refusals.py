@@ -14,6 +14,7 @@ import functools
 import inspect
 import io
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Container, Iterable, NoReturn, Sequence, cast
@@ -410,6 +411,35 @@ def check_grid_values(parsed: Iterable[Any]) -> None:
             searches = ", ".join(sorted(path.stem for path in CONF.glob("hparams_search/*.yaml")))
             refuse(f"{override.input_line} is a search space, which a grid cannot list: use a search preset "
                    f"(hparams_search={searches}) or a list of values ({override.get_key_element()}={values})")
+
+
+def check_grid_not_empty(parsed: Iterable[Any]) -> None:
+    """Refuse a list of values that holds none (`steps=range(5,5)`): the grid would have no job."""
+    for override in parsed:
+        if override.is_discrete_sweep() and not list(override.sweep_string_iterator()):
+            refuse(f"{override.input_line} lists no values, so the sweep would have no job: give at least one")
+
+
+def check_sweep_dir(given: str) -> None:
+    """Refuse a sweep directory that cannot be one, before anything is written: empty (the current
+    directory), a file, or a place where nothing can be written."""
+    if not given.strip():
+        refuse("hydra.sweep.dir is empty: give the sweep's directory (e.g. hydra.sweep.dir=outputs/my_sweep)")
+    path = Path(given).absolute()
+    if path.exists() and not path.is_dir():
+        refuse(f"hydra.sweep.dir={given} is a file: give a directory for the sweep")
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK) or _read_only(existing):
+        refuse(f"hydra.sweep.dir={given}: {existing} cannot be written to (a read-only or system folder): "
+               "give a directory of yours")
+
+
+def _read_only(path: Path) -> bool:
+    """Whether `path` lies on a file system mounted read-only or a kernel's (/proc, /sys), where even root writes nothing."""
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY) or path.resolve().parts[1:2] in (("proc",), ("sys",))
+    except OSError:
+        return True
 
 
 def grid_size(cfg: DictConfig) -> int:

@@ -14,6 +14,7 @@ import dataclasses
 import enum
 import functools
 import importlib.util
+import math
 import re
 import types
 import typing
@@ -269,4 +270,15 @@ def type_error(cfg: DictConfig | dict[Any, Any], types: dict[str, Any] | None = 
         present, value = _value(cfg, key)
         if present and not is_of(value, tp):
             return f"{key}={value!r} is invalid: {key} must be {describe(tp)}"
+        if present and (beyond := _beyond_reach(value)):
+            return f"{key}={value!r} is invalid: {key} must be {beyond}"
+    return None
+
+
+def _beyond_reach(value: Any) -> str | None:
+    """What a number no task can take must be instead (`lr=inf`, `lr=1e400`, an integer over 64 bits); None if usable."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "a finite number"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2 ** 63:
+        return "an integer of at most 64 bits (below 2**63)"
     return None

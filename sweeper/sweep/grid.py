@@ -24,7 +24,7 @@ from sweeper.job.context import Progress, RunContext
 from sweeper.job.display import label
 from sweeper.job.fused_groups import FusedPlan
 from sweeper.job.planned import PlannedJob
-from sweeper.refusals import check_grid_values
+from sweeper.refusals import check_grid_not_empty, check_grid_values, check_sweep_dir
 from sweeper.sweep import manifest, progress, repeats
 from sweeper.launching.compose import Planner
 from sweeper.sweep.planning import configs, launch, plan_sweep, planner_for
@@ -48,10 +48,12 @@ class GridSweep(BasicSweeper):
         """Hydra's BasicSweeper.sweep, with every job checked and the sweep's job list claimed
         before anything is written (multirun.yaml included), and a summary at the end."""
         assert self.hydra_context is not None and self.config is not None and self.launcher is not None
+        check_sweep_dir(str(self.config.hydra.sweep.dir))
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         params = self._parse_config() + list(arguments)
         parsed = parser.parse_overrides(params)
         check_grid_values(parsed)
+        check_grid_not_empty(parsed)
         parsed = parser.parse_overrides(repeats.with_seed_axis(params, parsed, self.config))
         overrides = [list(job) for batch in self.split_arguments(parsed, None) for job in batch]
         sweep_dir = Path(str(self.config.hydra.sweep.dir))

@@ -33,7 +33,7 @@ from sweeper.job.trial import DEFAULT_STUDY, StorageError, open_storage, storage
 from sweeper.sweep import manifest, progress
 from sweeper.sweep.repeats import repeats_of
 from sweeper.launching.compose import job_configs
-from sweeper.refusals import check_workers
+from sweeper.refusals import check_sweep_dir, check_workers
 from sweeper.sweep.planning import launch, plan_sweep
 
 if TYPE_CHECKING:  # optuna is the `optuna` extra: imported where a search runs
@@ -224,6 +224,7 @@ class Search:
         if repeats_of(self.config) > 1:  # a trial is one job: its objective one run's
             _fail(f"repeats={repeats_of(self.config)}: a search runs each trial once; sweep its best points with "
                   "repeats afterwards (python run.py -m task=... lr=... repeats=5, docs/repeats.md)")
+        check_sweep_dir(str(self.config.hydra.sweep.dir))
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         params = [f"{key}={value}" for key, value in self.params.items() if value != DECLARED]
         space, listed, fixed = search_space(params + list(arguments), self.hydra_context.config_loader)
