@@ -183,3 +183,27 @@ def test_a_record_written_with_the_wrong_shape_is_not_indexed_and_reads_corrupt(
     assert not list((sweep / "index").glob("*.jsonl"))
     assert list(collate(sweep).status) == ["corrupt"]
     assert "1 corrupt" in sweeper_cli("status", str(sweep)).stdout
+
+
+# -- the job list ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("directory", ["../victim/7", "/ABSOLUTE/7", "1/../../victim/7", 7, None, ""])
+def test_a_job_list_whose_dir_leads_out_of_the_sweep_is_damaged(tmp_path, sweeper_cli, directory):
+    victim, sweep = tmp_path / "victim", tmp_path / "sweep"
+    synthetic.linear_job(victim / "7", "gd", lr=0.7)  # a record nothing under the sweep may show
+    synthetic.write_job_list(sweep, "linear", "gd", [{"lr": 0.1}, {"lr": 0.2}])
+    synthetic.linear_job(sweep / "0", "gd", lr=0.1)
+    data = json.loads(path_of(sweep).read_text())
+    data["jobs"][1]["dir"] = str(victim / "7") if directory == "/ABSOLUTE/7" else directory
+    path_of(sweep).write_text(json.dumps(data))
+    with pytest.raises(DamagedManifest, match=r"job 1's dir .* is not a folder inside the sweep directory") as raised:
+        read_manifest(sweep)
+    assert "\n" not in str(raised.value)
+    result = sweeper_cli("collate", str(sweep))
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert "not a valid job list" in result.stderr
+    assert list(collate(sweep).job) == ["0"]  # read from the job directories alone
+    with serving(sweep) as server:
+        for name in ("../victim/7", str(victim / "7"), "1"):
+            assert server.get("/api/job", name=name).status == 404, name
+        assert server.get("/api/sweep").status == 200 and server.get("/api/jobs").status == 200
