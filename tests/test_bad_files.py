@@ -207,3 +207,96 @@ def test_a_job_list_whose_dir_leads_out_of_the_sweep_is_damaged(tmp_path, sweepe
         for name in ("../victim/7", str(victim / "7"), "1"):
             assert server.get("/api/job", name=name).status == 404, name
         assert server.get("/api/sweep").status == 200 and server.get("/api/jobs").status == 200
+
+
+# -- the page ----------------------------------------------------------------------------------------
+
+def test_the_figures_follow_a_record_repaired(tmp_path):
+    sweep = tmp_path / "sweep"
+    synthetic.write_job_list(sweep, "linear", "gd", [{"lr": 0.1}, {"lr": 0.2}])
+    synthetic.linear_job(sweep / "0", "gd", lr=0.1, steps=3)
+    synthetic.linear_job(sweep / "1", "gd", lr=0.2, steps=3)
+    path = sweep / "1" / RECORD_NAME
+    whole = path.read_text()
+    path.write_text(whole.replace('"history": {', '"history": "abc", "was": {'))
+    with serving(sweep, refresh_s=0.1) as server:
+        assert server.get("/api/figures").status == 200
+        assert server.get("/api/job-figures", name="1").status == 200
+        path.write_text(whole)
+        time.sleep(0.3)
+        repaired = server.get("/api/figures")
+        assert repaired.status == 200 and json.loads(repaired.body)["figures"], repaired.text
+        assert json.loads(server.get("/api/job", name="1").body)["status"] == "ok"
+
+
+def test_a_large_file_is_streamed(tmp_path):
+    sweep = tmp_path / "sweep"
+    synthetic.write_job_list(sweep, "linear", "gd", [{"lr": 0.1}])
+    synthetic.linear_job(sweep / "0", "gd", lr=0.1, steps=3)
+    size = 300 * 2 ** 20
+    with open(sweep / "0" / "run.log", "wb") as log:  # sparse: no disk taken
+        log.truncate(size)
+    with serving(sweep) as server:
+        tracemalloc.start()
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+            connection.request("GET", f"/file?path=0/run.log&token={server.token}")
+            answer = connection.getresponse()
+            received = 0
+            while chunk := answer.read(2 ** 20):
+                received += len(chunk)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert answer.status == 200 and received == size
+        assert peak < 32 * 2 ** 20, f"{peak / 2 ** 20:.0f} MB held to send a {size >> 20} MB file"
+
+
+@pytest.mark.parametrize("name", ["a\0b", "0/run\0.log", "x" * 300, "0/" + "x" * 300, "/".join(["x" * 250] * 20)])
+def test_odd_names_get_a_4xx(tmp_path, name):
+    sweep = tmp_path / "sweep"
+    synthetic.write_job_list(sweep, "linear", "gd", [{"lr": 0.1}])
+    synthetic.linear_job(sweep / "0", "gd", lr=0.1, steps=3)
+    with serving(sweep) as server:
+        assert 400 <= server.get("/file", path=name).status < 500
+        assert 400 <= server.get("/api/job", name=name).status < 500
+        assert 400 <= server.get("/api/job-figures", name=name).status < 500
+        assert 400 <= server.get("/figures/" + urllib.parse.quote(name)).status < 500
+
+
+# -- serve's options ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("port", ["-1", "70000", "65536"])
+def test_serve_refuses_a_port_out_of_range_in_one_line(tmp_path, sweeper_cli, port):
+    sweep = tmp_path / "sweep"
+    synthetic.write_job_list(sweep, "linear", "gd", [{"lr": 0.1}])
+    result = sweeper_cli("serve", str(sweep), "--port", port)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert f"--port {port} is no port: give one of 1-65535" in result.stderr
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        socket.create_server(("::1", 0), family=socket.AF_INET6).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="this machine has no IPv6 loopback")
+def test_serve_listens_on_the_ipv6_loopback(tmp_path):
+    sweep = tmp_path / "sweep"
+    synthetic.write_job_list(sweep, "linear", "gd", [{"lr": 0.1}])
+    process = subprocess.Popen([sys.executable, "-m", "sweeper", "serve", str(sweep), "--host", "::1", "--port", "0"],
+                               cwd=ROOT, env=checkout_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        match = re.search(r"http://localhost:(\d+)/\?token=([\w-]+)", line)
+        assert match, line + process.stderr.read()
+        url = f"http://[::1]:{match.group(1)}/api/sweep?token={match.group(2)}"
+        with urllib.request.urlopen(url, timeout=30) as answer:
+            assert json.loads(answer.read())["total"] == 1
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+        assert "Traceback" not in process.stderr.read()
