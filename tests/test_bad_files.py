@@ -72,6 +72,10 @@ CASES: list[tuple[str, Any, str]] = [
     ("an unrecorded status", {**_good(), "status": "running"}, "status 'running' is not one a job records"),
     ("a curve of text", {**_good(), "history": {"loss": "abc"}}, "history's loss must be a list, not a string"),
     ("numbers as overrides", {**_good(), "overrides": [1, 2]}, "overrides must be a list of strings"),
+    ("a metric nested 500 deep", {**_good(), "metrics": {"final_loss": 1.0, "x": json.loads("[" * 500 + "]" * 500)}},
+     "its values nest more than 20 lists or mappings deep"),
+    ("a curve nested 500 deep", {**_good(), "history": {"loss": json.loads("[" * 500 + "]" * 500)}},
+     "its values nest more than 20 lists or mappings deep"),
     ("the objective as text", {**_good(), "metrics": {"final_loss": "x"}},
      "metrics' final_loss (the objective) must be a number or null, not a string"),
 ]

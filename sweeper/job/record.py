@@ -185,10 +185,30 @@ def _inner_error(data: dict[str, Any]) -> str | None:
             return f"history's {name} must be a list, not {_kind(values)}"
     if any(type(override) is not str for override in data["overrides"]):
         return "overrides must be a list of strings"
+    for name in ("hparams", "metrics", "history", "versions", "environment"):  # the fields that may nest
+        if _too_deep(data[name], _MAX_DEPTH):
+            return f"its values nest more than {_MAX_DEPTH} lists or mappings deep"
     objective = data.get("objective")
     if objective is not None and type(data["metrics"].get(objective)) not in (int, float, type(None)):
         return f"metrics' {objective} (the objective) must be a number or null, not {_kind(data['metrics'][objective])}"
     return None
+
+
+_MAX_DEPTH = 20  # readers copy and draw records by recursion: deeper is no record, and would exhaust the stack
+_CONTAINERS = frozenset({dict, list})
+
+
+def _too_deep(value: Any, levels: int) -> bool:
+    """Whether lists and mappings nest in `value` more than `levels` deep. A list of numbers (a
+    curve) is scanned at C speed, not item by item."""
+    values = value.values() if type(value) is dict else value if type(value) is list else None
+    if values is None:
+        return False
+    if levels == 0:
+        return True
+    if _CONTAINERS.isdisjoint(set(map(type, values))):
+        return False
+    return any(_too_deep(item, levels - 1) for item in values)
 
 
 def record_from(data: Any) -> Record:
