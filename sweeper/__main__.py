@@ -135,7 +135,8 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     port, token = sock.getsockname()[1], new_token()
-    shown = "localhost" if args.host in ("127.0.0.1", "localhost", "::1") else args.host
+    shown = "localhost" if args.host in ("127.0.0.1", "localhost", "::1") else \
+        f"[{args.host}]" if ":" in args.host else args.host  # an IPv6 address in a URL: in brackets
     print(f"serving {args.dir} at http://{shown}:{port}/?token={token} (Ctrl-C stops it); from a laptop: "
           f"ssh -N -L {port}:localhost:{port} {getpass.getuser()}@{socket.getfqdn()}, then open that URL there",
           flush=True)

@@ -152,12 +152,12 @@ def _parsed(lines: list[bytes]) -> list[Any]:
         parsed: list[Any] = json.loads(b"[" + b",".join(lines) + b"]")
         if len(parsed) == len(lines):  # no line held two values, or none
             return parsed
-    except ValueError:
+    except (ValueError, RecursionError):  # a line nested too deeply: one by one
         pass
     rows = []
     for raw in lines:
         try:
             rows.append(json.loads(raw))
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
     return rows

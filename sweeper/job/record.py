@@ -131,27 +131,111 @@ def write_record(job_dir: Path, record: Record) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    index_record(Path(job_dir), key, data)
+    if shape_error(data) is None:  # the index holds only records that read back: readers find others corrupt
+        index_record(Path(job_dir), key, data)
     return path
 
 
 _FIELDS = {field.name for field in dataclasses.fields(Record)}
+_REQUIRED = [field.name for field in dataclasses.fields(Record) if field.default is dataclasses.MISSING
+             and field.default_factory is dataclasses.MISSING]
+_RECORDED_VALUES = [status.value for status in Status if status in RECORDED]
+
+# What each field of a record's JSON may hold, and those types in words, for the message.
+_TEXT, _TEXT_OR_NULL = ((str,), "a string"), ((str, type(None)), "a string or null")
+_SHAPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "status": _TEXT, "task": _TEXT, "optimizer": _TEXT, "hparams": ((dict,), "a mapping"),
+    "metrics": ((dict,), "a mapping"), "history": ((dict,), "a mapping"),
+    "train_time_s": ((int, float, type(None)), "a number or null"), "started": _TEXT, "finished": _TEXT,
+    "overrides": ((list,), "a list"), "versions": ((dict,), "a mapping"), "git_commit": _TEXT_OR_NULL,
+    "host": _TEXT, "error": _TEXT_OR_NULL, "objective": _TEXT_OR_NULL, "fingerprint": _TEXT_OR_NULL,
+    "attempts": ((int,), "a whole number"), "environment": ((dict,), "a mapping"), "direction": _TEXT_OR_NULL,
+    "preset": _TEXT_OR_NULL, "fused": ((int, type(None)), "a whole number or null"),
+    "schema_version": ((int,), "a whole number"),
+}
+assert _SHAPES.keys() == _FIELDS
+_KINDS = {dict: "a mapping", list: "a list", str: "a string", bool: "true or false", int: "a number",
+          float: "a number", type(None): "null"}
+
+
+def _kind(value: Any) -> str:
+    return _KINDS.get(type(value), type(value).__name__)
+
+
+def shape_error(data: Any) -> str | None:
+    """What is wrong with a record's JSON, in a few words (`metrics must be a mapping, not a
+    string`); None when it has a record's shape. Types are compared exactly (true is no number)."""
+    if type(data) is not dict:
+        return f"a record is a mapping of its fields, not {_kind(data)}"
+    missing = [name for name in _REQUIRED if name not in data]
+    if missing:
+        return f"it lacks {', '.join(missing)}"
+    for name, (types, words) in _SHAPES.items():
+        if name in data and type(data[name]) not in types:
+            return f"{name} must be {words}, not {_kind(data[name])}"
+    if data["status"] not in _RECORDED_VALUES:
+        return f"status {data['status']!r} is not one a job records ({', '.join(_RECORDED_VALUES)})"
+    return _inner_error(data)
+
+
+def _inner_error(data: dict[str, Any]) -> str | None:
+    """What is wrong inside the fields that readers look into: the curves, the overrides, the objective."""
+    for name, values in data["history"].items():
+        if type(values) is not list:
+            return f"history's {name} must be a list, not {_kind(values)}"
+    if any(type(override) is not str for override in data["overrides"]):
+        return "overrides must be a list of strings"
+    for name in ("hparams", "metrics", "history", "versions", "environment"):  # the fields that may nest
+        if _too_deep(data[name], _MAX_DEPTH):
+            return f"its values nest more than {_MAX_DEPTH} lists or mappings deep"
+    objective = data.get("objective")
+    if objective is not None and type(data["metrics"].get(objective)) not in (int, float, type(None)):
+        return f"metrics' {objective} (the objective) must be a number or null, not {_kind(data['metrics'][objective])}"
+    return None
+
+
+_MAX_DEPTH = 20  # readers copy and draw records by recursion: deeper is no record, and would exhaust the stack
+_CONTAINERS = frozenset({dict, list})
+
+
+def _too_deep(value: Any, levels: int) -> bool:
+    """Whether lists and mappings nest in `value` more than `levels` deep. A list of numbers (a
+    curve) is scanned at C speed, not item by item."""
+    values = value.values() if type(value) is dict else value if type(value) is list else None
+    if values is None:
+        return False
+    if levels == 0:
+        return True
+    if _CONTAINERS.isdisjoint(set(map(type, values))):
+        return False
+    return any(_too_deep(item, levels - 1) for item in values)
 
 
 def record_from(data: Any) -> Record:
     """A record of this schema or an older one, from its file's JSON (fields it does not know are
-    ignored). Raises ValueError (or TypeError: a field missing) when it is not a valid record."""
+    ignored). Raises ValueError saying what is wrong when it is not a valid record: every reader
+    parses records here, so a record of the wrong shape is each reader's `corrupt`."""
+    wrong = shape_error(data)
+    if wrong is not None:
+        raise ValueError(wrong)
     if data.keys() == _FIELDS:  # as this version writes it: its fields set without __init__'s cost (100,000 at collate)
         record = Record.__new__(Record)
         record.__dict__.update(data)
         record.__post_init__()
-    else:
-        known = {key: value for key, value in data.items() if key in _FIELDS}
-        known.setdefault("schema_version", 1)
-        record = Record(**known)  # an unknown status: ValueError
-    if record.status not in RECORDED:
-        raise ValueError(f"status {record.status.value!r} is not one a job records")
-    return record
+        return record
+    return Record(**{"schema_version": 1, **{key: value for key, value in data.items() if key in _FIELDS}})
+
+
+def parsed_record(text: str | bytes) -> Record:
+    """The record that a file's (or an index line's) text holds; ValueError saying what is wrong."""
+    try:
+        return record_from(json.loads(text))
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"not JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    except RecursionError:
+        raise ValueError("nested too deeply to be a record") from None
 
 
 def read_record(path: Path) -> Record:
@@ -165,9 +249,13 @@ def read_record_keyed(path: Path) -> tuple[Record, FileKey]:
     try:
         with open(path, "rb") as f:
             key = file_key(os.fstat(f.fileno()))
-            return record_from(json.loads(f.read())), key
-    except (OSError, ValueError, TypeError, AttributeError) as e:
-        raise ValueError(f"{path}: not a valid result record ({e})") from None
+            text = f.read()
+    except OSError as e:
+        raise ValueError(f"{path}: not a valid result record: {e.strerror}") from None
+    try:
+        return parsed_record(text), key
+    except ValueError as e:
+        raise ValueError(f"{path}: not a valid result record: {e}") from None
 
 
 def read_summary(path: Path, indexed: dict[FileKey, Indexed] | None) -> Record:
@@ -176,7 +264,7 @@ def read_summary(path: Path, indexed: dict[FileKey, Indexed] | None) -> Record:
     try:
         line = (indexed or {}).get(file_key(os.stat(path)))
         if line is not None:
-            return record_from(json.loads(line[1]))
-    except (OSError, ValueError, TypeError):
+            return parsed_record(line[1])
+    except (OSError, ValueError):
         pass  # the file says
     return read_record(path)

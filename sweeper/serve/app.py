@@ -115,7 +115,7 @@ def make_app(root: Path, within: list[Path], token: str, refresh_s: float | None
         path = inside(root, request.query_params.get("path", ""))
         if path is None:
             return PlainTextResponse("refused: not a file under the sweep's directory", 403)
-        return PlainTextResponse(path.read_text(errors="replace"))
+        return FileResponse(path, media_type="text/plain; charset=utf-8")  # streamed: a log may be large
 
     def route(path: str, endpoint: Callable[[Request], Response]) -> Route:
         # plain functions: Starlette runs them in its thread pool, off the event loop (they read and draw)
@@ -139,15 +139,29 @@ class PortTaken(OSError):
 
 
 def listen(host: str, port: int | None) -> socket.socket:
-    """A socket listening on host:port, or on the first free port of DEFAULT_PORTS."""
+    """A socket listening on host:port (an IPv4 or IPv6 address, or a name), or on the first free
+    port of DEFAULT_PORTS."""
+    if port is not None and not 0 <= port <= 65535:
+        raise PortTaken(f"--port {port} is no port: give one of 1-65535 (or 0: any free one)")
+    family = _family(host)
     last = OSError("no port tried")
     for candidate in [port] if port is not None else DEFAULT_PORTS:
         try:
-            return socket.create_server((host, candidate))
+            return socket.create_server((host, candidate), family=family)
         except OSError as e:
             last = e
     ports = str(port) if port is not None else f"{DEFAULT_PORTS[0]}-{DEFAULT_PORTS[-1]}"
     raise PortTaken(f"cannot listen on {host} port {ports} ({last.strerror}): give another with --port")
+
+
+def _family(host: str) -> socket.AddressFamily:
+    """IPv4 or IPv6, as the address (or name) `host` is."""
+    try:
+        return socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0][0]
+    except (socket.gaierror, UnicodeError) as e:
+        reason = e.strerror if isinstance(e, socket.gaierror) else "not a host name"
+        raise PortTaken(f"cannot listen on {host} ({reason}): give an address of this machine with --host, "
+                        "such as 127.0.0.1 or ::1") from None
 
 
 def serve(app: Starlette, sock: socket.socket) -> None:

@@ -222,11 +222,14 @@ def table_page(table: pd.DataFrame, *, sort: str | None = None, descending: bool
 def inside(root: Path, relative: str) -> Path | None:
     """The file that `relative` names under root; None when there is none, or when it is not under
     root: an absolute path, `..`, or a symbolic link that leads out of root."""
-    if not relative or Path(relative).is_absolute():
+    if not relative or "\0" in relative or Path(relative).is_absolute():
         return None
     top = Path(root).resolve()
-    path = (top / relative).resolve()
-    return path if path.is_relative_to(top) and path.is_file() else None
+    try:
+        path = (top / relative).resolve()
+        return path if path.is_relative_to(top) and path.is_file() else None
+    except OSError:  # a name too long, a loop of links: no such file
+        return None
 
 
 def _log_tail(root: Path, job: Job) -> list[str]:
@@ -305,6 +308,7 @@ class Figures:
         with self._lock:
             if key not in self._drawn:
                 out = self.folder / key
+                shutil.rmtree(out, ignore_errors=True)  # what a draw that failed half way left
                 out.mkdir()
                 plt = pyplot()
                 made = [path for group in read_groups(table, jobs) for path in _group_figures(plt, group, out, search)]

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Iterator
 
 from sweeper.job.owner import OWNER_NAME, is_alive, read_owner
-from sweeper.job.record import RECORD_NAME, Record, read_record, read_record_keyed, record_data, record_from
+from sweeper.job.record import RECORD_NAME, Record, parsed_record, read_record, read_record_keyed, record_data, \
+    record_from
 from sweeper.job.status import RECORDED, Status, decide
 from sweeper.launching.scheduler import job_states
 from sweeper.job.index import FileKey, Indexed, append, file_key, line, read_index
@@ -49,8 +50,8 @@ class Job:
         it is asked for (`status` and `resume` need the status alone)."""
         if isinstance(self.found, str):
             try:
-                self.found = record_from(json.loads(self.found))
-            except (ValueError, TypeError):  # a line damaged by hand: the file says
+                self.found = parsed_record(self.found)
+            except ValueError:  # a line damaged by hand: the file says
                 self.found = None
                 return self.record
         return self.found
@@ -64,8 +65,10 @@ class Job:
             self.whole = True
             try:
                 self.found = read_record(self.path / RECORD_NAME)
-            except ValueError as e:  # gone or damaged since: what the index said stands
+            except ValueError as e:  # gone or damaged since: what the index said stands, if it is a record
                 print(f"warning: {e}", file=sys.stderr)
+                if self.summary is None:
+                    self.status, self.error = decide(corrupt=True, slurm=self.slurm), str(e)
         return self.summary
 
     @property
@@ -97,14 +100,14 @@ def summarize(jobs: list[Job]) -> None:
         batch = pending[start:start + _PARSED_AT_ONCE]
         try:
             parsed = json.loads("[" + ",".join(typing.cast(str, job.found) for job in batch) + "]")
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if len(parsed) != len(batch):  # one held two values or none: each parses its own
             continue
         for job, data in zip(batch, parsed):
             try:
                 job.found = record_from(data)
-            except (ValueError, TypeError, AttributeError):
+            except ValueError:
                 pass  # its `summary` reads the file
 
 

@@ -83,12 +83,34 @@ def _listed(data: dict[str, Any]) -> ListedJob:
     """A row of a job list as read. A row with every field and no other (as this version writes
     them) becomes its ListedJob without the generated __init__: a fifth of a second at 100,000
     jobs. Rows of older lists (fields missing) and damaged ones go through __init__, which fills
-    defaults or raises TypeError."""
+    defaults or raises TypeError; a row whose directory is not inside the sweep raises ValueError."""
+    _check_row(data)
     if data.keys() != _LISTED_FIELDS:
         return ListedJob(**data)
     job = ListedJob.__new__(ListedJob)
     job.__dict__.update(data)
     return job
+
+
+def _check_row(data: Any) -> None:
+    """Readers sort rows by number, read the job in `dir` and show its hyperparameters: a row whose
+    fields cannot be so used, or whose `dir` leads out of the sweep directory, makes the list damaged
+    (nothing outside the sweep is read through it)."""
+    if type(data) is not dict:
+        raise ValueError("a job is a mapping of its fields")
+    num, directory = data.get("num"), data.get("dir")
+    if type(num) is not int:
+        raise ValueError(f"job number {num!r} is not a whole number")
+    if type(directory) is not str or not _inside(directory):
+        raise ValueError(f"job {num}'s dir {directory!r} is not a folder inside the sweep directory")
+    if type(data.get("hparams")) is not dict or type(data.get("overrides")) is not list:
+        raise ValueError(f"job {num}'s hparams must be a mapping and its overrides a list")
+
+
+def _inside(directory: str) -> bool:
+    """Whether a job's `dir` names a folder inside the sweep directory: relative, without `..`."""
+    return (directory != "" and not directory.startswith("/") and "\0" not in directory
+            and ".." not in directory.split("/"))
 
 
 def path_of(sweep_dir: Path) -> Path:
