@@ -115,7 +115,7 @@ def test_bad_data_dir_on_the_command_line_is_one_line(tmp_path):
     result = run_cli("run.py", "task=softmax", f"data.dir={tmp_path}/nowhere", f"hydra.run.dir={tmp_path}/run")
     assert result.returncode == 1
     assert result.stdout.strip() == (
-        f"task=softmax data.dir={tmp_path}/nowhere -> failed DataError: {tmp_path}/nowhere: no such "
+        f"task=softmax -> failed DataError: {tmp_path}/nowhere: no such "
         f"directory: {FIX} to a directory holding the four MNIST IDX files (raw or .gz)")
     assert result.stderr.strip() == ""  # TensorFlow has not even started
     assert "Traceback" in (tmp_path / "run" / "error.txt").read_text()

@@ -91,7 +91,7 @@ def test_failed_jobs_make_the_command_fail_after_all_ran(tmp_path):
                      f"hydra.sweep.dir={sweep}")
     assert result.returncode == 1
     assert result.stdout.count("-> failed") == 2
-    assert f"error: 2 job(s) did not finish: {sweep / '0'} {sweep / '1'}" in result.stdout
+    assert f"error: 2 jobs did not finish: {sweep / '0'} {sweep / '1'}" in result.stdout
 
 
 def test_ctrl_c_leaves_an_interrupted_record_and_resume_finishes(sweeper_cli, tmp_path):

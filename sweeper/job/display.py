@@ -18,10 +18,18 @@ def number(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+# Overrides a job's line leaves out: not what the job is (its fingerprint leaves them out too), and
+# the same on every line of a sweep: where the data are read from, where logs go.
+NOT_SHOWN = ("data.dir", "task.run.data.dir", "logging.", "task.run.logging.")
+
+
 def _shown(override: str) -> str:
     """`lr=0.01567667719550607` (a search's value) as `lr=0.01568`; a value that 4 significant
-    digits keep as it is (`lr=0.1`, `epsilon=1e-9`, `lr=5.0`) is left as written."""
+    digits keep as it is (`lr=0.1`, `epsilon=1e-9`, `lr=5.0`) is left as written; a boolean as YAML
+    writes it (Hydra writes a job's `false` back as `False`)."""
     key, sep, value = override.partition("=")
+    if value in ("True", "False"):
+        return f"{key}{sep}{value.lower()}"
     try:
         parsed = float(value)
     except ValueError:
@@ -32,9 +40,10 @@ def _shown(override: str) -> str:
 
 def label(overrides: Sequence[str]) -> str:
     """A job's overrides as its line shows them: less the preset's (`experiment=ex1_adam`), which
-    every job of the sweep shares, and numbers at 4 significant digits (the record and the job's
-    overrides keep them whole)."""
-    return " ".join(_shown(o) for o in overrides if o.split("=", 1)[0].lstrip("+~") not in PRESET_GROUPS)
+    every job of the sweep shares, and NOT_SHOWN, with numbers at 4 significant digits (the record
+    and the job's overrides keep them whole)."""
+    keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides]
+    return " ".join(_shown(o) for o, key in zip(overrides, keys) if key not in PRESET_GROUPS and not key.startswith(NOT_SHOWN))
 
 
 def group_label(overrides: Sequence[Sequence[str]], width: int = 60) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 from typing import TYPE_CHECKING, Any
@@ -22,7 +21,6 @@ if TYPE_CHECKING:
     from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
     from submitit import AutoExecutor
 
-log = logging.getLogger(__name__)
 
 
 def _cpu_count() -> int:
@@ -34,7 +32,6 @@ def launch(launcher: BaseSubmititLauncher, jobs: list[PlannedJob], context: RunC
     local executor alone starts them all at once: 64 TensorFlow processes would not fit in memory);
     with `jobs_per_task` > 1, each process runs that many jobs of equal resources (a PackedTask)."""
     sweep_dir = sweep_dir_of(launcher)
-    log.info(f"Local sweep output dir : {sweep_dir}")
     limit = launcher.params.get("max_parallel")
     limit = _cpu_count() if limit is None else limit
     if limit < 1:

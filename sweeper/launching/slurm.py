@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
 import re
 import sys
 import time
@@ -38,7 +37,6 @@ if TYPE_CHECKING:
     from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
     from submitit import AutoExecutor, Job
 
-log = logging.getLogger(__name__)
 
 
 def launch(launcher: BaseSubmititLauncher, jobs: list[PlannedJob], context: RunContext) -> list[JobReturn]:
@@ -67,7 +65,6 @@ def launch(launcher: BaseSubmititLauncher, jobs: list[PlannedJob], context: RunC
             manifest.record_submitted(sweep_dir, {jobs[i].num: (task.job.job_id, task.packed)
                                                   for task in submitted for i in task.positions})
             arrays.append(_describe(jobs, submitted, params))
-    log.info(f"Slurm sweep output dir : {sweep_dir}")  # after the refusals: each is one line, alone
     if alive:
         ids = sorted({task.job.job_id for task in alive})
         print(f"{counted(len(taken), 'job')} {'is' if len(taken) == 1 else 'are'} still pending or running in Slurm "

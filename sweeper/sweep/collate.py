@@ -1,10 +1,12 @@
 """Collation: every job under a directory, as one table (results.csv, results.md)."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sweeper.job.record import write_atomic
+from sweeper.job.status import Status
 from sweeper.sweep.by_config import by_config as configurations
 from sweeper.sweep.jobs import Job, NotASweep, read_jobs, read_sweep, summarize, sweep_of_job, sweeps_in, \
     without_cycle_collection
@@ -48,6 +50,8 @@ def _row(job: Job, hparams: _Names) -> dict[str, Any]:
     hparams.update(record.hparams)
     row.update(task=record.task, optimizer=record.optimizer, **record.hparams, status=job.status.value)
     row.update({k: v for k, v in record.metrics.items() if isinstance(v, (int, float, str, type(None)))})
+    if job.status == Status.DIVERGED:  # its record stores a value that is not finite as null: `inf`, as its line says
+        row.update({k: math.inf for k, v in record.metrics.items() if v is None})
     row["train_time_s"] = record.train_time_s
     if record.fused:  # train_time_s is then a share of the group's time: say so beside it
         row["fused"] = record.fused

@@ -10,6 +10,8 @@ from typing import Collection
 from sweeper.job.context import Progress
 from sweeper.job.status import FINISHED, summary
 from sweeper.sweep.jobs import read_sweep
+from sweeper.words import counted
+
 
 def start(total: int, done: int = 0) -> Progress:
     """A sweep of `total` jobs starts (`done` of them counted before, a resumed search's): its counter."""
@@ -25,5 +27,5 @@ def end(sweep_dir: Path, seconds: float, done: Collection[int] = ()) -> None:
           f"collate: python -m sweeper collate {sweep_dir}", flush=True)
     failed = [str(job.path) for job in ran if job.status not in FINISHED]
     if failed:
-        print(f"error: {len(failed)} job(s) did not finish: {' '.join(failed)}", flush=True)
+        print(f"error: {counted(len(failed), 'job')} did not finish: {' '.join(failed)}", flush=True)
         raise SystemExit(1)

@@ -9,6 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sweeper.job.status import ACTIVE, NEEDS_RERUN, summary
 from sweeper.sweep.jobs import read_sweep
+from sweeper.words import counted
 
 # Overrides that `resume` accepts because they change where jobs run, not what they compute.
 _LAUNCHER_PREFIXES = ("hydra/launcher=", "hydra.launcher.", "hydra.verbose", "hydra/hydra_logging=", "hydra/job_logging=")
@@ -54,7 +55,7 @@ def resume(sweep_dir: Path, extra: list[str]) -> int:
     jobs = [job for job in read_sweep(sweep_dir).jobs if job.sweep == sweep_dir]
     active = [job for job in jobs if job.status in ACTIVE]
     if active and any(job.entry is None or not job.entry.slurm_job_id for job in active):
-        raise ValueError(f"{len(active)} job(s) of {sweep_dir} are still {' or '.join(sorted({j.status.text for j in active}))} "
+        raise ValueError(f"{counted(len(active), 'job')} of {sweep_dir} {'is' if len(active) == 1 else 'are'} still {' or '.join(sorted({j.status.text for j in active}))} "
                          f"({' '.join(job.name for job in active[:5])}{' ...' if len(active) > 5 else ''}): "
                          "wait for them (python -m sweeper status DIR), or cancel them, then resume")
     if active:  # Slurm's: the launcher asks Slurm again and submits none of them twice
