@@ -228,6 +228,12 @@ class Search:
             hydra_context=hydra_context, task_function=task_function, config=config)
 
     def sweep(self, arguments: List[str]) -> None:
+        try:
+            self._sweep(arguments)
+        except KeyboardInterrupt:  # at any moment: the study and the job list hold what was done
+            progress.stopped(Path(str(self.config.hydra.sweep.dir)), self.config, "continue the search")
+
+    def _sweep(self, arguments: List[str]) -> None:
         """Ask trials in batches of n_jobs until the study holds n_trials (failures included, but not
         the trials a crash interrupted); each batch is checked and listed, launched, and told."""
         import optuna
@@ -274,13 +280,9 @@ class Search:
             print(f"search {self.study_name}: {counted} of {total} trials done, "
                   f"{len(unfinished)} to finish, asking {to_ask} more", flush=True)
         start = time.perf_counter()
-        try:
-            for run in _consecutive(unfinished):  # a stopped trial runs again to its end: its job continues
-                self._run_batch(study, run, fixed, sweep_dir, total, counter)
-            self._run_trials(study, space, fixed, sweep_dir, to_ask, total, counter)
-        except KeyboardInterrupt:
-            print(f"\ninterrupted; continue the search with: python -m sweeper resume {sweep_dir}", flush=True)
-            raise SystemExit(130) from None
+        for run in _consecutive(unfinished):  # a stopped trial runs again to its end: its job continues
+            self._run_batch(study, run, fixed, sweep_dir, total, counter)
+        self._run_trials(study, space, fixed, sweep_dir, to_ask, total, counter)
         self._write_best(study, sweep_dir, counter)
         rerun = {trial.number for trial in unfinished}
         progress.end(sweep_dir, time.perf_counter() - start, set(before) - rerun)
