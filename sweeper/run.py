@@ -7,28 +7,40 @@ is `run.log` whichever way the command started.
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
-import hydra
-from omegaconf import DictConfig
-
-from sweeper.job.entry import run_job
-from sweeper.paths import conf_dir, import_from_working_dir
-from sweeper.refusals import check_argv
+if TYPE_CHECKING:  # nothing heavy before main: Ctrl-C while importing is caught there
+    from omegaconf import DictConfig
 
 
 def _job(cfg: DictConfig) -> float:
+    from sweeper.job.entry import run_job
+
     return run_job(cfg)
-
-
-_hydra_main = hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")(_job)
 
 
 def main() -> None:
     """Run the command line (sys.argv) as Hydra's app, its configs the project's `conf/` and,
-    with `--config-dir DIR`, the user's; a task module in the working directory imports."""
+    with `--config-dir DIR`, the user's; a task module in the working directory imports.
+    Ctrl-C before a sweep lists its jobs (importing, composing, checking) ends in one line."""
+    try:
+        _main()
+    except KeyboardInterrupt:  # later ones are the sweeper's or the job's, which say what they left
+        multirun = any(arg in ("-m", "--multirun") for arg in sys.argv[1:])
+        print("\ninterrupted before any job was listed: nothing was started" if multirun else "\ninterrupted",
+              flush=True)
+        raise SystemExit(130) from None
+
+
+def _main() -> None:
+    import hydra  # imported here, so that Ctrl-C while importing is a stop like any other
+
+    from sweeper.paths import conf_dir, import_from_working_dir
+    from sweeper.refusals import check_argv
+
     import_from_working_dir()
     check_argv(sys.argv[1:])  # a misspelt key: the nearest known one, before Hydra's error
-    _hydra_main()
+    hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")(_job)()
 
 
 if __name__ == "__main__":

@@ -17,9 +17,7 @@ from omegaconf import OmegaConf
 
 from sweeper.job.trial import JOURNAL_NAME, open_storage
 from sweeper.sweep import manifest
-from sweeper.report.tables import problems_table, summary_lines
 from sweeper.sweep.collate import collate
-from sweeper.sweep.jobs import read_sweep
 from tests.conftest import ROOT, checkout_env, records, run_cli
 from tests.mnist_files import real_mnist_dir
 from tests.test_refusals import refused
@@ -69,8 +67,9 @@ def test_median_pruner_stops_the_softmax_trials_that_are_behind(sweeper_cli, tmp
     assert again.returncode == 0 and again.stdout.startswith("nothing to resume: 6 jobs:"), again.stdout
 
 
-def _kill_while_a_trial_runs(command: list[str], sweep: Path, done: int) -> None:
-    """Start the search; SIGKILL it (and its jobs) while the trial after the first `done` runs."""
+def _stop_while_a_trial_runs(command: list[str], sweep: Path, done: int, sig: signal.Signals) -> int:
+    """Start the search; send `sig` to it and its jobs (SIGINT: a terminal's Ctrl-C) while the trial
+    after the first `done` runs. Returns the exit status."""
     process = subprocess.Popen(command, cwd=ROOT, env=checkout_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     deadline = time.monotonic() + 180
@@ -80,50 +79,59 @@ def _kill_while_a_trial_runs(command: list[str], sweep: Path, done: int) -> None
         if len(finished) >= done and started - finished:
             break
         time.sleep(0.02)
-    assert process.poll() is None, "the search ended before it could be killed"
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    assert process.poll() is None, "the search ended before it could be stopped"
+    os.killpg(process.pid, sig)
+    return process.wait()
+
+
+def _search(sweep: Path) -> list[str]:
+    return [sys.executable, "run.py", "-m", "hparams_search=ex1_optuna", "hydra.sweeper.n_trials=4",
+            "hydra.sweeper.n_jobs=1", "steps=20000", "logging.tensorboard=false", f"hydra.sweep.dir={sweep}"]
+
+
+def _resumed_to_the_end(sweeper_cli, sweep: Path, stopped: int) -> None:
+    """`resume` runs the stopped trial again to its end and asks the rest: every trial complete, each
+    job `ok` with its trial's point, the stopped one over two attempts, status and collate agreeing."""
+    result = sweeper_cli("resume", str(sweep))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert f"search ex1_optuna: {stopped} of 4 trials done, 1 to finish, asking {3 - stopped} more" in result.stdout
+    assert "sweep: 4 jobs: " in result.stdout and "failed" not in result.stdout
+    trials = study_of(sweep, "ex1_optuna").trials
+    assert [(t.number, t.state.name) for t in trials] == [(n, "COMPLETE") for n in range(4)]
+    found = records(sweep, by="number")
+    assert sorted(found) == [0, 1, 2, 3] and {r.status for r in found.values()} == {"ok"}
+    for n, record in found.items():  # each trial's own point; only the stopped one started twice
+        assert record.attempts == (2 if n == stopped else 1) and record.hparams["lr"] == pytest.approx(trials[n].params["lr"])
+        assert record.metrics["final_loss"] == pytest.approx(trials[n].value)
+    assert len({t.params["lr"] for t in trials}) == 4  # the resumed seeded sampler asks new points
+    listed = manifest.read_manifest(sweep)
+    assert [job.trial for job in listed.jobs] == [0, 1, 2, 3] and listed.total == 4
+    best = min((record.metrics["final_loss"], n) for n, record in found.items())
+    assert study_of(sweep, "ex1_optuna").best_trial.number == best[1]
+    assert OmegaConf.load(sweep / "optimization_results.yaml").best_trial == best[1]
+    status = sweeper_cli("status", str(sweep))
+    assert status.stdout.strip().endswith(f"4 jobs: 4 ok ({sweep})"), status.stdout
+    assert collate(sweep).status.tolist() == ["ok"] * 4
+    again = sweeper_cli("resume", str(sweep))
+    assert again.returncode == 0 and again.stdout.startswith("nothing to resume: 4 jobs: 4 ok"), again.stdout
 
 
 def test_a_killed_search_resumes_its_study(sweeper_cli, tmp_path):
     sweep = tmp_path / "killed"
-    _kill_while_a_trial_runs([sys.executable, "run.py", "-m", "hparams_search=ex1_optuna", "hydra.sweeper.n_trials=4",
-                              "hydra.sweeper.n_jobs=1", "steps=8000", "logging.tensorboard=false",
-                              f"hydra.sweep.dir={sweep}"], sweep, done=2)
+    _stop_while_a_trial_runs(_search(sweep), sweep, done=2, sig=signal.SIGKILL)
     killed = study_of(sweep, "ex1_optuna").trials
-    running = [t.number for t in killed if t.state.name == "RUNNING"]
-    assert len(running) == 1 and len([t for t in killed if t.state.name == "COMPLETE"]) >= 2
-    [dead] = running
+    assert [t.state.name for t in killed] == ["COMPLETE", "COMPLETE", "RUNNING"]
+    _resumed_to_the_end(sweeper_cli, sweep, stopped=2)
 
-    result = sweeper_cli("resume", str(sweep))
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert f"trial {dead} was running when the search stopped: marked failed, asked again" in result.stdout
 
-    trials = study_of(sweep, "ex1_optuna").trials
-    assert [t.number for t in trials] == list(range(len(trials)))  # numbers continue
-    assert [t.number for t in trials if t.state.name == "FAIL"] == [dead]
-    assert len([t for t in trials if t.state.name == "COMPLETE"]) == 4  # the total asked: n_trials
-    found = records(sweep, by="number")
-    assert sorted(found) == [t.number for t in trials if t.number != dead]
-    for n, record in found.items():  # no trial ran twice: one start each, its own point
-        assert record.attempts == 1 and record.hparams["lr"] == pytest.approx(trials[n].params["lr"])
-    assert len({t.params["lr"] for t in trials}) == len(trials)  # the resumed seeded sampler asks new points
-    assert (sweep / str(dead) / ".attempts").read_text().strip() == "1"
-    listed = manifest.read_manifest(sweep)
-    assert [job.trial for job in listed.jobs] == [t.number for t in trials] and listed.total == len(trials)
-    # The best trial, read back from the storage, is the best record's.
-    best = min((record.metrics["final_loss"], n) for n, record in found.items())
-    assert study_of(sweep, "ex1_optuna").best_trial.number == best[1]
-    assert OmegaConf.load(sweep / "optimization_results.yaml").best_trial == best[1]
-    # The killed trial's job is `failed`, as its trial is, in status and collate (not `missing`).
-    status = sweeper_cli("status", str(sweep))
-    assert status.stdout.strip().endswith(f"{len(trials)} jobs: 4 ok, 1 failed ({sweep})"), status.stdout
-    table = collate(sweep)
-    assert table.loc[table.job.astype(int) == dead, "status"].tolist() == ["failed"]
-    jobs = read_sweep(sweep)
-    assert summary_lines(jobs)[0] == f"Covers **4 of {len(trials)} jobs** with a record; {len(trials)} jobs: 4 ok, 1 failed."
-    assert problems_table(table, jobs.jobs).reason.tolist() == [
-        "running when its search was killed: its trial marked failed, its budget asked again"]
+@pytest.mark.parametrize("done", [0, 1])  # Ctrl-C in the first trial (before any ended), and in the second
+def test_a_search_stopped_by_ctrl_c_resumes_every_trial_to_its_end(sweeper_cli, tmp_path, done):
+    sweep = tmp_path / "stopped"
+    assert _stop_while_a_trial_runs(_search(sweep), sweep, done=done, sig=signal.SIGINT) == 130
+    stopped = study_of(sweep, "ex1_optuna").trials
+    assert [t.state.name for t in stopped] == ["COMPLETE"] * done + ["RUNNING"]
+    assert records(sweep, by="number")[done].status == "interrupted"
+    _resumed_to_the_end(sweeper_cli, sweep, stopped=done)
 
 
 def test_a_database_url_holds_the_study_and_the_jobs_report_to_it(tmp_path):

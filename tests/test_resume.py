@@ -16,7 +16,7 @@ import pytest
 
 from sweeper.sweep.collate import collate
 from sweeper.job.record import read_record
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, checkout_env, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -92,6 +92,34 @@ def test_failed_jobs_make_the_command_fail_after_all_ran(tmp_path):
     assert result.returncode == 1
     assert result.stdout.count("-> failed") == 2
     assert f"error: 2 jobs did not finish: {sweep / '0'} {sweep / '1'}" in result.stdout
+
+
+def _ctrl_c_when(command: list[str], ready) -> subprocess.CompletedProcess:
+    """Run `command`; SIGINT its process group (a terminal's Ctrl-C) as soon as `ready()`."""
+    process = subprocess.Popen(command, cwd=ROOT, env=checkout_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    while not ready() and process.poll() is None:
+        time.sleep(0.005)
+    os.killpg(process.pid, signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(command, process.returncode, out, err)
+
+
+@pytest.mark.parametrize("moment", ["importing", "composing", "listed"])
+def test_ctrl_c_at_the_start_of_a_grid_is_one_line_and_exit_130(sweeper_cli, tmp_path, moment):
+    sweep = tmp_path / "sweep"
+    start = time.monotonic()
+    ready = {"importing": lambda: time.monotonic() - start > 0.15, "composing": lambda: time.monotonic() - start > 1.0,
+             "listed": (sweep / "jobs.json").exists}[moment]
+    result = _ctrl_c_when([sys.executable, "run.py", "-m", "steps=10,20", "logging.tensorboard=false",
+                           f"hydra.sweep.dir={sweep}"], ready)
+    assert result.returncode == 130 and "Traceback" not in result.stdout + result.stderr, result.stdout + result.stderr
+    last = result.stdout.strip().splitlines()[-1]
+    if (sweep / "jobs.json").exists():  # resume finishes what the stop left
+        assert last == f"interrupted; finish the sweep with: python -m sweeper resume {sweep}"
+        assert sweeper_cli("resume", str(sweep)).returncode == 0 and (collate(sweep).status == "ok").all()
+    else:
+        assert last == "interrupted before any job was listed: nothing was started" and moment != "listed"
 
 
 def test_ctrl_c_leaves_an_interrupted_record_and_resume_finishes(sweeper_cli, tmp_path):

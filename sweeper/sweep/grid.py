@@ -59,6 +59,14 @@ class GridSweep(BasicSweeper):
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         in_process = isinstance(self.launcher, BasicLauncher)
         planner = planner_for(self.hydra_context, self.config, self.launcher)
+        try:
+            return self._run(overrides, sweep_dir, planner, in_process)
+        except KeyboardInterrupt:  # at any moment, from planning on
+            progress.stopped(sweep_dir, self.config)
+
+    def _run(self, overrides: List[List[str]], sweep_dir: Path, planner: Planner, in_process: bool) -> Any:
+        """Plan and claim the jobs, write multirun.yaml, run the jobs to run in batches."""
+        assert self.config is not None and self.hydra_context is not None and self.launcher is not None
         to_run, done = plan_sweep(self.hydra_context, self.config, self.launcher, overrides, sweep_dir,
                                   sweeper=manifest.GRID, planner=planner, keep_config=False)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
@@ -70,21 +78,17 @@ class GridSweep(BasicSweeper):
         # Hydra's batches (max_batch_size) by job number; in process, at most IN_PROCESS_BATCH jobs
         # hold their config at once, so that memory does not grow with the sweep.
         size = self.max_batch_size or (IN_PROCESS_BATCH if in_process else max(len(overrides), 1))
-        try:
-            for _, batch in itertools.groupby(to_run, key=lambda job: job.num // size):
-                jobs = list(batch)
-                if in_process:
-                    configs(planner, jobs)
-                results = launch(self.launcher, jobs, self._context(jobs, counter, planner))
-                for result in results:
-                    _ = result.return_value  # raises what a job raised outside its task
-                    result.cfg = result.hydra_cfg = None  # 100 kB a job: memory would grow with the jobs run
-                for job in jobs:
-                    job.config = None
-                returns.append(results)
-        except KeyboardInterrupt:
-            print(f"\ninterrupted; finish the sweep with: python -m sweeper resume {sweep_dir}", flush=True)
-            raise SystemExit(130) from None
+        for _, batch in itertools.groupby(to_run, key=lambda job: job.num // size):
+            jobs = list(batch)
+            if in_process:
+                configs(planner, jobs)
+            results = launch(self.launcher, jobs, self._context(jobs, counter, planner))
+            for result in results:
+                _ = result.return_value  # raises what a job raised outside its task
+                result.cfg = result.hydra_cfg = None  # 100 kB a job: memory would grow with the jobs run
+            for job in jobs:
+                job.config = None
+            returns.append(results)
         if OmegaConf.select(self.config, "hydra.launcher.wait", default=True):
             progress.end(sweep_dir, time.perf_counter() - start, done)
         return returns  # without waiting, `python -m sweeper status` follows the jobs

@@ -5,10 +5,13 @@ the launchers that run jobs in other processes."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Collection
+from typing import Collection, NoReturn
+
+from omegaconf import DictConfig, OmegaConf
 
 from sweeper.job.context import Progress
 from sweeper.job.status import FINISHED, summary
+from sweeper.sweep import manifest
 from sweeper.sweep.jobs import read_sweep
 from sweeper.words import counted
 
@@ -29,3 +32,16 @@ def end(sweep_dir: Path, seconds: float, done: Collection[int] = ()) -> None:
     if failed:
         print(f"error: {counted(len(failed), 'job')} did not finish: {' '.join(failed)}", flush=True)
         raise SystemExit(1)
+
+
+def stopped(sweep_dir: Path, config: DictConfig, finish: str = "finish the sweep") -> NoReturn:
+    """Ctrl-C at any moment of a sweep: the resume line once its job list is written (multirun.yaml,
+    which resume reads, is written then if it was not yet), else a line saying that nothing was
+    started; exit 130."""
+    if manifest.path_of(sweep_dir).exists():
+        if not (sweep_dir / "multirun.yaml").exists():
+            OmegaConf.save(config, sweep_dir / "multirun.yaml")
+        print(f"\ninterrupted; {finish} with: python -m sweeper resume {sweep_dir}", flush=True)
+    else:
+        print(f"\ninterrupted before any job was listed: nothing was started in {sweep_dir}", flush=True)
+    raise SystemExit(130)

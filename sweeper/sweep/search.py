@@ -8,8 +8,8 @@ Its settings are those of the stock hydra-optuna-sweeper (`sampler`, `direction`
 list as a grid's jobs are (sweeper/sweep/planning.py); a job reports its objective to its trial
 (sweeper/job/trial.py) and ends `pruned` when the pruner stops it. The study lives in a journal
 file in the sweep directory unless `storage` names a database, so that `python -m sweeper resume
-DIR` continues it: trials that finished are kept, trials that were running when it died are marked
-failed and their budget is asked again.
+DIR` continues it: trials that finished are kept, and trials that were running when it stopped or
+died run again to their end, their jobs continuing from their checkpoints.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Literal, Mapping, NoReturn, Optional, Tuple, cast
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Literal, Mapping, NoReturn, Optional, Sequence, Tuple, cast
 
 from hydra.core.plugins import Plugins
 from hydra.types import HydraContext, TaskFunction
@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # optuna is the `optuna` extra: imported where a search runs
     from optuna.distributions import BaseDistribution
     from optuna.pruners import BasePruner
     from optuna.samplers import BaseSampler
+    from optuna.trial import FrozenTrial
 
 
 def _fail(message: str) -> NoReturn:
@@ -199,6 +200,17 @@ def tell(study: Study, number: int, record: Record | None) -> bool:
     return status in FINISHED
 
 
+def _consecutive(trials: List[FrozenTrial]) -> List[List[FrozenTrial]]:
+    """The trials in runs of consecutive numbers: a batch's jobs are planned from its first number."""
+    runs: List[List[FrozenTrial]] = []
+    for trial in sorted(trials, key=lambda t: t.number):
+        if runs and runs[-1][-1].number + 1 == trial.number:
+            runs[-1].append(trial)
+        else:
+            runs.append([trial])
+    return runs
+
+
 class Search:
     """The search: asks the study for trials in batches, plans and claims them as a grid's jobs
     (sweeper/sweep/planning.py), launches them and tells the study how each ended."""
@@ -216,6 +228,12 @@ class Search:
             hydra_context=hydra_context, task_function=task_function, config=config)
 
     def sweep(self, arguments: List[str]) -> None:
+        try:
+            self._sweep(arguments)
+        except KeyboardInterrupt:  # at any moment: the study and the job list hold what was done
+            progress.stopped(Path(str(self.config.hydra.sweep.dir)), self.config, "continue the search")
+
+    def _sweep(self, arguments: List[str]) -> None:
         """Ask trials in batches of n_jobs until the study holds n_trials (failures included, but not
         the trials a crash interrupted); each batch is checked and listed, launched, and told."""
         import optuna
@@ -247,7 +265,8 @@ class Search:
         sweep_dir.mkdir(parents=True, exist_ok=True)  # the journal made it; a database did not
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         total = min(self.n_trials, grid_size) if grid_size else self.n_trials
-        before = self._close_interrupted(study, sweep_dir, requeue=grid_size is not None)
+        before = [trial.number for trial in study.get_trials(deepcopy=False)]
+        unfinished = self._unfinished(study)
         if before and self.sampler_settings.get("seed") is not None:
             # A seeded sampler made afresh would draw its first points again: its seed moves on by
             # the trials done, so that a resumed search asks new points, the same ones at every resume.
@@ -256,17 +275,17 @@ class Search:
             study.sampler = make_sampler(moved, space, listed)[0]
         counted = self._counted(study)
         counter = progress.start(total, min(counted, total))
+        to_ask = max(0, total - counted - len(unfinished))
         if before:
-            print(f"search {self.study_name}: {counted} of {total} trials done, asking {max(0, total - counted)} more",
-                  flush=True)
+            print(f"search {self.study_name}: {counted} of {total} trials done, "
+                  f"{len(unfinished)} to finish, asking {to_ask} more", flush=True)
         start = time.perf_counter()
-        try:
-            self._run_trials(study, space, fixed, sweep_dir, total - counted, total, counter)
-        except KeyboardInterrupt:
-            print(f"\ninterrupted; continue the search with: python -m sweeper resume {sweep_dir}", flush=True)
-            raise SystemExit(130) from None
+        for run in _consecutive(unfinished):  # a stopped trial runs again to its end: its job continues
+            self._run_batch(study, run, fixed, sweep_dir, total, counter)
+        self._run_trials(study, space, fixed, sweep_dir, to_ask, total, counter)
         self._write_best(study, sweep_dir, counter)
-        progress.end(sweep_dir, time.perf_counter() - start, set(before))
+        rerun = {trial.number for trial in unfinished}
+        progress.end(sweep_dir, time.perf_counter() - start, set(before) - rerun)
 
     def _check_direction(self) -> None:
         if str(self.direction) not in ("minimize", "maximize"):
@@ -299,30 +318,13 @@ class Search:
             _fail(f"study {self.study_name} in {spec}: {e}; use a new hydra.sweep.dir or study_name")
         return study
 
-    def _close_interrupted(self, study: Study, sweep_dir: Path, requeue: bool) -> List[int]:
-        """The trials a previous run left: those still `running` (it died) are told from their
-        job's record where the job finished after all (a Slurm job), else marked failed and not
-        counted; with the grid sampler, their point is asked again. Returns every trial's number."""
+    @staticmethod
+    def _unfinished(study: Study) -> List[FrozenTrial]:
+        """The trials a previous run left `running` (it was stopped or died): they are run again
+        (a job that finished meanwhile, on Slurm, is only read) and told, so that every trial ends."""
         from optuna.trial import TrialState
 
-        listed = manifest.read_manifest(sweep_dir)
-        dirs = {job.num: job.dir for job in listed.jobs} if listed else {}
-        trials = study.get_trials(deepcopy=False)
-        for trial in trials:
-            if trial.state != TrialState.RUNNING:
-                continue
-            record = _job_record(sweep_dir, dirs.get(trial.number, str(trial.number)))
-            if record is not None and tell(study, trial.number, record):
-                continue
-            # Optuna has no public way to mark a finished trial: the attribute is set before it fails.
-            study._storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
-            study.tell(trial.number, state=TrialState.FAIL)
-            manifest.update(sweep_dir, {trial.number: {"trial_failed": True}})  # its job shows `failed`
-            if requeue:
-                study.enqueue_trial(trial.params)
-            print(f"trial {trial.number} was running when the search stopped: marked failed, asked again",
-                  flush=True)
-        return [trial.number for trial in trials]
+        return [trial for trial in study.get_trials(deepcopy=False) if trial.state == TrialState.RUNNING]
 
     @staticmethod
     def _counted(study: Study) -> int:
@@ -338,22 +340,31 @@ class Search:
             if numbers != list(range(numbers[0], numbers[0] + len(numbers))):
                 _fail(f"study {self.study_name} gets trials from another process too ({numbers}): "
                       "run one search per study")
-            jobs = [[*(f"{key}={value}" for key, value in trial.params.items()), *fixed] for trial in trials]
-            planned, _ = plan_sweep(self.hydra_context, self.config, self.launcher, jobs, sweep_dir,
-                                    sweeper=manifest.SEARCH, first=numbers[0], total=total)  # checked, listed
-            in_process = {job.num: job for job in planned if job.config is not None}
-            results = launch(self.launcher, planned, RunContext(progress=counter, planned=in_process))
-            for result in results:
-                _ = result.return_value  # raises what a job raised outside its task
-            listed = manifest.read_manifest(sweep_dir)
-            assert listed is not None, "plan_sweep listed the jobs"
-            dirs = {job.num: job.dir for job in listed.jobs}
-            failed = sum(not tell(study, n, _job_record(sweep_dir, dirs[n])) for n in numbers)
+            failed = self._run_batch(study, trials, fixed, sweep_dir, total, counter)
             to_go -= len(trials)
             if failed > self.max_failure_rate * len(trials):
                 print(f"error: {failed} of {len(trials)} trials failed (max_failure_rate={self.max_failure_rate}): "
                       "search stopped", flush=True)
                 break
+
+    def _run_batch(self, study: Study, trials: Sequence[Any], fixed: List[str], sweep_dir: Path, total: int,
+                   counter: Progress) -> int:
+        """Plan, list and launch the jobs of trials of consecutive numbers, and tell the study how
+        each ended; the number that failed. A job found finished is not run again."""
+        numbers = [trial.number for trial in trials]
+        jobs = [[*(f"{key}={value}" for key, value in trial.params.items()), *fixed] for trial in trials]
+        planned, done = plan_sweep(self.hydra_context, self.config, self.launcher, jobs, sweep_dir,
+                                   sweeper=manifest.SEARCH, first=numbers[0], total=total)  # checked, listed
+        for num, job_dir in done.items():  # a stopped batch's jobs that had finished
+            print(counter.next_line(f"{label(jobs[num - numbers[0]])} -> skipped: done ({job_dir})", num), flush=True)
+        in_process = {job.num: job for job in planned if job.config is not None}
+        results = launch(self.launcher, planned, RunContext(progress=counter, planned=in_process))
+        for result in results:
+            _ = result.return_value  # raises what a job raised outside its task
+        listed = manifest.read_manifest(sweep_dir)
+        assert listed is not None, "plan_sweep listed the jobs"
+        dirs = {job.num: job.dir for job in listed.jobs}
+        return sum(not tell(study, n, _job_record(sweep_dir, dirs[n])) for n in numbers)
 
     def _write_best(self, study: Study, sweep_dir: Path, counter: Progress) -> None:
         """optimization_results.yaml, as the stock sweeper writes it, and one line: `best: trial 7
