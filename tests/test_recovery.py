@@ -86,3 +86,20 @@ def test_another_configuration_names_what_differs(tmp_path):
     assert result.stderr.strip() == (
         f"error: {sweep / '0'} holds the record of another configuration (steps: 10 -> 20): "
         "use a new hydra.sweep.dir, or delete that directory to run it again")
+
+
+@pytest.mark.slow
+def test_a_smaller_sweep_into_a_larger_ones_folder_leaves_it_resumable(tmp_path):
+    """The first jobs of a sweep run again alone into its folder: the folder keeps the larger sweep,
+    this command ends well, and `resume` finishes the job that was missing (issue 29)."""
+    sweep = tmp_path / "subset"
+    assert run_cli("run.py", "-m", "lr=0.1,0.01,0.001", f"hydra.sweep.dir={sweep}").returncode == 0
+    shutil.rmtree(sweep / "2")
+    again = run_cli("run.py", "-m", "lr=0.1", f"hydra.sweep.dir={sweep}")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stdout.splitlines()[0] == (f"note: {sweep} holds a sweep of 3 jobs, of which this command runs the "
+                                            f"first 1; the others run with: python -m sweeper resume {sweep}")
+    resumed = run_cli("-m", "sweeper", "resume", str(sweep))
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "[3/3] lr=0.001 -> ok" in resumed.stdout
+    assert read_record(sweep / "2" / "result.json").status == "ok"

@@ -27,6 +27,7 @@ from sweeper.job.planned import PlannedJob
 from sweeper.refusals import check_grid_not_empty, check_grid_values, check_sweep_dir
 from sweeper.sweep import manifest, progress, repeats
 from sweeper.launching.compose import Planner
+from sweeper.words import counted
 from sweeper.sweep.planning import configs, launch, plan_sweep, planner_for
 
 
@@ -69,7 +70,7 @@ class GridSweep(BasicSweeper):
         assert self.config is not None and self.hydra_context is not None and self.launcher is not None
         to_run, done = plan_sweep(self.hydra_context, self.config, self.launcher, overrides, sweep_dir,
                                   sweeper=manifest.GRID, planner=planner, keep_config=False)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        self._keep_the_larger_sweep(sweep_dir, len(overrides))
         counter = progress.start(len(overrides))
         for num, job_dir in done.items():
             print(counter.next_line(f"{label(overrides[num])} -> skipped: done ({job_dir})"), flush=True)
@@ -90,8 +91,20 @@ class GridSweep(BasicSweeper):
                 job.config = None
             returns.append(results)
         if OmegaConf.select(self.config, "hydra.launcher.wait", default=True):
-            progress.end(sweep_dir, time.perf_counter() - start, done)
+            progress.end(sweep_dir, time.perf_counter() - start, done, len(overrides))
         return returns  # without waiting, `python -m sweeper status` follows the jobs
+
+    def _keep_the_larger_sweep(self, sweep_dir: Path, jobs: int) -> None:
+        """Write multirun.yaml, what `resume` runs again, unless the folder holds a sweep of more jobs
+        whose first ones this command repeats (a different one is refused while planning): `resume`
+        then finishes that sweep, all of its jobs, not only this command's."""
+        listed = manifest.read_manifest(sweep_dir)
+        if listed is not None and listed.total > jobs and (sweep_dir / "multirun.yaml").exists():
+            print(f"note: {sweep_dir} holds a sweep of {counted(listed.total, 'job')}, of which this command runs the "
+                  f"first {jobs}; the others run with: python -m sweeper resume {sweep_dir}", flush=True)
+            return
+        assert self.config is not None
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
 
     def _context(self, jobs: List[PlannedJob], counter: Progress, planner: Planner) -> RunContext:
         """The batch's run context: the counter; in process, the planned jobs and their fused groups."""

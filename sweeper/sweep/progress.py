@@ -21,11 +21,14 @@ def start(total: int, done: int = 0) -> Progress:
     return Progress(total, done)
 
 
-def end(sweep_dir: Path, seconds: float, done: Collection[int] = ()) -> None:
+def end(sweep_dir: Path, seconds: float, done: Collection[int] = (), jobs: int | None = None) -> None:
     """`sweep: 4 jobs: 3 ok, 1 failed in 3.1 s wall time; collate: ...` (this command's time: a job's
-    line gives its training time, over every attempt); exit 1 naming the jobs that did not finish. `done`: the numbers of the jobs found done before the sweep started (not run again)."""
+    line gives its training time, over every attempt); exit 1 naming the jobs that did not finish. `done`: the
+    numbers of the jobs found done before the sweep started (not run again); `jobs`: this command's, the
+    first of the folder's list (a grid run again with fewer), else all."""
     ran = [job for job in read_sweep(sweep_dir).jobs
-           if job.sweep == sweep_dir and job.entry is not None and job.entry.num not in done]
+           if job.sweep == sweep_dir and job.entry is not None and job.entry.num not in done
+           and (jobs is None or job.entry.num < jobs)]
     print(f"sweep: {summary([job.status for job in ran], skipped=len(done))} in {seconds:.1f} s wall time; "
           f"collate: python -m sweeper collate {sweep_dir}", flush=True)
     failed = [str(job.path) for job in ran if job.status not in FINISHED]
