@@ -83,9 +83,9 @@ def test_another_configuration_names_what_differs(tmp_path):
     shutil.rmtree(sweep / "0" / ".hydra")  # only the record knows what ran: its hyperparameters say
     result = run_cli("run.py", "-m", "lr=0.01,0.001", "steps=20", f"hydra.sweep.dir={sweep}")
     assert result.returncode == 2
-    assert result.stderr.strip() == (
-        f"error: {sweep / '0'} holds the record of another configuration (steps: 10 -> 20): "
-        "use a new hydra.sweep.dir, or delete that directory to run it again")
+    assert result.stderr.strip() == (  # both jobs named, job 0 by its record alone
+        f"error: {sweep} holds the records of other configurations in 2 job directories: 0 (steps: 10 -> 20), "
+        "1 (steps: 10 -> 20): use a new hydra.sweep.dir, or delete those directories to run them again")
 
 
 @pytest.mark.slow
@@ -103,3 +103,25 @@ def test_a_smaller_sweep_into_a_larger_ones_folder_leaves_it_resumable(tmp_path)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "[3/3] lr=0.001 -> ok" in resumed.stdout
     assert read_record(sweep / "2" / "result.json").status == "ok"
+
+
+@pytest.mark.slow
+def test_a_folder_of_other_configurations_is_refused_once_naming_every_job(tmp_path):
+    """Every job that differs is named in one refusal (issue 29), from the job directories and, where
+    they are gone, from the folder's job list; nothing is written."""
+    sweep = tmp_path / "reuse"
+    assert run_cli("run.py", "-m", "lr=0.1,0.01,0.001", f"hydra.sweep.dir={sweep}").returncode == 0
+    listed = (sweep / "jobs.json").read_bytes()
+    records = run_cli("run.py", "-m", "lr=0.5,0.05,0.005", f"hydra.sweep.dir={sweep}")
+    assert records.returncode == 2 and records.stderr.strip() == (
+        f"error: {sweep} holds the records of other configurations in 3 job directories: 0 (lr: 0.1 -> 0.5), "
+        "1 (lr: 0.01 -> 0.05), 2 (lr: 0.001 -> 0.005): use a new hydra.sweep.dir, or delete those directories "
+        "to run them again")
+    for job in ("0", "1", "2", "index"):
+        shutil.rmtree(sweep / job)
+    in_the_list = run_cli("run.py", "-m", "lr=0.5,0.05", f"hydra.sweep.dir={sweep}")
+    assert in_the_list.returncode == 2 and in_the_list.stderr.strip() == (
+        f"error: {sweep} holds another sweep: its jobs 0 (lr: 0.1 -> 0.5), 1 (lr: 0.01 -> 0.05) are other "
+        "configurations: use a new hydra.sweep.dir, or delete that directory to run it again")
+    assert (sweep / "jobs.json").read_bytes() == listed and sorted(p.name for p in sweep.iterdir()) == \
+        ["jobs.json", "multirun.yaml"]

@@ -71,8 +71,8 @@ def test_a_different_configuration_in_the_same_directory_is_refused(small_sweep)
     result = run_cli("run.py", "-m", "lr=0.5,0.001", "steps=10,20", f"hydra.sweep.dir={sweep}")
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        f"error: {sweep / '0'} holds the record of another configuration (lr: 0.01 -> 0.5): "
-        "use a new hydra.sweep.dir, or delete that directory to run it again")
+        f"error: {sweep} holds the records of other configurations in 2 job directories: 0 (lr: 0.01 -> 0.5), "
+        "1 (lr: 0.01 -> 0.5): use a new hydra.sweep.dir, or delete those directories to run them again")
     assert {p: p.read_bytes() for p in sweep.rglob("*") if p.is_file()} == snapshot
 
 

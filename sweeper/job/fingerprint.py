@@ -40,7 +40,27 @@ _ADDED_LATER = {"nodes": 1}
 
 
 class MismatchError(Exception):
-    """A job directory (or a sweep directory) holds the work of a different configuration."""
+    """A job directory (or a sweep directory) holds the work of a different configuration;
+    `job_dir` and `what` (what differs, in brackets) where it is one job's directory."""
+
+    def __init__(self, message: str, job_dir: Path | None = None, what: str = "") -> None:
+        super().__init__(message)
+        self.job_dir, self.what = job_dir, what
+
+
+def every_mismatch(errors: list[MismatchError], sweep_dir: Path, listed: bool = False, named: int = 5) -> MismatchError:
+    """One error for every job of a sweep whose directory (or, `listed`, whose entry in the folder's
+    job list) holds another configuration, the first `named` of them named: a user learns them all
+    at once, not one run at a time."""
+    if len(errors) == 1:
+        return errors[0]
+    names = ", ".join(f"{e.job_dir.name if e.job_dir else '?'} {e.what}" for e in errors[:named])
+    more = f" and {len(errors) - named} more" if len(errors) > named else ""
+    if listed:
+        return MismatchError(f"{sweep_dir} holds another sweep: its jobs {names}{more} are other configurations: "
+                             "use a new hydra.sweep.dir, or delete that directory to run it again")
+    return MismatchError(f"{sweep_dir} holds the records of other configurations in {len(errors)} job directories: "
+                         f"{names}{more}: use a new hydra.sweep.dir, or delete those directories to run them again")
 
 
 def container(cfg: Any) -> dict[Any, Any]:
@@ -224,7 +244,7 @@ def mismatch(job_dir: Path, record: Record, expected: str, overrides: list[str],
             f"{' '.join(record.overrides) or 'defaults'} (fingerprint {record.fingerprint}), not "
             f"{' '.join(overrides) or 'defaults'} ({expected})")
     return MismatchError(f"{job_dir} holds the record of another configuration {what}: "
-                         "use a new hydra.sweep.dir, or delete that directory to run it again")
+                         "use a new hydra.sweep.dir, or delete that directory to run it again", job_dir, what)
 
 
 def finished_record(job_dir: Path, expected: str, overrides: list[str], former: Iterable[str] = (),

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sweeper.hparams import recorded_hparams
 from sweeper.job.index import LISTED
-from sweeper.job.fingerprint import MismatchError, difference, same_configuration
+from sweeper.job.fingerprint import MismatchError, difference, every_mismatch, same_configuration
 from sweeper.job.planned import PlannedJob
 from sweeper.job.record import create_atomic, write_atomic
 
@@ -225,6 +225,7 @@ def claim(sweep_dir: Path, listed: Manifest | Writer,
     assert existing is not None
     known = {job.num: job for job in existing.jobs}
     added = []
+    mismatched = []  # every job the folder's list holds as another configuration: named at once
     for job in written.jobs():
         old = known.get(job.num)
         if old is None:
@@ -238,8 +239,11 @@ def claim(sweep_dir: Path, listed: Manifest | Writer,
             what = (f"another configuration ({changed})" if changed and old.dir == job.dir else
                     f"{' '.join(old.overrides) or 'defaults'} (fingerprint {old.fingerprint}, in {old.dir}), not "
                     f"{' '.join(job.overrides) or 'defaults'} ({job.fingerprint}, in {job.dir})")
-            raise MismatchError(f"{sweep_dir} holds another sweep: its job {job.num} is {what}: "
-                                "use a new hydra.sweep.dir, or delete that directory to run it again")
+            mismatched.append(MismatchError(f"{sweep_dir} holds another sweep: its job {job.num} is {what}: "
+                                            "use a new hydra.sweep.dir, or delete that directory to run it again",
+                                            sweep_dir / old.dir, f"({changed})" if changed else f"(is {' '.join(old.overrides)})"))
+    if mismatched:
+        raise every_mismatch(mismatched, sweep_dir, listed=True)
     if added or written.total > existing.total:
         existing.jobs = sorted([*existing.jobs, *added], key=lambda job: job.num)
         existing.total = max(existing.total, written.total, len(existing.jobs))

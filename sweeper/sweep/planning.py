@@ -24,7 +24,7 @@ from omegaconf import DictConfig
 from sweeper.hparams import applicable_hparams, check_or_exit, hparams_of, recorded_keys
 from sweeper.schema import top_level_types
 from sweeper.job.context import RunContext
-from sweeper.job.fingerprint import MismatchError, finished_record
+from sweeper.job.fingerprint import MismatchError, every_mismatch, finished_record
 from sweeper.job.planned import PlannedJob
 from sweeper.job.record import RECORD_NAME
 from sweeper.launching import in_process
@@ -104,6 +104,7 @@ def plan_sweep(hydra_context: HydraContext, config: DictConfig, launcher: Launch
     checks = _Checks()
     written = manifest.Writer(sweeper, total is not None, len(overrides) if total is None else total)
     rows: dict[int, manifest.ListedJob] = {}  # by combination: its first job's row, which the others copy
+    mismatched: list[MismatchError] = []  # job directories holding another configuration's record
     try:
         for num, job_overrides in enumerate(overrides, start=first):
             job = planner.job(num, job_overrides)
@@ -119,13 +120,20 @@ def plan_sweep(hydra_context: HydraContext, config: DictConfig, launcher: Launch
                                       hparams=hparams,
                                       trial=planned.num if total is not None else None)
             written.add(row)
-            if (sweep_dir / planned.dir / RECORD_NAME).exists() and finished_record(
-                    sweep_dir / planned.dir, planned.fingerprint, planned.overrides, planned.former, planner.config(job),
-                    indexed.get(planned.dir)):
+            try:
+                before = (sweep_dir / planned.dir / RECORD_NAME).exists() and finished_record(
+                    sweep_dir / planned.dir, planned.fingerprint, planned.overrides, planned.former,
+                    planner.config(job), indexed.get(planned.dir))
+            except MismatchError as e:  # every such directory is named at once, below
+                mismatched.append(e)
+                continue
+            if before:
                 done[planned.num] = sweep_dir / planned.dir
             else:
                 checks.to_run(job, planner)
                 to_run.append(planned)
+        if mismatched:
+            raise every_mismatch(mismatched, sweep_dir)
         checks.check()
         manifest.claim(sweep_dir, written, lambda num: _identity(planner, num, overrides[num - first]))
     except (MismatchError, manifest.DamagedManifest) as e:
