@@ -99,20 +99,21 @@ def _aliases(dirs: tuple[Path, ...] = (CONF,)) -> dict[str, str]:
     return aliases
 
 
-def _unknown_key_hint(key: str, value: str, dirs: tuple[Path, ...] = (CONF,)) -> str | None:
-    """`did you mean lr=0.1?` for a top-level key that is neither a key nor a group; None if known."""
+def _unknown_key_hint(key: str, value: str, dirs: tuple[Path, ...] = (CONF,), rest: str = "") -> str | None:
+    """`did you mean lr=0.1?` for a top-level key that is neither a key nor a group; None if known.
+    `rest`: the dotted key's remainder, kept in the suggestion (`loging.tensorboard` -> `logging.tensorboard`)."""
     keys, groups = _known_keys(dirs)
     if key in keys or key in groups or key == "hydra":
         return None
     if key in _aliases(dirs):
-        return f"did you mean {_aliases(dirs)[key]}={value}?"
+        return f"did you mean {_aliases(dirs)[key]}{rest}={value}?"
     near_key = difflib.get_close_matches(key, keys, n=1)
     near_group = difflib.get_close_matches(key, groups, n=1)
     if near_group and (not near_key or difflib.SequenceMatcher(None, key, near_group[0]).ratio()
                        >= difflib.SequenceMatcher(None, key, near_key[0]).ratio()):
-        return f"did you mean {near_group[0]}={value}?"
+        return f"did you mean {near_group[0]}{rest}={value}?"
     if near_key:
-        return f"did you mean {near_key[0]}={value}?"
+        return f"did you mean {near_key[0]}{rest}={value}?"
     return f"the keys are {', '.join(keys)} ({command()} --help lists the groups)"
 
 
@@ -137,17 +138,33 @@ def _nodes(dirs: tuple[Path, ...] = (CONF,)) -> dict[str, tuple[str, ...]]:
     return {node: tuple(sorted(keys)) for node, keys in nodes.items()}
 
 
-def _nested_key_hint(key: str, value: str, dirs: tuple[Path, ...] = (CONF,)) -> str | None:
+def _nested_key_hint(key: str, value: str, dirs: tuple[Path, ...] = (CONF,), task: str | None = None) -> str | None:
     """`did you mean data.train_samples=100?` for a nested key that no option's node has; None if
-    some option's node has it, or the node is not known here (Hydra says)."""
+    some option's node has it, or the node is not known here (Hydra says). Of `task.run`, the chosen
+    task's keys (`task`: its name, where the command chooses one) and the arguments its function
+    takes besides them, to add with `+`."""
     node, _, leaf = key.rpartition(".")
     keys = _nodes(dirs).get(node)
     if not node or keys is None or leaf in keys:
         return None
-    near = difflib.get_close_matches(leaf, keys, n=1)
+    added: tuple[str, ...] = ()
+    if node == "task.run" and task is not None and (run := _task_run(task, dirs)) is not None:
+        keys, added = run
+    near = difflib.get_close_matches(leaf, [*keys, *added], n=1)
     if near:
-        return f"did you mean {node}.{near[0]}={value}?"
+        return f"did you mean {'+' if near[0] in added else ''}{node}.{near[0]}={value}?"
     return f"the keys of {node} are {', '.join(k for k in keys if not k.startswith('_'))}"
+
+
+def _task_run(task: str, dirs: tuple[Path, ...]) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """A task's `run` keys (its file's) and the other arguments its function takes; None if not found."""
+    path = next((p for p in _files(dirs, f"task/{task}.yaml")), None)
+    run = (_load(path).get("task") or {}).get("run") if path else None
+    if not isinstance(run, dict):
+        return None
+    keys = tuple(sorted(str(k) for k in run))
+    taken = schema.arguments(str(run.get("_target_", ""))) or {}
+    return keys, tuple(sorted(a for a in taken if a not in run))
 
 
 def check_argv(argv: Sequence[str]) -> None:
@@ -172,10 +189,17 @@ def check_argv(argv: Sequence[str]) -> None:
         _check_search_option(override)
         top = override.key_or_group.split(".")[0].split("/")[0]
         value = override.input_line.partition("=")[2]
-        hint = _unknown_key_hint(top, value, dirs) or (_nested_key_hint(override.key_or_group, value, dirs)
-                                                       if top != "hydra" else None)
+        rest = override.key_or_group[len(top):] if "/" not in override.key_or_group else ""
+        hint = _unknown_key_hint(top, value, dirs, rest) or (
+            _nested_key_hint(override.key_or_group, value, dirs, _chosen_task(parsed)) if top != "hydra" else None)
         if hint:
             refuse(f"{override.key_or_group} is not a key of the config: {hint}")
+
+
+def _chosen_task(parsed: Sequence[Any]) -> str | None:
+    """The task a command names (`task=cnn`); None where a default or a preset chooses it."""
+    chosen = [o.value() for o in parsed if o.key_or_group == "task" and isinstance(o.value(), str)]
+    return str(chosen[-1]) if chosen else None
 
 
 def _check_shadowed(config_dir: Path) -> None:

@@ -147,6 +147,12 @@ def test_a_grid_preset_whose_grid_the_command_line_fixes_is_one_job(compose_cfg)
                                  "data.train_samples=100?"),
     (["logging.tensorbord=false"], "error: logging.tensorbord is not a key of the config: did you mean "
                                    "logging.tensorboard=false?"),
+    (["loging.tensorboard=false"], "error: loging.tensorboard is not a key of the config: did you mean "
+                                   "logging.tensorboard=false?"),  # the node misspelt: the key kept
+    (["task=cnn", "task.run.dropuot=0.1"], "error: task.run.dropuot is not a key of the config: did you mean "
+                                           "+task.run.dropout=0.1?"),  # an argument of the task's function
+    (["task=cnn", "task.run.zzzz=1"], "error: task.run.zzzz is not a key of the config: the keys of task.run are "
+                                      "batch_size, data, devices, epochs, gpus, logging, nodes, seed"),  # cnn's, not linear's steps
     (["+data.trian_samples=100"], "error: +data.trian_samples=100: tasks.mnist.load takes no argument "
                                   "'trian_samples': did you mean data.train_samples=100?"),
     (["task=cnn", "+task.run.foo=1"], "error: +task.run.foo=1: tasks.cnn.run takes no argument 'foo': it takes "
