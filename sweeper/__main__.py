@@ -45,6 +45,14 @@ def _sweeps(args: argparse.Namespace) -> list[Path] | None:
         return None
 
 
+def _host_name() -> str:
+    """This machine's name as a laptop reaches it: its full name, or its own where that says `localhost`."""
+    import socket
+
+    full = socket.getfqdn()
+    return socket.gethostname() if full.startswith("localhost") else full
+
+
 def _collate(args: argparse.Namespace) -> int:
     from sweeper.sweep.collate import collate, write_tables
     from sweeper.sweep.jobs import read_sweep
@@ -122,7 +130,6 @@ def _status(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     import getpass
-    import socket
 
     from sweeper.serve.app import PortTaken, listen, make_app, new_token, serve
 
@@ -138,7 +145,7 @@ def _serve(args: argparse.Namespace) -> int:
     shown = "localhost" if args.host in ("127.0.0.1", "localhost", "::1") else \
         f"[{args.host}]" if ":" in args.host else args.host  # an IPv6 address in a URL: in brackets
     print(f"serving {args.dir} at http://{shown}:{port}/?token={token} (Ctrl-C stops it); from a laptop: "
-          f"ssh -N -L {port}:localhost:{port} {getpass.getuser()}@{socket.getfqdn()}, then open that URL there",
+          f"ssh -N -L {port}:localhost:{port} {getpass.getuser()}@{_host_name()}, then open that URL there",
           flush=True)
     serve(make_app(args.dir, sweeps, token), sock)
     return 0

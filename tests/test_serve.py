@@ -220,10 +220,11 @@ def test_serve_prints_the_url_and_the_ssh_line_and_listens_on_localhost_only(swe
                                env=checkout_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = _first_line(process)
-        match = re.search(r"at (http://localhost:(\d+)/\?token=([\w-]+)) .*ssh -N -L (\d+):localhost:(\d+) \S+@\S+", line)
+        match = re.search(r"at (http://localhost:(\d+)/\?token=([\w-]+)) .*ssh -N -L (\d+):localhost:(\d+) \S+@(\S+),", line)
         assert match, line
         url, port = match.group(1), int(match.group(2))
         assert match.group(4) == match.group(5) == str(port)
+        assert not match.group(6).startswith("localhost")  # the host a laptop reaches (issue 29)
         with urllib.request.urlopen(url.replace("/?", "/api/sweep?"), timeout=30) as answer:
             assert json.loads(answer.read())["total"] == 12
         address = socket.gethostbyname(socket.gethostname())
