@@ -147,17 +147,29 @@ def test_cancelled_job_is_shown_cancelled_and_the_others_are_collected(status, t
         stdout, stderr = sweep_run.communicate(timeout=120)
     finally:
         sweep_run.kill()
-    assert sweep_run.returncode != 0  # Hydra's sweeper reports the job that has no result
-    assert f"Slurm job {jobs[1]['slurm_job_id']} ended CANCELLED without a result" in stderr
+    # The sweep ends as any sweep with a job that did not finish: its line, the summary, the resume
+    # line and exit 1; not Hydra's "Error executing job" (issue 29).
+    assert sweep_run.returncode == 1 and "Error executing job" not in stderr and "Traceback" not in stderr, stderr
+    assert f"steps=10 -> Slurm job {jobs[1]['slurm_job_id']} ended CANCELLED without a result" in stdout
+    assert "sweep: 2 jobs: 1 ok, 1 cancelled in " in stdout
+    assert stdout.rstrip().endswith(f"did not finish: {sweep / '1'}; finish them with: python -m sweeper resume {sweep}")
     assert read_record(sweep / "0" / "result.json").status == "ok"
 
     final_state(jobs[0]["slurm_job_id"])
     cancelled = {"0": ["completed", "ok"], "1": ["cancelled", "cancelled"]}
     assert states(status(sweep).stdout) == cancelled
     # Without accounting, the state comes from the controller (squeue) instead.
+    cluster_conf = os.environ.get("SLURM_CONF")
     monkeypatch.setenv("SLURM_CONF", str(_no_accounting_conf(tmp_path)))
     assert "accounting storage is disabled" in subprocess.run(["sacct"], capture_output=True, text=True).stderr
     assert states(status(sweep).stdout) == cancelled
+    if cluster_conf is None:
+        monkeypatch.delenv("SLURM_CONF")
+    else:
+        monkeypatch.setenv("SLURM_CONF", cluster_conf)
+    resumed = run_cli("-m", "sweeper", "resume", str(sweep))  # job 1 runs again, as array task 0: no sleep
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert read_record(sweep / "1" / "result.json").status == "ok"
 
 
 def test_status_does_not_wait_for_jobs_slurm_does_not_know(status, tmp_path, monkeypatch):

@@ -78,6 +78,14 @@ def announce(job: PlannedJob, returned: JobReturn, context: RunContext) -> None:
         print(context.line(f"{label(job.overrides)} -> {reason}", job.num), flush=True)
 
 
+def raise_outside_task(returned: JobReturn) -> None:
+    """Raise what a job raised outside its task (the sweep stops: something is wrong with the
+    sweep itself), but not a job that Slurm ended: its line and its status say so, and the sweep's
+    summary ends with the resume line."""
+    if not (returned.status == JobStatus.FAILED and isinstance(returned._return_value, JobEndedWithoutResult)):
+        _ = returned.return_value
+
+
 def ended_without_result(job: Job[Any], state: str) -> JobReturn:
     message = f"Slurm job {job.job_id} ended {state} without a result (its log: {job.paths.stderr})"
     return JobReturn(status=JobStatus.FAILED, _return_value=JobEndedWithoutResult(message))

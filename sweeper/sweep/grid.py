@@ -26,6 +26,7 @@ from sweeper.job.fused_groups import FusedPlan
 from sweeper.job.planned import PlannedJob
 from sweeper.refusals import check_grid_not_empty, check_grid_values, check_sweep_dir
 from sweeper.sweep import manifest, progress, repeats
+from sweeper.launching.collect import raise_outside_task
 from sweeper.launching.compose import Planner
 from sweeper.words import counted
 from sweeper.sweep.planning import configs, launch, plan_sweep, planner_for
@@ -85,7 +86,7 @@ class GridSweep(BasicSweeper):
                 configs(planner, jobs)
             results = launch(self.launcher, jobs, self._context(jobs, counter, planner))
             for result in results:
-                _ = result.return_value  # raises what a job raised outside its task
+                raise_outside_task(result)
                 result.cfg = result.hydra_cfg = None  # 100 kB a job: memory would grow with the jobs run
             for job in jobs:
                 job.config = None

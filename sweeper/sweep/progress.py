@@ -33,7 +33,8 @@ def end(sweep_dir: Path, seconds: float, done: Collection[int] = (), jobs: int |
           f"collate: python -m sweeper collate {sweep_dir}", flush=True)
     failed = [str(job.path) for job in ran if job.status not in FINISHED]
     if failed:
-        print(f"error: {counted(len(failed), 'job')} did not finish: {' '.join(failed)}", flush=True)
+        print(f"error: {counted(len(failed), 'job')} did not finish: {' '.join(failed)}; "
+              f"finish them with: python -m sweeper resume {sweep_dir}", flush=True)
         raise SystemExit(1)
 
 

@@ -32,6 +32,7 @@ from sweeper.job.status import FINISHED, Status
 from sweeper.job.trial import DEFAULT_STUDY, StorageError, open_storage, storage_spec
 from sweeper.sweep import manifest, progress
 from sweeper.sweep.repeats import repeats_of
+from sweeper.launching.collect import raise_outside_task
 from sweeper.launching.compose import job_configs
 from sweeper.refusals import check_sweep_dir, check_workers
 from sweeper.sweep.planning import launch, plan_sweep
@@ -360,7 +361,7 @@ class Search:
         in_process = {job.num: job for job in planned if job.config is not None}
         results = launch(self.launcher, planned, RunContext(progress=counter, planned=in_process))
         for result in results:
-            _ = result.return_value  # raises what a job raised outside its task
+            raise_outside_task(result)
         listed = manifest.read_manifest(sweep_dir)
         assert listed is not None, "plan_sweep listed the jobs"
         dirs = {job.num: job.dir for job in listed.jobs}
