@@ -85,6 +85,22 @@ def _resume(args: argparse.Namespace) -> int:
         return 2
 
 
+def _cancel(args: argparse.Namespace) -> int:
+    from sweeper.sweep.cancel import cancel
+    from sweeper.sweep.jobs import NotASweep, sweep_of_job
+    from sweeper.sweep.manifest import MANIFEST_NAME
+
+    if sweep_of_job(args.dir) is not None or not (args.dir / MANIFEST_NAME).exists():
+        print(f"error: {args.dir} is not a sweep's directory (no jobs.json): give the sweep's folder "
+              "(hydra.sweep.dir)", file=sys.stderr)
+        return 2
+    try:
+        return cancel(args.dir)
+    except NotASweep as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
 def _report(args: argparse.Namespace) -> int:
     from sweeper.report import report
     from sweeper.sweep.jobs import has_job_dir
@@ -242,6 +258,10 @@ def main(argv: list[str] | None = None) -> int:
     report = commands.add_parser("report", help="tables and figures of DIR in DIR/report/ (report.md, PNGs)")
     report.add_argument("dir", type=_directory, help="a sweep directory, or a folder of sweeps")
     report.set_defaults(func=_report)
+    stop = commands.add_parser("cancel", help="stop a sweep's jobs (scancel in Slurm; Ctrl-C of a sweep running "
+                               "here), leaving it for resume")
+    stop.add_argument("dir", type=_directory, help="a sweep directory")
+    stop.set_defaults(func=_cancel)
     status = commands.add_parser("status", help="each job's state: from Slurm, then from its record")
     status.add_argument("dir", type=_directory, help="a sweep directory")
     status.add_argument("--all", action="store_true", help="list every job (a sweep of more than 100 jobs lists "

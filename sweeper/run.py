@@ -6,6 +6,7 @@ is `run.log` whichever way the command started.
 """
 from __future__ import annotations
 
+import signal
 import sys
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,10 @@ def main() -> None:
     """Run the command line (sys.argv) as Hydra's app, its configs the project's `conf/` and,
     with `--config-dir DIR`, the user's; a task module in the working directory imports.
     Ctrl-C before a sweep lists its jobs (importing, composing, checking) ends in one line."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # Started in the background of a script, which ignores SIGINT for it: `python -m sweeper
+        # cancel` (sweeper/sweep/cancel.py) stops a sweep with SIGINT, as Ctrl-C would.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         _main()
     except KeyboardInterrupt:  # later ones are the sweeper's or the job's, which say what they left
