@@ -10,7 +10,7 @@ import pytest
 
 from sweeper.sweep.collate import collate
 from sweeper.job.record import read_record
-from tests.conftest import run_cli
+from tests.conftest import checkout_env, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -95,3 +95,15 @@ def test_each_job_gets_the_config_hydra_composes_for_it(adam_sweep, compose_cfg)
         expected = OmegaConf.to_container(compose_cfg(*overrides))
         del expected["hydra"]
         assert OmegaConf.to_container(OmegaConf.load(sweep / str(job) / ".hydra" / "config.yaml")) == expected
+
+
+def test_a_big_grid_says_its_size_and_how_far_its_checking_got(tmp_path):
+    """A grid of more than BIG_GRID jobs (100,000; here 5) says its size before it checks its jobs,
+    and how many it checked every BIG_GRID jobs (or 10 s), before its first job's line."""
+    env = {**checkout_env(), "SWEEPER_BIG_GRID": "5"}
+    result = run_cli("run.py", "-m", "task=linear", "optimizer=adam", "steps=2", "lr=0.1,0.2,0.3,0.4,0.5,0.6",
+                     "beta1=0.8,0.9", "logging.tensorboard=false", f"hydra.sweep.dir={tmp_path / 'sweep'}", env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert lines[:3] == ["checking 12 jobs before the first starts ...", "checked 5 of 12 jobs", "checked 10 of 12 jobs"]
+    assert lines[3].startswith("[1/12] ")

@@ -36,7 +36,7 @@ from sweeper.job.planned import PlannedJob
 from sweeper.job.recording import record_stopped
 from sweeper.training import checkpoint
 from sweeper.training.fused_state import FUSED_ARGS, FUSED_OPTIMIZERS
-from sweeper.training.tf import locate_quietly
+from sweeper.training.tf import locate_quietly, traces_freed
 
 # The optimizer node's keys that fused jobs may differ in (and the top-level keys they read).
 OPTIMIZER_KEYS = ("name", *FUSED_ARGS)
@@ -203,4 +203,5 @@ def train_group(configs: Sequence[DictConfig], job_dirs: Sequence[Path], progres
     optimizers = [optimizer_arguments(c) for c in configs]
     fused = fused_function(configs[0])
     assert fused is not None, "jobs are fused only where the task has a run_fused (fusion_key)"
-    return fused(optimizers=optimizers, job_dirs=list(job_dirs), **run.keywords, **offered(fused, progress=progress))
+    with traces_freed():  # the group's traces die with it: so does what TensorFlow keeps of them
+        return fused(optimizers=optimizers, job_dirs=list(job_dirs), **run.keywords, **offered(fused, progress=progress))

@@ -10,8 +10,10 @@ asks for the configs of a batch at a time (`configs`).
 from __future__ import annotations
 
 import dataclasses
+import os
 import pickle
 import sys
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -32,6 +34,28 @@ from sweeper.launching.compose import Job, Planner
 from sweeper.refusals import Applicability, DataCheck, check_additions, check_bypass, check_workers, takes, value_keys
 from sweeper.sweep import manifest
 from sweeper.job.index import read_index
+
+
+# A grid larger than this says its size before it checks its jobs, and how far it got every
+# BIG_GRID jobs or PLANNING_LINE_S seconds (a 1,000,000-job grid checks for minutes).
+BIG_GRID = int(os.environ.get("SWEEPER_BIG_GRID", "100000"))
+PLANNING_LINE_S = 10.0
+
+
+class _Checking:
+    """The lines of a big grid's planning: its size at once, then how many jobs are checked."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.shown = total > BIG_GRID
+        self.last = time.monotonic()
+        if self.shown:
+            print(f"checking {total:,} jobs before the first starts ...", flush=True)
+
+    def checked(self, count: int) -> None:
+        if self.shown and (count % BIG_GRID == 0 or time.monotonic() - self.last >= PLANNING_LINE_S):
+            self.last = time.monotonic()
+            print(f"checked {count:,} of {self.total:,} jobs", flush=True)
 
 
 def _fail(message: str) -> None:
@@ -105,8 +129,9 @@ def plan_sweep(hydra_context: HydraContext, config: DictConfig, launcher: Launch
     written = manifest.Writer(sweeper, total is not None, len(overrides) if total is None else total)
     rows: dict[int, manifest.ListedJob] = {}  # by combination: its first job's row, which the others copy
     mismatched: list[MismatchError] = []  # job directories holding another configuration's record
+    checking = _Checking(len(overrides) if total is None else 0)  # a search plans a trial at a time
     try:
-        for num, job_overrides in enumerate(overrides, start=first):
+        for count, (num, job_overrides) in enumerate(enumerate(overrides, start=first), start=1):
             job = planner.job(num, job_overrides)
             planned, resolved = planner.plan(job)
             new = id(job.combination) not in rows
@@ -132,6 +157,7 @@ def plan_sweep(hydra_context: HydraContext, config: DictConfig, launcher: Launch
             else:
                 checks.to_run(job, planner)
                 to_run.append(planned)
+            checking.checked(count)
         if mismatched:
             raise every_mismatch(mismatched, sweep_dir)
         checks.check()
