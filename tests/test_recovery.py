@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
 from sweeper.job.fingerprint import identity
 from sweeper.job.record import read_record
 from sweeper.sweep import manifest
-from tests.conftest import checkout_env, run_cli
+from tests.conftest import ROOT, checkout_env, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -125,3 +129,32 @@ def test_a_folder_of_other_configurations_is_refused_once_naming_every_job(tmp_p
         "configurations: use a new hydra.sweep.dir, or delete that directory to run it again")
     assert (sweep / "jobs.json").read_bytes() == listed and sorted(p.name for p in sweep.iterdir()) == \
         ["jobs.json", "multirun.yaml"]
+
+
+@pytest.mark.slow
+def test_cancel_stops_a_sweep_running_here_as_ctrl_c_does_leaving_it_for_resume(tmp_path, tiny):
+    """`python -m sweeper cancel DIR` (issue 29) on a sweep started in the background, where SIGINT
+    is ignored for it: the running job records `interrupted`, the sweep prints its resume line."""
+    sweep = tmp_path / "cancelled"
+    command = ["run.py", "-m", "task=softmax", "lr=0.5,0.1", "epochs=400", "hydra.sweeper.fuse=false",
+               f"data.dir={tiny}", "logging.tensorboard=false", f"hydra.sweep.dir={sweep}"]
+    background = subprocess.Popen([sys.executable, *command], cwd=ROOT, env=checkout_env(), start_new_session=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        deadline = time.monotonic() + 60
+        while not (sweep / "0" / ".owner").exists():
+            assert time.monotonic() < deadline and background.poll() is None, "the first job did not start"
+            time.sleep(0.2)
+        done = run_cli("-m", "sweeper", "cancel", str(sweep))
+        out, _ = background.communicate(timeout=60)
+    finally:
+        background.kill()
+    assert done.returncode == 0 and done.stdout.strip() == (
+        f"cancelled 1 job: 1 process on this machine ({background.pid}); finish the sweep with: "
+        f"python -m sweeper resume {sweep}"), done.stdout + done.stderr
+    assert background.returncode == 130 and out.rstrip().endswith(f"interrupted; finish the sweep with: "
+                                                                  f"python -m sweeper resume {sweep}")
+    assert read_record(sweep / "0" / "result.json").status == "interrupted"
+    again = run_cli("-m", "sweeper", "cancel", str(sweep))
+    assert again.stdout.strip() == f"nothing to cancel: 2 jobs: 1 interrupted, 1 not started ({sweep})"

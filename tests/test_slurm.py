@@ -172,6 +172,32 @@ def test_cancelled_job_is_shown_cancelled_and_the_others_are_collected(status, t
     assert read_record(sweep / "1" / "result.json").status == "ok"
 
 
+def test_cancel_scancels_a_sweeps_jobs_and_resume_runs_them(status, tmp_path):
+    """`python -m sweeper cancel DIR` (issue 29) on a sweep left to Slurm: its jobs cancelled in one
+    scancel, `status` says so, and `resume` runs them (a marker file lets them through this time)."""
+    sweep, go = tmp_path / "stop", tmp_path / "go"
+    result = slurm_multirun(sweep, "steps=5,10", "hydra.launcher.wait=false",
+                            f"hydra.launcher.setup=['test -e {go} || sleep 300']")
+    assert result.returncode == 0, result.stderr
+    ids = [job["slurm_job_id"] for job in read_job_ids(sweep).values()]
+    deadline = time.monotonic() + 60
+    while set(job_states(ids).values()) - {"RUNNING", "PENDING"}:
+        assert time.monotonic() < deadline, job_states(ids)
+        time.sleep(0.5)
+    done = run_cli("-m", "sweeper", "cancel", str(sweep))
+    assert done.returncode == 0 and done.stdout.strip() == (
+        f"cancelled 2 jobs: 2 Slurm jobs ({', '.join(sorted(ids))}); finish the sweep with: "
+        f"python -m sweeper resume {sweep}"), done.stdout + done.stderr
+    deadline = time.monotonic() + 30
+    while (now := states(status(sweep).stdout)) != {"0": ["cancelled", "cancelled"], "1": ["cancelled", "cancelled"]}:
+        assert time.monotonic() < deadline, now
+        time.sleep(0.5)
+    go.touch()
+    resumed = run_cli("-m", "sweeper", "resume", str(sweep), "hydra.launcher.wait=true")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert {read_record(sweep / job / "result.json").status for job in ("0", "1")} == {"ok"}
+
+
 def test_status_does_not_wait_for_jobs_slurm_does_not_know(status, tmp_path, monkeypatch):
     sweep = tmp_path / "gone"
     synthetic.write_job_list(sweep, "linear", "gd", [{"lr": 0.1}, {"lr": 0.2}])
