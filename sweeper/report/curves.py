@@ -13,8 +13,8 @@ import pandas as pd
 from sweeper.words import counted
 from sweeper.job.status import Status
 from sweeper.sweep.jobs import Job
-from sweeper.report.groups import (BAND_POINTS, FEW_RUNS, Group, MAX_CURVES, MAX_DIVERGED, MAX_HISTORIES, MAX_RUN_PANELS,
-                                   STATUS_COLOR, metric_text)
+from sweeper.report.groups import (BAND_POINTS, FEW_RUNS, Group, MAX_CURVES, MAX_DIVERGED, MAX_HISTORIES, MAX_REPEATS,
+                                   MAX_RUN_PANELS, STATUS_COLOR, metric_text)
 from sweeper.report.plotting import plain_log_ticks, save
 
 if TYPE_CHECKING:
@@ -84,7 +84,10 @@ def _mean_curve(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray
 
 
 def _ok_jobs(group: Group, point: pd.Series) -> list[Job]:
-    return [group.jobs[name] for name in point.jobs if group.jobs[name].status == Status.OK]
+    """A configuration's ok repeats whose histories its curves read: all, or MAX_REPEATS spread
+    evenly over them (a sweep of 100,000 repeats is gigabytes of histories)."""
+    ok = [group.jobs[name] for name in point.jobs if group.jobs[name].status == Status.OK]
+    return [ok[i] for i in _ranks(len(ok), MAX_REPEATS)]
 
 
 def _repeats_loss_figure(plt: ModuleType, group: Group, path: Path) -> Path | None:
@@ -113,8 +116,8 @@ def _repeats_loss_figure(plt: ModuleType, group: Group, path: Path) -> Path | No
     plain_log_ticks(ax.yaxis)
     ax.set_xlabel("training step")
     ax.set_ylabel("training loss (log scale)")
-    ax.set_title(f"{group.title}: mean training loss per step over each configuration's ok repeats "
-                 f"(band: their range; {len(means)} of {counted(len(ranked), 'configuration')})", fontsize=10)
+    ax.set_title(f"{group.title}: mean training loss per step over each configuration's ok repeats (up to "
+                 f"{MAX_REPEATS}; band: their range; {len(means)} of {counted(len(ranked), 'configuration')})", fontsize=10)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
     return save(fig, path, tight=True)
 
@@ -245,7 +248,7 @@ def _runs(group: Group, n: int) -> str:
     """What the panels' lines are: runs, or configurations drawn as their repeats' mean."""
     if group.configs is None:
         return counted(n, "run")
-    return f"{counted(n, 'configuration')}, each the mean of its ok repeats (band: their range)"
+    return f"{counted(n, 'configuration')}, each the mean of its ok repeats (up to {MAX_REPEATS}; band: their range)"
 
 
 def _band(ax: Axes, curves: dict[str, np.ndarray], key: str, color: Any) -> None:

@@ -23,6 +23,7 @@ MAX_LISTED = 200        # problem jobs listed by name in report.md
 BAND_POINTS = 400       # resolution of the band of all runs behind the loss curves
 MAX_HISTORIES = 500     # histories a figure reads: a larger group's are this many ranks, spread evenly
 NOT_AXES = ("seed",)    # repeats, not a grid axis
+MAX_REPEATS = 50        # a configuration's curves: the histories of at most this many of its repeats, spread evenly
 
 STATUS_COLOR = {Status.DIVERGED: "#d62728", Status.FAILED: "#7f7f7f"}
 STATUS_TEXT = {Status.DIVERGED.text: "#b00000", Status.FAILED.text: "#333333"}   # other statuses: #555555

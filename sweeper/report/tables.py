@@ -39,12 +39,20 @@ def best_table(groups: list[Group]) -> pd.DataFrame:
         hparams = {k: best[k] for k in group.hparams if k in ranked.columns and pd.notna(best[k])}
         repeats = group.configs is not None  # a configuration: its jobs, its mean against the next one's
         row = {"task": group.task, "optimizer": group.optimizer,
-               **({"jobs": " ".join(map(str, best.jobs))} if repeats else {"job": best.job}),
+               **({"jobs": _names(best.jobs)} if repeats else {"job": best.job}),
                "best": f"{group.objective} = {group.value_text(best)}", "direction": group.direction,
                **{k: fmt_number(v) for k, v in hparams.items()}}
         row |= {"runner-up": runner_up(group, ranked)} if repeats else {"train_time_s": best.get("train_time_s")}
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+MAX_NAMED = 10  # a configuration's jobs named in the best table (the page links each): its count is in `best`
+
+
+def _names(jobs: list[str]) -> str:
+    """`0 2 4`, or the first MAX_NAMED and `…` (a configuration of 20,000 repeats is no cell to read)."""
+    return " ".join([*map(str, jobs[:MAX_NAMED]), *(["…"] if len(jobs) > MAX_NAMED else [])])
 
 
 def runner_up(group: Group, ranked: pd.DataFrame) -> str:

@@ -97,7 +97,7 @@ function renderTable(table, columns, rows, sortable) {
       const column = columns[i];
       const td = el("td");
       if (column === "job") td.append(jobLink(value));
-      else if (column === "jobs") String(value).split(" ").forEach((name, k) => td.append(...(k ? [" "] : []), jobLink(name)));
+      else if (column === "jobs") String(value).split(" ").forEach((name, k) => td.append(...(k ? [" "] : []), name === "\u2026" ? name : jobLink(name)));
       else td.textContent = shown(value);
       if (column === "status") { td.className = statusClass(value); tr.dataset.status = value; }
       if (column === "error") td.className = "error-cell";
