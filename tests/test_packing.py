@@ -81,8 +81,8 @@ def test_a_task_cancelled_half_way_then_status_then_resume(sweeper_cli, status, 
     sweep = tmp_path / "cancel"
     lrs = "lr=0.001,0.002,0.003,0.004,0.005,0.006"
     # Unfused, so that the task's jobs finish one by one (fused, they would finish together).
-    # 200000 steps: about 4 s a job, so that the task is cancelled well before its last job.
-    result = slurm_multirun(sweep, lrs, "steps=200000", "hydra.launcher.jobs_per_task=6", "hydra.launcher.wait=false",
+    # 120000 steps: about 2.5 s a job, so that the task is cancelled well before its last job.
+    result = slurm_multirun(sweep, lrs, "steps=120000", "hydra.launcher.jobs_per_task=6", "hydra.launcher.wait=false",
                             "hydra.sweeper.fuse=false")
     assert result.returncode == 0, result.stderr
     task = entries(sweep)[0].slurm_job_id

@@ -161,6 +161,9 @@ def _run_and_kill(command: list[str], rng: random.Random) -> bool:
     return killed
 
 
+KILLS = 7  # SIGKILLs at random moments, each followed by a resume
+
+
 def test_sigkill_at_random_moments_loses_no_finished_work(sweeper_cli, tmp_path):
     sweep = tmp_path / "sweep"
     grid = ["lr=0.02,0.01,0.005,0.002,0.001,0.0005", "steps=1000,2000,3000,4000,5000,6000,7000,8000,9000,10000"]
@@ -174,7 +177,7 @@ def test_sigkill_at_random_moments_loses_no_finished_work(sweeper_cli, tmp_path)
         now = finished_jobs(sweep)  # every record there parses
         assert all(now[job] == times for job, times in done.items()), "a finished job ran again"
         done = now
-        if kills == 10:
+        if kills == KILLS:
             break
     result = sweeper_cli("resume", str(sweep))
     assert result.returncode == 0, result.stderr
@@ -183,7 +186,7 @@ def test_sigkill_at_random_moments_loses_no_finished_work(sweeper_cli, tmp_path)
     assert len(table) == 60 and (table.status == "ok").all()
     print(f"\nSIGKILL fault injection: {kills} kills survived; {len(done)} of 60 jobs were done before "
           f"the last resume, which ran the other {60 - len(done)}")
-    assert kills == 10
+    assert kills == KILLS
 
 
 def test_collation_while_records_are_replaced(small_sweep):
