@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sweeper.job.record import write_atomic
 from sweeper.job.status import Status
@@ -58,14 +58,20 @@ def one_more_run(values: list[float]) -> tuple[float, float]:
     """Where one more run would land, 95% of the time: mean ± t(0.975, k-1) s sqrt(1 + 1/k) over k
     values (NaN under 2): the spread a single published run is held against."""
     import numpy as np
-    from scipy import stats
 
     k = len(values)
     if k < 2:
         return math.nan, math.nan
     mean, std = float(np.mean(values)), float(np.std(values, ddof=1))
-    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, k - 1)) * std * math.sqrt(1 + 1 / k)
+    half = float(t_quantile(k - 1)) * std * math.sqrt(1 + 1 / k)
     return mean - half, mean + half
+
+
+def t_quantile(dof: Any) -> Any:
+    """Student's t at 0.975 (a two-sided 95% interval) for `dof` degrees of freedom (a number or an array)."""
+    from scipy import stats
+
+    return stats.t.ppf(0.5 + CONFIDENCE / 2, dof)
 
 
 def _configurations(table: pd.DataFrame, keys: list[str]) -> pd.Series:
@@ -88,12 +94,11 @@ def _spread(table: pd.DataFrame, number: pd.Series, metric: str) -> pd.DataFrame
     ok rows with a finite value."""
     import numpy as np
     import pandas as pd
-    from scipy import stats
 
     values = pd.to_numeric(table[metric], errors="coerce") if metric in table else pd.Series(np.nan, index=table.index)
     values = values[(table.status == Status.OK.value) & np.isfinite(values)]
     found = values.groupby(number[values.index]).agg(["mean", "std", "count"])
-    half = stats.t.ppf(0.5 + CONFIDENCE / 2, np.maximum(found["count"] - 1, 1)) * found["std"] / np.sqrt(found["count"])
+    half = t_quantile(np.maximum(found["count"] - 1, 1)) * found["std"] / np.sqrt(found["count"])
     return pd.DataFrame({"mean": found["mean"], "std": found["std"], "ci95_low": found["mean"] - half,
                          "ci95_high": found["mean"] + half}).reindex(range(int(number.max()) + 1 if len(number) else 0))
 
@@ -129,14 +134,14 @@ def by_config(table: pd.DataFrame) -> pd.DataFrame:
     return shown.reset_index(drop=True)
 
 
-def mean_text(mean: float, std: float, low: float | None = None, high: float | None = None, digits: str = ".4g") -> str:
+def mean_text(mean: float, std: float, low: float | None = None, high: float | None = None) -> str:
     """`0.684 ± 0.031`, with ` [0.61, 0.76]` where the interval is given; the mean alone for one value."""
     if not math.isfinite(mean):
         return ""
     if not math.isfinite(std) or std == 0:  # one repeat, or a constant (a parameter count)
-        return format(mean, digits)
-    text = f"{mean:{digits}} ± {std:{digits}}"
-    return text + (f" [{low:{digits}}, {high:{digits}}]" if low is not None and high is not None and math.isfinite(low) else "")
+        return f"{mean:.4g}"
+    text = f"{mean:.4g} ± {std:.4g}"
+    return text + (f" [{low:.4g}, {high:.4g}]" if low is not None and high is not None and math.isfinite(low) else "")
 
 
 def markdown(configs: pd.DataFrame, metrics: list[str]) -> str:

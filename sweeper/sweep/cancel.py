@@ -18,7 +18,8 @@ from sweeper.job.status import ACTIVE, summary
 from sweeper.sweep.jobs import Job, read_sweep
 from sweeper.words import counted
 
-SWEEP_COMMANDS = ("run.py", "sweeper", "hpc-sweeper")  # a process's command line that runs a sweep
+# a process's command line that runs a sweep: run.py, `python -m sweeper.run` (what resume runs), the installed command
+SWEEP_COMMANDS = ("run.py", "sweeper.run", "hpc-sweeper")
 
 
 def slurm_ids(jobs: list[Job]) -> list[str]:
