@@ -147,14 +147,14 @@ def test_cancel_stops_a_sweep_running_here_as_ctrl_c_does_leaving_it_for_resume(
             assert time.monotonic() < deadline and background.poll() is None, "the first job did not start"
             time.sleep(0.2)
         done = run_cli("-m", "sweeper", "cancel", str(sweep))
-        out, _ = background.communicate(timeout=60)
+        out, err = background.communicate(timeout=60)
     finally:
         background.kill()
     assert done.returncode == 0 and done.stdout.strip() == (
         f"cancelled 1 job: 1 process on this machine ({background.pid}); finish the sweep with: "
         f"python -m sweeper resume {sweep}"), done.stdout + done.stderr
     assert background.returncode == 130 and out.rstrip().endswith(f"interrupted; finish the sweep with: "
-                                                                  f"python -m sweeper resume {sweep}")
+                                                                  f"python -m sweeper resume {sweep}"), out + err
     assert read_record(sweep / "0" / "result.json").status == "interrupted"
     again = run_cli("-m", "sweeper", "cancel", str(sweep))
     assert again.stdout.strip() == f"nothing to cancel: 2 jobs: 1 interrupted, 1 not started ({sweep})"
