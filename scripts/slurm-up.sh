@@ -186,12 +186,20 @@ AuthType=auth/munge
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
+# Memory is allocated as on a production cluster: a job's request is its limit (see OverMemoryKill);
+# a job that asks for none gets 1 GB a CPU rather than a whole node.
+SelectTypeParameters=CR_Core_Memory
+DefMemPerCPU=1024
 GresTypes=gpu
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
 AccountingStorageTRES=gres/gpu
 JobAcctGatherType=jobacct_gather/linux
+# Each task's memory sampled every second (sacct's MaxRSS of a job of a few seconds, issue 30), and a
+# task over its job's memory request killed at the sample that sees it (OUT_OF_MEMORY), as a
+# cluster's cgroup would; this machine has no cgroup for Slurm to use.
+JobAcctGatherFrequency=task=1
+JobAcctGatherParams=OverMemoryKill
 MailProg=/bin/true
 # Jobs start in 0.4 s instead of 2.5 s.
 SchedulerParameters=batch_sched_delay=0

@@ -54,16 +54,21 @@ def _host_name() -> str:
 
 
 def _collate(args: argparse.Namespace) -> int:
-    from sweeper.sweep.collate import collate, write_tables
+    from sweeper.sweep.collate import collate, with_columns, write_tables
     from sweeper.sweep.jobs import read_sweep
 
     sweeps = _sweeps(args)
     if sweeps is None:
         return 2
-    table = collate(args.dir, read_sweep(args.dir, sweeps).jobs)
+    jobs = read_sweep(args.dir, sweeps).jobs
+    table = collate(args.dir, jobs)
     if table.empty:
         print(f"error: no job directories under {args.dir}: give the sweep directory (hydra.sweep.dir)", file=sys.stderr)
         return 2
+    if args.cost:
+        from sweeper.sweep.cost import columns, job_costs
+
+        table = with_columns(table, columns(job_costs(jobs)))
     print(write_tables(args.dir, table))
     print(f"\n{words.counted(len(table), 'job')}; wrote {args.dir / 'results.csv'} and {args.dir / 'results.md'}")
     if args.by_config:
@@ -72,6 +77,23 @@ def _collate(args: argparse.Namespace) -> int:
         print(f"\n{write_by_config(args.dir, table)}")
         print(f"\nby configuration (jobs alike but for their seed: one row); wrote {args.dir / 'results_by_config.csv'} "
               f"and {args.dir / 'results_by_config.md'}")
+    return 0
+
+
+def _cost(args: argparse.Namespace) -> int:
+    from sweeper.sweep.cost import COST_NAME, summary
+    from sweeper.sweep.jobs import read_sweep
+
+    sweeps = _sweeps(args)
+    if sweeps is None:
+        return 2
+    text = summary(args.dir, read_sweep(args.dir, sweeps).jobs)
+    print(text, end="")
+    if not text.startswith("no job"):
+        from sweeper.job.record import write_atomic
+
+        write_atomic(args.dir / COST_NAME, text, durable=False)
+        print(f"\nwrote {args.dir / COST_NAME}")
     return 0
 
 
@@ -250,7 +272,14 @@ def main(argv: list[str] | None = None) -> int:
     collate.add_argument("--by-config", action="store_true",
                          help="also one row per configuration (its repeats: jobs alike but for their seed), each "
                               "metric's mean, std and 95%% interval: results_by_config.csv and .md")
+    collate.add_argument("--cost", action="store_true",
+                         help="also each job's cost: core- and GPU-hours, CPU time, peak and asked memory, time limit "
+                              "(cost.* columns; docs/slurm.md#cost)")
     collate.set_defaults(func=_collate)
+    cost = commands.add_parser("cost", help="what DIR's jobs used and what they asked: core- and GPU-hours, "
+                               "efficiencies, waste (docs/slurm.md#cost)")
+    cost.add_argument("dir", type=_directory, help="a sweep directory, or a folder of sweeps")
+    cost.set_defaults(func=_cost)
     again = commands.add_parser("resume", help="run the sweep stored in DIR again: only unfinished jobs run")
     again.add_argument("dir", type=_directory, help="the sweep directory (it holds multirun.yaml)")
     again.add_argument("overrides", nargs="*", help="launcher settings only, e.g. hydra/launcher=slurm")

@@ -38,7 +38,7 @@ SHAPES: dict[str, set[str]] = {
     "history": {"a mapping"}, "train_time_s": {"a number", "null"}, "started": TEXT, "finished": TEXT,
     "overrides": {"a list"}, "versions": {"a mapping"}, "git_commit": TEXT_OR_NULL, "host": TEXT,
     "error": TEXT_OR_NULL, "objective": TEXT_OR_NULL, "fingerprint": TEXT_OR_NULL, "attempts": set(),
-    "environment": {"a mapping"}, "direction": TEXT_OR_NULL, "preset": TEXT_OR_NULL, "fused": {"null"},
+    "environment": {"a mapping"}, "direction": TEXT_OR_NULL, "preset": TEXT_OR_NULL, "fused": {"null"}, "usage": {"a mapping"},
     "schema_version": set(),
 }
 

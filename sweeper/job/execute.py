@@ -22,6 +22,7 @@ from sweeper.job.planned import PlannedJob
 from sweeper.job.record import Record, write_record
 from sweeper.job.recording import count_attempt, record_of, saved_so_far, stopped_error
 from sweeper.job.status import FINISHED, Status
+from sweeper.job.usage import Meter
 from sweeper.training import checkpoint
 from sweeper.training.tensorboard import write_summary
 
@@ -67,6 +68,7 @@ def _run_and_record(job: PlannedJob, context: RunContext) -> Record:
     job_dir = job.directory
     attempts = count_attempt(job_dir)
     started = environment.now()
+    meter = Meter.start()
     outcome: Outcome | None = None
     status, error = Status.FAILED, None
     try:
@@ -82,7 +84,7 @@ def _run_and_record(job: PlannedJob, context: RunContext) -> Record:
         error = f"{type(e).__name__}: {lines[-1] if lines else ''}"  # TF puts the cause last
         (job_dir / "error.txt").write_text(traceback.format_exc())
     finally:
-        record = record_of(job, status, outcome, error, started, attempts)
+        record = record_of(job, status, outcome, error, started, attempts, meter.stop())
         write_record(job_dir, record)
         logging = job.cfg.get("logging") or {}
         if record.status in FINISHED:

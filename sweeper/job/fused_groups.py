@@ -34,6 +34,7 @@ from sweeper.job.fingerprint import MismatchError, container, finished_record
 from sweeper.job.outcome import Outcome, offered
 from sweeper.job.planned import PlannedJob
 from sweeper.job.recording import record_stopped
+from sweeper.job.usage import Meter
 from sweeper.training import checkpoint
 from sweeper.training.fused_state import FUSED_ARGS, FUSED_OPTIMIZERS
 from sweeper.training.tf import locate_quietly, traces_freed
@@ -157,7 +158,7 @@ class FusedPlan:
             for member in members:
                 self._planned.pop(_key(member.directory), None)  # alone after all: `execute` runs it so
             return
-        started = environment.now()
+        started, meter = environment.now(), Meter.start()
         try:
             outcomes = train_group([m.cfg for m in members], [m.directory for m in members],
                                    progress=group_label([m.overrides for m in members]))  # one line for the group
@@ -167,8 +168,10 @@ class FusedPlan:
         except BaseException as stop:  # Ctrl-C, or a signal's SystemExit: each member ends as alone
             _record_stopped([m for m in members if _key(m.directory) != caller], stop, started, context)
             raise  # the caller's own `execute` records it
+        usage = meter.stop(shared_by=len(outcomes))
         for outcome in outcomes:
             outcome.started = started  # the record's `started`: when its training began
+            outcome.usage = usage
         group.outcomes = {_key(m.directory): o for m, o in zip(members, outcomes)}
 
 

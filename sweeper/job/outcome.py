@@ -33,6 +33,7 @@ class Outcome:
                                       # job whose saved state has no time)
     fused: int | None = None          # trained in a fused group of this many jobs: train_time_s is its share
     started: str | None = None        # a fused job: when its group started training (the record's `started`)
+    usage: dict[str, Any] | None = None  # a fused job: its share of what its group used (sweeper/job/usage.py)
 
     def __post_init__(self) -> None:
         # A task may return the value ("ok"): kept as the Status, an unknown one refused here.

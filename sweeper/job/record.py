@@ -42,6 +42,7 @@ class Record:
     direction: str | None = None                 # minimize | maximize: how the objective ranks jobs
     preset: str | None = None                    # the experiment or hparams_search it came from
     fused: int | None = None                     # N: trained fused with N-1 others (train_time_s: its share)
+    usage: dict[str, Any] = dataclasses.field(default_factory=dict)  # what it used: wall_s, cpu_s, peak_rss_mb, cpus
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -151,6 +152,7 @@ _SHAPES: dict[str, tuple[tuple[type, ...], str]] = {
     "host": _TEXT, "error": _TEXT_OR_NULL, "objective": _TEXT_OR_NULL, "fingerprint": _TEXT_OR_NULL,
     "attempts": ((int,), "a whole number"), "environment": ((dict,), "a mapping"), "direction": _TEXT_OR_NULL,
     "preset": _TEXT_OR_NULL, "fused": ((int, type(None)), "a whole number or null"),
+    "usage": ((dict,), "a mapping"),
     "schema_version": ((int,), "a whole number"),
 }
 assert _SHAPES.keys() == _FIELDS
@@ -185,7 +187,7 @@ def _inner_error(data: dict[str, Any]) -> str | None:
             return f"history's {name} must be a list, not {_kind(values)}"
     if any(type(override) is not str for override in data["overrides"]):
         return "overrides must be a list of strings"
-    for name in ("hparams", "metrics", "history", "versions", "environment"):  # the fields that may nest
+    for name in ("hparams", "metrics", "history", "versions", "environment", "usage"):  # the fields that may nest
         if _too_deep(data[name], _MAX_DEPTH):
             return f"its values nest more than {_MAX_DEPTH} lists or mappings deep"
     objective = data.get("objective")

@@ -4,6 +4,7 @@ members other than the caller are stopped while another job's `execute` trains t
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from sweeper.hparams import recorded_hparams
 from sweeper.job import environment
@@ -31,7 +32,9 @@ def count_attempt(job_dir: Path) -> int:
 
 
 def record_of(job: PlannedJob, status: Status, outcome: Outcome | None, error: str | None, started: str,
-              attempts: int) -> Record:
+              attempts: int, usage: dict[str, Any] | None = None) -> Record:
+    """The job's record; `usage`: what it used, measured by its `execute` (a fused job's outcome
+    holds its share of its group's, which is used instead)."""
     cfg = job.cfg
     return Record(
         status=status, task=cfg.task.name, optimizer=cfg.optimizer.name, hparams=job.hparams if job.hparams is not None else recorded_hparams(cfg),
@@ -41,7 +44,8 @@ def record_of(job: PlannedJob, status: Status, outcome: Outcome | None, error: s
         overrides=job.overrides, versions=environment.versions(), git_commit=environment.git_commit(),
         host=environment.host(), error=error, objective=cfg.task.objective, fingerprint=job.fingerprint,
         attempts=attempts, environment=environment.cluster_variables(), direction=cfg.task.direction,
-        preset=job.preset, fused=outcome.fused if outcome else None)
+        preset=job.preset, fused=outcome.fused if outcome else None,
+        usage=(outcome.usage if outcome and outcome.usage else usage) or {})
 
 
 def saved_so_far(job_dir: Path) -> Outcome | None:

@@ -19,7 +19,7 @@ def query_timeout() -> float:
     return float(os.environ.get("SWEEPER_SLURM_TIMEOUT_S", "10"))
 
 
-def _run(command: list[str], timeout: float) -> subprocess.CompletedProcess[str] | None:
+def run_query(command: list[str], timeout: float) -> subprocess.CompletedProcess[str] | None:
     """The finished command, or None when it is not installed or did not finish in time."""
     try:
         return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
@@ -52,14 +52,14 @@ def _parse(lines: str) -> dict[str, str]:
 
 def _sacct(array_ids: list[str], timeout: float) -> dict[str, str] | None:
     """States from accounting; None when the cluster has no accounting (or it does not answer)."""
-    done = _run(["sacct", "-X", "-n", "-P", "-o", "JobID,State", "-j", ",".join(array_ids)], timeout)
+    done = run_query(["sacct", "-X", "-n", "-P", "-o", "JobID,State", "-j", ",".join(array_ids)], timeout)
     return _parse(done.stdout) if done is not None and done.returncode == 0 else None
 
 
 def _squeue(array_ids: list[str], timeout: float) -> dict[str, str] | None:
     """States from the controller: queued and running jobs, and those that ended in the last
     MinJobAge seconds (300 by default). None when the controller does not answer."""
-    done = _run(["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T", "-j", ",".join(array_ids)], timeout)
+    done = run_query(["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T", "-j", ",".join(array_ids)], timeout)
     if done is None:
         return None
     if done.returncode != 0:
@@ -88,7 +88,7 @@ def job_states(job_ids: Iterable[str], timeout: float | None = None) -> dict[str
 
 def max_array_size() -> int | None:
     """The cluster's MaxArraySize: an array may have indices 0 to MaxArraySize - 1."""
-    done = _run(["scontrol", "show", "config"], query_timeout())
+    done = run_query(["scontrol", "show", "config"], query_timeout())
     match = re.search(r"^MaxArraySize\s*=\s*(\d+)", done.stdout if done else "", re.MULTILINE)
     return int(match.group(1)) if match else None
 
@@ -106,7 +106,7 @@ def _gpus(gres: str) -> int:
 def node_offers(partition: str | None) -> dict[str, dict[str, int]] | None:
     """What each node of the partition (the default one when None) has: {node: {cpus, mem_mb, gpus}};
     None when Slurm does not answer or knows no such partition (sbatch then says why)."""
-    done = _run(["sinfo", "-h", "-N", "-o", "%P|%N|%c|%m|%G"], query_timeout())
+    done = run_query(["sinfo", "-h", "-N", "-o", "%P|%N|%c|%m|%G"], query_timeout())
     if done is None or done.returncode != 0:
         return None
     nodes: dict[str, dict[str, int]] = {}
@@ -128,7 +128,7 @@ def pending_reasons(job_ids: Iterable[str], timeout: float | None = None) -> dic
     if not wanted:
         return {}
     array_ids = sorted({job_id.split("_")[0] for job_id in wanted})
-    done = _run(["squeue", "-h", "-r", "-t", "PENDING", "-o", "%i|%r", "-j", ",".join(array_ids)],
+    done = run_query(["squeue", "-h", "-r", "-t", "PENDING", "-o", "%i|%r", "-j", ",".join(array_ids)],
                 timeout or query_timeout())
     if done is None or done.returncode != 0:
         return {}

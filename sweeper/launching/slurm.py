@@ -24,6 +24,7 @@ from hydra.errors import CompactHydraException
 from sweeper.job.context import RunContext
 from sweeper.job.planned import PlannedJob
 from sweeper.job.status import ACTIVE
+from sweeper.launching import accounting
 from sweeper.launching.capacity import impossible
 from sweeper.launching.collect import SubmittedTask, collect, job_args, sweep_dir_of
 from sweeper.launching.packed import PackedTask
@@ -32,6 +33,8 @@ from sweeper.launching.scheduler import job_states, max_array_size, node_offers
 from sweeper.sweep import manifest
 from sweeper.sweep.jobs import read_job
 from sweeper.words import counted
+
+_ACCOUNTING_WAIT_S = 10.0  # how long a sweep's end waits for Slurm's accounting of its last jobs
 
 if TYPE_CHECKING:
     from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
@@ -77,10 +80,22 @@ def launch(launcher: BaseSubmititLauncher, jobs: list[PlannedJob], context: RunC
             else f"{counted(len(jobs), 'job')} in {counted(n_tasks, 'Slurm task')}")
     print(f"Waiting for {what}; Slurm job ids: {', '.join(arrays) or 'submitted before'}", flush=True)
     try:
-        return collect(jobs, tasks + alive, context)
+        returns = collect(jobs, tasks + alive, context)
     except KeyboardInterrupt:
         _still_running([task.job for task in tasks + alive], sweep_dir)
         raise SystemExit(130) from None
+    save_accounting(jobs, tasks + alive)
+    return returns
+
+
+def save_accounting(jobs: list[PlannedJob], tasks: list[SubmittedTask]) -> None:
+    """Each job's Slurm accounting beside its record (sweeper/launching/accounting.py), once its
+    task ended: what `cost` adds up and right-sizing reads."""
+    wanted: dict[Path, list[tuple[str, int]]] = {}
+    for task in tasks:
+        for i in task.positions:
+            wanted.setdefault(jobs[i].directory, []).append((task.job.job_id, len(task.positions)))
+    accounting.save(wanted, wait_s=_ACCOUNTING_WAIT_S)
 
 
 def _array_size(setting_: int | None) -> int:

@@ -15,6 +15,7 @@ from sweeper.words import counted
 from sweeper.job.record import write_atomic
 from sweeper.job.status import PROBLEM
 from sweeper.sweep.collate import ALIGNED_ROWS, collate, write_tables
+from sweeper.sweep.cost import summary as summary_of_cost
 from sweeper.sweep.jobs import read_sweep
 from sweeper.report.curves import epoch_figures, loss_figure
 from sweeper.report.groups import Group, REPORT_DIR, fmt_number, markdown_table, metric_text, read_groups
@@ -112,6 +113,8 @@ def report(root: Path, within: list[Path] | None = None) -> tuple[Path, list[Pat
         section, made = _group_sections(plt, group, out, search)
         lines += section
         figures += made
+    cost = summary_of_cost(root, jobs)
+    lines += ["## Cost", "", cost, ""]
     lines += ["## All jobs", ""]
     if len(table) > ALIGNED_ROWS:  # a page of 100,000 rows is read by no one: the files have them
         lines += [f"{counted(len(table), 'job')}: see results.csv and results.md beside the sweep.", ""]

@@ -36,6 +36,7 @@ from sweeper.report.scaling import scaling_figure, scaling_table
 from sweeper.report.search import search_figure
 from sweeper.report.values import per_value_figure
 from sweeper.report.tables import best_table, grid_pairs, grid_values
+from sweeper.sweep.cost import sweep_cost
 from sweeper.sweep.collate import collate
 from sweeper.sweep.jobs import Job, Sweep, read_sweep
 from sweeper.sweep.status_command import pending_lines
@@ -73,6 +74,14 @@ def _frame(frame: pd.DataFrame) -> dict[str, Any]:
     return {"columns": data["columns"], "rows": data["data"]}
 
 
+def _cost(root: Path, sweep: Sweep) -> dict[str, Any]:
+    """The sweep's cost (sweeper/sweep/cost.py) from what is written: the page asks Slurm for no
+    accounting, since it writes nothing into the sweep (`cost` and the sweep's end do)."""
+    cost = sweep_cost(root, sweep.jobs, fetch=False)
+    return {"headline": cost.headline, "notes": cost.notes,
+            "table": _frame(cost.table) if cost.table is not None else {"columns": [], "rows": []}}
+
+
 def _overview(root: Path, sweep: Sweep, table: pd.DataFrame) -> dict[str, Any]:
     statuses = [job.status for job in sweep.jobs]
     counts = Counter(statuses)
@@ -83,6 +92,7 @@ def _overview(root: Path, sweep: Sweep, table: pd.DataFrame) -> dict[str, Any]:
         "total": len(statuses),
         "recorded": sum(status in RECORDED for status in statuses),
         "best": _frame(best_table(read_groups(table, sweep.jobs))),
+        "cost": _cost(root, sweep),
         "pending": pending_lines(sweep),
         "slurm_answered": sweep.slurm_answered,
         "sweeps": [{"dir": str(directory), "sweeper": manifest.sweeper, "search": manifest.search,

@@ -67,6 +67,16 @@ def _column_order(columns: list[str], hparams: list[str]) -> list[str]:
     return [c for c in head if c in columns] + metrics + rest + (["error"] if "error" in columns else [])
 
 
+def with_columns(table: pd.DataFrame, by_job: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """The table with more columns for its jobs (`collate --cost`), by job name; after the others."""
+    import pandas as pd
+
+    extra = pd.DataFrame([{"job": name, **values} for name, values in by_job.items()])
+    if extra.empty:
+        return table
+    return table.merge(extra, on="job", how="left")
+
+
 def collate(root: Path, jobs: list[Job] | None = None) -> pd.DataFrame:
     """One row per job under root, sorted by task, optimizer, then hyperparameters.
 

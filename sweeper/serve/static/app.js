@@ -54,6 +54,9 @@ function renderOverview(o) {
   $("pending").replaceChildren(...o.pending.map(line => el("li", line)));
   $("slurm-warning").hidden = o.slurm_answered;
   renderTable($("best"), o.best.columns, o.best.rows, false);
+  $("cost-headline").textContent = o.cost.headline;
+  renderTable($("cost"), o.cost.table.columns, o.cost.table.rows, false);
+  $("cost-notes").replaceChildren(...o.cost.notes.map(line => el("li", line)));
   renderStatusFilter(o.counts);
   pollMs = 1000 * o.poll_s;
 }
