@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from sweeper.job.record import read_record
+from sweeper.launching.accounting import read_file as read_accounting_file
 from tests.conftest import ROOT, checkout_env, run_cli
 from tests.test_slurm import final_state, read_job_ids, slurm_multirun
 
@@ -83,6 +84,12 @@ def test_one_job_trains_over_two_workers_as_one_worker_with_the_global_batch(
     assert len({node for node, _ in done.values()}) == workers_on
     for ours, alone in zip(weights(sweep / "0"), one_worker):
         np.testing.assert_allclose(ours, alone, rtol=1e-4, atol=1e-6)
+    # its cost counts every node: the CPUs it held on all of them (issue 30)
+    (attempt,) = read_accounting_file(sweep / "0")[job_id]["attempts"]
+    held = subprocess.run(["sacct", "-X", "-n", "-P", "-o", "AllocCPUS,NNodes", "-j", job_id], capture_output=True,
+                          text=True, timeout=10).stdout.strip()
+    assert f"{attempt['cpus']}|{attempt['nodes']}" == held and attempt["nodes"] == workers_on
+    assert attempt["cpus"] >= 2  # a CPU for each of its two workers, on one node or two
 
 
 def worker_pid(job_id: str, rank: int) -> int | None:
