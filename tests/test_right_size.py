@@ -12,10 +12,9 @@ import pytest
 
 from sweeper.job.record import read_record
 from sweeper.job.status import Status
+from sweeper.launching.right_size import Measured, sized
 from sweeper.sweep import manifest
 from tests.conftest import ROOT, checkout_env, run_cli
-
-pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 # A user's task that holds `size_mb` of memory (written, so resident) long enough for Slurm's
 # sampling (every second) to see it.
@@ -84,6 +83,23 @@ def sizing(out: Path, num: int) -> list[str]:
     return [entry["sizing"] for entry in json.loads((out / str(num) / "accounting.json").read_text()).values()]
 
 
+def test_the_margins_and_floors_and_never_more_than_asked():
+    asked = {"mem_gb": 8, "timeout_min": 120, "cpus_per_task": 2, "signal_delay_s": 120, "tasks_per_node": 1}
+    assert sized(asked, Measured(jobs=2, peak_mb=600, longest_s=10)) is None  # too few finished yet
+    small = sized(asked, Measured(jobs=3, peak_mb=600, longest_s=10))
+    assert small == {**asked, "mem_gb": 1, "timeout_min": 5}  # the floors; CPUs as asked
+    assert sized(asked, Measured(jobs=3, peak_mb=3000, longest_s=1000)) == {**asked, "mem_gb": 5, "timeout_min": 34}
+    two = sized({**asked, "tasks_per_node": 2}, Measured(jobs=3, peak_mb=2000, longest_s=10))
+    assert two is not None and two["mem_gb"] == 6  # a node holds two such tasks
+    assert sized(asked, Measured(jobs=3, peak_mb=9000, longest_s=7200)) is None  # never more than asked
+    unknown = sized(asked, Measured(jobs=3, peak_mb=None, longest_s=10))
+    assert unknown is not None and unknown["mem_gb"] == 8  # a peak not known: memory as asked
+    short = sized({**asked, "timeout_min": 3, "signal_delay_s": 90}, Measured(jobs=3, peak_mb=600, longest_s=10))
+    assert short is not None and (short["timeout_min"], short["signal_delay_s"]) == (3, 90)
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
 def test_later_jobs_ask_for_what_the_first_used_and_one_out_of_memory_runs_again_as_asked(user_dir, tmp_path,
                                                                                           sweeper_cli):
     out = tmp_path / "sized"
@@ -110,6 +126,8 @@ def test_later_jobs_ask_for_what_the_first_used_and_one_out_of_memory_runs_again
     assert rows["total"][-3:] == ["1", "2", "1"]
 
 
+@pytest.mark.slurm
+@pytest.mark.slow
 def test_off_every_job_asks_as_set_and_on_a_later_run_sizes_from_it(user_dir, tmp_path):
     out = tmp_path / "grid"
     first = sweep(user_dir, out, "seed=1,2,3")  # right_size off: the default

@@ -24,9 +24,8 @@ from hydra.errors import CompactHydraException
 from sweeper.job.context import RunContext
 from sweeper.job.planned import PlannedJob
 from sweeper.job.status import ACTIVE
-from sweeper.launching import accounting
+from sweeper.launching import accounting, right_size
 from sweeper.launching.capacity import impossible
-from sweeper.launching import right_size
 from sweeper.launching.collect import SubmittedTask, announce, collect_some, job_args, sweep_dir_of
 from sweeper.launching.packed import PackedTask
 from sweeper.launching.resources import by_resources, executor, resources_of, safe_for_sbatch, setting
