@@ -50,7 +50,9 @@ def sweep(folder: Path, grid: str, right_size: bool) -> tuple[float, str]:
 
 
 def sbatch(*args: str) -> str:
-    return subprocess.run(["sbatch", "--parsable", "--output=/dev/null", *args], check=True, capture_output=True, text=True).stdout.strip()
+    done = subprocess.run(["sbatch", "--parsable", "--output=/dev/null", *args], check=True, capture_output=True,
+                          text=True)
+    return done.stdout.strip()
 
 
 def sacct(job_ids: list[str], fields: str) -> list[dict[str, str]]:
