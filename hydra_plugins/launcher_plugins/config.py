@@ -33,6 +33,10 @@ class SlurmConf(SlurmQueueConf):
     # A job over several workers (nodes > 1, tasks_per_node > 1): a worker silent this long (a
     # collective waiting on it) ends the job, `failed`, naming it (docs/slurm.md#several-nodes).
     worker_timeout_s: int = 120
+    # true: once 3 jobs of a request have finished ok, the others ask for the memory and time those
+    # used plus a margin (docs/slurm.md#right-sized-requests). Off by default: what a user asks for
+    # is what each job gets unless they opt in (a course's own limits, a job that needs more later).
+    right_size: bool = False
 
 
 @dataclass

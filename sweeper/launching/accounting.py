@@ -5,7 +5,8 @@ state, elapsed time, total CPU time, what it was allocated (CPUs, GPUs and memor
 nodes), its time limit, and in its steps' lines the peak resident memory of any one task
 (MaxRSS). Each job of the sweep gets `accounting.json` in its directory: one entry per Slurm id
 it was submitted as, with `packed_jobs`, the jobs sharing that Slurm task (sweeper/sweep/cost.py
-shares a packed task's cost among them by their measured time).
+shares a packed task's cost among them by their measured time), and, where the launcher saved it,
+the request it was submitted with (sweeper/launching/right_size.py).
 
 submitit's own reader (`SlurmInfoWatcher`) asks sacct for states only, so the fields are read here.
 """
@@ -129,11 +130,13 @@ def read_file(job_dir: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def save(wanted: dict[Path, list[tuple[str, int]]], wait_s: float = 0.0) -> int:
+def save(wanted: dict[Path, list[tuple[str, int]]], wait_s: float = 0.0,
+         notes: dict[str, dict[str, Any]] | None = None) -> int:
     """Write the accounting of each job directory's Slurm ids (each with the number of jobs its task
     runs) that ended and is not written yet; `wait_s`: how long to wait for accounting to see them
-    end (a job's result can come before Slurm has closed its record). Returns how many directories
-    were written."""
+    end (a job's result can come before Slurm has closed its record); `notes`: what the launcher
+    adds to a Slurm id's entry (sweeper/launching/right_size.py: the request it was submitted with).
+    Returns how many directories were written."""
     missing = {directory: ids for directory, ids in wanted.items()
                if any(slurm_id not in read_file(directory) for slurm_id, _ in ids)}
     if not missing:
@@ -147,7 +150,8 @@ def save(wanted: dict[Path, list[tuple[str, int]]], wait_s: float = 0.0) -> int:
     written = 0
     for directory, ids in missing.items():
         known = read_file(directory)
-        new = {slurm_id: {"packed_jobs": packed, "attempts": found[slurm_id]} for slurm_id, packed in ids
+        new = {slurm_id: {"packed_jobs": packed, **(notes or {}).get(slurm_id, {}), "attempts": found[slurm_id]}
+               for slurm_id, packed in ids
                if slurm_id not in known and ended(found.get(slurm_id, []))}
         if new and directory.is_dir():
             write_atomic(directory / ACCOUNTING_NAME, json.dumps({**known, **new}, indent=1) + "\n", durable=False)

@@ -148,7 +148,18 @@ def collect(jobs: list[PlannedJob], tasks: list[SubmittedTask], context: RunCont
     when Slurm reports a final state, or when Slurm has not known it for a while. A packed task's
     jobs are announced as their records appear.
     """
-    returns: list[JobReturn | None] = [None] * len(jobs)
+    returns, _ = collect_some(jobs, tasks, context)
+    assert len(returns) == len(jobs), "every job is in a task"
+    return [returns[i] for i in range(len(jobs))]
+
+
+def collect_some(jobs: list[PlannedJob], tasks: list[SubmittedTask], context: RunContext,
+                 hold: frozenset[int] = frozenset()) -> tuple[dict[int, JobReturn], dict[int, JobReturn]]:
+    """The results of these tasks' jobs (some of the launch's), by position, as `collect` waits for
+    them; the failed results of the positions in `hold` are not announced but given back apart
+    (a right-sized job that may run again: sweeper/launching/right_size.py)."""
+    returns: dict[int, JobReturn] = {}
+    held: dict[int, JobReturn] = {}
     announced: set[int] = set()
     pending = set(range(len(tasks)))
     since: dict[int, float] = {}   # when a task was first seen ended, or unknown to Slurm
@@ -173,13 +184,14 @@ def collect(jobs: list[PlannedJob], tasks: list[SubmittedTask], context: RunCont
                 pending.discard(t)
                 for i, returned in done.items():
                     returns[i] = returned
-                    if i not in announced:
+                    if i in hold and returned.status == JobStatus.FAILED:
+                        held[i] = returned
+                    elif i not in announced:
                         announced.add(i)
                         announce(jobs[i], returned, context)
         if pending:
             time.sleep(_POLL_S)
-    assert all(returned is not None for returned in returns), "every job is in a task"
-    return [returned for returned in returns if returned is not None]
+    return returns, held
 
 
 def _ended(task: SubmittedTask, t: int, states: dict[str, str], since: dict[int, float]) -> dict[int, JobReturn]:

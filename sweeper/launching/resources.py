@@ -63,12 +63,18 @@ def job_resources(cfg: DictConfig) -> dict[str, Any]:
         # (--wait), not at once (--kill-on-bad-exit: the chief would die before writing it).
         wait = int(params.get("worker_timeout_s") or 120) + 60
         params["srun_args"] = [*(params.get("srun_args") or []), f"--wait={wait}"]
-    # Slurm signals a job signal_delay_s (120) before its time limit, so that it can requeue; with
-    # a short limit that would be at its start, before submitit handles the signal: the job dies.
-    if params.get("signal_delay_s") and params.get("timeout_min"):
-        params["signal_delay_s"] = min(params["signal_delay_s"], int(params["timeout_min"] * 60) // 2)
+    with_signal_delay(params)
     for key in _LAUNCHER_ONLY:
         params.pop(key, None)
+    return params
+
+
+def with_signal_delay(params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters with the timeout signal at most half the time limit before its end (changed
+    in place): Slurm signals a job signal_delay_s (120) before its time limit, so that it can
+    requeue; with a short limit that would be at its start, before submitit handles the signal."""
+    if params.get("signal_delay_s") and params.get("timeout_min"):
+        params["signal_delay_s"] = min(params["signal_delay_s"], int(params["timeout_min"] * 60) // 2)
     return params
 
 

@@ -24,9 +24,9 @@ from hydra.errors import CompactHydraException
 from sweeper.job.context import RunContext
 from sweeper.job.planned import PlannedJob
 from sweeper.job.status import ACTIVE
-from sweeper.launching import accounting
+from sweeper.launching import accounting, right_size
 from sweeper.launching.capacity import impossible
-from sweeper.launching.collect import SubmittedTask, collect, job_args, sweep_dir_of
+from sweeper.launching.collect import SubmittedTask, announce, collect_some, job_args, sweep_dir_of
 from sweeper.launching.packed import PackedTask
 from sweeper.launching.resources import by_resources, executor, resources_of, safe_for_sbatch, setting
 from sweeper.launching.scheduler import job_states, max_array_size, node_offers
@@ -46,56 +46,172 @@ def launch(launcher: BaseSubmititLauncher, jobs: list[PlannedJob], context: RunC
     """Submit the jobs, one array per group of equal resources, in chunks Slurm accepts, each array
     task running one job or `jobs_per_task` of them; then wait for their results (or, with
     `wait=false`, print the Slurm job ids and return). Jobs Slurm still has pending or running
-    from an earlier submission are not submitted again: their tasks are waited for."""
+    from an earlier submission are not submitted again: their tasks are waited for. With
+    `right_size`, a group's later jobs ask for what its finished ones used (sweeper/launching/right_size.py)."""
     sweep_dir = sweep_dir_of(launcher)
-    per_task, parallel = setting(launcher.params, "jobs_per_task"), setting(launcher.params, "jobs_in_parallel")
     alive = _alive_tasks(jobs, sweep_dir)
     taken = {i for task in alive for i in task.positions}
     groups = by_resources(jobs, [i for i in range(len(jobs)) if i not in taken])
     _refuse_impossible(jobs, groups, launcher.params)
-    chunk = _array_size(launcher.params.get("max_array_size"))
-    singletons = Singleton.get_state()
-    tasks: list[SubmittedTask] = []
-    arrays = []
-    for positions in groups.values():
-        params = safe_for_sbatch(resources_of(jobs[positions[0]]))
-        made = executor("slurm", params)
-        packs = [positions[start:start + per_task] for start in range(0, len(positions), per_task)]
-        for start in range(0, len(packs), chunk):
-            submitted = _submit(made, launcher, jobs, packs[start:start + chunk], singletons, sweep_dir,
-                                per_task > 1, parallel, tasks)
-            tasks += submitted
-            manifest.record_submitted(sweep_dir, {jobs[i].num: (task.job.job_id, task.packed)
-                                                  for task in submitted for i in task.positions})
-            arrays.append(_describe(jobs, submitted, params))
+    submission = _Submission(launcher, jobs, sweep_dir, _right_size(launcher.params))
+    later = [held_back for positions in groups.values() if (held_back := submission.submit_group(positions))]
     if alive:
         ids = sorted({task.job.job_id for task in alive})
         print(f"{counted(len(taken), 'job')} {'is' if len(taken) == 1 else 'are'} still pending or running in Slurm "
               f"({', '.join(ids[:8])}"
               f"{', ...' if len(ids) > 8 else ''}): not submitted again", flush=True)
     if not launcher.params.get("wait", True):
-        return _report_submitted(jobs, tasks, arrays, sweep_dir)
-    n_tasks = len(tasks) + len(alive)
-    what = (counted(len(jobs), "Slurm job") if n_tasks == len(jobs)
-            else f"{counted(len(jobs), 'job')} in {counted(n_tasks, 'Slurm task')}")
-    print(f"Waiting for {what}; Slurm job ids: {', '.join(arrays) or 'submitted before'}", flush=True)
+        return _report_submitted(jobs, submission.tasks, submission.arrays, sweep_dir)
+    returns: dict[int, JobReturn] = {}
     try:
-        returns = collect(jobs, tasks + alive, context)
+        if later:  # the first jobs of a group, to right-size the others from
+            returns.update(submission.wait(submission.probes, context)[0])
+            for positions in later:
+                submission.submit_sized(positions)
+        probed = {task.job.job_id for task in submission.probes}
+        done, held = submission.wait([task for task in submission.tasks if task.job.job_id not in probed] + alive,
+                                     context)
+        returns.update(done)
+        returns.update(submission.resubmit(held, context))
     except KeyboardInterrupt:
-        _still_running([task.job for task in tasks + alive], sweep_dir)
+        _still_running([task.job for task in submission.tasks + alive], sweep_dir)
         raise SystemExit(130) from None
-    save_accounting(jobs, tasks + alive)
-    return returns
+    return [returns[i] for i in range(len(jobs))]
 
 
-def save_accounting(jobs: list[PlannedJob], tasks: list[SubmittedTask]) -> None:
+def _right_size(settings: dict[str, Any]) -> bool:
+    """Whether this launch right-sizes requests: `right_size` on, for jobs that are waited for (a
+    right-sized job that runs short is submitted again by the launch that waits for it) and not
+    packed (a packed task's time is its jobs' together); one line says when it cannot."""
+    if not settings.get("right_size"):
+        return False
+    if not settings.get("wait", True) or setting(settings, "jobs_per_task") > 1:
+        why = "wait=false" if not settings.get("wait", True) else f"jobs_per_task={settings['jobs_per_task']}"
+        print(f"right_size: not with {why}; every job asks for the request as set", flush=True)
+        return False
+    return True
+
+
+class _Submission:
+    """What one launch submits, and how: its arrays, each Slurm id's request (for its accounting
+    entry), and the positions of the jobs it right-sized."""
+
+    def __init__(self, launcher: BaseSubmititLauncher, jobs: list[PlannedJob], sweep_dir: Path, sizing: bool):
+        self.launcher, self.jobs, self.sweep_dir, self.sizing = launcher, jobs, sweep_dir, sizing
+        self.per_task = setting(launcher.params, "jobs_per_task")
+        self.parallel = setting(launcher.params, "jobs_in_parallel")
+        self.chunk = _array_size(launcher.params.get("max_array_size"))
+        self.singletons = Singleton.get_state()
+        self.tasks: list[SubmittedTask] = []
+        self.arrays: list[str] = []
+        self.probes: list[SubmittedTask] = []           # a group's first jobs, waited for first
+        self.notes: dict[str, dict[str, Any]] = {}      # Slurm id -> its accounting entry's request
+        self.right_sized: set[int] = set()
+        self.tasks_of: dict[int, str] = {}              # job number -> its task name, for the lines
+
+    def submit(self, positions: list[int], params: dict[str, Any], sizing: str = right_size.AS_ASKED) -> None:
+        """Submit these jobs of one group with these parameters, in arrays of at most `chunk` tasks."""
+        asked = resources_of(self.jobs[positions[0]])
+        safe = safe_for_sbatch(params)
+        made = executor("slurm", safe)
+        packs = [positions[start:start + self.per_task] for start in range(0, len(positions), self.per_task)]
+        for start in range(0, len(packs), self.chunk):
+            submitted = _submit(made, self.launcher, self.jobs, packs[start:start + self.chunk], self.singletons,
+                                self.sweep_dir, self.per_task > 1, self.parallel, self.tasks)
+            self.tasks += submitted
+            manifest.record_submitted(self.sweep_dir, {self.jobs[i].num: (task.job.job_id, task.packed)
+                                                       for task in submitted for i in task.positions})
+            self.arrays.append(_describe(self.jobs, submitted, safe))
+            for task in submitted:
+                self.notes[task.job.job_id] = right_size.note(asked, params, sizing)
+
+    def submit_group(self, positions: list[int]) -> list[int]:
+        """Submit a group's jobs: right-sized where enough of its jobs finished before; else, with
+        right-sizing on, its first few as asked and the others held back (returned) until those finished."""
+        asked = resources_of(self.jobs[positions[0]])
+        if not self.sizing:
+            self.submit(positions, asked)
+            return []
+        need = right_size.PROBE_JOBS - right_size.measure(self.sweep_dir, asked).jobs
+        if need <= 0 or len(positions) <= need:
+            self.submit_sized(positions)
+            return []
+        print(right_size.probe_line(self._nums(positions[:need]), self._group(positions), asked,
+                                    len(positions) - need), flush=True)
+        before = len(self.tasks)
+        self.submit(positions[:need], asked)
+        self.probes += self.tasks[before:]
+        return positions[need:]
+
+    def submit_sized(self, positions: list[int]) -> None:
+        """Submit a group's jobs with what its finished jobs used, or as asked while too few finished."""
+        asked = resources_of(self.jobs[positions[0]])
+        measured = right_size.measure(self.sweep_dir, asked)
+        params = right_size.sized(asked, measured)
+        if params is None:
+            self.submit(positions, asked)
+            return
+        print(right_size.sized_line(self._nums(positions), self._group(positions), asked, params, measured), flush=True)
+        self.submit(positions, params, right_size.RIGHT_SIZED)
+        self.right_sized.update(positions)
+
+    def wait(self, tasks: list[SubmittedTask],
+             context: RunContext) -> tuple[dict[int, JobReturn], dict[int, JobReturn]]:
+        """Wait for these tasks and save their accounting; their results, and apart those of failed
+        right-sized jobs (not announced: they may run again)."""
+        jobs = sum(len(task.positions) for task in tasks)
+        what = (counted(jobs, "Slurm job") if len(tasks) == jobs
+                else f"{counted(jobs, 'job')} in {counted(len(tasks), 'Slurm task')}")
+        ids = {task.job.job_id.split("_")[0] for task in tasks}
+        arrays = [array for array in self.arrays if array.split(" ")[0] in ids]
+        print(f"Waiting for {what}; Slurm job ids: {', '.join(arrays) or 'submitted before'}", flush=True)
+        returns, held = collect_some(self.jobs, tasks, context, frozenset(self.right_sized))
+        save_accounting(self.jobs, tasks, self.notes)
+        return returns, held
+
+    def resubmit(self, held: dict[int, JobReturn], context: RunContext) -> dict[int, JobReturn]:
+        """The right-sized jobs that ran out of memory or time submitted again as asked, once, and
+        waited for; the others' failures announced as they are. Returns the new results."""
+        again = []
+        for i, returned in sorted(held.items()):
+            job = self.jobs[i]
+            slurm_id = next(task.job.job_id for task in reversed(self.tasks) if i in task.positions)
+            entry = accounting.read_file(job.directory).get(slurm_id, {})
+            if right_size.resubmit(entry):
+                print(right_size.resubmit_line(job.num, job.overrides, slurm_id, resources_of(job), entry), flush=True)
+                again.append(i)
+            else:
+                announce(job, returned, context)
+        self.right_sized.difference_update(held)
+        if not again:
+            return {}
+        before = len(self.tasks)
+        for positions in by_resources(self.jobs, again).values():
+            self.submit(positions, resources_of(self.jobs[positions[0]]), right_size.RESUBMITTED)
+        return self.wait(self.tasks[before:], context)[0]
+
+    def _nums(self, positions: list[int]) -> str:
+        first, last = self.jobs[positions[0]].num, self.jobs[positions[-1]].num
+        return f"jobs {first}-{last}" if len(positions) > 1 else f"job {first}"
+
+    def _group(self, positions: list[int]) -> str:
+        if not self.tasks_of:
+            listed = manifest.read_manifest(self.sweep_dir)
+            self.tasks_of = {row.num: row.task or "?" for row in listed.jobs} if listed else {}
+        task = self.tasks_of.get(self.jobs[positions[0]].num)
+        return right_size.group_words(task, resources_of(self.jobs[positions[0]]))
+
+
+def save_accounting(jobs: list[PlannedJob], tasks: list[SubmittedTask],
+                    notes: dict[str, dict[str, Any]] | None = None) -> None:
     """Each job's Slurm accounting beside its record (sweeper/launching/accounting.py), once its
-    task ended: what `cost` adds up and right-sizing reads."""
+    task ended, with the request it was submitted with (`notes`): what `cost` adds up and
+    right-sizing reads."""
     wanted: dict[Path, list[tuple[str, int]]] = {}
     for task in tasks:
         for i in task.positions:
             wanted.setdefault(jobs[i].directory, []).append((task.job.job_id, len(task.positions)))
-    accounting.save(wanted, wait_s=_ACCOUNTING_WAIT_S)
+    accounting.save(wanted, wait_s=_ACCOUNTING_WAIT_S, notes=notes)
 
 
 def _array_size(setting_: int | None) -> int:

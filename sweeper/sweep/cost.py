@@ -17,9 +17,10 @@ from typing import Any, Iterable
 import pandas as pd
 
 from sweeper.job.status import ACTIVE, FINISHED
-from sweeper.launching import accounting
+from sweeper.launching import accounting, right_size
 from sweeper.sweep.jobs import Job
-from sweeper.words import counted
+from sweeper.words import counted, duration
+from sweeper.words import gigabytes as _gb
 
 COST_NAME = "cost.md"
 
@@ -43,24 +44,12 @@ class JobCost:
     out_of_memory: int = 0
     timeouts: int = 0
     shared: str | None = None       # packed with others, or fused: how its share was taken
+    right_sized: int = 0            # its Slurm jobs submitted right-sized (sweeper/launching/right_size.py)
+    resubmitted: int = 0            # and those submitted again as asked after a right-sized one ran short
 
 
 def _hours(seconds: float) -> str:
     return f"{seconds / 3600:.3g}"
-
-
-def duration(seconds: float | None) -> str:
-    """3 s, 25 min, 2 h, 1.5 d."""
-    if seconds is None:
-        return "no limit"
-    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
-        if seconds >= size:
-            return f"{seconds / size:.3g} {unit}"
-    return f"{seconds:.3g} s"
-
-
-def _gb(mb: float) -> str:
-    return f"{mb / 1024:.3g} GB"
 
 
 def _slurm_resources(attempt: dict[str, Any]) -> str:
@@ -99,6 +88,8 @@ def _from_accounting(job: Job, file: dict[str, Any], shares: dict[tuple[str, str
         share = shares.get((job.name, slurm_id), 1.0)
         if cost is None:
             cost = JobCost(_task(job), _slurm_resources(attempts[-1]))
+        cost.right_sized += entry.get("sizing") == right_size.RIGHT_SIZED
+        cost.resubmitted += entry.get("sizing") == right_size.RESUBMITTED
         packed = entry.get("packed_jobs", 1)
         if packed > 1:
             cost.shared = f"packed with {packed - 1} other{'s' if packed > 2 else ''}: a share by measured time"
@@ -199,7 +190,7 @@ def table(costs: dict[str, JobCost]) -> pd.DataFrame:
         out.append(_row("total", "", list(costs.values())))
     shown = pd.DataFrame(out)
     # columns that say nothing here: no failure of that kind, no request known
-    quiet = [c for c in ("out of memory", "timeouts") if not shown[c].any()]
+    quiet = [c for c in ("out of memory", "timeouts", "right-sized", "resubmitted") if not shown[c].any()]
     quiet += [c for c in ("of memory asked", "of time limit") if not shown[c].astype(bool).any()]
     return shown.drop(columns=quiet)
 
@@ -219,6 +210,7 @@ def _row(task: str, resources: str, group: list[JobCost]) -> dict[str, Any]:
         "longest": duration(longest),
         "of time limit": f"{longest / max(limits):.1%}" if limits else "",
         "out of memory": sum(c.out_of_memory for c in group), "timeouts": sum(c.timeouts for c in group),
+        "right-sized": sum(c.right_sized for c in group), "resubmitted": sum(c.resubmitted for c in group),
     }
 
 
