@@ -72,14 +72,28 @@ def dataset(data: Data, *, batch_size: int, prepare: Prepare | None = None, shuf
     Use with `steps_per_epoch`: one iterator then serves every epoch. Measured here, a new
     iterator per epoch with tf.data's autotuning on stalled epochs for seconds while the old one
     was torn down; autotuning is off and the prefetch fixed, so nothing is torn down in `fit`.
+
+    Every iterator of the dataset gives the same batches: the shuffle is made inside a one-element
+    `flat_map`, so each iterator makes its own shuffle and its seed generator, which a shuffle
+    made once shares between its iterators (each new one starting at the next epoch's order).
+    Keras' `fit` under a tf.distribute strategy (`gpus=N`, or any strategy on a GPU machine) takes
+    one batch from an iterator of its own before training (`_maybe_symbolic_build`, Keras 3.15):
+    with a shared generator its training then began at the second epoch's order, and 2 replicas
+    did not match one device (first loss 2.3067 against 2.2949 on a cnn's first batch).
     """
     import_tensorflow()  # started quietly: the import below finds it
     import tensorflow as tf
 
+    count = examples(data)  # here: inside `flat_map` a dataset's length is a symbolic tensor
     source = data if isinstance(data, tf.data.Dataset) else tf.data.Dataset.from_tensor_slices(tuple(data))
-    if shuffle_seed is not None:  # a new order every epoch, the same orders for the same seed
-        source = source.shuffle(examples(data), seed=shuffle_seed, reshuffle_each_iteration=True)
-    source = source.batch(batch_size).repeat().skip(skip_batches)
+
+    def epochs(_: tf.Tensor) -> tf.data.Dataset:
+        shuffled = source
+        if shuffle_seed is not None:  # a new order every epoch, the same orders for the same seed
+            shuffled = source.shuffle(count, seed=shuffle_seed, reshuffle_each_iteration=True)
+        return shuffled.batch(batch_size).repeat()
+
+    source = tf.data.Dataset.from_tensors(0).flat_map(epochs).skip(skip_batches)
     if prepare is not None:
         source = source.map(prepare)  # after the skip: skipped batches are not prepared
     options = tf.data.Options()
@@ -208,8 +222,9 @@ def train(make_model: Callable[[], keras.Model], train_data: Data, test_data: Da
         shuffle=False,  # the dataset shuffles itself
         verbose=0,  # the progress line shows the job's progress (progress_line.py)
     )
-    elapsed = time.perf_counter() - start
-    fit_time = (saved or {}).get("fit_time_s", 0.0) + elapsed  # every attempt's training
+    # Every attempt's training. Not `saved["fit_time_s"]`: `saved` is the recorder's counters,
+    # which hold this attempt's time too by now (a resumed job counted it twice).
+    fit_time = recorder.curves.fit_time(time.perf_counter() - start)
     return outcome(recorder.counters, model.count_params(), fit_time, train_count, test_count, trial), model
 
 

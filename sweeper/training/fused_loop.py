@@ -152,7 +152,6 @@ class _Copies:
         self.curves = [Curves(steps_per_epoch, batch_size, samples, counters)
                        for counters in (saved or [None] * copies)]
         self.counters = [curves.counters for curves in self.curves]
-        self.before = [curves.before for curves in self.curves]
         self.alive = np.ones(copies, bool)
 
     def begin_epoch(self, epoch: int) -> None:
@@ -304,8 +303,8 @@ def train(make_model: Callable[[], keras.Model], forward: Forward, train_data: f
         scalars.close()
     elapsed = time.perf_counter() - start
     params = lone.count_params()
-    outcomes = [fit.outcome(counters, params, before + elapsed / n, train_count, test_count)
-                for counters, before in zip(copies.counters, copies.before)]
+    outcomes = [fit.outcome(curves.counters, params, curves.fit_time(elapsed / n), train_count, test_count)
+                for curves in copies.curves]
     for outcome in outcomes:
         outcome.fused = n
     return outcomes
