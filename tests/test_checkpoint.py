@@ -1,6 +1,7 @@
 """Interrupted training continues: the state saved at every epoch end comes back whole."""
 from __future__ import annotations
 
+import functools
 import json
 import re
 import signal
@@ -13,7 +14,7 @@ import pytest
 
 from sweeper.training import checkpoint, fit
 from sweeper.job.record import read_record
-from tasks import mnist, softmax
+from tasks import cnn, mnist, softmax
 from tests.conftest import ROOT
 from tests import synthetic
 from tests.mnist_files import write_mnist
@@ -105,6 +106,22 @@ def test_a_resumed_jobs_training_time_is_the_sum_of_its_attempts(tmp_path):
     assert len(resumed.history["epoch_time_s"]) == 4 and resumed.history["epoch_time_s"][0] == \
         saved["counters"]["epoch_time_s"][0]
     assert_training_time_is_the_sum_of_the_attempts(resumed, saved)
+
+
+def test_a_resumed_job_with_dropout_ends_exactly_as_the_uninterrupted_one(tmp_path):
+    # The dropout layer's seed state is saved with the weights: its draws go on after the stop.
+    splits = mnist.load(str(write_mnist(tmp_path / "mnist", train=128, test=64)))
+    settings = dict(optimizer=ADAM, loss=fit.CROSS_ENTROPY, metrics=[fit.ACCURACY], batch_size=32, seed=0,
+                    prepare=fit.images(cnn.INPUT_SHAPE))
+    make_model = functools.partial(cnn.make_model, 0.5)
+    straight, straight_model = fit.train(make_model, splits.train, splits.test, epochs=2, **settings)
+    fit.train(make_model, splits.train, splits.test, epochs=1, job_dir=tmp_path / "job", **settings)  # stopped
+    resumed, resumed_model = fit.train(make_model, splits.train, splits.test, epochs=2, job_dir=tmp_path / "job",
+                                       **settings)
+    for name in ("loss", "train_loss", "train_accuracy", "test_loss", "test_accuracy"):
+        assert resumed.history[name] == straight.history[name], name
+    for ours, theirs in zip(resumed_model.get_weights(), straight_model.get_weights()):
+        np.testing.assert_array_equal(ours, theirs)
 
 
 def test_saved_history_is_the_curves_of_the_last_saved_epoch(tmp_path):

@@ -137,8 +137,11 @@ def masked_apply(optimizer: keras.optimizers.Optimizer, gradients: Sequence[tf.T
 
 # ---- Keras tasks on MNIST: `fit.train` for N copies at once -------------------------------------
 
-# (per-copy weights [N, *shape] each, x, training) -> every copy's logits [N, B, C]
-Forward = Callable[[list["tf.Tensor"], "tf.Tensor", bool], "tf.Tensor"]
+# (per-copy weights [N, *shape] each, x, training, seed) -> every copy's logits [N, B, C]. `seed`: the
+# step's seed for random draws ([2] int64; None when not training), for stateless ops such as
+# tf.nn.experimental.stateless_dropout: the job's seed and the step, so that a group continued
+# from its saved state (which holds the step) draws what it would have drawn without the stop.
+Forward = Callable[[list["tf.Tensor"], "tf.Tensor", bool, "tf.Tensor | None"], "tf.Tensor"]
 
 
 class _Copies:
@@ -230,7 +233,9 @@ def train(make_model: Callable[[], keras.Model], forward: Forward, train_data: f
         scalars = EpochScalars(job_dirs, [float(o[LEARNING_RATE]) for o in optimizers])
 
     def outputs(x: tf.Tensor, training: bool) -> tf.Tensor:  # [N, B, C]: every copy's logits
-        return forward([tf.reshape(w, [n, *shape]) for w, shape in zip(weights, shapes)], x, training)
+        step_seed = tf.stack([tf.constant(seed, tf.int64), tf.cast(updating[0][0].iterations, tf.int64)])
+        return forward([tf.reshape(w, [n, *shape]) for w, shape in zip(weights, shapes)], x, training,
+                       step_seed if training else None)
 
     def scores(logits: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Each copy's mean loss and correct count: Keras' sparse cross-entropy from the logits (what
