@@ -102,6 +102,39 @@ def dataset(data: Data, *, batch_size: int, prepare: Prepare | None = None, shuf
     return source.prefetch(2).with_options(options)
 
 
+def replicated(strategy: tf.distribute.Strategy, batches: tf.data.Dataset) -> Any:
+    """`batches` (global batches) as `fit` takes them under `strategy`: as they are (Keras splits each
+    between the replicas), or, where the replicas are logical CPUs of this process (`devices=cpu`,
+    `gpus=1` too), read by each replica itself: its share of every global batch, the rows Keras'
+    split gives it (ceil(n / N) consecutive rows each: the last replicas of a short batch may get
+    fewer, or none).
+
+    Why: Keras' split copies each batch to the devices through a generator dataset per device, which
+    tf.data cannot optimise, and says so at every job (`W0000 ... Input of GeneratorDatasetOp::Dataset
+    will not be optimized`); on logical CPUs nothing needs copying. Each replica reads the whole
+    pipeline (its shuffle holds the whole training set: N copies of it in memory)."""
+    import_tensorflow()  # started quietly: the import below finds it
+    import tensorflow as tf
+
+    if not (isinstance(strategy, tf.distribute.MirroredStrategy)
+            and all("CPU" in name for name in strategy.extended.worker_devices)):
+        return batches
+    replicas = strategy.num_replicas_in_sync
+
+    def share(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        replica = context.input_pipeline_id
+
+        def rows(*batch: tf.Tensor) -> Any:
+            part = (tf.shape(tf.nest.flatten(batch)[0])[0] + replicas - 1) // replicas
+            return tf.nest.map_structure(lambda tensor: tensor[replica * part:(replica + 1) * part], batch)
+
+        return batches.map(rows)
+
+    options = tf.distribute.InputOptions(experimental_replication_mode=tf.distribute.InputReplicationMode.PER_REPLICA,
+                                         experimental_fetch_to_device=False)
+    return strategy.distribute_datasets_from_function(share, options)
+
+
 def make_recorder(steps_per_epoch: int, batch_size: int, samples: int,
               saved: dict[str, Any] | None, reporter: Reporter | None = None) -> keras.callbacks.Callback:
     import_keras()
@@ -210,12 +243,12 @@ def train(make_model: Callable[[], keras.Model], train_data: Data, test_data: Da
     recorder = make_recorder(steps, global_batch, train_count, saved, trial)
     start = time.perf_counter()
     model.fit(
-        dataset(train_data, batch_size=global_batch, prepare=prepare, shuffle_seed=seed,
-                skip_batches=done_epochs * steps),
+        replicated(strategy, dataset(train_data, batch_size=global_batch, prepare=prepare, shuffle_seed=seed,
+                                     skip_batches=done_epochs * steps)),
         epochs=epochs,
         initial_epoch=done_epochs,
         steps_per_epoch=steps,
-        validation_data=dataset(test_data, batch_size=test_batch, prepare=prepare),
+        validation_data=replicated(strategy, dataset(test_data, batch_size=test_batch, prepare=prepare)),
         validation_steps=math.ceil(test_count / test_batch),
         callbacks=[recorder, *job_callbacks(job_dir, model, recorder, logging or {}),
                    progress_line.callback(progress, global_batch, train_count)],
