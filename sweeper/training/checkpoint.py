@@ -2,8 +2,9 @@
 job (requeued by Slurm, resumed after Ctrl-C or a crash) continues from its last finished epoch.
 
 `<job_dir>/state/` holds a TensorFlow checkpoint of the model and its optimizer (weights, slots,
-iteration counter, and the dropout layers' seed states: tf.train.Checkpoint restores them all, where Keras' BackupAndRestore lost the
-optimizer state or the epoch in some Keras 3 releases, keras#19179 and keras#19389) and
+iteration counter) and of the dropout layers' seed states (tf.train.Checkpoint restores them all,
+where Keras' BackupAndRestore lost the optimizer state or the epoch in some Keras 3 releases,
+keras#19179 and keras#19389) and
 `progress.json`: the epoch count and the task's own counters (its history so far), written
 atomically after the checkpoint. The framework deletes the state once the job's record is written,
 unless `logging.keep_state=true`.

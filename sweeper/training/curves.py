@@ -59,7 +59,7 @@ class Curves:
         self.steps, self.batch_size, self.samples = steps_per_epoch, batch_size, samples
         self.every = max(1, steps_per_epoch // LOSS_POINTS_PER_EPOCH)
         self.counters: dict[str, Any] = saved or fresh_counters()
-        self.before = float(self.counters["fit_time_s"])  # the earlier attempts' training, read once: `counters` changes
+        self.before = float(self.counters["fit_time_s"])  # the earlier attempts' (read once: counters change)
 
     def fit_time(self, attempt_s: float) -> float:
         """The job's training time so far: the earlier attempts' (each up to its last saved epoch)

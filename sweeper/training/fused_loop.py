@@ -233,9 +233,10 @@ def train(make_model: Callable[[], keras.Model], forward: Forward, train_data: f
         scalars = EpochScalars(job_dirs, [float(o[LEARNING_RATE]) for o in optimizers])
 
     def outputs(x: tf.Tensor, training: bool) -> tf.Tensor:  # [N, B, C]: every copy's logits
-        step_seed = tf.stack([tf.constant(seed, tf.int64), tf.cast(updating[0][0].iterations, tf.int64)])
-        return forward([tf.reshape(w, [n, *shape]) for w, shape in zip(weights, shapes)], x, training,
-                       step_seed if training else None)
+        step_seed = None
+        if training:  # the step's draws: the job's seed and the step (the iteration count the state saves)
+            step_seed = tf.stack([tf.constant(seed, tf.int64), tf.cast(updating[0][0].iterations, tf.int64)])
+        return forward([tf.reshape(w, [n, *shape]) for w, shape in zip(weights, shapes)], x, training, step_seed)
 
     def scores(logits: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Each copy's mean loss and correct count: Keras' sparse cross-entropy from the logits (what
