@@ -79,13 +79,14 @@ def _run_on_workers(workers: Workers, *, optimizer: dict[str, Any], data: mnist.
     return outcome
 
 
-def fused_logits(weights: list[Any], x: Any, training: bool = False, dropout: float = 0.5) -> Any:
+def fused_logits(weights: list[Any], x: Any, training: bool = False, seed: Any = None, dropout: float = 0.5) -> Any:
     """Every copy's logits at once, [N, B, 10], the HFTA way: the first convolution is one
     convolution with N x 32 filters over the shared images; the second is one grouped convolution
     (N groups of 32 input channels, tf.nn.conv2d infers the groups from the filter's depth); the
     dense layers are batched matmuls (tf.matmul, whose gradient is two more batched matmuls: an
     einsum's went through transposes and made the fused step a third slower here). Each copy draws
-    its own dropout mask."""
+    its own dropout mask, from `seed` (the step's: fused_loop.Forward), so that a group continued
+    from its saved state draws the masks it would have drawn without the stop."""
     tf = import_tensorflow()
     k1, b1, k2, b2, k3, b3, k4, b4 = weights
     n = k1.shape[0]
@@ -103,7 +104,7 @@ def fused_logits(weights: list[Any], x: Any, training: bool = False, dropout: fl
     h = tf.reshape(tf.transpose(h, [3, 0, 1, 2, 4]), [n, -1, rows * cols * depth])  # Keras' Flatten per copy
     h = tf.nn.relu(tf.matmul(h, k3) + b3[:, None, :])
     if training and dropout:
-        h = tf.nn.dropout(h, dropout)
+        h = tf.nn.experimental.stateless_dropout(h, dropout, seed=seed)
     return tf.matmul(h, k4) + b4[:, None, :]
 
 

@@ -37,9 +37,10 @@ def run(*, optimizer: dict[str, Any], data: mnist.Splits, batch_size: int, epoch
     return outcome
 
 
-def fused_logits(weights: list[Any], x: Any, training: bool = False) -> Any:
+def fused_logits(weights: list[Any], x: Any, training: bool = False, seed: Any = None) -> Any:
     """Every copy's logits at once, [N, B, 10]: one einsum (a batched matmul) over the copies'
-    kernels [N, 784, 10] and biases [N, 10], the Dense layer's `x W + b` without its softmax."""
+    kernels [N, 784, 10] and biases [N, 10], the Dense layer's `x W + b` without its softmax
+    (nothing random: `seed` unused)."""
     tf = import_tensorflow()
     kernel, bias = weights
     return tf.einsum("bi,nio->nbo", x, kernel) + bias[:, None, :]

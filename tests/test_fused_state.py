@@ -19,7 +19,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from sweeper.job.record import read_record
 from sweeper.training import checkpoint
-from tasks import mnist, softmax
+from tasks import cnn, mnist, softmax
 from tests.conftest import ROOT, records, run_cli
 from tests.mnist_files import real_mnist_dir, write_mnist
 from tests.test_fused import adam, assert_same_outcome, gd, momentum
@@ -89,6 +89,20 @@ def test_a_stopped_group_continues_from_its_state_fused_or_alone(family, setting
     for config, before, outcome in zip(configs, uninterrupted,
                                        softmax.run_fused(optimizers=configs, epochs=3, job_dirs=lone_dirs, **settings)):
         assert_same_outcome(before, outcome, rtol=1e-4)
+
+
+def test_a_stopped_cnn_group_with_dropout_ends_as_the_uninterrupted_group(tmp_path):
+    # A step's dropout masks are drawn from the job's seed and the step, which the state holds.
+    data = mnist.load(dir=str(write_mnist(tmp_path / "mnist", train=128, test=64)))
+    group = dict(optimizers=GROUPS["adam"], data=data, batch_size=32, seed=0, dropout=0.5)
+    dirs = [tmp_path / str(i) for i in range(2)]
+    uninterrupted = cnn.run_fused(epochs=2, **group)
+    cnn.run_fused(epochs=1, job_dirs=dirs, **group)  # stopped after its first epoch
+    resumed = cnn.run_fused(epochs=2, job_dirs=dirs, **group)
+    for before, after in zip(uninterrupted, resumed):
+        for name in ("loss", "train_loss", "train_accuracy", "test_loss", "test_accuracy"):
+            assert after.history[name] == before.history[name], name
+    assert uninterrupted[0].history["loss"] != uninterrupted[1].history["loss"]
 
 
 def scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:

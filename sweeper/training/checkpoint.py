@@ -2,8 +2,9 @@
 job (requeued by Slurm, resumed after Ctrl-C or a crash) continues from its last finished epoch.
 
 `<job_dir>/state/` holds a TensorFlow checkpoint of the model and its optimizer (weights, slots,
-iteration counter: tf.train.Checkpoint restores them all, where Keras' BackupAndRestore lost the
-optimizer state or the epoch in some Keras 3 releases, keras#19179 and keras#19389) and
+iteration counter) and of the dropout layers' seed states (tf.train.Checkpoint restores them all,
+where Keras' BackupAndRestore lost the optimizer state or the epoch in some Keras 3 releases,
+keras#19179 and keras#19389) and
 `progress.json`: the epoch count and the task's own counters (its history so far), written
 atomically after the checkpoint. The framework deletes the state once the job's record is written,
 unless `logging.keep_state=true`.
@@ -26,10 +27,22 @@ STATE_DIR = "state"
 _PROGRESS = "progress.json"
 
 
-def _checkpoint(model: keras.Model) -> tf.train.Checkpoint:
+def seed_states(model: keras.Model) -> list[tf.Variable]:
+    """The states of the model's random number generators (Keras' SeedGenerators: a Dropout layer's),
+    which its weights leave out: `model.variables` is `model.weights` and these (Keras 3)."""
+    weights = {id(weight) for weight in model.weights}
+    return [variable.value for variable in model.variables if id(variable) not in weights]
+
+
+def _checkpoint(model: keras.Model, seeds: bool = True) -> tf.train.Checkpoint:
     tf = import_tensorflow()
 
-    return tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+    if not seeds:  # a state saved before the seeds were (restored so, the draws start from the seed again)
+        return tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+    # The seed states too: a restarted job's dropout draws then go on where they were, not again
+    # from the seed (each draw advances its generator's counter; tf.train.Checkpoint of the model
+    # alone does not reach it).
+    return tf.train.Checkpoint(model=model, optimizer=model.optimizer, seeds=seed_states(model))
 
 
 def restore(job_dir: Path | None, model: keras.Model) -> tuple[int, dict[str, Any] | None]:
@@ -44,7 +57,9 @@ def restore(job_dir: Path | None, model: keras.Model) -> tuple[int, dict[str, An
         return 0, None
     progress = json.loads(path.read_text())
     model.optimizer.build(model.trainable_variables)  # its slots must exist to take saved values
-    _checkpoint(model).restore(str(path.parent / progress["checkpoint"])).assert_existing_objects_matched()
+    saved = str(path.parent / progress["checkpoint"])
+    seeds = any(name.startswith("seeds/") for name, _ in import_tensorflow().train.list_variables(saved))
+    _checkpoint(model, seeds).restore(saved).assert_existing_objects_matched()
     return progress["epoch"], progress["counters"]
 
 

@@ -59,7 +59,12 @@ class Curves:
         self.steps, self.batch_size, self.samples = steps_per_epoch, batch_size, samples
         self.every = max(1, steps_per_epoch // LOSS_POINTS_PER_EPOCH)
         self.counters: dict[str, Any] = saved or fresh_counters()
-        self.before = self.counters["fit_time_s"]  # the earlier attempts' training
+        self.before = float(self.counters["fit_time_s"])  # the earlier attempts' (read once: counters change)
+
+    def fit_time(self, attempt_s: float) -> float:
+        """The job's training time so far: the earlier attempts' (each up to its last saved epoch)
+        and `attempt_s`, this attempt's."""
+        return self.before + attempt_s
 
     def begin_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -87,4 +92,4 @@ class Curves:
         for name, value in metrics.items():
             self.counters.setdefault(name, []).append(float(value))
         self.counters["test_time_s"] += test_s
-        self.counters["fit_time_s"] = self.before + fit_s
+        self.counters["fit_time_s"] = self.fit_time(fit_s)

@@ -72,20 +72,67 @@ def dataset(data: Data, *, batch_size: int, prepare: Prepare | None = None, shuf
     Use with `steps_per_epoch`: one iterator then serves every epoch. Measured here, a new
     iterator per epoch with tf.data's autotuning on stalled epochs for seconds while the old one
     was torn down; autotuning is off and the prefetch fixed, so nothing is torn down in `fit`.
+
+    Every iterator of the dataset gives the same batches: the shuffle is made inside a one-element
+    `flat_map`, so each iterator makes its own shuffle and its seed generator, which a shuffle
+    made once shares between its iterators (each new one starting at the next epoch's order).
+    Keras' `fit` under a tf.distribute strategy (`gpus=N`, or any strategy on a GPU machine) takes
+    one batch from an iterator of its own before training (`_maybe_symbolic_build`, Keras 3.15):
+    with a shared generator its training then began at the second epoch's order, and 2 replicas
+    did not match one device (first loss 2.3067 against 2.2949 on a cnn's first batch).
     """
     import_tensorflow()  # started quietly: the import below finds it
     import tensorflow as tf
 
+    count = examples(data)  # here: inside `flat_map` a dataset's length is a symbolic tensor
     source = data if isinstance(data, tf.data.Dataset) else tf.data.Dataset.from_tensor_slices(tuple(data))
-    if shuffle_seed is not None:  # a new order every epoch, the same orders for the same seed
-        source = source.shuffle(examples(data), seed=shuffle_seed, reshuffle_each_iteration=True)
-    source = source.batch(batch_size).repeat().skip(skip_batches)
+
+    def epochs(_: tf.Tensor) -> tf.data.Dataset:
+        shuffled = source
+        if shuffle_seed is not None:  # a new order every epoch, the same orders for the same seed
+            shuffled = source.shuffle(count, seed=shuffle_seed, reshuffle_each_iteration=True)
+        return shuffled.batch(batch_size).repeat()
+
+    source = tf.data.Dataset.from_tensors(0).flat_map(epochs).skip(skip_batches)
     if prepare is not None:
         source = source.map(prepare)  # after the skip: skipped batches are not prepared
     options = tf.data.Options()
     options.autotune.enabled = False
     options.deterministic = True
     return source.prefetch(2).with_options(options)
+
+
+def replicated(strategy: tf.distribute.Strategy, batches: tf.data.Dataset) -> Any:
+    """`batches` (global batches) as `fit` takes them under `strategy`: as they are (Keras splits each
+    between the replicas), or, where the replicas are logical CPUs of this process (`devices=cpu`,
+    `gpus=1` too), read by each replica itself: its share of every global batch, the rows Keras'
+    split gives it (ceil(n / N) consecutive rows each: the last replicas of a short batch may get
+    fewer, or none).
+
+    Why: Keras' split copies each batch to the devices through a generator dataset per device, which
+    tf.data cannot optimise, and says so at every job (`W0000 ... Input of GeneratorDatasetOp::Dataset
+    will not be optimized`); on logical CPUs nothing needs copying. Each replica reads the whole
+    pipeline (its shuffle holds the whole training set: N copies of it in memory)."""
+    import_tensorflow()  # started quietly: the import below finds it
+    import tensorflow as tf
+
+    if not (isinstance(strategy, tf.distribute.MirroredStrategy)
+            and all("CPU" in name for name in strategy.extended.worker_devices)):
+        return batches
+    replicas = strategy.num_replicas_in_sync
+
+    def share(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        replica = context.input_pipeline_id
+
+        def rows(*batch: tf.Tensor) -> Any:
+            part = (tf.shape(tf.nest.flatten(batch)[0])[0] + replicas - 1) // replicas
+            return tf.nest.map_structure(lambda tensor: tensor[replica * part:(replica + 1) * part], batch)
+
+        return batches.map(rows)
+
+    options = tf.distribute.InputOptions(experimental_replication_mode=tf.distribute.InputReplicationMode.PER_REPLICA,
+                                         experimental_fetch_to_device=False)
+    return strategy.distribute_datasets_from_function(share, options)
 
 
 def make_recorder(steps_per_epoch: int, batch_size: int, samples: int,
@@ -196,20 +243,21 @@ def train(make_model: Callable[[], keras.Model], train_data: Data, test_data: Da
     recorder = make_recorder(steps, global_batch, train_count, saved, trial)
     start = time.perf_counter()
     model.fit(
-        dataset(train_data, batch_size=global_batch, prepare=prepare, shuffle_seed=seed,
-                skip_batches=done_epochs * steps),
+        replicated(strategy, dataset(train_data, batch_size=global_batch, prepare=prepare, shuffle_seed=seed,
+                                     skip_batches=done_epochs * steps)),
         epochs=epochs,
         initial_epoch=done_epochs,
         steps_per_epoch=steps,
-        validation_data=dataset(test_data, batch_size=test_batch, prepare=prepare),
+        validation_data=replicated(strategy, dataset(test_data, batch_size=test_batch, prepare=prepare)),
         validation_steps=math.ceil(test_count / test_batch),
         callbacks=[recorder, *job_callbacks(job_dir, model, recorder, logging or {}),
                    progress_line.callback(progress, global_batch, train_count)],
         shuffle=False,  # the dataset shuffles itself
         verbose=0,  # the progress line shows the job's progress (progress_line.py)
     )
-    elapsed = time.perf_counter() - start
-    fit_time = (saved or {}).get("fit_time_s", 0.0) + elapsed  # every attempt's training
+    # Every attempt's training. Not `saved["fit_time_s"]`: `saved` is the recorder's counters,
+    # which hold this attempt's time too by now (a resumed job counted it twice).
+    fit_time = recorder.curves.fit_time(time.perf_counter() - start)
     return outcome(recorder.counters, model.count_params(), fit_time, train_count, test_count, trial), model
 
 

@@ -137,8 +137,11 @@ def masked_apply(optimizer: keras.optimizers.Optimizer, gradients: Sequence[tf.T
 
 # ---- Keras tasks on MNIST: `fit.train` for N copies at once -------------------------------------
 
-# (per-copy weights [N, *shape] each, x, training) -> every copy's logits [N, B, C]
-Forward = Callable[[list["tf.Tensor"], "tf.Tensor", bool], "tf.Tensor"]
+# (per-copy weights [N, *shape] each, x, training, seed) -> every copy's logits [N, B, C]. `seed`: the
+# step's seed for random draws ([2] int64; None when not training), for stateless ops such as
+# tf.nn.experimental.stateless_dropout: the job's seed and the step, so that a group continued
+# from its saved state (which holds the step) draws what it would have drawn without the stop.
+Forward = Callable[[list["tf.Tensor"], "tf.Tensor", bool, "tf.Tensor | None"], "tf.Tensor"]
 
 
 class _Copies:
@@ -152,7 +155,6 @@ class _Copies:
         self.curves = [Curves(steps_per_epoch, batch_size, samples, counters)
                        for counters in (saved or [None] * copies)]
         self.counters = [curves.counters for curves in self.curves]
-        self.before = [curves.before for curves in self.curves]
         self.alive = np.ones(copies, bool)
 
     def begin_epoch(self, epoch: int) -> None:
@@ -231,7 +233,10 @@ def train(make_model: Callable[[], keras.Model], forward: Forward, train_data: f
         scalars = EpochScalars(job_dirs, [float(o[LEARNING_RATE]) for o in optimizers])
 
     def outputs(x: tf.Tensor, training: bool) -> tf.Tensor:  # [N, B, C]: every copy's logits
-        return forward([tf.reshape(w, [n, *shape]) for w, shape in zip(weights, shapes)], x, training)
+        step_seed = None
+        if training:  # the step's draws: the job's seed and the step (the iteration count the state saves)
+            step_seed = tf.stack([tf.constant(seed, tf.int64), tf.cast(updating[0][0].iterations, tf.int64)])
+        return forward([tf.reshape(w, [n, *shape]) for w, shape in zip(weights, shapes)], x, training, step_seed)
 
     def scores(logits: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Each copy's mean loss and correct count: Keras' sparse cross-entropy from the logits (what
@@ -304,8 +309,8 @@ def train(make_model: Callable[[], keras.Model], forward: Forward, train_data: f
         scalars.close()
     elapsed = time.perf_counter() - start
     params = lone.count_params()
-    outcomes = [fit.outcome(counters, params, before + elapsed / n, train_count, test_count)
-                for counters, before in zip(copies.counters, copies.before)]
+    outcomes = [fit.outcome(curves.counters, params, curves.fit_time(elapsed / n), train_count, test_count)
+                for curves in copies.curves]
     for outcome in outcomes:
         outcome.fused = n
     return outcomes

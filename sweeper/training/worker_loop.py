@@ -97,7 +97,7 @@ def train(make_model: Callable[[], keras.Model], train_data: Data, test_data: Da
     except tf.errors.OpError as e:  # a collective gave up: a worker is gone
         raise WorkerLost(lost_worker(workers, e)) from e
     hooks.on_train_end()
-    fit_time = (saved or {}).get("fit_time_s", 0.0) + time.perf_counter() - start
+    fit_time = recorder.curves.fit_time(time.perf_counter() - start)  # every attempt's (fit.train)
     return fit.outcome(recorder.counters, model.count_params(), fit_time, train_count, test_count), model
 
 
