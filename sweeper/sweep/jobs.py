@@ -121,8 +121,27 @@ class Sweep:
     slurm_answered: bool = True     # False: Slurm was asked about its jobs and did not answer
 
 
-# What makes a directory a job's: Hydra's `.hydra/`, a record, or an owner.
-_JOB_MARKS = frozenset({".hydra", RECORD_NAME, OWNER_NAME})
+# What makes a directory a job's: Hydra's `.hydra/`, an owner, or a record of ours (_holds_a_record).
+_JOB_MARKS = frozenset({".hydra", OWNER_NAME})
+# A record as write_record writes it: a JSON object whose first key is its status (a torn one too).
+_RECORD_START = re.compile(rb'\s*\{\s*"status"\s*:')
+
+
+def _holds_a_record(directory: str | Path) -> bool:
+    """Whether the directory's result.json is one of ours: another program's result.json (a list, a
+    dict of its own, text) makes no job; one of ours that is damaged does (shown `corrupt`)."""
+    try:
+        with open(os.path.join(directory, RECORD_NAME), "rb") as f:
+            return _RECORD_START.match(f.read(256)) is not None
+    except OSError:
+        return False
+
+
+def _is_job(directory: str | Path, subdirs: list[str], files: list[str]) -> bool:
+    """The one test of a job's directory, given what it holds: Hydra's `.hydra/`, an owner, or a
+    record of ours."""
+    return bool(_JOB_MARKS.intersection(subdirs) or _JOB_MARKS.intersection(files)) or \
+        (RECORD_NAME in files and _holds_a_record(directory))
 
 
 def _walk(root: Path, lists: dict[Path, Manifest | None] | None = None) -> tuple[list[Path], list[Path]]:
@@ -138,7 +157,7 @@ def _walk(root: Path, lists: dict[Path, Manifest | None] | None = None) -> tuple
                 listed = lists[Path(directory)] = _manifest(Path(directory))
                 known = {entry.dir for entry in listed.jobs} if listed is not None else set()
                 subdirs[:] = [name for name in subdirs if name not in known]
-        if _JOB_MARKS.intersection(subdirs) or _JOB_MARKS.intersection(files):
+        if _is_job(directory, subdirs, files):
             jobs.append(Path(directory))
             subdirs.clear()
     return jobs, sweeps
@@ -152,12 +171,14 @@ def job_dirs(root: Path) -> list[Path]:
 def has_job_dir(root: Path) -> bool:
     """Whether any job directory is under root: the walk stops at the first (job_dirs() lists
     100,000 directories of a big sweep, seconds, to say the same)."""
-    return any(_JOB_MARKS.intersection(subdirs) or _JOB_MARKS.intersection(files)
-               for _, subdirs, files in os.walk(root))
+    return any(_is_job(directory, subdirs, files) for directory, subdirs, files in os.walk(root))
 
 
 def _is_job_dir(path: Path) -> bool:
-    return path.is_dir() and bool(_JOB_MARKS.intersection(os.listdir(path)))
+    if not path.is_dir():
+        return False
+    names = os.listdir(path)
+    return _is_job(path, names, names)
 
 
 def _is_single_run(path: Path) -> bool:
@@ -173,6 +194,16 @@ def _is_sweep_dir(path: Path) -> bool:
     if (path / MANIFEST_NAME).exists() or (path / "multirun.yaml").exists():
         return True
     return any(_is_job_dir(child) and not _is_single_run(child) for child in _subdirs(path))
+
+
+def _is_empty(path: Path) -> bool:
+    """An empty folder (a sweep refused before its first job left it, or one made by hand) is no
+    other program's: a folder of sweeps may hold it."""
+    try:
+        with os.scandir(path) as entries:
+            return next(entries, None) is None
+    except OSError:
+        return False
 
 
 def _subdirs(path: Path) -> list[Path]:
@@ -197,8 +228,9 @@ class NotASweep(ValueError):
 
 def sweeps_in(root: Path) -> list[Path]:
     """What `collate` and `report` read, and write their results beside: root itself when it is a
-    sweep directory (or a single run's), else the sweep directories inside a folder of sweeps
-    (every folder in it a sweep, or a single run, which is left out). Raises NotASweep for
+    sweep directory (or a single run's, or a folder of single runs: outputs/runs), else the sweep
+    directories inside a folder of sweeps (every folder in it a sweep, or a single run, which is
+    left out, or empty). Raises NotASweep for
     anything else, without walking it: records deeper would mix unrelated work, and results are
     written only into a sweep or a folder of sweeps the user named."""
     root = Path(root)
@@ -206,13 +238,19 @@ def sweeps_in(root: Path) -> list[Path]:
         return [root]
     children = [child for child in _subdirs(root) if not child.name.startswith(".") and child.name != "report"]
     sweeps = [child for child in children if _is_sweep_dir(child)]
-    others = [child for child in children if child not in sweeps and not _is_single_run(child)]
+    runs = [child for child in children if _is_single_run(child)]
+    others = [child for child in children if child not in sweeps and child not in runs and not _is_empty(child)]
     if sweeps and not others:
         return sweeps
+    if runs and not others:  # single runs alone, read as one table (a sweep would leave them out)
+        return [root]
+    holding = next((child for child in others if any(_is_sweep_dir(g) for g in _subdirs(child))), None)
+    if sweeps and holding is not None:  # outputs: its own sweeps (hydra.sweep.dir=outputs/x) and outputs/multirun
+        raise NotASweep(f"{root} holds sweeps and folders of sweeps: give a folder of sweeps (such as {holding}) "
+                        f"or a sweep directory (such as {sweeps[0]})")
     if sweeps:
         raise NotASweep(f"{root} holds sweeps and other folders (such as {others[0]}): give a sweep directory "
                         "or a folder of sweeps only")
-    holding = next((child for child in children if any(_is_sweep_dir(g) for g in _subdirs(child))), None)
     if holding is not None:
         raise NotASweep(f"{root} holds no sweep, only sweeps deeper: give a sweep directory or a folder of "
                         f"sweeps (such as {holding})")
