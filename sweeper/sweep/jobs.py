@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
+import hashlib
 import json
 import os
 import re
@@ -357,14 +358,32 @@ def without_cycle_collection() -> Iterator[None]:
             gc.enable()
 
 
-def read_sweep(root: Path, within: list[Path] | None = None) -> Sweep:
+def read_sweep(root: Path, within: list[Path] | None = None, index_elsewhere: Path | None = None) -> Sweep:
     """Every job under root (or under the folders `within` it only: sweeps_in(root)): sweep by
-    sweep, each in the order of its job list, then the others by name (numbers in number order)."""
+    sweep, each in the order of its job list, then the others by name (numbers in number order).
+    `index_elsewhere`: a folder of the reader's own where the index lines it adds go, read with the
+    sweep's, for a reader that changes nothing in the sweep (serve); else they go into the sweep."""
     with without_cycle_collection():
-        return _read_sweep(Path(root), within)
+        return _read_sweep(Path(root), within, index_elsewhere)
 
 
-def _read_sweep(root: Path, within: list[Path] | None) -> Sweep:
+def _own_index(folder: Path | None, sweep_dir: Path) -> Path | None:
+    """The reader's own index folder for sweep_dir under `folder` (one per sweep); None: the sweep's."""
+    if folder is None:
+        return None
+    own = folder / hashlib.sha1(str(sweep_dir.absolute()).encode()).hexdigest()[:16]
+    own.mkdir(parents=True, exist_ok=True)
+    return own
+
+
+_IndexLines = dict[str, dict[FileKey, Indexed]]
+
+
+def _merged(first: _IndexLines, then: _IndexLines) -> _IndexLines:
+    return {**first, **{job: {**first.get(job, {}), **lines} for job, lines in then.items()}}
+
+
+def _read_sweep(root: Path, within: list[Path] | None, index_elsewhere: Path | None) -> Sweep:
     directories, sweeps = [], []
     lists: dict[Path, Manifest | None] = {}
     for top in within if within is not None else [root]:
@@ -377,7 +396,8 @@ def _read_sweep(root: Path, within: list[Path] | None) -> Sweep:
     jobs: list[Job] = []
     listed: set[Path] = set()
     for sweep_dir, manifest in manifests.items():
-        index = _Index(read_index(sweep_dir), str(sweep_dir))
+        own = _own_index(index_elsewhere, sweep_dir)
+        index = _Index(_merged(read_index(sweep_dir), read_index(own) if own else {}), str(sweep_dir))
         prefix = "" if sweep_dir == root else f"{_name(root, sweep_dir)}/"
         for entry in sorted(manifest.jobs, key=lambda entry: entry.num):
             path = sweep_dir / entry.dir
@@ -388,7 +408,7 @@ def _read_sweep(root: Path, within: list[Path] | None) -> Sweep:
             jobs.append(job)
             if not direct:  # a direct one was not walked (_walk)
                 listed.add(path)
-        append(sweep_dir, index.missing)  # rebuilt: the next reader need not parse them again
+        append(own or sweep_dir, index.missing)  # rebuilt: the next reader need not parse them again
         for number in range(len(manifest.jobs), manifest.total):  # a search's trials not asked yet
             jobs.append(Job(f"{_name(root, sweep_dir)}#{number}", None, Status.NOT_STARTED, sweep=sweep_dir))
     jobs += [read_job(root, path) for path in sorted(directories, key=_in_number_order) if path not in listed]
