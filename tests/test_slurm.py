@@ -198,6 +198,32 @@ def test_cancel_scancels_a_sweeps_jobs_and_resume_runs_them(status, tmp_path):
     assert {read_record(sweep / job / "result.json").status for job in ("0", "1")} == {"ok"}
 
 
+def _controller_forgot(tmp_path: Path, monkeypatch) -> None:
+    """squeue as the controller answers once a job ended more than MinJobAge (300 s) ago; sacct is the real one."""
+    stub = tmp_path / "bin"
+    stub.mkdir()
+    (stub / "squeue").write_text("#!/bin/sh\necho 'slurm_load_jobs error: Invalid job id specified' >&2\nexit 1\n")
+    (stub / "squeue").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{stub}:{os.environ['PATH']}")
+
+
+def test_status_shows_an_array_cancelled_while_pending_as_cancelled(status, tmp_path, monkeypatch):
+    """A sweep's array cancelled before any of its tasks started: sacct names the array alone
+    (`123|CANCELLED by 0`); its jobs are `cancelled`, not `not_started`, also once squeue forgot them."""
+    sweep = tmp_path / "held"
+    synthetic.write_job_list(sweep, "linear", "gd", [{"lr": 0.1}, {"lr": 0.2}, {"lr": 0.3}])
+    array = subprocess.run(["sbatch", "--parsable", "--hold", "--array=0-2", "-o", "/dev/null", "--wrap", "true"],
+                           capture_output=True, text=True, check=True, timeout=30).stdout.strip()
+    manifest.update(sweep, {n: {"slurm_job_id": f"{array}_{n}"} for n in range(3)})
+    subprocess.run(["scancel", array], check=True, timeout=10)
+    deadline = time.monotonic() + 30
+    while not sacct(array, "State").startswith("CANCELLED"):
+        assert time.monotonic() < deadline, sacct(array, "JobID,State")
+        time.sleep(0.5)
+    _controller_forgot(tmp_path, monkeypatch)
+    assert states(status(sweep).stdout) == {str(n): ["cancelled", "cancelled"] for n in range(3)}
+
+
 def test_status_does_not_wait_for_jobs_slurm_does_not_know(status, tmp_path, monkeypatch):
     sweep = tmp_path / "gone"
     synthetic.write_job_list(sweep, "linear", "gd", [{"lr": 0.1}, {"lr": 0.2}])
