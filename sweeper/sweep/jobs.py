@@ -308,9 +308,10 @@ def _recorded(path: Path, index: _Index | None) -> tuple[Status, Record | str, b
 
 
 def read_job(root: Path, path: Path, entry: ListedJob | None = None, slurm: str | None = None,
-             index: _Index | None = None, name: str | None = None) -> Job:
+             index: _Index | None = None, name: str | None = None, slurm_states: dict[str, str] | None = None) -> Job:
     """The job in directory `path` (named relative to root): its record, or why it has none.
-    `index`: its sweep's, when `path` is a job directory right in the sweep's."""
+    `index`: its sweep's, when `path` is a job directory right in the sweep's; `slurm_states`:
+    Slurm's states known so far, for an owner on another host (owner.is_alive)."""
     name = _name(root, path) if name is None else name
     packed = entry is not None and entry.packed_task is not None
     try:
@@ -319,7 +320,7 @@ def read_job(root: Path, path: Path, entry: ListedJob | None = None, slurm: str 
         print(f"warning: {e}", file=sys.stderr)
         return Job(name, path, decide(corrupt=True, slurm=slurm), error=str(e), entry=entry, slurm=slurm)
     owner = read_owner(path) if packed or found is None else None
-    owner_alive = owner is not None and is_alive(owner)
+    owner_alive = owner is not None and is_alive(owner, slurm_states)
     if found is not None:
         recorded, record, whole = found
         status = decide(recorded, slurm=slurm, owner_alive=owner_alive, packed=packed)
@@ -393,6 +394,7 @@ def _read_sweep(root: Path, within: list[Path] | None, index_elsewhere: Path | N
     manifests = {sweep: manifest for sweep in sorted(sweeps, key=_in_number_order)
                  if (manifest := lists[sweep]) is not None}
     states = _slurm_states(manifests)
+    asked = dict(states or {})  # and the Slurm jobs of owners on other hosts, asked once each
     jobs: list[Job] = []
     listed: set[Path] = set()
     for sweep_dir, manifest in manifests.items():
@@ -403,7 +405,8 @@ def _read_sweep(root: Path, within: list[Path] | None, index_elsewhere: Path | N
             path = sweep_dir / entry.dir
             direct = "/" not in entry.dir and entry.dir not in (".", "..")  # sweep_of(): deeper jobs are not indexed
             name = f"{prefix}{entry.dir}" if direct else None  # as _name() says it, without its cost
-            job = read_job(root, path, entry, (states or {}).get(entry.slurm_job_id or ""), index if direct else None, name)
+            job = read_job(root, path, entry, (states or {}).get(entry.slurm_job_id or ""), index if direct else None, name,
+                           asked)
             job.sweep = sweep_dir
             jobs.append(job)
             if not direct:  # a direct one was not walked (_walk)
@@ -411,7 +414,8 @@ def _read_sweep(root: Path, within: list[Path] | None, index_elsewhere: Path | N
         append(own or sweep_dir, index.missing)  # rebuilt: the next reader need not parse them again
         for number in range(len(manifest.jobs), manifest.total):  # a search's trials not asked yet
             jobs.append(Job(f"{_name(root, sweep_dir)}#{number}", None, Status.NOT_STARTED, sweep=sweep_dir))
-    jobs += [read_job(root, path) for path in sorted(directories, key=_in_number_order) if path not in listed]
+    jobs += [read_job(root, path, slurm_states=asked) for path in sorted(directories, key=_in_number_order)
+             if path not in listed]
     return Sweep(root, jobs, manifests, slurm_answered=states is not None)
 
 
