@@ -108,7 +108,7 @@ def _alive_tasks(jobs: list[PlannedJob], sweep_dir: Path) -> list[SubmittedTask]
     by_id: dict[str, SubmittedTask] = {}
     for i, row in wanted.items():
         slurm_id = row.slurm_job_id or ""
-        job = read_job(sweep_dir, sweep_dir / row.dir, row, states.get(slurm_id))
+        job = read_job(sweep_dir, sweep_dir / row.dir, row, states.get(slurm_id), slurm_states=states)
         if job.status in ACTIVE:
             folder = resources_of(jobs[i])["submitit_folder"]
             task = by_id.setdefault(slurm_id, SubmittedTask([], SlurmJob(folder, slurm_id), row.packed_task is not None))
