@@ -183,7 +183,8 @@ def _list_course(profile: Profile, directory: Path, overrides: list[str]) -> int
             return 2
         total += count
         command = sweep_command(profile, sweep, directory, overrides)
-        print(f"{sweep.name} ({sweep.exercise}): {words.counted(count, 'job')}: {words.command('python', 'run.py', *command[2:])}")
+        typed = words.command("python", "run.py", *command[2:])
+        print(f"{sweep.name} ({sweep.exercise}): {words.counted(count, 'job')}: {typed}")
     print(f"course {profile.name}: {words.counted(len(profile.sweeps), 'sweep')}, {words.counted(total, 'job')}, "
           f"into {directory}")
     return 0

@@ -500,7 +500,8 @@ def check_single_run(cfg: DictConfig) -> None:
     if str(OmegaConf.select(cfg, "hydra.sweeper._target_", default="")).endswith(".CheckedSweeper"):
         jobs = grid_size(cfg)
         if jobs > 1:
-            refuse(f"{_preset(cfg)} is a grid of {jobs} jobs: add -m ({shell_command(*command().split(), '-m', *overrides)})")
+            typed = shell_command(*command().split(), "-m", *overrides)
+            refuse(f"{_preset(cfg)} is a grid of {jobs} jobs: add -m ({typed})")
     check_additions(cfg, overrides)
     unused = not_applying(cfg, overrides)
     if unused:

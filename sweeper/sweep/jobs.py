@@ -231,9 +231,9 @@ def sweeps_in(root: Path) -> list[Path]:
     """What `collate` and `report` read, and write their results beside: root itself when it is a
     sweep directory (or a single run's, or a folder of single runs: outputs/runs), else the sweep
     directories inside a folder of sweeps (every folder in it a sweep, or a single run, which is
-    left out, or empty). Raises NotASweep for
-    anything else, without walking it: records deeper would mix unrelated work, and results are
-    written only into a sweep or a folder of sweeps the user named."""
+    left out, or empty). Raises NotASweep for anything else, without walking it: records deeper
+    would mix unrelated work, and results are written only into a sweep or a folder of sweeps the
+    user named."""
     root = Path(root)
     if _is_job_dir(root) or _is_sweep_dir(root):
         return [root]
@@ -405,8 +405,8 @@ def _read_sweep(root: Path, within: list[Path] | None, index_elsewhere: Path | N
             path = sweep_dir / entry.dir
             direct = "/" not in entry.dir and entry.dir not in (".", "..")  # sweep_of(): deeper jobs are not indexed
             name = f"{prefix}{entry.dir}" if direct else None  # as _name() says it, without its cost
-            job = read_job(root, path, entry, (states or {}).get(entry.slurm_job_id or ""), index if direct else None, name,
-                           asked)
+            slurm = (states or {}).get(entry.slurm_job_id or "")
+            job = read_job(root, path, entry, slurm, index if direct else None, name, asked)
             job.sweep = sweep_dir
             jobs.append(job)
             if not direct:  # a direct one was not walked (_walk)
