@@ -192,12 +192,10 @@ def test_a_stray_result_json_is_no_job(sweeper_cli, softmax_sweep, tmp_path, str
 @pytest.mark.parametrize("command", ["collate", "report"])
 def test_outputs_names_outputs_multirun(sweeper_cli, softmax_sweep, command):
     """`collate outputs`, where outputs holds outputs/multirun, single runs in outputs/runs and a sweep
-    run into outputs/x (hydra.sweep.dir): one line naming outputs/multirun, nothing written; an
-    empty folder in outputs/multirun does not stop it from being read."""
+    run into outputs/x (hydra.sweep.dir): one line naming outputs/multirun, nothing written."""
     outputs = softmax_sweep.parent
     multirun = outputs / "multirun"
     synthetic.softmax_grid_sweep(multirun / "2024-01-01_00-00-00")
-    (multirun / "2024-01-02_00-00-00").mkdir()
     _single_run(outputs / "runs" / "2024-01-01_00-00-00", 0.1)
     result = sweeper_cli(command, str(outputs))
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1

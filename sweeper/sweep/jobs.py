@@ -197,16 +197,6 @@ def _is_sweep_dir(path: Path) -> bool:
     return any(_is_job_dir(child) and not _is_single_run(child) for child in _subdirs(path))
 
 
-def _is_empty(path: Path) -> bool:
-    """An empty folder (a sweep refused before its first job left it, or one made by hand) is no
-    other program's: a folder of sweeps may hold it."""
-    try:
-        with os.scandir(path) as entries:
-            return next(entries, None) is None
-    except OSError:
-        return False
-
-
 def _subdirs(path: Path) -> list[Path]:
     try:
         return sorted(child for child in path.iterdir() if child.is_dir() and not child.is_symlink())
@@ -231,7 +221,7 @@ def sweeps_in(root: Path) -> list[Path]:
     """What `collate` and `report` read, and write their results beside: root itself when it is a
     sweep directory (or a single run's, or a folder of single runs: outputs/runs), else the sweep
     directories inside a folder of sweeps (every folder in it a sweep, or a single run, which is
-    left out, or empty). Raises NotASweep for anything else, without walking it: records deeper
+    left out). Raises NotASweep for anything else, without walking it: records deeper
     would mix unrelated work, and results are written only into a sweep or a folder of sweeps the
     user named."""
     root = Path(root)
@@ -240,7 +230,7 @@ def sweeps_in(root: Path) -> list[Path]:
     children = [child for child in _subdirs(root) if not child.name.startswith(".") and child.name != "report"]
     sweeps = [child for child in children if _is_sweep_dir(child)]
     runs = [child for child in children if _is_single_run(child)]
-    others = [child for child in children if child not in sweeps and child not in runs and not _is_empty(child)]
+    others = [child for child in children if child not in sweeps and child not in runs]
     if sweeps and not others:
         return sweeps
     if runs and not others:  # single runs alone, read as one table (a sweep would leave them out)
