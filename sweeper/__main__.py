@@ -27,7 +27,7 @@ def _not_a_job(args: argparse.Namespace) -> bool:
     if sweep is None:
         return True
     print(f"error: {args.dir} is one job of the sweep {sweep}: give the sweep's folder "
-          f"(python -m sweeper {args.command} {sweep})", file=sys.stderr)
+          f"({words.sweeper_command(args.command, sweep)})", file=sys.stderr)
     return False
 
 
@@ -183,7 +183,8 @@ def _serve(args: argparse.Namespace) -> int:
     shown = "localhost" if args.host in ("127.0.0.1", "localhost", "::1") else \
         f"[{args.host}]" if ":" in args.host else args.host  # an IPv6 address in a URL: in brackets
     print(f"serving {args.dir} at http://{shown}:{port}/?token={token} (Ctrl-C stops it); from a laptop: "
-          f"ssh -N -L {port}:localhost:{port} {getpass.getuser()}@{_host_name()}, then open that URL there",
+          f"{words.command('ssh', '-N', '-L', f'{port}:localhost:{port}', f'{getpass.getuser()}@{_host_name()}')}, "
+          "then open that URL there",
           flush=True)
     serve(make_app(args.dir, sweeps, token), sock)
     return 0
@@ -204,7 +205,8 @@ def _list_course(profile: Profile, directory: Path, overrides: list[str]) -> int
             return 2
         total += count
         command = sweep_command(profile, sweep, directory, overrides)
-        print(f"{sweep.name} ({sweep.exercise}): {words.counted(count, 'job')}: python run.py {' '.join(command[2:])}")
+        typed = words.command("python", "run.py", *command[2:])
+        print(f"{sweep.name} ({sweep.exercise}): {words.counted(count, 'job')}: {typed}")
     print(f"course {profile.name}: {words.counted(len(profile.sweeps), 'sweep')}, {words.counted(total, 'job')}, "
           f"into {directory}")
     return 0
@@ -223,7 +225,7 @@ def _course(args: argparse.Namespace) -> int:
     if args.list:
         return _list_course(profile, directory, args.overrides)
     if args.report_only and not directory.is_dir():
-        print(f"error: {directory} does not exist: run `python -m sweeper course {profile.name}` first, "
+        print(f"error: {directory} does not exist: run `{words.sweeper_command('course', profile.name)}` first, "
               "or give its directory with --dir", file=sys.stderr)
         return 2
     code = 0 if args.report_only else run_course(profile, directory, args.overrides)
@@ -259,7 +261,7 @@ def _new_task(args: argparse.Namespace) -> int:
         return 2
     for path in written:
         print(f"wrote {path}")
-    here = "" if args.dir == Path(".") else f"cd {args.dir} && "
+    here = "" if args.dir == Path(".") else f"{words.command('cd', args.dir)} && "
     print(f"next: {here}pytest test_{args.name}.py; {here}hpc-sweeper -m --config-dir conf task={args.name} hidden=8,32")
     return 0
 

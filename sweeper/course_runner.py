@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 
 from sweeper.paths import conf_dir
 from sweeper.sweep.repeats import with_seed_axis
+from sweeper.words import command as shell_command
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE_DIR = ROOT / "course_profiles"  # not under conf/: Hydra would list them as a config group
@@ -146,7 +147,7 @@ def run_course(profile: Profile, directory: Path, extra: list[str]) -> int:
     for number, sweep in enumerate(profile.sweeps, 1):
         command = sweep_command(profile, sweep, directory, extra)
         print(f"course {profile.name}: sweep {number}/{len(profile.sweeps)} {sweep.name}: "
-              f"python run.py {' '.join(command[2:])}", flush=True)
+              f"{shell_command('python', 'run.py', *command[2:])}", flush=True)
         code = subprocess.run(command, cwd=ROOT).returncode
         if code == 2:
             print(f"error: sweep {sweep.name} refused its overrides (above); nothing more was run", file=sys.stderr)

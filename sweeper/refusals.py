@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from hydra_plugins.launcher_plugins.config import SlurmConf
 from hydra_plugins.sweeper_plugins.config import OptunaSearchConf
 
-from sweeper.words import counted
+from sweeper.words import command as shell_command, counted
 from sweeper.hparams import DECLARATIONS, NOT_HPARAMS, applicable_hparams, check_or_exit, interpolated_key
 from sweeper.job.outcome import FRAMEWORK_ARGUMENTS
 from sweeper.job.planned import preset_of
@@ -500,7 +500,8 @@ def check_single_run(cfg: DictConfig) -> None:
     if str(OmegaConf.select(cfg, "hydra.sweeper._target_", default="")).endswith(".CheckedSweeper"):
         jobs = grid_size(cfg)
         if jobs > 1:
-            refuse(f"{_preset(cfg)} is a grid of {jobs} jobs: add -m ({command()} -m {' '.join(overrides)})")
+            typed = shell_command(*command().split(), "-m", *overrides)
+            refuse(f"{_preset(cfg)} is a grid of {jobs} jobs: add -m ({typed})")
     check_additions(cfg, overrides)
     unused = not_applying(cfg, overrides)
     if unused:

@@ -1,6 +1,8 @@
-"""English for counts, durations and sizes: `1 job`, `2 jobs`, `25 min`, `0.62 GB`; one helper for
-each, for every figure the user reads."""
+"""English for counts, durations and sizes: `1 job`, `2 jobs`, `25 min`, `0.62 GB`, one helper for
+each figure the user reads; and the commands the user is told to type, quoted for the shell."""
 from __future__ import annotations
+
+import shlex
 
 
 def counted(number: int, noun: str, plural: str | None = None) -> str:
@@ -21,3 +23,14 @@ def duration(seconds: float | None) -> str:
 def gigabytes(mb: float) -> str:
     """MB -> `0.623 GB` (1024 MB a GB, as Slurm counts)."""
     return f"{mb / 1024:.3g} GB"
+
+
+def command(*words: object) -> str:
+    """A command the user may paste: each word shell-quoted (`python -m sweeper resume 'my sweep'`),
+    so that a space or `$(...)` in a path stays part of it; a plain path prints as it is."""
+    return " ".join(shlex.quote(str(word)) for word in words)
+
+
+def sweeper_command(verb: str, *words: object) -> str:
+    """`python -m sweeper VERB ...`, quoted as `command` quotes it."""
+    return command("python", "-m", "sweeper", verb, *words)

@@ -80,8 +80,10 @@ def test_the_marker_of_this_slurm_job_before_its_requeue_is_stale(tmp_path, monk
 
 
 def test_another_slurm_jobs_marker_on_another_host_is_kept(tmp_path, monkeypatch, not_in_slurm):
+    """A Slurm job that Slurm does not say has ended (here one it does not know, or no Slurm at all):
+    kept. One that Slurm says ended is stale: tests/test_slurm.py, on the cluster."""
     monkeypatch.setenv("SLURM_JOB_ID", "555")
-    mark = write_marker(tmp_path, OTHER_HOST, 4242, slurm_job_id="554")
+    mark = write_marker(tmp_path, OTHER_HOST, 4242, slurm_job_id="987654321")
     assert owner.take(tmp_path) == mark
 
 

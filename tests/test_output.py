@@ -226,6 +226,7 @@ def test_a_single_run_log_holds_its_line(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "steps=20 -> ok final_loss=" in (tmp_path / "run.log").read_text()
     assert out.stdout.count("steps=20 -> ok") == 1
+    assert out.stdout.splitlines()[-1] == f"run directory: {tmp_path}"  # its folder, last
 
 
 @pytest.mark.slow

@@ -323,3 +323,35 @@ def test_gpu_scaling_of_repeats_gives_the_spread_of_each_counts_times(report_of,
     assert float(rows[2]["train_time_s_std"]) == pytest.approx(np.std([60, 64], ddof=1), rel=1e-3)
     assert "Repeats: 2 configurations, up to 2 seeds each" in markdown
     assert_images(sweep, "gpu_scaling_cnn_adam.png", "loss_cnn_adam.png", "epochs_cnn_adam.png")
+
+
+def test_a_list_valued_hyperparameter_groups_as_its_text(sweeper_cli, tmp_path):
+    """A task's `layers=[32,16]` (or `+task.run.sizes=[1,2]`): report, collate --by-config and the
+    table treat it as its text, `[32,16]`, not as an unhashable list."""
+    sweep = tmp_path / "layers"
+    for num, (layers, lr) in enumerate([([32, 16], 0.1), ([32, 16], 0.01), ([64], 0.1), ([64], 0.01)]):
+        synthetic.write_job(sweep / str(num), "softmax", "adam", {"lr": lr, "layers": layers, "seed": 0},
+                            {"test_accuracy": 0.9 + num / 100}, {"loss": [1.0, 0.5]},
+                            overrides=[f"lr={lr}", f"layers=[{','.join(map(str, layers))}]"])
+    for command in (["report"], ["collate", "--by-config"]):
+        result = sweeper_cli(*command, str(sweep))
+        assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    table = pd.read_csv(sweep / "results_by_config.csv")
+    assert sorted(table["layers"]) == ["[32,16]", "[32,16]", "[64]", "[64]"]
+    assert "[32,16]" in (sweep / "report" / "report.md").read_text()
+
+
+def test_a_300_character_name_and_a_nul_make_no_traceback(sweeper_cli, tmp_path):
+    """A 300-character optimizer name and a NUL in a name or a value: the report is written, its
+    figures under names a file can have."""
+    sweep = tmp_path / "odd"
+    for num, lr in enumerate([0.1, 0.01]):
+        synthetic.write_job(sweep / str(num), "softmax", "o" * 300, {"lr": lr, "note": "a\x00b"},
+                            {"test_accuracy": 0.9 + num / 100}, {"loss": [1.0, 0.5]})
+    synthetic.write_job(sweep / "2", "softmax", "ad\x00am", {"lr": 0.1}, {"test_accuracy": 0.9}, {"loss": [1.0, 0.5]})
+    for command in (["report"], ["collate", "--by-config"]):
+        result = sweeper_cli(*command, str(sweep))
+        assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    figures = sorted((sweep / "report").glob("*.png"))
+    assert len(figures) >= 3 and all(len(figure.name.encode()) < 255 for figure in figures)
+    assert "loss_softmax_ad_am_" in " ".join(figure.name for figure in figures)

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -264,3 +265,40 @@ def test_slurms_pending_reasons_are_on_the_page(sweep, tmp_path, monkeypatch):
                                    "Slurm job 77_11 (job 11) pending: Resources"]
     assert {c["status"]: c["count"] for c in overview["counts"]}["pending"] == 3
     assert (job["status"], job["slurm"], job["slurm_job_id"]) == ("pending", "PENDING", "77_9")
+
+
+def test_serve_writes_no_index_into_the_sweep(sweep):
+    """Records the sweep's index lacks (written elsewhere, or the index deleted): the page reads them
+    and keeps their index lines in a folder of its own; the sweep is as it was, no `index/` in it."""
+    shutil.rmtree(sweep / "index")
+    before = _files(sweep)
+    with serving(sweep, refresh_s=0) as server:
+        for _ in range(2):  # the second read takes them from the server's own index
+            assert server.get("/api/sweep").status == 200
+    assert _files(sweep) == before and not (sweep / "index").exists()
+
+
+def test_serve_of_a_sweep_it_cannot_write(tmp_path):
+    """A sweep this user may read but not write (root's, served by `nobody`): the page answers."""
+    shared = Path(tempfile.mkdtemp(prefix="sweeper-readonly-"))
+    try:
+        shared.chmod(0o755)
+        sweep = shared / "sweep"
+        softmax_grid_sweep(sweep, partial=True)
+        shutil.rmtree(sweep / "index")
+        before = _files(sweep)
+        as_nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+        process = subprocess.Popen([*as_nobody, sys.executable, "-m", "sweeper", "serve", str(sweep), "--port", "0"],
+                                   cwd=ROOT, env={**checkout_env(), "HOME": str(tmp_path)}, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        try:
+            url = re.search(r"at (http://\S+) ", _first_line(process)).group(1)
+            with urllib.request.urlopen(url.replace("/?", "/api/sweep?"), timeout=30) as answer:
+                assert json.loads(answer.read())["total"] == 12
+        finally:
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=30) == 0
+            assert "Traceback" not in process.stderr.read()
+        assert _files(sweep) == before and not (sweep / "index").exists()
+    finally:
+        shutil.rmtree(shared)

@@ -1,6 +1,8 @@
 """Sweeps on the real Slurm cluster of this machine (`make slurm-up`), as a user runs them."""
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import re
 import subprocess
@@ -196,6 +198,74 @@ def test_cancel_scancels_a_sweeps_jobs_and_resume_runs_them(status, tmp_path):
     resumed = run_cli("-m", "sweeper", "resume", str(sweep), "hydra.launcher.wait=true")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert {read_record(sweep / job / "result.json").status for job in ("0", "1")} == {"ok"}
+
+
+def _controller_forgot(tmp_path: Path, monkeypatch) -> None:
+    """squeue as the controller answers once a job ended more than MinJobAge (300 s) ago; sacct is the real one."""
+    stub = tmp_path / "bin"
+    stub.mkdir()
+    (stub / "squeue").write_text("#!/bin/sh\necho 'slurm_load_jobs error: Invalid job id specified' >&2\nexit 1\n")
+    (stub / "squeue").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{stub}:{os.environ['PATH']}")
+
+
+def test_status_shows_an_array_cancelled_while_pending_as_cancelled(status, tmp_path, monkeypatch):
+    """A sweep's array cancelled before any of its tasks started: sacct names the array alone
+    (`123|CANCELLED by 0`); its jobs are `cancelled`, not `not_started`, also once squeue forgot them."""
+    sweep = tmp_path / "held"
+    synthetic.write_job_list(sweep, "linear", "gd", [{"lr": 0.1}, {"lr": 0.2}, {"lr": 0.3}])
+    array = subprocess.run(["sbatch", "--parsable", "--hold", "--array=0-2", "-o", "/dev/null", "--wrap", "true"],
+                           capture_output=True, text=True, check=True, timeout=30).stdout.strip()
+    manifest.update(sweep, {n: {"slurm_job_id": f"{array}_{n}"} for n in range(3)})
+    subprocess.run(["scancel", array], check=True, timeout=10)
+    deadline = time.monotonic() + 30
+    while not sacct(array, "State").startswith("CANCELLED"):
+        assert time.monotonic() < deadline, sacct(array, "JobID,State")
+        time.sleep(0.5)
+    _controller_forgot(tmp_path, monkeypatch)
+    assert states(status(sweep).stdout) == {str(n): ["cancelled", "cancelled"] for n in range(3)}
+
+
+def _ended_slurm_job(*options: str) -> str:
+    """The id of a Slurm job submitted with `options` that has ended (completed, or cancelled)."""
+    job_id = subprocess.run(["sbatch", "--parsable", "-o", "/dev/null", *options, "--wrap", "true"],
+                            capture_output=True, text=True, check=True, timeout=30).stdout.strip()
+    if "--hold" in options:
+        subprocess.run(["scancel", job_id], check=True, timeout=10)
+    assert final_state(job_id).split()[0] in ENDED
+    return job_id
+
+
+@pytest.mark.parametrize("how", ["completed", "cancelled"])
+def test_a_dead_nodes_marker_is_resolved_by_asking_slurm(status, tmp_path, how):
+    """A job's `.owner` left on another host by a Slurm job that has ended (its node died): `status`
+    does not show it running and `resume` runs the job, the marker taken over, not deleted by hand."""
+    from sweeper.job.owner import OWNER_NAME
+
+    sweep = tmp_path / "dead"
+    result = run_cli(str(ROOT / "run.py"), "-m", "lr=0.1,0.01", "steps=20", f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stderr
+    (sweep / "1" / "result.json").unlink()
+    slurm_id = _ended_slurm_job("--hold") if how == "cancelled" else _ended_slurm_job()
+    marker = {"host": "a-node-that-died", "pid": 4242, "started": "2026-01-01T00:00:00+00:00", "slurm_job_id": slurm_id}
+    (sweep / "1" / OWNER_NAME).write_text(json.dumps(marker) + "\n")
+    assert status_rows(status(sweep).stdout)["1"][0] == "missing"  # not running: no Slurm column, its own state
+    resumed = run_cli("-m", "sweeper", "resume", str(sweep))
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert read_record(sweep / "1" / "result.json").status == "ok" and not (sweep / "1" / OWNER_NAME).exists()
+
+
+def test_a_running_slurm_jobs_marker_on_another_host_is_kept(tmp_path):
+    from sweeper.job import owner
+
+    job_id = subprocess.run(["sbatch", "--parsable", "--hold", "-o", "/dev/null", "--wrap", "true"],
+                            capture_output=True, text=True, check=True, timeout=30).stdout.strip()
+    try:
+        mark = owner.Owner("a-live-node", 4242, "2026-01-01T00:00:00+00:00", job_id)
+        (tmp_path / owner.OWNER_NAME).write_text(json.dumps(dataclasses.asdict(mark)) + "\n")
+        assert owner.take(tmp_path) == mark  # pending is not ended: its owner may run yet
+    finally:
+        subprocess.run(["scancel", job_id], timeout=10)
 
 
 def test_status_does_not_wait_for_jobs_slurm_does_not_know(status, tmp_path, monkeypatch):

@@ -145,3 +145,63 @@ def test_report_of_a_sweep_none_of_whose_jobs_started_is_refused(sweeper_cli, tm
     assert result.returncode == 2 and result.stderr == f"error: no job directories under {sweep}: give the sweep directory (hydra.sweep.dir)\n"
     synthetic.linear_job(sweep / "1", "adam", lr=0.2)
     assert sweeper_cli("report", str(sweep)).returncode == 0
+
+
+def _single_run(run_dir, lr):
+    """A run without -m as Hydra leaves it (`mode: RUN`), with its record."""
+    synthetic.linear_job(run_dir, "gd", lr=lr)
+    (run_dir / ".hydra" / "hydra.yaml").write_text("hydra:\n  run:\n    dir: x\n  mode: RUN\n")
+
+
+@pytest.mark.parametrize("command", ["collate", "report"])
+def test_a_folder_of_single_runs_is_read_as_one_table(sweeper_cli, tmp_path, command):
+    """Hydra's outputs/runs, or several hydra.run.dirs under one folder: each run a row."""
+    runs = tmp_path / "outputs" / "runs"
+    _single_run(runs / "2024-01-01_00-00-00", 0.1)
+    _single_run(runs / "2024-01-02_00-00-00", 0.01)
+    result = sweeper_cli(command, str(runs))
+    assert result.returncode == 0, result.stderr
+    table = (runs / "results.csv").read_text()
+    assert "2024-01-01_00-00-00," in table and "2024-01-02_00-00-00," in table
+    assert command == "collate" or (runs / "report" / "report.md").exists()
+
+
+@pytest.mark.parametrize("stray", ['{"accuracy": 0.9}', "[1, 2]", "not ours"])
+def test_a_stray_result_json_is_no_job(sweeper_cli, softmax_sweep, tmp_path, stray):
+    """Another program's result.json is no job: a folder holding only such files is refused, and
+    one beside a sweep's jobs is no row; a record of ours that is damaged is still a job (corrupt)."""
+    other = tmp_path / "other"
+    (other / "a").mkdir(parents=True)
+    (other / "a" / "result.json").write_text(stray)
+    (other / "result.json").write_text(stray)
+    result = sweeper_cli("collate", str(other))
+    assert result.returncode == 2 and "holds no sweep" in result.stderr
+    assert not (other / "results.csv").exists()
+    (softmax_sweep / "jobs.json").unlink()  # the job directories alone say what the jobs are
+    (softmax_sweep / "notes").mkdir()
+    (softmax_sweep / "notes" / "result.json").write_text(stray)
+    (softmax_sweep / "torn").mkdir()
+    (softmax_sweep / "torn" / "result.json").write_text('{"status": "ok", "task": "softm')
+    result = sweeper_cli("collate", str(softmax_sweep))
+    assert result.returncode == 0, result.stderr
+    rows = (softmax_sweep / "results.csv").read_text().splitlines()
+    assert len(rows) == 1 + 13 and not any(row.startswith("notes,") for row in rows)
+    assert any(row.startswith("torn,") and "corrupt" in row for row in rows)
+
+
+@pytest.mark.parametrize("command", ["collate", "report"])
+def test_outputs_names_outputs_multirun(sweeper_cli, softmax_sweep, command):
+    """`collate outputs`, where outputs holds outputs/multirun, single runs in outputs/runs and a sweep
+    run into outputs/x (hydra.sweep.dir): one line naming outputs/multirun, nothing written."""
+    outputs = softmax_sweep.parent
+    multirun = outputs / "multirun"
+    synthetic.softmax_grid_sweep(multirun / "2024-01-01_00-00-00")
+    _single_run(outputs / "runs" / "2024-01-01_00-00-00", 0.1)
+    result = sweeper_cli(command, str(outputs))
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert f"give a folder of sweeps (such as {multirun})" in result.stderr and f"(such as {softmax_sweep})" in result.stderr
+    assert not (outputs / "results.csv").exists() and not (outputs / "report").exists()
+    softmax_sweep.rename(multirun / "x")
+    result = sweeper_cli(command, str(outputs))
+    assert result.returncode == 2 and f"only sweeps deeper: give a sweep directory or a folder of sweeps (such as {multirun})" in result.stderr
+    assert sweeper_cli(command, str(multirun)).returncode == 0

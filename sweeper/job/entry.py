@@ -13,6 +13,8 @@ def run_job(cfg: DictConfig) -> float:
     """Run the job `cfg` describes in Hydra's job directory; return its objective (NaN if none)."""
     job, context = job_from_hydra(cfg)
     record = execute(job, context)
-    if record is not None and record.status == Status.FAILED and context.single_run:
-        raise SystemExit(1)
+    if context.single_run:  # a sweep's last line names its folder; a single run's, this one
+        print(f"run directory: {job.directory}", flush=True)
+        if record is not None and record.status == Status.FAILED:
+            raise SystemExit(1)
     return objective(record)

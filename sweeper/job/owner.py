@@ -2,8 +2,8 @@
 
 The owner is a marker file `.owner` (host, process id, Slurm job id, start time) made with an
 exclusive create, so of two runs that reach the same directory at once exactly one takes it. A
-marker whose process is gone (same host, no such process; or a Slurm job that is this one,
-requeued) is stale and is taken over.
+marker whose process is gone (same host, no such process; a Slurm job that is this one, requeued;
+or, on another host, a Slurm job that Slurm says has ended: a dead node's) is stale and is taken over.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import socket
 from pathlib import Path
 
 from sweeper.job.record import create_atomic
+from sweeper.launching.scheduler import ENDED, job_states
 
 OWNER_NAME = ".owner"
 
@@ -63,15 +64,25 @@ def read_owner(job_dir: Path) -> Owner | None:
     return read_owner_file(Path(job_dir) / OWNER_NAME)
 
 
-def is_alive(owner: Owner) -> bool:
+def is_alive(owner: Owner, slurm_states: dict[str, str] | None = None) -> bool:
     """Whether the owner may still be running: its process exists on this host; on another host
-    it is taken to be alive (nothing here can tell), unless it is this Slurm job, requeued."""
+    it is taken to be alive (nothing here can see its process), unless it is this Slurm job,
+    requeued, or its Slurm job has ended (the node died under it). `slurm_states`: Slurm's states
+    known to the caller, asked first and added to (a reader of many jobs asks Slurm once a job id)."""
     me = _this_process()
     if owner.slurm_job_id and owner.slurm_job_id == me.slurm_job_id:
         return owner.pid == me.pid  # the same Slurm job started again: the old process is gone
     if owner.host == me.host:
         return _process_exists(owner.pid)
-    return True
+    return not (owner.slurm_job_id and _slurm_ended(owner.slurm_job_id, {} if slurm_states is None else slurm_states))
+
+
+def _slurm_ended(job_id: str, known: dict[str, str]) -> bool:
+    """Whether Slurm says the job ended; a job Slurm does not know (or a Slurm that does not answer,
+    asked once) cannot be told ended: not."""
+    if job_id not in known:
+        known[job_id] = (job_states([job_id]) or {}).get(job_id, "")
+    return known[job_id] in ENDED
 
 
 def take(job_dir: Path) -> Owner | None:

@@ -83,7 +83,13 @@ def job_states(job_ids: Iterable[str], timeout: float | None = None) -> dict[str
         if states is None and queued is None:
             return None
         states = {**(states or {}), **(queued or {})}
-    return {job_id: state for job_id, state in states.items() if job_id in wanted}
+    return {job_id: state for job_id in wanted if (state := _state_of(states, job_id))}
+
+
+def _state_of(states: dict[str, str], job_id: str) -> str | None:
+    """A job's state; an array task that no line names takes its array's: sacct names an array none
+    of whose tasks started by the array's id alone (`123|CANCELLED`: cancelled while pending)."""
+    return states.get(job_id) or states.get(job_id.split("_")[0])
 
 
 def max_array_size() -> int | None:

@@ -32,7 +32,7 @@ from sweeper.launching.resources import by_resources, executor, resources_of, sa
 from sweeper.launching.scheduler import job_states, max_array_size, node_offers
 from sweeper.sweep import manifest
 from sweeper.sweep.jobs import read_job
-from sweeper.words import counted
+from sweeper.words import command, counted, sweeper_command
 
 _ACCOUNTING_WAIT_S = 10.0  # how long a sweep's end waits for Slurm's accounting of its last jobs
 
@@ -239,7 +239,7 @@ def _alive_tasks(jobs: list[PlannedJob], sweep_dir: Path) -> list[SubmittedTask]
     by_id: dict[str, SubmittedTask] = {}
     for i, row in wanted.items():
         slurm_id = row.slurm_job_id or ""
-        job = read_job(sweep_dir, sweep_dir / row.dir, row, states.get(slurm_id))
+        job = read_job(sweep_dir, sweep_dir / row.dir, row, states.get(slurm_id), slurm_states=states)
         if job.status in ACTIVE:
             folder = resources_of(jobs[i])["submitit_folder"]
             task = by_id.setdefault(slurm_id, SubmittedTask([], SlurmJob(folder, slurm_id), row.packed_task is not None))
@@ -312,7 +312,7 @@ def _refuse_submission(error: BaseException, jobs: list[PlannedJob], packs: list
         ids = sorted({task.job.job_id.split("_")[0] for task in before}, key=int)
         earlier = sum(len(task.positions) for task in before)
         line += (f"; submitted before them and going on: {counted(earlier, 'job')} (Slurm job ids: {', '.join(ids)}), "
-                 f"follow them with: python -m sweeper status {sweep_dir.resolve()}")
+                 f"follow them with: {sweeper_command('status', sweep_dir.resolve())}")
     else:
         line += "; nothing was submitted"
     print(line, file=sys.stderr, flush=True)
@@ -343,7 +343,7 @@ def _report_submitted(jobs: list[PlannedJob], tasks: list[SubmittedTask], arrays
     print(f"Submitted {counted(submitted, 'job')} to Slurm, without waiting; Slurm job ids: {', '.join(arrays) or 'none'}",
           flush=True)
     print(f"Sweep directory: {where}", flush=True)
-    print(f"Follow it with: python -m sweeper status {where}", flush=True)
+    print(f"Follow it with: {sweeper_command('status', where)}", flush=True)
     # The sweeper reads every job's return value: there is none yet.
     return [JobReturn(overrides=job.overrides, working_dir=str(where / job.dir), status=JobStatus.COMPLETED)
             for job in jobs]
@@ -352,5 +352,5 @@ def _report_submitted(jobs: list[PlannedJob], tasks: list[SubmittedTask], arrays
 def _still_running(submitted: list[Job[Any]], sweep_dir: Path) -> None:
     """Ctrl-C stops the waiting, not the jobs: say so, and how to stop or follow them."""
     arrays = sorted({job.job_id.split("_")[0] for job in submitted}, key=int)
-    print(f"\ninterrupted: the Slurm jobs keep running; stop them with: scancel {' '.join(arrays)}", flush=True)
-    print(f"follow them with: python -m sweeper status {sweep_dir.resolve()}", flush=True)
+    print(f"\ninterrupted: the Slurm jobs keep running; stop them with: {command('scancel', *arrays)}", flush=True)
+    print(f"follow them with: {sweeper_command('status', sweep_dir.resolve())}", flush=True)

@@ -1,7 +1,9 @@
 """What a report shows per group: the jobs of one task and one optimizer, and how numbers are written."""
 from __future__ import annotations
 
+import hashlib
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +25,7 @@ MAX_LISTED = 200        # problem jobs listed by name in report.md
 BAND_POINTS = 400       # resolution of the band of all runs behind the loss curves
 MAX_HISTORIES = 500     # histories a figure reads: a larger group's are this many ranks, spread evenly
 NOT_AXES = ("seed",)    # repeats, not a grid axis
+_SLUG_CHARACTERS = 100  # of a figure's file name (a name has at most 255 bytes)
 MAX_REPEATS = 50        # a configuration's curves: the histories of at most this many of its repeats, spread evenly
 
 STATUS_COLOR = {Status.DIVERGED: "#d62728", Status.FAILED: "#7f7f7f"}
@@ -60,7 +63,13 @@ class Group:
 
     @property
     def slug(self) -> str:
-        return f"{self.task}_{self.optimizer}".replace("/", "_")
+        """Its figures' file names' part: `softmax_adam`; a name a file cannot have (a NUL, a slash,
+        300 characters) made one that it can, unique by a hash of the name."""
+        name = f"{self.task}_{self.optimizer}"
+        slug = re.sub(r"[^\w.+=-]", "_", name, flags=re.ASCII)[:_SLUG_CHARACTERS]
+        if slug == name:
+            return slug
+        return f"{slug}_{hashlib.sha1(name.encode(errors='replace')).hexdigest()[:8]}"
 
     def ranked(self, points: bool = False) -> pd.DataFrame:
         """Its ok rows with a finite objective, best first; points: its `points` (configurations where it has repeats)."""

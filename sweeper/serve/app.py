@@ -130,6 +130,7 @@ def make_app(root: Path, within: list[Path], token: str, refresh_s: float | None
         live.start()
         yield
         figures.close()
+        live.close()
 
     return Starlette(routes=routes, middleware=[Middleware(TokenGate, token=token)], lifespan=lifespan)
 

@@ -101,8 +101,8 @@ def _overview(root: Path, sweep: Sweep, table: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def read_snapshot(root: Path, within: list[Path]) -> Snapshot:
-    sweep = read_sweep(root, within)
+def read_snapshot(root: Path, within: list[Path], index_elsewhere: Path | None = None) -> Snapshot:
+    sweep = read_sweep(root, within, index_elsewhere)
     table = collate(root, sweep.jobs)
     return Snapshot(sweep, table, {job.name: job for job in sweep.jobs}, _overview(root, sweep, table),
                     time.monotonic())
@@ -119,6 +119,9 @@ class Live:
         self._reading: Future[Snapshot] | None = None
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="sweep-reader")
         self._warned: set[str] = set()
+        # The index lines a read adds go here, not into the sweep, which the page does not change
+        # (a read-only sweep is served as fast): read_sweep's `index_elsewhere`.
+        self.index = Path(tempfile.mkdtemp(prefix="sweeper-serve-index-"))
 
     def start(self) -> None:
         """Read the sweep now, before the first request asks (a large sweep takes seconds)."""
@@ -130,7 +133,7 @@ class Live:
         said, started = io.StringIO(), time.monotonic()
         try:
             with contextlib.redirect_stderr(said):  # the reader's warnings: once each, not at every read
-                snapshot = read_snapshot(self.root, self.within)
+                snapshot = read_snapshot(self.root, self.within, self.index)
             snapshot.took = time.monotonic() - started
             with self._lock:
                 self._latest = snapshot
@@ -142,6 +145,9 @@ class Live:
                 if line not in self._warned:
                     self._warned.add(line)
                     print(line, file=sys.stderr)
+
+    def close(self) -> None:
+        shutil.rmtree(self.index, ignore_errors=True)
 
     def snapshot(self) -> Snapshot:
         """The latest snapshot; a new read starts when it is `every` seconds old (or as old as two

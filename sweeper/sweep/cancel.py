@@ -16,7 +16,7 @@ from pathlib import Path
 from sweeper.job.owner import OWNER_NAME, read_owner_file
 from sweeper.job.status import ACTIVE, summary
 from sweeper.sweep.jobs import Job, read_sweep
-from sweeper.words import counted
+from sweeper.words import counted, sweeper_command
 
 # a process's command line that runs a sweep: run.py, `python -m sweeper.run` (what resume runs), the installed command
 SWEEP_COMMANDS = ("run.py", "sweeper.run", "hpc-sweeper")
@@ -83,5 +83,5 @@ def cancel(sweep_dir: Path) -> int:
         said.append(f"{counted(len(pids), 'process', 'processes')} on this machine ({', '.join(map(str, pids))})")
     stopped = " and ".join(said) or "nothing: the active jobs run elsewhere"
     print(f"cancelled {counted(len(active), 'job')}: {stopped}; finish the sweep with: "
-          f"python -m sweeper resume {sweep_dir}", flush=True)
+          f"{sweeper_command('resume', sweep_dir)}", flush=True)
     return 0

@@ -1,6 +1,7 @@
 """Collation: every job under a directory, as one table (results.csv, results.md)."""
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,13 @@ class _Names:
                 self.names.insert(after, name)
 
 
+def _as_cell(hparams: dict[str, Any]) -> dict[str, Any]:
+    """A hyperparameter that is a list or a mapping (a task's `layers=[32,16]`) as its text, compact
+    as the override that set it: a cell that groups, sorts and labels like any other value."""
+    return {name: json.dumps(value, separators=(",", ":")) if isinstance(value, (list, dict)) else value
+            for name, value in hparams.items()}
+
+
 def _row(job: Job, hparams: _Names) -> dict[str, Any]:
     """The job's row; `hparams` gathers the hyperparameters' names."""
     row: dict[str, Any] = {"job": job.name}
@@ -45,10 +53,10 @@ def _row(job: Job, hparams: _Names) -> dict[str, Any]:
     if record is None:  # what its sweep's job list says it runs with
         entry = job.entry
         hparams.update(entry.hparams if entry else {})
-        known = {"task": entry.task, "optimizer": entry.optimizer, **entry.hparams} if entry else {}
+        known = {"task": entry.task, "optimizer": entry.optimizer, **_as_cell(entry.hparams)} if entry else {}
         return {**row, **known, "status": job.status.value, **({"error": job.error} if job.error else {})}
     hparams.update(record.hparams)
-    row.update(task=record.task, optimizer=record.optimizer, **record.hparams, status=job.status.value)
+    row.update(task=record.task, optimizer=record.optimizer, **_as_cell(record.hparams), status=job.status.value)
     row.update({k: v for k, v in record.metrics.items() if isinstance(v, (int, float, str, type(None)))})
     if job.status == Status.DIVERGED:  # its record stores a value that is not finite as null: `inf`, as its line says
         row.update({k: math.inf for k, v in record.metrics.items() if v is None})

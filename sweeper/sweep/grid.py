@@ -28,7 +28,7 @@ from sweeper.refusals import check_grid_not_empty, check_grid_values, check_swee
 from sweeper.sweep import manifest, progress, repeats
 from sweeper.launching.collect import raise_outside_task
 from sweeper.launching.compose import Planner
-from sweeper.words import counted
+from sweeper.words import counted, sweeper_command
 from sweeper.sweep.planning import configs, launch, plan_sweep, planner_for
 
 
@@ -102,7 +102,7 @@ class GridSweep(BasicSweeper):
         listed = manifest.read_manifest(sweep_dir)
         if listed is not None and listed.total > jobs and (sweep_dir / "multirun.yaml").exists():
             print(f"note: {sweep_dir} holds a sweep of {counted(listed.total, 'job')}, of which this command runs the "
-                  f"first {jobs}; the others run with: python -m sweeper resume {sweep_dir}", flush=True)
+                  f"first {jobs}; the others run with: {sweeper_command('resume', sweep_dir)}", flush=True)
             return
         assert self.config is not None
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")

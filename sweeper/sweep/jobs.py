@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
+import hashlib
 import json
 import os
 import re
@@ -121,8 +122,27 @@ class Sweep:
     slurm_answered: bool = True     # False: Slurm was asked about its jobs and did not answer
 
 
-# What makes a directory a job's: Hydra's `.hydra/`, a record, or an owner.
-_JOB_MARKS = frozenset({".hydra", RECORD_NAME, OWNER_NAME})
+# What makes a directory a job's: Hydra's `.hydra/`, an owner, or a record of ours (_holds_a_record).
+_JOB_MARKS = frozenset({".hydra", OWNER_NAME})
+# A record as write_record writes it: a JSON object whose first key is its status (a torn one too).
+_RECORD_START = re.compile(rb'\s*\{\s*"status"\s*:')
+
+
+def _holds_a_record(directory: str | Path) -> bool:
+    """Whether the directory's result.json is one of ours: another program's result.json (a list, a
+    dict of its own, text) makes no job; one of ours that is damaged does (shown `corrupt`)."""
+    try:
+        with open(os.path.join(directory, RECORD_NAME), "rb") as f:
+            return _RECORD_START.match(f.read(256)) is not None
+    except OSError:
+        return False
+
+
+def _is_job(directory: str | Path, subdirs: list[str], files: list[str]) -> bool:
+    """The one test of a job's directory, given what it holds: Hydra's `.hydra/`, an owner, or a
+    record of ours."""
+    return bool(_JOB_MARKS.intersection(subdirs) or _JOB_MARKS.intersection(files)) or \
+        (RECORD_NAME in files and _holds_a_record(directory))
 
 
 def _walk(root: Path, lists: dict[Path, Manifest | None] | None = None) -> tuple[list[Path], list[Path]]:
@@ -138,7 +158,7 @@ def _walk(root: Path, lists: dict[Path, Manifest | None] | None = None) -> tuple
                 listed = lists[Path(directory)] = _manifest(Path(directory))
                 known = {entry.dir for entry in listed.jobs} if listed is not None else set()
                 subdirs[:] = [name for name in subdirs if name not in known]
-        if _JOB_MARKS.intersection(subdirs) or _JOB_MARKS.intersection(files):
+        if _is_job(directory, subdirs, files):
             jobs.append(Path(directory))
             subdirs.clear()
     return jobs, sweeps
@@ -152,12 +172,14 @@ def job_dirs(root: Path) -> list[Path]:
 def has_job_dir(root: Path) -> bool:
     """Whether any job directory is under root: the walk stops at the first (job_dirs() lists
     100,000 directories of a big sweep, seconds, to say the same)."""
-    return any(_JOB_MARKS.intersection(subdirs) or _JOB_MARKS.intersection(files)
-               for _, subdirs, files in os.walk(root))
+    return any(_is_job(directory, subdirs, files) for directory, subdirs, files in os.walk(root))
 
 
 def _is_job_dir(path: Path) -> bool:
-    return path.is_dir() and bool(_JOB_MARKS.intersection(os.listdir(path)))
+    if not path.is_dir():
+        return False
+    names = os.listdir(path)
+    return _is_job(path, names, names)
 
 
 def _is_single_run(path: Path) -> bool:
@@ -197,22 +219,29 @@ class NotASweep(ValueError):
 
 def sweeps_in(root: Path) -> list[Path]:
     """What `collate` and `report` read, and write their results beside: root itself when it is a
-    sweep directory (or a single run's), else the sweep directories inside a folder of sweeps
-    (every folder in it a sweep, or a single run, which is left out). Raises NotASweep for
-    anything else, without walking it: records deeper would mix unrelated work, and results are
-    written only into a sweep or a folder of sweeps the user named."""
+    sweep directory (or a single run's, or a folder of single runs: outputs/runs), else the sweep
+    directories inside a folder of sweeps (every folder in it a sweep, or a single run, which is
+    left out). Raises NotASweep for anything else, without walking it: records deeper
+    would mix unrelated work, and results are written only into a sweep or a folder of sweeps the
+    user named."""
     root = Path(root)
     if _is_job_dir(root) or _is_sweep_dir(root):
         return [root]
     children = [child for child in _subdirs(root) if not child.name.startswith(".") and child.name != "report"]
     sweeps = [child for child in children if _is_sweep_dir(child)]
-    others = [child for child in children if child not in sweeps and not _is_single_run(child)]
+    runs = [child for child in children if _is_single_run(child)]
+    others = [child for child in children if child not in sweeps and child not in runs]
     if sweeps and not others:
         return sweeps
+    if runs and not others:  # single runs alone, read as one table (a sweep would leave them out)
+        return [root]
+    holding = next((child for child in others if any(_is_sweep_dir(g) for g in _subdirs(child))), None)
+    if sweeps and holding is not None:  # outputs: its own sweeps (hydra.sweep.dir=outputs/x) and outputs/multirun
+        raise NotASweep(f"{root} holds sweeps and folders of sweeps: give a folder of sweeps (such as {holding}) "
+                        f"or a sweep directory (such as {sweeps[0]})")
     if sweeps:
         raise NotASweep(f"{root} holds sweeps and other folders (such as {others[0]}): give a sweep directory "
                         "or a folder of sweeps only")
-    holding = next((child for child in children if any(_is_sweep_dir(g) for g in _subdirs(child))), None)
     if holding is not None:
         raise NotASweep(f"{root} holds no sweep, only sweeps deeper: give a sweep directory or a folder of "
                         f"sweeps (such as {holding})")
@@ -269,9 +298,10 @@ def _recorded(path: Path, index: _Index | None) -> tuple[Status, Record | str, b
 
 
 def read_job(root: Path, path: Path, entry: ListedJob | None = None, slurm: str | None = None,
-             index: _Index | None = None, name: str | None = None) -> Job:
+             index: _Index | None = None, name: str | None = None, slurm_states: dict[str, str] | None = None) -> Job:
     """The job in directory `path` (named relative to root): its record, or why it has none.
-    `index`: its sweep's, when `path` is a job directory right in the sweep's."""
+    `index`: its sweep's, when `path` is a job directory right in the sweep's; `slurm_states`:
+    Slurm's states known so far, for an owner on another host (owner.is_alive)."""
     name = _name(root, path) if name is None else name
     packed = entry is not None and entry.packed_task is not None
     try:
@@ -280,7 +310,7 @@ def read_job(root: Path, path: Path, entry: ListedJob | None = None, slurm: str 
         print(f"warning: {e}", file=sys.stderr)
         return Job(name, path, decide(corrupt=True, slurm=slurm), error=str(e), entry=entry, slurm=slurm)
     owner = read_owner(path) if packed or found is None else None
-    owner_alive = owner is not None and is_alive(owner)
+    owner_alive = owner is not None and is_alive(owner, slurm_states)
     if found is not None:
         recorded, record, whole = found
         status = decide(recorded, slurm=slurm, owner_alive=owner_alive, packed=packed)
@@ -319,14 +349,32 @@ def without_cycle_collection() -> Iterator[None]:
             gc.enable()
 
 
-def read_sweep(root: Path, within: list[Path] | None = None) -> Sweep:
+def read_sweep(root: Path, within: list[Path] | None = None, index_elsewhere: Path | None = None) -> Sweep:
     """Every job under root (or under the folders `within` it only: sweeps_in(root)): sweep by
-    sweep, each in the order of its job list, then the others by name (numbers in number order)."""
+    sweep, each in the order of its job list, then the others by name (numbers in number order).
+    `index_elsewhere`: a folder of the reader's own where the index lines it adds go, read with the
+    sweep's, for a reader that changes nothing in the sweep (serve); else they go into the sweep."""
     with without_cycle_collection():
-        return _read_sweep(Path(root), within)
+        return _read_sweep(Path(root), within, index_elsewhere)
 
 
-def _read_sweep(root: Path, within: list[Path] | None) -> Sweep:
+def _own_index(folder: Path | None, sweep_dir: Path) -> Path | None:
+    """The reader's own index folder for sweep_dir under `folder` (one per sweep); None: the sweep's."""
+    if folder is None:
+        return None
+    own = folder / hashlib.sha1(str(sweep_dir.absolute()).encode()).hexdigest()[:16]
+    own.mkdir(parents=True, exist_ok=True)
+    return own
+
+
+_IndexLines = dict[str, dict[FileKey, Indexed]]
+
+
+def _merged(first: _IndexLines, then: _IndexLines) -> _IndexLines:
+    return {**first, **{job: {**first.get(job, {}), **lines} for job, lines in then.items()}}
+
+
+def _read_sweep(root: Path, within: list[Path] | None, index_elsewhere: Path | None) -> Sweep:
     directories, sweeps = [], []
     lists: dict[Path, Manifest | None] = {}
     for top in within if within is not None else [root]:
@@ -336,24 +384,28 @@ def _read_sweep(root: Path, within: list[Path] | None) -> Sweep:
     manifests = {sweep: manifest for sweep in sorted(sweeps, key=_in_number_order)
                  if (manifest := lists[sweep]) is not None}
     states = _slurm_states(manifests)
+    asked = dict(states or {})  # and the Slurm jobs of owners on other hosts, asked once each
     jobs: list[Job] = []
     listed: set[Path] = set()
     for sweep_dir, manifest in manifests.items():
-        index = _Index(read_index(sweep_dir), str(sweep_dir))
+        own = _own_index(index_elsewhere, sweep_dir)
+        index = _Index(_merged(read_index(sweep_dir), read_index(own) if own else {}), str(sweep_dir))
         prefix = "" if sweep_dir == root else f"{_name(root, sweep_dir)}/"
         for entry in sorted(manifest.jobs, key=lambda entry: entry.num):
             path = sweep_dir / entry.dir
             direct = "/" not in entry.dir and entry.dir not in (".", "..")  # sweep_of(): deeper jobs are not indexed
             name = f"{prefix}{entry.dir}" if direct else None  # as _name() says it, without its cost
-            job = read_job(root, path, entry, (states or {}).get(entry.slurm_job_id or ""), index if direct else None, name)
+            slurm = (states or {}).get(entry.slurm_job_id or "")
+            job = read_job(root, path, entry, slurm, index if direct else None, name, asked)
             job.sweep = sweep_dir
             jobs.append(job)
             if not direct:  # a direct one was not walked (_walk)
                 listed.add(path)
-        append(sweep_dir, index.missing)  # rebuilt: the next reader need not parse them again
+        append(own or sweep_dir, index.missing)  # rebuilt: the next reader need not parse them again
         for number in range(len(manifest.jobs), manifest.total):  # a search's trials not asked yet
             jobs.append(Job(f"{_name(root, sweep_dir)}#{number}", None, Status.NOT_STARTED, sweep=sweep_dir))
-    jobs += [read_job(root, path) for path in sorted(directories, key=_in_number_order) if path not in listed]
+    jobs += [read_job(root, path, slurm_states=asked) for path in sorted(directories, key=_in_number_order)
+             if path not in listed]
     return Sweep(root, jobs, manifests, slurm_answered=states is not None)
 
 

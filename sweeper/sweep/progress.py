@@ -13,7 +13,7 @@ from sweeper.job.context import Progress
 from sweeper.job.status import FINISHED, summary
 from sweeper.sweep import manifest
 from sweeper.sweep.jobs import read_sweep
-from sweeper.words import counted
+from sweeper.words import counted, sweeper_command
 
 
 def start(total: int, done: int = 0) -> Progress:
@@ -30,11 +30,11 @@ def end(sweep_dir: Path, seconds: float, done: Collection[int] = (), jobs: int |
            if job.sweep == sweep_dir and job.entry is not None and job.entry.num not in done
            and (jobs is None or job.entry.num < jobs)]
     print(f"sweep: {summary([job.status for job in ran], skipped=len(done))} in {seconds:.1f} s wall time; "
-          f"collate: python -m sweeper collate {sweep_dir}", flush=True)
+          f"collate: {sweeper_command('collate', sweep_dir)}", flush=True)
     failed = [str(job.path) for job in ran if job.status not in FINISHED]
     if failed:
         print(f"error: {counted(len(failed), 'job')} did not finish: {' '.join(failed)}; "
-              f"finish them with: python -m sweeper resume {sweep_dir}", flush=True)
+              f"finish them with: {sweeper_command('resume', sweep_dir)}", flush=True)
         raise SystemExit(1)
 
 
@@ -45,7 +45,7 @@ def stopped(sweep_dir: Path, config: DictConfig, finish: str = "finish the sweep
     if manifest.path_of(sweep_dir).exists():
         if not (sweep_dir / "multirun.yaml").exists():
             OmegaConf.save(config, sweep_dir / "multirun.yaml")
-        print(f"\ninterrupted; {finish} with: python -m sweeper resume {sweep_dir}", flush=True)
+        print(f"\ninterrupted; {finish} with: {sweeper_command('resume', sweep_dir)}", flush=True)
     else:
         print(f"\ninterrupted before any job was listed: nothing was started in {sweep_dir}", flush=True)
     raise SystemExit(130)
