@@ -114,9 +114,10 @@ def test_missing_directory_or_a_file_instead(tmp_path):
 def test_bad_data_dir_on_the_command_line_is_one_line(tmp_path):
     result = run_cli("run.py", "task=softmax", f"data.dir={tmp_path}/nowhere", f"hydra.run.dir={tmp_path}/run")
     assert result.returncode == 1
-    assert result.stdout.strip() == (
+    assert result.stdout.strip().splitlines() == [
         f"task=softmax -> failed DataError: {tmp_path}/nowhere: no such "
-        f"directory: {FIX} to a directory holding the four MNIST IDX files (raw or .gz)")
+        f"directory: {FIX} to a directory holding the four MNIST IDX files (raw or .gz)",
+        f"run directory: {tmp_path}/run"]
     assert result.stderr.strip() == ""  # TensorFlow has not even started
     assert "Traceback" in (tmp_path / "run" / "error.txt").read_text()
 
@@ -128,7 +129,8 @@ def test_no_data_dir_and_no_network_is_one_line(tmp_path):
     env.update(KERAS_HOME=str(tmp_path / "keras"), https_proxy="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9")
     result = run_cli("run.py", "task=softmax", f"hydra.run.dir={tmp_path}/run", env=env)
     assert result.returncode == 1
-    last = result.stdout.strip().splitlines()[-1]
+    last, where = result.stdout.strip().splitlines()[-2:]
+    assert where == f"run directory: {tmp_path}/run"
     assert last.startswith("task=softmax -> failed DataError: no data.dir and "
                            "the download failed (")
     assert last.endswith(f"{FIX} to a directory holding the four MNIST IDX files (raw or .gz)")

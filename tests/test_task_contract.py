@@ -148,7 +148,7 @@ def test_a_task_returning_a_dict_prints_only_its_line_and_records_its_metrics(us
     done = _run(user, "task=mine_plain", f"hydra.run.dir={run_dir}")
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stderr == ""  # no TensorFlow start-up line, from the user's `import keras` or after
-    assert re.fullmatch(r"task=mine_plain -> ok test_mae=\S+ examples=48 \(\d+\.\d\d s\)\n",
+    assert re.fullmatch(rf"task=mine_plain -> ok test_mae=\S+ examples=48 \(\d+\.\d\d s\)\nrun directory: {re.escape(str(run_dir))}\n",
                         done.stdout), done.stdout
     record = json.loads((run_dir / "result.json").read_text())
     assert record["status"] == "ok" and record["history"] == {} and set(record["metrics"]) == {"test_mae", "examples"}

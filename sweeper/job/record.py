@@ -188,7 +188,7 @@ def _inner_error(data: dict[str, Any]) -> str | None:
     if any(type(override) is not str for override in data["overrides"]):
         return "overrides must be a list of strings"
     for name in ("hparams", "metrics", "history", "versions", "environment", "usage"):  # the fields that may nest
-        if _too_deep(data[name], _MAX_DEPTH):
+        if name in data and _too_deep(data[name], _MAX_DEPTH):  # an older record may lack `usage`
             return f"its values nest more than {_MAX_DEPTH} lists or mappings deep"
     objective = data.get("objective")
     if objective is not None and type(data["metrics"].get(objective)) not in (int, float, type(None)):
