@@ -90,7 +90,7 @@ def _cost(args: argparse.Namespace) -> int:
     text = summary(args.dir, read_sweep(args.dir, sweeps).jobs)
     print(text, end="")
     if not text.startswith("no job"):
-        from sweeper.job.record import write_atomic
+        from sweeper.files import write_atomic
 
         write_atomic(args.dir / COST_NAME, text, durable=False)
         print(f"\nwrote {args.dir / COST_NAME}")

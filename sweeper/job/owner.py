@@ -14,7 +14,7 @@ import os
 import socket
 from pathlib import Path
 
-from sweeper.job.record import create_atomic
+from sweeper.files import create_atomic
 from sweeper.launching.scheduler import ENDED, job_states
 
 OWNER_NAME = ".owner"

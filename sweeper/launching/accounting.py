@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from sweeper.job.record import write_atomic
+from sweeper.files import write_atomic
 from sweeper.launching.scheduler import ENDED, query_timeout, run_query
 
 ACCOUNTING_NAME = "accounting.json"
