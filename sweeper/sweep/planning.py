@@ -30,8 +30,8 @@ from sweeper.job.planned import PlannedJob
 from sweeper.job.record import RECORD_NAME
 from sweeper.launching import in_process
 from sweeper.launching.compose import Job, Planner
-from sweeper.refusals import (Applicability, DataCheck, check_additions, check_bypass, check_workers, refuse, takes,
-                              value_keys)
+from sweeper.refusals import Applicability, DataCheck, check_additions, check_bypass, check_workers, takes, value_keys
+from sweeper.errors import refuse
 from sweeper.sweep import manifest
 from sweeper.job.index import read_index
 

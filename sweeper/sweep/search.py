@@ -33,7 +33,8 @@ from sweeper.sweep import manifest, progress
 from sweeper.sweep.repeats import repeats_of
 from sweeper.launching.collect import raise_outside_task
 from sweeper.launching.compose import job_configs
-from sweeper.refusals import check_sweep_dir, check_workers, refuse
+from sweeper.errors import refuse
+from sweeper.refusals import check_sweep_dir, check_workers
 from sweeper.sweep.planning import launch, plan_sweep
 
 if TYPE_CHECKING:  # optuna is the `optuna` extra: imported where a search runs
