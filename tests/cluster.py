@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sweeper.launching.scheduler import ENDED
+from sweeper.scheduler import ENDED
 from sweeper.sweep import manifest
 from tests.conftest import ROOT, run_cli
 

@@ -14,7 +14,7 @@ import pytest
 
 from sweeper.sweep.collate import collate
 from sweeper.job.record import read_record
-from sweeper.launching.scheduler import ENDED, job_states
+from sweeper.scheduler import ENDED, job_states
 from sweeper.sweep import manifest
 from tests import synthetic
 from tests.cluster import final_state, read_job_ids, sacct, slurm_multirun, states, status, status_rows  # noqa: F401  (status: a fixture)

@@ -15,7 +15,7 @@ import socket
 from pathlib import Path
 
 from sweeper.files import create_atomic
-from sweeper.launching.scheduler import ENDED, job_states
+from sweeper.scheduler import ENDED, job_states
 
 OWNER_NAME = ".owner"
 

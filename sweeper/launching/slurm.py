@@ -29,7 +29,7 @@ from sweeper.launching.capacity import impossible
 from sweeper.launching.collect import SubmittedTask, announce, collect_some, job_args, sweep_dir_of
 from sweeper.launching.packed import PackedTask
 from sweeper.launching.resources import by_resources, executor, resources_of, safe_for_sbatch, setting
-from sweeper.launching.scheduler import job_states, max_array_size, node_offers
+from sweeper.scheduler import job_states, max_array_size, node_offers
 from sweeper.sweep import manifest
 from sweeper.sweep.jobs import read_job
 from sweeper.words import command, counted, sweeper_command
