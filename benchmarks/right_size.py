@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sweeper.launching.accounting import seconds  # noqa: E402  (after the path above)
-from sweeper.launching.scheduler import ENDED  # noqa: E402
+from sweeper.scheduler import ENDED  # noqa: E402
 from sweeper.sweep.manifest import read_manifest  # noqa: E402
 
 FIRST = "lr=0.001,0.002,0.003"

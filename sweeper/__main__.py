@@ -90,7 +90,7 @@ def _cost(args: argparse.Namespace) -> int:
     text = summary(args.dir, read_sweep(args.dir, sweeps).jobs)
     print(text, end="")
     if not text.startswith("no job"):
-        from sweeper.job.record import write_atomic
+        from sweeper.files import write_atomic
 
         write_atomic(args.dir / COST_NAME, text, durable=False)
         print(f"\nwrote {args.dir / COST_NAME}")
@@ -142,7 +142,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     from sweeper.job.status import summary
-    from sweeper.launching.scheduler import query_timeout
+    from sweeper.scheduler import query_timeout
     from sweeper.sweep.status_command import pending_lines, rows_shown, sweep_status
 
     if not _not_a_job(args):

@@ -12,13 +12,13 @@ from __future__ import annotations
 import dataclasses
 import operator
 import re
-import sys
 from typing import Any, Callable, Iterable, Sequence, cast
 
 from hydra.errors import CompactHydraException
 from omegaconf import DictConfig, OmegaConf
 
 from sweeper import schema
+from sweeper.errors import refuse
 from sweeper.schema import describe, is_of, lookup, top_level_types, type_error
 
 DECLARATIONS = "hparams"   # the config's node of declarations: not a hyperparameter, not fingerprinted
@@ -210,8 +210,7 @@ def check_or_exit(cfg: DictConfig | dict[Any, Any], types: dict[str, Any] | None
     try:
         validate(cfg, types)
     except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+        refuse(str(e))
 
 
 # -- which keys are a job's hyperparameters ----------------------------------------------------------

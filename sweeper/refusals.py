@@ -17,7 +17,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Container, Iterable, NoReturn, Sequence, cast
+from typing import Any, Container, Iterable, Sequence, cast
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
@@ -31,15 +31,11 @@ from sweeper.job.outcome import FRAMEWORK_ARGUMENTS
 from sweeper.job.planned import preset_of
 from sweeper.job.task import data_checks
 from sweeper import schema
+from sweeper.errors import refuse
 from sweeper.paths import command, conf_dir
 from sweeper.training.tf import locate_quietly
 
 CONF = conf_dir()
-
-
-def refuse(message: str) -> NoReturn:
-    print(f"error: {message}", file=sys.stderr, flush=True)
-    raise SystemExit(2)
 
 
 def _parse(overrides: Sequence[str]) -> list[Any]:

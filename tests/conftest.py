@@ -11,7 +11,7 @@ from typing import Callable
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -169,3 +169,22 @@ def installed(tmp_path_factory):
     from tests.installed import install
 
     return install(ROOT, tmp_path_factory.mktemp("installed"))
+
+
+def preset(group: str, name: str) -> tuple[dict, str, str]:
+    """The preset's own values (outside `defaults` and `hydra`), and the task and optimizer it picks."""
+    raw = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / group / f"{name}.yaml"))
+    picks = {key: value for entry in raw.pop("defaults") if isinstance(entry, dict) for key, value in entry.items()}
+    raw.pop("hydra", None)
+    return raw, picks["override /task"], picks["override /optimizer"]
+
+
+def refused(tmp_path: Path, *args: str) -> str:
+    """Run `python run.py args` in tmp_path; assert the refusal's form; return its one line."""
+    result = run_cli(str(ROOT / "run.py"), *args, cwd=tmp_path, timeout=120)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert list(tmp_path.iterdir()) == [], "nothing is written"
+    return lines[0]

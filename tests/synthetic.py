@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from sweeper.job.record import Record, write_record
+from sweeper.job.record import RECORD_NAME, Record, read_record, write_record
 from sweeper.sweep.manifest import ListedJob, Manifest, claim
 
 TASKS = {
@@ -221,3 +221,18 @@ def ex3_course(directory: Path, train_samples: int = 256) -> None:
                  epochs=1)
     course_sweep(directory / "ex3_40epochs", "cnn", "adam", {"lr": [1e-4], "batch_size": [16]}, train_samples,
                  epochs=2)
+
+
+def adam_grid(jobs: int) -> list[dict[str, float]]:
+    """The hyperparameters of `jobs` linear Adam jobs: lr 0.001, 0.002, ..., 10 steps each."""
+    return [{"lr": round(0.001 * (1 + number), 6), "steps": 10} for number in range(jobs)]
+
+
+def write_adam_jobs(sweep: Path, numbers: range | list[int], final: float | None = None) -> None:
+    """The records of jobs `numbers` of adam_grid's sweep; `final`: a rerun's final loss, other than the first's."""
+    for number in numbers:
+        linear_job(sweep / str(number), "adam", **adam_grid(number + 1)[number])
+        if final is not None:
+            record = read_record(sweep / str(number) / RECORD_NAME)
+            record.metrics["final_loss"] = final
+            write_record(sweep / str(number), record)

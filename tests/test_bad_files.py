@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import tracemalloc
 import urllib.parse
@@ -22,6 +23,7 @@ import pytest
 
 from sweeper.job.record import RECORD_NAME, Record, write_record
 from sweeper.sweep.collate import collate
+from sweeper.sweep.jobs import read_sweep, warnings_kept
 from sweeper.sweep.manifest import DamagedManifest, path_of, read_manifest
 from tests.conftest import ROOT, checkout_env
 from tests.serving import serving
@@ -112,6 +114,27 @@ def _assert_said(message: str, expected: tuple[str, str]) -> None:
 def bad_sweep(tmp_path) -> tuple[Path, dict[str, tuple[str, str]]]:
     sweep = tmp_path / "sweep"
     return sweep, _bad_sweep(sweep)
+
+
+def test_a_readers_warnings_kept_in_one_thread_leave_other_threads_output_alone(bad_sweep, capfd):
+    """The page reads in a thread of its own and keeps that read's warnings (to say each once):
+    what other threads print meanwhile still reaches stderr (a redirect of sys.stderr took it)."""
+    sweep, expected = bad_sweep
+    kept: list[str] = []
+
+    def read() -> None:
+        with warnings_kept() as said:
+            read_sweep(sweep)
+            print("the other thread's line", file=sys.stderr)  # printed while the read keeps its own
+            kept.extend(said)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    reader.join()
+    print("the main thread's line", file=sys.stderr)
+    err = capfd.readouterr().err
+    assert err.splitlines() == ["the other thread's line", "the main thread's line"]
+    assert len(kept) == len(expected) and all(line.startswith("warning: ") for line in kept)
 
 
 def test_collate_shows_each_record_of_the_wrong_shape_as_corrupt_saying_why(bad_sweep, sweeper_cli):

@@ -18,7 +18,7 @@ from sweeper.launching import collect as collecting
 from sweeper.launching.collect import _LOST_AFTER_S, _RESULT_GRACE_S, JobEndedWithoutResult, SubmittedTask, collect
 from sweeper.launching.slurm import _alive_tasks
 from tests import synthetic
-from tests.test_slurm_canned import slurm  # noqa: F401  (the fake Slurm commands)
+from tests.fake_slurm import slurm  # noqa: F401  (the fake Slurm commands)
 
 
 class FakeClock:

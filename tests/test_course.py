@@ -19,9 +19,8 @@ from sweeper.job.status import FINISHED
 from sweeper.report.published import load_published
 from sweeper.sweep.jobs import read_sweep
 from sweeper.training.tf import START_UP_LINES
-from tests.conftest import checkout_env, records, run_cli
+from tests.conftest import checkout_env, preset, records, run_cli
 from tests.mnist_files import real_mnist_dir
-from tests.test_presets import preset
 
 
 def course(*args: str, timeout: float = 1200):

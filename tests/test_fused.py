@@ -16,26 +16,8 @@ from sweeper.job.status import Status
 from sweeper.training import fused_loop
 from tasks import linear, mnist, softmax
 from tests.conftest import ROOT, records, run_cli
+from tests.fused_jobs import adagrad, adam, assert_same_outcome, gd, momentum
 from tests.mnist_files import write_mnist
-
-SGD, ADAGRAD, ADAM = "keras.optimizers.SGD", "keras.optimizers.Adagrad", "keras.optimizers.Adam"
-
-
-def gd(lr: float) -> dict:
-    return {"_target_": SGD, "name": "gd", "learning_rate": lr}
-
-
-def momentum(lr: float, m: float) -> dict:
-    return {"_target_": SGD, "name": "momentum", "learning_rate": lr, "momentum": m}
-
-
-def adagrad(lr: float, eps: float = 1e-7) -> dict:
-    return {"_target_": ADAGRAD, "name": "adagrad", "learning_rate": lr, "epsilon": eps}
-
-
-def adam(lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-7) -> dict:
-    return {"_target_": ADAM, "name": "adam", "learning_rate": lr, "beta_1": b1, "beta_2": b2, "epsilon": eps}
-
 
 # One group per family; the momentum group holds a plain gd copy (momentum 0), and the copies'
 # epsilons differ (Keras' ops.add would add a per-copy epsilon along the wrong axis).
@@ -104,19 +86,6 @@ def test_a_dead_copy_keeps_its_weights_and_spoils_no_other():
         alone = tf.Variable(np.ones(4, "float32"))
         lone_keras(configs[i]).apply([tf.constant(gradient[i])], [alone])
         np.testing.assert_allclose(copies.numpy()[i], alone.numpy(), rtol=1e-6)
-
-
-def assert_same_outcome(alone, together, rtol: float, skip=("epoch_time_s",)):
-    assert together.status == alone.status
-    for name, curve in alone.history.items():
-        if name not in skip:
-            assert len(together.history[name]) == len(curve), name  # the same diverged step
-            np.testing.assert_allclose(together.history[name], curve, rtol=rtol, atol=1e-6, err_msg=name)
-    for name, value in alone.metrics.items():
-        if isinstance(value, (list, str)):
-            assert together.metrics[name] == value, name
-        elif name not in ("samples_per_s", "test_time_s"):
-            np.testing.assert_allclose(together.metrics[name], value, rtol=rtol, atol=1e-6, err_msg=name)
 
 
 # Exercise 1 at its grids' settings, and one diverging copy in each group. Not Adam at lr 0.1 with a

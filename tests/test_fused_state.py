@@ -22,7 +22,7 @@ from sweeper.training import checkpoint
 from tasks import cnn, mnist, softmax
 from tests.conftest import ROOT, records, run_cli
 from tests.mnist_files import real_mnist_dir, write_mnist
-from tests.test_fused import adam, assert_same_outcome, gd, momentum
+from tests.fused_jobs import adam, assert_same_outcome, gd, momentum
 
 # A mixed SGD group (a gd copy keeps no momentum slots alone) and an Adam group whose epsilons
 # differ (one fused optimizer per weight there).

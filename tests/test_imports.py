@@ -3,6 +3,7 @@ private names."""
 from __future__ import annotations
 
 import ast
+import re
 
 import pytest
 
@@ -54,3 +55,13 @@ def test_no_module_imports_another_modules_private_name():
                for module, names in _project_imports(ast.parse(path.read_text())) for name in names
                if name.startswith("_")]
     assert private == []
+
+
+def test_no_test_module_imports_another():
+    """What tests share lives in helper modules (conftest.py, cluster.py, fake_slurm.py, fused_jobs.py,
+    synthetic.py, ...): a test module imported by another (in its code, or in a script it runs)
+    would run its module-level set-up there too, and its fixtures would be collected twice."""
+    imports = re.compile(r"(?:from|import) tests\.(test_\w+)")
+    found = [f"{path.name}: tests.{name}" for path in sorted((ROOT / "tests").glob("test_*.py"))
+             for name in imports.findall(path.read_text())]
+    assert found == []

@@ -16,7 +16,7 @@ import pandas.testing
 import pytest
 
 from sweeper.job.fingerprint import MismatchError, finished_record
-from sweeper.job.record import RECORD_NAME, read_record, write_record
+from sweeper.job.record import RECORD_NAME, read_record
 from sweeper.job import index
 from sweeper.sweep.collate import collate, plain_markdown
 from sweeper.sweep import jobs as jobs_module
@@ -28,26 +28,12 @@ from tests.conftest import ROOT, checkout_env, run_cli
 JOBS = 600
 
 
-def _grid(jobs: int) -> list[dict[str, float]]:
-    return [{"lr": round(0.001 * (1 + number), 6), "steps": 10} for number in range(jobs)]
-
-
-def _write_jobs(sweep: Path, numbers: range | list[int], final: float | None = None) -> None:
-    for number, hparams in zip(numbers, [_grid(JOBS)[n] for n in numbers]):
-        synthetic.linear_job(sweep / str(number), "adam", **hparams)
-        if final is not None:  # a rerun's record: other figures than the first's
-            path = sweep / str(number) / RECORD_NAME
-            record = read_record(path)
-            record.metrics["final_loss"] = final
-            write_record(sweep / str(number), record)
-
-
 @pytest.fixture
 def sweep(tmp_path: Path) -> Path:
     """A synthetic sweep of JOBS linear jobs (10 steps each), every record written (and indexed)."""
     sweep = tmp_path / "sweep"
-    synthetic.write_job_list(sweep, "linear", "adam", _grid(JOBS))
-    _write_jobs(sweep, range(JOBS))
+    synthetic.write_job_list(sweep, "linear", "adam", synthetic.adam_grid(JOBS))
+    synthetic.write_adam_jobs(sweep, range(JOBS))
     return sweep
 
 
@@ -161,8 +147,8 @@ def test_collate_parses_summaries_in_batches_as_each_alone(sweep, monkeypatch):
 
 def test_the_latest_record_wins_whatever_the_order_of_the_shards(sweep):
     """Jobs run again by another process (resume): two lines for each, in two shards."""
-    code = ("import sys; from pathlib import Path; from tests.test_index import _write_jobs; "
-            "_write_jobs(Path(sys.argv[1]), range(0, 50), final=7.0)")
+    code = ("import sys; from pathlib import Path; from tests.synthetic import write_adam_jobs; "
+            "write_adam_jobs(Path(sys.argv[1]), range(0, 50), final=7.0)")
     subprocess.run([sys.executable, "-c", code, str(sweep)], cwd=ROOT, env=checkout_env(), check=True)
     assert len(list((sweep / index.INDEX_DIR).glob("*.jsonl"))) == 2
     jobs = read_sweep(sweep).jobs
@@ -174,11 +160,11 @@ def test_the_latest_record_wins_whatever_the_order_of_the_shards(sweep):
 WRITE_FOREVER = """
 import sys
 from pathlib import Path
-from tests.test_index import _write_jobs
+from tests.synthetic import write_adam_jobs
 sweep, first = Path(sys.argv[1]), int(sys.argv[2])
 print("writing", flush=True)
 for rerun in range(1000000):
-    _write_jobs(sweep, range(first, first + 100), final=float(rerun))
+    write_adam_jobs(sweep, range(first, first + 100), final=float(rerun))
 """
 
 
@@ -199,9 +185,9 @@ def test_a_writer_killed_mid_write_leaves_an_index_that_agrees(sweep):
 @pytest.mark.slow
 def test_two_processes_writing_one_sweep_at_once(tmp_path):
     sweep = tmp_path / "sweep"
-    synthetic.write_job_list(sweep, "linear", "adam", _grid(JOBS))
-    code = ("import sys; from pathlib import Path; from tests.test_index import _write_jobs; "
-            "_write_jobs(Path(sys.argv[1]), range(int(sys.argv[2]), 600, 2))")
+    synthetic.write_job_list(sweep, "linear", "adam", synthetic.adam_grid(JOBS))
+    code = ("import sys; from pathlib import Path; from tests.synthetic import write_adam_jobs; "
+            "write_adam_jobs(Path(sys.argv[1]), range(int(sys.argv[2]), 600, 2))")
     writers = [subprocess.Popen([sys.executable, "-c", code, str(sweep), str(first)], cwd=ROOT, env=checkout_env())
                for first in (0, 1)]
     assert [writer.wait() for writer in writers] == [0, 0]

@@ -18,7 +18,7 @@ import pytest
 from sweeper.job.record import read_record
 from sweeper.launching.accounting import read_file as read_accounting_file
 from tests.conftest import ROOT, checkout_env, run_cli
-from tests.test_slurm import final_state, read_job_ids, slurm_multirun
+from tests.cluster import final_state, read_job_ids, slurm_multirun
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 

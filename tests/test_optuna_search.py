@@ -18,9 +18,8 @@ from omegaconf import OmegaConf
 from sweeper.job.trial import JOURNAL_NAME, open_storage
 from sweeper.sweep import manifest
 from sweeper.sweep.collate import collate
-from tests.conftest import ROOT, checkout_env, records, run_cli
+from tests.conftest import ROOT, checkout_env, records, refused, run_cli
 from tests.mnist_files import real_mnist_dir
-from tests.test_refusals import refused
 
 pytestmark = pytest.mark.slow
 

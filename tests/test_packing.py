@@ -11,7 +11,7 @@ import yaml
 
 from sweeper.job.record import read_record
 from sweeper.sweep import manifest
-from tests.test_slurm import final_state, slurm_multirun, status, status_rows
+from tests.cluster import final_state, slurm_multirun, status, status_rows
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 

@@ -7,8 +7,8 @@ import pytest
 from sweeper.job.status import ACTIVE, NEEDS_RERUN, Status, decide
 from sweeper.launching.capacity import impossible
 from sweeper.launching.packed import cpu_shares
-from sweeper.launching.scheduler import node_offers, pending_reasons
-from tests.test_slurm_canned import slurm  # noqa: F401  (the fake Slurm commands)
+from sweeper.scheduler import node_offers, pending_reasons
+from tests.fake_slurm import slurm  # noqa: F401  (the fake Slurm commands)
 
 SINFO = ("debug*|vm|2|21694|gpu:4\n"
          "gpu|g1|32|256000|gpu:a100:4(S:0-1),shard:8\n"

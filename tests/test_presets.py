@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, preset, run_cli
 from tests.mnist_files import write_mnist
 
 pytestmark = pytest.mark.slow
@@ -34,14 +34,6 @@ def multirun(sweep: Path, mnist: Path, *overrides: str, leave_out: tuple[str, ..
             if key not in leave_out]
     return run_cli("run.py", "-m", *overrides, *tiny, f"data.dir={mnist}", f"hydra.sweep.dir={sweep}",
                    timeout=240)
-
-
-def preset(group: str, name: str) -> tuple[dict, str, str]:
-    """The preset's own values (outside `defaults` and `hydra`), and the task and optimizer it picks."""
-    raw = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / group / f"{name}.yaml"))
-    picks = {key: value for entry in raw.pop("defaults") if isinstance(entry, dict) for key, value in entry.items()}
-    raw.pop("hydra", None)
-    return raw, picks["override /task"], picks["override /optimizer"]
 
 
 def job_records(sweep: Path) -> dict[str, dict]:

@@ -8,7 +8,8 @@ import os
 import pytest
 
 from sweeper.job.outcome import Outcome
-from sweeper.job.record import Record, read_record, write_atomic, write_record
+from sweeper.files import write_atomic
+from sweeper.job.record import Record, read_record, write_record
 from sweeper.job.status import RECORDED, Status
 
 

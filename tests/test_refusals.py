@@ -7,19 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, refused, run_cli
 
-
-
-def refused(tmp_path: Path, *args: str) -> str:
-    """Run `python run.py args` in tmp_path; assert the refusal's form; return its one line."""
-    result = run_cli(str(ROOT / "run.py"), *args, cwd=tmp_path, timeout=120)
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert list(tmp_path.iterdir()) == [], "nothing is written"
-    return lines[0]
 
 
 @pytest.mark.parametrize("args, line", [

@@ -196,7 +196,7 @@ def test_collation_while_records_are_replaced(small_sweep):
     stop = threading.Event()
 
     def rewrite() -> None:
-        from sweeper.job.record import write_atomic
+        from sweeper.files import write_atomic
         while not stop.is_set():
             write_atomic(sweep / "0" / "result.json", record)
 

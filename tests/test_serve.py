@@ -26,7 +26,7 @@ from tests.conftest import ROOT, checkout_env
 from tests.serving import serving
 from sweeper.sweep.manifest import update
 from tests.synthetic import linear_job, optuna_sweep, softmax_grid_sweep, write_job, write_job_list
-from tests.test_slurm_canned import FakeSlurm
+from tests.fake_slurm import FakeSlurm
 
 SCRIPT = "<script>window.attacked = 1</script>"
 

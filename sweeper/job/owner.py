@@ -14,8 +14,8 @@ import os
 import socket
 from pathlib import Path
 
-from sweeper.job.record import create_atomic
-from sweeper.launching.scheduler import ENDED, job_states
+from sweeper.files import create_atomic
+from sweeper.scheduler import ENDED, job_states
 
 OWNER_NAME = ".owner"
 

@@ -5,11 +5,10 @@ import dataclasses
 import json
 import math
 import os
-import shutil
-import tempfile
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from sweeper.files import written_beside
 from sweeper.job.status import RECORDED, Status
 from sweeper.job.index import FileKey, Indexed, file_key, index_record
 
@@ -61,56 +60,6 @@ def _finite_or_none(value: Any) -> Any:
     return value
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _written(path: Path, text: str | IO[str], durable: bool = True) -> str:
-    """A temporary file beside `path`, holding `text`, or what is left to read of a file (on disk,
-    when durable)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            if isinstance(text, str):
-                f.write(text)
-            else:
-                shutil.copyfileobj(text, f)
-            f.flush()
-            if durable:
-                os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return tmp
-
-
-def write_atomic(path: Path, text: str | IO[str], durable: bool = True) -> None:
-    """Write `text` so that readers see the old file or the new one, never half of one.
-    durable=False: no fsync, for a file that need not outlive a crash of the machine."""
-    tmp = _written(path, text, durable)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def create_atomic(path: Path, text: str | IO[str], durable: bool = True) -> bool:
-    """Write `text` (or a file's text) to `path` whole, only if there is no such file: False when there is one.
-    durable=False: no fsync, for a file that need not outlive a crash of the machine."""
-    tmp = _written(path, text, durable)
-    try:
-        os.link(tmp, path)  # atomic, and fails where the file exists
-        return True
-    except FileExistsError:
-        return False
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
 def record_data(record: Record) -> dict[str, Any]:
     """The record as its file holds it."""
     return _finite_or_none({**dataclasses.asdict(record), "status": record.status.value})  # type: ignore[no-any-return]
@@ -125,7 +74,7 @@ def write_record(job_dir: Path, record: Record) -> Path:
     rename, so that it describes this record even if another process replaces it at once."""
     path = Path(job_dir) / RECORD_NAME
     data = record_data(record)
-    tmp = _written(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
+    tmp = written_beside(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
     try:
         key = file_key(os.stat(tmp))
         os.replace(tmp, path)

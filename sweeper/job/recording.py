@@ -13,7 +13,8 @@ from sweeper.job.display import job_line
 from sweeper.job.job_log import echo
 from sweeper.job.outcome import Outcome
 from sweeper.job.planned import PlannedJob
-from sweeper.job.record import Record, write_atomic, write_record
+from sweeper.files import write_atomic
+from sweeper.job.record import Record, write_record
 from sweeper.job.status import Status
 from sweeper.training import checkpoint
 

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from sweeper.job.record import write_atomic
-from sweeper.launching.scheduler import ENDED, query_timeout, run_query
+from sweeper.files import write_atomic
+from sweeper.scheduler import ENDED, query_timeout, run_query
 
 ACCOUNTING_NAME = "accounting.json"
 _FIELDS = "JobID,State,Elapsed,TotalCPU,MaxRSS,AllocCPUS,AllocTRES,ReqMem,Timelimit,NNodes,Submit,Start,End"

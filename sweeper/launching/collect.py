@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,13 +12,14 @@ from typing import TYPE_CHECKING, Any
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import CompactHydraException
 
+from sweeper.errors import refuse
 from sweeper.job.context import RunContext
 from sweeper.job.display import job_line, label
 from sweeper.job.planned import PlannedJob
 from sweeper.job.record import RECORD_NAME, read_record
 from sweeper.job.status import Status
 from sweeper.launching.capacity import NEVER
-from sweeper.launching.scheduler import ENDED, job_states, pending_reasons
+from sweeper.scheduler import ENDED, job_states, pending_reasons
 
 if TYPE_CHECKING:
     from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
@@ -133,11 +133,10 @@ def _never_starts(tasks: list[SubmittedTask], states: dict[str, str], jobs: list
         reason = reasons.get(task.job.job_id)
         if reason in NEVER:
             job = jobs[task.positions[0]]
-            print(f"error: Slurm keeps job {job.num} ({' '.join(job.overrides) or 'defaults'}, Slurm job "
-                  f"{task.job.job_id}) pending for reason {reason}: the partition can never run it as asked; "
-                  f"cancel it (scancel {task.job.job_id.split('_')[0]}) and lower hydra.launcher.cpus_per_task, "
-                  "cpus_per_gpu, mem_gb or gpus", file=sys.stderr, flush=True)
-            raise SystemExit(2)
+            refuse(f"Slurm keeps job {job.num} ({' '.join(job.overrides) or 'defaults'}, Slurm job "
+                   f"{task.job.job_id}) pending for reason {reason}: the partition can never run it as asked; "
+                   f"cancel it (scancel {task.job.job_id.split('_')[0]}) and lower hydra.launcher.cpus_per_task, "
+                   "cpus_per_gpu, mem_gb or gpus")
 
 
 def collect(jobs: list[PlannedJob], tasks: list[SubmittedTask], context: RunContext) -> list[JobReturn]:

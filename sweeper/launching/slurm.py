@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import io
 import re
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -21,6 +20,7 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import CompactHydraException
 
+from sweeper.errors import refuse
 from sweeper.job.context import RunContext
 from sweeper.job.planned import PlannedJob
 from sweeper.job.status import ACTIVE
@@ -29,7 +29,7 @@ from sweeper.launching.capacity import impossible
 from sweeper.launching.collect import SubmittedTask, announce, collect_some, job_args, sweep_dir_of
 from sweeper.launching.packed import PackedTask
 from sweeper.launching.resources import by_resources, executor, resources_of, safe_for_sbatch, setting
-from sweeper.launching.scheduler import job_states, max_array_size, node_offers
+from sweeper.scheduler import job_states, max_array_size, node_offers
 from sweeper.sweep import manifest
 from sweeper.sweep.jobs import read_job
 from sweeper.words import command, counted, sweeper_command
@@ -259,9 +259,7 @@ def _refuse_impossible(jobs: list[PlannedJob], groups: dict[str, list[int]], set
         why = offers[partition] and impossible(params, offers[partition], settings)
         if why:
             nums = f"{job.num}" if len(positions) == 1 else f"{job.num} and {len(positions) - 1} more"
-            print(f"error: job {nums} ({' '.join(job.overrides) or 'defaults'}) {why}; nothing was submitted",
-                  file=sys.stderr, flush=True)
-            raise SystemExit(2)
+            refuse(f"job {nums} ({' '.join(job.overrides) or 'defaults'}) {why}; nothing was submitted")
 
 
 def _submit(made: AutoExecutor, launcher: BaseSubmititLauncher, jobs: list[PlannedJob], packs: list[list[int]],
@@ -306,7 +304,7 @@ def _refuse_submission(error: BaseException, jobs: list[PlannedJob], packs: list
     first, last = jobs[packs[0][0]], jobs[packs[-1][-1]]
     nums = f"{first.num}-{last.num}" if first is not last else f"{first.num}"
     what = f"jobs {nums}" if first is not last else f"job {nums}"
-    line = (f"error: Slurm refused {what} ({' '.join(first.overrides) or 'defaults'}"
+    line = (f"Slurm refused {what} ({' '.join(first.overrides) or 'defaults'}"
             f"{', ...' if first is not last else ''}): {sbatch_reason(error)}")
     if before:
         ids = sorted({task.job.job_id.split("_")[0] for task in before}, key=int)
@@ -315,8 +313,7 @@ def _refuse_submission(error: BaseException, jobs: list[PlannedJob], packs: list
                  f"follow them with: {sweeper_command('status', sweep_dir.resolve())}")
     else:
         line += "; nothing was submitted"
-    print(line, file=sys.stderr, flush=True)
-    raise SystemExit(2)
+    refuse(line)
 
 
 def _tasks(number: int) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import ModuleType
 
 from sweeper.words import counted
-from sweeper.job.record import write_atomic
+from sweeper.files import write_atomic
 from sweeper.job.status import PROBLEM
 from sweeper.sweep.collate import ALIGNED_ROWS, collate, write_tables
 from sweeper.sweep.cost import summary as summary_of_cost

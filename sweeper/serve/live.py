@@ -6,10 +6,8 @@ sorting and filtering happen here on that table, so that the page sends 50 rows 
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
-import io
 import json
 import operator
 import re
@@ -38,7 +36,7 @@ from sweeper.report.values import per_value_figure
 from sweeper.report.tables import best_table, grid_pairs, grid_values
 from sweeper.sweep.cost import sweep_cost
 from sweeper.sweep.collate import collate
-from sweeper.sweep.jobs import Job, Sweep, read_sweep
+from sweeper.sweep.jobs import Job, Sweep, read_sweep, warnings_kept
 from sweeper.sweep.status_command import pending_lines
 
 POLL_S = 2.0        # the page asks again this often
@@ -130,9 +128,10 @@ class Live:
                 self._reading = self._reader.submit(self._read)
 
     def _read(self) -> Snapshot:
-        said, started = io.StringIO(), time.monotonic()
+        started = time.monotonic()
+        said: list[str] = []
         try:
-            with contextlib.redirect_stderr(said):  # the reader's warnings: once each, not at every read
+            with warnings_kept() as said:  # the reader's warnings: once each, not at every read
                 snapshot = read_snapshot(self.root, self.within, self.index)
             snapshot.took = time.monotonic() - started
             with self._lock:
@@ -141,7 +140,7 @@ class Live:
         finally:
             with self._lock:
                 self._reading = None
-            for line in said.getvalue().splitlines():
+            for line in said:
                 if line not in self._warned:
                     self._warned.add(line)
                     print(line, file=sys.stderr)

@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sweeper.job.record import write_atomic
+from sweeper.files import write_atomic
 from sweeper.job.status import Status
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sweeper.job.record import write_atomic
+from sweeper.files import write_atomic
 from sweeper.job.status import Status
 from sweeper.sweep.by_config import by_config as configurations
 from sweeper.sweep.jobs import Job, NotASweep, read_jobs, read_sweep, summarize, sweep_of_job, sweeps_in, \

@@ -9,7 +9,6 @@ differ only in optimizer hyperparameters train as one computation (sweeper/job/f
 from __future__ import annotations
 
 import itertools
-import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -20,6 +19,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn
 from omegaconf import OmegaConf
 
+from sweeper.errors import refuse
 from sweeper.job.context import Progress, RunContext
 from sweeper.job.display import label
 from sweeper.job.fused_groups import FusedPlan
@@ -40,9 +40,7 @@ class GridSweep(BasicSweeper):
                  fuse: bool = True, max_fused: Optional[int] = 64) -> None:
         super().__init__(max_batch_size=max_batch_size, params=params)
         if max_fused is not None and max_fused < 1:
-            print(f"error: hydra.sweeper.max_fused={max_fused}: give a number of jobs >= 1 (or null: no cap)",
-                  file=sys.stderr, flush=True)
-            raise SystemExit(2)
+            refuse(f"hydra.sweeper.max_fused={max_fused}: give a number of jobs >= 1 (or null: no cap)")
         self.fuse = fuse
         self.max_fused = max_fused
 

@@ -11,6 +11,7 @@ the index; its history is read only when asked for (`Job.record`).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import gc
 import hashlib
@@ -26,9 +27,34 @@ from sweeper.job.owner import OWNER_NAME, is_alive, read_owner
 from sweeper.job.record import RECORD_NAME, Record, parsed_record, read_record, read_record_keyed, record_data, \
     record_from
 from sweeper.job.status import RECORDED, Status, decide
-from sweeper.launching.scheduler import job_states
+from sweeper.scheduler import job_states
 from sweeper.job.index import FileKey, Indexed, append, file_key, line, read_index
 from sweeper.sweep.manifest import MANIFEST_NAME, ListedJob, Manifest, read_manifest
+
+
+# Where a reader's warnings go: stderr, or the list of whoever keeps them (warnings_kept). A
+# context variable, so that the page's reading thread keeps its own and no other thread's output.
+_KEPT: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("sweeper_read_warnings", default=None)
+
+
+def warn(message: str) -> None:
+    """A reader's warning (a damaged record or job list): on stderr, or kept (warnings_kept)."""
+    kept = _KEPT.get()
+    if kept is None:
+        print(f"warning: {message}", file=sys.stderr)
+    else:
+        kept.append(f"warning: {message}")
+
+
+@contextlib.contextmanager
+def warnings_kept() -> Iterator[list[str]]:
+    """The warnings of the reads within, kept in the list it gives rather than printed."""
+    kept: list[str] = []
+    token = _KEPT.set(kept)
+    try:
+        yield kept
+    finally:
+        _KEPT.reset(token)
 
 
 @dataclasses.dataclass
@@ -67,7 +93,7 @@ class Job:
             try:
                 self.found = read_record(self.path / RECORD_NAME)
             except ValueError as e:  # gone or damaged since: what the index said stands, if it is a record
-                print(f"warning: {e}", file=sys.stderr)
+                warn(str(e))
                 if self.summary is None:
                     self.status, self.error = decide(corrupt=True, slurm=self.slurm), str(e)
         return self.summary
@@ -307,7 +333,7 @@ def read_job(root: Path, path: Path, entry: ListedJob | None = None, slurm: str 
     try:
         found = _recorded(path, index)
     except ValueError as e:
-        print(f"warning: {e}", file=sys.stderr)
+        warn(str(e))
         return Job(name, path, decide(corrupt=True, slurm=slurm), error=str(e), entry=entry, slurm=slurm)
     owner = read_owner(path) if packed or found is None else None
     owner_alive = owner is not None and is_alive(owner, slurm_states)
@@ -332,7 +358,7 @@ def _manifest(sweep: Path) -> Manifest | None:
     try:
         return read_manifest(sweep)
     except ValueError as e:
-        print(f"warning: {e}", file=sys.stderr)
+        warn(str(e))
         return None
 
 

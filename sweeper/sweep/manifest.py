@@ -21,7 +21,7 @@ from sweeper.hparams import recorded_hparams
 from sweeper.job.index import LISTED
 from sweeper.job.fingerprint import MismatchError, difference, every_mismatch, same_configuration
 from sweeper.job.planned import PlannedJob
-from sweeper.job.record import create_atomic, write_atomic
+from sweeper.files import create_atomic, write_atomic
 
 MANIFEST_NAME = LISTED  # named where the record writer, below this module, needs it too
 SCHEMA_VERSION = 1

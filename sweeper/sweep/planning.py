@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import pickle
-import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -32,6 +31,7 @@ from sweeper.job.record import RECORD_NAME
 from sweeper.launching import in_process
 from sweeper.launching.compose import Job, Planner
 from sweeper.refusals import Applicability, DataCheck, check_additions, check_bypass, check_workers, takes, value_keys
+from sweeper.errors import refuse
 from sweeper.sweep import manifest
 from sweeper.job.index import read_index
 
@@ -56,11 +56,6 @@ class _Checking:
         if self.shown and (count % BIG_GRID == 0 or time.monotonic() - self.last >= PLANNING_LINE_S):
             self.last = time.monotonic()
             print(f"checked {count:,} of {self.total:,} jobs", flush=True)
-
-
-def _fail(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr, flush=True)
-    raise SystemExit(2)
 
 
 class _Checks:
@@ -163,7 +158,7 @@ def plan_sweep(hydra_context: HydraContext, config: DictConfig, launcher: Launch
         checks.check()
         manifest.claim(sweep_dir, written, lambda num: _identity(planner, num, overrides[num - first]))
     except (MismatchError, manifest.DamagedManifest) as e:
-        _fail(str(e))
+        refuse(str(e))
     finally:
         written.close()
     if in_this_process and keep_config:

@@ -14,7 +14,8 @@ from typing import Any, Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from sweeper.hparams import applicable_hparams
-from sweeper.refusals import check_reads_seed, refuse
+from sweeper.errors import refuse
+from sweeper.refusals import check_reads_seed
 
 REPEATS = "repeats"
 SEED = "seed"

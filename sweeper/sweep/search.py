@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import math
 import re
-import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Literal, Mapping, NoReturn, Optional, Sequence, Tuple, cast
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Literal, Mapping, Optional, Sequence, Tuple, cast
 
 from hydra.core.plugins import Plugins
 from hydra.types import HydraContext, TaskFunction
@@ -34,6 +33,7 @@ from sweeper.sweep import manifest, progress
 from sweeper.sweep.repeats import repeats_of
 from sweeper.launching.collect import raise_outside_task
 from sweeper.launching.compose import job_configs
+from sweeper.errors import refuse
 from sweeper.refusals import check_sweep_dir, check_workers
 from sweeper.sweep.planning import launch, plan_sweep
 
@@ -43,11 +43,6 @@ if TYPE_CHECKING:  # optuna is the `optuna` extra: imported where a search runs
     from optuna.pruners import BasePruner
     from optuna.samplers import BaseSampler
     from optuna.trial import FrozenTrial
-
-
-def _fail(message: str) -> NoReturn:
-    print(f"error: {message}", file=sys.stderr, flush=True)
-    raise SystemExit(2)
 
 
 # -- the search space -----------------------------------------------------------------------------
@@ -64,7 +59,7 @@ def _distribution(override: Any) -> Tuple[BaseDistribution, Optional[List[Any]]]
     if override.is_range_sweep():
         values = list(override.sweep_iterator())
         if len(values) < 2:
-            _fail(f"{override.input_line} lists {len(values)} value(s): give a range of two or more")
+            refuse(f"{override.input_line} lists {len(values)} value(s): give a range of two or more")
         kind = FloatDistribution if any(isinstance(v, float) for v in values) else IntDistribution
         return kind(values[0], values[-1], step=values[1] - values[0]), values
     log = "log" in value.tags
@@ -91,7 +86,7 @@ def search_space(params: List[str], loader: Any) -> Tuple[Dict[str, BaseDistribu
             fixed[key] = override.input_line
             continue
         if isinstance(override.value(), Glob):
-            _fail(f"{override.input_line}: glob(...) is not a search space: give choice(...)")
+            refuse(f"{override.input_line}: glob(...) is not a search space: give choice(...)")
         space[key], values = _distribution(override)
         if values is not None:
             listed[key] = values
@@ -108,14 +103,14 @@ def declared_distribution(key: str, cfg: DictConfig) -> Tuple[BaseDistribution, 
 
     hparam = next((h for h in declarations(cfg) if h.name == key), None)
     if hparam is None:
-        _fail(f"{key}: declared is a search over the range a file declares, and no file declares {key}: "
+        refuse(f"{key}: declared is a search over the range a file declares, and no file declares {key}: "
               f"give a space ({key}: interval(0.01, 0.1)) or declare it (hparams: {{{key}: {{ge: 1, le: 64}}}})")
     if hparam.values is not None:
         return CategoricalDistribution(list(hparam.values)), list(hparam.values)
     bounds = dict(hparam.bounds)
     low, high = bounds.get("ge"), bounds.get("le")
     if low is None or high is None:  # Optuna draws between two ends it may reach (gt, lt: it may not)
-        _fail(f"{key}: its declaration ({hparam.allowed}) has no two ends a search may reach: declare ge and le "
+        refuse(f"{key}: its declaration ({hparam.allowed}) has no two ends a search may reach: declare ge and le "
               f"or values, or give a space ({key}: interval(...))")
     if hparam.type is int:
         return IntDistribution(int(low), int(high), log=hparam.log), None
@@ -133,16 +128,16 @@ def make_sampler(settings: DictConfig, space: Dict[str, BaseDistribution],
     if target.endswith("GridSampler"):
         ranged = [key for key in space if key not in listed]
         if ranged:
-            _fail(f"the grid sampler cannot list {', '.join(ranged)} (an interval): give values "
+            refuse(f"the grid sampler cannot list {', '.join(ranged)} (an interval): give values "
                   f"({ranged[0]}=choice(0.1,0.01)) or another sampler (hydra/sweeper/sampler=tpe)")
         if not listed:
-            _fail("the grid sampler has no values to list: give hydra.sweeper.params, e.g. lr: choice(0.1,0.01)")
+            refuse("the grid sampler has no values to list: give hydra.sweeper.params, e.g. lr: choice(0.1,0.01)")
         return _made("sampler", lambda: hydra.utils.instantiate(settings)(listed)), math.prod(map(len, listed.values()))
     if target.endswith("CmaEsSampler"):
         try:
             import cmaes  # noqa: F401  Optuna imports it only at the first trial
         except ImportError:
-            _fail("the cmaes sampler needs the cmaes package: pip install cmaes, or hydra/sweeper/sampler=tpe")
+            refuse("the cmaes sampler needs the cmaes package: pip install cmaes, or hydra/sweeper/sampler=tpe")
     return _made("sampler", lambda: hydra.utils.instantiate(settings)), None
 
 
@@ -154,7 +149,7 @@ def _made(kind: str, make: Callable[[], Any]) -> Any:
         cause = _cause(e)
         unexpected = re.search(r"unexpected keyword argument '(\w+)'", cause)
         fix = f"remove it: ~hydra.sweeper.{kind}.{unexpected.group(1)}" if unexpected else "check its settings"
-        _fail(f"hydra.sweeper.{kind} cannot be made ({cause}): {fix}")
+        refuse(f"hydra.sweeper.{kind} cannot be made ({cause}): {fix}")
 
 
 def make_pruner(settings: DictConfig) -> BasePruner:
@@ -241,7 +236,7 @@ class Search:
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         if repeats_of(self.config) > 1:  # a trial is one job: its objective one run's
-            _fail(f"repeats={repeats_of(self.config)}: a search runs each trial once; sweep its best points with "
+            refuse(f"repeats={repeats_of(self.config)}: a search runs each trial once; sweep its best points with "
                   "repeats afterwards (python run.py -m task=... lr=... repeats=5, docs/repeats.md)")
         check_sweep_dir(str(self.config.hydra.sweep.dir))
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
@@ -257,7 +252,7 @@ class Search:
         pruner = make_pruner(self.pruner_settings)
         self._check_direction()
         if not OmegaConf.select(self.config, "hydra.launcher.wait", default=True):
-            _fail("a search asks its next trials from the results of the last: it cannot run with "
+            refuse("a search asks its next trials from the results of the last: it cannot run with "
                   "hydra.launcher.wait=false (leave it out)")
         self._check_directory(sweep_dir)
         check_or_exit(shared)
@@ -290,16 +285,16 @@ class Search:
 
     def _check_direction(self) -> None:
         if str(self.direction) not in ("minimize", "maximize"):
-            _fail(f"hydra.sweeper.direction={self.direction}: give minimize or maximize (one objective)")
+            refuse(f"hydra.sweeper.direction={self.direction}: give minimize or maximize (one objective)")
 
     def _check_directory(self, sweep_dir: Path) -> None:
         """Refuse a directory that holds another kind of sweep (a grid's job list)."""
         try:
             listed = manifest.read_manifest(sweep_dir)
         except manifest.DamagedManifest as e:
-            _fail(str(e))
+            refuse(str(e))
         if listed is not None and (not listed.search or listed.sweeper != manifest.SEARCH):
-            _fail(f"{sweep_dir} holds a sweep of hydra/sweeper={listed.sweeper}, not a search: use a new hydra.sweep.dir")
+            refuse(f"{sweep_dir} holds a sweep of hydra/sweeper={listed.sweeper}, not a search: use a new hydra.sweep.dir")
 
     def _open_study(self, sweep_dir: Path, sampler: BaseSampler, pruner: BasePruner) -> Study:
         """The study, created or loaded (a resumed search) in its storage; a storage that cannot be
@@ -313,10 +308,10 @@ class Search:
                                         pruner=pruner, load_if_exists=True,  # direction: as _check_direction allows
                                         direction=cast(Literal["minimize", "maximize"], str(self.direction)))
         except StorageError as e:
-            _fail(f"{e}: give hydra.sweeper.storage a database URL Optuna can open (sqlite:///search.db), "
+            refuse(f"{e}: give hydra.sweeper.storage a database URL Optuna can open (sqlite:///search.db), "
                   "or null for a journal file in the sweep directory")
         except ValueError as e:  # the study exists with another direction
-            _fail(f"study {self.study_name} in {spec}: {e}; use a new hydra.sweep.dir or study_name")
+            refuse(f"study {self.study_name} in {spec}: {e}; use a new hydra.sweep.dir or study_name")
         return study
 
     @staticmethod
@@ -339,7 +334,7 @@ class Search:
             trials = [study.ask(space) for _ in range(min(self.n_jobs, to_go))]
             numbers = [trial.number for trial in trials]
             if numbers != list(range(numbers[0], numbers[0] + len(numbers))):
-                _fail(f"study {self.study_name} gets trials from another process too ({numbers}): "
+                refuse(f"study {self.study_name} gets trials from another process too ({numbers}): "
                       "run one search per study")
             failed = self._run_batch(study, trials, fixed, sweep_dir, total, counter)
             to_go -= len(trials)

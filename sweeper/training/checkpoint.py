@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from sweeper.job.record import write_atomic
+from sweeper.files import write_atomic
 from sweeper.training.tf import import_keras, import_tensorflow
 
 if TYPE_CHECKING:

@@ -27,27 +27,14 @@ def run_query(command: list[str], timeout: float) -> subprocess.CompletedProcess
         return None
 
 
-def _expand(job_id: str) -> list[str]:
-    """`123_[4-6%2]` (pending array tasks, as sacct and squeue print them) -> 123_4, 123_5, 123_6."""
-    match = re.fullmatch(r"(\d+)_\[([\d,\-]+)(%\d+)?\]", job_id)
-    if not match:
-        return [job_id]
-    ids = []
-    for part in match.group(2).split(","):
-        first, _, last = part.partition("-")
-        ids += [f"{match.group(1)}_{n}" for n in range(int(first), int(last or first) + 1)]
-    return ids
-
-
 def _parse(lines: str) -> dict[str, str]:
-    """`JOBID|STATE` lines -> {job id: state}; "CANCELLED by 0" is CANCELLED."""
-    states = {}
-    for line in lines.splitlines():
-        job_id, _, state = line.partition("|")
-        if state:
-            for one in _expand(job_id.strip()):
-                states[one] = state.split()[0]
-    return states
+    """`JOBID|STATE` lines (sacct's and squeue's) -> {job id: state}, read by submitit's own reader
+    of sacct (`SlurmInfoWatcher.read_info`, which expands pending array tasks, `123_[4-6%2]`, to
+    123_4, 123_5, 123_6); "CANCELLED by 0" is CANCELLED."""
+    from submitit.slurm.slurm import SlurmInfoWatcher
+
+    read = SlurmInfoWatcher().read_info("JobID|State\n" + lines)
+    return {job_id: info["State"].split()[0] for job_id, info in read.items() if info.get("State")}
 
 
 def _sacct(array_ids: list[str], timeout: float) -> dict[str, str] | None:
