@@ -26,7 +26,7 @@ def sacct(job_id: str, field: str) -> str:
 def final_state(job_id: str) -> str:
     """Slurm's state of a job once it ended (a job has its result a moment before it ends)."""
     deadline = time.monotonic() + 30
-    while (state := sacct(job_id, "State")) not in ENDED and time.monotonic() < deadline:
+    while (state := sacct(job_id, "State")).split(" ")[0] not in ENDED and time.monotonic() < deadline:  # "CANCELLED by 0"
         time.sleep(0.5)
     return state
 

@@ -179,11 +179,16 @@ def test_status_shows_an_array_cancelled_while_pending_as_cancelled(status, tmp_
     assert states(status(sweep).stdout) == {str(n): ["cancelled", "cancelled"] for n in range(3)}
 
 
-def _ended_slurm_job(*options: str) -> str:
-    """The id of a Slurm job submitted with `options` that has ended (completed, or cancelled)."""
-    job_id = subprocess.run(["sbatch", "--parsable", "-o", "/dev/null", *options, "--wrap", "true"],
+def _ended_slurm_job(cancelled: bool = False) -> str:
+    """The id of a Slurm job that has ended: completed, or cancelled while it ran (accounting
+    records a running job's end at once; a held job's cancel took it up to 30 s)."""
+    job_id = subprocess.run(["sbatch", "--parsable", "-o", "/dev/null", "--wrap", "sleep 60" if cancelled else "true"],
                             capture_output=True, text=True, check=True, timeout=30).stdout.strip()
-    if "--hold" in options:
+    if cancelled:
+        deadline = time.monotonic() + 60
+        while job_states([job_id]) != {job_id: "RUNNING"}:
+            assert time.monotonic() < deadline, "the job did not start"
+            time.sleep(0.2)
         subprocess.run(["scancel", job_id], check=True, timeout=10)
     assert final_state(job_id).split()[0] in ENDED
     return job_id
@@ -199,7 +204,7 @@ def test_a_dead_nodes_marker_is_resolved_by_asking_slurm(status, tmp_path, how):
     result = run_cli(str(ROOT / "run.py"), "-m", "lr=0.1,0.01", "steps=20", f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr
     (sweep / "1" / "result.json").unlink()
-    slurm_id = _ended_slurm_job("--hold") if how == "cancelled" else _ended_slurm_job()
+    slurm_id = _ended_slurm_job(cancelled=how == "cancelled")
     marker = {"host": "a-node-that-died", "pid": 4242, "started": "2026-01-01T00:00:00+00:00", "slurm_job_id": slurm_id}
     (sweep / "1" / OWNER_NAME).write_text(json.dumps(marker) + "\n")
     assert status_rows(status(sweep).stdout)["1"][0] == "missing"  # not running: no Slurm column, its own state
