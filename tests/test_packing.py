@@ -2,6 +2,7 @@
 task, and no job submitted twice. The 64-job comparison with timings is benchmarks/packing.py."""
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sweeper.job.owner import OWNER_NAME, read_owner_file
 from sweeper.job.record import read_record
 from sweeper.sweep import manifest
 from tests.cluster import final_state, slurm_multirun, status, status_rows
@@ -77,6 +79,25 @@ def test_a_job_that_raises_fails_alone_and_its_task_goes_on(tmp_path):
     assert final_state(listed[0].slurm_job_id) == "COMPLETED"
 
 
+def _gone(sweep: Path) -> None:
+    """Wait until no process of a cancelled task holds a job directory: Slurm says CANCELLED at once,
+    and kills the task's processes up to KillWait (5 s) later; a resume before then finds the
+    interrupted job's directory still owned by a live process, and leaves it."""
+    deadline = time.monotonic() + 30
+    while any(owner is not None and _alive(owner.pid)
+              for owner in (read_owner_file(path) for path in sweep.glob(f"*/{OWNER_NAME}"))):
+        assert time.monotonic() < deadline, "the cancelled task's processes live on"
+        time.sleep(0.2)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
 def test_a_task_cancelled_half_way_then_status_then_resume(sweeper_cli, status, tmp_path):
     sweep = tmp_path / "cancel"
     lrs = "lr=0.001,0.002,0.003,0.004,0.005,0.006"
@@ -99,6 +120,7 @@ def test_a_task_cancelled_half_way_then_status_then_resume(sweeper_cli, status, 
     subprocess.run(["scancel", task], check=True, timeout=10)
     assert {"waiting", "running"} <= seen, seen  # the later jobs wait their turn while one runs
     final_state(task)
+    _gone(sweep)
     rows = status_rows(status(sweep).stdout)
     finished = [num for num in range(6) if (sweep / str(num) / "result.json").exists()]
     assert 2 <= len(finished) < 6
