@@ -188,3 +188,12 @@ def refused(tmp_path: Path, *args: str) -> str:
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert list(tmp_path.iterdir()) == [], "nothing is written"
     return lines[0]
+
+
+def write_user_task(tmp_path: Path, name: str, module: str, task: str) -> Path:
+    """A user's own directory, `tmp_path/mine`: the task's module `NAME.py` and its `conf/task/NAME.yaml`."""
+    home = tmp_path / "mine"
+    (home / "conf" / "task").mkdir(parents=True)
+    (home / f"{name}.py").write_text(module)
+    (home / "conf" / "task" / f"{name}.yaml").write_text(task)
+    return home

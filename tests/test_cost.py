@@ -14,7 +14,7 @@ import pytest
 from sweeper.launching.accounting import out_of_memory, parse, read_file
 from sweeper.serve.live import read_snapshot
 
-from tests.conftest import ROOT, checkout_env, run_cli
+from tests.conftest import ROOT, checkout_env, run_cli, write_user_task
 
 # A task of the user's, without TensorFlow, that holds `mb` megabytes while it runs.
 MODULE = '''\
@@ -42,11 +42,7 @@ task:
 
 @pytest.fixture
 def user_dir(tmp_path: Path) -> Path:
-    home = tmp_path / "mine"
-    (home / "conf" / "task").mkdir(parents=True)
-    (home / "hog.py").write_text(MODULE)
-    (home / "conf" / "task" / "hog.yaml").write_text(TASK)
-    return home
+    return write_user_task(tmp_path, "hog", MODULE, TASK)
 
 
 def _env(user_dir: Path) -> dict[str, str]:

@@ -14,7 +14,7 @@ from scipy import stats
 
 import sweeper
 
-from tests.conftest import ROOT, checkout_env, run_cli
+from tests.conftest import ROOT, checkout_env, run_cli, write_user_task
 
 # A task of the user's, without TensorFlow: its score moves with the seed, and one repeat diverges
 # (hidden=8 with seed 3), as a task says of itself.
@@ -48,11 +48,7 @@ task:
 
 @pytest.fixture
 def user_dir(tmp_path: Path) -> Path:
-    home = tmp_path / "mine"
-    (home / "conf" / "task").mkdir(parents=True)
-    (home / "noisy.py").write_text(MODULE)
-    (home / "conf" / "task" / "noisy.yaml").write_text(TASK)
-    return home
+    return write_user_task(tmp_path, "noisy", MODULE, TASK)
 
 
 def sweep(user_dir: Path, *args: str):

@@ -15,7 +15,7 @@ from sweeper.job.record import read_record
 from sweeper.job.status import Status
 from sweeper.launching.right_size import Measured, sized
 from sweeper.sweep import manifest
-from tests.conftest import ROOT, checkout_env, run_cli
+from tests.conftest import ROOT, checkout_env, run_cli, write_user_task
 
 # A user's task that holds `size_mb` of memory (written, so resident) long enough for Slurm's
 # sampling (every second) to see it.
@@ -49,11 +49,7 @@ ASKED = ("hydra.launcher.mem_gb=4", "hydra.launcher.timeout_min=30")
 
 @pytest.fixture
 def user_dir(tmp_path: Path) -> Path:
-    home = tmp_path / "mine"
-    (home / "conf" / "task").mkdir(parents=True)
-    (home / "hog.py").write_text(MODULE)
-    (home / "conf" / "task" / "hog.yaml").write_text(TASK)
-    return home
+    return write_user_task(tmp_path, "hog", MODULE, TASK)
 
 
 def sweep(user_dir: Path, out: Path, *overrides: str) -> subprocess.CompletedProcess:
