@@ -325,7 +325,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if rest:
         args.overrides += rest
-    code: int = args.func(args)
+    from sweeper.errors import said
+
+    with said():
+        code: int = args.func(args)
     return code
 
 

@@ -28,8 +28,11 @@ def main() -> None:
         # Started in the background of a script, which ignores SIGINT for it: `python -m sweeper
         # cancel` (sweeper/sweep/cancel.py) stops a sweep with SIGINT, as Ctrl-C would.
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    from sweeper.errors import said
+
     try:
-        _main()
+        with said():
+            _main()
     except KeyboardInterrupt:  # later ones are the sweeper's or the job's, which say what they left
         multirun = any(arg in ("-m", "--multirun") for arg in sys.argv[1:])
         print("\ninterrupted before any job was listed: nothing was started" if multirun else "\ninterrupted",

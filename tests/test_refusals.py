@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from sweeper.errors import Refused, refuse, said
 from tests.conftest import ROOT, refused, run_cli
 
 
@@ -210,3 +211,13 @@ def test_an_argument_the_task_takes_may_be_added(compose_cfg):
 
     check_additions(compose_cfg("task=cnn", "+task.run.dropout=0"), ["task=cnn", "+task.run.dropout=0"])
     check_additions(compose_cfg("task=softmax", "++data.train_samples=10"), ["++data.train_samples=10"])
+
+
+def test_a_refusal_is_said_once_where_the_command_started(capsys):
+    """Library code raises; the outermost entry (a job's, inside the sweep's) says it, once."""
+    with pytest.raises(Refused) as stop:
+        with said():
+            with said():
+                refuse("lr must be a number: write lr=0.1")
+    assert capsys.readouterr().err == "error: lr must be a number: write lr=0.1\n"
+    assert stop.value.code == 2

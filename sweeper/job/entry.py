@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
+from sweeper.errors import said
 from sweeper.job.display import objective
 from sweeper.job.execute import execute
 from sweeper.job.spec import job_from_hydra
@@ -11,8 +12,9 @@ from sweeper.job.status import Status
 
 def run_job(cfg: DictConfig) -> float:
     """Run the job `cfg` describes in Hydra's job directory; return its objective (NaN if none)."""
-    job, context = job_from_hydra(cfg)
-    record = execute(job, context)
+    with said():  # a job started by submitit in another process says its own refusal
+        job, context = job_from_hydra(cfg)
+        record = execute(job, context)
     if context.single_run:  # a sweep's last line names its folder; a single run's, this one
         print(f"run directory: {job.directory}", flush=True)
         if record is not None and record.status == Status.FAILED:

@@ -11,6 +11,7 @@ import time
 import traceback
 from pathlib import Path
 
+from sweeper.errors import refuse
 from sweeper.hparams import optimizer_arguments
 from sweeper.job import environment, owner, task, trial
 from sweeper.job.context import RunContext
@@ -57,8 +58,7 @@ def _skip_done(job: PlannedJob, context: RunContext) -> Record | None:
     try:
         record = finished_record(job.directory, job.fingerprint, job.overrides, job.former, job.config)
     except MismatchError as e:
-        echo(f"error: {e}", warning=True)
-        raise SystemExit(2) from None
+        refuse(str(e))
     if record:
         echo(context.line(f"{label(record.overrides)} -> skipped: done ({job.directory})", job.num))
     return record
