@@ -44,7 +44,7 @@ OPTIMIZER_KEYS = ("name", *FUSED_ARGS)
 
 
 @dataclasses.dataclass
-class Group:
+class FusedGroup:
     members: list[PlannedJob]
     outcomes: dict[Path, Outcome] | None = None   # once trained: by job directory
     error: Exception | None = None                 # the group's training raised this
@@ -99,7 +99,7 @@ class FusedPlan:
 
     def __init__(self, jobs: Iterable[PlannedJob] = (), max_fused: int | None = None,
                  resolved: Callable[[PlannedJob], dict[Any, Any]] | None = None):
-        self._planned: dict[Path, Group] = {}
+        self._planned: dict[Path, FusedGroup] = {}
         self.groups = self.plan(jobs, max_fused, resolved)
 
     def plan(self, jobs: Iterable[PlannedJob], max_fused: int | None = None,
@@ -117,7 +117,7 @@ class FusedPlan:
             size = max_fused or len(same)
             groups += [same[i:i + size] for i in range(0, len(same), size) if len(same[i:i + size]) > 1]
         for members in groups:
-            group = Group(members)
+            group = FusedGroup(members)
             for job in members:
                 self._planned[_key(job.directory)] = group
         return groups
@@ -136,7 +136,7 @@ class FusedPlan:
         assert group.outcomes is not None
         return group.outcomes.pop(caller, None)
 
-    def _still_to_run(self, group: Group, caller: Path, fingerprint: str) -> list[PlannedJob]:
+    def _still_to_run(self, group: FusedGroup, caller: Path, fingerprint: str) -> list[PlannedJob]:
         """The members to train now: the caller (`execute` holds its directory) and each other member
         that is not done and whose directory this process takes (it keeps it until `execute` comes)."""
         members = []
@@ -151,7 +151,7 @@ class FusedPlan:
                 self._planned.pop(directory, None)  # its own `execute` says why it is skipped
         return members
 
-    def _train(self, group: Group, caller: Path, fingerprint: str, context: RunContext) -> None:
+    def _train(self, group: FusedGroup, caller: Path, fingerprint: str, context: RunContext) -> None:
         members = self._still_to_run(group, caller, fingerprint)
         group.outcomes = {}
         if len(members) < 2 or caller not in {_key(m.directory) for m in members}:

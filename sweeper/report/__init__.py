@@ -17,13 +17,13 @@ from sweeper.job.status import PROBLEM
 from sweeper.sweep.collate import ALIGNED_ROWS, collate, write_tables
 from sweeper.sweep.cost import summary as summary_of_cost
 from sweeper.sweep.jobs import read_sweep
-from sweeper.report.curves import epoch_figures, loss_figure
+from sweeper.report.curve_figures import epoch_figures, loss_figure
 from sweeper.report.groups import Group, REPORT_DIR, fmt_number, markdown_table, metric_text, read_groups
 from sweeper.report.heatmaps import heatmap_figure
 from sweeper.report.values import section as per_value_section
 from sweeper.report.plotting import pyplot
 from sweeper.report.scaling import scaling_figure, scaling_table, unit
-from sweeper.report.search import search_figure, trial_of
+from sweeper.report.search_figure import search_figure, trial_of
 from sweeper.report.tables import best_table, grid_pairs, grid_values, pivot_markdown, problems_table, summary_lines
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from sweeper.job.status import Status
-from sweeper.report.curves import epoch_figures, loss_figure
+from sweeper.report.curve_figures import epoch_figures, loss_figure
 from sweeper.report.groups import Group, fmt_number
 from sweeper.report.heatmaps import heatmap_figure
 from sweeper.report.plotting import plain_log_ticks, save

@@ -26,12 +26,12 @@ import pandas as pd
 
 from sweeper.job.record import RECORD_NAME
 from sweeper.job.status import RECORDED, Status, summary
-from sweeper.report.curves import epoch_figures, loss_figure
+from sweeper.report.curve_figures import epoch_figures, loss_figure
 from sweeper.report.groups import Group, read_groups
 from sweeper.report.heatmaps import heatmap_figure
 from sweeper.report.plotting import pyplot
 from sweeper.report.scaling import scaling_figure, scaling_table
-from sweeper.report.search import search_figure
+from sweeper.report.search_figure import search_figure
 from sweeper.report.values import per_value_figure
 from sweeper.report.tables import best_table, grid_pairs, grid_values
 from sweeper.sweep.cost import sweep_cost
