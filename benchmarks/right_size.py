@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sweeper.launching.accounting import seconds  # noqa: E402  (after the path above)
-from sweeper.scheduler import ENDED  # noqa: E402
-from sweeper.sweep.manifest import read_manifest  # noqa: E402
+from sweeper.launching.slurm_queries import ENDED  # noqa: E402
+from sweeper.job.manifest import read_manifest  # noqa: E402
 
 FIRST = "lr=0.001,0.002,0.003"
 GRID = "lr=0.001,0.002,0.003,0.004,0.005,0.006,0.007,0.008,0.009"
@@ -82,7 +82,7 @@ def when(text: str) -> datetime.datetime:
 def slurm_ids(folder: Path, nums: range | None = None) -> list[str]:
     listed = read_manifest(folder)
     assert listed is not None
-    return [slurm_id for job in listed.jobs if nums is None or job.num in nums for slurm_id in job.slurm_job_ids]
+    return [slurm_id for job in listed.jobs if nums is None or job.num in nums for slurm_id in job.scheduler_job_ids]
 
 
 @dataclasses.dataclass

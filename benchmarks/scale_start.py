@@ -101,7 +101,7 @@ def per_job_seconds(jobs: int, first: int, tmp: Path) -> float:
 def slurm_seconds(jobs: int, per_task: int, tmp: Path) -> tuple[float, int]:
     """Seconds to submit the grid packed `per_task` jobs a Slurm task, held; then every array cancelled."""
     sys.path.insert(0, str(ROOT))
-    from sweeper.sweep.manifest import read_manifest
+    from sweeper.job.manifest import read_manifest
 
     sweep = tmp / "slurm"
     start = time.perf_counter()
@@ -111,7 +111,7 @@ def slurm_seconds(jobs: int, per_task: int, tmp: Path) -> tuple[float, int]:
                          cwd=ROOT, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     listed = read_manifest(sweep)
-    arrays = sorted({job.slurm_job_id.split("_")[0] for job in (listed.jobs if listed else []) if job.slurm_job_id})
+    arrays = sorted({job.scheduler_job_id.split("_")[0] for job in (listed.jobs if listed else []) if job.scheduler_job_id})
     if arrays:
         subprocess.run(["scancel", *arrays], check=False)
     if out.returncode:

@@ -27,9 +27,9 @@ def submit(jobs: int, sweep: Path) -> float:
 
 
 def cancel(sweep: Path) -> int:
-    from sweeper.sweep.manifest import read_manifest
+    from sweeper.job.manifest import read_manifest
 
-    arrays = sorted({job.slurm_job_id.split("_")[0] for job in read_manifest(sweep).jobs if job.slurm_job_id})
+    arrays = sorted({job.scheduler_job_id.split("_")[0] for job in read_manifest(sweep).jobs if job.scheduler_job_id})
     subprocess.run(["scancel", *arrays], check=True)
     return len(arrays)
 

@@ -110,7 +110,7 @@ def _resume(args: argparse.Namespace) -> int:
 def _cancel(args: argparse.Namespace) -> int:
     from sweeper.sweep.cancel import cancel
     from sweeper.sweep.jobs import NotASweep, sweep_of_job
-    from sweeper.sweep.manifest import MANIFEST_NAME
+    from sweeper.job.manifest import MANIFEST_NAME
 
     if sweep_of_job(args.dir) is not None or not (args.dir / MANIFEST_NAME).exists():
         print(f"error: {args.dir} is not a sweep's directory (no jobs.json): give the sweep's folder "
@@ -142,7 +142,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     from sweeper.job.status import summary
-    from sweeper.scheduler import query_timeout
+    from sweeper.launching.backend import backend_of
     from sweeper.sweep.status_command import pending_lines, rows_shown, sweep_status
 
     if not _not_a_job(args):
@@ -160,8 +160,9 @@ def _status(args: argparse.Namespace) -> int:
     reasons = pending_lines(sweep)
     if reasons:
         print("\n" + "\n".join(reasons))
-    if not sweep.slurm_answered:
-        print(f"warning: Slurm did not answer within {query_timeout():g} s: Slurm states unknown", file=sys.stderr)
+    for backend in map(backend_of, sweep.unanswered):
+        print(f"warning: {backend.title} did not answer within {backend.answer_timeout():g} s: {backend.title} states unknown",
+              file=sys.stderr)
     print(f"\n{summary(job.status for job in sweep.jobs)} ({args.dir})")
     return 0
 
@@ -289,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     report = commands.add_parser("report", help="tables and figures of DIR in DIR/report/ (report.md, PNGs)")
     report.add_argument("dir", type=_directory, help="a sweep directory, or a folder of sweeps")
     report.set_defaults(func=_report)
-    stop = commands.add_parser("cancel", help="stop a sweep's jobs (scancel in Slurm; Ctrl-C of a sweep running "
+    stop = commands.add_parser("cancel", help="stop a sweep's jobs (cancelled in Slurm; Ctrl-C of a sweep running "
                                "here), leaving it for resume")
     stop.add_argument("dir", type=_directory, help="a sweep directory")
     stop.set_defaults(func=_cancel)

@@ -22,9 +22,8 @@ from typing import Any, Container, Iterable, Sequence, cast
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from hydra_plugins.launcher_plugins.config import SlurmConf
-from hydra_plugins.sweeper_plugins.config import OptunaSearchConf
-
+from sweeper.launching.settings import SlurmConf
+from sweeper.sweep.settings import OptunaSearchConf
 from sweeper.words import command as shell_command, counted
 from sweeper.hparams import DECLARATIONS, NOT_HPARAMS, applicable_hparams, check_or_exit, interpolated_key
 from sweeper.job.outcome import FRAMEWORK_ARGUMENTS

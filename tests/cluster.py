@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sweeper.scheduler import ENDED
-from sweeper.sweep import manifest
+from sweeper.launching.slurm_queries import ENDED
+from sweeper.job import manifest
 from tests.conftest import ROOT, run_cli
 
 
@@ -34,8 +34,8 @@ def final_state(job_id: str) -> str:
 def read_job_ids(sweep: Path) -> dict[int, dict]:
     """Job number -> its Slurm job id, directory and overrides, from the sweep's job list."""
     listed = manifest.read_manifest(sweep)
-    return {job.num: {"slurm_job_id": job.slurm_job_id, "dir": job.dir, "overrides": job.overrides}
-            for job in listed.jobs if job.slurm_job_id} if listed else {}
+    return {job.num: {"slurm_job_id": job.scheduler_job_id, "dir": job.dir, "overrides": job.overrides}
+            for job in listed.jobs if job.scheduler_job_id} if listed else {}
 
 
 @pytest.fixture

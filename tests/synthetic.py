@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sweeper.job.record import RECORD_NAME, Record, read_record, write_record
-from sweeper.sweep.manifest import ListedJob, Manifest, claim
+from sweeper.job.manifest import ListedJob, Manifest, claim
 
 TASKS = {
     "linear": {"objective": "final_loss", "direction": "minimize"},

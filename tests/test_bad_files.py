@@ -24,7 +24,7 @@ import pytest
 from sweeper.job.record import RECORD_NAME, Record, write_record
 from sweeper.sweep.collate import collate
 from sweeper.sweep.jobs import read_sweep, warnings_kept
-from sweeper.sweep.manifest import DamagedManifest, path_of, read_manifest
+from sweeper.job.manifest import DamagedManifest, path_of, read_manifest
 from tests.conftest import ROOT, checkout_env
 from tests.serving import serving
 from tests import synthetic

@@ -31,7 +31,7 @@ from sweeper.job.planned import plan_job
 from sweeper.job.record import read_record
 from sweeper.launching import in_process
 from sweeper.launching.compose import Planner
-from sweeper.sweep import manifest
+from sweeper.job import manifest
 from sweeper.sweep.planning import plan_sweep
 from tests.conftest import ROOT, checkout_env, run_cli
 

@@ -138,12 +138,12 @@ def test_a_slurm_that_does_not_answer_gives_up_no_job(slurm, clock, tmp_path):
 
 def submitted_sweep(sweep: Path, ids: list[str | None], packed: list[str | None] | None = None) -> list[PlannedJob]:
     """A sweep of len(ids) jobs whose job list records each job's Slurm job id (None: never submitted)."""
-    from sweeper.sweep import manifest
+    from sweeper.job import manifest
 
     synthetic.write_job_list(sweep, "linear", "gd", [{"lr": 0.1 * (n + 1)} for n in range(len(ids))])
     listed = manifest.read_manifest(sweep)
     for entry, job_id, task in zip(listed.jobs, ids, packed or [None] * len(ids)):
-        entry.slurm_job_id, entry.packed_task = job_id, task
+        entry.scheduler, entry.scheduler_job_id, entry.packed_task = job_id and "slurm", job_id, task
     (sweep / manifest.MANIFEST_NAME).unlink()
     manifest.claim(sweep, listed)
     return [PlannedJob(e.num, sweep / e.dir, e.dir, e.overrides, e.fingerprint, None,

@@ -168,8 +168,8 @@ def test_a_slurm_sweep_keeps_each_jobs_accounting_and_cost_agrees_with_sacct(tmp
     tasks = {}
     for num, row in listed.items():
         file = read_file(sweep / row["dir"])
-        assert list(file) == [row["slurm_job_id"]], file
-        tasks.setdefault(row["slurm_job_id"], []).append(num)
+        assert list(file) == [row["scheduler_job_id"]], file
+        tasks.setdefault(row["scheduler_job_id"], []).append(num)
     assert sorted(len(nums) for nums in tasks.values()) == [1, 2]
     array = next(iter(tasks)).split("_")[0]
     out = subprocess.run(["sacct", "-X", "-D", "-n", "-P", "-o", "JobID,ElapsedRaw,AllocCPUS,State", "-j", array],

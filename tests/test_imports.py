@@ -65,3 +65,57 @@ def test_no_test_module_imports_another():
     found = [f"{path.name}: tests.{name}" for path in sorted((ROOT / "tests").glob("test_*.py"))
              for name in imports.findall(path.read_text())]
     assert found == []
+
+
+# The layers, lowest first: a module imports its own layer's and those below, never above (the
+# folder graph has no cycle). `job` and `training` are one layer for now: each imports the other.
+# The sweeper's refusals and a course's runner sit with the sweeps; the package's __init__ (its
+# public names), the entry points and Hydra's plugins (thin: they call the sweeper) on top.
+LAYERS = [
+    {"sweeper.errors", "sweeper.files", "sweeper.paths", "sweeper.words", "sweeper.schema"},
+    {"sweeper.hparams", "sweeper.hparams_table", "sweeper.new_task"},
+    {"sweeper.job", "sweeper.training"},
+    {"sweeper.launching"},
+    {"sweeper.sweep", "sweeper.refusals", "sweeper.course_runner"},
+    {"sweeper.report"},
+    {"sweeper.serve"},
+    {"sweeper", "sweeper.__main__", "sweeper.run", "hydra_plugins"},
+]
+LAYER_OF = {unit: number for number, units in enumerate(LAYERS) for unit in units}
+
+
+def _unit(module: str) -> str:
+    """The layer's unit a module belongs to: its folder under sweeper/, else itself; Hydra's plugins one."""
+    parts = module.split(".")
+    if parts[0] == "hydra_plugins":
+        return "hydra_plugins"
+    if len(parts) > 1 and (ROOT / "sweeper" / parts[1]).is_dir():
+        return ".".join(parts[:2])
+    return ".".join(parts[:2]) if parts[1:] and parts[1] != "__init__" else "sweeper"
+
+
+def _upward_imports() -> list[str]:
+    found = []
+    for path in sorted(p for folder in ("sweeper", "hydra_plugins") for p in (ROOT / folder).rglob("*.py")):
+        importer = _unit(".".join(path.relative_to(ROOT).with_suffix("").parts))
+        for module, names in _project_imports(ast.parse(path.read_text())):
+            if module.startswith(("hydra_plugins.hydra_submitit_launcher", "tasks")):
+                continue  # the stock launcher's package; the tasks a job imports by name
+            for imported in [f"{module}.{name}" for name in names] if module == "sweeper" else [module]:
+                if LAYER_OF.get(_unit(imported), LAYER_OF["sweeper"]) > LAYER_OF[importer]:  # a name: the package's
+                    found.append(f"{path.relative_to(ROOT)} ({importer}) -> {imported} ({_unit(imported)})")
+    return found
+
+
+def test_every_layer_imports_only_its_own_and_those_below():
+    assert _upward_imports() == []
+
+
+def test_only_the_launching_folder_knows_slurm_commands_and_modules():
+    """The core asks a job's backend (sweeper/launching/backend.py) for its scheduler's states,
+    reasons, cancel and accounting; Slurm's commands and submitit's Slurm package are named only
+    in sweeper/launching/ (and the plugins)."""
+    words = re.compile(r"\b(sacct|squeue|scancel|submitit\.slurm)\b|sweeper\.launching\.(slurm|slurm_queries)\b")
+    found = [f"{path.relative_to(ROOT)}: {match.group(0)}" for path in sorted((ROOT / "sweeper").rglob("*.py"))
+             if path.parent.name != "launching" for match in words.finditer(path.read_text())]
+    assert found == []

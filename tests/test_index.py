@@ -21,7 +21,7 @@ from sweeper.job import index
 from sweeper.sweep.collate import collate, plain_markdown
 from sweeper.sweep import jobs as jobs_module
 from sweeper.sweep.jobs import read_sweep
-from sweeper.sweep.manifest import MANIFEST_NAME, read_manifest
+from sweeper.job.manifest import MANIFEST_NAME, read_manifest
 from tests import synthetic
 from tests.conftest import ROOT, checkout_env, run_cli
 

@@ -1,7 +1,8 @@
-"""One job list per sweep (jobs.json, sweeper/sweep/manifest.py): claimed once, refused when
+"""One job list per sweep (jobs.json, sweeper/job/manifest.py): claimed once, refused when
 damaged or another sweep's, written before the jobs run."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -9,9 +10,12 @@ import pytest
 
 from sweeper.job.fingerprint import MismatchError
 from sweeper.job.record import read_record
-from sweeper.sweep import manifest
+from sweeper.job import manifest
+from sweeper.job.status import Status
 from sweeper.sweep.collate import collate
+from sweeper.sweep.jobs import read_sweep
 from tests import synthetic
+from tests.fake_slurm import slurm  # noqa: F401  (the fake Slurm commands)
 from tests.conftest import ROOT, checkout_env, run_cli
 
 
@@ -28,6 +32,23 @@ def test_a_job_list_is_claimed_once(tmp_path):
     with pytest.raises(MismatchError, match=r"holds another sweep: its job 0 is another configuration \(lr: 0.1 -> 0.5\)"):
         manifest.claim(tmp_path, other)
     assert (tmp_path / "jobs.json").read_text() == before
+
+
+def test_a_list_written_before_jobs_named_their_scheduler_is_slurms(tmp_path, slurm):
+    """Rows written before (`slurm_job_id`, `slurm_job_ids`) read as the Slurm backend's jobs, and
+    their statuses come from Slurm's states as they did."""
+    synthetic.write_job_list(tmp_path, "linear", "gd", [{"lr": 0.1}, {"lr": 0.01}])
+    data = json.loads((tmp_path / "jobs.json").read_text())
+    for row in data["jobs"]:
+        del row["scheduler"], row["scheduler_job_id"], row["scheduler_job_ids"]
+        row["slurm_job_id"], row["slurm_job_ids"] = f"77_{row['num']}", [f"77_{row['num']}"]
+    (tmp_path / "jobs.json").write_text(json.dumps(data))
+    listed = manifest.read_manifest(tmp_path)
+    assert [(row.scheduler, row.scheduler_job_id, row.scheduler_job_ids) for row in listed.jobs] == [
+        ("slurm", "77_0", ["77_0"]), ("slurm", "77_1", ["77_1"])]
+    slurm.command("sacct", "77_0|RUNNING\n77_1|CANCELLED by 0\n")
+    jobs = read_sweep(tmp_path).jobs
+    assert [(job.status, job.scheduler_state) for job in jobs] == [(Status.RUNNING, "RUNNING"), (Status.CANCELLED, "CANCELLED")]
 
 
 def test_a_damaged_job_list_is_one_line_and_kept(tmp_path):

@@ -23,7 +23,7 @@ OTHER_HOST = "node-elsewhere-" + socket.gethostname()
 
 def write_marker(job_dir: Path, host: str, pid: int, slurm_job_id: str | None = None) -> owner.Owner:
     """A marker as owner.take writes it (json of the Owner, one line)."""
-    mark = owner.Owner(host, pid, "2026-01-01T00:00:00+00:00", slurm_job_id)
+    mark = owner.Owner(host, pid, "2026-01-01T00:00:00+00:00", slurm_job_id, "slurm" if slurm_job_id else None)
     job_dir.mkdir(parents=True, exist_ok=True)
     (job_dir / owner.OWNER_NAME).write_text(json.dumps(dataclasses.asdict(mark)) + "\n")
     return mark
@@ -75,8 +75,15 @@ def test_the_marker_of_this_slurm_job_before_its_requeue_is_stale(tmp_path, monk
     assert not owner.is_alive(mark)
     assert owner.take(tmp_path) is None
     taken = owner.read_owner(tmp_path)
-    assert (taken.host, taken.pid, taken.slurm_job_id) == (socket.gethostname(), os.getpid(), slurm_id)
+    assert (taken.host, taken.pid, taken.scheduler_job_id) == (socket.gethostname(), os.getpid(), slurm_id)
     assert str(taken) == f"pid {os.getpid()} on {socket.gethostname()}, Slurm job {slurm_id}"
+
+
+def test_a_marker_written_before_owners_named_their_scheduler_is_a_slurm_jobs(tmp_path):
+    (tmp_path / owner.OWNER_NAME).write_text(json.dumps({"host": OTHER_HOST, "pid": 4242, "started": "2026-01-01T00:00:00+00:00",
+                                                         "slurm_job_id": "55_1"}) + "\n")
+    found = owner.read_owner(tmp_path)
+    assert (found.scheduler, found.scheduler_job_id, str(found)) == ("slurm", "55_1", f"pid 4242 on {OTHER_HOST}, Slurm job 55_1")
 
 
 def test_another_slurm_jobs_marker_on_another_host_is_kept(tmp_path, monkeypatch, not_in_slurm):

@@ -10,6 +10,7 @@ import pytest
 
 from sweeper.job import owner
 from sweeper.job.status import FINISHED, NEEDS_RERUN, Status, decide, summary
+from sweeper.launching.backend import SLURM
 from sweeper.sweep import progress
 from sweeper.sweep.collate import collate
 from tests import synthetic
@@ -17,10 +18,10 @@ from tests import synthetic
 
 def test_what_decides_a_job_status():
     """The rules of decide(): a record, Slurm's state, a live owner, a search's failed trial."""
-    assert decide(Status.OK) == Status.OK and decide(Status.INTERRUPTED, slurm="PENDING") == Status.PENDING
-    assert decide(Status.FAILED, slurm="RUNNING") == Status.FAILED  # a record of failure is final
+    assert decide(Status.OK) == Status.OK and decide(Status.INTERRUPTED, scheduled=SLURM.status_of("PENDING")) == Status.PENDING
+    assert decide(Status.FAILED, scheduled=SLURM.status_of("RUNNING")) == Status.FAILED  # a record of failure is final
     assert decide(corrupt=True) == Status.CORRUPT
-    assert decide(slurm="CANCELLED by 0") == Status.CANCELLED and decide(slurm="COMPLETED") == Status.MISSING
+    assert decide(scheduled=SLURM.status_of("CANCELLED by 0")) == Status.CANCELLED and decide(scheduled=SLURM.status_of("COMPLETED")) == Status.MISSING
     assert decide(owner_alive=True) == Status.RUNNING
     assert decide(started=False) == Status.NOT_STARTED and decide() == Status.MISSING
     # A search's trial marked failed on resume (killed with its search): failed, unless it has a record.

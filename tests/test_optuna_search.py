@@ -16,7 +16,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from sweeper.job.trial import JOURNAL_NAME, open_storage
-from sweeper.sweep import manifest
+from sweeper.job import manifest
 from sweeper.sweep.collate import collate
 from tests.conftest import ROOT, checkout_env, records, refused, run_cli
 from tests.mnist_files import real_mnist_dir
@@ -165,7 +165,7 @@ def test_a_search_on_slurm_prunes_from_the_jobs(tmp_path):
     assert states == ["COMPLETE", "PRUNED"]
     assert "sweep: 2 jobs: 1 ok, 1 pruned in " in result.stdout
     entries = json.loads((sweep / "jobs.json").read_text())["jobs"]
-    assert [job["trial"] for job in entries] == [0, 1] and all(job["slurm_job_id"] for job in entries)
+    assert [job["trial"] for job in entries] == [0, 1] and all(job["scheduler_job_id"] for job in entries)
 
 
 def test_a_cmaes_search_on_exercise_1(tmp_path):

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from sweeper.sweep import manifest
+from sweeper.job import manifest
 from sweeper.training.tf import START_UP_LINES, without_start_up_lines
 from tests.conftest import ROOT, checkout_env, records, run_cli, skip_or_fail
 from tests.mnist_files import real_mnist_dir
@@ -202,7 +202,7 @@ def test_slurm_launcher_prints_each_job_and_ctrl_c_leaves_the_jobs_running(tmp_p
     finally:
         sweep_run.kill()
         listed = manifest.read_manifest(sweep)
-        array_ids = sorted({job.slurm_job_id.split("_")[0] for job in listed.jobs if job.slurm_job_id})
+        array_ids = sorted({job.scheduler_job_id.split("_")[0] for job in listed.jobs if job.scheduler_job_id})
         subprocess.run(["scancel", *array_ids], timeout=10)
     out = log.read_text()
     assert sweep_run.returncode == 130, out + stderr

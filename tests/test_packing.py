@@ -12,7 +12,7 @@ import yaml
 
 from sweeper.job.owner import OWNER_NAME, read_owner_file
 from sweeper.job.record import read_record
-from sweeper.sweep import manifest
+from sweeper.job import manifest
 from tests.cluster import final_state, slurm_multirun, status, status_rows
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -47,9 +47,9 @@ def test_packed_jobs_match_unpacked_jobs_and_run_two_at_once(tmp_path):
                             "hydra.launcher.cpus_per_task=2")
     assert result.returncode == 0, result.stderr
     assert "8 jobs: 8 ok" in result.stdout
-    tasks = {entry.slurm_job_id for entry in entries(packed).values()}
+    tasks = {entry.scheduler_job_id for entry in entries(packed).values()}
     assert len(tasks) == 1 and {e.packed_task for e in entries(packed).values()} == tasks
-    assert len({entry.slurm_job_id for entry in entries(unpacked).values()}) == 8
+    assert len({entry.scheduler_job_id for entry in entries(unpacked).values()}) == 8
     spans = []
     for num, entry in entries(packed).items():
         mine, theirs = read_record(packed / entry.dir / "result.json"), read_record(unpacked / entry.dir / "result.json")
@@ -58,7 +58,7 @@ def test_packed_jobs_match_unpacked_jobs_and_run_two_at_once(tmp_path):
         assert mine.metrics == pytest.approx(theirs.metrics, rel=1e-5)
         assert hydra_files(packed / entry.dir) == hydra_files(unpacked / entry.dir)
         slurm = mine.environment  # one task: a plain Slurm job, not an array
-        assert slurm.get("SLURM_ARRAY_JOB_ID", slurm["SLURM_JOB_ID"]) == entry.slurm_job_id.split("_")[0]
+        assert slurm.get("SLURM_ARRAY_JOB_ID", slurm["SLURM_JOB_ID"]) == entry.scheduler_job_id.split("_")[0]
         assert f"lr={mine.hparams['lr']:g}" in (packed / entry.dir / "run.log").read_text()  # its own log
         spans.append((mine.started, mine.finished))
     spans.sort()
@@ -72,11 +72,11 @@ def test_a_job_that_raises_fails_alone_and_its_task_goes_on(tmp_path):
                             "hydra.launcher.jobs_per_task=2")
     assert result.returncode != 0  # the sweep says a job failed
     listed = entries(sweep)
-    assert listed[0].slurm_job_id == listed[1].slurm_job_id  # one task
+    assert listed[0].scheduler_job_id == listed[1].scheduler_job_id  # one task
     assert read_record(sweep / "0" / "result.json").status == "failed"
     assert "NoSuch" in read_record(sweep / "0" / "result.json").error
     assert read_record(sweep / "1" / "result.json").status == "ok"
-    assert final_state(listed[0].slurm_job_id) == "COMPLETED"
+    assert final_state(listed[0].scheduler_job_id) == "COMPLETED"
 
 
 def _gone(sweep: Path) -> None:
@@ -106,7 +106,7 @@ def test_a_task_cancelled_half_way_then_status_then_resume(sweeper_cli, status, 
     result = slurm_multirun(sweep, lrs, "steps=120000", "hydra.launcher.jobs_per_task=6", "hydra.launcher.wait=false",
                             "hydra.sweeper.fuse=false")
     assert result.returncode == 0, result.stderr
-    task = entries(sweep)[0].slurm_job_id
+    task = entries(sweep)[0].scheduler_job_id
     seen: set[str] = set()
     deadline = time.monotonic() + 240
     while not all((sweep / str(n) / "result.json").exists() for n in (0, 1)):
@@ -136,10 +136,10 @@ def test_a_task_cancelled_half_way_then_status_then_resume(sweeper_cli, status, 
     for num in range(6):
         if num in finished:
             assert (sweep / str(num) / "result.json").read_bytes() == before[num]
-            assert listed[num].slurm_job_ids == [task]
+            assert listed[num].scheduler_job_ids == [task]
         else:
             assert read_record(sweep / str(num) / "result.json").status == "ok"
-            assert listed[num].slurm_job_ids[0] == task and listed[num].slurm_job_id != task
+            assert listed[num].scheduler_job_ids[0] == task and listed[num].scheduler_job_id != task
 
 
 def test_a_sweep_resumed_at_once_submits_nothing_twice(sweeper_cli, tmp_path):
@@ -155,8 +155,8 @@ def test_a_sweep_resumed_at_once_submits_nothing_twice(sweeper_cli, tmp_path):
     assert same.returncode == 0, same.stderr
     assert "jobs are still pending or running in Slurm" in same.stdout and "not submitted again" in same.stdout
     listed = entries(sweep)
-    tasks = sorted({entry.slurm_job_id for entry in listed.values()})
-    assert len(tasks) == 2 and all(entry.slurm_job_ids == [entry.slurm_job_id] for entry in listed.values())
+    tasks = sorted({entry.scheduler_job_id for entry in listed.values()})
+    assert len(tasks) == 2 and all(entry.scheduler_job_ids == [entry.scheduler_job_id] for entry in listed.values())
     for num, entry in listed.items():
         assert read_record(sweep / entry.dir / "result.json").attempts == 1
     for task in tasks:
@@ -174,4 +174,4 @@ def test_a_request_no_node_can_satisfy_is_one_line_before_submitting(tmp_path):
     line = result.stderr.strip().splitlines()[-1]
     assert line.startswith("error: job 0 (task=cnn gpus=1 ") and "asks for 4 CPUs, 8 GB, 1 GPU per task" in line
     assert "have at most 2 CPUs" in line and "lower hydra.launcher.cpus_per_gpu (now 4 CPUs per GPU)" in line
-    assert not [entry for entry in entries(sweep).values() if entry.slurm_job_id]  # nothing submitted
+    assert not [entry for entry in entries(sweep).values() if entry.scheduler_job_id]  # nothing submitted

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from sweeper.job.status import ACTIVE, NEEDS_RERUN, Status, decide
+from sweeper.launching.backend import SLURM
 from sweeper.launching.capacity import impossible
 from sweeper.launching.packed import cpu_shares
-from sweeper.scheduler import node_offers, pending_reasons
+from sweeper.launching.slurm_queries import node_offers, pending_reasons
 from tests.fake_slurm import slurm  # noqa: F401  (the fake Slurm commands)
 
 SINFO = ("debug*|vm|2|21694|gpu:4\n"
@@ -66,13 +67,13 @@ def test_pending_reasons_from_squeue(slurm):
 
 
 def test_a_packed_job_waits_while_its_task_runs_another():
-    assert decide(slurm="RUNNING", packed=True) == Status.WAITING
-    assert decide(slurm="RUNNING", packed=True, owner_alive=True) == Status.RUNNING
-    assert decide(slurm="PENDING", packed=True) == Status.PENDING
-    assert decide(Status.OK, slurm="RUNNING", packed=True) == Status.OK
-    assert decide(Status.INTERRUPTED, slurm="RUNNING", packed=True) == Status.WAITING  # requeued, not its turn yet
-    assert decide(slurm="CANCELLED by 0", packed=True, started=False) == Status.CANCELLED
-    assert decide(slurm="RUNNING") == Status.RUNNING  # unpacked: the Slurm job is the job
+    assert decide(scheduled=SLURM.status_of("RUNNING"), packed=True) == Status.WAITING
+    assert decide(scheduled=SLURM.status_of("RUNNING"), packed=True, owner_alive=True) == Status.RUNNING
+    assert decide(scheduled=SLURM.status_of("PENDING"), packed=True) == Status.PENDING
+    assert decide(Status.OK, scheduled=SLURM.status_of("RUNNING"), packed=True) == Status.OK
+    assert decide(Status.INTERRUPTED, scheduled=SLURM.status_of("RUNNING"), packed=True) == Status.WAITING  # requeued, not its turn yet
+    assert decide(scheduled=SLURM.status_of("CANCELLED by 0"), packed=True, started=False) == Status.CANCELLED
+    assert decide(scheduled=SLURM.status_of("RUNNING")) == Status.RUNNING  # unpacked: the Slurm job is the job
     assert Status.WAITING in ACTIVE and Status.WAITING not in NEEDS_RERUN
 
 

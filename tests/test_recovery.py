@@ -14,7 +14,7 @@ import pytest
 
 from sweeper.job.fingerprint import identity
 from sweeper.job.record import read_record
-from sweeper.sweep import manifest
+from sweeper.job import manifest
 from tests.conftest import ROOT, checkout_env, run_cli
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ from PIL import Image
 from sweeper.report.groups import fmt_number
 from sweeper.sweep.collate import collate
 from sweeper.job.record import read_record
-from sweeper.sweep import manifest
+from sweeper.job import manifest
 from tests import synthetic
 from tests.conftest import run_cli
 

@@ -14,7 +14,7 @@ import pytest
 from sweeper.job.record import read_record
 from sweeper.job.status import Status
 from sweeper.launching.right_size import Measured, sized
-from sweeper.sweep import manifest
+from sweeper.job import manifest
 from tests.conftest import ROOT, checkout_env, run_cli, write_user_task
 
 # A user's task that holds `size_mb` of memory (written, so resident) long enough for Slurm's
@@ -73,7 +73,7 @@ def submitted_as(out: Path) -> dict[int, list[str]]:
     """Job number -> every Slurm id it was submitted as."""
     listed = manifest.read_manifest(out)
     assert listed is not None
-    return {job.num: job.slurm_job_ids for job in listed.jobs}
+    return {job.num: job.scheduler_job_ids for job in listed.jobs}
 
 
 def sizing(out: Path, num: int) -> list[str]:

@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 from sweeper.hparams import applicable_hparams, validate
 from sweeper.sweep.collate import collate
 from sweeper.job.record import read_record
-from sweeper.sweep import manifest
+from sweeper.job import manifest
 from tests.conftest import run_cli
 
 OPTUNA = "hydra_plugins.sweeper_plugins.optuna_search.OptunaSweeper"  # the project's, on Optuna >= 4

@@ -24,7 +24,7 @@ from sweeper.serve.app import FORBIDDEN
 from sweeper.sweep.jobs import read_sweep
 from tests.conftest import ROOT, checkout_env
 from tests.serving import serving
-from sweeper.sweep.manifest import update
+from sweeper.job.manifest import update
 from tests.synthetic import linear_job, optuna_sweep, softmax_grid_sweep, write_job, write_job_list
 from tests.fake_slurm import FakeSlurm
 
@@ -163,7 +163,7 @@ def test_the_overview_is_the_sweeps_summary_best_and_progress(sweep):
     assert (overview["total"], overview["recorded"]) == (12, 6)
     best = dict(zip(overview["best"]["columns"], overview["best"]["rows"][0]))
     assert (best["job"], best["direction"], best["lr"], best["batch_size"]) == ("1", "maximize", "0.5", "64")
-    assert overview["pending"] == [] and overview["slurm_answered"]
+    assert overview["pending"] == [] and overview["scheduler_answered"]
 
 
 def test_a_record_that_lands_shows_at_the_next_read(sweep):
@@ -252,7 +252,7 @@ def test_a_search_shows_the_objective_by_trial(tmp_path):
 
 def test_slurms_pending_reasons_are_on_the_page(sweep, tmp_path, monkeypatch):
     """Jobs 8-11 submitted as Slurm array 77: sacct says 77_8 runs and the others wait; squeue says why."""
-    update(sweep, {number: {"slurm_job_id": f"77_{number}"} for number in range(8, 12)})
+    update(sweep, {number: {"scheduler": "slurm", "scheduler_job_id": f"77_{number}"} for number in range(8, 12)})
     slurm = FakeSlurm(tmp_path / "bin", tmp_path / "calls.log")
     slurm.bin_dir.mkdir()
     monkeypatch.setenv("PATH", str(slurm.bin_dir))
@@ -264,7 +264,7 @@ def test_slurms_pending_reasons_are_on_the_page(sweep, tmp_path, monkeypatch):
     assert overview["pending"] == ["Slurm job 77_9 (job 9) pending: Priority", "Slurm job 77_10 (job 10) pending: Priority",
                                    "Slurm job 77_11 (job 11) pending: Resources"]
     assert {c["status"]: c["count"] for c in overview["counts"]}["pending"] == 3
-    assert (job["status"], job["slurm"], job["slurm_job_id"]) == ("pending", "PENDING", "77_9")
+    assert (job["status"], job["scheduler"], job["scheduler_state"], job["scheduler_job_id"]) == ("pending", "Slurm", "PENDING", "77_9")
 
 
 def test_serve_writes_no_index_into_the_sweep(sweep):

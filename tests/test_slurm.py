@@ -14,8 +14,8 @@ import pytest
 
 from sweeper.sweep.collate import collate
 from sweeper.job.record import read_record
-from sweeper.scheduler import ENDED, job_states
-from sweeper.sweep import manifest
+from sweeper.launching.slurm_queries import ENDED, job_states
+from sweeper.job import manifest
 from tests import synthetic
 from tests.cluster import final_state, read_job_ids, sacct, slurm_multirun, states, status, status_rows  # noqa: F401  (status: a fixture)
 from tests.conftest import ROOT, run_cli, skip_or_fail
@@ -169,7 +169,7 @@ def test_status_shows_an_array_cancelled_while_pending_as_cancelled(status, tmp_
     synthetic.write_job_list(sweep, "linear", "gd", [{"lr": 0.1}, {"lr": 0.2}, {"lr": 0.3}])
     array = subprocess.run(["sbatch", "--parsable", "--hold", "--array=0-2", "-o", "/dev/null", "--wrap", "true"],
                            capture_output=True, text=True, check=True, timeout=30).stdout.strip()
-    manifest.update(sweep, {n: {"slurm_job_id": f"{array}_{n}"} for n in range(3)})
+    manifest.update(sweep, {n: {"scheduler": "slurm", "scheduler_job_id": f"{array}_{n}"} for n in range(3)})
     subprocess.run(["scancel", array], check=True, timeout=10)
     deadline = time.monotonic() + 30
     while not sacct(array, "State").startswith("CANCELLED"):
@@ -229,7 +229,7 @@ def test_a_running_slurm_jobs_marker_on_another_host_is_kept(tmp_path):
 def test_status_does_not_wait_for_jobs_slurm_does_not_know(status, tmp_path, monkeypatch):
     sweep = tmp_path / "gone"
     synthetic.write_job_list(sweep, "linear", "gd", [{"lr": 0.1}, {"lr": 0.2}])
-    manifest.update(sweep, {0: {"slurm_job_id": "999999_0"}, 1: {"slurm_job_id": "999999_1"}})
+    manifest.update(sweep, {0: {"scheduler": "slurm", "scheduler_job_id": "999999_0"}, 1: {"scheduler": "slurm", "scheduler_job_id": "999999_1"}})
     (sweep / "0").mkdir()  # started, no record; job 1 has no directory
     rows = status_rows(status(sweep).stdout)
     assert rows == {"0": ["999999_0", "-", "missing", "lr=0.1"], "1": ["999999_1", "-", "not_started", "lr=0.2"]}

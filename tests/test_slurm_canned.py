@@ -13,7 +13,7 @@ import pytest
 # The project's functions under test, in one place (update here if the modules move).
 # Public: what Slurm says about jobs, the cluster's MaxArraySize, a job's submitit parameters.
 from sweeper.launching.resources import job_resources
-from sweeper.scheduler import job_states, max_array_size
+from sweeper.launching.slurm_queries import job_states, max_array_size
 # Private, no public equivalent: how the launcher builds its submitit executor from those parameters.
 from sweeper.launching.resources import executor as _executor, safe_for_sbatch as _safe_for_sbatch
 from tests.fake_slurm import FakeSlurm, slurm  # noqa: F401  (slurm: the fake Slurm commands, a fixture)

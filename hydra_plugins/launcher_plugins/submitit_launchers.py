@@ -2,7 +2,7 @@
 resources taken from its own config (`gpus=1,2,4` gives three jobs with 1, 2 and 4 GPUs).
 
 The classes reuse the stock plugin's job side (`__call__`, `checkpoint`); their `launch` is in
-sweeper/launching/ (slurm.py, local.py), their settings in config.py beside this file. Settings:
+sweeper/launching/ (slurm.py, local.py), their settings in sweeper/launching/settings.py. Settings:
 `python run.py -m hydra/launcher=slurm hydra.launcher.partition=gpu`;
 `python run.py hydra/launcher=slurm --cfg hydra -p hydra.launcher` shows them all.
 

@@ -1,7 +1,7 @@
 """`hydra/sweeper=checked`: Hydra's grid sweeper, made for long sweeps that break (the default,
 selected in conf/grid_sweeper.yaml with `override hydra/sweeper: checked`).
 
-Its work is in sweeper/sweep/grid.py, its settings in config.py beside this file: Hydra's basic
+Its work is in sweeper/sweep/grid.py, its settings in sweeper/sweep/settings.py: Hydra's basic
 sweeper's (`hydra.sweeper.params`, `max_batch_size`), and `fuse` / `max_fused` (in process, the
 jobs of a batch that differ only in optimizer hyperparameters train as one computation).
 """

@@ -1,6 +1,6 @@
 """`hydra/sweeper=optuna_search`: a search with Optuna (>= 4) that prunes hopeless trials and
-survives a crash. Its work is in sweeper/sweep/search.py, its settings in config.py beside this
-file (see the README's "Search and early stopping")."""
+survives a crash. Its work is in sweeper/sweep/search.py, its settings in sweeper/sweep/settings.py
+(see the README's "Search and early stopping")."""
 from typing import Any, List, Optional
 
 from hydra.plugins.sweeper import Sweeper

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 INDEX_DIR = "index"
-LISTED = "jobs.json"  # the sweep's job list: named here, below the record, and taken by sweeper/sweep/manifest.py
+LISTED = "jobs.json"  # the sweep's job list: named here, below the record, and taken by sweeper/job/manifest.py
 
 # (inode, size, mtime_ns): what a line says of its record's file; the file replaced or edited, it differs.
 FileKey = tuple[int, int, int]

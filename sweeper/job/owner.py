@@ -1,9 +1,10 @@
 """One owner per job directory: a job takes its directory before it runs and gives it back after.
 
-The owner is a marker file `.owner` (host, process id, Slurm job id, start time) made with an
-exclusive create, so of two runs that reach the same directory at once exactly one takes it. A
-marker whose process is gone (same host, no such process; a Slurm job that is this one, requeued;
-or, on another host, a Slurm job that Slurm says has ended: a dead node's) is stale and is taken over.
+The owner is a marker file `.owner` (host, process id, its scheduler and the scheduler's job id,
+start time) made with an exclusive create, so of two runs that reach the same directory at once
+exactly one takes it. A marker whose process is gone (same host, no such process; a scheduler's job
+that is this one, requeued; or, on another host, a job its scheduler says has ended: a dead node's)
+is stale and is taken over.
 """
 from __future__ import annotations
 
@@ -13,11 +14,18 @@ import json
 import os
 import socket
 from pathlib import Path
+from typing import Any, Callable
 
 from sweeper.files import create_atomic
-from sweeper.scheduler import ENDED, job_states
 
 OWNER_NAME = ".owner"
+# Whether a scheduler says its job ended: (scheduler, job id) -> bool, given by the backends
+# (sweeper/launching/backend.py) where they are loaded; without it no scheduler can be asked.
+_scheduler_says_ended: list[Callable[[str, str], bool]] = []
+
+
+def ask_scheduler(ended: Callable[[str, str], bool]) -> None:
+    _scheduler_says_ended[:] = [ended]
 
 
 @dataclasses.dataclass
@@ -25,18 +33,28 @@ class Owner:
     host: str
     pid: int
     started: str
-    slurm_job_id: str | None = None
+    scheduler_job_id: str | None = None
+    scheduler: str | None = None    # the backend's name (`slurm`) where a scheduler runs it
 
     def __str__(self) -> str:
-        slurm = f", Slurm job {self.slurm_job_id}" if self.slurm_job_id else ""
-        return f"pid {self.pid} on {self.host}{slurm}"
+        job = f", {self.scheduler.capitalize()} job {self.scheduler_job_id}" if self.scheduler and self.scheduler_job_id else ""
+        return f"pid {self.pid} on {self.host}{job}"
 
 
 def _this_process() -> Owner:
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     slurm = os.environ.get("SLURM_ARRAY_JOB_ID") and \
         f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID')}"
-    return Owner(socket.gethostname(), os.getpid(), now, slurm or os.environ.get("SLURM_JOB_ID"))
+    job_id = slurm or os.environ.get("SLURM_JOB_ID")
+    return Owner(socket.gethostname(), os.getpid(), now, job_id, "slurm" if job_id else None)
+
+
+def owner_from(data: dict[str, Any]) -> Owner:
+    """An owner as its marker says it; markers written before name their Slurm job `slurm_job_id`."""
+    if "slurm_job_id" in data:
+        data = {**data, "scheduler_job_id": data["slurm_job_id"], "scheduler": "slurm" if data["slurm_job_id"] else None}
+        del data["slurm_job_id"]
+    return Owner(**data)
 
 
 def _process_exists(pid: int) -> bool:
@@ -54,7 +72,7 @@ def _process_exists(pid: int) -> bool:
 
 def read_owner_file(path: Path) -> Owner | None:
     try:
-        return Owner(**json.loads(Path(path).read_text()))
+        return owner_from(json.loads(Path(path).read_text()))
     except (OSError, ValueError, TypeError):
         return None
 
@@ -64,25 +82,18 @@ def read_owner(job_dir: Path) -> Owner | None:
     return read_owner_file(Path(job_dir) / OWNER_NAME)
 
 
-def is_alive(owner: Owner, slurm_states: dict[str, str] | None = None) -> bool:
+def is_alive(owner: Owner, ended: Callable[[str, str], bool] | None = None) -> bool:
     """Whether the owner may still be running: its process exists on this host; on another host
-    it is taken to be alive (nothing here can see its process), unless it is this Slurm job,
-    requeued, or its Slurm job has ended (the node died under it). `slurm_states`: Slurm's states
-    known to the caller, asked first and added to (a reader of many jobs asks Slurm once a job id)."""
+    it is taken to be alive (nothing here can see its process), unless it is this scheduler job,
+    requeued, or its scheduler says its job has ended (the node died under it). `ended(scheduler,
+    job id)`: the caller's way to ask (a reader of many jobs asks once a job id), else the backends'."""
     me = _this_process()
-    if owner.slurm_job_id and owner.slurm_job_id == me.slurm_job_id:
-        return owner.pid == me.pid  # the same Slurm job started again: the old process is gone
+    if owner.scheduler_job_id and (owner.scheduler, owner.scheduler_job_id) == (me.scheduler, me.scheduler_job_id):
+        return owner.pid == me.pid  # the same scheduler job started again: the old process is gone
     if owner.host == me.host:
         return _process_exists(owner.pid)
-    return not (owner.slurm_job_id and _slurm_ended(owner.slurm_job_id, {} if slurm_states is None else slurm_states))
-
-
-def _slurm_ended(job_id: str, known: dict[str, str]) -> bool:
-    """Whether Slurm says the job ended; a job Slurm does not know (or a Slurm that does not answer,
-    asked once) cannot be told ended: not."""
-    if job_id not in known:
-        known[job_id] = (job_states([job_id]) or {}).get(job_id, "")
-    return known[job_id] in ENDED
+    ask = ended or (_scheduler_says_ended[0] if _scheduler_says_ended else None)
+    return not (owner.scheduler and owner.scheduler_job_id and ask is not None and ask(owner.scheduler, owner.scheduler_job_id))
 
 
 def take(job_dir: Path) -> Owner | None:

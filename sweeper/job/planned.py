@@ -1,6 +1,6 @@
 """A planned job: one job of a sweep as it is known before it runs, made once from its composed
 config. The sweeper makes it (or a launcher, or a packed task, for jobs a stock sweeper hands
-them), the job list stores its serialisable part (sweeper/sweep/manifest.py), and launchers,
+them), the job list stores its serialisable part (sweeper/job/manifest.py), and launchers,
 packed tasks, fused groups and `execute` take it as it is.
 """
 from __future__ import annotations

@@ -14,7 +14,6 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from hydra_plugins.launcher_plugins.config import SlurmConf
 from sweeper.hparams import check_or_exit
 from sweeper.job import context as run_context
 from sweeper.job.context import RunContext
@@ -40,7 +39,7 @@ def job_from_hydra(cfg: DictConfig) -> tuple[PlannedJob, RunContext]:
     if planned is not None:
         return dataclasses.replace(planned, directory=directory), context
     check_or_exit(cfg)
-    if hydra_cfg.launcher.get("_target_") == SlurmConf._target_:  # each Slurm task of a job over several: a worker
-        timeout = hydra_cfg.launcher.get("worker_timeout_s") or DEFAULT_TIMEOUT_S
+    if "worker_timeout_s" in hydra_cfg.launcher:  # a launcher whose tasks may be a job's workers: this one's place
+        timeout = hydra_cfg.launcher.worker_timeout_s or DEFAULT_TIMEOUT_S
         context = dataclasses.replace(context, workers=from_slurm(timeout_s=int(timeout)))
     return plan_job(cfg, hydra_cfg, directory), context

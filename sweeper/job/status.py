@@ -1,6 +1,6 @@
 """A job's status: the one type, the one function that decides it, and the one summary line.
 
-The record says how a job ended; where it has none, the scheduler's state (Slurm), a live owner of
+The record says how a job ended; where it has none, its scheduler's state, a live owner of
 its directory, or the directory's absence says where it is. Every command (a sweep's end, `status`,
 `collate`, `report`, `resume`) decides and counts statuses here.
 """
@@ -22,10 +22,10 @@ class Status(str, enum.Enum):
     INTERRUPTED = "interrupted"
     # Where a job is when it has no (readable) record.
     CORRUPT = "corrupt"                # a record that cannot be read
-    PENDING = "pending"                # queued by Slurm (for a packed job: its task is)
+    PENDING = "pending"                # queued by its scheduler (for a packed job: its task is)
     WAITING = "waiting"                # its packed task runs, and it waits for its turn in it
-    RUNNING = "running"                # Slurm runs it, or a live process owns its directory
-    CANCELLED = "cancelled"            # Slurm ended it before it wrote a record ...
+    RUNNING = "running"                # its scheduler runs it, or a live process owns its directory
+    CANCELLED = "cancelled"            # its scheduler ended it before it wrote a record ...
     TIMEOUT = "timeout"
     OUT_OF_MEMORY = "out_of_memory"
     NODE_FAIL = "node_fail"
@@ -57,42 +57,28 @@ PROBLEM = frozenset(Status) - {Status.OK, Status.PRUNED} - ACTIVE  # what a repo
 _HPARAMS_SESSION = {Status.OK: "STATUS_SUCCESS", Status.PRUNED: "STATUS_SUCCESS", Status.DIVERGED: "STATUS_FAILURE",
                     Status.FAILED: "STATUS_FAILURE", Status.INTERRUPTED: "STATUS_FAILURE"}
 
-# Slurm's states (sacct/squeue) of a job that left no record.
-_SLURM = {
-    "PENDING": Status.PENDING, "REQUEUED": Status.PENDING, "REQUEUE_HOLD": Status.PENDING,
-    "REQUEUE_FED": Status.PENDING, "RESV_DEL_HOLD": Status.PENDING,
-    "RUNNING": Status.RUNNING, "CONFIGURING": Status.RUNNING, "COMPLETING": Status.RUNNING,
-    "SUSPENDED": Status.RUNNING, "STAGE_OUT": Status.RUNNING, "SIGNALING": Status.RUNNING,
-    "RESIZING": Status.RUNNING, "STOPPED": Status.RUNNING,
-    "CANCELLED": Status.CANCELLED, "TIMEOUT": Status.TIMEOUT, "DEADLINE": Status.TIMEOUT,
-    "OUT_OF_MEMORY": Status.OUT_OF_MEMORY, "NODE_FAIL": Status.NODE_FAIL, "PREEMPTED": Status.PREEMPTED,
-    "FAILED": Status.FAILED, "BOOT_FAIL": Status.FAILED, "SPECIAL_EXIT": Status.FAILED,
-    "REVOKED": Status.CANCELLED,
-}
-
-
-def decide(record: Status | None = None, *, corrupt: bool = False, slurm: str | None = None,
+def decide(record: Status | None = None, *, corrupt: bool = False, scheduled: Status | None = None,
            owner_alive: bool = False, started: bool = True, packed: bool = False,
            trial_failed: bool = False) -> Status:
     """One job's status.
 
-    record: its record's status; corrupt: it has a record that cannot be read; slurm: Slurm's state
-    (`RUNNING`, `CANCELLED by 0`, ...) where the launcher recorded its job id; owner_alive: a live
-    process holds its directory; started: its directory exists; packed: Slurm's state is that of the
-    packed task that holds the job with others (one process runs them one after the other);
+    record: its record's status; corrupt: it has a record that cannot be read; scheduled: what its
+    scheduler's state means (the job's backend says: sweeper/launching/backend.py) where the
+    launcher recorded its job id; owner_alive: a live process holds its directory; started: its
+    directory exists; packed: the scheduler's state is that of the packed task that holds the job
+    with others (one process runs them one after the other);
     trial_failed: its search marked its trial failed (it was running when the search died, and its
     budget was asked again), which says more than `missing` or `not started`.
-    A record says most, except `interrupted` while Slurm has requeued the job (pending, running).
+    A record says most, except `interrupted` while its scheduler has requeued the job (pending, running).
     """
-    from_slurm = _SLURM.get(slurm.split()[0]) if slurm else None
-    if packed and from_slurm == Status.RUNNING and not owner_alive:
-        from_slurm = Status.WAITING  # the task runs, not (yet, or again after a requeue) this job
+    if packed and scheduled == Status.RUNNING and not owner_alive:
+        scheduled = Status.WAITING  # the task runs, not (yet, or again after a requeue) this job
     if record is not None:
-        return from_slurm if record == Status.INTERRUPTED and from_slurm in ACTIVE else record
+        return scheduled if record == Status.INTERRUPTED and scheduled in ACTIVE else record
     if corrupt:
         return Status.CORRUPT
-    if from_slurm is not None:
-        return from_slurm
+    if scheduled is not None:
+        return scheduled
     if owner_alive:
         return Status.RUNNING
     if trial_failed:

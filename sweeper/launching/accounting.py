@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from sweeper.files import write_atomic
-from sweeper.scheduler import ENDED, query_timeout, run_query
+from sweeper.launching.slurm_queries import ENDED, query_timeout, run_query
 
 ACCOUNTING_NAME = "accounting.json"
 _FIELDS = "JobID,State,Elapsed,TotalCPU,MaxRSS,AllocCPUS,AllocTRES,ReqMem,Timelimit,NNodes,Submit,Start,End"

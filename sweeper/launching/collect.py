@@ -19,7 +19,7 @@ from sweeper.job.planned import PlannedJob
 from sweeper.job.record import RECORD_NAME, read_record
 from sweeper.job.status import Status
 from sweeper.launching.capacity import NEVER
-from sweeper.scheduler import ENDED, job_states, pending_reasons
+from sweeper.launching.slurm_queries import ENDED, job_states, pending_reasons
 
 if TYPE_CHECKING:
     from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher

@@ -13,7 +13,7 @@ from hydra.errors import CompactHydraException
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf, LocalQueueConf, SlurmQueueConf
 from omegaconf import DictConfig, OmegaConf
 
-from hydra_plugins.launcher_plugins.config import LocalConf, SlurmConf
+from sweeper.launching.settings import LocalConf, SlurmConf
 from sweeper.job.planned import PlannedJob
 from sweeper.paths import job_pythonpath
 

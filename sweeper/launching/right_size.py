@@ -22,7 +22,7 @@ from sweeper.job.record import RECORD_NAME, read_record
 from sweeper.job.status import Status
 from sweeper.launching import accounting
 from sweeper.launching.resources import with_signal_delay
-from sweeper.sweep import manifest
+from sweeper.job import manifest
 from sweeper.words import counted, duration, gigabytes
 
 PROBE_JOBS = 3          # jobs of a request that finish with it before the others are right-sized
@@ -69,7 +69,7 @@ def measure(sweep_dir: Path, asked: dict[str, Any]) -> Measured:
     request = request_of(asked)
     measured = Measured()
     for row in listed.jobs if listed else []:
-        if not row.slurm_job_id:
+        if not row.scheduler_job_id:
             continue
         job_dir = sweep_dir / row.dir
         finished = [entry for entry in accounting.read_file(job_dir).values()

@@ -23,15 +23,18 @@ from hydra.errors import CompactHydraException
 from sweeper.errors import refuse
 from sweeper.job.context import RunContext
 from sweeper.job.planned import PlannedJob
-from sweeper.job.status import ACTIVE
+from sweeper.job import manifest
+from sweeper.job.manifest import ListedJob
+from sweeper.job.record import RECORD_NAME, read_record
+from sweeper.job.standing import standing
+from sweeper.job.status import ACTIVE, Status
 from sweeper.launching import accounting, right_size
 from sweeper.launching.capacity import impossible
 from sweeper.launching.collect import SubmittedTask, announce, collect_some, job_args, sweep_dir_of
 from sweeper.launching.packed import PackedTask
 from sweeper.launching.resources import by_resources, executor, resources_of, safe_for_sbatch, setting
-from sweeper.scheduler import job_states, max_array_size, node_offers
-from sweeper.sweep import manifest
-from sweeper.sweep.jobs import read_job
+from sweeper.launching.backend import SLURM
+from sweeper.launching.slurm_queries import max_array_size, node_offers
 from sweeper.words import command, counted, sweeper_command
 
 _ACCOUNTING_WAIT_S = 10.0  # how long a sweep's end waits for Slurm's accounting of its last jobs
@@ -119,7 +122,7 @@ class _Submission:
             submitted = _submit(made, self.launcher, self.jobs, packs[start:start + self.chunk], self.singletons,
                                 self.sweep_dir, self.per_task > 1, self.parallel, self.tasks)
             self.tasks += submitted
-            manifest.record_submitted(self.sweep_dir, {self.jobs[i].num: (task.job.job_id, task.packed)
+            manifest.record_submitted(self.sweep_dir, SLURM.name, {self.jobs[i].num: (task.job.job_id, task.packed)
                                                        for task in submitted for i in task.positions})
             self.arrays.append(_describe(self.jobs, submitted, safe))
             for task in submitted:
@@ -231,20 +234,29 @@ def _alive_tasks(jobs: list[PlannedJob], sweep_dir: Path) -> list[SubmittedTask]
         listed = manifest.read_manifest(sweep_dir)
     except manifest.DamagedManifest:
         return []
-    rows = {row.num: row for row in (listed.jobs if listed else []) if row.slurm_job_id}
+    rows = {row.num: row for row in (listed.jobs if listed else [])
+            if row.scheduler == SLURM.name and row.scheduler_job_id}
     wanted = {i: rows[job.num] for i, job in enumerate(jobs) if job.num in rows}
     if not wanted:
         return []
-    states = job_states(row.slurm_job_id for row in wanted.values() if row.slurm_job_id) or {}
+    states = SLURM.states(row.scheduler_job_id for row in wanted.values() if row.scheduler_job_id) or {}
     by_id: dict[str, SubmittedTask] = {}
     for i, row in wanted.items():
-        slurm_id = row.slurm_job_id or ""
-        job = read_job(sweep_dir, sweep_dir / row.dir, row, states.get(slurm_id), slurm_states=states)
-        if job.status in ACTIVE:
+        slurm_id = row.scheduler_job_id or ""
+        if _status(sweep_dir / row.dir, row, SLURM.status_of(states.get(slurm_id, ""))) in ACTIVE:
             folder = resources_of(jobs[i])["submitit_folder"]
             task = by_id.setdefault(slurm_id, SubmittedTask([], SlurmJob(folder, slurm_id), row.packed_task is not None))
             task.positions.append(i)
     return list(by_id.values())
+
+
+def _status(path: Path, row: ListedJob, scheduled: Status | None) -> Status:
+    """A job's status as the sweep's reader decides it, from its record file alone."""
+    try:
+        recorded = read_record(path / RECORD_NAME).status if (path / RECORD_NAME).exists() else None
+    except ValueError:
+        return Status.CORRUPT
+    return standing(path, row, recorded, scheduled)
 
 
 def _refuse_impossible(jobs: list[PlannedJob], groups: dict[str, list[int]], settings: dict[str, Any]) -> None:

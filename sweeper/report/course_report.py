@@ -26,7 +26,7 @@ from sweeper.report.plotting import pyplot
 from sweeper.report.published import Exercise, Match, Verdict, compare, load_published
 from sweeper.sweep.collate import collate
 from sweeper.sweep.jobs import Job, read_sweep
-from sweeper.sweep.manifest import MANIFEST_NAME
+from sweeper.job.manifest import MANIFEST_NAME
 
 VERDICTS = (Verdict.REPRODUCED, Verdict.NOT_REPRODUCED, Verdict.REDUCED, Verdict.NOT_RUN)
 

@@ -11,6 +11,7 @@ from sweeper.words import counted
 from sweeper.sweep.by_config import hparam_columns
 from sweeper.job.status import PROBLEM, RECORDED, Status, summary
 from sweeper.sweep.jobs import Job, Sweep
+from sweeper.launching.backend import backend_of
 from sweeper.report.groups import Group, MAX_GRID_VALUES, MAX_LISTED, NOT_AXES, fmt_number, metric_text
 
 
@@ -89,7 +90,9 @@ def _reason(row: pd.Series, job: Job | None) -> str:
     error = row.get("error")
     if isinstance(error, str):
         return error
-    return f"Slurm: {status.text}, without a result.json" if job and job.slurm else status.text
+    if job and job.entry and job.scheduler_state:
+        return f"{backend_of(job.entry.scheduler).title}: {status.text}, without a result.json"
+    return status.text
 
 
 def problems_table(table: pd.DataFrame, jobs: list[Job]) -> pd.DataFrame:

@@ -25,6 +25,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from sweeper.job.record import RECORD_NAME
+from sweeper.launching.backend import backend_of
 from sweeper.job.status import RECORDED, Status, summary
 from sweeper.report.curve_figures import epoch_figures, loss_figure
 from sweeper.report.groups import Group, read_groups
@@ -92,7 +93,7 @@ def _overview(root: Path, sweep: Sweep, table: pd.DataFrame) -> dict[str, Any]:
         "best": _frame(best_table(read_groups(table, sweep.jobs))),
         "cost": _cost(root, sweep),
         "pending": pending_lines(sweep),
-        "slurm_answered": sweep.slurm_answered,
+        "scheduler_answered": sweep.scheduler_answered,
         "sweeps": [{"dir": str(directory), "sweeper": manifest.sweeper, "search": manifest.search,
                     "total": manifest.total} for directory, manifest in sweep.manifests.items()],
         "poll_s": POLL_S,
@@ -276,7 +277,8 @@ def job_detail(root: Path, snapshot: Snapshot, name: str) -> dict[str, Any] | No
     return {
         "name": job.name, "status": job.status.value, "status_text": job.status.text,
         "error": record.error if record is not None and record.error else job.error,
-        "overrides": job.overrides, "slurm": job.slurm, "slurm_job_id": entry.slurm_job_id if entry else None,
+        "overrides": job.overrides, "scheduler": backend_of(entry.scheduler).title if entry and entry.scheduler else None,
+        "scheduler_state": job.scheduler_state, "scheduler_job_id": entry.scheduler_job_id if entry else None,
         "sweep": str(job.sweep) if job.sweep else None,
         "hparams": record.hparams if record else entry.hparams if entry else {},
         "metrics": record.metrics if record else {},

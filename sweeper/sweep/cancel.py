@@ -1,20 +1,18 @@
 """`python -m sweeper cancel DIR`: stop a sweep's jobs, leaving it for `resume`.
 
-Its jobs in Slurm are cancelled with `scancel` (a packed task once, for all of its jobs); a sweep
-running on this machine is stopped as Ctrl-C stops it: SIGINT to the process of each running job
-and to the sweep's own process above it, so that each running job records `interrupted` and the
-sweep prints its resume line. Finished records are left as they are.
+Its jobs in a scheduler are cancelled by their backend (sweeper/launching/backend.py; a packed task
+once, for all of its jobs); a sweep running on this machine is stopped as Ctrl-C stops it: SIGINT
+to the process of each running job and to the sweep's own process above it, so that each running
+job records `interrupted` and the sweep prints its resume line. Finished records are left as they are.
 """
 from __future__ import annotations
 
-import os
-import signal
 import socket
-import subprocess
 from pathlib import Path
 
 from sweeper.job.owner import OWNER_NAME, read_owner_file
 from sweeper.job.status import ACTIVE, summary
+from sweeper.launching.backend import PROCESSES, backend_of
 from sweeper.sweep.jobs import Job, read_sweep
 from sweeper.words import counted, sweeper_command
 
@@ -22,19 +20,22 @@ from sweeper.words import counted, sweeper_command
 SWEEP_COMMANDS = ("run.py", "sweeper.run", "hpc-sweeper")
 
 
-def slurm_ids(jobs: list[Job]) -> list[str]:
-    """The Slurm jobs (or packed tasks) of the active jobs, each once."""
-    ids = {job.entry.packed_task or job.entry.slurm_job_id for job in jobs if job.entry and job.entry.slurm_job_id}
-    return sorted(i for i in ids if i)
+def scheduler_ids(jobs: list[Job]) -> dict[str, list[str]]:
+    """The scheduler's jobs (or packed tasks) of the active jobs, each once, by scheduler."""
+    ids: dict[str, set[str]] = {}
+    for job in jobs:
+        if job.entry and job.entry.scheduler and job.entry.scheduler_job_id:
+            ids.setdefault(job.entry.scheduler, set()).add(job.entry.packed_task or job.entry.scheduler_job_id)
+    return {scheduler: sorted(found) for scheduler, found in ids.items()}
 
 
 def local_processes(jobs: list[Job]) -> list[int]:
-    """The processes on this machine running the active jobs that Slurm does not, and the sweep's
+    """The processes on this machine running the active jobs that no scheduler does, and the sweep's
     own process above each (a local launcher's, or the sweep that runs its jobs in process)."""
     host, found = socket.gethostname(), set()
     for job in jobs:
         owner = read_owner_file(job.path / OWNER_NAME) if job.path else None
-        if owner is None or owner.host != host or owner.slurm_job_id or (job.entry and job.entry.slurm_job_id):
+        if owner is None or owner.host != host or owner.scheduler_job_id or (job.entry and job.entry.scheduler_job_id):
             continue
         found.add(owner.pid)
         parent = _parent(owner.pid)
@@ -60,25 +61,22 @@ def _runs_a_sweep(pid: int) -> bool:
 
 def cancel(sweep_dir: Path) -> int:
     """Cancel the sweep's active jobs; print what was stopped and the resume line. Returns 0, or 1
-    where scancel refused."""
+    where a scheduler refused."""
     jobs = [job for job in read_sweep(sweep_dir).jobs if job.sweep == sweep_dir]
     active = [job for job in jobs if job.status in ACTIVE]
     if not active:
         print(f"nothing to cancel: {summary(job.status for job in jobs)} ({sweep_dir})", flush=True)
         return 0
-    ids, pids = slurm_ids(active), local_processes(active)
+    by_scheduler, pids = scheduler_ids(active), local_processes(active)
     said = []
-    if ids:
-        done = subprocess.run(["scancel", *ids], capture_output=True, text=True, timeout=60)
-        if done.returncode != 0:
-            print(f"error: scancel {' '.join(ids)}: {done.stderr.strip() or done.returncode}", flush=True)
+    for scheduler, ids in by_scheduler.items():
+        backend = backend_of(scheduler)
+        refused = backend.cancel(ids)
+        if refused:
+            print(f"error: {refused}", flush=True)
             return 1
-        said.append(f"{counted(len(ids), 'Slurm job')} ({', '.join(ids)})")
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGINT)
-        except ProcessLookupError:
-            continue
+        said.append(f"{counted(len(ids), backend.title + ' job')} ({', '.join(ids)})")
+    PROCESSES.cancel([str(pid) for pid in pids])
     if pids:
         said.append(f"{counted(len(pids), 'process', 'processes')} on this machine ({', '.join(map(str, pids))})")
     stopped = " and ".join(said) or "nothing: the active jobs run elsewhere"

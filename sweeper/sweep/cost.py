@@ -1,6 +1,7 @@
 """What a sweep cost: `python -m sweeper cost DIR`, `collate --cost`, and the report's "Cost".
 
-A Slurm job is costed from its accounting (sweeper/launching/accounting.py), every attempt counted
+A scheduler's job is costed from its accounting (Slurm's: sweeper/launching/accounting.py, fetched
+through the job's backend, sweeper/launching/backend.py), every attempt counted
 (requeued, failed, timed out, out of memory): core-seconds are elapsed x the CPUs it held on all
 of its nodes, GPU-seconds elapsed x GPUs. A packed task's cost is shared among its jobs by their
 measured time (each record's `usage.wall_s`), a fused group's by even shares (its records' usage
@@ -18,6 +19,7 @@ import pandas as pd
 
 from sweeper.job.status import ACTIVE, FINISHED
 from sweeper.launching import accounting, right_size
+from sweeper.launching.backend import backend_of
 from sweeper.sweep.jobs import Job
 from sweeper.words import counted, duration
 from sweeper.words import gigabytes as _gb
@@ -143,10 +145,10 @@ def _task(job: Job) -> str:
 
 def job_costs(jobs: list[Job], fetch: bool = True) -> dict[str, JobCost]:
     """Each job's cost, by job name; jobs that have not run (or left nothing to cost) are left out.
-    `fetch`: read from Slurm the accounting of ended jobs that have none beside their record yet."""
+    `fetch`: ask their scheduler the accounting of ended jobs that have none beside their record yet."""
     if fetch:
         _fetch(jobs)
-    files = {job.name: accounting.read_file(job.path) for job in jobs if job.path is not None and (job.entry is None or _slurm_ids(job))}
+    files = {job.name: accounting.read_file(job.path) for job in jobs if job.path is not None and (job.entry is None or _scheduler_ids(job))}
     shares = _shares(jobs, files)
     costs = {}
     for job in jobs:
@@ -157,27 +159,28 @@ def job_costs(jobs: list[Job], fetch: bool = True) -> dict[str, JobCost]:
 
 
 def _fetch(jobs: list[Job]) -> None:
-    """The accounting of the jobs Slurm ran and no longer runs, once (a sweep run with wait=false,
-    or one whose end did not wait long enough for it)."""
-    wanted = {}
+    """The accounting of the jobs a scheduler ran and no longer runs, once (a sweep run with
+    wait=false, or one whose end did not wait long enough for it)."""
+    wanted: dict[str | None, dict[Path, list[tuple[str, int]]]] = {}
     for job in jobs:
         entry = job.entry
         if job.path is None or entry is None or job.status in ACTIVE:
             continue
-        ids = _slurm_ids(job)
+        ids = _scheduler_ids(job)
         packed = 2 if entry.packed_task else 1  # at least shared; _shares counts the task's jobs
-        wanted[job.path] = [(slurm_id, packed) for slurm_id in ids]
-    if wanted:
-        accounting.save({path: ids for path, ids in wanted.items() if ids})
+        if ids:
+            wanted.setdefault(entry.scheduler, {})[job.path] = [(job_id, packed) for job_id in ids]
+    for scheduler, by_path in wanted.items():
+        backend_of(scheduler).save_accounting(by_path)
 
 
-def _slurm_ids(job: Job) -> list[str]:
-    """Every Slurm id its sweep's job list says the job was submitted as (one never submitted has
-    none, and no accounting file to read: a sweep of 100,000 jobs in process opens no file here)."""
+def _scheduler_ids(job: Job) -> list[str]:
+    """Every scheduler's id its sweep's job list says the job was submitted as (one never submitted
+    has none, and no accounting file to read: a sweep of 100,000 jobs in process opens no file here)."""
     entry = job.entry
     if entry is None:
         return []
-    return entry.slurm_job_ids or ([entry.slurm_job_id] if entry.slurm_job_id else [])
+    return entry.scheduler_job_ids or ([entry.scheduler_job_id] if entry.scheduler_job_id else [])
 
 
 def table(costs: dict[str, JobCost]) -> pd.DataFrame:

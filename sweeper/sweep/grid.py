@@ -1,7 +1,7 @@
 """The grid sweep (`hydra/sweeper=checked`): Hydra's basic sweeper, made for long sweeps that break.
 
 Before anything is written it checks every job's config, refuses a sweep directory that holds
-another sweep, and writes the sweep's job list (`jobs.json`, sweeper/sweep/manifest.py); it skips
+another sweep, and writes the sweep's job list (`jobs.json`, sweeper/job/manifest.py); it skips
 the jobs already done there (same configuration, finished record). It prints `[k/N]` progress, a
 summary at the end, and exits non-zero when a job failed. In process, the jobs of a batch that
 differ only in optimizer hyperparameters train as one computation (sweeper/job/fused_groups.py).
@@ -25,7 +25,8 @@ from sweeper.job.display import label
 from sweeper.job.fused_groups import FusedPlan
 from sweeper.job.planned import PlannedJob
 from sweeper.refusals import check_grid_not_empty, check_grid_values, check_sweep_dir
-from sweeper.sweep import manifest, progress, repeats
+from sweeper.job import manifest
+from sweeper.sweep import progress, repeats
 from sweeper.launching.collect import raise_outside_task
 from sweeper.launching.compose import Planner
 from sweeper.words import counted, sweeper_command

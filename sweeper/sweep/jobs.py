@@ -23,13 +23,14 @@ import typing
 from pathlib import Path
 from typing import Iterator
 
-from sweeper.job.owner import OWNER_NAME, is_alive, read_owner
+from sweeper.job.owner import OWNER_NAME
 from sweeper.job.record import RECORD_NAME, Record, parsed_record, read_record, read_record_keyed, record_data, \
     record_from
 from sweeper.job.status import RECORDED, Status, decide
-from sweeper.scheduler import job_states
 from sweeper.job.index import FileKey, Indexed, append, file_key, line, read_index
-from sweeper.sweep.manifest import MANIFEST_NAME, ListedJob, Manifest, read_manifest
+from sweeper.job.manifest import MANIFEST_NAME, ListedJob, Manifest, read_manifest
+from sweeper.job.standing import standing
+from sweeper.launching.backend import backend_of
 
 
 # Where a reader's warnings go: stderr, or the list of whoever keeps them (warnings_kept). A
@@ -67,7 +68,7 @@ class Job:
     found: Record | str | None = None  # its record, whole or without its history (str: the index's JSON of it)
     error: str | None = None        # why its record is corrupt
     entry: ListedJob | None = None   # what its sweep's job list says of it
-    slurm: str | None = None        # Slurm's state, where the launcher recorded its job id
+    scheduler_state: str | None = None  # its scheduler's word for it, where the launcher recorded its job id
     sweep: Path | None = None       # the sweep directory whose list names it
     whole: bool = True              # False: `found` came from the index, without its history
 
@@ -95,7 +96,7 @@ class Job:
             except ValueError as e:  # gone or damaged since: what the index said stands, if it is a record
                 warn(str(e))
                 if self.summary is None:
-                    self.status, self.error = decide(corrupt=True, slurm=self.slurm), str(e)
+                    self.status, self.error = decide(corrupt=True), str(e)
         return self.summary
 
     @property
@@ -145,7 +146,11 @@ class Sweep:
     root: Path
     jobs: list[Job]
     manifests: dict[Path, Manifest]
-    slurm_answered: bool = True     # False: Slurm was asked about its jobs and did not answer
+    unanswered: tuple[str, ...] = ()  # the schedulers asked about its jobs that did not answer
+
+    @property
+    def scheduler_answered(self) -> bool:
+        return not self.unanswered
 
 
 # What makes a directory a job's: Hydra's `.hydra/`, an owner, or a record of ours (_holds_a_record).
@@ -323,35 +328,55 @@ def _recorded(path: Path, index: _Index | None) -> tuple[Status, Record | str, b
     return record.status, record, True
 
 
-def read_job(root: Path, path: Path, entry: ListedJob | None = None, slurm: str | None = None,
-             index: _Index | None = None, name: str | None = None, slurm_states: dict[str, str] | None = None) -> Job:
+def read_job(root: Path, path: Path, entry: ListedJob | None = None, state: str | None = None,
+             index: _Index | None = None, name: str | None = None, asked: _Asked | None = None) -> Job:
     """The job in directory `path` (named relative to root): its record, or why it has none.
-    `index`: its sweep's, when `path` is a job directory right in the sweep's; `slurm_states`:
-    Slurm's states known so far, for an owner on another host (owner.is_alive)."""
+    `state`: its scheduler's word for it; `index`: its sweep's, when `path` is a job directory
+    right in the sweep's; `asked`: the schedulers' states known so far, for an owner on another
+    host (owner.is_alive)."""
     name = _name(root, path) if name is None else name
-    packed = entry is not None and entry.packed_task is not None
     try:
         found = _recorded(path, index)
     except ValueError as e:
         warn(str(e))
-        return Job(name, path, decide(corrupt=True, slurm=slurm), error=str(e), entry=entry, slurm=slurm)
-    owner = read_owner(path) if packed or found is None else None
-    owner_alive = owner is not None and is_alive(owner, slurm_states)
+        return Job(name, path, decide(corrupt=True), error=str(e), entry=entry, scheduler_state=state)
+    scheduled = backend_of(entry.scheduler).status_of(state) if entry is not None and state else None
+    status = standing(path, entry, found[0] if found else None, scheduled, (asked or _Asked({})).ended)
     if found is not None:
-        recorded, record, whole = found
-        status = decide(recorded, slurm=slurm, owner_alive=owner_alive, packed=packed)
-        return Job(name, path, status, record, entry=entry, slurm=slurm, whole=whole)
-    status = decide(slurm=slurm, owner_alive=owner_alive, started=path.exists(), packed=packed,
-                    trial_failed=entry is not None and entry.trial_failed)
-    return Job(name, path, status, entry=entry, slurm=slurm)
+        return Job(name, path, status, found[1], entry=entry, scheduler_state=state, whole=found[2])
+    return Job(name, path, status, entry=entry, scheduler_state=state)
 
 
-def _slurm_states(manifests: dict[Path, Manifest]) -> dict[str, str] | None:
-    """Slurm's state of every job the launcher submitted; None when Slurm did not answer."""
-    ids = [job.slurm_job_id for manifest in manifests.values() for job in manifest.jobs if job.slurm_job_id]
-    if not ids:
-        return {}
-    return job_states(ids)
+@dataclasses.dataclass
+class _Asked:
+    """The schedulers' states of jobs, by (scheduler, job id): those of the sweep's jobs, asked at
+    once, and those of owners on other hosts, asked once each."""
+
+    states: dict[tuple[str, str], str]
+
+    def ended(self, scheduler: str, job_id: str) -> bool:
+        backend = backend_of(scheduler)
+        if (scheduler, job_id) not in self.states:
+            self.states[(scheduler, job_id)] = (backend.states([job_id]) or {}).get(job_id, "")
+        return backend.ended(self.states[(scheduler, job_id)])
+
+
+def _scheduler_states(manifests: dict[Path, Manifest]) -> tuple[dict[tuple[str, str], str], tuple[str, ...]]:
+    """Each scheduler's state of every job a launcher submitted to it, by (scheduler, job id), and
+    the schedulers asked that did not answer."""
+    ids: dict[str, list[str]] = {}
+    for manifest in manifests.values():
+        for job in manifest.jobs:
+            if job.scheduler and job.scheduler_job_id:
+                ids.setdefault(job.scheduler, []).append(job.scheduler_job_id)
+    states: dict[tuple[str, str], str] = {}
+    unanswered = []
+    for scheduler, job_ids in ids.items():
+        said = backend_of(scheduler).states(job_ids)
+        if said is None:
+            unanswered.append(scheduler)
+        states.update({(scheduler, job_id): state for job_id, state in (said or {}).items()})
+    return states, tuple(unanswered)
 
 
 def _manifest(sweep: Path) -> Manifest | None:
@@ -409,8 +434,8 @@ def _read_sweep(root: Path, within: list[Path] | None, index_elsewhere: Path | N
         sweeps += found[1]
     manifests = {sweep: manifest for sweep in sorted(sweeps, key=_in_number_order)
                  if (manifest := lists[sweep]) is not None}
-    states = _slurm_states(manifests)
-    asked = dict(states or {})  # and the Slurm jobs of owners on other hosts, asked once each
+    states, unanswered = _scheduler_states(manifests)
+    asked = _Asked(dict(states))  # and the jobs of owners on other hosts, asked once each
     jobs: list[Job] = []
     listed: set[Path] = set()
     for sweep_dir, manifest in manifests.items():
@@ -421,8 +446,8 @@ def _read_sweep(root: Path, within: list[Path] | None, index_elsewhere: Path | N
             path = sweep_dir / entry.dir
             direct = "/" not in entry.dir and entry.dir not in (".", "..")  # sweep_of(): deeper jobs are not indexed
             name = f"{prefix}{entry.dir}" if direct else None  # as _name() says it, without its cost
-            slurm = (states or {}).get(entry.slurm_job_id or "")
-            job = read_job(root, path, entry, slurm, index if direct else None, name, asked)
+            state = states.get((entry.scheduler or "", entry.scheduler_job_id or ""))
+            job = read_job(root, path, entry, state, index if direct else None, name, asked)
             job.sweep = sweep_dir
             jobs.append(job)
             if not direct:  # a direct one was not walked (_walk)
@@ -430,9 +455,9 @@ def _read_sweep(root: Path, within: list[Path] | None, index_elsewhere: Path | N
         append(own or sweep_dir, index.missing)  # rebuilt: the next reader need not parse them again
         for number in range(len(manifest.jobs), manifest.total):  # a search's trials not asked yet
             jobs.append(Job(f"{_name(root, sweep_dir)}#{number}", None, Status.NOT_STARTED, sweep=sweep_dir))
-    jobs += [read_job(root, path, slurm_states=asked) for path in sorted(directories, key=_in_number_order)
+    jobs += [read_job(root, path, asked=asked) for path in sorted(directories, key=_in_number_order)
              if path not in listed]
-    return Sweep(root, jobs, manifests, slurm_answered=states is not None)
+    return Sweep(root, jobs, manifests, unanswered=unanswered)
 
 
 def read_jobs(root: Path) -> list[Job]:

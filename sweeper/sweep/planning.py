@@ -32,7 +32,7 @@ from sweeper.launching import in_process
 from sweeper.launching.compose import Job, Planner
 from sweeper.refusals import Applicability, DataCheck, check_additions, check_bypass, check_workers, takes, value_keys
 from sweeper.errors import refuse
-from sweeper.sweep import manifest
+from sweeper.job import manifest
 from sweeper.job.index import read_index
 
 

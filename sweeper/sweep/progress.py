@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sweeper.job.context import Progress
 from sweeper.job.status import FINISHED, summary
-from sweeper.sweep import manifest
+from sweeper.job import manifest
 from sweeper.sweep.jobs import read_sweep
 from sweeper.words import counted, sweeper_command
 

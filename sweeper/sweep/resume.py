@@ -9,6 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sweeper.job.status import ACTIVE, NEEDS_RERUN, summary
 from sweeper.sweep.jobs import read_sweep
+from sweeper.launching.backend import backend_of
 from sweeper.words import counted
 
 # Overrides that `resume` accepts because they change where jobs run, not what they compute.
@@ -54,12 +55,13 @@ def resume(sweep_dir: Path, extra: list[str]) -> int:
     command = resume_command(sweep_dir, extra)
     jobs = [job for job in read_sweep(sweep_dir).jobs if job.sweep == sweep_dir]
     active = [job for job in jobs if job.status in ACTIVE]
-    if active and any(job.entry is None or not job.entry.slurm_job_id for job in active):
+    if active and any(job.entry is None or not job.entry.scheduler_job_id for job in active):
         raise ValueError(f"{counted(len(active), 'job')} of {sweep_dir} {'is' if len(active) == 1 else 'are'} still {' or '.join(sorted({j.status.text for j in active}))} "
                          f"({' '.join(job.name for job in active[:5])}{' ...' if len(active) > 5 else ''}): "
                          "wait for them (python -m sweeper status DIR), or cancel them, then resume")
-    if active:  # Slurm's: the launcher asks Slurm again and submits none of them twice
-        print(f"left to Slurm: {summary(job.status for job in active)}", flush=True)
+    if active:  # a scheduler's: the launcher asks it again and submits none of them twice
+        titles = sorted({backend_of(job.entry.scheduler).title for job in active if job.entry})
+        print(f"left to {' and '.join(titles)}: {summary(job.status for job in active)}", flush=True)
     if jobs and not any(job.status in NEEDS_RERUN for job in jobs):
         print(f"nothing to resume: {summary(job.status for job in jobs)} ({sweep_dir})", flush=True)
         return 0

@@ -29,7 +29,8 @@ from sweeper.job.display import label, number, objective
 from sweeper.job.record import RECORD_NAME, Record, read_record
 from sweeper.job.status import FINISHED, Status
 from sweeper.job.trial import DEFAULT_STUDY, StorageError, open_storage, storage_spec
-from sweeper.sweep import manifest, progress
+from sweeper.job import manifest
+from sweeper.sweep import progress
 from sweeper.sweep.repeats import repeats_of
 from sweeper.launching.collect import raise_outside_task
 from sweeper.launching.compose import job_configs

@@ -52,7 +52,7 @@ function renderOverview(o) {
   const counts = $("counts");
   counts.replaceChildren(...o.counts.map(c => el("li", c.count + " " + c.text, statusClass(c.status))));
   $("pending").replaceChildren(...o.pending.map(line => el("li", line)));
-  $("slurm-warning").hidden = o.slurm_answered;
+  $("slurm-warning").hidden = o.scheduler_answered;
   renderTable($("best"), o.best.columns, o.best.rows, false);
   $("cost-headline").textContent = o.cost.headline;
   renderTable($("cost"), o.cost.table.columns, o.cost.table.rows, false);
@@ -171,7 +171,7 @@ async function showJob(name) {
   $("job-error").hidden = !job.error;
   $("job-error").textContent = job.error || "";
   const facts = [["status", job.status_text], ["overrides", job.overrides.join(" ")], ["sweep", job.sweep],
-                 ["Slurm job", job.slurm_job_id], ["Slurm state", job.slurm],
+                 [job.scheduler + " job", job.scheduler_job_id], [job.scheduler + " state", job.scheduler_state],
                  ["hyperparameters", Object.entries(job.hparams).map(([k, v]) => k + "=" + shown(v)).join(" ")]];
   $("job-facts").replaceChildren(...facts.filter(f => f[1]).flatMap(([k, v]) => {
     const dd = el("dd", v);

@@ -1,7 +1,7 @@
 """A sweep's job list: `jobs.json` in the sweep directory, written before its first job runs.
 
 The sweeper writes it (a search appends each trial as it asks for it); launchers add what they
-learn (the Slurm job id); collate, status, report and resume read it. One process writes it, the
+learn (the scheduler and its job id); collate, status, report and resume read it. One process writes it, the
 sweep's; every write replaces the file atomically. It is one JSON document with a job a line, written
 as a stream (a 100,000-job list is about 40 MB: no list of rows is built for it in memory); lists
 written before, indented, read the same.
@@ -45,11 +45,12 @@ class ListedJob:
     objective: str | None = None
     direction: str | None = None    # minimize | maximize
     preset: str | None = None       # experiment=... or hparams_search=...
-    slurm_job_id: str | None = None  # set by the Slurm launcher when it submits the job: its latest
-    packed_task: str | None = None  # the Slurm task the job is packed into (jobs_per_task > 1), else None
+    scheduler_job_id: str | None = None  # set by a launcher that submits the job to a scheduler: its latest id
+    packed_task: str | None = None  # the scheduler's task the job is packed into (jobs_per_task > 1), else None
     trial: int | None = None        # a search's trial number
     trial_failed: bool = False      # the search marked its trial failed: it was running when the search died
-    slurm_job_ids: list[str] = dataclasses.field(default_factory=list)  # every Slurm id it was submitted as
+    scheduler_job_ids: list[str] = dataclasses.field(default_factory=list)  # every id it was submitted as
+    scheduler: str | None = None    # the backend that submitted it (`slurm`: sweeper/launching/backend.py)
 
 
 # What a job list calls its sweeper: the option of `hydra/sweeper` (stable), not a Python class name;
@@ -86,10 +87,24 @@ def _listed(data: dict[str, Any]) -> ListedJob:
     defaults or raises TypeError; a row whose directory is not inside the sweep raises ValueError."""
     _check_row(data)
     if data.keys() != _LISTED_FIELDS:
-        return ListedJob(**data)
+        return ListedJob(**_renamed(data))
     job = ListedJob.__new__(ListedJob)
     job.__dict__.update(data)
     return job
+
+
+# Fields of rows written before jobs named their scheduler: the Slurm launcher's.
+_OLD_FIELDS = {"slurm_job_id": "scheduler_job_id", "slurm_job_ids": "scheduler_job_ids"}
+
+
+def _renamed(data: dict[str, Any]) -> dict[str, Any]:
+    """A row of a list written before, in this version's fields: its Slurm ids its scheduler's."""
+    if not _OLD_FIELDS.keys() & data.keys():
+        return data
+    data = {_OLD_FIELDS.get(key, key): value for key, value in data.items()}
+    if (data.get("scheduler_job_id") or data.get("scheduler_job_ids")) and "scheduler" not in data:
+        data["scheduler"] = "slurm"
+    return data
 
 
 def _check_row(data: Any) -> None:
@@ -251,7 +266,7 @@ def claim(sweep_dir: Path, listed: Manifest | Writer,
 
 
 def update(sweep_dir: Path, changes: dict[int, dict[str, Any]]) -> None:
-    """Set fields of some jobs (by number), e.g. {3: {"slurm_job_id": "123_3"}}."""
+    """Set fields of some jobs (by number), e.g. {3: {"trial_failed": True}}."""
     manifest = read_manifest(sweep_dir)
     if manifest is None:
         return
@@ -261,16 +276,16 @@ def update(sweep_dir: Path, changes: dict[int, dict[str, Any]]) -> None:
     write_manifest(sweep_dir, manifest)
 
 
-def record_submitted(sweep_dir: Path, submitted: dict[int, tuple[str, bool]]) -> None:
-    """The Slurm job id each job (by number) was just submitted as, and whether it is a packed task's:
-    the latest in `slurm_job_id` (and `packed_task`), every one in `slurm_job_ids`."""
+def record_submitted(sweep_dir: Path, scheduler: str, submitted: dict[int, tuple[str, bool]]) -> None:
+    """The scheduler's job id each job (by number) was just submitted as, and whether it is a packed
+    task's: the latest in `scheduler_job_id` (and `packed_task`), every one in `scheduler_job_ids`."""
     manifest = read_manifest(sweep_dir)
     if manifest is None:
         return
     for job in manifest.jobs:
         if job.num in submitted:
-            slurm_id, packed = submitted[job.num]
-            job.slurm_job_id, job.packed_task = slurm_id, slurm_id if packed else None
-            job.slurm_job_ids = [*job.slurm_job_ids, slurm_id]
+            job_id, packed = submitted[job.num]
+            job.scheduler, job.scheduler_job_id, job.packed_task = scheduler, job_id, job_id if packed else None
+            job.scheduler_job_ids = [*job.scheduler_job_ids, job_id]
     write_manifest(sweep_dir, manifest)
 
