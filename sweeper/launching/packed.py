@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Any, Sequence
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from sweeper.hydra_private import returned_value
 from sweeper.job import context as run_context
 from sweeper.job.context import RunContext
 from sweeper.job.fused_groups import FusedPlan
 from sweeper.job.planned import PlannedJob, plan_job
+from sweeper.launching.collect import failed_return
 
 if TYPE_CHECKING:
     from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
@@ -113,7 +115,7 @@ def run_one(launcher: BaseSubmititLauncher, job: PlannedJob, context: RunContext
         return run_job(hydra_context=launcher.hydra_context, task_function=launcher.task_function, config=cfg,
                        job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
     except Exception as e:  # the task goes on with its next job
-        return JobReturn(overrides=list(job.overrides), status=JobStatus.FAILED, _return_value=e)
+        return failed_return(e, list(job.overrides))
 
 
 def cpu_shares(cpus: Sequence[int], workers: int) -> list[list[int]]:
@@ -149,11 +151,13 @@ def _run_in_worker(job: PlannedJob) -> JobReturn:
     """The job's JobReturn without its configs (they hold classes the worker loaded by value,
     which do not pickle back): the launcher reads its status and value only."""
     returned = run_one(_worker["launcher"], job, RunContext())
-    value = returned._return_value
+    value = returned_value(returned)
     if returned.status == JobStatus.FAILED and not _picklable(value):
         value = RuntimeError(f"{type(value).__name__}: {value}")
-    return JobReturn(overrides=returned.overrides, _return_value=value, status=returned.status,
-                     working_dir=returned.working_dir, task_name=returned.task_name)
+    result = JobReturn(overrides=returned.overrides, status=returned.status, working_dir=returned.working_dir,
+                       task_name=returned.task_name)
+    result.return_value = value
+    return result
 
 
 def _picklable(value: Any) -> bool:
@@ -189,5 +193,5 @@ def _in_workers(launcher: BaseSubmititLauncher, jobs: list[PlannedJob], singleto
             try:
                 returns[job.num] = future.result()
             except Exception as e:  # a worker that died (out of memory, a crash in TensorFlow)
-                returns[job.num] = JobReturn(overrides=list(job.overrides), status=JobStatus.FAILED, _return_value=e)
+                returns[job.num] = failed_return(e, list(job.overrides))
     return returns
