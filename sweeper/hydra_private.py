@@ -10,7 +10,7 @@ files and JobReturns with Hydra's own `run_job`, which is what these uses stand 
 from __future__ import annotations
 
 import argparse
-from typing import Any, Sequence, TypeGuard
+from typing import TYPE_CHECKING, Any, Sequence, TypeGuard
 
 from hydra.core.override_parser.types import Override
 from hydra.core.utils import JobReturn
@@ -22,8 +22,11 @@ from omegaconf import DictConfig, Node, flag_override
 # The grid sweep extends the sweeper (its expansion of `a=1,2 b=3,4` into jobs and its batches),
 # the course and the grid-size check expand a grid with its `split_arguments`, so that a grid is
 # expanded the one way Hydra does; the launcher's class tells that the jobs run in this process.
-from hydra._internal.core_plugins.basic_launcher import BasicLauncher
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+# Hydra's plugin discovery runs these modules again (Plugins._scan_all_plugins: exec_module on the
+# loaded module), which makes new classes: `BasicSweeper` (`super(BasicSweeper, self)`) and the
+# launcher Hydra instantiates are the new ones. So the classes are read from their modules when
+# they are asked for (`__getattr__` below, `in_this_process`), never kept from this module's import.
+from hydra._internal.core_plugins import basic_launcher, basic_sweeper
 
 # `hydra.job.override_dirname` as Hydra's config loader sets it. The public route is a full
 # composition of each job (`load_sweep_config`, ~50 ms a job), which sweeper/launching/compose.py
@@ -44,14 +47,25 @@ __all__ = ["BasicLauncher", "BasicSweeper", "grid_of", "holding", "in_this_proce
            "parse_args", "returned_value", "str_representer"]
 
 
+if TYPE_CHECKING:
+    from hydra._internal.core_plugins.basic_launcher import BasicLauncher
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+else:
+    def __getattr__(name: str) -> Any:
+        """`BasicLauncher`, `BasicSweeper`: the classes as their modules hold them now (see above)."""
+        if name in ("BasicLauncher", "BasicSweeper"):
+            return getattr(basic_launcher if name == "BasicLauncher" else basic_sweeper, name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def in_this_process(launcher: Launcher | None) -> TypeGuard[BasicLauncher]:
     """Whether the sweep's launcher is Hydra's basic one, which runs the jobs in this process."""
-    return isinstance(launcher, BasicLauncher)
+    return isinstance(launcher, basic_launcher.BasicLauncher)
 
 
 def grid_of(parsed: Sequence[Override], max_batch_size: int | None = None) -> list[list[list[str]]]:
     """The jobs of a grid's parsed overrides, in batches, as Hydra's basic sweeper expands them."""
-    return BasicSweeper.split_arguments(list(parsed), max_batch_size)
+    return basic_sweeper.BasicSweeper.split_arguments(list(parsed), max_batch_size)
 
 
 def overrides_dirname(parsed: Sequence[Override], config: DictConfig) -> str:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import yaml  # type: ignore[import-untyped]  # (no stubs installed; OmegaConf's own dumper is one)
 
@@ -30,10 +30,13 @@ from hydra.core.utils import JobReturn, JobRuntime, JobStatus, configure_log, en
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from sweeper.hydra_private import BasicLauncher, holding, str_representer
+from sweeper.hydra_private import holding, str_representer
 from sweeper.job import context as run_context
 from sweeper.job.context import RunContext
 from sweeper.job.planned import PlannedJob
+
+if TYPE_CHECKING:
+    from sweeper.hydra_private import BasicLauncher
 
 
 def launch(launcher: BasicLauncher, jobs: list[PlannedJob], context: RunContext) -> list[JobReturn]:
