@@ -57,10 +57,11 @@ def sweep_dir_of(launcher: BaseSubmititLauncher) -> Path:
     return sweep_dir
 
 
-def job_args(job: PlannedJob, singletons: dict[Any, Any]) -> tuple[list[str], str, int, str, dict[Any, Any]]:
-    """The arguments of the stock launcher's `__call__`, which runs one job; `singletons` is
+def job_args(job: PlannedJob, singletons: dict[Any, Any]) -> tuple[list[str], str, int, str, dict[Any, Any], PlannedJob]:
+    """The arguments of our launchers' `__call__`, which runs one job: the stock launcher's, and the
+    planned job without its config (its fingerprint is not computed again there); `singletons` is
     Hydra's `Singleton.get_state()`, a deep copy of its global state, taken once per sweep."""
-    return list(job.overrides), "hydra.sweep.dir", job.num, f"job_id_for_{job.num}", singletons
+    return list(job.overrides), "hydra.sweep.dir", job.num, f"job_id_for_{job.num}", singletons, job.sent()
 
 
 def failed_return(error: BaseException, overrides: list[str] | None = None) -> JobReturn:

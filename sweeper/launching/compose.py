@@ -208,9 +208,11 @@ class Planner:
         """The planned job (without its config) and its resolved config (fingerprint.container)."""
         combination = job.combination
         resolved = combination.resolved_of(job, self._parse(job.overrides))
+        fingerprint = fingerprint_of(resolved)  # the job's one fingerprint: its record and jobs.json carry it
         if combination.first is None or not combination.subdir_is_num or combination.landings is None:
-            planned = plan_job(self.config(job))
+            planned = plan_job(self.config(job), known=(fingerprint, ()))
             planned.config = None
+            planned.former = self._former(planned.directory, resolved)
             combination.first = combination.first or planned
             if self.resources:
                 planned.resources = job_resources(combination.cfg)
@@ -218,14 +220,17 @@ class Planner:
         first = combination.first
         trial = dataclasses.replace(first.trial, number=job.num) if first.trial is not None else None
         directory = combination.sweep_dir / str(job.num)
-        # The former fingerprints only where a record may be of one (three hashes a job otherwise).
-        former = former_of(resolved) if (directory / RECORD_NAME).exists() else ()
         planned = dataclasses.replace(first, num=job.num, directory=directory, dir=str(job.num), hparams=None,
-                                      overrides=job.overrides, fingerprint=fingerprint_of(resolved),
-                                      former=former, trial=trial)
+                                      overrides=job.overrides, fingerprint=fingerprint,
+                                      former=self._former(directory, resolved), trial=trial)
         if self.resources:
             planned.resources = self._resources(job, resolved)
         return planned, resolved
+
+    @staticmethod
+    def _former(directory: Path, resolved: dict[Any, Any]) -> tuple[str, ...]:
+        """The former fingerprints only where a record may be of one (three hashes a job otherwise)."""
+        return former_of(resolved) if (directory / RECORD_NAME).exists() else ()
 
     def _resources(self, job: Job, resolved: dict[Any, Any]) -> dict[str, Any]:
         """job_resources of the job's config: one per value of `gpus` where the launcher's settings

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from hydra.core.utils import JobReturn, JobStatus
@@ -21,7 +22,7 @@ from sweeper.hydra_private import returned_value
 from sweeper.job import context as run_context
 from sweeper.job.context import RunContext
 from sweeper.job.fused_groups import FusedPlan
-from sweeper.job.planned import PlannedJob, plan_job
+from sweeper.job.planned import PlannedJob
 from sweeper.launching.collect import failed_return
 
 if TYPE_CHECKING:
@@ -85,14 +86,15 @@ def _job_config(launcher: BaseSubmititLauncher, job: PlannedJob) -> DictConfig:
 
 def plan_here(launcher: BaseSubmititLauncher, jobs: Sequence[PlannedJob]) -> RunContext:
     """The task's run context: each job composed once here (a full composition costs tens of ms a
-    job), and its jobs that differ only in optimizer hyperparameters fused into one computation as
+    job), keeping what the sweep planned (its fingerprint: not computed again), and its jobs that differ only in optimizer hyperparameters fused into one computation as
     in the in-process sweep (sweeper/job/fused_groups.py), unless `hydra.sweeper.fuse=false`.
     Jobs run in worker processes (`jobs_in_parallel` > 1) are not fused. A job whose config does
     not compose fails alone when it runs (run_one)."""
     context = RunContext()
     for job in jobs:
         try:
-            context.planned[job.num] = plan_job(_job_config(launcher, job))
+            cfg = _job_config(launcher, job)
+            context.planned[job.num] = job.composed(cfg, Path(str(cfg.hydra.sweep.dir)) / job.dir)
         except Exception:
             continue
     assert launcher.config is not None
