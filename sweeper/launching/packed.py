@@ -86,8 +86,9 @@ def _job_config(launcher: BaseSubmititLauncher, job: PlannedJob) -> DictConfig:
 
 def plan_here(launcher: BaseSubmititLauncher, jobs: Sequence[PlannedJob]) -> RunContext:
     """The task's run context: each job composed once here (a full composition costs tens of ms a
-    job), keeping what the sweep planned (its fingerprint: not computed again), and its jobs that differ only in optimizer hyperparameters fused into one computation as
-    in the in-process sweep (sweeper/job/fused_groups.py), unless `hydra.sweeper.fuse=false`.
+    job), keeping what the sweep planned (its fingerprint: not computed again), and its jobs that
+    differ only in optimizer hyperparameters fused into one computation as in the in-process
+    sweep (sweeper/job/fused_groups.py), unless `hydra.sweeper.fuse=false`.
     Jobs run in worker processes (`jobs_in_parallel` > 1) are not fused. A job whose config does
     not compose fails alone when it runs (run_one)."""
     context = RunContext()
@@ -152,7 +153,9 @@ def _start_worker(pickled: bytes, shares: Any) -> None:
 def _run_in_worker(job: PlannedJob) -> JobReturn:
     """The job's JobReturn without its configs (they hold classes the worker loaded by value,
     which do not pickle back): the launcher reads its status and value only."""
-    returned = run_one(_worker["launcher"], job, RunContext())
+    context = plan_here(_worker["launcher"], [job])  # one job: nothing to fuse
+    with run_context.active(context):
+        returned = run_one(_worker["launcher"], job, context)
     value = returned_value(returned)
     if returned.status == JobStatus.FAILED and not _picklable(value):
         value = RuntimeError(f"{type(value).__name__}: {value}")
