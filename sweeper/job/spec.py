@@ -38,13 +38,13 @@ def job_from_hydra(cfg: DictConfig) -> tuple[PlannedJob, RunContext]:
                          fingerprint=now, config=cfg, preset=preset_of(hydra_cfg.runtime.choices), former=former)
         return job, RunContext(single_run=True)
     context = run_context.current()
+    planned = context.planned_job(int(hydra_cfg.job.num), list(hydra_cfg.overrides.task))
+    if planned is not None and planned.config is not None:  # composed and checked by the code running it
+        return planned.composed(cfg, directory), context
+    check_or_exit(cfg)  # composed by Hydra for this job alone: its values checked here
     if hydra_cfg.launcher.get("_target_") == SlurmConf._target_:  # each Slurm task of a job over several: a worker
         timeout = hydra_cfg.launcher.get("worker_timeout_s") or DEFAULT_TIMEOUT_S
         context = dataclasses.replace(context, workers=from_slurm(timeout_s=int(timeout)))
-    planned = context.planned_job(int(hydra_cfg.job.num), list(hydra_cfg.overrides.task))
-    if planned is not None and planned.config is not None:  # composed and checked in this process
-        return planned.composed(cfg, directory), context
-    check_or_exit(cfg)  # composed in this process by Hydra: its values checked here
-    if planned is not None:
+    if planned is not None:  # sent without its config (collect.job_args): its fingerprint is the planned one
         return planned.composed(cfg, directory), context
     return plan_job(cfg, hydra_cfg, directory), context
