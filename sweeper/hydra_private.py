@@ -2,10 +2,14 @@
 name with a leading underscore), in this one module: a new Hydra or OmegaConf that changes them
 breaks here, and tests/test_imports.py keeps the rest of the project on the public API.
 
-Each use says why the public API cannot do it. All were checked against hydra-core 1.3.2 and
-1.3.8 and omegaconf 2.3.0 and 2.3.1 (pyproject: hydra-core>=1.3.2,<1.4, omegaconf>=2.3,<2.5):
-the same names, signatures and behaviour. tests/test_big_sweep.py compares an in-process grid's
-files and JobReturns with Hydra's own `run_job`, which is what these uses stand in for.
+Each use says why the public API cannot do it. Checked against hydra-core 1.3.2 and 1.3.8 and
+omegaconf 2.3.0 and 2.3.1 (pyproject: hydra-core>=1.3.2,<1.4, omegaconf>=2.3,<2.5): the files
+these names live in (hydra/_internal/core_plugins/basic_sweeper.py and basic_launcher.py,
+hydra/_internal/utils.py and config_loader_impl.py; omegaconf/_utils.py, base.py,
+basecontainer.py, omegaconf.py) are identical between the two releases of each, and JobReturn
+(hydra/core/utils.py) too. Both hydra-core releases ask omegaconf<2.4, so 2.4 is not installed
+beside them; its wheel still has these names. tests/test_big_sweep.py compares an in-process
+grid's files and JobReturns with Hydra's own `run_job`, which is what these uses stand in for.
 """
 from __future__ import annotations
 
