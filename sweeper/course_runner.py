@@ -15,6 +15,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from sweeper.hydra_private import grid_of
 from sweeper.paths import conf_dir
 from sweeper.sweep.repeats import with_seed_axis
 from sweeper.words import command as shell_command
@@ -121,7 +122,6 @@ def planned_jobs(profile: Profile, sweep: CourseSweep, extra: list[str]) -> list
     composed through Hydra and its grid expanded as Hydra's sweeper expands it (the command line's
     values win over the preset's)."""
     from hydra import compose, initialize_config_dir
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -134,7 +134,7 @@ def planned_jobs(profile: Profile, sweep: CourseSweep, extra: list[str]) -> list
     GlobalHydra.instance().clear()
     params = [f"{key}={value}" for key, value in (cfg.hydra.sweeper.get("params") or {}).items()]
     arguments = with_seed_axis(params + given, parser.parse_overrides(params + given), cfg)  # repeats: as the grid does
-    batches = BasicSweeper.split_arguments(parser.parse_overrides(arguments), None)
+    batches = grid_of(parser.parse_overrides(arguments))
     return [list(job) for batch in batches for job in batch]
 
 

@@ -31,6 +31,7 @@ from sweeper.job.planned import preset_of
 from sweeper.job.task import data_checks
 from sweeper import schema
 from sweeper.errors import refuse
+from sweeper.hydra_private import grid_of, parse_args
 from sweeper.paths import command, conf_dir
 from sweeper.training.tf import locate_quietly
 
@@ -165,11 +166,9 @@ def _task_run(task: str, dirs: tuple[Path, ...]) -> tuple[tuple[str, ...], tuple
 def check_argv(argv: Sequence[str]) -> None:
     """Refuse an override of a top-level key the config does not have (Hydra would say `not in
     struct`), naming the nearest key or group. Anything unusual is left to Hydra."""
-    from hydra._internal.utils import get_args_parser
-
     try:
         with contextlib.redirect_stderr(io.StringIO()):  # a bad flag: Hydra's parser says it, once
-            args, _ = get_args_parser().parse_known_args(list(argv))
+            args, _ = parse_args(argv)
         if args.config_name or args.config_path:
             return
         dirs = (CONF, Path(args.config_dir).resolve()) if args.config_dir else (CONF,)
@@ -463,15 +462,13 @@ def _read_only(path: Path) -> bool:
 
 def grid_size(cfg: DictConfig) -> int:
     """How many jobs `-m` would make of this run's preset grid (hydra.sweeper.params) and overrides."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-
     params = OmegaConf.select(cfg, "hydra.sweeper.params") or {}
     arguments = [f"{key}={value}" for key, value in params.items()] + list(cfg.hydra.overrides.task)
     parsed = _parse(arguments)
     if any(o.is_sweep_override() and not o.is_discrete_sweep() for o in parsed):
         return 1  # a search: not a grid
     repeats = OmegaConf.select(cfg, "repeats", default=1)  # checked before (SETTINGS): each configuration's seeds
-    return sum(len(batch) for batch in BasicSweeper.split_arguments(parsed, None)) * int(repeats)
+    return sum(len(batch) for batch in grid_of(parsed)) * int(repeats)
 
 
 def check_reads_seed(cfg: DictConfig, hparams: Sequence[str]) -> None:

@@ -6,7 +6,15 @@ import ast
 import re
 
 import pytest
+from hydra.core.config_loader import ConfigLoader
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.types import Override
+from hydra.core.utils import JobReturn, JobRuntime
+from hydra.plugins.launcher import Launcher
+from hydra.plugins.sweeper import Sweeper
+from omegaconf import Container, DictConfig, ListConfig, Node, OmegaConf, ValueNode
 
+from sweeper.hydra_private import BasicLauncher, BasicSweeper
 from tests.conftest import ROOT
 
 
@@ -72,7 +80,7 @@ def test_no_test_module_imports_another():
 # The sweeper's refusals and a course's runner sit with the sweeps; the package's __init__ (its
 # public names), the entry points and Hydra's plugins (thin: they call the sweeper) on top.
 LAYERS = [
-    {"sweeper.errors", "sweeper.files", "sweeper.paths", "sweeper.words", "sweeper.schema"},
+    {"sweeper.errors", "sweeper.files", "sweeper.paths", "sweeper.words", "sweeper.schema", "sweeper.hydra_private"},
     {"sweeper.hparams", "sweeper.hparams_table", "sweeper.new_task"},
     {"sweeper.job", "sweeper.training"},
     {"sweeper.launching"},
@@ -119,3 +127,63 @@ def test_only_the_launching_folder_knows_slurm_commands_and_modules():
     found = [f"{path.relative_to(ROOT)}: {match.group(0)}" for path in sorted((ROOT / "sweeper").rglob("*.py"))
              if path.parent.name != "launching" for match in words.finditer(path.read_text())]
     assert found == []
+
+
+# Hydra's and OmegaConf's private names are used in one module, which says why for each.
+HYDRA_PRIVATE = "sweeper/hydra_private.py"
+THIRD_PARTY = ("hydra", "omegaconf")
+
+
+def _private_attributes() -> set[str]:
+    """The private names (one leading underscore) of the Hydra and OmegaConf classes the project
+    handles, less the names the project itself defines (its own `_parse`, `_key`, ...)."""
+    classes = (DictConfig, ListConfig, Node, ValueNode, Container, OmegaConf, JobReturn, JobRuntime, HydraConfig,
+               Launcher, Sweeper, ConfigLoader, Override, BasicSweeper, BasicLauncher)
+    names = {name for cls in classes for name in [*dir(cls), *getattr(cls, "__dataclass_fields__", {})]
+             if name.startswith("_") and not name.startswith("__")}
+    own: set[str] = set()
+    for path in _SOURCES:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                own.add(node.name)
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                own.add(node.attr)
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                own.add(node.id)
+    return names - own
+
+
+def _private_uses(path, private: set[str]) -> list[str]:
+    """Where `path` imports a private module or name of Hydra or OmegaConf, or reads or passes one
+    of their classes' private names (`cfg._get_node(...)`, `JobReturn(_return_value=...)`)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        modules = []
+        if isinstance(node, ast.ImportFrom) and node.module:
+            modules = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        for module in modules:
+            parts = module.split(".")
+            if parts[0] in THIRD_PARTY and any(part.startswith("_") for part in parts):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}: import {module}")
+        if isinstance(node, ast.Attribute) and node.attr in private:
+            found.append(f"{path.relative_to(ROOT)}:{node.lineno}: .{node.attr}")
+        elif isinstance(node, ast.keyword) and node.arg in private:
+            found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.arg}=")
+    return found
+
+
+_SOURCES = sorted(path for folder in ("sweeper", "tasks", "hydra_plugins", "benchmarks")
+                  for path in (ROOT / folder).rglob("*.py")) + [ROOT / "run.py"]
+
+
+def test_only_the_adapter_uses_hydras_and_omegaconfs_private_names():
+    """A Hydra or OmegaConf release may change its private names: the project uses them in
+    sweeper/hydra_private.py alone, which says why for each (and the scan finds those)."""
+    private = _private_attributes()
+    found = [use for path in _SOURCES if path != ROOT / HYDRA_PRIVATE for use in _private_uses(path, private)]
+    assert found == []
+    adapter = " ".join(_private_uses(ROOT / HYDRA_PRIVATE, private))
+    for use in ("import hydra._internal.utils", "import omegaconf._utils", "._get_node", "._set_parent", "._return_value"):
+        assert use in adapter

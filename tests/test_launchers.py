@@ -2,6 +2,7 @@
 local launcher's cap on jobs running at once."""
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -9,14 +10,19 @@ import pytest
 from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.plugins import Plugins
+from hydra.core.singleton import Singleton
 from hydra.plugins.launcher import Launcher
 from hydra.test_utils.launcher_common_tests import IntegrationTestSuite, LauncherTestSuite
-from hydra.types import RunMode
+from hydra.types import HydraContext, RunMode
 from hydra.version import VersionBase
 from omegaconf import OmegaConf, open_dict
 
 from hydra_plugins.launcher_plugins.submitit_launchers import LocalLauncher, SlurmLauncher
-from sweeper.launching.compose import job_configs
+from sweeper.job import planned as planned_module
+from sweeper.job.fingerprint import fingerprint
+from sweeper.job.spec import job_from_hydra
+from sweeper.launching.compose import Planner, job_configs
+from sweeper.launching.packed import plan_here
 from sweeper.launching.resources import job_resources
 from tests.conftest import ROOT, checkout_env, run_cli
 
@@ -249,3 +255,41 @@ def test_a_sweep_to_slurm_composes_each_job_once_and_plans_its_resources(sweep_o
     assert [(job.resources or {}).get("timeout_min") for job in jobs] == [120] * 4
     assert all(job.config is None for job in jobs)  # nothing held for jobs that run elsewhere
     assert [job.directory for job in jobs] == [tmp_path / "sweep" / str(n) for n in range(4)]
+
+
+class _NoCallbacks:
+    def on_job_start(self, **kwargs):
+        pass
+
+    def on_job_end(self, **kwargs):
+        pass
+
+
+def test_a_job_run_by_another_process_keeps_the_fingerprint_planned(sweep_of, tmp_path, monkeypatch):
+    """A job's fingerprint is computed once, when the sweep plans it: the job sent to a process of
+    its own (our launchers' `__call__`, run here as submitit runs it there) or to a packed task
+    records that one. A job sent without it (a launcher given only overrides) computes it from
+    the config composed there: the same fingerprint, so that a resume recognises the job."""
+    sweep = tmp_path / "sweep"
+    loader, primary, _ = sweep_of(master=["hydra/launcher=local", f"hydra.sweep.dir={sweep}"])
+    launcher = LocalLauncher()
+    launcher.setup(hydra_context=HydraContext(config_loader=loader, callbacks=_NoCallbacks()),
+                   task_function=lambda cfg: job_from_hydra(cfg)[0], config=primary)
+    monkeypatch.setenv("SUBMITIT_EXECUTOR", "local")
+    monkeypatch.setenv("SUBMITIT_LOCAL_JOB_ID", "1")
+    overrides = ["lr=0.1", "steps=5"]
+    alone = launcher(overrides, "hydra.sweep.dir", 0, "job_id_for_0", Singleton.get_state()).return_value
+    assert alone.fingerprint == fingerprint(alone.cfg)
+
+    def computed_again(cfg):
+        raise AssertionError("a planned job's fingerprint computed again")
+
+    monkeypatch.setattr(planned_module, "identity", computed_again)
+    planner = Planner(loader, primary, resources=True)
+    planned = planner.plan(planner.job(0, overrides))[0]
+    assert planned.fingerprint == alone.fingerprint
+    marked = dataclasses.replace(planned.sent(), fingerprint="planned once")  # what the job's record gets
+    ran = launcher(overrides, "hydra.sweep.dir", 0, "job_id_for_0", Singleton.get_state(), marked).return_value
+    assert (ran.fingerprint, ran.cfg.lr, ran.directory) == ("planned once", 0.1, sweep / "0")
+    packed = plan_here(launcher, [marked]).planned[0]
+    assert (packed.fingerprint, packed.cfg.lr, packed.cfg.steps) == ("planned once", 0.1, 5)

@@ -66,6 +66,12 @@ class RunContext:
         return job if job is not None and job.overrides == overrides else None
 
 
+def sent(job: PlannedJob | None) -> RunContext:
+    """The run context of a job sent to a process of its own (an unpacked local or Slurm job): the
+    job as the sweep planned it, without its config; none where it came without one."""
+    return RunContext(planned={job.num: job} if job is not None else {})
+
+
 _active: RunContext | None = None
 
 

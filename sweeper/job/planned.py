@@ -32,7 +32,7 @@ class PlannedJob:
     directory: Path                   # where it runs: its record, state and logs
     dir: str                          # that directory, relative to the sweep directory
     overrides: list[str]              # the command-line overrides that made it
-    fingerprint: str                  # sweeper/job/fingerprint.py
+    fingerprint: str                  # sweeper/job/fingerprint.py: computed once, where it is planned
     config: DictConfig | None         # its composed config (None once it is sent to another process)
     preset: str | None = None         # experiment=... / hparams_search=...
     trial: TrialLink | None = None    # a search's trial it reports to (sweeper/job/trial.py)
@@ -49,18 +49,26 @@ class PlannedJob:
         return self.config
 
     def sent(self) -> PlannedJob:
-        """The job without its config: what goes to another process (a Slurm task), which composes its own."""
+        """The job without its config: what goes to another process (a Slurm task), which composes
+        its own and keeps the rest, its fingerprint included (spec.py, packed.py)."""
         return dataclasses.replace(self, config=None)
 
+    def composed(self, cfg: DictConfig, directory: Path) -> PlannedJob:
+        """The job as it runs in `directory` with `cfg`, its config composed there (a sent job's
+        process) or kept from planning (None: the config it was planned with)."""
+        return dataclasses.replace(self, directory=directory, config=self.config if self.config is not None else cfg)
 
-def plan_job(cfg: DictConfig, hydra_cfg: Any | None = None, directory: Path | None = None) -> PlannedJob:
+
+def plan_job(cfg: DictConfig, hydra_cfg: Any | None = None, directory: Path | None = None,
+             known: tuple[str, tuple[str, ...]] | None = None) -> PlannedJob:
     """The planned job of a composed config: `cfg` with Hydra's node, or without it and `hydra_cfg`
     beside it with the `directory` Hydra runs it in (a job's own process, where Hydra keeps its node
-    apart). Its directory is `hydra.sweep.dir`/`hydra.sweep.subdir`: the one place that says."""
+    apart). Its directory is `hydra.sweep.dir`/`hydra.sweep.subdir`: the one place that says.
+    `known`: its fingerprint and former ones where the planner has them; else computed here."""
     hydra_cfg = cfg.hydra if hydra_cfg is None else hydra_cfg
     subdir = str(hydra_cfg.sweep.subdir)
     directory = Path(str(hydra_cfg.sweep.dir)) / subdir if directory is None else directory
-    now, former = identity(cfg)
+    now, former = identity(cfg) if known is None else known
     return PlannedJob(num=int(hydra_cfg.job.num), directory=directory, dir=subdir,
                       overrides=list(hydra_cfg.overrides.task), fingerprint=now, config=cfg,
                       former=former, preset=preset_of(hydra_cfg.runtime.choices),

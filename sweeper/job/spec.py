@@ -23,9 +23,11 @@ from sweeper.training.workers import DEFAULT_TIMEOUT_S, from_slurm
 
 
 def job_from_hydra(cfg: DictConfig) -> tuple[PlannedJob, RunContext]:
-    """The job Hydra is running now and its run context: the job as this process planned it where
-    it did (a sweep in process, a packed task: composed and checked once), else planned here from
-    Hydra's config. A bad value exits 2 with one line."""
+    """The job Hydra is running now and its run context: the job as the sweep planned it where the
+    code running it has it (a sweep in process; a packed task or a submitted job, sent without its
+    config), with its fingerprint from planning; else (`python run.py`, a job of a launcher given
+    only overrides) planned here from Hydra's config, its fingerprint computed by plan_job.
+    A bad value exits 2 with one line."""
     hydra_cfg = HydraConfig.get()
     directory = Path(hydra_cfg.runtime.output_dir)
     if hydra_cfg.mode == RunMode.RUN:  # `python run.py` without -m
@@ -36,10 +38,12 @@ def job_from_hydra(cfg: DictConfig) -> tuple[PlannedJob, RunContext]:
         return job, RunContext(single_run=True)
     context = run_context.current()
     planned = context.planned_job(int(hydra_cfg.job.num), list(hydra_cfg.overrides.task))
-    if planned is not None:
-        return dataclasses.replace(planned, directory=directory), context
-    check_or_exit(cfg)
+    if planned is not None and planned.config is not None:  # composed and checked by the code running it
+        return planned.composed(cfg, directory), context
+    check_or_exit(cfg)  # composed by Hydra for this job alone: its values checked here
     if "worker_timeout_s" in hydra_cfg.launcher:  # a launcher whose tasks may be a job's workers: this one's place
         timeout = hydra_cfg.launcher.worker_timeout_s or DEFAULT_TIMEOUT_S
         context = dataclasses.replace(context, workers=from_slurm(timeout_s=int(timeout)))
+    if planned is not None:  # sent without its config (collect.job_args): its fingerprint is the planned one
+        return planned.composed(cfg, directory), context
     return plan_job(cfg, hydra_cfg, directory), context

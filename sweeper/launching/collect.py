@@ -13,6 +13,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import CompactHydraException
 
 from sweeper.errors import refuse
+from sweeper.hydra_private import returned_value
 from sweeper.job.context import RunContext
 from sweeper.job.display import job_line, label
 from sweeper.job.planned import PlannedJob
@@ -56,10 +57,18 @@ def sweep_dir_of(launcher: BaseSubmititLauncher) -> Path:
     return sweep_dir
 
 
-def job_args(job: PlannedJob, singletons: dict[Any, Any]) -> tuple[list[str], str, int, str, dict[Any, Any]]:
-    """The arguments of the stock launcher's `__call__`, which runs one job; `singletons` is
+def job_args(job: PlannedJob, singletons: dict[Any, Any]) -> tuple[list[str], str, int, str, dict[Any, Any], PlannedJob]:
+    """The arguments of our launchers' `__call__`, which runs one job: the stock launcher's, and the
+    planned job without its config (its fingerprint is not computed again there); `singletons` is
     Hydra's `Singleton.get_state()`, a deep copy of its global state, taken once per sweep."""
-    return list(job.overrides), "hydra.sweep.dir", job.num, f"job_id_for_{job.num}", singletons
+    return list(job.overrides), "hydra.sweep.dir", job.num, f"job_id_for_{job.num}", singletons, job.sent()
+
+
+def failed_return(error: BaseException, overrides: list[str] | None = None) -> JobReturn:
+    """A failed job's JobReturn holding `error` (through JobReturn's public setter)."""
+    returned = JobReturn(overrides=overrides, status=JobStatus.FAILED)
+    returned.return_value = error
+    return returned
 
 
 def announce(job: PlannedJob, returned: JobReturn, context: RunContext) -> None:
@@ -74,7 +83,7 @@ def announce(job: PlannedJob, returned: JobReturn, context: RunContext) -> None:
     if record is not None:
         print(context.line(job_line(record, every_metric=False), job.num), flush=True)
     else:
-        reason = returned._return_value if returned.status == JobStatus.FAILED else "no record"
+        reason = returned_value(returned) if returned.status == JobStatus.FAILED else "no record"
         print(context.line(f"{label(job.overrides)} -> {reason}", job.num), flush=True)
 
 
@@ -82,13 +91,13 @@ def raise_outside_task(returned: JobReturn) -> None:
     """Raise what a job raised outside its task (the sweep stops: something is wrong with the
     sweep itself), but not a job that Slurm ended: its line and its status say so, and the sweep's
     summary ends with the resume line."""
-    if not (returned.status == JobStatus.FAILED and isinstance(returned._return_value, JobEndedWithoutResult)):
+    if not (returned.status == JobStatus.FAILED and isinstance(returned_value(returned), JobEndedWithoutResult)):
         _ = returned.return_value
 
 
 def ended_without_result(job: Job[Any], state: str) -> JobReturn:
     message = f"Slurm job {job.job_id} ended {state} without a result (its log: {job.paths.stderr})"
-    return JobReturn(status=JobStatus.FAILED, _return_value=JobEndedWithoutResult(message))
+    return failed_return(JobEndedWithoutResult(message))
 
 
 def _result(job: Job[Any]) -> JobReturn:
@@ -99,7 +108,7 @@ def _result(job: Job[Any]) -> JobReturn:
         returned: JobReturn = job.task(0).results()[0]
         return returned
     except Exception as e:  # submitit raises for a job that failed outside the task
-        return JobReturn(status=JobStatus.FAILED, _return_value=e)
+        return failed_return(e)
 
 
 def task_results(task: SubmittedTask, jobs: list[PlannedJob]) -> dict[int, JobReturn]:
@@ -109,9 +118,9 @@ def task_results(task: SubmittedTask, jobs: list[PlannedJob]) -> dict[int, JobRe
     try:
         by_num = task.job.results()[0]
     except Exception as e:  # the task failed outside its jobs
-        failed = JobReturn(status=JobStatus.FAILED, _return_value=e)
+        failed = failed_return(e)
         return {i: failed for i in task.positions}
-    missing = JobReturn(status=JobStatus.FAILED, _return_value=JobEndedWithoutResult("its task returned no result for it"))
+    missing = failed_return(JobEndedWithoutResult("its task returned no result for it"))
     return {i: by_num.get(jobs[i].num, missing) for i in task.positions}
 
 

@@ -11,21 +11,31 @@ where each probe lands are noted; a job's resolved config is then the combinatio
 values put in those places (a dictionary merge). Where a probe does not land as itself (a value
 computed from a hyperparameter, a hyperparameter that is an interpolation), each job of that
 combination is resolved in full, as before.
+
+Why not Hydra's and OmegaConf's public routes: Hydra composes only whole configs
+(`ConfigLoader.load_sweep_config`, the ~50 ms above), and OmegaConf resolves only whole configs
+(`OmegaConf.to_container(resolve=True)`, `OmegaConf.resolve`: the ~5 ms above) and tells no one
+which values an interpolation reads; the two probe resolutions find that out per combination
+with public calls alone. A job's config is the combination's, changed in place (`set`), because
+a copy costs 5 ms (pickle) to 10 ms (deepcopy) a job: callers read it before they ask for the next
+job, or copy it where a job keeps it (sweeper/sweep/planning.py `configs`). What `set` writes is
+what Hydra's `load_configuration` writes for a job; `hydra.job.override_dirname` comes from
+Hydra's own function (sweeper/hydra_private.py). tests/test_launchers.py compares these configs
+with Hydra's full compositions.
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 from pathlib import Path
 from typing import Any, Iterator, Sequence, cast
 
-from hydra._internal.config_loader_impl import get_overrides_dirname
 from hydra.core.config_loader import ConfigLoader
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType
 from hydra.plugins.launcher import Launcher
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from sweeper.hydra_private import overrides_dirname
 from sweeper.job.fingerprint import container, fingerprint_of, former_of
 from sweeper.job.planned import PlannedJob, plan_job
 from sweeper.job.record import RECORD_NAME
@@ -145,12 +155,7 @@ class Combination:
             for key, default in self.defaults.items():
                 cfg[key] = values.get(key, default)
             cfg.hydra.overrides.task = list(overrides)
-            cfg.hydra.job.override_dirname = get_overrides_dirname(
-                overrides=list(parsed) if parsed is not None else [],
-                kv_sep=cfg.hydra.job.config.override_dirname.kv_sep,
-                item_sep=cfg.hydra.job.config.override_dirname.item_sep,
-                exclude_keys=cfg.hydra.job.config.override_dirname.exclude_keys,
-            )
+            cfg.hydra.job.override_dirname = overrides_dirname(parsed or [], cfg)
             cfg.hydra.job.num = num
         return cfg
 
@@ -203,9 +208,11 @@ class Planner:
         """The planned job (without its config) and its resolved config (fingerprint.container)."""
         combination = job.combination
         resolved = combination.resolved_of(job, self._parse(job.overrides))
+        fingerprint = fingerprint_of(resolved)  # the job's one fingerprint: its record and jobs.json carry it
         if combination.first is None or not combination.subdir_is_num or combination.landings is None:
-            planned = plan_job(self.config(job))
+            planned = plan_job(self.config(job), known=(fingerprint, ()))
             planned.config = None
+            planned.former = self._former(planned.directory, resolved)
             combination.first = combination.first or planned
             if self.resources:
                 planned.resources = job_resources(combination.cfg)
@@ -213,14 +220,17 @@ class Planner:
         first = combination.first
         trial = dataclasses.replace(first.trial, number=job.num) if first.trial is not None else None
         directory = combination.sweep_dir / str(job.num)
-        # The former fingerprints only where a record may be of one (three hashes a job otherwise).
-        former = former_of(resolved) if (directory / RECORD_NAME).exists() else ()
         planned = dataclasses.replace(first, num=job.num, directory=directory, dir=str(job.num), hparams=None,
-                                      overrides=job.overrides, fingerprint=fingerprint_of(resolved),
-                                      former=former, trial=trial)
+                                      overrides=job.overrides, fingerprint=fingerprint,
+                                      former=self._former(directory, resolved), trial=trial)
         if self.resources:
             planned.resources = self._resources(job, resolved)
         return planned, resolved
+
+    @staticmethod
+    def _former(directory: Path, resolved: dict[Any, Any]) -> tuple[str, ...]:
+        """The former fingerprints only where a record may be of one (three hashes a job otherwise)."""
+        return former_of(resolved) if (directory / RECORD_NAME).exists() else ()
 
     def _resources(self, job: Job, resolved: dict[Any, Any]) -> dict[str, Any]:
         """job_resources of the job's config: one per value of `gpus` where the launcher's settings
@@ -254,21 +264,6 @@ def job_configs(loader: ConfigLoader, master: DictConfig, job_overrides: Sequenc
     planner = Planner(loader, master)
     for num, overrides in enumerate(job_overrides, start=initial_job_idx):
         yield planner.config(planner.job(num, overrides))
-
-
-def planned_jobs(loader: ConfigLoader, master: DictConfig, job_overrides: Sequence[Sequence[str]],
-                 initial_job_idx: int = 0, *, keep_config: bool,
-                 resources: bool) -> Iterator[tuple[PlannedJob, DictConfig]]:
-    """Each job planned from its composition (job_configs): with a copy of its config where it runs
-    in this process (`keep_config`), with its submitit parameters where a launcher submits it
-    (`resources`). Yields the composed config beside it, for the caller to check; it is reused
-    for the next job."""
-    for cfg in job_configs(loader, master, job_overrides, initial_job_idx):
-        job = plan_job(cfg)
-        if resources:
-            job.resources = job_resources(cfg)
-        job.config = copy.deepcopy(cfg) if keep_config else None
-        yield job, cfg
 
 
 def plan_for_launcher(launcher: Launcher, job_overrides: Sequence[Sequence[str]],

@@ -9,7 +9,8 @@ and `#k : <overrides>`; the sweep prints its own (`[k/N]`, sweeper/sweep/progres
 `run_job` is Hydra's `hydra.core.utils.run_job` (1.3) without its copies: Hydra sets its global
 config twice and copies the job's config whole twice more (for the task and for Hydra's node),
 which was most of Hydra's 30 ms a job; here the job's config is already its own (the sweeper
-composed it for this job), so the task's config and HydraConfig's hold its nodes (`_holding`);
+composed it for this job), so the task's config and HydraConfig's hold its nodes
+(sweeper/hydra_private.py's `holding`, which says why that takes OmegaConf's private names);
 the `.hydra/` files are dumped by libyaml's emitter, and Hydra's logging is set back once after
 the last job rather than after each. The files written, the callbacks called and the JobReturn
 are Hydra's (tests/test_big_sweep.py compares them); benchmarks/per_job.py measures the rest.
@@ -19,21 +20,23 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import yaml  # type: ignore[import-untyped]  # (no stubs installed; OmegaConf's own dumper is one)
 
 from hydra import version
-from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobRuntime, JobStatus, configure_log, env_override, setup_globals
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, Node, OmegaConf, open_dict, read_write
-from omegaconf._utils import get_omega_conf_dumper
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from sweeper.hydra_private import holding, str_representer
 from sweeper.job import context as run_context
 from sweeper.job.context import RunContext
 from sweeper.job.planned import PlannedJob
+
+if TYPE_CHECKING:
+    from sweeper.hydra_private import BasicLauncher
 
 
 def launch(launcher: BasicLauncher, jobs: list[PlannedJob], context: RunContext) -> list[JobReturn]:
@@ -59,7 +62,7 @@ def launch(launcher: BasicLauncher, jobs: list[PlannedJob], context: RunContext)
 # it with Hydra's files), written 5x faster; the hydra.yaml of each job was 10 ms of pure-Python YAML.
 _DUMPER: Any = type("Dumper", (yaml.CDumper,), {}) if yaml.__with_libyaml__ else None
 if _DUMPER is not None:
-    _DUMPER.add_representer(str, get_omega_conf_dumper().str_representer)
+    _DUMPER.add_representer(str, str_representer())
 
 
 def _yaml(cfg: Any) -> str:
@@ -74,23 +77,10 @@ def _save(cfg: Any, name: str, directory: Path) -> None:
     (directory / name).write_text(_yaml(cfg), encoding="utf-8")
 
 
-def _holding(config: DictConfig, keys: list[str]) -> DictConfig:
-    """A config of `config`'s nodes `keys` themselves, not copies (OmegaConf.masked_copy deep-copies
-    them: 7 ms a job for Hydra's node). Each node stays a child of `config`, so its interpolations
-    resolve in the job's config, as Hydra sets its node's parent. The job's config is its own (the
-    sweeper composed it for this job) and nothing changes it after this: a copy would only cost time."""
-    holder = DictConfig({}, flags={"no_deepcopy_set_nodes": True})
-    for key in keys:
-        holder[key] = config._get_node(key)
-        cast(Node, config._get_node(key))._set_parent(config)  # the holder took it as its child
-    holder._set_flag("no_deepcopy_set_nodes", None)  # what is set in it later is copied, as usual
-    return holder
-
-
 def _set_hydra_config(config: DictConfig) -> None:
-    """HydraConfig.instance().set_config(config), with Hydra's node held, not copied (_holding)."""
+    """HydraConfig.instance().set_config(config), with Hydra's node held, not copied (holding)."""
     OmegaConf.set_readonly(config.hydra, True)
-    HydraConfig.instance().cfg = _holding(config, ["hydra"])  # type: ignore[assignment]  # as set_config sets it
+    HydraConfig.instance().cfg = holding(config, ["hydra"])  # type: ignore[assignment]  # as set_config sets it
 
 
 def _flush_loggers() -> None:
@@ -112,7 +102,7 @@ def run_job(hydra_context: HydraContext, task_function: TaskFunction, config: Di
     chdir = None
     try:
         ret = JobReturn()
-        task_cfg = _holding(config, [str(key) for key in config if key != "hydra"])
+        task_cfg = holding(config, [str(key) for key in config if key != "hydra"])
         ret.cfg = task_cfg
         # replaced (not changed) by the next job's; Hydra's own type says HydraConf, it holds a DictConfig
         hydra_cfg = cast(DictConfig, HydraConfig.instance().cfg)

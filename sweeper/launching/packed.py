@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from sweeper.hydra_private import returned_value
 from sweeper.job import context as run_context
 from sweeper.job.context import RunContext
 from sweeper.job.fused_groups import FusedPlan
-from sweeper.job.planned import PlannedJob, plan_job
+from sweeper.job.planned import PlannedJob
+from sweeper.launching.collect import failed_return
 
 if TYPE_CHECKING:
     from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
@@ -83,14 +86,16 @@ def _job_config(launcher: BaseSubmititLauncher, job: PlannedJob) -> DictConfig:
 
 def plan_here(launcher: BaseSubmititLauncher, jobs: Sequence[PlannedJob]) -> RunContext:
     """The task's run context: each job composed once here (a full composition costs tens of ms a
-    job), and its jobs that differ only in optimizer hyperparameters fused into one computation as
-    in the in-process sweep (sweeper/job/fused_groups.py), unless `hydra.sweeper.fuse=false`.
+    job), keeping what the sweep planned (its fingerprint: not computed again), and its jobs that
+    differ only in optimizer hyperparameters fused into one computation as in the in-process
+    sweep (sweeper/job/fused_groups.py), unless `hydra.sweeper.fuse=false`.
     Jobs run in worker processes (`jobs_in_parallel` > 1) are not fused. A job whose config does
     not compose fails alone when it runs (run_one)."""
     context = RunContext()
     for job in jobs:
         try:
-            context.planned[job.num] = plan_job(_job_config(launcher, job))
+            cfg = _job_config(launcher, job)
+            context.planned[job.num] = job.composed(cfg, Path(str(cfg.hydra.sweep.dir)) / job.dir)
         except Exception:
             continue
     assert launcher.config is not None
@@ -113,7 +118,7 @@ def run_one(launcher: BaseSubmititLauncher, job: PlannedJob, context: RunContext
         return run_job(hydra_context=launcher.hydra_context, task_function=launcher.task_function, config=cfg,
                        job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
     except Exception as e:  # the task goes on with its next job
-        return JobReturn(overrides=list(job.overrides), status=JobStatus.FAILED, _return_value=e)
+        return failed_return(e, list(job.overrides))
 
 
 def cpu_shares(cpus: Sequence[int], workers: int) -> list[list[int]]:
@@ -148,12 +153,16 @@ def _start_worker(pickled: bytes, shares: Any) -> None:
 def _run_in_worker(job: PlannedJob) -> JobReturn:
     """The job's JobReturn without its configs (they hold classes the worker loaded by value,
     which do not pickle back): the launcher reads its status and value only."""
-    returned = run_one(_worker["launcher"], job, RunContext())
-    value = returned._return_value
+    context = plan_here(_worker["launcher"], [job])  # one job: nothing to fuse
+    with run_context.active(context):
+        returned = run_one(_worker["launcher"], job, context)
+    value = returned_value(returned)
     if returned.status == JobStatus.FAILED and not _picklable(value):
         value = RuntimeError(f"{type(value).__name__}: {value}")
-    return JobReturn(overrides=returned.overrides, _return_value=value, status=returned.status,
-                     working_dir=returned.working_dir, task_name=returned.task_name)
+    result = JobReturn(overrides=returned.overrides, status=returned.status, working_dir=returned.working_dir,
+                       task_name=returned.task_name)
+    result.return_value = value
+    return result
 
 
 def _picklable(value: Any) -> bool:
@@ -189,5 +198,5 @@ def _in_workers(launcher: BaseSubmititLauncher, jobs: list[PlannedJob], singleto
             try:
                 returns[job.num] = future.result()
             except Exception as e:  # a worker that died (out of memory, a crash in TensorFlow)
-                returns[job.num] = JobReturn(overrides=list(job.overrides), status=JobStatus.FAILED, _return_value=e)
+                returns[job.num] = failed_return(e, list(job.overrides))
     return returns

@@ -13,13 +13,12 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from hydra._internal.core_plugins.basic_launcher import BasicLauncher
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn
 from omegaconf import OmegaConf
 
 from sweeper.errors import refuse
+from sweeper.hydra_private import BasicSweeper, in_this_process
 from sweeper.job.context import Progress, RunContext
 from sweeper.job.display import label
 from sweeper.job.fused_groups import FusedPlan
@@ -51,14 +50,14 @@ class GridSweep(BasicSweeper):
         assert self.hydra_context is not None and self.config is not None and self.launcher is not None
         check_sweep_dir(str(self.config.hydra.sweep.dir))
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
-        params = self._parse_config() + list(arguments)
+        params = [f"{key}={value}" for key, value in self.params.items()] + list(arguments)  # as Hydra's
         parsed = parser.parse_overrides(params)
         check_grid_values(parsed)
         check_grid_not_empty(parsed)
         parsed = parser.parse_overrides(repeats.with_seed_axis(params, parsed, self.config))
         overrides = [list(job) for batch in self.split_arguments(parsed, None) for job in batch]
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
-        in_process = isinstance(self.launcher, BasicLauncher)
+        in_process = in_this_process(self.launcher)
         planner = planner_for(self.hydra_context, self.config, self.launcher)
         try:
             return self._run(overrides, sweep_dir, planner, in_process)
@@ -108,7 +107,7 @@ class GridSweep(BasicSweeper):
 
     def _context(self, jobs: List[PlannedJob], counter: Progress, planner: Planner) -> RunContext:
         """The batch's run context: the counter; in process, the planned jobs and their fused groups."""
-        if not isinstance(self.launcher, BasicLauncher):
+        if not in_this_process(self.launcher):
             return RunContext(progress=counter)
         fused = FusedPlan(jobs, self.max_fused, planner.resolved) if self.fuse else None
         return RunContext(progress=counter, fused=fused, planned={job.num: job for job in jobs})

@@ -16,12 +16,12 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 from hydra.core.utils import JobReturn
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext
 from omegaconf import DictConfig
 
+from sweeper.hydra_private import in_this_process
 from sweeper.hparams import applicable_hparams, check_or_exit, hparams_of, recorded_keys
 from sweeper.schema import top_level_types
 from sweeper.job.context import RunContext
@@ -102,7 +102,7 @@ class _Checks:
 
 def planner_for(hydra_context: HydraContext, config: DictConfig, launcher: Launcher | None) -> Planner:
     """The sweep's planner: with each job's resources where one of our launchers submits the jobs."""
-    submits = hasattr(launcher, "launch_planned") and not isinstance(launcher, BasicLauncher)
+    submits = hasattr(launcher, "launch_planned") and not in_this_process(launcher)
     return Planner(hydra_context.config_loader, config, resources=submits)
 
 
@@ -118,7 +118,6 @@ def plan_sweep(hydra_context: HydraContext, config: DictConfig, launcher: Launch
     done: dict[int, Path] = {}
     to_run: list[PlannedJob] = []
     indexed = read_index(sweep_dir)  # a resume's finished jobs: from the index, not their record files
-    in_this_process = isinstance(launcher, BasicLauncher)
     planner = planner or planner_for(hydra_context, config, launcher)
     checks = _Checks()
     written = manifest.Writer(sweeper, total is not None, len(overrides) if total is None else total)
@@ -161,7 +160,7 @@ def plan_sweep(hydra_context: HydraContext, config: DictConfig, launcher: Launch
         refuse(str(e))
     finally:
         written.close()
-    if in_this_process and keep_config:
+    if in_this_process(launcher) and keep_config:
         configs(planner, to_run)
     return to_run, done
 
@@ -184,7 +183,7 @@ def launch(launcher: Launcher, jobs: list[PlannedJob], context: RunContext) -> l
     through Hydra's launcher API (overrides), one call per run of consecutive job numbers."""
     if not jobs:
         return []
-    if isinstance(launcher, BasicLauncher):
+    if in_this_process(launcher):
         return in_process.launch(launcher, jobs, context)
     launch_planned: Any = getattr(launcher, "launch_planned", None)
     if launch_planned is not None:
