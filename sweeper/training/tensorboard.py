@@ -21,8 +21,6 @@ TensorFlow and TensorBoard are imported inside the functions: `python -m sweeper
 """
 from __future__ import annotations
 
-import os
-import socket
 import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -96,64 +94,61 @@ def _finite_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
 
 
-def _events(job_dir: Path, record: Record, wall_time: float) -> list[bytes]:
-    """The event file's records, serialized. The curve's points reuse one Event, changed in place:
-    building three messages per point was 5 ms of a 1,000-step job; the bytes are the same."""
+def _scalar(tag: str, value: float, step: int, wall_time: float) -> Any:
     from tensorboard.compat.proto.event_pb2 import Event
     from tensorboard.compat.proto.summary_pb2 import Summary
-    from tensorboard.plugins.hparams import summary_v2 as hparams_summary
 
-    point = Event(wall_time=wall_time, summary=Summary(value=[Summary.Value()]))
-    value_of = point.summary.value[0]
+    return Event(wall_time=wall_time, step=step, summary=Summary(value=[Summary.Value(tag=tag, simple_value=value)]))
 
-    def scalar(tag: str, value: float, step: int) -> bytes:
-        point.step, value_of.tag, value_of.simple_value = step, tag, value
-        return bytes(point.SerializeToString())
+
+def _session_start(job_dir: Path, record: Record, wall_time: float) -> Any:
+    """The HParams session: the record's hparams, optimizer and task (hparams.summary_v2.hparams_pb)."""
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.plugins.hparams import summary_v2
 
     hparams = {**record.hparams, "optimizer": record.optimizer, "task": record.task}
     trial = f"{job_dir.parent.name}/{job_dir.name}"  # unique across the sweeps under one logdir
-    events = [Event(wall_time=wall_time, file_version="brain.Event:2").SerializeToString(),
-              Event(wall_time=wall_time, step=0,
-                    summary=hparams_summary.hparams_pb(hparams, trial_id=trial)).SerializeToString()]
+    return Event(wall_time=wall_time, step=0,
+                 summary=summary_v2.hparams_pb(hparams, trial_id=trial, start_time_secs=wall_time))
+
+
+def _session_end(status: Status, step: int, wall_time: float) -> Any:
+    """The HParams session's end: its status (Status.hparams_session), from hparams.summary's
+    session_end_pb; that returns TensorFlow's Summary class, read into TensorBoard's for its Event."""
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from tensorboard.plugins.hparams import api_pb2, summary
+
+    end = summary.session_end_pb(api_pb2.Status.Value(status.hparams_session), end_time_secs=wall_time)
+    return Event(wall_time=wall_time, step=step, summary=Summary.FromString(end.SerializeToString()))
+
+
+def _events(job_dir: Path, record: Record, wall_time: float) -> list[Any]:
+    """The job's events: its session's start, the loss curve, the final metrics, the session's end."""
     loss = record.history.get("loss") or []
     steps = record.history.get("loss_steps") or range(1, len(loss) + 1)
-    events += [scalar(CURVE_TAG, value, step) for step, value in zip(steps, loss) if _finite_number(value)]
     last = int(steps[-1]) if len(loss) else 0
     finals = {**record.metrics, "train_time_s": record.train_time_s}
-    events += [scalar(name, value, last) for name, value in finals.items() if _finite_number(value)]
-    events.append(Event(wall_time=wall_time, step=last,
-                        summary=_session_end(record.status, wall_time)).SerializeToString())
-    return events
+    return [_session_start(job_dir, record, wall_time),
+            *(_scalar(CURVE_TAG, value, step, wall_time) for step, value in zip(steps, loss) if _finite_number(value)),
+            *(_scalar(name, value, last, wall_time) for name, value in finals.items() if _finite_number(value)),
+            _session_end(record.status, last, wall_time)]
 
 
-def _session_end(status: Status, wall_time: float) -> Any:
-    """The HParams session's end: its status (Status.hparams_session). Built from TensorBoard's
-    protos (hparams.summary's session_end_pb returns TensorFlow's Summary class, which
-    TensorBoard's Event does not take)."""
-    from tensorboard.compat.proto.summary_pb2 import Summary
-    from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+def write_summary(job_dir: Path, record: Record) -> None:
+    """Write the job's HParams session, final metrics and loss curve in its `tensorboard/`.
 
-    end = plugin_data_pb2.SessionEndInfo(status=api_pb2.Status.Value(status.hparams_session),
-                                         end_time_secs=wall_time)
-    data = plugin_data_pb2.HParamsPluginData(session_end_info=end)
-    return Summary(value=[Summary.Value(tag=metadata.SESSION_END_INFO_TAG, tensor=metadata.NULL_TENSOR,
-                                        metadata=metadata.create_summary_metadata(data))])
-
-
-def write_summary(job_dir: Path, record: Record) -> Path:
-    """Write the job's HParams session, final metrics and loss curve; return the event file.
-
-    The events are TensorBoard's own protocol buffers, written as the TFRecord file that
-    tf.summary writes. Not through tf.summary itself: one eager summary op per point costs about
-    0.17 s for a 1,000-step curve, more than a whole job of exercise 1; this takes a few ms.
+    Through TensorBoard's own event file writer (the one `tensorboard.summary.Writer` writes
+    with), not tf.summary: one eager summary op per point costs about 0.5 s for a 1,000-step curve,
+    more than a whole job of exercise 1; this takes about 13 ms (benchmarks/RESULTS.md).
     """
+    import_tensorflow()  # quietly, before TensorBoard's hparams.summary and gfile import it
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
-    tf = import_tensorflow()
-    directory = Path(job_dir) / LOG_DIR
-    directory.mkdir(parents=True, exist_ok=True)
-    wall_time = time.time()
-    path = directory / f"events.out.tfevents.{int(wall_time)}.{socket.gethostname()}.{os.getpid()}.summary"
-    with tf.io.TFRecordWriter(str(path)) as writer:
-        for event in _events(Path(job_dir), record, wall_time):
-            writer.write(event)
-    return path
+    events = _events(Path(job_dir), record, time.time())
+    writer = EventFileWriter(str(Path(job_dir) / LOG_DIR), max_queue_size=len(events), filename_suffix=".summary")
+    try:
+        for event in events:
+            writer.add_event(event)
+    finally:
+        writer.close()
