@@ -27,7 +27,7 @@ from hydra_plugins.sweeper_plugins.config import OptunaSearchConf
 
 from sweeper.words import command as shell_command, counted
 from sweeper.hparams import DECLARATIONS, NOT_HPARAMS, applicable_hparams, check_or_exit, interpolated_key
-from sweeper.job.outcome import FRAMEWORK_ARGUMENTS
+from sweeper.outcome import FRAMEWORK_ARGUMENTS
 from sweeper.job.planned import preset_of
 from sweeper.job.task import data_checks
 from sweeper import schema

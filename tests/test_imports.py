@@ -65,3 +65,13 @@ def test_no_test_module_imports_another():
     found = [f"{path.name}: tests.{name}" for path in sorted((ROOT / "tests").glob("test_*.py"))
              for name in imports.findall(path.read_text())]
     assert found == []
+
+
+def test_training_imports_nothing_of_the_job_folder():
+    """One way between the two folders: a job runs its training (sweeper/job imports
+    sweeper/training), training never imports a job's modules; what both use (the task contract:
+    outcome.py, status.py, trial.py; job_log.py, words.py) sits in sweeper/ itself."""
+    found = [f"{path.relative_to(ROOT)}: {module} {names}" for path in sorted((ROOT / "sweeper" / "training").glob("*.py"))
+             for module, names in _project_imports(ast.parse(path.read_text()))
+             if module == "sweeper.job" or module.startswith("sweeper.job.") or (module == "sweeper" and "job" in names)]
+    assert found == []

@@ -23,7 +23,7 @@ from hydra.errors import CompactHydraException
 from sweeper.errors import refuse
 from sweeper.job.context import RunContext
 from sweeper.job.planned import PlannedJob
-from sweeper.job.status import ACTIVE
+from sweeper.status import ACTIVE
 from sweeper.launching import accounting, right_size
 from sweeper.launching.capacity import impossible
 from sweeper.launching.collect import SubmittedTask, announce, collect_some, job_args, sweep_dir_of
@@ -224,7 +224,7 @@ def _array_size(setting_: int | None) -> int:
 
 def _alive_tasks(jobs: list[PlannedJob], sweep_dir: Path) -> list[SubmittedTask]:
     """The Slurm tasks of an earlier submission that still hold some of these jobs: a job whose
-    status (sweeper/job/status.py, from Slurm's state of its recorded id) is pending, waiting or running."""
+    status (sweeper/status.py, from Slurm's state of its recorded id) is pending, waiting or running."""
     from submitit.slurm.slurm import SlurmJob
 
     try:

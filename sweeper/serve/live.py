@@ -25,7 +25,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from sweeper.job.record import RECORD_NAME
-from sweeper.job.status import RECORDED, Status, summary
+from sweeper.status import RECORDED, Status, summary
 from sweeper.report.curves import epoch_figures, loss_figure
 from sweeper.report.groups import Group, read_groups
 from sweeper.report.heatmaps import heatmap_figure

@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 from sweeper.job.owner import OWNER_NAME, read_owner_file
-from sweeper.job.status import ACTIVE, summary
+from sweeper.status import ACTIVE, summary
 from sweeper.sweep.jobs import Job, read_sweep
 from sweeper.words import counted, sweeper_command
 

@@ -5,13 +5,9 @@ dashboard and, in the HParams dashboard, one session per job with its hyperparam
 metrics. `logging.tensorboard=false` on the command line turns it off.
 
 Two parts, both switched by `logging.tensorboard`:
-- `write_summary(job_dir, record)`: the framework calls it (sweeper/job/execute.py) for every job once
-  the record is written: the HParams session (the record's hparams, optimizer and task, and how it
-  ended: ok or pruned a success, diverged, failed or interrupted a failure), the final metrics and
-  `train_time_s` as scalars, and the training-loss curve of `history["loss"]` as `train_loss_curve`
-  (against `history["loss_steps"]` when the task records it; not `loss`, whose last point the HParams
-  dashboard would show beside `final_loss` as a metric that disagrees). Tasks need nothing for this.
-- `keras_callbacks(job_dir, enabled)`: for a task that trains with Keras `fit()`, the per-epoch
+- the job's HParams session, final metrics and loss curve, which the framework writes from the
+  record once the job has ended (sweeper/job/tensorboard_summary.py). Tasks need nothing for this.
+- `keras_callbacks(job_dir, enabled)`: here, for a task that trains with Keras `fit()`, the per-epoch
   scalars written while it trains (Keras' TensorBoard callback: `epoch_loss`, `epoch_accuracy`,
   ... in `tensorboard/train/` and `tensorboard/validation/`), so a run can be watched live.
   `EpochScalars` writes the same scalars for each copy of a fused group (sweeper/training/fused_loop.py),
@@ -21,16 +17,12 @@ TensorFlow and TensorBoard are imported inside the functions: `python -m sweeper
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from sweeper.job.record import Record
-from sweeper.job.status import Status
 from sweeper.training.tf import import_keras, import_tensorflow
 
 LOG_DIR = "tensorboard"
-CURVE_TAG = "train_loss_curve"
 
 
 def keras_callbacks(job_dir: Path | None, enabled: bool = True) -> list[Any]:
@@ -39,7 +31,7 @@ def keras_callbacks(job_dir: Path | None, enabled: bool = True) -> list[Any]:
     A Keras task takes `tensorboard: bool` from its task node (`tensorboard: ${logging.tensorboard}`
     in conf/task/<task>.yaml) and passes it here with its `job_dir`; with `enabled` false or no
     job_dir (a task called from a test) there are none. The per-epoch scalars land beside the
-    HParams session that `write_summary` writes, so the HParams dashboard shows them as metrics.
+    HParams session that the framework writes, so the HParams dashboard shows them as metrics.
     """
     if not enabled or job_dir is None:
         return []
@@ -88,67 +80,3 @@ class EpochScalars:
         for writers in self.writers:
             for writer in writers:
                 writer.close()
-
-
-def _finite_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
-
-
-def _scalar(tag: str, value: float, step: int, wall_time: float) -> Any:
-    from tensorboard.compat.proto.event_pb2 import Event
-    from tensorboard.compat.proto.summary_pb2 import Summary
-
-    return Event(wall_time=wall_time, step=step, summary=Summary(value=[Summary.Value(tag=tag, simple_value=value)]))
-
-
-def _session_start(job_dir: Path, record: Record, wall_time: float) -> Any:
-    """The HParams session: the record's hparams, optimizer and task (hparams.summary_v2.hparams_pb)."""
-    from tensorboard.compat.proto.event_pb2 import Event
-    from tensorboard.plugins.hparams import summary_v2
-
-    hparams = {**record.hparams, "optimizer": record.optimizer, "task": record.task}
-    trial = f"{job_dir.parent.name}/{job_dir.name}"  # unique across the sweeps under one logdir
-    return Event(wall_time=wall_time, step=0,
-                 summary=summary_v2.hparams_pb(hparams, trial_id=trial, start_time_secs=wall_time))
-
-
-def _session_end(status: Status, step: int, wall_time: float) -> Any:
-    """The HParams session's end: its status (Status.hparams_session), from hparams.summary's
-    session_end_pb; that returns TensorFlow's Summary class, read into TensorBoard's for its Event."""
-    from tensorboard.compat.proto.event_pb2 import Event
-    from tensorboard.compat.proto.summary_pb2 import Summary
-    from tensorboard.plugins.hparams import api_pb2, summary
-
-    end = summary.session_end_pb(api_pb2.Status.Value(status.hparams_session), end_time_secs=wall_time)
-    return Event(wall_time=wall_time, step=step, summary=Summary.FromString(end.SerializeToString()))
-
-
-def _events(job_dir: Path, record: Record, wall_time: float) -> list[Any]:
-    """The job's events: its session's start, the loss curve, the final metrics, the session's end."""
-    loss = record.history.get("loss") or []
-    steps = record.history.get("loss_steps") or range(1, len(loss) + 1)
-    last = int(steps[-1]) if len(loss) else 0
-    finals = {**record.metrics, "train_time_s": record.train_time_s}
-    return [_session_start(job_dir, record, wall_time),
-            *(_scalar(CURVE_TAG, value, step, wall_time) for step, value in zip(steps, loss) if _finite_number(value)),
-            *(_scalar(name, value, last, wall_time) for name, value in finals.items() if _finite_number(value)),
-            _session_end(record.status, last, wall_time)]
-
-
-def write_summary(job_dir: Path, record: Record) -> None:
-    """Write the job's HParams session, final metrics and loss curve in its `tensorboard/`.
-
-    Through TensorBoard's own event file writer (the one `tensorboard.summary.Writer` writes
-    with), not tf.summary: one eager summary op per point costs about 0.5 s for a 1,000-step curve,
-    more than a whole job of exercise 1; this takes about 13 ms (benchmarks/RESULTS.md).
-    """
-    import_tensorflow()  # quietly, before TensorBoard's hparams.summary and gfile import it
-    from tensorboard.summary.writer.event_file_writer import EventFileWriter
-
-    events = _events(Path(job_dir), record, time.time())
-    writer = EventFileWriter(str(Path(job_dir) / LOG_DIR), max_queue_size=len(events), filename_suffix=".summary")
-    try:
-        for event in events:
-            writer.add_event(event)
-    finally:
-        writer.close()
