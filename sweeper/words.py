@@ -1,5 +1,6 @@
-"""English for counts, durations and sizes: `1 job`, `2 jobs`, `25 min`, `0.62 GB`, one helper for
-each figure the user reads; and the commands the user is told to type, quoted for the shell."""
+"""English for counts, durations, sizes and numbers: `1 job`, `2 jobs`, `25 min`, `0.62 GB`,
+`0.1235`, one helper for each figure the user reads; and the commands the user is told to type,
+quoted for the shell."""
 from __future__ import annotations
 
 import math

@@ -71,7 +71,9 @@ def test_training_imports_nothing_of_the_job_folder():
     """One way between the two folders: a job runs its training (sweeper/job imports
     sweeper/training), training never imports a job's modules; what both use (the task contract:
     outcome.py, status.py, trial.py; job_log.py, words.py) sits in sweeper/ itself."""
-    found = [f"{path.relative_to(ROOT)}: {module} {names}" for path in sorted((ROOT / "sweeper" / "training").glob("*.py"))
+    training = sorted((ROOT / "sweeper" / "training").glob("*.py"))
+    found = [f"{path.relative_to(ROOT)}: {module} {names}" for path in training
              for module, names in _project_imports(ast.parse(path.read_text()))
-             if module == "sweeper.job" or module.startswith("sweeper.job.") or (module == "sweeper" and "job" in names)]
+             if module == "sweeper.job" or module.startswith("sweeper.job.")
+             or (module == "sweeper" and "job" in names)]
     assert found == []
