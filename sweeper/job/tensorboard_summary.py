@@ -76,8 +76,8 @@ def write_summary(job_dir: Path, record: Record) -> None:
     """Write the job's HParams session, final metrics and loss curve in its `tensorboard/`.
 
     Through TensorBoard's own event file writer (the one `tensorboard.summary.Writer` writes
-    with), not tf.summary: one eager summary op per point costs about 0.5 s for a 1,000-step curve,
-    more than a whole job of exercise 1; this takes about 13 ms (benchmarks/RESULTS.md).
+    with), not tf.summary: one eager summary op per point costs about 0.3 s for a 1,000-step curve,
+    more than a whole job of exercise 1; this takes about 12 ms (benchmarks/RESULTS.md).
     """
     import_tensorflow()  # quietly, before TensorBoard's hparams.summary and gfile import it
     from tensorboard.summary.writer.event_file_writer import EventFileWriter
