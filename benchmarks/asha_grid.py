@@ -79,7 +79,7 @@ def preset_pruner() -> Callable[[], Any]:
 
 def replay(curves: dict[Config, list[float]], order: list[Config], make_pruner: Callable[[], Any]) -> tuple[int, Config]:
     """Trials in `order` report their grid curve epoch by epoch to a study with the pruner, as the
-    jobs do (sweeper/job/trial.py: the last epoch is reported, never pruned): epochs trained, best."""
+    jobs do (sweeper/trial.py: the last epoch is reported, never pruned): epochs trained, best."""
     import optuna
 
     study = optuna.create_study(direction="maximize", pruner=make_pruner())

@@ -57,7 +57,7 @@ def write_sweep(sweep: Path, jobs: int, steps: int) -> None:
 def run_step(step: str, sweep: Path) -> None:
     """One step, in this process (a child of main's): prints its seconds as JSON."""
     from sweeper.__main__ import main
-    from sweeper.job.status import NEEDS_RERUN
+    from sweeper.status import NEEDS_RERUN
     from sweeper.sweep.jobs import read_sweep
 
     if step == "rebuild":

@@ -9,19 +9,19 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sweeper.job.entry import run_job
-    from sweeper.job.outcome import FrameworkArguments, Outcome, TaskResult
+    from sweeper.outcome import FrameworkArguments, Outcome, TaskResult
     from sweeper.job.record import Record, read_record, write_record
-    from sweeper.job.status import Status
-    from sweeper.job.trial import Reporter
+    from sweeper.status import Status
+    from sweeper.trial import Reporter
     from sweeper.sweep.collate import results
     from sweeper.training.fit import Data, train
 
 # Imported when first asked: `python run.py` reaches its Ctrl-C handler (sweeper/run.py) before
 # anything heavy is imported.
-_MODULES = {"run_job": "sweeper.job.entry", "FrameworkArguments": "sweeper.job.outcome",
-            "Outcome": "sweeper.job.outcome", "TaskResult": "sweeper.job.outcome", "Record": "sweeper.job.record",
-            "read_record": "sweeper.job.record", "write_record": "sweeper.job.record", "Status": "sweeper.job.status",
-            "Reporter": "sweeper.job.trial", "results": "sweeper.sweep.collate", "Data": "sweeper.training.fit",
+_MODULES = {"run_job": "sweeper.job.entry", "FrameworkArguments": "sweeper.outcome",
+            "Outcome": "sweeper.outcome", "TaskResult": "sweeper.outcome", "Record": "sweeper.job.record",
+            "read_record": "sweeper.job.record", "write_record": "sweeper.job.record", "Status": "sweeper.status",
+            "Reporter": "sweeper.trial", "results": "sweeper.sweep.collate", "Data": "sweeper.training.fit",
             "train": "sweeper.training.fit"}
 
 

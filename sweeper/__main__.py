@@ -141,7 +141,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from sweeper.job.status import summary
+    from sweeper.status import summary
     from sweeper.launching.backend import backend_of
     from sweeper.sweep.status_command import pending_lines, rows_shown, sweep_status
 

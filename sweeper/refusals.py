@@ -26,7 +26,7 @@ from sweeper.launching.settings import SlurmConf
 from sweeper.sweep.settings import OptunaSearchConf
 from sweeper.words import command as shell_command, counted
 from sweeper.hparams import DECLARATIONS, NOT_HPARAMS, applicable_hparams, check_or_exit, interpolated_key
-from sweeper.job.outcome import FRAMEWORK_ARGUMENTS
+from sweeper.outcome import FRAMEWORK_ARGUMENTS
 from sweeper.job.planned import preset_of
 from sweeper.job.task import data_checks
 from sweeper import schema

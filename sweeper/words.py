@@ -1,8 +1,19 @@
-"""English for counts, durations and sizes: `1 job`, `2 jobs`, `25 min`, `0.62 GB`, one helper for
-each figure the user reads; and the commands the user is told to type, quoted for the shell."""
+"""English for counts, durations, sizes and numbers: `1 job`, `2 jobs`, `25 min`, `0.62 GB`,
+`0.1235`, one helper for each figure the user reads; and the commands the user is told to type,
+quoted for the shell."""
 from __future__ import annotations
 
+import math
 import shlex
+from typing import Any
+
+
+def number(value: Any) -> str:
+    """A number as a line shows it: 4 significant digits; one that is not finite as `inf`, whether
+    the job holds it (in process) or its record (read back: JSON stores it as null)."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "inf"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def counted(number: int, noun: str, plural: str | None = None) -> str:

@@ -6,8 +6,8 @@ import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sweeper.job.outcome import Outcome
-from sweeper.job.trial import Reporter
+from sweeper.outcome import Outcome
+from sweeper.trial import Reporter
 from sweeper.training import devices as replica_devices
 from sweeper.training import fit, fused_loop, worker_loop, workers as slurm_workers
 from sweeper.training.tf import import_keras, import_tensorflow

@@ -13,9 +13,9 @@ from typing import Any, Callable
 import hydra.utils
 import numpy as np
 
-from sweeper.job.outcome import Outcome
-from sweeper.job.status import Status
-from sweeper.job.trial import Reporter, status_of
+from sweeper.outcome import Outcome
+from sweeper.status import Status
+from sweeper.trial import Reporter, status_of
 from sweeper.training import fused_loop
 from sweeper.training.fused_loop import Hyperparameter
 from sweeper.training.fused_state import LEARNING_RATE

@@ -4,8 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sweeper.job.outcome import Outcome
-from sweeper.job.trial import Reporter
+from sweeper.outcome import Outcome
+from sweeper.trial import Reporter
 from sweeper.training import fit, fused_loop
 from sweeper.training.tf import import_keras, import_tensorflow
 from tasks import mnist

@@ -15,7 +15,7 @@ import pytest
 
 from sweeper.__main__ import main
 from sweeper.course_runner import EXERCISES, load_profile, planned_jobs, profiles
-from sweeper.job.status import FINISHED
+from sweeper.status import FINISHED
 from sweeper.report.published import load_published
 from sweeper.sweep.jobs import read_sweep
 from sweeper.training.tf import START_UP_LINES

@@ -21,7 +21,7 @@ from hydra.core.override_parser.types import Glob
 from sweeper.hparams_table import table
 from sweeper.paths import conf_dir
 from sweeper.job.record import Record
-from sweeper.job.status import Status
+from sweeper.status import Status
 from sweeper.schema import describe, leaves
 from tests.conftest import ROOT, skip_or_fail
 

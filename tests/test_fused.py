@@ -12,7 +12,7 @@ import tensorflow as tf
 from omegaconf import OmegaConf
 
 from sweeper.job.record import read_record
-from sweeper.job.status import Status
+from sweeper.status import Status
 from sweeper.training import fused_loop
 from tasks import linear, mnist, softmax
 from tests.conftest import ROOT, records, run_cli

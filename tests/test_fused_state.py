@@ -215,7 +215,7 @@ def test_a_search_never_fuses_and_each_trial_reports_its_epochs(tmp_path):
     search job reports every epoch to its own trial instead, alone."""
     import optuna
 
-    from sweeper.job.trial import JOURNAL_NAME, open_storage
+    from sweeper.trial import JOURNAL_NAME, open_storage
 
     sweep = tmp_path / "search"
     data = write_mnist(tmp_path / "mnist", train=200, test=50)

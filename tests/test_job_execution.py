@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from sweeper.job import owner
-from sweeper.job.context import Progress, RunContext
+from sweeper.job.context import JobCounter, RunContext
 from sweeper.job.execute import execute
 from sweeper.job.fingerprint import fingerprint
 from sweeper.job.planned import PlannedJob
@@ -58,7 +58,7 @@ def test_the_run_context_counts_each_job_once(compose_cfg, tmp_path, capsys):
     """The context handed to `execute` carries the sweep's counter: each job's line (run, or
     skipped as done) is counted once; reading the prefix moves nothing."""
     jobs = [_spec(compose_cfg, tmp_path / str(n), f"lr={lr}", "steps=20") for n, lr in enumerate((0.1, 0.01))]
-    context = RunContext(progress=Progress(3))
+    context = RunContext(progress=JobCounter(3))
     for job in [*jobs, jobs[0]]:
         execute(job, context)
     lines = capsys.readouterr().out.splitlines()
@@ -70,7 +70,7 @@ def test_the_run_context_counts_each_job_once(compose_cfg, tmp_path, capsys):
 def test_a_task_gets_only_the_optional_arguments_it_takes():
     """`trial` and `progress` go to a task that takes them, and have a value: a task written
     without them (a user's own) is called as before."""
-    from sweeper.job.outcome import offered
+    from sweeper.outcome import offered
 
     def plain(*, optimizer: dict, job_dir: object = None) -> None: ...
 

@@ -11,7 +11,7 @@ import pytest
 from sweeper.job.fingerprint import MismatchError
 from sweeper.job.record import read_record
 from sweeper.job import manifest
-from sweeper.job.status import Status
+from sweeper.status import Status
 from sweeper.sweep.collate import collate
 from sweeper.sweep.jobs import read_sweep
 from tests import synthetic

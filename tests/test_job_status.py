@@ -1,4 +1,4 @@
-"""One status type (sweeper/job/status.py): the rules of decide(), and one status per job for
+"""One status type (sweeper/status.py): the rules of decide(), and one status per job for
 collate, `python -m sweeper status` and the summary at a sweep's end."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import socket
 import pytest
 
 from sweeper.job import owner
-from sweeper.job.status import FINISHED, NEEDS_RERUN, Status, decide, summary
+from sweeper.status import FINISHED, NEEDS_RERUN, Status, decide, summary
 from sweeper.launching.backend import SLURM
 from sweeper.sweep import progress
 from sweeper.sweep.collate import collate

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from sweeper.job.status import Status
+from sweeper.status import Status
 from tasks import linear
 
 SGD = "keras.optimizers.SGD"

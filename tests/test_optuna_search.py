@@ -15,7 +15,7 @@ import optuna
 import pytest
 from omegaconf import OmegaConf
 
-from sweeper.job.trial import JOURNAL_NAME, open_storage
+from sweeper.trial import JOURNAL_NAME, open_storage
 from sweeper.job import manifest
 from sweeper.sweep.collate import collate
 from tests.conftest import ROOT, checkout_env, records, refused, run_cli

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sweeper.job.status import ACTIVE, NEEDS_RERUN, Status, decide
+from sweeper.status import ACTIVE, NEEDS_RERUN, Status, decide
 from sweeper.launching.backend import SLURM
 from sweeper.launching.capacity import impossible
 from sweeper.launching.packed import cpu_shares

@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from sweeper.job import job_log
+from sweeper import job_log
 from sweeper.job.display import group_label
-from sweeper.training.progress_line import Progress, duration, values
+from sweeper.training.progress_line import ProgressLine, duration, values
 from tasks import mnist, softmax
 
 SGD = {"_target_": "keras.optimizers.SGD", "name": "gd", "learning_rate": 0.5}
@@ -49,7 +49,7 @@ def data(directory: str) -> mnist.Splits:
     return mnist.load(dir=directory)
 
 
-def _drive(progress: Progress, epochs: int = 2, steps: int = 3) -> None:
+def _drive(progress: ProgressLine, epochs: int = 2, steps: int = 3) -> None:
     """An epoch of `steps` steps of 100 images, one second each; the test takes a second more."""
     now = 0.0
     progress.begin(epochs, steps, now)
@@ -77,7 +77,7 @@ def test_a_fused_group_is_named_by_what_its_jobs_share_and_their_own():
 
 def test_on_a_terminal_one_line_is_updated_in_place_and_the_epochs_go_to_the_log_only(capsys, monkeypatch, run_log):
     terminal = Terminal(capsys, monkeypatch)
-    _drive(Progress("lr=0.5", 100, 300, terminal=True))
+    _drive(ProgressLine("lr=0.5", 100, 300, terminal=True))
     out = terminal.getvalue()
     shown = IN_PLACE.findall(out)
     # steps 1 and 3 of each epoch (REFRESH_S apart at one second a step: every step), then cleared
@@ -92,7 +92,7 @@ def test_on_a_terminal_one_line_is_updated_in_place_and_the_epochs_go_to_the_log
 
 
 def test_off_a_terminal_one_line_per_epoch_printed_and_logged(capsys, run_log):
-    _drive(Progress("", 100, 250, terminal=False), epochs=3)
+    _drive(ProgressLine("", 100, 250, terminal=False), epochs=3)
     out = capsys.readouterr().out
     assert "\r" not in out and "\x1b" not in out
     lines = out.splitlines()
@@ -119,7 +119,7 @@ def test_the_line_is_cut_to_the_terminal_width(capsys, monkeypatch):
 def test_on_a_narrow_terminal_the_name_is_cut_not_the_numbers(capsys, monkeypatch):
     terminal = Terminal(capsys, monkeypatch)
     monkeypatch.setenv("COLUMNS", "80")
-    _drive(Progress("task=softmax data.train_samples=3000 data.test_samples=500 epochs=2", 100, 300, terminal=True))
+    _drive(ProgressLine("task=softmax data.train_samples=3000 data.test_samples=500 epochs=2", 100, 300, terminal=True))
     shown = IN_PLACE.findall(terminal.getvalue())
     assert shown[0] == "task=softmax da...: epoch 1/2 step 1/3 loss 0.5 to 0.7, 100 images/s, 0:05 left"
     assert len(shown[0]) == 79

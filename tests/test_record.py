@@ -7,10 +7,10 @@ import os
 
 import pytest
 
-from sweeper.job.outcome import Outcome
+from sweeper.outcome import Outcome
 from sweeper.files import write_atomic
 from sweeper.job.record import Record, read_record, write_record
-from sweeper.job.status import RECORDED, Status
+from sweeper.status import RECORDED, Status
 
 
 def make_record(**changes) -> Record:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sweeper.job.record import read_record
-from sweeper.job.status import Status
+from sweeper.status import Status
 from sweeper.launching.right_size import Measured, sized
 from sweeper.job import manifest
 from tests.conftest import ROOT, checkout_env, run_cli, write_user_task

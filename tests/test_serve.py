@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from sweeper.job.status import summary
+from sweeper.status import summary
 from sweeper.report import report
 from sweeper.sweep.collate import collate
 from sweeper.serve.app import FORBIDDEN

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sweeper.job.status import summary
+from sweeper.status import summary
 from sweeper.sweep.jobs import read_sweep
 from tests.conftest import CHROMEDRIVER, run_cli
 from tests.serving import serving

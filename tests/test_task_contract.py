@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import sweeper
-from sweeper.job.outcome import outcome_of
-from sweeper.job.status import Status
+from sweeper.outcome import outcome_of
+from sweeper.status import Status
 from tests.conftest import ROOT, checkout_env, records, run_cli
 
 MODULE = '''

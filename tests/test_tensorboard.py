@@ -16,8 +16,9 @@ import pytest
 
 from sweeper.sweep.collate import collate
 from sweeper.job.record import read_record, write_record
-from sweeper.job.status import PROBLEM, RECORDED, Status
-from sweeper.training.tensorboard import CURVE_TAG, LOG_DIR, keras_callbacks, write_summary
+from sweeper.status import PROBLEM, RECORDED, Status
+from sweeper.job.tensorboard_summary import CURVE_TAG, write_summary
+from sweeper.training.tensorboard import LOG_DIR, keras_callbacks
 from tests import synthetic
 from tests.conftest import run_cli
 

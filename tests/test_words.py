@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from sweeper.job.status import Status, summary
+from sweeper.status import Status, summary
 from sweeper.words import command, counted, sweeper_command
 from tests import synthetic
 from tests.conftest import checkout_env, run_cli

@@ -12,12 +12,12 @@ import contextlib
 import dataclasses
 from typing import Iterator, Protocol
 
-from sweeper.job.outcome import Outcome
+from sweeper.outcome import Outcome
 from sweeper.job.planned import PlannedJob
 from sweeper.training.workers import Workers
 
 
-class Progress:
+class JobCounter:
     """The sweep's count of jobs with a line so far, for `[k/N]` in front of each job's line."""
 
     def __init__(self, total: int, count: int = 0):
@@ -46,7 +46,7 @@ class FusedOutcomes(Protocol):
 
 @dataclasses.dataclass
 class RunContext:
-    progress: Progress | None = None          # an in-process sweep's counter; None: no `[k/N]`
+    progress: JobCounter | None = None        # an in-process sweep's counter; None: no `[k/N]`
     fused: FusedOutcomes | None = None        # the fused groups planned for this process's jobs
     planned: dict[int, PlannedJob] = dataclasses.field(default_factory=dict)  # composed here, by number
     single_run: bool = False                  # `python run.py` without -m: every metric, exit 1 on failure

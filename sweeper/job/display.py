@@ -7,15 +7,8 @@ from typing import Any, Sequence
 
 from sweeper.job.planned import PRESET_GROUPS
 from sweeper.job.record import Record
-from sweeper.job.status import Status
-
-
-def number(value: Any) -> str:
-    """A number as a line shows it: 4 significant digits; one that is not finite as `inf`, whether
-    the job holds it (in process) or its record (read back: JSON stores it as null)."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "inf"
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+from sweeper.status import Status
+from sweeper.words import number
 
 
 # Overrides a job's line leaves out: not what the job is (its fingerprint leaves them out too), and

@@ -7,7 +7,7 @@ from sweeper.errors import said
 from sweeper.job.display import objective
 from sweeper.job.execute import execute
 from sweeper.job.spec import job_from_hydra
-from sweeper.job.status import Status
+from sweeper.status import Status
 
 
 def run_job(cfg: DictConfig) -> float:

@@ -13,19 +13,20 @@ from pathlib import Path
 
 from sweeper.errors import refuse
 from sweeper.hparams import optimizer_arguments
-from sweeper.job import environment, owner, task, trial
+from sweeper import trial
+from sweeper.job import environment, owner, task
 from sweeper.job.context import RunContext
 from sweeper.job.display import job_line, label
 from sweeper.job.fingerprint import MismatchError, finished_record
-from sweeper.job.job_log import echo
-from sweeper.job.outcome import Outcome, offered, outcome_of
+from sweeper.job_log import echo
+from sweeper.outcome import Outcome, offered, outcome_of
 from sweeper.job.planned import PlannedJob
 from sweeper.job.record import Record, write_record
 from sweeper.job.recording import count_attempt, record_of, saved_so_far, stopped_error
-from sweeper.job.status import FINISHED, Status
+from sweeper.status import FINISHED, Status
 from sweeper.job.usage import Meter
 from sweeper.training import checkpoint
-from sweeper.training.tensorboard import write_summary
+from sweeper.job.tensorboard_summary import write_summary
 
 
 def _tensorboard(job_dir: Path, record: Record) -> None:

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from sweeper.hparams import DECLARATIONS, recorded_hparams
 from sweeper.job.record import RECORD_NAME, Record, read_record, read_summary
 from sweeper.job.index import FileKey, Indexed
-from sweeper.job.status import FINISHED
+from sweeper.status import FINISHED
 from sweeper.job.task import CHECK
 
 # Keys that do not change what a job computes: Hydra's own, where logs go, the hyperparameters'

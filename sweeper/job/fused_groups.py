@@ -31,7 +31,7 @@ from sweeper.job import environment, owner, task
 from sweeper.job.context import RunContext
 from sweeper.job.display import group_label
 from sweeper.job.fingerprint import MismatchError, container, finished_record
-from sweeper.job.outcome import Outcome, offered
+from sweeper.outcome import Outcome, offered
 from sweeper.job.planned import PlannedJob
 from sweeper.job.recording import record_stopped
 from sweeper.job.usage import Meter

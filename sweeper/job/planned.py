@@ -12,7 +12,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from sweeper.job.fingerprint import identity
-from sweeper.job.trial import TrialLink, link_of
+from sweeper.trial import TrialLink, link_of
 
 PRESET_GROUPS = ("experiment", "hparams_search")  # the config groups whose options are presets
 
@@ -35,7 +35,7 @@ class PlannedJob:
     fingerprint: str                  # sweeper/job/fingerprint.py: computed once, where it is planned
     config: DictConfig | None         # its composed config (None once it is sent to another process)
     preset: str | None = None         # experiment=... / hparams_search=...
-    trial: TrialLink | None = None    # a search's trial it reports to (sweeper/job/trial.py)
+    trial: TrialLink | None = None    # a search's trial it reports to (sweeper/trial.py)
     resources: dict[str, Any] | None = None  # submitit parameters, for the launchers that submit
     former: tuple[str, ...] = ()      # its fingerprints as records written before data.dir left them hold them
     hparams: dict[str, Any] | None = None  # its record's hparams, where its sweep's planner has them

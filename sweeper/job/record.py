@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sweeper.files import written_beside
-from sweeper.job.status import RECORDED, Status
+from sweeper.status import RECORDED, Status
 from sweeper.job.index import FileKey, Indexed, file_key, index_record
 
 RECORD_NAME = "result.json"

@@ -10,12 +10,12 @@ from sweeper.hparams import recorded_hparams
 from sweeper.job import environment
 from sweeper.job.context import RunContext
 from sweeper.job.display import job_line
-from sweeper.job.job_log import echo
-from sweeper.job.outcome import Outcome
+from sweeper.job_log import echo
+from sweeper.outcome import Outcome
 from sweeper.job.planned import PlannedJob
 from sweeper.files import write_atomic
 from sweeper.job.record import Record, write_record
-from sweeper.job.status import Status
+from sweeper.status import Status
 from sweeper.training import checkpoint
 
 

@@ -10,7 +10,7 @@ from typing import Callable
 
 from sweeper.job.manifest import ListedJob
 from sweeper.job.owner import is_alive, read_owner
-from sweeper.job.status import Status, decide
+from sweeper.status import Status, decide
 
 
 def standing(path: Path, entry: ListedJob | None, recorded: Status | None, scheduled: Status | None = None,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterable, Protocol
 
 from sweeper.job import owner
-from sweeper.job.status import Status
+from sweeper.status import Status
 from sweeper.launching import accounting, slurm_queries
 
 

@@ -18,7 +18,7 @@ from sweeper.job.context import RunContext
 from sweeper.job.display import job_line, label
 from sweeper.job.planned import PlannedJob
 from sweeper.job.record import RECORD_NAME, read_record
-from sweeper.job.status import Status
+from sweeper.status import Status
 from sweeper.launching.capacity import NEVER
 from sweeper.launching.slurm_queries import ENDED, job_states, pending_reasons
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sweeper.job.record import RECORD_NAME, read_record
-from sweeper.job.status import Status
+from sweeper.status import Status
 from sweeper.launching import accounting
 from sweeper.launching.resources import with_signal_delay
 from sweeper.job import manifest

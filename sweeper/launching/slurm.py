@@ -27,7 +27,7 @@ from sweeper.job import manifest
 from sweeper.job.manifest import ListedJob
 from sweeper.job.record import RECORD_NAME, read_record
 from sweeper.job.standing import standing
-from sweeper.job.status import ACTIVE, Status
+from sweeper.status import ACTIVE, Status
 from sweeper.launching import accounting, right_size
 from sweeper.launching.capacity import impossible
 from sweeper.launching.collect import SubmittedTask, announce, collect_some, job_args, sweep_dir_of
@@ -227,7 +227,7 @@ def _array_size(setting_: int | None) -> int:
 
 def _alive_tasks(jobs: list[PlannedJob], sweep_dir: Path) -> list[SubmittedTask]:
     """The Slurm tasks of an earlier submission that still hold some of these jobs: a job whose
-    status (sweeper/job/status.py, from Slurm's state of its recorded id) is pending, waiting or running."""
+    status (sweeper/status.py, from Slurm's state of its recorded id) is pending, waiting or running."""
     from submitit.slurm.slurm import SlurmJob
 
     try:

@@ -13,7 +13,7 @@ from types import ModuleType
 
 from sweeper.words import counted
 from sweeper.files import write_atomic
-from sweeper.job.status import PROBLEM
+from sweeper.status import PROBLEM
 from sweeper.sweep.collate import ALIGNED_ROWS, collate, write_tables
 from sweeper.sweep.cost import summary as summary_of_cost
 from sweeper.sweep.jobs import read_sweep

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from sweeper.job.status import Status
+from sweeper.status import Status
 from sweeper.report.curve_figures import epoch_figures, loss_figure
 from sweeper.report.groups import Group, fmt_number
 from sweeper.report.heatmaps import heatmap_figure

@@ -17,7 +17,7 @@ import pandas as pd
 from sweeper.words import counted
 from sweeper.course_runner import Profile
 from sweeper.files import write_atomic
-from sweeper.job.status import Status, summary
+from sweeper.status import Status, summary
 from sweeper.report.course_figures import FIGURES
 from sweeper.report.document import Document
 from sweeper.report.groups import REPORT_DIR, Group, fmt_number, read_groups

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from sweeper.words import counted
-from sweeper.job.status import Status
+from sweeper.status import Status
 from sweeper.sweep.jobs import Job
 from sweeper.report.groups import (BAND_POINTS, FEW_RUNS, Group, MAX_CURVES, MAX_DIVERGED, MAX_HISTORIES, MAX_REPEATS,
                                    MAX_RUN_PANELS, STATUS_COLOR, metric_text)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sweeper.job.status import Status
+from sweeper.status import Status
 from sweeper.sweep.by_config import SEED, config_points, has_repeats, hparam_columns
 from sweeper.sweep.jobs import Job
 

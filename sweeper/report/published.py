@@ -18,7 +18,7 @@ from typing import Any, cast
 
 from omegaconf import OmegaConf
 
-from sweeper.job.status import FINISHED, Status
+from sweeper.status import FINISHED, Status
 from sweeper.sweep.by_config import one_more_run
 from sweeper.sweep.jobs import Job
 

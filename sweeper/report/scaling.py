@@ -8,7 +8,7 @@ from types import ModuleType
 
 import pandas as pd
 
-from sweeper.job.status import Status
+from sweeper.status import Status
 from sweeper.report.groups import Group
 from sweeper.report.plotting import save
 

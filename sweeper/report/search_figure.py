@@ -7,7 +7,7 @@ from types import ModuleType
 import numpy as np
 import pandas as pd
 
-from sweeper.job.status import Status
+from sweeper.status import Status
 from sweeper.report.groups import Group, STATUS_COLOR
 from sweeper.report.plotting import plain_log_ticks, save
 

@@ -9,7 +9,7 @@ import pandas as pd
 
 from sweeper.words import counted
 from sweeper.sweep.by_config import hparam_columns
-from sweeper.job.status import PROBLEM, RECORDED, Status, summary
+from sweeper.status import PROBLEM, RECORDED, Status, summary
 from sweeper.sweep.jobs import Job, Sweep
 from sweeper.launching.backend import backend_of
 from sweeper.report.groups import Group, MAX_GRID_VALUES, MAX_LISTED, NOT_AXES, fmt_number, metric_text

@@ -26,7 +26,7 @@ import pandas as pd
 
 from sweeper.job.record import RECORD_NAME
 from sweeper.launching.backend import backend_of
-from sweeper.job.status import RECORDED, Status, summary
+from sweeper.status import RECORDED, Status, summary
 from sweeper.report.curve_figures import epoch_figures, loss_figure
 from sweeper.report.groups import Group, read_groups
 from sweeper.report.heatmaps import heatmap_figure

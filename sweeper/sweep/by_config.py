@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sweeper.files import write_atomic
-from sweeper.job.status import Status
+from sweeper.status import Status
 
 if TYPE_CHECKING:
     import pandas as pd

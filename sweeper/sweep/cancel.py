@@ -11,7 +11,7 @@ import socket
 from pathlib import Path
 
 from sweeper.job.owner import OWNER_NAME, read_owner_file
-from sweeper.job.status import ACTIVE, summary
+from sweeper.status import ACTIVE, summary
 from sweeper.launching.backend import PROCESSES, backend_of
 from sweeper.sweep.jobs import Job, read_sweep
 from sweeper.words import counted, sweeper_command

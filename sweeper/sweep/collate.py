@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sweeper.files import write_atomic
-from sweeper.job.status import Status
+from sweeper.status import Status
 from sweeper.sweep.by_config import by_config as configurations
 from sweeper.sweep.jobs import Job, NotASweep, read_jobs, read_sweep, summarize, sweep_of_job, sweeps_in, \
     without_cycle_collection

@@ -17,7 +17,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from sweeper.job.status import ACTIVE, FINISHED
+from sweeper.status import ACTIVE, FINISHED
 from sweeper.launching import accounting, right_size
 from sweeper.launching.backend import backend_of
 from sweeper.sweep.jobs import Job

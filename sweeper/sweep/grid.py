@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 from sweeper.errors import refuse
 from sweeper.hydra_private import BasicSweeper, in_this_process
-from sweeper.job.context import Progress, RunContext
+from sweeper.job.context import JobCounter, RunContext
 from sweeper.job.display import label
 from sweeper.job.fused_groups import FusedPlan
 from sweeper.job.planned import PlannedJob
@@ -105,7 +105,7 @@ class GridSweep(BasicSweeper):
         assert self.config is not None
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
 
-    def _context(self, jobs: List[PlannedJob], counter: Progress, planner: Planner) -> RunContext:
+    def _context(self, jobs: List[PlannedJob], counter: JobCounter, planner: Planner) -> RunContext:
         """The batch's run context: the counter; in process, the planned jobs and their fused groups."""
         if not in_this_process(self.launcher):
             return RunContext(progress=counter)

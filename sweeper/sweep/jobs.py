@@ -26,7 +26,7 @@ from typing import Iterator
 from sweeper.job.owner import OWNER_NAME
 from sweeper.job.record import RECORD_NAME, Record, parsed_record, read_record, read_record_keyed, record_data, \
     record_from
-from sweeper.job.status import RECORDED, Status, decide
+from sweeper.status import RECORDED, Status, decide
 from sweeper.job.index import FileKey, Indexed, append, file_key, line, read_index
 from sweeper.job.manifest import MANIFEST_NAME, ListedJob, Manifest, read_manifest
 from sweeper.job.standing import standing

@@ -9,16 +9,16 @@ from typing import Collection, NoReturn
 
 from omegaconf import DictConfig, OmegaConf
 
-from sweeper.job.context import Progress
-from sweeper.job.status import FINISHED, summary
+from sweeper.job.context import JobCounter
+from sweeper.status import FINISHED, summary
 from sweeper.job import manifest
 from sweeper.sweep.jobs import read_sweep
 from sweeper.words import counted, sweeper_command
 
 
-def start(total: int, done: int = 0) -> Progress:
+def start(total: int, done: int = 0) -> JobCounter:
     """A sweep of `total` jobs starts (`done` of them counted before, a resumed search's): its counter."""
-    return Progress(total, done)
+    return JobCounter(total, done)
 
 
 def end(sweep_dir: Path, seconds: float, done: Collection[int] = (), jobs: int | None = None) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from sweeper.job.status import ACTIVE, NEEDS_RERUN, summary
+from sweeper.status import ACTIVE, NEEDS_RERUN, summary
 from sweeper.sweep.jobs import read_sweep
 from sweeper.launching.backend import backend_of
 from sweeper.words import counted

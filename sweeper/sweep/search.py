@@ -6,7 +6,7 @@ Its settings are those of the stock hydra-optuna-sweeper (`sampler`, `direction`
 `interval(...)`, `tag(log, interval(...))`, `choice(...)`, ranges), plus `pruner`
 (conf/hydra/sweeper/pruner/). Trial N runs as job N, planned, checked and added to the sweep's job
 list as a grid's jobs are (sweeper/sweep/planning.py); a job reports its objective to its trial
-(sweeper/job/trial.py) and ends `pruned` when the pruner stops it. The study lives in a journal
+(sweeper/trial.py) and ends `pruned` when the pruner stops it. The study lives in a journal
 file in the sweep directory unless `storage` names a database, so that `python -m sweeper resume
 DIR` continues it: trials that finished are kept, and trials that were running when it stopped or
 died run again to their end, their jobs continuing from their checkpoints.
@@ -24,11 +24,12 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 from sweeper.hparams import check_or_exit, declarations
-from sweeper.job.context import Progress, RunContext
-from sweeper.job.display import label, number, objective
+from sweeper.job.context import JobCounter, RunContext
+from sweeper.job.display import label, objective
 from sweeper.job.record import RECORD_NAME, Record, read_record
-from sweeper.job.status import FINISHED, Status
-from sweeper.job.trial import DEFAULT_STUDY, StorageError, open_storage, storage_spec
+from sweeper.status import FINISHED, Status
+from sweeper.trial import DEFAULT_STUDY, StorageError, open_storage, storage_spec
+from sweeper.words import number
 from sweeper.job import manifest
 from sweeper.sweep import progress
 from sweeper.sweep.repeats import repeats_of
@@ -330,7 +331,7 @@ class Search:
                    if t.state.is_finished() and not t.user_attrs.get("interrupted"))
 
     def _run_trials(self, study: Study, space: Dict[str, BaseDistribution], fixed: List[str], sweep_dir: Path, to_go: int,
-                    total: int, counter: Progress) -> None:
+                    total: int, counter: JobCounter) -> None:
         while to_go > 0:
             trials = [study.ask(space) for _ in range(min(self.n_jobs, to_go))]
             numbers = [trial.number for trial in trials]
@@ -345,7 +346,7 @@ class Search:
                 break
 
     def _run_batch(self, study: Study, trials: Sequence[Any], fixed: List[str], sweep_dir: Path, total: int,
-                   counter: Progress) -> int:
+                   counter: JobCounter) -> int:
         """Plan, list and launch the jobs of trials of consecutive numbers, and tell the study how
         each ended; the number that failed. A job found finished is not run again."""
         numbers = [trial.number for trial in trials]
@@ -363,7 +364,7 @@ class Search:
         dirs = {job.num: job.dir for job in listed.jobs}
         return sum(not tell(study, n, _job_record(sweep_dir, dirs[n])) for n in numbers)
 
-    def _write_best(self, study: Study, sweep_dir: Path, counter: Progress) -> None:
+    def _write_best(self, study: Study, sweep_dir: Path, counter: JobCounter) -> None:
         """optimization_results.yaml, as the stock sweeper writes it, and one line: `best: trial 7
         ([8/12]): lr=0.01568 ... -> 0.913; ...`, naming the trial's `[k/N]` line (trials count from 0,
         lines from 1), or `an earlier run` for a resumed search's trial that this run did not print."""

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sweeper.job.status import Status
+from sweeper.status import Status
 from sweeper.launching.backend import backend_of
 from sweeper.sweep.jobs import Sweep, read_sweep
 from sweeper.words import counted

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence, Union
 
 import numpy as np
 
-from sweeper.job.outcome import Outcome
-from sweeper.job.status import Status
-from sweeper.job.trial import Reporter
-from sweeper.job.trial import status_of as trial_status
+from sweeper.outcome import Outcome
+from sweeper.status import Status
+from sweeper.trial import Reporter
+from sweeper.trial import status_of as trial_status
 from sweeper.training import checkpoint, progress_line
 from sweeper.training.curves import Curves, epoch_curves, epoch_values, history_of
 from sweeper.training.tensorboard import keras_callbacks

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import hydra.utils
 import numpy as np
 
-from sweeper.job.outcome import Outcome
+from sweeper.outcome import Outcome
 from sweeper.training import fit, progress_line
 from sweeper.training.curves import Curves
 from sweeper.training.fused_state import EPSILON, FUSED_ARGS, LEARNING_RATE, MOMENTUM, CopyStates

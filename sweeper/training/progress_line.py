@@ -6,7 +6,7 @@ epoch, the step of the epoch's steps, the running loss, images per second and th
 next line the job prints (its `[k/N]` line, a warning) replaces it. Where standard output is not a
 terminal (a log file, a pipe, a Slurm job's output) it prints one line per epoch instead, with the
 epoch's loss, test accuracy, images per second and time. The per-epoch lines go to the job's
-`run.log` in either case (sweeper/job/job_log.py); the in-place line to the terminal only.
+`run.log` in either case (sweeper/job_log.py); the in-place line to the terminal only.
 
 `callback` is a Keras callback: `fit.train` gives it to Keras' `fit` (Keras' own progress bar is
 off: one way to show progress), and the fused loop (fused_loop.py) calls its hooks itself, one line
@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sweeper.job.display import number
-from sweeper.job.job_log import clear_in_place, echo, in_place, on_terminal
+from sweeper.job_log import clear_in_place, echo, in_place, on_terminal
 from sweeper.training.tf import import_keras
+from sweeper.words import number
 
 if TYPE_CHECKING:
     import keras
@@ -64,7 +64,7 @@ def shortened(prefix: str, room_after: int) -> str:
     return f"{prefix[:max(room - 5, 0)]}...: " if room >= 10 else ""
 
 
-class Progress:
+class ProgressLine:
     """The line's arithmetic and where it goes, apart from Keras (tests drive it directly)."""
 
     def __init__(self, name: str | None, batch_size: int, samples: int, terminal: bool):
@@ -114,9 +114,9 @@ class Progress:
             clear_in_place()
 
 
-def progress(name: str | None, batch_size: int, samples: int) -> Progress | None:
+def progress(name: str | None, batch_size: int, samples: int) -> ProgressLine | None:
     """The progress of the job (or fused group) `name`; None where its runner asked for none."""
-    return Progress(name, batch_size, samples, on_terminal()) if name is not None else None
+    return ProgressLine(name, batch_size, samples, on_terminal()) if name is not None else None
 
 
 def callback(name: str | None, batch_size: int, samples: int) -> keras.callbacks.Callback:
@@ -128,7 +128,7 @@ def callback(name: str | None, batch_size: int, samples: int) -> keras.callbacks
 
     shown = progress(name, batch_size, samples)
 
-    class ProgressLine(keras.callbacks.Callback):
+    class ProgressCallback(keras.callbacks.Callback):
         def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
             if shown is not None:
                 shown.begin(int(self.params["epochs"]), int(self.params["steps"]), time.perf_counter())
@@ -161,4 +161,4 @@ def callback(name: str | None, batch_size: int, samples: int) -> keras.callbacks
             if shown is not None:
                 shown.end()
 
-    return ProgressLine()
+    return ProgressCallback()

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from sweeper.job.outcome import Outcome
+from sweeper.outcome import Outcome
 from sweeper.training import checkpoint, fit, progress_line
 from sweeper.training.tf import import_keras, import_tensorflow
 from sweeper.training.workers import Workers, lost_worker

@@ -15,7 +15,7 @@ from typing import Any, Mapping, cast
 
 from omegaconf import OmegaConf
 
-from sweeper.job.status import Status
+from sweeper.status import Status
 
 JOURNAL_NAME = "optuna.journal"  # the study's default storage, in the sweep directory
 DEFAULT_STUDY = "search"         # the study's name where hydra.sweeper.study_name is null

@@ -15,10 +15,10 @@ import numbers
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, TypedDict, Union
 
-from sweeper.job.status import Status
+from sweeper.status import Status
 
 if TYPE_CHECKING:
-    from sweeper.job.trial import Reporter
+    from sweeper.trial import Reporter
     from sweeper.training.workers import Workers
 
 
