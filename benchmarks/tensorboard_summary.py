@@ -1,7 +1,8 @@
 """A job's TensorBoard summary (sweeper/job/tensorboard_summary.py): the time `write_summary` takes
 for a record with a 1,000-point loss curve (an exercise-1 job of 1,000 steps), against the same
-scalars written through tf.summary, one eager op per point (TensorBoard's HParams tutorial's way),
-after TensorFlow's import, best of ROUNDS (5, or the first argument).
+events through TensorBoard's EventFileWriter (its checksums in pure Python), and the same scalars
+through tf.summary, one eager op per point (TensorBoard's HParams tutorial's way), after
+TensorFlow's import, best of ROUNDS (5, or the first argument).
 Run: python benchmarks/tensorboard_summary.py [ROUNDS]
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from sweeper.job.record import Record
-from sweeper.job.tensorboard_summary import CURVE_TAG, write_summary
+from sweeper.job.tensorboard_summary import CURVE_TAG, _events, write_summary
 from sweeper.status import Status
 from sweeper.training.tf import import_tensorflow
 
@@ -41,7 +42,16 @@ def through_tf_summary(directory: Path, job: Record) -> None:
     writer.close()
 
 
-def best_of(rounds: int, write: Callable[[Path, Record], None]) -> float:
+def through_event_file_writer(directory: Path, job: Record) -> None:
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    writer = EventFileWriter(str(directory), max_queue_size=0, filename_suffix=".summary")
+    for event in _events(directory, job, time.time()):
+        writer.add_event(event)
+    writer.close()
+
+
+def best_of(rounds: int, write: Callable[[Path, Record], object]) -> float:
     job, times = record(), []
     for _ in range(rounds):
         with tempfile.TemporaryDirectory() as directory:
@@ -55,8 +65,11 @@ def main() -> None:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     import_tensorflow()
     best_of(1, write_summary)  # TensorBoard's modules imported once, as in a sweep's first job
+    best_of(1, through_event_file_writer)
     best_of(1, through_tf_summary)
     print(f"write_summary, {POINTS} points: {1e3 * best_of(rounds, write_summary):.1f} ms (best of {rounds})")
+    print(f"EventFileWriter, {POINTS} points: {1e3 * best_of(rounds, through_event_file_writer):.1f} ms "
+          f"(best of {rounds})")
     print(f"tf.summary, {POINTS} points: {1e3 * best_of(rounds, through_tf_summary):.1f} ms (best of {rounds})")
 
 

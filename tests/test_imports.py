@@ -77,14 +77,14 @@ def test_no_test_module_imports_another():
 
 # The layers, lowest first: a module imports its own layer's and those below, never above (the
 # folder graph has no cycle). A job runs its training: training never imports a job's modules; what
-# both use (the task contract: outcome.py, status.py, trial.py; job_log.py) sits below them.
+# both use (the task contract: outcome.py, status.py, trial.py; job_log.py) sits below job.
 # The sweeper's refusals and a course's runner sit with the sweeps; the package's __init__ (its
 # public names), the entry points and Hydra's plugins (thin: they call the sweeper) on top.
 LAYERS = [
     {"sweeper.errors", "sweeper.files", "sweeper.paths", "sweeper.words", "sweeper.schema", "sweeper.hydra_private"},
     {"sweeper.hparams", "sweeper.hparams_table", "sweeper.new_task"},
-    {"sweeper.outcome", "sweeper.status", "sweeper.trial", "sweeper.job_log"},
-    {"sweeper.training"},
+    {"sweeper.status", "sweeper.trial", "sweeper.job_log"},
+    {"sweeper.training", "sweeper.outcome"},  # the contract offers a job's workers (training/workers.py)
     {"sweeper.job"},
     {"sweeper.launching"},
     {"sweeper.sweep", "sweeper.refusals", "sweeper.course_runner"},

@@ -12,6 +12,8 @@ TensorFlow and TensorBoard are imported inside the functions: `python -m sweeper
 """
 from __future__ import annotations
 
+import os
+import socket
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -72,20 +74,25 @@ def _events(job_dir: Path, record: Record, wall_time: float) -> Iterator[Any]:
     yield _session_end(record.status, last, wall_time)
 
 
-def write_summary(job_dir: Path, record: Record) -> None:
-    """Write the job's HParams session, final metrics and loss curve in its `tensorboard/`.
+def write_summary(job_dir: Path, record: Record) -> Path:
+    """Write the job's HParams session, final metrics and loss curve in its `tensorboard/`; return the file.
 
-    Through TensorBoard's own event file writer (the one `tensorboard.summary.Writer` writes
-    with), not tf.summary: one eager summary op per point costs about 0.3 s for a 1,000-step curve,
-    more than a whole job of exercise 1; this takes about 12 ms (benchmarks/RESULTS.md).
+    The events are TensorBoard's own messages (the session's from its hparams summary API), framed
+    by TensorFlow's `tf.io.TFRecordWriter`: an event file is a TFRecord file that starts with its
+    version. Not through TensorBoard's EventFileWriter, which checksums each record in pure Python
+    (11 ms more for a 1,000-point curve: a job's whole bookkeeping doubled), nor tf.summary, one
+    eager op per point (0.3 s); this takes about 1.5 ms (benchmarks/RESULTS.md).
     """
-    import_tensorflow()  # quietly, before TensorBoard's hparams.summary and gfile import it
-    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+    tf = import_tensorflow()  # quietly, before TensorBoard's hparams.summary imports it
+    from tensorboard.compat.proto.event_pb2 import Event
 
-    # an unbounded queue (0): the job's events are few, and add_event never waits on the writing thread
-    writer = EventFileWriter(str(Path(job_dir) / LOG_DIR), max_queue_size=0, filename_suffix=".summary")
-    try:
-        for event in _events(Path(job_dir), record, time.time()):
-            writer.add_event(event)
-    finally:
-        writer.close()
+    directory = Path(job_dir) / LOG_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    wall_time = time.time()
+    # EventFileWriter's name, as TensorBoard lists a run's files: its time, host, process
+    path = directory / f"events.out.tfevents.{int(wall_time):010d}.{socket.gethostname()}.{os.getpid()}.summary"
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        writer.write(Event(wall_time=wall_time, file_version="brain.Event:2").SerializeToString())
+        for event in _events(Path(job_dir), record, wall_time):
+            writer.write(event.SerializeToString())
+    return path
