@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
+import msgspec
+
 from sweeper.job.owner import OWNER_NAME, is_alive, read_owner
 from sweeper.job.record import RECORD_NAME, Record, parsed_record, read_record, read_record_keyed, record_json
 from sweeper.job.status import RECORDED, Status, decide
@@ -53,9 +55,9 @@ def warnings_kept() -> Iterator[list[str]]:
         _KEPT.reset(token)
 
 
-@dataclasses.dataclass
-class Job:
-    """One job under the directory read: where it is, what it is, how it stands."""
+class Job(msgspec.Struct, gc=False):
+    """One job under the directory read: where it is, what it is, how it stands. Not tracked by
+    Python's cycle collector (it holds no cycle): 100,000 of them are read at once."""
 
     name: str                       # its directory relative to the directory read
     path: Path | None               # None: a search's trial not asked for yet
