@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tracemalloc
 
+import msgspec
 import pytest
 from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -99,7 +100,7 @@ def _listed(n: int) -> manifest.Manifest:
 
 def test_a_streamed_job_list_reads_as_the_document_written_before(tmp_path):
     listed = _listed(5)
-    old = json.dumps(dataclasses.asdict(listed), indent=1, default=str) + "\n"  # as lists were written before
+    old = json.dumps(msgspec.to_builtins(listed), indent=1) + "\n"  # as lists were written before
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "jobs.json").write_text(old)
     manifest.claim(tmp_path / "new", listed)

@@ -19,7 +19,6 @@ from sweeper.job.fingerprint import MismatchError, finished_record
 from sweeper.job.record import RECORD_NAME, read_record
 from sweeper.job import index
 from sweeper.sweep.collate import collate, plain_markdown
-from sweeper.sweep import jobs as jobs_module
 from sweeper.sweep.jobs import read_sweep
 from sweeper.job.manifest import MANIFEST_NAME, read_manifest
 from tests import synthetic
@@ -114,7 +113,7 @@ def test_a_damaged_index_is_ignored_line_by_line(sweep):
     with open(shard, "ab") as f:  # job 6's line, for its file as it is, but its record damaged: the file says
         f.write(damaged.encode() + b"\n")
     with open(shard, "ab") as f:
-        f.write(b"not json\n" + b'{"job": "2", "file": [1, 2], "record": {}}\n' + index.line("4", (0, 0, 0), {"status": "ok"})[:-9])
+        f.write(b"not json\n" + b'{"job": "2", "file": [1, 2], "record": {}}\n' + index.line("4", (0, 0), "ok", b'{"status": "ok"}')[:-9])
     assert assert_agrees(sweep) == JOBS
 
 
@@ -126,16 +125,27 @@ def test_lines_written_before_the_record_was_kept_as_json_text_still_serve(sweep
         path = sweep / str(number) / RECORD_NAME
         data = json.loads(path.read_text())
         summary = json.dumps({**data, "history": {}})
-        row = {"job": str(number), "file": list(index.file_key(os.stat(path))), "status": data["status"], "record": summary}
+        stat = os.stat(path)  # the key as lines held it then: the inode too
+        row = {"job": str(number), "file": [stat.st_ino, stat.st_size, stat.st_mtime_ns], "status": data["status"],
+               "record": summary}
         lines.append((json.dumps(row) + "\n").encode())
     index.append(sweep, lines)
     assert assert_agrees(sweep) == JOBS, "every record from the lines written before"
 
 
-def test_collate_parses_summaries_in_batches_as_each_alone(sweep, monkeypatch):
-    """summarize() parses the index's summaries many at once; a damaged one among them leaves its
-    batch to each job's own parse, and the damaged job's record is read from its file."""
-    monkeypatch.setattr(jobs_module, "_PARSED_AT_ONCE", 100)
+def test_a_sweep_copied_with_its_times_reads_from_its_index(sweep, tmp_path):
+    """A copy (cp -a: new inodes, the same sizes and times) reads every record from the index, as
+    the original does; a record written again in the copy reads as written."""
+    copy = tmp_path / "copy"
+    shutil.copytree(sweep, copy)  # copy2: the modification times in nanoseconds kept
+    assert assert_agrees(copy) == JOBS
+    synthetic.write_adam_jobs(copy, [3], final=5.0)
+    assert collate(copy).set_index("job").loc["3", "final_loss"] == 5.0
+
+
+def test_a_damaged_summary_leaves_its_job_to_its_file(sweep):
+    """A summary in the index that does not parse: the job's record is read from its file, and
+    collate says what reading each job alone says."""
     shard = next((sweep / index.INDEX_DIR).glob("*.jsonl"))
     key = index.file_key(os.stat(sweep / "150" / RECORD_NAME))
     with open(shard, "ab") as f:
@@ -178,7 +188,7 @@ def test_a_writer_killed_mid_write_leaves_an_index_that_agrees(sweep):
     writer.wait()
     shard = max((sweep / index.INDEX_DIR).glob("*.jsonl"), key=os.path.getmtime)
     with open(shard, "ab") as f:  # where the kill came between write() calls: the line it was writing
-        f.write(index.line("150", (1, 2, 3), {"status": "ok"})[:40])
+        f.write(index.line("150", (2, 3), "ok", b'{"status": "ok"}')[:40])
     assert assert_agrees(sweep) >= JOBS - 1  # the record being replaced when killed: read from its file
 
 

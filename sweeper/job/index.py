@@ -3,8 +3,11 @@ reading a sweep back (collate, status, report, resume) does not parse every reco
 
 The records stay the source of truth; the index is a cache of them, kept in `index/` in the sweep
 directory and checked against them when read (sweeper/sweep/jobs.py): a line counts only while its
-record's file is still the one it describes (inode, size, modification time), and any record the
-index lacks or describes otherwise is read from its file. Deleting `index/` is always safe.
+record's file is still the one it describes (its job directory, the file's size and modification
+time in nanoseconds), and any record the index lacks or describes otherwise is read from its file.
+Deleting `index/` is always safe. Nothing of the key changes when a sweep is copied with its times
+(`cp -a`, `rsync -a`): the copy's index serves as the original's does. (Before, the key held the
+file's inode too, which a copy changes: lines that hold one are read, their inode left aside.)
 
 Many processes on many nodes write one sweep's records over a shared file system, so each process
 appends to its own shard (`index/<host>-<pid>-<random>.jsonl`): no two writers share a file, no
@@ -18,28 +21,29 @@ of the project; the sweep's readers (sweeper/sweep/jobs.py, planning.py) read it
 """
 from __future__ import annotations
 
-import json
 import os
-import re
 import secrets
 import socket
 from pathlib import Path
-from typing import Any
+
+import msgspec
 
 INDEX_DIR = "index"
 LISTED = "jobs.json"  # the sweep's job list: named here, below the record, and taken by sweeper/job/manifest.py
 
-# (inode, size, mtime_ns): what a line says of its record's file; the file replaced or edited, it differs.
-FileKey = tuple[int, int, int]
+# (size, mtime_ns): what a line says of its record's file; the file replaced or edited, it differs (a
+# record is written into a temporary file renamed over the old: a new file, its time the time it
+# was written, in nanoseconds).
+FileKey = tuple[int, int]
 # What a line says of a record: its status, and the record without its history as JSON text, parsed
-# only when asked for: `status` and `resume` need the status alone.
-Indexed = tuple[str, str]
+# only when asked for (sweeper/job/record.py parsed_record): `status` and `resume` need the status alone.
+Indexed = tuple[str, bytes]
 
 _shard: tuple[int, str] | None = None   # (pid, file name) of this process's shard
 
 
 def file_key(stat: os.stat_result) -> FileKey:
-    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+    return stat.st_size, stat.st_mtime_ns
 
 
 def _shard_name() -> str:
@@ -59,14 +63,12 @@ def sweep_of(job_dir: Path) -> Path | None:
     return parent if (parent / LISTED).exists() else None
 
 
-def line(job: str, key: FileKey, record: dict[str, Any]) -> bytes:
-    """One index line: job directory (relative to the sweep), its record's file key, its status, the
-    record with its history left empty (histories are most of a record: 27 kB of a linear job's
-    28), last and as JSON itself, so that a reader takes the rest of the line without parsing it
-    (read_index) and parses it only when asked (sweeper/sweep/jobs.py Job.summary)."""
-    summary = json.dumps({**record, "history": {}}, allow_nan=False)
-    head = json.dumps({"job": job, "file": list(key), "status": record["status"]})
-    return f'{head[:-1]}, "record": {summary}}}\n'.encode()
+def line(job: str, key: FileKey, status: str, summary: bytes) -> bytes:
+    """One index line: job directory (relative to the sweep), its record's file key, its status, and
+    `summary`: the record's JSON with its history left empty (histories are most of a record: 27 kB
+    of a linear job's 28), last, kept as text by readers until asked for (read_index)."""
+    head = msgspec.json.encode({"job": job, "file": list(key), "status": status})
+    return head[:-1] + b',"record":' + summary + b"}\n"
 
 
 def append(sweep_dir: Path, lines: list[bytes]) -> None:
@@ -87,17 +89,23 @@ def append(sweep_dir: Path, lines: list[bytes]) -> None:
         pass
 
 
-def index_record(job_dir: Path, key: FileKey, record: dict[str, Any]) -> None:
+def index_record(job_dir: Path, key: FileKey, status: str, summary: bytes) -> None:
     """Add the record just written in job_dir to its sweep's index (none outside a sweep)."""
     sweep_dir = sweep_of(job_dir)
     if sweep_dir is not None:
-        append(sweep_dir, [line(Path(job_dir).name, key, record)])
+        append(sweep_dir, [line(Path(job_dir).name, key, status, summary)])
 
 
-# A line as line() writes it: job, file key and status read with no JSON parser, the record kept as
-# its text. Lines written otherwise (by hand; before, the record was a JSON string) are parsed whole.
-_LINE = re.compile(rb'\{"job": ("(?:[^"\\]|\\.)*"), "file": \[(\d+), (\d+), (\d+)\], "status": "(\w+)", '
-                   rb'"record": (\{.*\})\}\Z')
+class _Line(msgspec.Struct):
+    """A line as read: the record kept as its JSON text (msgspec.Raw), unparsed."""
+
+    job: str
+    file: list[int]                 # [size, mtime_ns]; lines written before: [inode, size, mtime_ns]
+    status: str
+    record: msgspec.Raw             # lines written before: a JSON string holding the record's JSON
+
+
+_LINE = msgspec.json.Decoder(_Line)
 
 
 def read_index(sweep_dir: Path) -> dict[str, dict[FileKey, Indexed]]:
@@ -116,48 +124,27 @@ def read_index(sweep_dir: Path) -> dict[str, dict[FileKey, Indexed]]:
                 text = f.read()
         except OSError:
             continue
-        others = []
         for raw in text.split(b"\n")[:-1]:  # after the last newline: a line not yet whole
-            match = _LINE.match(raw)
-            if match is None:
-                others.append(raw)
-                continue
-            job = match[1][1:-1].decode() if b"\\" not in match[1] else json.loads(match[1])
-            key = int(match[2]), int(match[3]), int(match[4])
-            found.setdefault(job, {})[key] = match[5].decode(), match[6].decode()
-        for row in map(_fields, _parsed(others)):
+            row = _read_line(raw)
             if row is not None:
-                found.setdefault(row[0], {})[row[1]] = row[2], row[3]
+                found.setdefault(row.job, {})[row.file[-2], row.file[-1]] = row.status, _summary(row.record)
     return found
 
 
-def _fields(row: Any) -> tuple[str, FileKey, str, str] | None:
-    """A line's job, file key, status and record (JSON text), from the line parsed; None where it
-    lacks one."""
+def _read_line(raw: bytes) -> _Line | None:
     try:
-        job, key, status, record = row["job"], tuple(row["file"]), row["status"], row["record"]
-    except (KeyError, TypeError):
+        row = _LINE.decode(raw)
+    except (msgspec.DecodeError, RecursionError):
         return None
-    if isinstance(record, dict):
-        record = json.dumps(record)
-    if isinstance(job, str) and isinstance(status, str) and isinstance(record, str) and len(key) == 3:
-        return job, key, status, record
-    return None
+    return row if len(row.file) in (2, 3) else None
 
 
-def _parsed(lines: list[bytes]) -> list[Any]:
-    """Lines parsed as JSON: all at once (a fifth faster than line by line), else one by one,
-    leaving out those that do not parse."""
-    try:
-        parsed: list[Any] = json.loads(b"[" + b",".join(lines) + b"]")
-        if len(parsed) == len(lines):  # no line held two values, or none
-            return parsed
-    except (ValueError, RecursionError):  # a line nested too deeply: one by one
-        pass
-    rows = []
-    for raw in lines:
+def _summary(raw: msgspec.Raw) -> bytes:
+    """The record's JSON text; a line written before holds it as a JSON string (b'"{...}"')."""
+    text = bytes(raw)
+    if text.startswith(b'"'):
         try:
-            rows.append(json.loads(raw))
-        except (ValueError, RecursionError):
-            continue
-    return rows
+            return msgspec.json.decode(text, type=str).encode()
+        except msgspec.DecodeError:
+            return b""
+    return text

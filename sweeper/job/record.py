@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from sweeper.files import written_beside
 from sweeper.status import RECORDED, Status
@@ -49,20 +50,32 @@ class Record:
         self.status = Status(self.status)
 
 
-def _finite_or_none(value: Any) -> Any:
-    """JSON has no NaN/Infinity: a diverged job's non-finite numbers become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite_or_none(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite_or_none(v) for v in value]
-    return value
+# The one place a record is serialised (record_json) and parsed (parsed_record): its file, its
+# index line, and every reader. msgspec encodes and decodes the Record dataclass at C speed; JSON
+# has no NaN/Infinity, and msgspec writes a diverged job's non-finite numbers as null.
+def _number(value: Any) -> Any:
+    """What msgspec does not encode itself: subclasses of float and int (numpy's float64), which
+    json.dumps wrote as numbers."""
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, int):
+        return int(value)
+    raise TypeError(f"a record holds no {type(value).__name__}")
+
+
+_ENCODER = msgspec.json.Encoder(enc_hook=_number)
+_DECODER = msgspec.json.Decoder(Record)
+
+
+def record_json(record: Record, history: bool = True) -> bytes:
+    """The record as its file holds it (the status as its value: "ok"); history=False: with its
+    history left empty, as the sweep's index holds it."""
+    return _ENCODER.encode(record if history else dataclasses.replace(record, history={}))
 
 
 def record_data(record: Record) -> dict[str, Any]:
-    """The record as its file holds it."""
-    return _finite_or_none({**dataclasses.asdict(record), "status": record.status.value})  # type: ignore[no-any-return]
+    """The record as its file holds it, as a mapping (the live page sends it so)."""
+    return msgspec.json.decode(record_json(record))  # type: ignore[no-any-return]
 
 
 def write_record(job_dir: Path, record: Record) -> Path:
@@ -70,19 +83,22 @@ def write_record(job_dir: Path, record: Record) -> Path:
 
     Every record is written here, so every record written reaches the index, right after it lands:
     a process killed between the two leaves a record the index lacks, which readers read from its
-    file. The index line names the file by its temporary's inode, size and time, taken before the
-    rename, so that it describes this record even if another process replaces it at once."""
+    file. The index line names the file by its temporary's size and time, taken before the rename,
+    so that it describes this record even if another process replaces it at once."""
     path = Path(job_dir) / RECORD_NAME
-    data = record_data(record)
-    tmp = written_beside(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
+    text = record_json(record)
+    tmp = written_beside(path, msgspec.json.format(text, indent=1).decode() + "\n")
     try:
         key = file_key(os.stat(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    if shape_error(data) is None:  # the index holds only records that read back: readers find others corrupt
-        index_record(Path(job_dir), key, data)
+    try:
+        parsed_record(text)  # the index holds only records that read back: readers find others corrupt
+    except ValueError:
+        return path
+    index_record(Path(job_dir), key, record.status.value, record_json(record, history=False))
     return path
 
 
@@ -162,31 +178,46 @@ def _too_deep(value: Any, levels: int) -> bool:
     return any(_too_deep(item, levels - 1) for item in values)
 
 
-def record_from(data: Any) -> Record:
-    """A record of this schema or an older one, from its file's JSON (fields it does not know are
-    ignored). Raises ValueError saying what is wrong when it is not a valid record: every reader
-    parses records here, so a record of the wrong shape is each reader's `corrupt`."""
-    wrong = shape_error(data)
-    if wrong is not None:
-        raise ValueError(wrong)
-    if data.keys() == _FIELDS:  # as this version writes it: its fields set without __init__'s cost (100,000 at collate)
-        record = Record.__new__(Record)
-        record.__dict__.update(data)
-        record.__post_init__()
-        return record
-    return Record(**{"schema_version": 1, **{key: value for key, value in data.items() if key in _FIELDS}})
-
-
 def parsed_record(text: str | bytes) -> Record:
-    """The record that a file's (or an index line's) text holds; ValueError saying what is wrong."""
+    """The record that a file's (or an index line's) text holds, of this schema or an older one
+    (fields it does not know are ignored). Raises ValueError saying what is wrong when it is not a
+    valid record: every reader parses records here, so a record of the wrong shape is each
+    reader's `corrupt`. The typed decode takes a valid record; what it refuses, or what its types
+    do not say (the status one a job records, the depth, the objective's value), is parsed again
+    with json and shape_error, which says what is wrong in the words of the record's fields."""
     try:
-        return record_from(json.loads(text))
+        record = _DECODER.decode(text)
+    except (msgspec.DecodeError, RecursionError):  # a ValidationError is a DecodeError
+        return _parsed_slowly(text)
+    if record.status not in RECORDED or _inner_error(vars(record)) is not None:
+        return _parsed_slowly(text)
+    if record.schema_version == SCHEMA_VERSION and _lacks_schema_version(text):
+        record.schema_version = 1  # written before the schema was recorded
+    return record
+
+
+def _lacks_schema_version(text: str | bytes) -> bool:
+    """Searched from the end, where this version writes it: no cost for a record of this schema."""
+    if isinstance(text, bytes):
+        return text.rfind(b'"schema_version"') < 0
+    return text.rfind('"schema_version"') < 0
+
+
+def _parsed_slowly(text: str | bytes) -> Record:
+    """parsed_record's way for what the typed decode refuses: json (which takes NaN, as Python's
+    json wrote it), and shape_error's words for what is wrong."""
+    try:
+        data = json.loads(text)
     except UnicodeDecodeError:
         raise ValueError("not UTF-8 text") from None
     except json.JSONDecodeError as e:
         raise ValueError(f"not JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
     except RecursionError:
         raise ValueError("nested too deeply to be a record") from None
+    wrong = shape_error(data)
+    if wrong is not None:
+        raise ValueError(wrong)
+    return Record(**{"schema_version": 1, **{key: value for key, value in data.items() if key in _FIELDS}})
 
 
 def read_record(path: Path) -> Record:
@@ -195,7 +226,7 @@ def read_record(path: Path) -> Record:
 
 
 def read_record_keyed(path: Path) -> tuple[Record, FileKey]:
-    """Parse one record, and the key (inode, size, time) of the very file parsed: what the
+    """Parse one record, and the key (size, time) of the very file parsed: what the
     sweep's index says of it. Raises ValueError naming the file when it is not a valid record."""
     try:
         with open(path, "rb") as f:

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from sweeper.job.record import RECORD_NAME
+from sweeper.job.record import RECORD_NAME, record_data
 from sweeper.launching.backend import backend_of
 from sweeper.status import RECORDED, Status, summary
 from sweeper.report.curve_figures import epoch_figures, loss_figure
@@ -262,7 +262,7 @@ def _log_tail(root: Path, job: Job) -> list[str]:
 def _record(job: Job) -> dict[str, Any] | None:
     if job.record is None:
         return None
-    return {**dataclasses.asdict(job.record), "status": job.record.status.value}
+    return record_data(job.record)
 
 
 def job_detail(root: Path, snapshot: Snapshot, name: str) -> dict[str, Any] | None:

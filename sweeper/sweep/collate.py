@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING, Any
 from sweeper.files import write_atomic
 from sweeper.status import Status
 from sweeper.sweep.by_config import by_config as configurations
-from sweeper.sweep.jobs import Job, NotASweep, read_jobs, read_sweep, summarize, sweep_of_job, sweeps_in, \
-    without_cycle_collection
+from sweeper.sweep.jobs import Job, NotASweep, read_jobs, read_sweep, sweep_of_job, sweeps_in
 
 if TYPE_CHECKING:  # pandas is imported when a table is made: `sweeper` (run.py's every job) goes without it
     import pandas as pd
@@ -94,10 +93,8 @@ def collate(root: Path, jobs: list[Job] | None = None) -> pd.DataFrame:
     import pandas as pd
 
     jobs = read_jobs(root) if jobs is None else jobs
-    with without_cycle_collection():  # each job's record parsed here, from the index's JSON
-        summarize(jobs)
-        names = _Names()
-        rows = [_row(job, names) for job in jobs]
+    names = _Names()
+    rows = [_row(job, names) for job in jobs]
     hparams = [name for name in names.names if name not in ("job", "task", "optimizer", "status")]
     table = pd.DataFrame(rows, columns=None if rows else ["job", "status"])
     table = table[_column_order(list(table.columns), hparams)]

@@ -9,13 +9,13 @@ asks for the configs of a batch at a time (`configs`).
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import pickle
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
+import msgspec
 from hydra.core.utils import JobReturn
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext
@@ -134,10 +134,10 @@ def plan_sweep(hydra_context: HydraContext, config: DictConfig, launcher: Launch
             planned.hparams = hparams
             if new:
                 rows[id(job.combination)] = manifest.listed_job(planned, planner.config(job))
-            row = dataclasses.replace(rows[id(job.combination)], num=planned.num, dir=planned.dir,
-                                      overrides=planned.overrides, fingerprint=planned.fingerprint,
-                                      hparams=hparams,
-                                      trial=planned.num if total is not None else None)
+            row = msgspec.structs.replace(rows[id(job.combination)], num=planned.num, dir=planned.dir,
+                                          overrides=planned.overrides, fingerprint=planned.fingerprint,
+                                          hparams=hparams,
+                                          trial=planned.num if total is not None else None)
             written.add(row)
             try:
                 before = (sweep_dir / planned.dir / RECORD_NAME).exists() and finished_record(
