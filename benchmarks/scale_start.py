@@ -53,7 +53,7 @@ def child(start: float, sweep: str, overrides: list[str]) -> None:
     """Run the sweep in this process up to its first job; print the seconds since `start` (when the
     parent started this process) and the peak RSS as JSON."""
     sys.path.insert(0, str(ROOT))
-    import sweeper.run
+    import sweeper.job.entry
 
     first_s: list[float] = []
 
@@ -61,7 +61,7 @@ def child(start: float, sweep: str, overrides: list[str]) -> None:
         first_s.append(time.time() - start)
         raise FirstJob
 
-    sweeper.run.run_job = first  # what the entry's task function calls (sweeper/run.py)
+    sweeper.job.entry.run_job = first  # what run.py's task function imports and calls for each job
     sys.argv = [str(ROOT / "run.py"), "-m", *overrides, f"hydra.sweep.dir={sweep}"]
     try:
         runpy.run_path(str(ROOT / "run.py"), run_name="__main__")
