@@ -92,7 +92,7 @@ def _put(content: Any, values: dict[tuple[Any, ...], Any]) -> Any:
 
 
 @dataclasses.dataclass
-class Job:
+class SweepPoint:
     """A job as the planner knows it before any config of its own: its number, overrides, the
     hyperparameter values it sets, and the combination of the other overrides it belongs to."""
 
@@ -159,7 +159,7 @@ class Combination:
             cfg.hydra.job.num = num
         return cfg
 
-    def resolved_of(self, job: Job, parsed: Sequence[Override]) -> dict[Any, Any]:
+    def resolved_of(self, job: SweepPoint, parsed: Sequence[Override]) -> dict[Any, Any]:
         """The job's resolved config (fingerprint.container): the probes' places filled with its values."""
         if self.landings is None or any(isinstance(v, str) and "${" in v for v in job.values.values()):
             return container(self.set(job.num, job.overrides, job.values, parsed))  # `lr='${beta1}'` too
@@ -184,7 +184,7 @@ class Planner:
             self.parsed.update(zip(missing, self.parser.parse_overrides(missing)))
         return [self.parsed[o] for o in overrides]
 
-    def job(self, num: int, overrides: Sequence[str]) -> Job:
+    def job(self, num: int, overrides: Sequence[str]) -> SweepPoint:
         """The job's values and combination (composing the combination the first time it is seen).
         Raises Hydra's ConfigCompositionException for overrides that do not compose."""
         parsed = self._parse(overrides)
@@ -193,18 +193,18 @@ class Planner:
         rest = cast("tuple[str, ...]", tuple(o.input_line for o in parsed if not _is_value(o, self.groups)))
         if not values.keys() <= self._combination(rest).defaults.keys():
             rest, values = tuple(overrides), {}  # a key this config lacks: Hydra's own error, or its config
-        return Job(num, list(overrides), values, self._combination(rest))
+        return SweepPoint(num, list(overrides), values, self._combination(rest))
 
     def _combination(self, rest: tuple[str, ...]) -> Combination:
         if rest not in self.combinations:
             self.combinations[rest] = Combination(self.loader, self.master, rest)
         return self.combinations[rest]
 
-    def config(self, job: Job) -> DictConfig:
+    def config(self, job: SweepPoint) -> DictConfig:
         """The job's composed config, as Hydra would compose it (reused for the next job: copy it to keep it)."""
         return job.combination.set(job.num, job.overrides, job.values, self._parse(job.overrides))
 
-    def plan(self, job: Job) -> tuple[PlannedJob, dict[Any, Any]]:
+    def plan(self, job: SweepPoint) -> tuple[PlannedJob, dict[Any, Any]]:
         """The planned job (without its config) and its resolved config (fingerprint.container)."""
         combination = job.combination
         resolved = combination.resolved_of(job, self._parse(job.overrides))
@@ -232,7 +232,7 @@ class Planner:
         """The former fingerprints only where a record may be of one (three hashes a job otherwise)."""
         return former_of(resolved) if (directory / RECORD_NAME).exists() else ()
 
-    def _resources(self, job: Job, resolved: dict[Any, Any]) -> dict[str, Any]:
+    def _resources(self, job: SweepPoint, resolved: dict[Any, Any]) -> dict[str, Any]:
         """job_resources of the job's config: one per value of `gpus` where the launcher's settings
         take no hyperparameter (the usual case), else from the job's own config."""
         combination = job.combination
@@ -248,7 +248,7 @@ class Planner:
         job = self.job(planned.num, planned.overrides)
         return job.combination.resolved_of(job, self._parse(job.overrides))
 
-    def former(self, job: Job) -> tuple[str, ...]:
+    def former(self, job: SweepPoint) -> tuple[str, ...]:
         """The job's former fingerprints (fingerprint.former_of): asked only where an earlier job
         list is compared, so that planning a fresh sweep does not hash each job three times."""
         return former_of(job.combination.resolved_of(job, self._parse(job.overrides)))

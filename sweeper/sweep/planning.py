@@ -29,7 +29,7 @@ from sweeper.job.fingerprint import MismatchError, every_mismatch, finished_reco
 from sweeper.job.planned import PlannedJob
 from sweeper.job.record import RECORD_NAME
 from sweeper.launching import in_process
-from sweeper.launching.compose import Job, Planner
+from sweeper.launching.compose import Planner, SweepPoint
 from sweeper.refusals import Applicability, DataCheck, check_additions, check_bypass, check_workers, takes, value_keys
 from sweeper.errors import refuse
 from sweeper.job import manifest
@@ -72,7 +72,7 @@ class _Checks:
         self.reading: set[int] = set()  # the combinations with a job to run: their data is checked
         self.configs: dict[int, DictConfig] = {}  # by combination: its launcher, sweeper and task, for check_workers
 
-    def add(self, job: Job, cfg: DictConfig | None, resolved: dict[Any, Any]) -> dict[str, Any]:
+    def add(self, job: SweepPoint, cfg: DictConfig | None, resolved: dict[Any, Any]) -> dict[str, Any]:
         """Check the job (`cfg`: its config, given for a combination's first job); return what its
         record's `hparams` will hold."""
         combination = id(job.combination)
@@ -89,7 +89,7 @@ class _Checks:
         self.applicability.add_job(used, who, job.overrides, values)
         return hparams_of(self.recorded[combination], resolved)
 
-    def to_run(self, job: Job, planner: Planner) -> None:
+    def to_run(self, job: SweepPoint, planner: Planner) -> None:
         """The job runs (it was not done before): the data its combination reads is checked."""
         if id(job.combination) not in self.reading:
             self.reading.add(id(job.combination))
