@@ -18,6 +18,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Glob
 
+from sweeper.errors import Refused
 from sweeper.hparams_table import table
 from sweeper.paths import conf_dir
 from sweeper.job.record import Record
@@ -211,7 +212,7 @@ def _one_job(line: str) -> tuple[bool, list[str], list[str]]:
 
 
 @pytest.mark.parametrize("line", _commands("python run.py"), ids=str)
-def test_every_run_command_in_the_docs_composes(line, capsys):
+def test_every_run_command_in_the_docs_composes(line):
     """Composition only (fast, nothing runs): Hydra's compose API with one job of the command,
     and the checks run.py makes before anything is written."""
     from sweeper.hparams import check_or_exit
@@ -228,8 +229,8 @@ def test_every_run_command_in_the_docs_composes(line, capsys):
             check_bypass(cfg, job)
         else:
             check_single_run(cfg)
-    except SystemExit:
-        pytest.fail(f"{line}: refused: {capsys.readouterr().err.strip()}")
+    except Refused as refusal:
+        pytest.fail(f"{line}: refused: {refusal.message}")
     finally:
         GlobalHydra.instance().clear()
 

@@ -218,7 +218,7 @@ def test_slurm_launcher_prints_each_job_and_ctrl_c_leaves_the_jobs_running(tmp_p
 
 @pytest.mark.slow
 def test_each_job_run_log_holds_its_own_line_and_the_terminal_has_it_once(tmp_path):
-    out = run_cli("run.py", "-m", "lr=0.02,0.01", "steps=20", f"hydra.sweep.dir={tmp_path}", env=_user_env())
+    out = run_cli("run.py", "-m", "lr=0.1,0.01", "steps=20", f"hydra.sweep.dir={tmp_path}", env=_user_env())
     assert out.returncode == 0, out.stderr
     for num, lr, other in ((0, "0.1", "0.01"), (1, "0.01", "0.1")):
         run_log = (tmp_path / str(num) / "run.log").read_text()

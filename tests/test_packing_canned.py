@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from sweeper.errors import Refused
 from sweeper.status import ACTIVE, NEEDS_RERUN, Status, decide
 from sweeper.launching.backend import SLURM
 from sweeper.launching.capacity import impossible
@@ -93,9 +94,9 @@ def test_the_waiting_launcher_stops_at_a_pending_reason_that_never_passes(slurm,
     slurm.command("squeue", "77_0|PartitionConfig\n")
     todo = [PlannedJob(0, tmp_path / "0", "0", ["gpus=1"], "f", None, resources={})]
     task = SubmittedTask([0], SlurmJob(tmp_path / ".submitit" / "%j", "77_0"), packed=False)
-    with pytest.raises(SystemExit) as stopped:
+    with pytest.raises(Refused) as stopped:
         collect(todo, [task], RunContext())
-    assert stopped.value.code == 2
-    line = capsys.readouterr().err.strip()
-    assert line.startswith("error: Slurm keeps job 0 (gpus=1, Slurm job 77_0) pending for reason PartitionConfig")
+    assert stopped.value.code == 2 and capsys.readouterr().err == ""  # said once, by the command's entry point
+    line = stopped.value.message
+    assert line.startswith("Slurm keeps job 0 (gpus=1, Slurm job 77_0) pending for reason PartitionConfig")
     assert "scancel 77" in line and "\n" not in line
