@@ -30,7 +30,8 @@ def refuse(message: str) -> NoReturn:
 @contextlib.contextmanager
 def said() -> Iterator[None]:
     """Around an entry point: a refusal from below is said here as `error: message` on stderr,
-    once (an entry inside another, a job run in the sweep's process, leaves it to the first)."""
+    once: the innermost entry it passes says it (a job's, run in the sweep's process), the
+    entries around it see it said."""
     try:
         yield
     except Refused as refusal:

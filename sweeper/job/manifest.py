@@ -22,6 +22,7 @@ from sweeper.hparams import recorded_hparams
 from sweeper.job.index import LISTED
 from sweeper.job.fingerprint import MismatchError, difference, every_mismatch, same_configuration
 from sweeper.job.planned import PlannedJob
+from sweeper.job.record import plain_number
 from sweeper.files import create_atomic, write_atomic
 
 MANIFEST_NAME = LISTED  # named where the record writer, below this module, needs it too
@@ -163,13 +164,12 @@ def _header(sweeper: str, search: bool, total: int) -> str:
 
 
 def _plain(value: Any) -> Any:
-    """As json.dumps(default=str) wrote them: subclasses of float and int (numpy's float64) as
-    numbers, a value of no JSON type as its text."""
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, int):
-        return int(value)
-    return str(value)
+    """As json.dumps(default=str) wrote them: numbers as the record writes them, a value of no
+    JSON type as its text."""
+    try:
+        return plain_number(value)
+    except TypeError:
+        return str(value)
 
 
 _ENCODER = msgspec.json.Encoder(enc_hook=_plain)

@@ -53,9 +53,9 @@ class Record:
 # The one place a record is serialised (record_json) and parsed (parsed_record): its file, its
 # index line, and every reader. msgspec encodes and decodes the Record dataclass at C speed; JSON
 # has no NaN/Infinity, and msgspec writes a diverged job's non-finite numbers as null.
-def _number(value: Any) -> Any:
-    """What msgspec does not encode itself: subclasses of float and int (numpy's float64), which
-    json.dumps wrote as numbers."""
+def plain_number(value: Any) -> Any:
+    """msgspec's hook for what it does not encode itself: subclasses of float and int (numpy's
+    float64), which json.dumps wrote as numbers; TypeError for anything else."""
     if isinstance(value, float):
         return float(value)
     if isinstance(value, int):
@@ -63,7 +63,7 @@ def _number(value: Any) -> Any:
     raise TypeError(f"a record holds no {type(value).__name__}")
 
 
-_ENCODER = msgspec.json.Encoder(enc_hook=_number)
+_ENCODER = msgspec.json.Encoder(enc_hook=plain_number)
 _DECODER = msgspec.json.Decoder(Record)
 
 
