@@ -129,7 +129,7 @@ def test_a_task_cancelled_half_way_then_status_then_resume(sweeper_cli, status, 
     before = {num: (sweep / str(num) / "result.json").read_bytes() for num in finished}
 
     again = sweeper_cli("resume", str(sweep), "hydra.launcher.wait=true")
-    assert again.returncode == 0, again.stderr
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     left = 6 - len(finished)
     assert f"to run again: {left} job{'s' if left > 1 else ''}: {left} cancelled" in again.stdout
     listed = entries(sweep)
@@ -148,7 +148,7 @@ def test_a_sweep_resumed_at_once_submits_nothing_twice(sweeper_cli, tmp_path):
     result = slurm_multirun(sweep, *command)
     assert result.returncode == 0, result.stderr
     again = sweeper_cli("resume", str(sweep))  # at once: both tasks pending or running
-    assert again.returncode == 0, again.stderr
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "nothing to resume" in again.stdout or "not submitted again" in again.stdout, again.stdout
     # The same sweep run again, waiting: its jobs still in Slurm are waited for, not submitted.
     same = slurm_multirun(sweep, *command[:-1])
