@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sweeper import words
+from sweeper.errors import refuse, said
 
 if TYPE_CHECKING:  # the commands import what they need when they run
     from sweeper.course_runner import Profile
@@ -19,30 +20,27 @@ def _directory(text: str) -> Path:
     return path
 
 
-def _not_a_job(args: argparse.Namespace) -> bool:
-    """False, after one line that names the sweep's folder, when DIR is a job of a sweep."""
+def _not_a_job(args: argparse.Namespace) -> None:
+    """Refuse DIR, naming the sweep's folder, when it is a job of a sweep."""
     from sweeper.sweep.jobs import sweep_of_job
 
     sweep = sweep_of_job(args.dir)
-    if sweep is None:
-        return True
-    print(f"error: {args.dir} is one job of the sweep {sweep}: give the sweep's folder "
-          f"({words.sweeper_command(args.command, sweep)})", file=sys.stderr)
-    return False
+    if sweep is not None:
+        refuse(f"{args.dir} is one job of the sweep {sweep}: give the sweep's folder "
+               f"({words.sweeper_command(args.command, sweep)})")
 
 
-def _sweeps(args: argparse.Namespace) -> list[Path] | None:
-    """What collate and report read in DIR (sweeper/sweep/jobs.py sweeps_in); None after one line
-    when DIR is a job of a sweep, or neither a sweep nor a folder of sweeps."""
-    from sweeper.sweep.jobs import NotASweep, sweeps_in
+def _sweeps(args: argparse.Namespace) -> list[Path]:
+    """What collate and report read in DIR (sweeper/sweep/jobs.py sweeps_in); refused when DIR is a
+    job of a sweep, or neither a sweep nor a folder of sweeps (NotASweep)."""
+    from sweeper.sweep.jobs import sweeps_in
 
-    if not _not_a_job(args):
-        return None
-    try:
-        return sweeps_in(args.dir)
-    except NotASweep as e:
-        print(f"error: {e}", file=sys.stderr)
-        return None
+    _not_a_job(args)
+    return sweeps_in(args.dir)
+
+
+def _no_jobs(directory: Path) -> None:
+    refuse(f"no job directories under {directory}: give the sweep directory (hydra.sweep.dir)")
 
 
 def _host_name() -> str:
@@ -57,14 +55,10 @@ def _collate(args: argparse.Namespace) -> int:
     from sweeper.sweep.collate import collate, with_columns, write_tables
     from sweeper.sweep.jobs import read_sweep
 
-    sweeps = _sweeps(args)
-    if sweeps is None:
-        return 2
-    jobs = read_sweep(args.dir, sweeps).jobs
+    jobs = read_sweep(args.dir, _sweeps(args)).jobs
     table = collate(args.dir, jobs)
     if table.empty:
-        print(f"error: no job directories under {args.dir}: give the sweep directory (hydra.sweep.dir)", file=sys.stderr)
-        return 2
+        _no_jobs(args.dir)
     if args.cost:
         from sweeper.sweep.cost import columns, job_costs
 
@@ -84,10 +78,7 @@ def _cost(args: argparse.Namespace) -> int:
     from sweeper.sweep.cost import COST_NAME, summary
     from sweeper.sweep.jobs import read_sweep
 
-    sweeps = _sweeps(args)
-    if sweeps is None:
-        return 2
-    text = summary(args.dir, read_sweep(args.dir, sweeps).jobs)
+    text = summary(args.dir, read_sweep(args.dir, _sweeps(args)).jobs)
     print(text, end="")
     if not text.startswith("no job"):
         from sweeper.files import write_atomic
@@ -100,27 +91,17 @@ def _cost(args: argparse.Namespace) -> int:
 def _resume(args: argparse.Namespace) -> int:
     from sweeper.sweep.resume import resume
 
-    try:
-        return resume(args.dir, args.overrides)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return resume(args.dir, args.overrides)
 
 
 def _cancel(args: argparse.Namespace) -> int:
     from sweeper.sweep.cancel import cancel
-    from sweeper.sweep.jobs import NotASweep, sweep_of_job
+    from sweeper.sweep.jobs import sweep_of_job
     from sweeper.job.manifest import MANIFEST_NAME
 
     if sweep_of_job(args.dir) is not None or not (args.dir / MANIFEST_NAME).exists():
-        print(f"error: {args.dir} is not a sweep's directory (no jobs.json): give the sweep's folder "
-              "(hydra.sweep.dir)", file=sys.stderr)
-        return 2
-    try:
-        return cancel(args.dir)
-    except NotASweep as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        refuse(f"{args.dir} is not a sweep's directory (no jobs.json): give the sweep's folder (hydra.sweep.dir)")
+    return cancel(args.dir)
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -128,11 +109,8 @@ def _report(args: argparse.Namespace) -> int:
     from sweeper.sweep.jobs import has_job_dir
 
     sweeps = _sweeps(args)
-    if sweeps is None:
-        return 2
     if not any(has_job_dir(sweep) for sweep in sweeps):
-        print(f"error: no job directories under {args.dir}: give the sweep directory (hydra.sweep.dir)", file=sys.stderr)
-        return 2
+        _no_jobs(args.dir)
     path, figures = report(args.dir, sweeps)
     print(f"wrote {path}")
     for figure in figures:
@@ -145,12 +123,10 @@ def _status(args: argparse.Namespace) -> int:
     from sweeper.launching.backend import backend_of
     from sweeper.sweep.status_command import pending_lines, rows_shown, sweep_status
 
-    if not _not_a_job(args):
-        return 2
+    _not_a_job(args)
     sweep, table = sweep_status(args.dir)
     if table.empty:
-        print(f"error: no jobs under {args.dir}: give the sweep directory (hydra.sweep.dir)", file=sys.stderr)
-        return 2
+        refuse(f"no jobs under {args.dir}: give the sweep directory (hydra.sweep.dir)")
     table, left_out = rows_shown(table, args.all)
     if not table.empty:
         width = table["overrides"].str.len().max()
@@ -170,16 +146,10 @@ def _status(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import getpass
 
-    from sweeper.serve.app import PortTaken, listen, make_app, new_token, serve
+    from sweeper.serve.app import listen, make_app, new_token, serve
 
     sweeps = _sweeps(args)
-    if sweeps is None:
-        return 2
-    try:
-        sock = listen(args.host, args.port)
-    except PortTaken as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    sock = listen(args.host, args.port)
     port, token = sock.getsockname()[1], new_token()
     shown = "localhost" if args.host in ("127.0.0.1", "localhost", "::1") else \
         f"[{args.host}]" if ":" in args.host else args.host  # an IPv6 address in a URL: in brackets
@@ -202,8 +172,7 @@ def _list_course(profile: Profile, directory: Path, overrides: list[str]) -> int
         try:
             count = len(planned_jobs(profile, sweep, overrides))
         except HydraException as e:
-            print(f"error: sweep {sweep.name}: {' '.join(str(e).split())}", file=sys.stderr)
-            return 2
+            refuse(f"sweep {sweep.name}: {' '.join(str(e).split())}")
         total += count
         command = sweep_command(profile, sweep, directory, overrides)
         typed = words.command("python", "run.py", *command[2:])
@@ -214,21 +183,16 @@ def _list_course(profile: Profile, directory: Path, overrides: list[str]) -> int
 
 
 def _course(args: argparse.Namespace) -> int:
-    from sweeper.course_runner import ProfileError, check_overrides, load_profile, run_course
+    from sweeper.course_runner import check_overrides, load_profile, run_course
 
-    try:
-        profile = load_profile(args.profile)
-        check_overrides(args.overrides, "the command line")
-    except ProfileError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    profile = load_profile(args.profile)
+    check_overrides(args.overrides, "the command line")
     directory = args.dir or Path("outputs") / "course" / profile.name
     if args.list:
         return _list_course(profile, directory, args.overrides)
     if args.report_only and not directory.is_dir():
-        print(f"error: {directory} does not exist: run `{words.sweeper_command('course', profile.name)}` first, "
-              "or give its directory with --dir", file=sys.stderr)
-        return 2
+        refuse(f"{directory} does not exist: run `{words.sweeper_command('course', profile.name)}` first, "
+               "or give its directory with --dir")
     code = 0 if args.report_only else run_course(profile, directory, args.overrides)
     if code not in (0, 1):
         return code
@@ -240,26 +204,17 @@ def _course(args: argparse.Namespace) -> int:
 
 
 def _hparams(args: argparse.Namespace) -> int:
-    from sweeper.hparams import ConfigError
     from sweeper.hparams_table import table
     from sweeper.paths import conf_dir
 
-    try:
-        print(table([conf_dir(), *([args.config_dir] if args.config_dir else [])]))
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    print(table([conf_dir(), *([args.config_dir] if args.config_dir else [])]))
     return 0
 
 
 def _new_task(args: argparse.Namespace) -> int:
-    from sweeper.new_task import Refused, write_task
+    from sweeper.new_task import write_task
 
-    try:
-        written = write_task(args.name, args.dir)
-    except Refused as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    written = write_task(args.name, args.dir)
     for path in written:
         print(f"wrote {path}")
     here = "" if args.dir == Path(".") else f"{words.command('cd', args.dir)} && "
@@ -326,8 +281,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if rest:
         args.overrides += rest
-    from sweeper.errors import said
-
     with said():
         code: int = args.func(args)
     return code

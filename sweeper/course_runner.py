@@ -15,6 +15,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from sweeper.errors import BadInput
 from sweeper.hydra_private import grid_of
 from sweeper.paths import conf_dir
 from sweeper.sweep.repeats import with_seed_axis
@@ -26,7 +27,7 @@ ENTRY_POINT = ROOT / "run.py"
 EXERCISES = ("ex1", "ex2", "ex3_1epoch", "ex3_40epochs", "ex4")  # the published data file's keys
 
 
-class ProfileError(ValueError):
+class ProfileError(BadInput):
     """A profile that cannot be used; the message is one line naming the file and the fix."""
 
 

@@ -18,13 +18,13 @@ from hydra.errors import CompactHydraException
 from omegaconf import DictConfig, OmegaConf
 
 from sweeper import schema
-from sweeper.errors import refuse
+from sweeper.errors import BadInput, refuse
 from sweeper.schema import describe, is_of, lookup, top_level_types, type_error
 
 DECLARATIONS = "hparams"   # the config's node of declarations: not a hyperparameter, not fingerprinted
 
 
-class ConfigError(CompactHydraException):
+class ConfigError(CompactHydraException, BadInput):
     """A bad value in a job's config; its message is the one line the user sees."""
 
 

@@ -8,6 +8,7 @@ import keyword
 import sys
 from pathlib import Path
 
+from sweeper.errors import BadInput
 from sweeper.paths import conf_dir
 
 PLACEHOLDER = "__NAME__"  # in the texts below; not str.format: the YAML has braces of its own
@@ -140,7 +141,7 @@ def test_its_config_runs_a_job(tmp_path: Path) -> None:
 """
 
 
-class Refused(ValueError):
+class TaskRefused(BadInput):
     """A name or a file that new-task cannot use; its message is the one line the user sees."""
 
 
@@ -156,21 +157,21 @@ def check_name_free(name: str) -> None:
     directory comes early on a job's path: the task would hide that module, or be hidden by it),
     nor a task of the project (Hydra finds the project's conf/task/NAME.yaml before the user's)."""
     if name in sys.modules or name in sys.stdlib_module_names or importlib.util.find_spec(name) is not None:
-        raise Refused(f"{name!r} is the name of a module there is already: choose another, e.g. my_{name}")
+        raise TaskRefused(f"{name!r} is the name of a module there is already: choose another, e.g. my_{name}")
     if (conf_dir() / "task" / f"{name}.yaml").exists():
-        raise Refused(f"the project has a task {name!r} already, whose config would be used, not yours: "
+        raise TaskRefused(f"the project has a task {name!r} already, whose config would be used, not yours: "
                       f"choose another, e.g. my_{name}")
 
 
 def write_task(name: str, directory: Path) -> list[Path]:
     """Write the task's files into `directory`; refuse, writing nothing, if any of them exists."""
     if not name.isidentifier() or keyword.iskeyword(name):
-        raise Refused(f"{name!r} cannot name a Python module, and a task's name is its module's: letters, "
+        raise TaskRefused(f"{name!r} cannot name a Python module, and a task's name is its module's: letters, "
                       "digits and _, not starting with a digit, not a keyword (e.g. my_task)")
     written = {directory / path: text for path, text in files(name).items()}
     there = [str(path) for path in written if path.exists()]
     if there:
-        raise Refused(f"{', '.join(there)} exist{'s' if len(there) == 1 else ''} already: new-task writes "
+        raise TaskRefused(f"{', '.join(there)} exist{'s' if len(there) == 1 else ''} already: new-task writes "
                       "no file over another (choose another name, or --dir)")
     check_name_free(name)
     for path, text in written.items():
@@ -178,5 +179,5 @@ def write_task(name: str, directory: Path) -> list[Path]:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
         except OSError as e:
-            raise Refused(f"cannot write {path}: {e.strerror or e}") from None
+            raise TaskRefused(f"cannot write {path}: {e.strerror or e}") from None
     return list(written)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sweeper.errors import Refused, refuse, said
+from sweeper.errors import Refused, Unfinished, refuse, said
+from sweeper.sweep.jobs import NotASweep
 from tests.conftest import ROOT, refused, run_cli
 
 
@@ -214,10 +215,26 @@ def test_an_argument_the_task_takes_may_be_added(compose_cfg):
 
 
 def test_a_refusal_is_said_once_where_the_command_started(capsys):
-    """Library code raises; the outermost entry (a job's, inside the sweep's) says it, once."""
+    """Library code raises; the innermost entry (a job's, inside the sweep's) says it, once."""
     with pytest.raises(Refused) as stop:
         with said():
             with said():
                 refuse("lr must be a number: write lr=0.1")
     assert capsys.readouterr().err == "error: lr must be a number: write lr=0.1\n"
     assert stop.value.code == 2
+
+
+def test_a_reader_s_bad_input_refuses_the_command_and_unfinished_jobs_exit_1(capsys):
+    """A BadInput (a folder that is no sweep, a damaged job list) reaching an entry refuses the
+    command with its line; a sweep's unfinished jobs stop it with exit status 1, said the same way."""
+    with pytest.raises(Refused) as stop:
+        with said():
+            with said():
+                raise NotASweep("/tmp/x holds no sweep: give a sweep directory")
+    assert capsys.readouterr().err == "error: /tmp/x holds no sweep: give a sweep directory\n"
+    assert stop.value.code == 2 and stop.value.__suppress_context__
+    with pytest.raises(Unfinished) as ended:
+        with said():
+            raise Unfinished("1 job did not finish: D/1; finish them with: python -m sweeper resume D")
+    assert capsys.readouterr() == ("", "error: 1 job did not finish: D/1; finish them with: python -m sweeper resume D\n")
+    assert ended.value.code == 1

@@ -91,7 +91,8 @@ def test_failed_jobs_make_the_command_fail_after_all_ran(tmp_path):
                      f"hydra.sweep.dir={sweep}")
     assert result.returncode == 1
     assert result.stdout.count("-> failed") == 2
-    assert f"error: 2 jobs did not finish: {sweep / '0'} {sweep / '1'}" in result.stdout
+    assert result.stderr.endswith(f"error: 2 jobs did not finish: {sweep / '0'} {sweep / '1'}; "
+                                  f"finish them with: python -m sweeper resume {sweep}\n"), result.stderr
 
 
 def _ctrl_c_when(command: list[str], ready) -> subprocess.CompletedProcess:

@@ -107,7 +107,8 @@ def test_cancelled_job_is_shown_cancelled_and_the_others_are_collected(status, t
     assert sweep_run.returncode == 1 and "Error executing job" not in stderr and "Traceback" not in stderr, stderr
     assert f"steps=10 -> Slurm job {jobs[1]['slurm_job_id']} ended CANCELLED without a result" in stdout
     assert "sweep: 2 jobs: 1 ok, 1 cancelled in " in stdout
-    assert stdout.rstrip().endswith(f"did not finish: {sweep / '1'}; finish them with: python -m sweeper resume {sweep}")
+    assert stderr.rstrip().endswith(f"error: 1 job did not finish: {sweep / '1'}; finish them with: "
+                                    f"python -m sweeper resume {sweep}"), stderr
     assert read_record(sweep / "0" / "result.json").status == "ok"
 
     final_state(jobs[0]["slurm_job_id"])

@@ -18,6 +18,7 @@ from typing import IO, Any, Callable, Iterable, Iterator
 import msgspec
 from omegaconf import DictConfig, OmegaConf
 
+from sweeper.errors import BadInput
 from sweeper.hparams import recorded_hparams
 from sweeper.job.index import LISTED
 from sweeper.job.fingerprint import MismatchError, difference, every_mismatch, same_configuration
@@ -29,7 +30,7 @@ MANIFEST_NAME = LISTED  # named where the record writer, below this module, need
 SCHEMA_VERSION = 1
 
 
-class DamagedManifest(ValueError):
+class DamagedManifest(BadInput):
     """A job list that cannot be read; the message names the file and what to do."""
 
 

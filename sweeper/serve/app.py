@@ -21,6 +21,7 @@ from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from sweeper.errors import BadInput
 from sweeper.serve.live import PAGE_SIZE, BadQuery, Figures, Live, inside, job_detail, table_page
 
 STATIC = Path(__file__).parent / "static"
@@ -135,7 +136,7 @@ def make_app(root: Path, within: list[Path], token: str, refresh_s: float | None
     return Starlette(routes=routes, middleware=[Middleware(TokenGate, token=token)], lifespan=lifespan)
 
 
-class PortTaken(OSError):
+class PortTaken(BadInput):
     """No port to listen on; the message is one line naming what to do."""
 
 

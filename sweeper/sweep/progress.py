@@ -9,6 +9,7 @@ from typing import Collection, NoReturn
 
 from omegaconf import DictConfig, OmegaConf
 
+from sweeper.errors import Unfinished
 from sweeper.job.context import JobCounter
 from sweeper.status import FINISHED, summary
 from sweeper.job import manifest
@@ -23,7 +24,7 @@ def start(total: int, done: int = 0) -> JobCounter:
 
 def end(sweep_dir: Path, seconds: float, done: Collection[int] = (), jobs: int | None = None) -> None:
     """`sweep: 4 jobs: 3 ok, 1 failed in 3.1 s wall time; collate: ...` (this command's time: a job's
-    line gives its training time, over every attempt); exit 1 naming the jobs that did not finish. `done`: the
+    line gives its training time, over every attempt); Unfinished (exit 1) naming the jobs that did not finish. `done`: the
     numbers of the jobs found done before the sweep started (not run again); `jobs`: this command's, the
     first of the folder's list (a grid run again with fewer), else all."""
     ran = [job for job in read_sweep(sweep_dir).jobs
@@ -33,9 +34,8 @@ def end(sweep_dir: Path, seconds: float, done: Collection[int] = (), jobs: int |
           f"collate: {sweeper_command('collate', sweep_dir)}", flush=True)
     failed = [str(job.path) for job in ran if job.status not in FINISHED]
     if failed:
-        print(f"error: {counted(len(failed), 'job')} did not finish: {' '.join(failed)}; "
-              f"finish them with: {sweeper_command('resume', sweep_dir)}", flush=True)
-        raise SystemExit(1)
+        raise Unfinished(f"{counted(len(failed), 'job')} did not finish: {' '.join(failed)}; "
+                         f"finish them with: {sweeper_command('resume', sweep_dir)}")
 
 
 def stopped(sweep_dir: Path, config: DictConfig, finish: str = "finish the sweep") -> NoReturn:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from sweeper.errors import BadInput
 from sweeper.status import ACTIVE, NEEDS_RERUN, summary
 from sweeper.sweep.jobs import read_sweep
 from sweeper.launching.backend import backend_of
@@ -22,10 +23,10 @@ def resume_command(sweep_dir: Path, extra: list[str]) -> list[str]:
     with the sweep's `--config-dir` (a user's task) and its overrides."""
     stored = sweep_dir / "multirun.yaml"
     if not stored.exists():
-        raise ValueError(f"{stored} not found: give the directory of a sweep started with `python run.py -m`")
+        raise BadInput(f"{stored} not found: give the directory of a sweep started with `python run.py -m`")
     refused = [o for o in extra if not o.lstrip("+~").startswith(_LAUNCHER_PREFIXES)]
     if refused:
-        raise ValueError(f"resume refuses {' '.join(refused)}: only launcher settings (hydra/launcher=..., "
+        raise BadInput(f"resume refuses {' '.join(refused)}: only launcher settings (hydra/launcher=..., "
                          "hydra.launcher.*) may change; start a new sweep to change jobs")
     saved = OmegaConf.load(stored).hydra
     hydra_overrides = [o for o in saved.overrides.hydra if not o.startswith("hydra.sweep.dir=")]
@@ -56,7 +57,7 @@ def resume(sweep_dir: Path, extra: list[str]) -> int:
     jobs = [job for job in read_sweep(sweep_dir).jobs if job.sweep == sweep_dir]
     active = [job for job in jobs if job.status in ACTIVE]
     if active and any(job.entry is None or not job.entry.scheduler_job_id for job in active):
-        raise ValueError(f"{counted(len(active), 'job')} of {sweep_dir} {'is' if len(active) == 1 else 'are'} still {' or '.join(sorted({j.status.text for j in active}))} "
+        raise BadInput(f"{counted(len(active), 'job')} of {sweep_dir} {'is' if len(active) == 1 else 'are'} still {' or '.join(sorted({j.status.text for j in active}))} "
                          f"({' '.join(job.name for job in active[:5])}{' ...' if len(active) > 5 else ''}): "
                          "wait for them (python -m sweeper status DIR), or cancel them, then resume")
     if active:  # a scheduler's: the launcher asks it again and submits none of them twice
