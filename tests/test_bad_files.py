@@ -19,6 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from sweeper.job.record import RECORD_NAME, Record, write_record
@@ -51,7 +52,7 @@ def _good() -> dict[str, Any]:
                     train_time_s=0.1, started="2026-01-01T00:00:00+00:00", finished="2026-01-01T00:00:01+00:00",
                     overrides=["lr=0.1"], versions={"python": "3.11"}, git_commit=None, host="here",
                     objective="final_loss", direction="minimize")
-    return {**vars(record), "status": "ok"}
+    return {**msgspec.structs.asdict(record), "status": "ok"}
 
 
 def _field_cases() -> list[tuple[str, Any, str]]:

@@ -2,7 +2,6 @@
 them or to its writers, and collate through it equals collate from the records."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -13,6 +12,7 @@ import time
 from pathlib import Path
 
 import pandas.testing
+import msgspec
 import pytest
 
 from sweeper.job.fingerprint import MismatchError, finished_record
@@ -54,7 +54,7 @@ def assert_agrees(sweep: Path) -> int:
             assert job.summary is None, job.name
             continue
         assert job.summary is not None, job.name
-        assert dataclasses.replace(job.summary, history={}) == dataclasses.replace(read_record(path), history={})
+        assert msgspec.structs.replace(job.summary, history={}) == msgspec.structs.replace(read_record(path), history={})
     from_index = sum(job.summary is not None for job in jobs) - (index_lines(sweep) - before)
     through_index = collate(sweep)
     shutil.rmtree(sweep / index.INDEX_DIR, ignore_errors=True)
@@ -86,7 +86,7 @@ def test_the_index_agrees_after_a_real_sweep(tmp_path):
     for entry in read_manifest(sweep).jobs:  # what planning a resume decides: through the index, the same
         whole = finished_record(sweep / entry.dir, entry.fingerprint, entry.overrides)
         summary = finished_record(sweep / entry.dir, entry.fingerprint, entry.overrides, indexed=lines[entry.dir])
-        assert whole is not None and summary is not None and summary == dataclasses.replace(whole, history={})
+        assert whole is not None and summary is not None and summary == msgspec.structs.replace(whole, history={})
     entry = read_manifest(sweep).jobs[0]
     with pytest.raises(MismatchError):
         finished_record(sweep / entry.dir, "another", ["lr=9"], indexed=lines[entry.dir])

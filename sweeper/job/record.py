@@ -1,7 +1,6 @@
 """The per-job result record: one `result.json` in each job's directory, written atomically."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from pathlib import Path
@@ -17,9 +16,11 @@ RECORD_NAME = "result.json"
 SCHEMA_VERSION = 2  # 1: before `schema_version`, `direction` and `preset` were recorded
 
 
-@dataclasses.dataclass
-class Record:
-    """What one job leaves behind. docs/records.md, "The result record", documents each field (tests/test_docs.py keeps them equal)."""
+class Record(msgspec.Struct, gc=False):
+    """What one job leaves behind. docs/records.md, "The result record", documents each field (tests/test_docs.py keeps them equal).
+    A msgspec struct: the one type its file, its index line and every reader encode and decode
+    (record_json, parsed_record), as the job list's rows are (sweeper/job/manifest.py). Not tracked
+    by Python's cycle collector: it holds plain data, no cycle, and a report reads 100,000 at once."""
 
     status: Status                               # one of status.RECORDED; in the file: its value ("ok")
     task: str                                    # task name (conf/task/<task>.yaml)
@@ -38,11 +39,11 @@ class Record:
     objective: str | None = None                 # the metric returned to the sweeper
     fingerprint: str | None = None               # hash of the resolved job config (resume)
     attempts: int = 1                            # how many times the job started (requeue, resume)
-    environment: dict[str, str] = dataclasses.field(default_factory=dict)  # SLURM_JOB_ID, ... when set
+    environment: dict[str, str] = msgspec.field(default_factory=dict)  # SLURM_JOB_ID, ... when set
     direction: str | None = None                 # minimize | maximize: how the objective ranks jobs
     preset: str | None = None                    # the experiment or hparams_search it came from
     fused: int | None = None                     # N: trained fused with N-1 others (train_time_s: its share)
-    usage: dict[str, Any] = dataclasses.field(default_factory=dict)  # what it used: wall_s, cpu_s, peak_rss_mb, cpus
+    usage: dict[str, Any] = msgspec.field(default_factory=dict)  # what it used: wall_s, cpu_s, peak_rss_mb, cpus
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -51,7 +52,7 @@ class Record:
 
 
 # The one place a record is serialised (record_json) and parsed (parsed_record): its file, its
-# index line, and every reader. msgspec encodes and decodes the Record dataclass at C speed; JSON
+# index line, and every reader. msgspec encodes and decodes the Record struct at C speed; JSON
 # has no NaN/Infinity, and msgspec writes a diverged job's non-finite numbers as null.
 def plain_number(value: Any) -> Any:
     """msgspec's hook for what it does not encode itself: subclasses of float and int (numpy's
@@ -70,7 +71,7 @@ _DECODER = msgspec.json.Decoder(Record)
 def record_json(record: Record, history: bool = True) -> bytes:
     """The record as its file holds it (the status as its value: "ok"); history=False: with its
     history left empty, as the sweep's index holds it."""
-    return _ENCODER.encode(record if history else dataclasses.replace(record, history={}))
+    return _ENCODER.encode(record if history else msgspec.structs.replace(record, history={}))
 
 
 def record_data(record: Record) -> dict[str, Any]:
@@ -102,9 +103,8 @@ def write_record(job_dir: Path, record: Record) -> Path:
     return path
 
 
-_FIELDS = {field.name for field in dataclasses.fields(Record)}
-_REQUIRED = [field.name for field in dataclasses.fields(Record) if field.default is dataclasses.MISSING
-             and field.default_factory is dataclasses.MISSING]
+_FIELDS = set(Record.__struct_fields__)
+_REQUIRED = [field.name for field in msgspec.structs.fields(Record) if field.required]
 _RECORDED_VALUES = [status.value for status in Status if status in RECORDED]
 
 # What each field of a record's JSON may hold, and those types in words, for the message.
@@ -189,11 +189,18 @@ def parsed_record(text: str | bytes) -> Record:
         record = _DECODER.decode(text)
     except (msgspec.DecodeError, RecursionError):  # a ValidationError is a DecodeError
         return _parsed_slowly(text)
-    if record.status not in RECORDED or _inner_error(vars(record)) is not None:
+    if record.status not in RECORDED or _inner_error(_inner_fields(record)) is not None:
         return _parsed_slowly(text)
     if record.schema_version == SCHEMA_VERSION and _lacks_schema_version(text):
         record.schema_version = 1  # written before the schema was recorded
     return record
+
+
+def _inner_fields(record: Record) -> dict[str, Any]:
+    """What _inner_error looks into, of a record the typed decode made."""
+    return {"history": record.history, "overrides": record.overrides, "hparams": record.hparams,
+            "metrics": record.metrics, "versions": record.versions, "environment": record.environment,
+            "usage": record.usage, "objective": record.objective}
 
 
 def _lacks_schema_version(text: str | bytes) -> bool:

@@ -22,6 +22,7 @@ from typing import Iterator
 
 import msgspec
 
+from sweeper.errors import BadInput
 from sweeper.job.owner import OWNER_NAME
 from sweeper.job.record import RECORD_NAME, Record, parsed_record, read_record, read_record_keyed, record_json
 from sweeper.status import RECORDED, Status, decide
@@ -217,7 +218,7 @@ def sweep_of_job(path: Path) -> Path | None:
     return sweep if (sweep / MANIFEST_NAME).exists() or (sweep / "multirun.yaml").exists() else None
 
 
-class NotASweep(ValueError):
+class NotASweep(BadInput):
     """A folder that collate and report refuse: the message is one line, naming what to give."""
 
 
@@ -285,7 +286,7 @@ class _Index:
         record, key = read_record_keyed(path / RECORD_NAME)
         self.missing.append(line(path.name, key, record.status.value, record_json(record, history=False)))
         # Kept without its history, as if from the index: 100,000 histories do not fit in memory.
-        return record.status, dataclasses.replace(record, history={}), False
+        return record.status, msgspec.structs.replace(record, history={}), False
 
 
 _RECORDED_VALUES = frozenset(status.value for status in RECORDED)
