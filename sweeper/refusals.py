@@ -23,7 +23,6 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from sweeper.launching.settings import SlurmConf
-from sweeper.sweep.settings import OptunaSearchConf
 from sweeper.words import command as shell_command, counted
 from sweeper.hparams import DECLARATIONS, NOT_HPARAMS, applicable_hparams, check_or_exit, interpolated_key
 from sweeper.outcome import FRAMEWORK_ARGUMENTS
@@ -394,12 +393,13 @@ def _group_file(cfg: DictConfig, group: str, option: str) -> Path | None:
 
 # -- one job over several workers ------------------------------------------------------------------
 
-def check_workers(cfg: DictConfig, nodes: int | None = None) -> None:
+def check_workers(cfg: DictConfig, nodes: int | None = None, search: bool = False) -> None:
     """Refuse a job over several workers (`nodes` > 1 or `hydra.launcher.tasks_per_node` > 1) where
     it cannot run: anywhere but its own Slurm job (in process, locally, packed with other jobs; a
     fused group is planned only there), in a search (its pruner would stop the chief alone), or
     with a task that trains in one process (its `run` does not take `${nodes}`). `nodes`: the job's,
-    where `cfg` is its combination's config (sweeper/sweep/planning.py), else cfg's."""
+    where `cfg` is its combination's config (sweeper/sweep/planning.py), else cfg's; `search`: the
+    search sweeper asks (sweeper/sweep/search.py)."""
     nodes = nodes or cfg.get("nodes") or 1
     tasks = OmegaConf.select(cfg, "hydra.launcher.tasks_per_node", default=1) or 1
     if nodes == 1 and tasks == 1:
@@ -413,7 +413,7 @@ def check_workers(cfg: DictConfig, nodes: int | None = None) -> None:
                "others (packing=none, or hydra.launcher.jobs_per_task=1)")
     if "nodes" not in applicable_hparams(cfg):
         refuse(f"{what}: {_choice(cfg, 'task')} trains in one process; task=cnn trains over several workers")
-    if OmegaConf.select(cfg, "hydra.sweeper._target_", default=None) == OptunaSearchConf._target_:
+    if search:
         refuse(f"{what}: a search's trials report every epoch to be pruned, which a job over several workers "
                "does not do; search on one node, then train the best on several (nodes=2 without the search)")
 

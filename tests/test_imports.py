@@ -87,7 +87,8 @@ LAYERS = [
     {"sweeper.training", "sweeper.outcome"},  # the contract offers a job's workers (training/workers.py)
     {"sweeper.job"},
     {"sweeper.launching"},
-    {"sweeper.sweep", "sweeper.refusals", "sweeper.course_runner"},
+    {"sweeper.refusals"},
+    {"sweeper.sweep", "sweeper.course_runner"},
     {"sweeper.report"},
     {"sweeper.serve"},
     {"sweeper", "sweeper.__main__", "sweeper.run", "hydra_plugins"},

@@ -258,7 +258,7 @@ class Search:
                   "hydra.launcher.wait=false (leave it out)")
         self._check_directory(sweep_dir)
         check_or_exit(shared)
-        check_workers(shared)
+        check_workers(shared, search=True)
         study = self._open_study(sweep_dir, sampler, pruner)
         sweep_dir.mkdir(parents=True, exist_ok=True)  # the journal made it; a database did not
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
