@@ -81,7 +81,8 @@ def test_no_test_module_imports_another():
 # The sweeper's refusals and a course's runner sit with the sweeps; the package's __init__ (its
 # public names), the entry points and Hydra's plugins (thin: they call the sweeper) on top.
 LAYERS = [
-    {"sweeper.errors", "sweeper.files", "sweeper.paths", "sweeper.words", "sweeper.schema", "sweeper.hydra_private"},
+    {"sweeper.errors", "sweeper.files", "sweeper.paths", "sweeper.words", "sweeper.schema", "sweeper.hydra_private",
+     "sweeper.allocation"},  # what the scheduler gave a job's own process: read by job/ and training/
     {"sweeper.hparams", "sweeper.hparams_table", "sweeper.new_task"},
     {"sweeper.status", "sweeper.trial", "sweeper.job_log"},
     {"sweeper.training", "sweeper.outcome"},  # the contract offers a job's workers (training/workers.py)
@@ -131,6 +132,25 @@ def test_only_the_launching_folder_knows_slurm_commands_and_modules():
     found = [f"{path.relative_to(ROOT)}: {match.group(0)}" for path in sorted((ROOT / "sweeper").rglob("*.py"))
              if path.parent.name != "launching" for match in words.finditer(path.read_text())]
     assert found == []
+
+
+ALLOCATION = "sweeper/allocation.py"
+
+
+def _scheduler_variables(path) -> list[str]:
+    return [f"{path.relative_to(ROOT)}: {name}" for name in re.findall(r"SLURM_\w*", path.read_text())]
+
+
+def test_only_the_allocation_reads_the_schedulers_variables():
+    """A job's own process reads what its scheduler gave it (its job id, its step's tasks, the
+    variables a record keeps) through sweeper/allocation.py alone; the launchers may name them too
+    (and the scan finds the adapter's)."""
+    found = [use for path in sorted((ROOT / "sweeper").rglob("*.py"))
+             if path.parent.name != "launching" and path != ROOT / ALLOCATION for use in _scheduler_variables(path)]
+    assert found == []
+    adapter = " ".join(_scheduler_variables(ROOT / ALLOCATION))
+    for name in ("SLURM_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_STEP_NODELIST", "SLURM_PROCID", "SLURM_GPUS_ON_NODE"):
+        assert f"{ALLOCATION}: {name}" in adapter
 
 
 # Hydra's and OmegaConf's private names are used in one module, which says why for each.

@@ -18,12 +18,15 @@ from hydra.version import VersionBase
 from omegaconf import OmegaConf, open_dict
 
 from hydra_plugins.launcher_plugins.submitit_launchers import LocalLauncher, SlurmLauncher
+from sweeper import allocation
 from sweeper.job import planned as planned_module
 from sweeper.job.fingerprint import fingerprint
 from sweeper.job.spec import job_from_hydra
 from sweeper.launching.compose import Planner, job_configs
 from sweeper.launching.packed import plan_here
 from sweeper.launching.resources import job_resources
+from sweeper.training.devices import DeviceError
+from sweeper.training.workers import from_allocation, port_of
 from tests.conftest import ROOT, checkout_env, run_cli
 
 
@@ -105,14 +108,12 @@ def test_a_job_over_several_workers_asks_for_its_nodes_and_tasks(sweep_of):
 
 
 def test_workers_find_each_other_from_slurms_variables():
-    from sweeper.training.workers import from_slurm, port_of, tasks_per_node
-
-    assert tasks_per_node("2(x3),1") == [2, 2, 2, 1] and tasks_per_node("1") == [1]
-    assert from_slurm({"SLURM_STEP_NUM_TASKS": "1"}) is None and from_slurm({}) is None
+    assert allocation.tasks_per_node("2(x3),1") == [2, 2, 2, 1] and allocation.tasks_per_node("1") == [1]
+    assert from_allocation({"SLURM_STEP_NUM_TASKS": "1"}) is None and from_allocation({}) is None
     env = {"SLURM_STEP_NUM_TASKS": "4", "SLURM_STEP_NODELIST": "a,b", "SLURM_STEP_TASKS_PER_NODE": "2(x2)",
            "SLURM_PROCID": "3", "SLURM_LOCALID": "1", "SLURM_JOB_ID": "77"}
     try:
-        workers = from_slurm(env, timeout_s=30)
+        workers = from_allocation(env, timeout_s=30)
     except FileNotFoundError:  # no scontrol here to expand the node list
         pytest.skip("needs scontrol (Slurm's client)")
     assert workers is not None
@@ -120,10 +121,13 @@ def test_workers_find_each_other_from_slurms_variables():
     assert workers.addresses() == [f"a:{port}", f"a:{port + 1}", f"b:{port + 2}", f"b:{port + 3}"]
     assert (workers.rank, workers.nodes, workers.on_this_node, workers.timeout_s) == (3, ["a", "b"], 2, 30)
     assert port_of("78", 4) != port  # another job on the node listens elsewhere
+    # Slurm's order of a node list (node9 before node10), which SLURM_PROCID follows
+    assert allocation.hostnames("node[9-10],gpu7") == ["node9", "node10", "gpu7"]
+    with pytest.raises(DeviceError, match="Slurm lists 2 tasks on nodes a,b for a step of 4"):
+        from_allocation({**env, "SLURM_STEP_TASKS_PER_NODE": "1(x2)"})
 
 
 def test_gpus_asked_for_a_worker_but_absent_fail_in_one_line():
-    from sweeper.training.devices import DeviceError
     from sweeper.training.workers import Workers, strategy
 
     from sweeper.training.tf import import_tensorflow

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from sweeper import allocation
 from sweeper.sweep.collate import collate
 from sweeper.job.record import read_record
 from sweeper.launching.slurm_queries import ENDED, job_states
@@ -36,6 +37,7 @@ def test_ex1_gd_grid_runs_on_slurm_and_collates(sweeper_cli, status, tmp_path):
     for num, entry in jobs.items():
         record = read_record(sweep / entry["dir"] / "result.json")
         assert record.environment["SLURM_JOB_ID"] == entry["slurm_job_id"]  # one task: a plain Slurm job
+        assert allocation.ran_under_scheduler(record.environment)  # as the course report counts it
         assert final_state(entry["slurm_job_id"]) == "COMPLETED"
     table = collate(sweep)
     assert dict(zip(table.lr, table.status)) == {0.1: "diverged", 0.01: "ok", 0.001: "ok", 0.0001: "ok"}

@@ -1,18 +1,13 @@
-"""Where a job ran: versions, the code's commit, the host and the cluster's variables."""
+"""Where a job ran: versions, the code's commit, the host (the scheduler's variables: sweeper/allocation.py)."""
 from __future__ import annotations
 
 import datetime
 import functools
-import os
 import platform
 import socket
 import subprocess
 from importlib import metadata
 from pathlib import Path
-
-# Recorded when set (Slurm sets them, and CUDA_VISIBLE_DEVICES).
-ENVIRONMENT = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_CPUS_PER_TASK",
-               "SLURM_GPUS_ON_NODE", "CUDA_VISIBLE_DEVICES")
 
 
 def now() -> str:
@@ -43,7 +38,3 @@ def git_commit() -> str | None:
 
 def host() -> str:
     return socket.gethostname()
-
-
-def cluster_variables() -> dict[str, str]:
-    return {key: os.environ[key] for key in ENVIRONMENT if key in os.environ}

@@ -18,6 +18,7 @@ from typing import IO, Any, Callable, Iterable, Iterator
 import msgspec
 from omegaconf import DictConfig, OmegaConf
 
+from sweeper import allocation
 from sweeper.errors import BadInput
 from sweeper.hparams import recorded_hparams
 from sweeper.job.index import LISTED
@@ -98,7 +99,7 @@ def _renamed(data: dict[str, Any]) -> dict[str, Any]:
         return data
     data = {_OLD_FIELDS.get(key, key): value for key, value in data.items()}
     if (data.get("scheduler_job_id") or data.get("scheduler_job_ids")) and "scheduler" not in data:
-        data["scheduler"] = "slurm"
+        data["scheduler"] = allocation.SLURM
     return data
 
 

@@ -16,6 +16,7 @@ import socket
 from pathlib import Path
 from typing import Any, Callable
 
+from sweeper import allocation
 from sweeper.files import create_atomic
 
 OWNER_NAME = ".owner"
@@ -43,16 +44,14 @@ class Owner:
 
 def _this_process() -> Owner:
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    slurm = os.environ.get("SLURM_ARRAY_JOB_ID") and \
-        f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID')}"
-    job_id = slurm or os.environ.get("SLURM_JOB_ID")
-    return Owner(socket.gethostname(), os.getpid(), now, job_id, "slurm" if job_id else None)
+    scheduler, job_id = allocation.scheduler_job() or (None, None)
+    return Owner(socket.gethostname(), os.getpid(), now, job_id, scheduler)
 
 
 def owner_from(data: dict[str, Any]) -> Owner:
     """An owner as its marker says it; markers written before name their Slurm job `slurm_job_id`."""
     if "slurm_job_id" in data:
-        data = {**data, "scheduler_job_id": data["slurm_job_id"], "scheduler": "slurm" if data["slurm_job_id"] else None}
+        data = {**data, "scheduler_job_id": data["slurm_job_id"], "scheduler": allocation.SLURM if data["slurm_job_id"] else None}
         del data["slurm_job_id"]
     return Owner(**data)
 

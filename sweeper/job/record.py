@@ -39,7 +39,7 @@ class Record(msgspec.Struct, gc=False):
     objective: str | None = None                 # the metric returned to the sweeper
     fingerprint: str | None = None               # hash of the resolved job config (resume)
     attempts: int = 1                            # how many times the job started (requeue, resume)
-    environment: dict[str, str] = msgspec.field(default_factory=dict)  # SLURM_JOB_ID, ... when set
+    environment: dict[str, str] = msgspec.field(default_factory=dict)  # the scheduler's variables, where set (allocation.RECORDED)
     direction: str | None = None                 # minimize | maximize: how the objective ranks jobs
     preset: str | None = None                    # the experiment or hparams_search it came from
     fused: int | None = None                     # N: trained fused with N-1 others (train_time_s: its share)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sweeper import allocation
 from sweeper.hparams import recorded_hparams
 from sweeper.job import environment
 from sweeper.job.context import RunContext
@@ -44,7 +45,7 @@ def record_of(job: PlannedJob, status: Status, outcome: Outcome | None, error: s
         finished=environment.now(),
         overrides=job.overrides, versions=environment.versions(), git_commit=environment.git_commit(),
         host=environment.host(), error=error, objective=cfg.task.objective, fingerprint=job.fingerprint,
-        attempts=attempts, environment=environment.cluster_variables(), direction=cfg.task.direction,
+        attempts=attempts, environment=allocation.recorded(), direction=cfg.task.direction,
         preset=job.preset, fused=outcome.fused if outcome else None,
         usage=(outcome.usage if outcome and outcome.usage else usage) or {})
 

@@ -19,7 +19,7 @@ from sweeper.job import context as run_context
 from sweeper.job.context import RunContext
 from sweeper.job.fingerprint import identity
 from sweeper.job.planned import PlannedJob, plan_job, preset_of
-from sweeper.training.workers import DEFAULT_TIMEOUT_S, from_slurm
+from sweeper.training.workers import DEFAULT_TIMEOUT_S, from_allocation
 
 
 def job_from_hydra(cfg: DictConfig) -> tuple[PlannedJob, RunContext]:
@@ -43,7 +43,7 @@ def job_from_hydra(cfg: DictConfig) -> tuple[PlannedJob, RunContext]:
     check_or_exit(cfg)  # composed by Hydra for this job alone: its values checked here
     if "worker_timeout_s" in hydra_cfg.launcher:  # a launcher whose tasks may be a job's workers: this one's place
         timeout = hydra_cfg.launcher.worker_timeout_s or DEFAULT_TIMEOUT_S
-        context = dataclasses.replace(context, workers=from_slurm(timeout_s=int(timeout)))
+        context = dataclasses.replace(context, workers=from_allocation(timeout_s=int(timeout)))
     if planned is not None:  # sent without its config (collect.job_args): its fingerprint is the planned one
         return planned.composed(cfg, directory), context
     return plan_job(cfg, hydra_cfg, directory), context

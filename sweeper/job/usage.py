@@ -1,4 +1,5 @@
-"""What a job used of the machine it ran on: wall time, CPU time, peak memory and the CPUs it had.
+"""What a job used of the machine it ran on: wall time, CPU time, peak memory, and the CPUs and GPUs
+it was given (sweeper/allocation.py).
 
 Measured by the process that runs the job, on every launcher (the record's `usage`): its CPU time
 is the process's (every thread's) over the job, its peak memory the process's peak resident set
@@ -15,6 +16,8 @@ import resource
 import time
 from pathlib import Path
 from typing import Any
+
+from sweeper import allocation
 
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -45,26 +48,6 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def gpus() -> int:
-    """The GPUs this process may use: CUDA_VISIBLE_DEVICES's where set (Slurm sets it), else the
-    driver's count (none on a machine without NVIDIA's driver)."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
-    try:
-        return len(list(Path("/proc/driver/nvidia/gpus").iterdir()))
-    except OSError:
-        return 0
-
-
-def cpus() -> int:
-    """The CPUs this process may run on (its Slurm allocation's on a node, or the machine's)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 @dataclasses.dataclass
 class Meter:
     """A job's measurement under way: `Meter.start()`, then `stop()` at its end."""
@@ -87,8 +70,8 @@ class Meter:
             "wall_s": round((time.perf_counter() - self.wall) / share, 3),
             "cpu_s": round((_cpu_s() - self.cpu) / share, 3),
             "peak_rss_mb": round(_peak_mb(), 1),
-            "cpus": cpus(),
-            "gpus": gpus(),
+            "cpus": allocation.cpus(),
+            "gpus": allocation.gpus(),
             "peak_scope": self.peak_scope,
         }
         if shared_by:

@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 from typing import Iterable, Protocol
 
+from sweeper import allocation
 from sweeper.job import owner
 from sweeper.status import Status
 from sweeper.launching import accounting, slurm_queries
@@ -64,7 +65,7 @@ class SlurmBackend:
     """Jobs submitted to Slurm through submitit (sweeper/launching/slurm.py): sacct and squeue for
     their states (slurm_queries.py), scancel, sacct -D for their accounting."""
 
-    name = "slurm"
+    name = allocation.SLURM
     title = "Slurm"
 
     def states(self, job_ids: Iterable[str]) -> dict[str, str] | None:

@@ -14,6 +14,7 @@ from types import ModuleType
 
 import pandas as pd
 
+from sweeper import allocation
 from sweeper.words import counted
 from sweeper.course_runner import Profile
 from sweeper.files import write_atomic
@@ -118,7 +119,7 @@ def _where(jobs: list[Job]) -> list[str]:
     hosts = Counter(r.host for r in records)
     versions = Counter(" ".join(f"{k} {v}" for k, v in sorted(r.versions.items())) for r in records)
     devices = Counter(str(d) for r in records for d in (r.metrics.get("devices") or []))
-    slurm = sum(1 for r in records if r.environment.get("SLURM_JOB_ID"))
+    slurm = sum(1 for r in records if allocation.ran_under_scheduler(r.environment))
     commits = Counter((r.git_commit or "unknown")[:10] for r in records)
     return ["hosts: " + (', '.join(f"{h} ({counted(n, 'job')})" for h, n in hosts.most_common()) or 'none yet'),
             f"devices of the CNN jobs: {', '.join(devices) or 'none'}; the other jobs ran on the CPU",

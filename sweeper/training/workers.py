@@ -1,14 +1,12 @@
-"""One job over several Slurm tasks (`nodes=N`, `hydra.launcher.tasks_per_node=K`): each task is a
-worker that runs the whole job, and the workers train one model data-parallel under
+"""One job over several scheduler tasks (`nodes=N`, `hydra.launcher.tasks_per_node=K`): each task is
+a worker that runs the whole job, and the workers train one model data-parallel under
 `tf.distribute.MultiWorkerMirroredStrategy` (sweeper/training/worker_loop.py).
 
-Workers find each other from Slurm's own variables, as `SlurmClusterResolver` does, without its
-side effects (it sets CUDA_VISIBLE_DEVICES itself, and had bugs with job steps, TensorFlow #36094):
-the step's nodes (`SLURM_STEP_NODELIST`, expanded by `scontrol show hostnames`), the tasks on each
-(`SLURM_STEP_TASKS_PER_NODE`, srun's block distribution: ranks fill a node before the next), this
-task's rank (`SLURM_PROCID`). Each worker listens on a port derived from the Slurm job id, as
-submitit derives PyTorch's master port (`submitit.helpers.TorchDistributedEnvironment`), plus its
-rank: two jobs on one node do not clash, nor two workers of one job.
+Workers find each other from their job step as the scheduler gave it (sweeper/allocation.py: the
+step's nodes, the tasks on each, this task's rank; why not TensorFlow's `SlurmClusterResolver`
+is said there). Each worker listens on a port derived from the scheduler's job id, as submitit
+derives PyTorch's master port (`submitit.helpers.TorchDistributedEnvironment`), plus its rank: two
+jobs on one node do not clash, nor two workers of one job.
 """
 from __future__ import annotations
 
@@ -16,10 +14,10 @@ import dataclasses
 import os
 import random
 import re
-import subprocess
 import sys
 from typing import TYPE_CHECKING, Mapping
 
+from sweeper import allocation
 from sweeper.training.devices import DeviceError
 from sweeper.training.tf import import_tensorflow
 
@@ -59,48 +57,27 @@ class Workers:
         return f"worker {rank} ({self.hosts[rank]})"
 
 
-def tasks_per_node(text: str) -> list[int]:
-    """Slurm's compressed count of tasks on each node: "2(x3),1" -> [2, 2, 2, 1]."""
-    counts = []
-    for part in text.split(","):
-        match = re.fullmatch(r"(\d+)(?:\(x(\d+)\))?", part.strip())
-        if match is None:
-            raise ValueError(f"not a Slurm tasks-per-node list: {text!r}")
-        counts += [int(match.group(1))] * int(match.group(2) or 1)
-    return counts
-
-
-def hostnames(nodelist: str) -> list[str]:
-    """A Slurm node list ("node[1-3],gpu7") expanded, as Slurm expands it."""
-    out = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True,
-                         timeout=30, check=True)
-    return out.stdout.split()
-
-
 def port_of(job_id: str, workers: int) -> int:
-    """Worker 0's port for a Slurm job: drawn from the job id, room left above it for the others."""
+    """Worker 0's port for a scheduler's job: drawn from the job id, room left above it for the others."""
     return random.Random(job_id).randint(PORTS[0], PORTS[1] - workers)
 
 
-def from_slurm(env: Mapping[str, str] = os.environ, timeout_s: int = DEFAULT_TIMEOUT_S) -> Workers | None:
-    """This process's place among the tasks of its Slurm job step (srun's variables; a batch script
-    or an allocation's shell has none); None where it is the only task or runs outside a step: a
-    job of one worker trains as it always has."""
-    count = int(env.get("SLURM_STEP_NUM_TASKS") or 1)
-    if count < 2:
+def from_allocation(env: Mapping[str, str] = os.environ, timeout_s: int = DEFAULT_TIMEOUT_S) -> Workers | None:
+    """This process's place among the workers of its job: its job step's tasks (sweeper/allocation.py);
+    None where it is the only task or runs outside a step: a job of one worker trains as it always has."""
+    try:
+        step = allocation.step(env)
+    except ValueError as error:
+        raise DeviceError(str(error)) from error
+    if step is None:
         return None
-    nodes = hostnames(env["SLURM_STEP_NODELIST"])
-    per_node = tasks_per_node(env["SLURM_STEP_TASKS_PER_NODE"])
-    hosts = tuple(node for node, tasks in zip(nodes, per_node) for _ in range(tasks))
-    if len(hosts) != count:
-        raise DeviceError(f"Slurm lists {len(hosts)} tasks on nodes {','.join(nodes)} for a step of {count}")
-    return Workers(rank=int(env["SLURM_PROCID"]), hosts=hosts, port=port_of(env["SLURM_JOB_ID"], count),
-                   local_rank=int(env.get("SLURM_LOCALID") or 0), timeout_s=timeout_s)
+    return Workers(rank=step.rank, hosts=step.hosts, port=port_of(step.job_id, len(step.hosts)),
+                   local_rank=step.local_rank, timeout_s=timeout_s)
 
 
 def _gpus_of_this_worker(workers: Workers, gpus: int) -> None:
-    """Several workers on one node share its GPUs: each keeps its own `gpus` of those Slurm gave
-    the node (CUDA_VISIBLE_DEVICES), before TensorFlow starts and sees them all."""
+    """Several workers on one node share its GPUs: each keeps its own `gpus` of those the scheduler
+    gave the node (CUDA_VISIBLE_DEVICES), before TensorFlow starts and sees them all."""
     visible = [d for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d]
     if workers.on_this_node < 2 or len(visible) < gpus * workers.on_this_node or "tensorflow" in sys.modules:
         return
