@@ -17,6 +17,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
+from sweeper import allocation
 from sweeper.status import ACTIVE, FINISHED
 from sweeper.launching import accounting, right_size
 from sweeper.launching.backend import backend_of
@@ -54,42 +55,43 @@ def _hours(seconds: float) -> str:
     return f"{seconds / 3600:.3g}"
 
 
-def _slurm_resources(attempt: dict[str, Any]) -> str:
+def _asked(attempt: dict[str, Any], scheduler: str) -> str:
+    """What the attempt held, as its scheduler (`Slurm`, its backend's title) gave it."""
     nodes = attempt["nodes"] or 1
     mem = f", {_gb(attempt['mem_mb'] / nodes)} a node" if attempt["mem_mb"] else ""
     where = f"{nodes} nodes, " if nodes > 1 else ""
-    return (f"Slurm: {where}{attempt['cpus']} CPU, {attempt['gpus']} GPU{mem}, "
+    return (f"{scheduler}: {where}{attempt['cpus']} CPU, {attempt['gpus']} GPU{mem}, "
             f"{duration(attempt['time_limit_s'])}")
 
 
 def _shares(jobs: list[Job], files: dict[str, dict[str, Any]]) -> dict[tuple[str, str], float]:
-    """(job name, Slurm id) -> the job's share of that Slurm task: its measured time over its
+    """(job name, scheduler's id) -> the job's share of that scheduler's task: its measured time over its
     task's jobs' (an even share where a job has no measured time)."""
     members: dict[str, list[tuple[str, float | None]]] = {}
     for job in jobs:
         record = job.summary
         wall = record.usage.get("wall_s") if record is not None else None
-        for slurm_id in files.get(job.name, {}):
-            members.setdefault(slurm_id, []).append((job.name, wall if isinstance(wall, (int, float)) else None))
+        for task_id in files.get(job.name, {}):
+            members.setdefault(task_id, []).append((job.name, wall if isinstance(wall, (int, float)) else None))
     shares = {}
-    for slurm_id, sharing in members.items():
-        packed = max([files[name][slurm_id].get("packed_jobs", 1) for name, _ in sharing] + [len(sharing)])
+    for task_id, sharing in members.items():
+        packed = max([files[name][task_id].get("packed_jobs", 1) for name, _ in sharing] + [len(sharing)])
         total = sum(w for _, w in sharing if w)
         for name, wall in sharing:
-            shares[(name, slurm_id)] = wall / total if wall and total and all(w for _, w in sharing) \
+            shares[(name, task_id)] = wall / total if wall and total and all(w for _, w in sharing) \
                 and len(sharing) == packed else 1 / packed
     return shares
 
 
 def _from_accounting(job: Job, file: dict[str, Any], shares: dict[tuple[str, str], float]) -> JobCost | None:
     cost = None
-    for slurm_id, entry in file.items():
+    for task_id, entry in file.items():
         attempts = entry.get("attempts") or []
         if not attempts:
             continue
-        share = shares.get((job.name, slurm_id), 1.0)
+        share = shares.get((job.name, task_id), 1.0)
         if cost is None:
-            cost = JobCost(_task(job), _slurm_resources(attempts[-1]))
+            cost = JobCost(_task(job), _asked(attempts[-1], _scheduler(job)))
         cost.right_sized += entry.get("sizing") == right_size.RIGHT_SIZED
         cost.resubmitted += entry.get("sizing") == right_size.RESUBMITTED
         packed = entry.get("packed_jobs", 1)
@@ -134,6 +136,11 @@ def _max(a: float | None, b: Any) -> float | None:
     if not isinstance(b, (int, float)):
         return a
     return b if a is None else max(a, b)
+
+
+def _scheduler(job: Job) -> str:
+    """The title of the scheduler whose accounting costs the job (lists written before named none: Slurm's)."""
+    return backend_of(job.entry.scheduler if job.entry and job.entry.scheduler else allocation.SLURM).title
 
 
 def _task(job: Job) -> str:
