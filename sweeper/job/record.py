@@ -206,7 +206,7 @@ def _summary_type() -> type:
     return dataclasses.make_dataclass("RecordSummary", fields)
 
 
-_SUMMARY_DECODER = msgspec.json.Decoder(_summary_type())
+_SUMMARY_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(_summary_type())
 
 
 def _flat(curve: msgspec.Raw) -> bool:
