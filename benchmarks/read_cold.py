@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -26,12 +27,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def step(checkout: Path, name: str, sweep: Path) -> float:
-    """Seconds of one of scale.py's steps (collate, report, rebuild, ...) in a fresh process of `checkout`'s code."""
-    out = subprocess.run([sys.executable, str(checkout / "benchmarks" / "scale.py"), "--step", name, str(sweep)],
-                         cwd=checkout, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(checkout)},
-                         check=True, capture_output=True, text=True).stdout
-    return float(json.loads(out.strip().splitlines()[-1])["seconds"])
+def step(checkout: Path, name: str, sweep: Path) -> tuple[float, float]:
+    """Seconds of one of scale.py's steps (collate, report, rebuild, ...) in a fresh process of
+    `checkout`'s code, and the CPU seconds of that whole process (start-up and imports too: on a
+    shared machine they vary less than the seconds)."""
+    child = subprocess.Popen([sys.executable, str(checkout / "benchmarks" / "scale.py"), "--step", name, str(sweep)],
+                             cwd=checkout, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(checkout)},
+                             stdout=subprocess.PIPE, text=True)
+    out = child.stdout.read() if child.stdout else ""
+    _, status, usage = os.wait4(child.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{name} of {sweep} failed")
+    return float(json.loads(out.strip().splitlines()[-1])["seconds"]), usage.ru_utime + usage.ru_stime
 
 
 def write(checkout: Path, sweep: Path, jobs: int) -> None:
@@ -48,19 +55,20 @@ def cold(checkout: Path, sweep: Path, jobs: int) -> None:
         shutil.rmtree(sweep, ignore_errors=True)
         write(checkout, sweep, jobs)
         print(f"cold: {jobs} jobs written in {time.perf_counter() - start:.0f} s", flush=True)
-    collate_s = step(checkout, "rebuild", sweep)  # the index deleted, then collate
+    (collate_s, collate_cpu) = step(checkout, "rebuild", sweep)  # the index deleted, then collate
     shutil.rmtree(sweep / "index", ignore_errors=True)
-    report_s = step(checkout, "report", sweep)
+    (report_s, report_cpu) = step(checkout, "report", sweep)
     print(f"cold, {jobs} jobs, no index: collate {collate_s:.2f} s, report {report_s:.2f} s, "
-          f"together {collate_s + report_s:.2f} s", flush=True)
+          f"together {collate_s + report_s:.2f} s (process CPU: collate {collate_cpu:.2f} s, report "
+          f"{report_cpu:.2f} s)", flush=True)
 
 
 def copied(checkout: Path, folder: Path, jobs: int) -> None:
     sweep, copy = folder / "sweep", folder / "copy"
     write(checkout, sweep, jobs)
     subprocess.run(["cp", "-a", str(sweep), str(copy)], check=True)
-    in_place = step(checkout, "collate", sweep)
-    in_copy = step(checkout, "collate", copy)
+    in_place = step(checkout, "collate", sweep)[0]
+    in_copy = step(checkout, "collate", copy)[0]
     print(f"copied, {jobs} jobs: first collate in place {in_place:.2f} s, in the copy (cp -a) {in_copy:.2f} s",
           flush=True)
 

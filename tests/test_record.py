@@ -5,11 +5,12 @@ import io
 import json
 import os
 
+import msgspec
 import pytest
 
 from sweeper.outcome import Outcome
 from sweeper.files import write_atomic
-from sweeper.job.record import Record, read_record, write_record
+from sweeper.job.record import Record, parsed_record, parsed_summary, read_record, read_record_keyed, write_record
 from sweeper.status import RECORDED, Status
 
 
@@ -85,3 +86,32 @@ def test_an_outcome_holds_a_status():
     assert Outcome(status="pruned", metrics={}, history={}, train_time_s=1.0).status is Status.PRUNED
     with pytest.raises(ValueError):
         Outcome(status="fine", metrics={}, history={}, train_time_s=1.0)
+
+
+def _record_text(tmp_path, history) -> str:
+    return write_record(tmp_path, make_record(history={"loss": [1.0, 2.0]})).read_text().replace(
+        '"loss": [\n   1.0,\n   2.0\n  ]', f'"loss": {history}')
+
+
+@pytest.mark.parametrize("history", ["[1.0, 2.0]", "[1.0, NaN]", "[[1.0, [2.0]], {\"a\": 1}]", "[]", '["a[b"]'])
+def test_a_summary_is_the_record_without_its_history(tmp_path, history):
+    """parsed_summary skips the history unparsed where it can (flat curves), else parses it as
+    parsed_record does (nested values, NaN as Python's json wrote it): the same record either way."""
+    text = _record_text(tmp_path, history)
+    assert f'"loss": {history}' in text
+    record = parsed_record(text)
+    assert record.history["loss"] is not None
+    assert parsed_summary(text) == msgspec.structs.replace(record, history={})
+    assert parsed_summary(text.encode()) == msgspec.structs.replace(record, history={})
+
+
+@pytest.mark.parametrize("history", ["3", "[" * 30 + "]" * 30, '{"a": 1}'])
+def test_a_summary_refuses_what_the_record_refuses_in_its_words(tmp_path, history):
+    path = tmp_path / "result.json"
+    path.write_text(_record_text(tmp_path, history))
+    with pytest.raises(ValueError) as whole:
+        read_record(path)
+    with pytest.raises(ValueError) as summary:
+        read_record_keyed(path, history=False)
+    assert str(summary.value) == str(whole.value)
+    assert "history" in str(whole.value) or "nest" in str(whole.value)

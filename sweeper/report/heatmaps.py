@@ -64,6 +64,7 @@ def heatmap_figure(plt: ModuleType, group: Group, grids: list[Grid], path: Path)
     columns, lines = min(per_row, len(grids)), math.ceil(len(grids) / per_row)
     cell_w, cell_h = max(4.2, 0.62 * widest + 2.2), max(3.4, 0.42 * tallest + 1.6)
     fig, axes = plt.subplots(lines, columns, figsize=(cell_w * columns + 0.8 * (columns - 1), cell_h * lines + 0.6), squeeze=False)
+    labels = []  # the cells' texts: inside their axes, left out of measuring the figure's tight box (save)
     for ax, (a, b, rows_values, cols_values, values, texts) in zip(axes.flat, grids):
         colours, norm, log = _heat_scale(group.objective, values)
         cmap = plt.get_cmap("viridis" if group.direction == "maximize" else "viridis_r").copy()
@@ -78,8 +79,8 @@ def heatmap_figure(plt: ModuleType, group: Group, grids: list[Grid], path: Path)
                 shade = image.norm(colours[i, j]) if np.isfinite(colours[i, j]) else None
                 dark = shade is not None and (shade < 0.5 if group.direction == "maximize" else shade > 0.5)
                 color = "white" if dark else STATUS_TEXT.get(texts[i][j], "#555555" if math.isnan(values[i, j]) else "black")
-                ax.text(j, i, _heat_text(group.objective, value, texts[i][j], crowded), ha="center", va="center",
-                        fontsize=7 if crowded else 8.5, color=color)
+                labels.append(ax.text(j, i, _heat_text(group.objective, value, texts[i][j], crowded), ha="center",
+                                      va="center", fontsize=7 if crowded else 8.5, color=color))
         ax.set_xticks(range(len(cols_values)), [fmt_number(v) for v in cols_values], rotation=45 if crowded else 0)
         ax.set_yticks(range(len(rows_values)), [fmt_number(v) for v in rows_values])
         ax.set_xlabel(b)
@@ -101,6 +102,6 @@ def heatmap_figure(plt: ModuleType, group: Group, grids: list[Grid], path: Path)
     slot = (fig.get_figwidth() * (right - left) - GAP_IN * (columns - 1)) / columns   # inches per panel
     fig.subplots_adjust(left=left, right=right, bottom=0.9 / fig.get_figheight(),
                         top=1 - 0.75 / fig.get_figheight(), wspace=GAP_IN / slot, hspace=0.5)
-    return save(fig, path, tight=True)
+    return save(fig, path, tight=True, inside=labels)
 
 

@@ -122,21 +122,33 @@ def grid_pairs(group: Group) -> list[tuple[str, str]]:
     return pairs
 
 
-def cell_value(frame: pd.DataFrame, objective: str, direction: str) -> tuple[float, str]:
-    """One grid cell's best objective over the other hyperparameters, or why there is none; of
-    configurations (points with repeats), the best mean, written mean ± std."""
-    values = pd.to_numeric(frame.loc[frame.status == Status.OK, objective], errors="coerce").dropna()
-    values = values[np.isfinite(values)]
-    if len(values):
-        best = values.idxmax() if direction == "maximize" else values.idxmin()
+Cells = dict[tuple[Any, ...], tuple[float, str]]  # a cell's values of the keys -> its value and text
+
+
+def best_cells(points: pd.DataFrame, keys: list[str], objective: str, direction: str) -> Cells:
+    """Each cell's (the points of one value of each key) best objective over the other
+    hyperparameters, or why there is none: the first status, in Status' order, that a point of it
+    has; of configurations (points with repeats), the best mean, written mean ± std. All cells in
+    one groupby each, not a filter per cell."""
+    by = [points[key] for key in keys]
+    ranks = points.status.map({status.value: i for i, status in enumerate(Status)})
+    statuses = list(Status)
+    cells: Cells = {_cell_key(cell): (math.nan, "" if math.isnan(rank) else statuses[int(rank)].text)
+                    for cell, rank in ranks.groupby(by).min().items()}
+    values = pd.to_numeric(points[objective], errors="coerce")
+    ok = (points.status == Status.OK) & np.isfinite(values)
+    grouped = values[ok].groupby([points.loc[ok, key] for key in keys])
+    spread = points[f"{objective}_std"] if f"{objective}_std" in points else None
+    for cell, best in (grouped.idxmax() if direction == "maximize" else grouped.idxmin()).items():
         value = float(values[best])
-        std = frame[f"{objective}_std"].get(best) if f"{objective}_std" in frame else None
-        spread = f" ± {metric_text(objective, float(std))}" if std is not None and math.isfinite(std) else ""
-        return value, metric_text(objective, value) + spread
-    for status in Status:  # the first status, in Status' order, that a job of the cell has
-        if (frame.status == status.value).any():
-            return math.nan, status.text
-    return math.nan, ""
+        std = spread.get(best) if spread is not None else None
+        text = f" ± {metric_text(objective, float(std))}" if std is not None and math.isfinite(std) else ""
+        cells[_cell_key(cell)] = value, metric_text(objective, value) + text
+    return cells
+
+
+def _cell_key(cell: Any) -> tuple[Any, ...]:
+    return cell if isinstance(cell, tuple) else (cell,)
 
 
 # a heatmap's grid: its two hyperparameters, their values (rows, columns), the cells' values and texts
@@ -149,9 +161,9 @@ def grid_values(group: Group, a: str, b: str) -> tuple[list[Any], list[Any], np.
     cols_values = sorted(points[b].dropna().unique())
     values = np.full((len(rows_values), len(cols_values)), np.nan)
     texts = [["missing"] * len(cols_values) for _ in rows_values]
-    for (va, vb), frame in points.groupby([a, b]):
+    for (va, vb), (value, text) in best_cells(points, [a, b], group.objective, group.direction).items():
         i, j = rows_values.index(va), cols_values.index(vb)
-        values[i, j], texts[i][j] = cell_value(frame, group.objective, group.direction)
+        values[i, j], texts[i][j] = value, text
     return rows_values, cols_values, values, texts
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 
 from sweeper.report.groups import MAX_GRID_VALUES, NOT_AXES, Group, fmt_number
 from sweeper.report.plotting import plain_log_ticks, save
-from sweeper.report.tables import cell_value
+from sweeper.report.tables import best_cells
 
 MAX_PANELS = 8  # keys drawn per figure
 
@@ -35,11 +35,12 @@ def best_per_value(group: Group, key: str) -> pd.DataFrame:
     where the group has repeats), or the status of the first of its jobs where none is ok, and the jobs it has."""
     rows = []
     points = group.points
+    cells = best_cells(points, [key], group.objective, group.direction)
+    jobs = points.groupby(key).n.sum() if group.configs is not None else points.groupby(key).size()
     for value in _order(list(points[key].dropna().unique())):
-        frame = points[points[key] == value]
-        best, text = cell_value(frame, group.objective, group.direction)
-        jobs = int(frame.n.sum()) if group.configs is not None else len(frame)
-        rows.append({key: fmt_number(value), f"best {group.objective}": text, "jobs": jobs, "_value": value, "_best": best})
+        best, text = cells[(value,)]
+        rows.append({key: fmt_number(value), f"best {group.objective}": text, "jobs": int(jobs[value]), "_value": value,
+                     "_best": best})
     return pd.DataFrame(rows)
 
 

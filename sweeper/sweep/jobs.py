@@ -283,10 +283,11 @@ class _Index:
         indexed = self.lines.get(path.name, {}).get(key)
         if indexed is not None and indexed[0] in _RECORDED_VALUES:  # else a line edited by hand: the file says
             return Status(indexed[0]), indexed[1], False
-        record, key = read_record_keyed(path / RECORD_NAME)
-        self.missing.append(line(path.name, key, record.status.value, record_json(record, history=False)))
-        # Kept without its history, as if from the index: 100,000 histories do not fit in memory.
-        return record.status, msgspec.structs.replace(record, history={}), False
+        # Read without its history, as if from the index: 100,000 histories do not fit in memory,
+        # and a record's history is most of what parsing it costs.
+        record, key = read_record_keyed(path / RECORD_NAME, history=False)
+        self.missing.append(line(path.name, key, record.status.value, record_json(record)))
+        return record.status, record, False
 
 
 _RECORDED_VALUES = frozenset(status.value for status in RECORDED)
