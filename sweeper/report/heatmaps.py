@@ -70,13 +70,14 @@ def heatmap_figure(plt: ModuleType, group: Group, grids: list[Grid], path: Path)
         cmap = plt.get_cmap("viridis" if group.direction == "maximize" else "viridis_r").copy()
         cmap.set_bad("#eeeeee")
         image = ax.imshow(np.ma.masked_invalid(colours), cmap=cmap, norm=norm, aspect="auto")
+        shades = np.asarray(image.norm(colours))  # each cell's place on the scale, all at once (a call per cell: 0.2 s)
         zeros = [(i, j) for i, j in zip(*np.nonzero(values == 0))] if log else []
         _zero_cells(ax, zeros)
         crowded = len(cols_values) > 6
         for i in range(len(rows_values)):
             for j in range(len(cols_values)):
                 value = values[i, j]
-                shade = image.norm(colours[i, j]) if np.isfinite(colours[i, j]) else None
+                shade = shades[i, j] if np.isfinite(colours[i, j]) else None
                 dark = shade is not None and (shade < 0.5 if group.direction == "maximize" else shade > 0.5)
                 color = "white" if dark else STATUS_TEXT.get(texts[i][j], "#555555" if math.isnan(values[i, j]) else "black")
                 labels.append(ax.text(j, i, _heat_text(group.objective, value, texts[i][j], crowded), ha="center",
