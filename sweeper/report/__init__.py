@@ -8,6 +8,7 @@ hyperparameter, heatmaps over two grid-varied hyperparameters, GPU scaling, and 
 from __future__ import annotations
 
 import datetime
+import gc
 from pathlib import Path
 from types import ModuleType
 
@@ -109,10 +110,16 @@ def report(root: Path, within: list[Path] | None = None) -> tuple[Path, list[Pat
             lines += [f"... and {total - len(problems)} more: see results.csv.", ""]
     plt = pyplot()
     figures: list[Path] = []
-    for group in groups:
-        section, made = _group_sections(plt, group, out, search)
-        lines += section
-        figures += made
+    # What was read lives to the end (10,000 records, the table): the collector's full passes
+    # while the figures are drawn need not walk it (0.1 to 0.25 s of a cold 10,000-job report).
+    gc.freeze()
+    try:
+        for group in groups:
+            section, made = _group_sections(plt, group, out, search)
+            lines += section
+            figures += made
+    finally:
+        gc.unfreeze()
     cost = summary_of_cost(root, jobs)
     lines += ["## Cost", "", cost, ""]
     lines += ["## All jobs", ""]
