@@ -134,10 +134,10 @@ def best_cells(points: pd.DataFrame, keys: list[str], objective: str, direction:
     ranks = points.status.map({status.value: i for i, status in enumerate(Status)})
     statuses = list(Status)
     cells: Cells = {_cell_key(cell): (math.nan, "" if math.isnan(rank) else statuses[int(rank)].text)
-                    for cell, rank in ranks.groupby(by).min().items()}
+                    for cell, rank in ranks.groupby(by, sort=False).min().items()}
     values = pd.to_numeric(points[objective], errors="coerce")
     ok = (points.status == Status.OK) & np.isfinite(values)
-    grouped = values[ok].groupby([points.loc[ok, key] for key in keys])
+    grouped = values[ok].groupby([points.loc[ok, key] for key in keys], sort=False)  # looked up by key: no order needed
     spread = points[f"{objective}_std"] if f"{objective}_std" in points else None
     for cell, best in (grouped.idxmax() if direction == "maximize" else grouped.idxmin()).items():
         value = float(values[best])

@@ -36,7 +36,8 @@ def best_per_value(group: Group, key: str) -> pd.DataFrame:
     rows = []
     points = group.points
     cells = best_cells(points, [key], group.objective, group.direction)
-    jobs = points.groupby(key).n.sum() if group.configs is not None else points.groupby(key).size()
+    by_value = points.groupby(key, sort=False)  # values of several types (8 and "wide") need no order
+    jobs = by_value.n.sum() if group.configs is not None else by_value.size()
     for value in _order(list(points[key].dropna().unique())):
         best, text = cells[(value,)]
         rows.append({key: fmt_number(value), f"best {group.objective}": text, "jobs": int(jobs[value]), "_value": value,
