@@ -19,7 +19,7 @@ import pytest
 from sweeper.job.fingerprint import MismatchError, finished_record
 from sweeper.job.record import RECORD_NAME, read_record
 from sweeper.job import index
-from sweeper.sweep.collate import aligned_markdown, collate, plain_markdown
+from sweeper.sweep.collate import collate, plain_markdown
 from sweeper.sweep.jobs import read_sweep
 from sweeper.job.manifest import MANIFEST_NAME, read_manifest
 from tests import synthetic
@@ -227,24 +227,3 @@ def test_a_long_table_is_written_unpadded_with_the_same_cells(sweep):
     assert len(plain) == len(aligned) == JOBS + 2
     assert [cells(line) for line in plain[2:]] == [cells(line.replace(" | b", " \\| b")) for line in aligned[2:]]
     assert cells(plain[0]) == cells(aligned[0])
-
-
-def test_an_aligned_table_is_the_text_tabulate_writes(sweep, monkeypatch):
-    """results.md up to ALIGNED_ROWS jobs: aligned_markdown writes the kinds of column a table of
-    results has itself, and leaves the others to tabulate; the same text as to_markdown either way."""
-    table = collate(sweep).head(40).copy()
-    table.loc[3, "error"] = " ValueError: a | b "
-    table.loc[5, "final_loss"] = float("inf")
-    table["steps"] = range(len(table))          # whole numbers
-    table["empty"] = None                       # nothing at all
-    table["layers"] = [f"[{i},16]" if i % 3 else None for i in range(len(table))]  # text
-    table["fused"] = [2 if i % 2 else 1.5 for i in range(len(table))]  # whole numbers and fractions: numbers
-    shown = table.astype(object).where(table.notna(), None)
-    expected = shown.to_markdown(index=False, floatfmt=".6g", missingval="")
-    with monkeypatch.context() as patched:  # written here, not by tabulate
-        patched.setattr(pandas.DataFrame, "to_markdown", None)
-        assert aligned_markdown(shown) == expected
-    for other in ([True, False] * 20, ["ünï"] * 40, ["wide", 8] * 20, ["1.5", "2"] * 20):  # left to tabulate
-        shown["other"] = other
-        assert aligned_markdown(shown) == shown.to_markdown(index=False, floatfmt=".6g", missingval="")
-    assert aligned_markdown(shown.head(0)) == shown.head(0).to_markdown(index=False, floatfmt=".6g", missingval="")

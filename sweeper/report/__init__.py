@@ -8,14 +8,13 @@ hyperparameter, heatmaps over two grid-varied hyperparameters, GPU scaling, and 
 from __future__ import annotations
 
 import datetime
-import gc
 from pathlib import Path
 from types import ModuleType
 
 from sweeper.words import counted
 from sweeper.files import write_atomic
 from sweeper.status import PROBLEM
-from sweeper.sweep.collate import ALIGNED_ROWS, collate, write_tables
+from sweeper.sweep.collate import collate, write_tables
 from sweeper.sweep.cost import summary as summary_of_cost
 from sweeper.sweep.jobs import read_sweep
 from sweeper.report.curve_figures import epoch_figures, loss_figure
@@ -26,6 +25,8 @@ from sweeper.report.plotting import pyplot
 from sweeper.report.scaling import scaling_figure, scaling_table, unit
 from sweeper.report.search_figure import search_figure, trial_of
 from sweeper.report.tables import best_table, grid_pairs, grid_values, pivot_markdown, problems_table, summary_lines
+
+SHOWN_ROWS = 10_000  # a longer sweep's report names results.csv and results.md rather than holding its table
 
 
 def _image(lines: list[str], out: Path, path: Path | None, caption: str) -> None:
@@ -110,20 +111,14 @@ def report(root: Path, within: list[Path] | None = None) -> tuple[Path, list[Pat
             lines += [f"... and {total - len(problems)} more: see results.csv.", ""]
     plt = pyplot()
     figures: list[Path] = []
-    # What was read lives to the end (10,000 records, the table): the collector's full passes
-    # while the figures are drawn need not walk it (0.1 to 0.25 s of a cold 10,000-job report).
-    gc.freeze()
-    try:
-        for group in groups:
-            section, made = _group_sections(plt, group, out, search)
-            lines += section
-            figures += made
-    finally:
-        gc.unfreeze()
+    for group in groups:
+        section, made = _group_sections(plt, group, out, search)
+        lines += section
+        figures += made
     cost = summary_of_cost(root, jobs)
     lines += ["## Cost", "", cost, ""]
     lines += ["## All jobs", ""]
-    if len(table) > ALIGNED_ROWS:  # a page of 100,000 rows is read by no one: the files have them
+    if len(table) > SHOWN_ROWS:  # a page of 100,000 rows is read by no one: the files have them
         lines += [f"{counted(len(table), 'job')}: see results.csv and results.md beside the sweep.", ""]
     else:
         lines += ["As `python -m sweeper collate` writes it (results.csv, results.md).", "", full, ""]

@@ -142,8 +142,7 @@ def _lr_batch_heatmap(plt: ModuleType, exercise: Exercise, groups: list[Group], 
     lrs = sorted({k[0] for k in (*published, *ours)})
     batches = sorted({k[1] for k in (*published, *ours)})
     fig, axes = plt.subplots(1, 2, figsize=(12, 0.45 * len(lrs) + 2.4))
-    cmap = plt.get_cmap("viridis").copy()
-    cmap.set_bad("#eeeeee")
+    cmap = plt.get_cmap("viridis").with_extremes(bad="#eeeeee")
     values_all = [v for v in (*published.values(), *ours.values()) if math.isfinite(v)]
     low, high = (min(values_all), max(values_all)) if values_all else (0, 100)
     for ax, (name, cells) in zip(axes, (("published", published), ("ours", ours))):

@@ -67,8 +67,7 @@ def heatmap_figure(plt: ModuleType, group: Group, grids: list[Grid], path: Path)
     labels = []  # the cells' texts: inside their axes, left out of measuring the figure's tight box (save)
     for ax, (a, b, rows_values, cols_values, values, texts) in zip(axes.flat, grids):
         colours, norm, log = _heat_scale(group.objective, values)
-        cmap = plt.get_cmap("viridis" if group.direction == "maximize" else "viridis_r").copy()
-        cmap.set_bad("#eeeeee")
+        cmap = plt.get_cmap("viridis" if group.direction == "maximize" else "viridis_r").with_extremes(bad="#eeeeee")
         image = ax.imshow(np.ma.masked_invalid(colours), cmap=cmap, norm=norm, aspect="auto")
         shades = np.asarray(image.norm(colours))  # each cell's place on the scale, all at once (a call per cell: 0.2 s)
         zeros = [(i, j) for i, j in zip(*np.nonzero(values == 0))] if log else []

@@ -118,9 +118,10 @@ def results(directory: str | Path, by_config: bool = False) -> pd.DataFrame:
     return configurations(table) if by_config else table
 
 
-# Above this many rows results.md is not padded to align its columns: tabulate's alignment takes
-# about 9 s for 100,000 rows, and no one reads a table that long by eye.
-ALIGNED_ROWS = 10_000
+# Above this many rows results.md is not padded to align its columns: tabulate types, formats and
+# pads each cell in Python (0.1 s for 1,000 rows, 1.5 s for 10,000, 9 s for 100,000), and no one
+# reads a table that long by eye; its cells are the same (tests/test_index.py).
+ALIGNED_ROWS = 1_000
 
 
 def _cell(value: Any) -> str:
@@ -138,83 +139,11 @@ def plain_markdown(shown: pd.DataFrame) -> str:
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in zip(*cells)])
 
 
-# An aligned table is tabulate's pipe table (pandas' to_markdown), written here column by column on
-# plain lists for the kinds of column a table of results has: tabulate types, formats and pads each
-# cell in Python, 1.5 s for 10,000 rows. Any other kind of column (and any text that is not plain
-# ASCII, whose width tabulate measures otherwise) is left to tabulate: the same text either way.
-_Column = tuple[str, str, list[str]]  # its header cell, its segment of the line below the header, its cells
-
-
-def aligned_markdown(shown: pd.DataFrame) -> str:
-    """shown.to_markdown(index=False, floatfmt=".6g", missingval=""), its cells None where empty."""
-    columns = [_aligned(str(name), shown.iloc[:, i].tolist()) for i, name in enumerate(shown.columns)] \
-        if len(shown) else []
-    if not columns or any(column is None for column in columns):
-        return str(shown.to_markdown(index=False, floatfmt=".6g", missingval=""))
-    kept = [column for column in columns if column is not None]
-    lines = ["| " + " | ".join(header for header, _, _ in kept) + " |", "|" + "|".join(rule for _, rule, _ in kept) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in zip(*(cells for _, _, cells in kept))])
-
-
-def _plain(text: str) -> bool:
-    return text.isascii() and text.isprintable()
-
-
-def _maybe_number(text: str) -> bool:
-    """Whether tabulate may take the text for a number, a truth value or nothing (all else is text)."""
-    try:
-        float(text.replace(",", ""))
-        return True
-    except ValueError:
-        return text in ("", "True", "False")
-
-
-def _aligned(header: str, values: list[Any]) -> _Column | None:
-    """A column as tabulate writes it, or None for a kind it is left to tabulate to write."""
-    present = [value for value in values if value is not None]
-    kinds = set(map(type, present))
-    if not _plain(header):
-        return None
-    if not present:  # tabulate's type of a column of nothing: text
-        return _left(header, [""] * len(values))
-    if kinds <= {int, float}:
-        number = ".6g" if float in kinds else ""
-        return _decimal(header, ["" if value is None else format(float(value) if number else value, number)
-                                 for value in values])
-    if kinds != {str} or not all(_plain(value) for value in present):
-        return None
-    if not all(map(_maybe_number, present)):
-        return _left(header, ["" if value is None else value.strip() for value in values])
-    if all(value.isdigit() for value in present):  # job names 0, 1, 2: tabulate's whole numbers
-        return _decimal(header, ["" if value is None else value for value in values])
-    return None
-
-
-def _decimal(header: str, texts: list[str]) -> _Column:
-    """Numbers, right-aligned on their decimal points (tabulate's numalign="decimal")."""
-    after = [_after_point(text) for text in texts]
-    most = max(after)
-    texts = [text + " " * (most - n) for text, n in zip(texts, after)]
-    width = max(len(header) + 2, max(map(len, texts)))
-    return header.rjust(width), "-" * (width + 1) + ":", [text.rjust(width) for text in texts]
-
-
-def _after_point(text: str) -> int:
-    """Digits after the decimal point (or after the `e`: 1e+06), -1 without either (tabulate's)."""
-    point = text.rfind(".") if "." in text else text.lower().rfind("e")
-    return len(text) - point - 1 if point >= 0 else -1
-
-
-def _left(header: str, texts: list[str]) -> _Column:
-    """Text, left-aligned (tabulate's stralign="left")."""
-    width = max(len(header) + 2, max(map(len, texts)))
-    return header.ljust(width), ":" + "-" * (width + 1), [text.ljust(width) for text in texts]
-
-
 def write_tables(root: Path, table: pd.DataFrame) -> str:
     """Write root/results.csv and root/results.md; return the Markdown table."""
     shown = table.astype(object).where(table.notna(), None)  # empty cells, not "nan"
-    markdown = plain_markdown(shown) if len(table) > ALIGNED_ROWS else aligned_markdown(shown)
+    markdown = plain_markdown(shown) if len(table) > ALIGNED_ROWS else \
+        str(shown.to_markdown(index=False, floatfmt=".6g", missingval=""))
     write_atomic(root / "results.csv", table.to_csv(index=False))
     write_atomic(root / "results.md", markdown + "\n")
     return markdown
