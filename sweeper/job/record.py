@@ -189,8 +189,14 @@ def parsed_record(text: str | bytes) -> Record:
         record = _DECODER.decode(text)
     except (msgspec.DecodeError, RecursionError):  # a ValidationError is a DecodeError
         return _parsed_slowly(text)
+    return _checked(record, text) or _parsed_slowly(text)
+
+
+def _checked(record: Record, text: str | bytes) -> Record | None:
+    """A record the typed decode made, checked for what its types do not say (the status one a job
+    records, the depth, the objective's value); None: to be parsed slowly, for its words."""
     if record.status not in RECORDED or _inner_error(_inner_fields(record)) is not None:
-        return _parsed_slowly(text)
+        return None
     if record.schema_version == SCHEMA_VERSION and _lacks_schema_version(text):
         record.schema_version = 1  # written before the schema was recorded
     return record
@@ -237,11 +243,7 @@ def parsed_summary(text: str | bytes) -> Record:
     if summary is None or not all(_flat(curve) for curve in summary.history.values()):
         return msgspec.structs.replace(parsed_record(text), history={})  # what it is, or what is wrong with it
     record = Record(**{**msgspec.structs.asdict(summary), "history": {}})
-    if record.status not in RECORDED or _inner_error(_inner_fields(record)) is not None:
-        return msgspec.structs.replace(_parsed_slowly(text), history={})
-    if record.schema_version == SCHEMA_VERSION and _lacks_schema_version(text):
-        record.schema_version = 1
-    return record
+    return _checked(record, text) or msgspec.structs.replace(_parsed_slowly(text), history={})
 
 
 def _lacks_schema_version(text: str | bytes) -> bool:

@@ -9,7 +9,6 @@ if TYPE_CHECKING:
     from matplotlib.artist import Artist
     from matplotlib.axis import Axis
     from matplotlib.figure import Figure
-    from matplotlib.transforms import Bbox
 
 
 
@@ -29,31 +28,14 @@ def save(fig: Figure, path: Path, tight: bool = False, inside: Sequence[Artist] 
     """Save and close the figure. tight: crop it to what it draws, making room for what sticks out
     (a legend beside the axes, colorbar labels), at the price of a second drawing pass: seconds for
     a grid of small multiples. `inside`: artists within the axes (a heatmap's hundreds of cell
-    labels), which cannot widen that box: left out of the measuring pass (the same picture)."""
+    labels), which cannot widen that box: left out of measuring it (matplotlib's `set_in_layout`)."""
     import matplotlib.pyplot as plt
 
-    fig.savefig(path, bbox_inches=_tight_box(fig, inside) if tight and inside else "tight" if tight else None)
+    for artist in inside:
+        artist.set_in_layout(False)
+    fig.savefig(path, bbox_inches="tight" if tight else None)
     plt.close(fig)
     return path
-
-
-def _tight_box(fig: Figure, inside: Sequence[Artist]) -> Bbox:
-    """The box savefig's bbox_inches="tight" finds (measured at the dpi it saves at, padded as it
-    pads), measured with the artists `inside` hidden."""
-    import matplotlib
-
-    dpi, shown = fig.get_dpi(), [artist.get_visible() for artist in inside]
-    for artist in inside:
-        artist.set_visible(False)
-    try:
-        fig.set_dpi(matplotlib.rcParams["savefig.dpi"])
-        fig.draw_without_rendering()
-        box = fig.get_tightbbox()
-    finally:
-        fig.set_dpi(dpi)
-        for artist, visible in zip(inside, shown):
-            artist.set_visible(visible)
-    return box.padded(matplotlib.rcParams["savefig.pad_inches"])
 
 
 def plain_log_ticks(axis: Axis) -> None:
